@@ -1,0 +1,31 @@
+//! `object.h`: the object header and reference counting.
+
+use core::ffi::c_int;
+
+/// An opaque Python object. Only ever handled by pointer; its layout is
+/// CPython's business (eryx never reads fields, it calls functions).
+#[repr(C)]
+pub struct PyObject {
+    _opaque: [u8; 0],
+}
+
+unsafe extern "C" {
+    /// The `None` singleton (`Py_None` is `&_Py_NoneStruct`).
+    pub static mut _Py_NoneStruct: PyObject;
+
+    /// `Py_IncRef`: the function form of `Py_INCREF` (accepts NULL).
+    pub fn Py_IncRef(o: *mut PyObject);
+    /// `Py_DecRef`: the function form of `Py_DECREF` (accepts NULL).
+    pub fn Py_DecRef(o: *mut PyObject);
+    /// `str(o)`; new reference or NULL with an exception set.
+    pub fn PyObject_Str(o: *mut PyObject) -> *mut PyObject;
+    /// `repr(o)`; new reference or NULL with an exception set.
+    pub fn PyObject_Repr(o: *mut PyObject) -> *mut PyObject;
+    /// `bool(o)`: 1, 0, or -1 with an exception set.
+    pub fn PyObject_IsTrue(o: *mut PyObject) -> c_int;
+    /// `getattr(o, name)`; new reference or NULL with an exception set.
+    pub fn PyObject_GetAttrString(
+        o: *mut PyObject,
+        name: *const core::ffi::c_char,
+    ) -> *mut PyObject;
+}

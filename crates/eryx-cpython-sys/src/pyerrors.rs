@@ -1,0 +1,15 @@
+//! `pyerrors.h`: the error indicator.
+
+use crate::PyObject;
+
+unsafe extern "C" {
+    /// The current exception, or NULL; borrowed reference.
+    pub fn PyErr_Occurred() -> *mut PyObject;
+    /// Clears the error indicator.
+    pub fn PyErr_Clear();
+    /// Takes the current exception out of the error indicator; new reference
+    /// or NULL if none is set.
+    pub fn PyErr_GetRaisedException() -> *mut PyObject;
+    /// Prints the current exception to `sys.stderr` and clears it.
+    pub fn PyErr_Print();
+}
