@@ -381,7 +381,7 @@ pub struct wit_t {
 mod layout_checks {
     use super::*;
     use core::mem::size_of;
-    const _: () = assert!(size_of::<wit_t>() == 4 + 15 * 8);
+    const _: () = assert!(size_of::<wit_t>() == 4 + 16 * 8);
     const _: () = assert!(size_of::<wit_import_func_t>() == 40);
     const _: () = assert!(size_of::<wit_export_func_t>() == 24);
     const _: () = assert!(size_of::<wit_record_t>() == 16);

@@ -1,0 +1,130 @@
+"""The guest side of eryx: runs user code in `__main__` and captures output.
+
+Loaded once at interpreter start-up by `liberyx_runtime.so` (compiled with
+the file name `<eryx-prelude>`, so its frames can be cut from tracebacks).
+The runtime calls `execute` and `clear`; everything else is private.
+"""
+
+import ast
+import builtins
+import io
+import linecache
+import sys
+import traceback
+
+import __main__
+
+#: Characters kept per stream and per `execute`; past it output is dropped
+#: and `truncated` is reported.
+OUTPUT_LIMIT = 1 << 20
+
+#: How many executed sources stay registered with `linecache`, so that
+#: tracebacks can show the lines of recent cells.
+_SOURCES_KEPT = 64
+
+_PRELUDE_FILE = "<eryx-prelude>"
+_counter = 0
+
+
+class _Capture(io.TextIOBase):
+    """A text stream that keeps at most `limit` characters."""
+
+    def __init__(self, limit):
+        self._parts = []
+        self._size = 0
+        self._limit = limit
+        self.truncated = False
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "strict"
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        room = self._limit - self._size
+        if len(s) > room:
+            self.truncated = True
+            s = s[:room] if room > 0 else ""
+        if s:
+            self._parts.append(s)
+            self._size += len(s)
+        return len(s)
+
+    def getvalue(self):
+        return "".join(self._parts)
+
+
+def _register_source(filename, code):
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    stale = f"<cell-{_counter - _SOURCES_KEPT}>"
+    linecache.cache.pop(stale, None)
+
+
+def _describe(exc):
+    """(type name, message, formatted traceback) without the prelude's frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _PRELUDE_FILE:
+        tb = tb.tb_next
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "<exception str() failed>"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        text = f"{type(exc).__qualname__}: {message}\n"
+    return (type(exc).__qualname__, message, text)
+
+
+def execute(code):
+    """Runs `code` in `__main__`.
+
+    Returns (stdout, stderr, value repr or None, exception or None, truncated).
+    """
+    global _counter
+    _counter += 1
+    filename = f"<cell-{_counter}>"
+    _register_source(filename, code)
+    out = _Capture(OUTPUT_LIMIT)
+    err = _Capture(OUTPUT_LIMIT)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    value = None
+    exception = None
+    try:
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        namespace = __main__.__dict__
+        exec(compile(tree, filename, "exec"), namespace)
+        if last is not None:
+            result = eval(compile(last, filename, "eval"), namespace)
+            if result is not None:
+                builtins._ = result
+                value = repr(result)
+    except BaseException as exc:
+        exception = _describe(exc)
+    finally:
+        sys.stdout, sys.stderr = saved
+    return (out.getvalue(), err.getvalue(), value, exception, out.truncated or err.truncated)
+
+
+def clear():
+    """Empties `__main__` back to a fresh module namespace."""
+    namespace = __main__.__dict__
+    namespace.clear()
+    namespace.update(__name__="__main__", __doc__=None, __builtins__=builtins)
+    if hasattr(builtins, "_"):
+        del builtins._

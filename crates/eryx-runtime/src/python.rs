@@ -1,0 +1,410 @@
+//! CPython: start-up and the few calls the runtime makes into it.
+//!
+//! Every raw CPython call of the runtime is in this module, behind small
+//! functions whose shared contract is "the interpreter is initialized and
+//! this (only) thread holds the GIL". That contract is carried by the
+//! [`Python`] token: it can only be obtained from [`Python::get`], which
+//! initializes the interpreter on first use, so holding one proves it.
+//!
+//! Start-up uses the PEP 741 API (`PyInitConfig_*`): its configuration is
+//! opaque, so no struct layout has to be mirrored. It starts from the
+//! isolated preset (no environment variables, no user site, safe path), and
+//! the standard library location is set explicitly: the host mounts it
+//! read-only at [`STDLIB`].
+
+use std::ffi::{CStr, CString, c_char};
+use std::ptr::NonNull;
+
+use eryx_cpython_sys as ffi;
+
+/// Where the host mounts the standard library (read-only).
+pub const STDLIB: &str = "/python/lib/python3.14";
+/// `sys.prefix` of the guest (the stdlib is `<home>/lib/python3.14`).
+const HOME: &str = "/python";
+
+const PRELUDE: &str = include_str!("prelude.py");
+
+/// Proof that the interpreter is initialized and the GIL is held.
+#[derive(Clone, Copy)]
+pub struct Python {
+    _private: (),
+}
+
+/// An owned (strong) reference, released on drop.
+pub struct Obj(NonNull<ffi::PyObject>);
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        // SAFETY: we own one strong reference; an `Obj` only exists once the
+        // interpreter runs, and the guest is single-threaded.
+        unsafe { ffi::Py_DecRef(self.0.as_ptr()) }
+    }
+}
+
+impl Obj {
+    fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.0.as_ptr()
+    }
+}
+
+/// The prelude's entry points, looked up once.
+struct Prelude {
+    execute: Obj,
+    clear: Obj,
+}
+
+static mut STATE: State = State::Uninit;
+
+enum State {
+    Uninit,
+    Ready(Prelude),
+    Failed(String),
+}
+
+/// The result of one `execute`, as plain Rust values.
+pub struct Execution {
+    /// What was written to `sys.stdout`.
+    pub stdout: String,
+    /// What was written to `sys.stderr`.
+    pub stderr: String,
+    /// `repr()` of the last expression statement's value, if not `None`.
+    pub value: Option<String>,
+    /// `(type name, message, traceback)` if the code raised.
+    pub exception: Option<(String, String, String)>,
+    /// Whether output was cut at the prelude's cap.
+    pub truncated: bool,
+}
+
+impl Python {
+    /// Initializes the interpreter on first call; afterwards returns the
+    /// token at once. A failed start-up is remembered and reported again.
+    pub fn get() -> Result<Python, String> {
+        // SAFETY: the guest is single-threaded and this is the only place
+        // that touches `STATE`; no reference to it outlives the match.
+        let state = unsafe { &mut *(&raw mut STATE) };
+        match state {
+            State::Ready(_) => Ok(Python { _private: () }),
+            State::Failed(msg) => Err(msg.clone()),
+            State::Uninit => match start() {
+                Ok(prelude) => {
+                    *state = State::Ready(prelude);
+                    Ok(Python { _private: () })
+                }
+                Err(msg) => {
+                    *state = State::Failed(msg.clone());
+                    Err(msg)
+                }
+            },
+        }
+    }
+
+    fn prelude(self) -> &'static Prelude {
+        // SAFETY: a `Python` token exists only once `STATE` is `Ready`, and
+        // `STATE` never changes after that.
+        match unsafe { &*(&raw const STATE) } {
+            State::Ready(p) => p,
+            _ => unreachable!("Python token without an initialized interpreter"),
+        }
+    }
+
+    /// Takes ownership of a new reference, or reports the pending exception.
+    fn own(self, ptr: *mut ffi::PyObject) -> Result<Obj, String> {
+        NonNull::new(ptr).map(Obj).ok_or_else(|| self.take_error())
+    }
+
+    /// The pending exception as `Type: message` (and clears it).
+    fn take_error(self) -> String {
+        // SAFETY: interpreter running, GIL held (token).
+        let exc = unsafe { ffi::PyErr_GetRaisedException() };
+        let Some(exc) = NonNull::new(exc).map(Obj) else {
+            return "unknown error (no exception set)".to_string();
+        };
+        // SAFETY: as above; `exc` is a live object.
+        let repr = unsafe { ffi::PyObject_Repr(exc.as_ptr()) };
+        match NonNull::new(repr).map(Obj) {
+            Some(r) => self.to_string(&r),
+            None => {
+                // SAFETY: as above.
+                unsafe { ffi::PyErr_Clear() };
+                "an exception whose repr() failed".to_string()
+            }
+        }
+    }
+
+    fn none(self) -> *mut ffi::PyObject {
+        &raw mut ffi::_Py_NoneStruct
+    }
+
+    fn is_none(self, o: *mut ffi::PyObject) -> bool {
+        o == self.none()
+    }
+
+    /// A new `str` from UTF-8.
+    fn new_str(self, s: &str) -> Result<Obj, String> {
+        // SAFETY: interpreter running, GIL held (token); the buffer is valid
+        // for `s.len()` bytes.
+        self.own(unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as isize) })
+    }
+
+    /// A `str` object's text; lone surrogates come out backslash-escaped
+    /// (WIT strings must be valid UTF-8).
+    fn to_string(self, o: &Obj) -> String {
+        self.str_of(o.as_ptr())
+    }
+
+    fn str_of(self, o: *mut ffi::PyObject) -> String {
+        let mut len: isize = 0;
+        // SAFETY: interpreter running, GIL held (token); `o` is a live `str`.
+        let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(o, &mut len) };
+        if !data.is_null() {
+            // SAFETY: CPython returns a buffer of `len` bytes of valid UTF-8
+            // that lives as long as `o`; we copy it at once.
+            let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+            return String::from_utf8_lossy(bytes).into_owned();
+        }
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+        // SAFETY: as above; both names are NUL-terminated literals.
+        let bytes = unsafe {
+            ffi::PyUnicode_AsEncodedString(o, c"utf-8".as_ptr(), c"backslashreplace".as_ptr())
+        };
+        match NonNull::new(bytes).map(Obj) {
+            Some(b) => {
+                let mut ptr: *mut c_char = std::ptr::null_mut();
+                let mut len: isize = 0;
+                // SAFETY: as above; `b` is a live `bytes`.
+                if unsafe { ffi::PyBytes_AsStringAndSize(b.as_ptr(), &mut ptr, &mut len) } == 0 {
+                    // SAFETY: the buffer has `len` bytes and lives as long as `b`.
+                    let bytes =
+                        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
+                    return String::from_utf8_lossy(bytes).into_owned();
+                }
+                // SAFETY: as above.
+                unsafe { ffi::PyErr_Clear() };
+                String::new()
+            }
+            None => {
+                // SAFETY: as above.
+                unsafe { ffi::PyErr_Clear() };
+                String::new()
+            }
+        }
+    }
+
+    /// `callable(*args)`.
+    fn call(self, callable: &Obj, args: Vec<Obj>) -> Result<Obj, String> {
+        // SAFETY: interpreter running, GIL held (token).
+        let tuple = self.own(unsafe { ffi::PyTuple_New(args.len() as isize) })?;
+        for (i, a) in args.into_iter().enumerate() {
+            let ptr = a.as_ptr();
+            std::mem::forget(a);
+            // SAFETY: as above; `PyTuple_SetItem` steals the reference we
+            // just gave up, into a fresh tuple of the right size.
+            if unsafe { ffi::PyTuple_SetItem(tuple.as_ptr(), i as isize, ptr) } != 0 {
+                return Err(self.take_error());
+            }
+        }
+        // SAFETY: as above; both are live objects.
+        self.own(unsafe { ffi::PyObject_CallObject(callable.as_ptr(), tuple.as_ptr()) })
+    }
+
+    /// `t[i]` of a tuple, borrowed.
+    fn item(self, t: &Obj, i: isize) -> Result<*mut ffi::PyObject, String> {
+        // SAFETY: interpreter running, GIL held (token); `t` is a live tuple.
+        let item = unsafe { ffi::PyTuple_GetItem(t.as_ptr(), i) };
+        if item.is_null() {
+            Err(self.take_error())
+        } else {
+            Ok(item)
+        }
+    }
+
+    fn opt_string(self, o: *mut ffi::PyObject) -> Option<String> {
+        if self.is_none(o) {
+            None
+        } else {
+            Some(self.str_of(o))
+        }
+    }
+
+    /// Runs user code in `__main__` (see `prelude.py`).
+    pub fn execute(self, code: &str) -> Result<Execution, String> {
+        let code = self.new_str(code)?;
+        let r = self.call(&self.prelude().execute, vec![code])?;
+        let stdout = self.str_of(self.item(&r, 0)?);
+        let stderr = self.str_of(self.item(&r, 1)?);
+        let value = self.opt_string(self.item(&r, 2)?);
+        let exc = self.item(&r, 3)?;
+        let exception = if self.is_none(exc) {
+            None
+        } else {
+            // SAFETY: `exc` is borrowed from `r`, which outlives this
+            // scope; the new reference is released by the `Obj`.
+            unsafe { ffi::Py_IncRef(exc) };
+            let exc = Obj(NonNull::new(exc).expect("non-null tuple item"));
+            Some((
+                self.str_of(self.item(&exc, 0)?),
+                self.str_of(self.item(&exc, 1)?),
+                self.str_of(self.item(&exc, 2)?),
+            ))
+        };
+        let truncated_obj = self.item(&r, 4)?;
+        // SAFETY: interpreter running, GIL held (token); a live object.
+        let truncated = unsafe { ffi::PyObject_IsTrue(truncated_obj) } == 1;
+        Ok(Execution {
+            stdout,
+            stderr,
+            value,
+            exception,
+            truncated,
+        })
+    }
+
+    /// Empties `__main__`.
+    pub fn clear(self) -> Result<(), String> {
+        self.call(&self.prelude().clear, Vec::new()).map(drop)
+    }
+}
+
+/// Sets an integer option of an init config.
+///
+/// # Safety
+/// `cfg` must be a live config.
+unsafe fn set_int(cfg: *mut ffi::PyInitConfig, name: &CStr, v: i64) -> Result<(), String> {
+    // SAFETY: forwarded to the caller; `name` is NUL-terminated.
+    if unsafe { ffi::PyInitConfig_SetInt(cfg, name.as_ptr(), v) } == 0 {
+        Ok(())
+    } else {
+        // SAFETY: forwarded to the caller.
+        Err(unsafe { config_error(cfg) })
+    }
+}
+
+/// The error stored in an init config.
+///
+/// # Safety
+/// `cfg` must be a live config.
+unsafe fn config_error(cfg: *mut ffi::PyInitConfig) -> String {
+    let mut msg: *const c_char = std::ptr::null();
+    // SAFETY: forwarded to the caller; `msg` is a valid out-pointer.
+    if unsafe { ffi::PyInitConfig_GetError(cfg, &mut msg) } == 1 && !msg.is_null() {
+        // SAFETY: CPython returns a NUL-terminated string owned by `cfg`.
+        unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        "unknown configuration error".to_string()
+    }
+}
+
+/// Initializes CPython and loads the prelude.
+fn start() -> Result<Prelude, String> {
+    // SAFETY: called once, before any other CPython call.
+    let cfg = unsafe { ffi::PyInitConfig_Create() };
+    if cfg.is_null() {
+        return Err("PyInitConfig_Create: out of memory".to_string());
+    }
+    // SAFETY: `cfg` is live until the `PyInitConfig_Free` below.
+    let result = unsafe { configure_and_init(cfg) };
+    // SAFETY: created above, freed once.
+    unsafe { ffi::PyInitConfig_Free(cfg) };
+    result?;
+    let py = Python { _private: () };
+    load_prelude(py)
+}
+
+/// # Safety
+/// `cfg` must be a live config and the interpreter not yet initialized.
+unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), String> {
+    let ints: &[(&CStr, i64)] = &[
+        (c"install_signal_handlers", 0),
+        (c"site_import", 0),
+        (c"user_site_directory", 0),
+        (c"write_bytecode", 0),
+        (c"parse_argv", 0),
+        (c"safe_path", 1),
+        (c"faulthandler", 0),
+        (c"buffered_stdio", 0),
+    ];
+    for (name, v) in ints {
+        // SAFETY: forwarded to the caller.
+        unsafe { set_int(cfg, name, *v)? };
+    }
+    let home = CString::new(HOME).expect("no NUL");
+    // SAFETY: forwarded to the caller; both strings are NUL-terminated.
+    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"home".as_ptr(), home.as_ptr()) } != 0 {
+        // SAFETY: forwarded to the caller.
+        return Err(unsafe { config_error(cfg) });
+    }
+    let stdlib = CString::new(STDLIB).expect("no NUL");
+    let paths = [stdlib.as_ptr().cast_mut()];
+    // SAFETY: forwarded to the caller; one valid NUL-terminated item.
+    if unsafe {
+        ffi::PyInitConfig_SetStrList(
+            cfg,
+            c"module_search_paths".as_ptr(),
+            paths.len(),
+            paths.as_ptr(),
+        )
+    } != 0
+    {
+        // SAFETY: forwarded to the caller.
+        return Err(unsafe { config_error(cfg) });
+    }
+    // SAFETY: forwarded to the caller.
+    if unsafe { ffi::Py_InitializeFromInitConfig(cfg) } != 0 {
+        // SAFETY: forwarded to the caller.
+        let msg = unsafe { config_error(cfg) };
+        return Err(format!(
+            "Python failed to start: {msg} (the standard library is expected read-only at {STDLIB})"
+        ));
+    }
+    Ok(())
+}
+
+fn load_prelude(py: Python) -> Result<Prelude, String> {
+    let src = CString::new(PRELUDE).map_err(|_| "prelude contains NUL".to_string())?;
+    let fail = |e: String| format!("loading the eryx prelude failed: {e}");
+    // SAFETY: interpreter running, GIL held; NUL-terminated strings.
+    let code = py
+        .own(unsafe {
+            ffi::Py_CompileString(src.as_ptr(), c"<eryx-prelude>".as_ptr(), ffi::Py_file_input)
+        })
+        .map_err(fail)?;
+    // SAFETY: as above.
+    let globals = py.own(unsafe { ffi::PyDict_New() }).map_err(fail)?;
+    // SAFETY: as above; `PyDict_SetItemString` does not steal.
+    let name = py.new_str("_eryx_prelude").map_err(fail)?;
+    // SAFETY: as above.
+    if unsafe { ffi::PyDict_SetItemString(globals.as_ptr(), c"__name__".as_ptr(), name.as_ptr()) }
+        != 0
+    {
+        return Err(fail(py.take_error()));
+    }
+    // SAFETY: as above; the builtins are a borrowed reference.
+    if unsafe {
+        ffi::PyDict_SetItemString(
+            globals.as_ptr(),
+            c"__builtins__".as_ptr(),
+            ffi::PyEval_GetBuiltins(),
+        )
+    } != 0
+    {
+        return Err(fail(py.take_error()));
+    }
+    // SAFETY: as above.
+    py.own(unsafe { ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()) })
+        .map_err(fail)?;
+    let get = |name: &CStr| -> Result<Obj, String> {
+        // SAFETY: as above; a borrowed reference, made owned right away.
+        let f = unsafe { ffi::PyDict_GetItemString(globals.as_ptr(), name.as_ptr()) };
+        let f = NonNull::new(f).ok_or_else(|| fail(format!("the prelude defines no {name:?}")))?;
+        // SAFETY: as above.
+        unsafe { ffi::Py_IncRef(f.as_ptr()) };
+        Ok(Obj(f))
+    };
+    Ok(Prelude {
+        execute: get(c"execute")?,
+        clear: get(c"clear")?,
+    })
+}
