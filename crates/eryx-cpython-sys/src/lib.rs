@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod abstract_;
+mod boolobject;
 mod bytesobject;
 pub mod cpython;
 mod dictobject;
@@ -51,6 +52,7 @@ mod tupleobject;
 mod unicodeobject;
 
 pub use abstract_::*;
+pub use boolobject::*;
 pub use bytesobject::*;
 pub use cpython::*;
 pub use dictobject::*;
@@ -64,7 +66,7 @@ pub use tupleobject::*;
 pub use unicodeobject::*;
 
 // skipped Python.h (umbrella header)
-// skipped boolobject.h, ceval.h, code.h, complexobject.h, descrobject.h
+// skipped ceval.h, code.h, complexobject.h, descrobject.h
 // skipped floatobject.h, listobject.h, longobject.h, methodobject.h, modsupport.h
 // skipped moduleobject.h, setobject.h, sliceobject.h, sysmodule.h, warnings.h
 // skipped everything else: add a module per header when the runtime needs it

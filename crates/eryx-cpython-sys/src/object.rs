@@ -23,6 +23,8 @@ unsafe extern "C" {
     pub fn PyObject_Repr(o: *mut PyObject) -> *mut PyObject;
     /// `bool(o)`: 1, 0, or -1 with an exception set.
     pub fn PyObject_IsTrue(o: *mut PyObject) -> c_int;
+    /// `len(o)`, or -1 with an exception set.
+    pub fn PyObject_Size(o: *mut PyObject) -> crate::Py_ssize_t;
     /// `getattr(o, name)`; new reference or NULL with an exception set.
     pub fn PyObject_GetAttrString(
         o: *mut PyObject,

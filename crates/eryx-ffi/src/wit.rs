@@ -164,6 +164,11 @@ impl Wit {
         ty
     }
 
+    /// The number of variant types.
+    pub fn variant_count(&self) -> usize {
+        self.raw.num_variants
+    }
+
     /// The name of the variant type `index` (None for anonymous types).
     pub fn variant_name(&self, index: usize) -> Option<&'static str> {
         // SAFETY: the metadata arrays are static (see `from_raw`).

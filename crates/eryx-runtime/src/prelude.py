@@ -7,10 +7,13 @@ The runtime calls `execute` and `clear`; everything else is private.
 
 import ast
 import builtins
+import importlib
 import io
 import linecache
+import pickle
 import sys
 import traceback
+import types
 
 import __main__
 
@@ -128,3 +131,103 @@ def clear():
     namespace.update(__name__="__main__", __doc__=None, __builtins__=builtins)
     if hasattr(builtins, "_"):
         del builtins._
+
+
+#: The version of the payload `snapshot` produces (inside the host's header).
+SNAPSHOT_PAYLOAD_VERSION = 1
+
+
+class _SessionPickler(pickle.Pickler):
+    """Refuses objects that pickle by reference to `__main__`.
+
+    Functions and classes defined in the session pickle as "`__main__.name`",
+    which does not exist in the sandbox that restores them; refusing them
+    here turns a restore-time surprise into a snapshot-time error that names
+    the variable.
+    """
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+            raise pickle.PicklingError(
+                f"{obj.__qualname__} is defined in the session; snapshots keep data, not code"
+            )
+        return NotImplemented
+
+
+def _dumps(obj):
+    buf = io.BytesIO()
+    _SessionPickler(buf, protocol=5).dump(obj)
+    return buf.getvalue()
+
+
+def _user_names(namespace):
+    for name, value in namespace.items():
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        if name == "_":
+            continue
+        yield name, value
+
+
+def snapshot(skip_unpicklable):
+    """Pickles the user's names in `__main__`.
+
+    Returns ("ok", payload bytes, [skipped names]) or
+    ("error", [(name, type name, reason), ...]).
+    """
+    modules = {}
+    values = {}
+    for name, value in _user_names(__main__.__dict__):
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+        else:
+            values[name] = value
+    skipped = []
+    try:
+        data = _dumps(values)
+    except Exception:
+        bad = []
+        for name, value in values.items():
+            try:
+                _dumps(value)
+            except Exception as exc:
+                bad.append((name, type(value).__qualname__, f"{type(exc).__name__}: {exc}"))
+        if not bad:
+            # Each value pickles alone but not together (e.g. recursion depth).
+            bad.append(("<namespace>", "dict", "the namespace as a whole cannot be pickled"))
+        if not skip_unpicklable or bad[0][0] == "<namespace>":
+            return ("error", bad)
+        for name, _, _ in bad:
+            del values[name]
+            skipped.append(name)
+        data = _dumps(values)
+    payload = pickle.dumps(
+        {"version": SNAPSHOT_PAYLOAD_VERSION, "modules": modules, "values": data, "skipped": skipped},
+        protocol=5,
+    )
+    return ("ok", payload, skipped)
+
+
+def restore(payload):
+    """Replaces `__main__`'s user names with a snapshot's.
+
+    Everything is decoded and imported first; the namespace is only touched
+    once that succeeded, so a bad snapshot leaves the session as it was.
+    Returns None, or a message saying why the snapshot cannot be restored.
+    """
+    try:
+        state = pickle.loads(payload)
+        if not isinstance(state, dict) or state.get("version") != SNAPSHOT_PAYLOAD_VERSION:
+            return "the snapshot payload has an unknown layout or version"
+        new = {}
+        for name, module in state["modules"].items():
+            new[name] = importlib.import_module(module)
+        values = pickle.loads(state["values"])
+        if not isinstance(values, dict):
+            return "the snapshot payload's values are not a namespace"
+        new.update(values)
+    except Exception as exc:
+        return f"the snapshot cannot be restored: {type(exc).__name__}: {exc}"
+    clear()
+    __main__.__dict__.update(new)
+    return None

@@ -51,6 +51,21 @@ impl Obj {
 struct Prelude {
     execute: Obj,
     clear: Obj,
+    snapshot: Obj,
+    restore: Obj,
+}
+
+/// What `snapshot` produced.
+pub enum Snapshot {
+    /// The payload and the names that were skipped.
+    Taken {
+        /// The pickle payload.
+        data: Vec<u8>,
+        /// Names left out (only when skipping was asked for).
+        skipped: Vec<String>,
+    },
+    /// These `(name, type name, reason)`s cannot be pickled.
+    Unpicklable(Vec<(String, String, String)>),
 }
 
 static mut STATE: State = State::Uninit;
@@ -264,6 +279,91 @@ impl Python {
     pub fn clear(self) -> Result<(), String> {
         self.call(&self.prelude().clear, Vec::new()).map(drop)
     }
+
+    /// A new reference to a borrowed object.
+    fn retain(self, o: *mut ffi::PyObject) -> Obj {
+        // SAFETY: interpreter running, GIL held (token); `o` is a live
+        // object borrowed from a container the caller holds.
+        unsafe { ffi::Py_IncRef(o) };
+        Obj(NonNull::new(o).expect("borrowed references are non-null"))
+    }
+
+    fn bool_obj(self, v: bool) -> Obj {
+        // SAFETY: interpreter running, GIL held (token).
+        let ptr = unsafe { ffi::PyBool_FromLong(v.into()) };
+        Obj(NonNull::new(ptr).expect("PyBool_FromLong never fails"))
+    }
+
+    fn bytes_of(self, o: *mut ffi::PyObject) -> Result<Vec<u8>, String> {
+        let mut ptr: *mut c_char = std::ptr::null_mut();
+        let mut len: isize = 0;
+        // SAFETY: interpreter running, GIL held (token); valid out-pointers.
+        if unsafe { ffi::PyBytes_AsStringAndSize(o, &mut ptr, &mut len) } != 0 {
+            return Err(self.take_error());
+        }
+        // SAFETY: CPython returns `len` bytes that live as long as `o`; copied at once.
+        Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) }.to_vec())
+    }
+
+    fn new_bytes(self, data: &[u8]) -> Result<Obj, String> {
+        // SAFETY: interpreter running, GIL held (token); `data` is valid for its length.
+        self.own(unsafe {
+            ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), data.len() as isize)
+        })
+    }
+
+    fn len(self, t: &Obj) -> Result<isize, String> {
+        // SAFETY: interpreter running, GIL held (token); `t` is a live tuple or list.
+        let n = unsafe { ffi::PyObject_Size(t.as_ptr()) };
+        if n < 0 { Err(self.take_error()) } else { Ok(n) }
+    }
+
+    /// `seq[i]` of any sequence, as a new reference.
+    fn seq_item(self, seq: &Obj, i: isize) -> Result<Obj, String> {
+        // SAFETY: interpreter running, GIL held (token); `seq` is live.
+        self.own(unsafe { ffi::PySequence_GetItem(seq.as_ptr(), i) })
+    }
+
+    /// Pickles the user's names in `__main__` (see `prelude.py`).
+    pub fn snapshot(self, skip_unpicklable: bool) -> Result<Snapshot, String> {
+        let r = self.call(
+            &self.prelude().snapshot,
+            vec![self.bool_obj(skip_unpicklable)],
+        )?;
+        let tag = self.str_of(self.item(&r, 0)?);
+        if tag == "ok" {
+            let data = self.bytes_of(self.item(&r, 1)?)?;
+            let names = self.retain(self.item(&r, 2)?);
+            let skipped = (0..self.len(&names)?)
+                .map(|i| self.seq_item(&names, i).map(|n| self.to_string(&n)))
+                .collect::<Result<_, _>>()?;
+            Ok(Snapshot::Taken { data, skipped })
+        } else {
+            let bad = self.retain(self.item(&r, 1)?);
+            let mut out = Vec::new();
+            for i in 0..self.len(&bad)? {
+                let entry = self.seq_item(&bad, i)?;
+                out.push((
+                    self.to_string(&self.seq_item(&entry, 0)?),
+                    self.to_string(&self.seq_item(&entry, 1)?),
+                    self.to_string(&self.seq_item(&entry, 2)?),
+                ));
+            }
+            Ok(Snapshot::Unpicklable(out))
+        }
+    }
+
+    /// Replaces `__main__`'s user names with a snapshot payload; `Ok(Err(..))`
+    /// says why the payload was refused (the session is then unchanged).
+    pub fn restore(self, data: &[u8]) -> Result<Result<(), String>, String> {
+        let payload = self.new_bytes(data)?;
+        let r = self.call(&self.prelude().restore, vec![payload])?;
+        if self.is_none(r.as_ptr()) {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(self.to_string(&r)))
+        }
+    }
 }
 
 /// Sets an integer option of an init config.
@@ -406,5 +506,7 @@ fn load_prelude(py: Python) -> Result<Prelude, String> {
     Ok(Prelude {
         execute: get(c"execute")?,
         clear: get(c"clear")?,
+        snapshot: get(c"snapshot")?,
+        restore: get(c"restore")?,
     })
 }
