@@ -282,7 +282,10 @@ impl Bundle {
         if !landmark.is_file() {
             return Err(BundleError::Io {
                 path: landmark,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "stdlib landmark missing"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "stdlib landmark missing",
+                ),
             });
         }
         Ok(path)

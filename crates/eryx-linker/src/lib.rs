@@ -1,9 +1,32 @@
-//! Links CPython, the eryx runtime and native extensions into one
-//! WebAssembly component (placeholder: being written).
+//! Links CPython, the eryx runtime and (soon) native extensions into one
+//! WebAssembly component.
+//!
+//! - [`bundle`]: the dist bundle (`manifest.json`, hash-checked reads);
+//! - [`BASE_LIBRARIES`]: the one table of base libraries and their order;
+//! - [`validate_library`]: eager `@dylink.0` validation, naming the file;
+//! - [`bindings`] and [`link`]: the guest bindings from `wit/sandbox.wit`,
+//!   and the component.
+//!
+//! ```no_run
+//! let bundle = eryx_linker::Bundle::open("target/dist")?;
+//! let component: Vec<u8> = eryx_linker::link(&bundle)?;
+//! # Ok::<(), eryx_linker::LinkError>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod bundle;
+mod error;
 mod libraries;
+mod link;
+mod validate;
 
 pub use bundle::{Bundle, BundleError, Manifest};
-pub use libraries::{BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, PYTHON_LIBRARY, RUNTIME_LIBRARY};
+pub use error::{BoxError, LinkError};
+pub use libraries::{
+    BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, PYTHON_LIBRARY, RUNTIME_LIBRARY,
+};
+pub use link::{SANDBOX_WIT, SANDBOX_WORLD, bindings, link};
+pub use validate::{LibraryInfo, validate_library};
+
+/// This crate's version, part of cache keys for linked components.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,106 @@
+//! The linker's errors: each names the file (or step) that failed and the fix.
+
+use std::error::Error as StdError;
+
+use crate::BundleError;
+
+/// A boxed error from a dependency (wit-component returns `anyhow::Error`;
+/// it is kept whole as the `source`, not flattened into a string).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a library could not be validated or a component could not be linked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The dist bundle is missing, corrupt or stale.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+
+    /// The file does not start with the wasm magic.
+    #[error(
+        "`{name}` is not a WebAssembly module (it starts with {found}{hint}); build it for wasm32-wasi as a shared library"
+    )]
+    NotWasm {
+        /// The library's file name.
+        name: String,
+        /// Its first bytes, in hex.
+        found: String,
+        /// A guess at what it is instead.
+        hint: &'static str,
+    },
+
+    /// A wasm component (or other non-module binary) where a core module was expected.
+    #[error(
+        "`{name}` is a WebAssembly component, not a core module; link the core shared library instead"
+    )]
+    NotCoreModule {
+        /// The library's file name.
+        name: String,
+    },
+
+    /// A core module without a `dylink.0` section.
+    #[error(
+        "`{name}` is a WebAssembly module but not a shared library (it has no `dylink.0` section): rebuild it with -fPIC and -shared"
+    )]
+    NotSharedLibrary {
+        /// The library's file name.
+        name: String,
+    },
+
+    /// The module or its `dylink.0` section cannot be parsed.
+    #[error("`{name}` is malformed: {source}")]
+    Malformed {
+        /// The library's file name.
+        name: String,
+        /// The parser's error, with its byte offset.
+        #[source]
+        source: wasmparser::BinaryReaderError,
+    },
+
+    /// The `dylink.0` section has a subsection this linker does not understand.
+    #[error(
+        "`{name}` has an unknown `dylink.0` subsection (id {id}) at offset {offset:#x}; rebuild it with a supported toolchain"
+    )]
+    UnknownDylinkSubsection {
+        /// The library's file name.
+        name: String,
+        /// The subsection id.
+        id: u8,
+        /// Its byte offset in the file.
+        offset: u64,
+    },
+
+    /// The WIT world could not be parsed or the bindings generated.
+    #[error("generating the guest bindings from wit/sandbox.wit failed")]
+    Bindings {
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+
+    /// wit-component refused a library.
+    #[error("the linker refused `{name}`")]
+    AddLibrary {
+        /// The library's file name.
+        name: String,
+        /// wit-component's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// wit-component refused the adapter.
+    #[error("the linker refused the wasi_snapshot_preview1 adapter")]
+    Adapter {
+        /// wit-component's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Linking failed (missing libraries, unresolved symbols, validation).
+    #[error("linking the component failed")]
+    Link {
+        /// wit-component's error (its text names the libraries and symbols).
+        #[source]
+        source: BoxError,
+    },
+}

@@ -1,0 +1,100 @@
+//! Building the component: bindings from the WIT, then
+//! `wit_component::Linker` over the base libraries in their one order.
+//!
+//! Steps of [`link`]:
+//! 1. read every library of [`crate::BASE_LIBRARIES`] from the bundle
+//!    (hash-checked) and validate it ([`crate::validate_library`]);
+//! 2. generate the bindings library from `wit/sandbox.wit` ([`bindings`]);
+//! 3. add them all to a `Linker` in table order, the bindings last, with the
+//!    built-in libdl and the preview1 adapter, validation on;
+//! 4. encode.
+//!
+//! Note on duplicates: wit-component does not treat two libraries exporting
+//! the same symbol as an error; the first one in the list wins. That is why
+//! the order is a single table, with the runtime first.
+
+use wit_component::{Linker, StringEncoding};
+use wit_parser::Resolve;
+
+use crate::bundle::Role;
+use crate::error::BoxError;
+use crate::{
+    BASE_LIBRARIES, BINDINGS_LIBRARY, Bundle, LinkError, RUNTIME_LIBRARY, validate_library,
+};
+
+/// The sandbox world, embedded at build time: the one WIT both sides use.
+pub const SANDBOX_WIT: &str = include_str!("../../../wit/sandbox.wit");
+
+/// The world name in [`SANDBOX_WIT`].
+pub const SANDBOX_WORLD: &str = "sandbox";
+
+/// Generates the bindings library (`liberyx_bindings.so`) for the sandbox
+/// world, with the component-type metadata the linker needs embedded.
+pub fn bindings() -> Result<Vec<u8>, LinkError> {
+    let bindings_err = |e| LinkError::Bindings { source: boxed(e) };
+    let mut resolve = Resolve::default();
+    let pkg = resolve
+        .push_str("wit/sandbox.wit", SANDBOX_WIT)
+        .map_err(bindings_err)?;
+    let world = resolve
+        .select_world(&[pkg], Some(SANDBOX_WORLD))
+        .map_err(bindings_err)?;
+    let mut opts = wit_dylib::DylibOpts {
+        interpreter: Some(RUNTIME_LIBRARY.to_string()),
+        async_: Default::default(),
+    };
+    let mut bytes = wit_dylib::create(&resolve, world, Some(&mut opts));
+    wit_component::embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8)
+        .map_err(bindings_err)?;
+    Ok(bytes)
+}
+
+/// Links the base libraries of `bundle` and the bindings into a component.
+pub fn link(bundle: &Bundle) -> Result<Vec<u8>, LinkError> {
+    let mut libraries = Vec::with_capacity(BASE_LIBRARIES.len() + 1);
+    for lib in BASE_LIBRARIES {
+        let bytes = bundle.read_file(lib.name)?;
+        validate_library(lib.name, &bytes)?;
+        libraries.push((lib.name, bytes));
+    }
+    let bindings = bindings()?;
+    validate_library(BINDINGS_LIBRARY, &bindings)?;
+    libraries.push((BINDINGS_LIBRARY, bindings));
+
+    let adapter_entry = bundle
+        .manifest()
+        .files
+        .iter()
+        .find(|f| f.role == Role::Adapter)
+        .map(|f| f.name.clone())
+        .ok_or_else(|| crate::BundleError::MissingEntry {
+            dir: bundle.dir().to_path_buf(),
+            name: "the wasi_snapshot_preview1 adapter".to_string(),
+        })?;
+    let adapter = bundle.read_file(&adapter_entry)?;
+
+    let mut linker = Linker::default();
+    linker.use_built_in_libdl(true);
+    linker.encoder().validate(true);
+    for (name, bytes) in &libraries {
+        linker
+            .library(name, bytes, false)
+            .map_err(|e| LinkError::AddLibrary {
+                name: name.to_string(),
+                source: boxed(e),
+            })?;
+    }
+    linker
+        .encoder()
+        .adapter("wasi_snapshot_preview1", &adapter)
+        .map_err(|e| LinkError::Adapter { source: boxed(e) })?;
+    linker
+        .encode()
+        .map_err(|e| LinkError::Link { source: boxed(e) })
+}
+
+/// Keeps a dependency's error whole as a `source` (wit-component returns
+/// `anyhow::Error`, which converts into a boxed `std::error::Error`).
+fn boxed(e: impl Into<BoxError>) -> BoxError {
+    e.into()
+}
