@@ -1,0 +1,397 @@
+//! The [`Sandbox`]: one Python session in its own wasmtime store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{ComponentType, Instance, Lift};
+use wasmtime::{Store, Trap};
+
+use crate::engine::{CacheDir, EPOCH_TICK, Prepared, prepare};
+use crate::snapshot::Snapshot;
+use crate::state::State;
+use crate::{Error, PythonError, Unpicklable};
+
+/// Resource limits of a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one `execute` (or snapshot/restore) may take. Untrusted
+    /// code can loop forever; past this the guest is interrupted, the call
+    /// fails with [`Error::Timeout`] and the session is reset. Default 30 s.
+    pub timeout: Duration,
+    /// Bytes of linear memory the guest may grow to. Untrusted code can
+    /// allocate without bound; Python sees `MemoryError` where CPython can
+    /// raise it. Default 256 MiB.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What one successful `execute` produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// Everything the code wrote to `sys.stdout`.
+    pub stdout: String,
+    /// Everything the code wrote to `sys.stderr`.
+    pub stderr: String,
+    /// `repr()` of the last expression statement's value, if the code ended
+    /// with one and it was not `None` (as the Python REPL shows it).
+    pub value: Option<String>,
+    /// Whether stdout or stderr was cut at the guest's output cap (1 MiB
+    /// characters per stream).
+    pub truncated: bool,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct GuestException {
+    #[component(name = "type-name")]
+    type_name: String,
+    message: String,
+    traceback: String,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct GuestOutput {
+    stdout: String,
+    stderr: String,
+    value: Option<String>,
+    exception: Option<GuestException>,
+    truncated: bool,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct GuestStateSnapshot {
+    data: Vec<u8>,
+    skipped: Vec<String>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct GuestUnpicklable {
+    name: String,
+    #[component(name = "type-name")]
+    type_name: String,
+    reason: String,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+enum GuestError {
+    #[component(name = "init")]
+    Init(String),
+    #[component(name = "unsupported")]
+    Unsupported(String),
+    #[component(name = "snapshot")]
+    Snapshot(String),
+    #[component(name = "unpicklable")]
+    Unpicklable(Vec<GuestUnpicklable>),
+    #[component(name = "internal")]
+    Internal(String),
+}
+
+/// Builds a [`Sandbox`].
+///
+/// Defaults (deny by default):
+/// - bundle: none; [`SandboxBuilder::bundle`] is required, with the
+///   `ERYX_BUNDLE` environment variable as the documented fallback;
+/// - compiled-component cache: `ERYX_CACHE_DIR`, else
+///   `$XDG_CACHE_HOME/eryx`, else `$HOME/.cache/eryx`;
+/// - limits: [`Limits::default`] (30 s per call, 256 MiB of memory);
+/// - the guest sees only the standard library, read-only, at
+///   `/python/lib/python3.14`: no other files, no environment variables, no
+///   arguments, no stdin, no network; its raw stdout/stderr go to small
+///   in-memory buffers, never to the host's.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SandboxBuilder {
+    bundle: Option<PathBuf>,
+    cache: Option<CacheDir>,
+    limits: Limits,
+}
+
+impl SandboxBuilder {
+    /// A builder with the defaults listed on [`SandboxBuilder`].
+    pub fn new() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// The dist bundle directory (made by `cargo xtask dist`, `target/dist`).
+    pub fn bundle(mut self, dir: impl Into<PathBuf>) -> SandboxBuilder {
+        self.bundle = Some(dir.into());
+        self
+    }
+
+    /// Where compiled components are cached.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> SandboxBuilder {
+        self.cache = Some(CacheDir::Dir(dir.into()));
+        self
+    }
+
+    /// Compiles the component in memory, without a disk cache.
+    pub fn no_cache(mut self) -> SandboxBuilder {
+        self.cache = Some(CacheDir::Disabled);
+        self
+    }
+
+    /// Replaces all limits.
+    pub fn limits(mut self, limits: Limits) -> SandboxBuilder {
+        self.limits = limits;
+        self
+    }
+
+    /// The wall-clock limit per call (see [`Limits::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> SandboxBuilder {
+        self.limits.timeout = timeout;
+        self
+    }
+
+    /// The memory limit in bytes (see [`Limits::memory_bytes`]).
+    pub fn memory_limit(mut self, bytes: usize) -> SandboxBuilder {
+        self.limits.memory_bytes = bytes;
+        self
+    }
+
+    /// Opens the bundle, links and compiles the component (or loads it from
+    /// the cache; once per process per bundle) and instantiates a sandbox.
+    pub async fn build(self) -> Result<Sandbox, Error> {
+        let dir = match self.bundle {
+            Some(dir) => dir,
+            None => std::env::var_os("ERYX_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .ok_or(Error::NoBundle)?,
+        };
+        let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
+        let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
+        let cache = self.cache.unwrap_or_else(CacheDir::default_location);
+        let prepared = prepare(&bundle, &cache).await?;
+        let mut sandbox = Sandbox {
+            prepared,
+            stdlib,
+            limits: self.limits,
+            identity: bundle.manifest().content_hash(),
+            live: None,
+        };
+        sandbox.live().await?;
+        Ok(sandbox)
+    }
+}
+
+struct Live {
+    store: Store<State>,
+    instance: Instance,
+}
+
+/// One Python session in its own store and instance.
+///
+/// Variables, functions and imports persist across [`Sandbox::execute`]
+/// calls until [`Sandbox::clear`]. After a trap (timeout, memory, any other)
+/// the instance is dropped, the error says the session was reset, and the
+/// next call runs on a fresh instance.
+pub struct Sandbox {
+    prepared: Arc<Prepared>,
+    stdlib: PathBuf,
+    limits: Limits,
+    identity: String,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("limits", &self.limits)
+            .field("live", &self.live.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// A builder (see [`SandboxBuilder`] for the defaults).
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::new()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    async fn live(&mut self) -> Result<&mut Live, Error> {
+        if self.live.is_none() {
+            let state = State::new(&self.stdlib, &self.limits)
+                .map_err(|source| Error::Instantiate { source })?;
+            let mut store = Store::new(&self.prepared.engine, state);
+            store.limiter(|s| &mut s.limits);
+            store.set_epoch_deadline(u64::MAX / 2);
+            store.epoch_deadline_trap();
+            let instance = self
+                .prepared
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| Error::Instantiate {
+                    source: e.into_boxed_dyn_error(),
+                })?;
+            self.live = Some(Live { store, instance });
+        }
+        Ok(self.live.as_mut().expect("just set"))
+    }
+
+    /// Calls export `name`, with the time limit; a trap drops the instance.
+    async fn call<P, R>(&mut self, name: &str, params: P) -> Result<R, Error>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+        R: wasmtime::component::ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let limits = self.limits.clone();
+        let live = self.live().await?;
+        let func = live
+            .instance
+            .get_typed_func::<P, R>(&mut live.store, name)
+            .map_err(|e| Error::Instantiate {
+                source: e.into_boxed_dyn_error(),
+            })?;
+        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
+        live.store.set_epoch_deadline(ticks);
+        let result = func.call_async(&mut live.store, params).await;
+        match result {
+            Ok(r) => {
+                live.store.set_epoch_deadline(u64::MAX / 2);
+                Ok(r)
+            }
+            Err(e) => {
+                let raw_stderr = live.store.data().raw_stderr();
+                let memory_exhausted = live.store.data().limits_hit();
+                self.live = None;
+                Err(classify_trap(e, &limits, memory_exhausted, raw_stderr))
+            }
+        }
+    }
+
+    /// Runs `code` in the session's `__main__` namespace.
+    ///
+    /// A Python exception is [`Error::Python`] (the session goes on); the
+    /// other errors are sandbox failures.
+    pub async fn execute(&mut self, code: &str) -> Result<Output, Error> {
+        let (result,) = self
+            .call::<(&str,), (Result<GuestOutput, GuestError>,)>("execute", (code,))
+            .await?;
+        let out = result.map_err(|e| self.guest_error(e))?;
+        if let Some(exc) = out.exception {
+            return Err(Error::Python(Box::new(PythonError {
+                type_name: exc.type_name,
+                message: exc.message,
+                traceback: exc.traceback,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })));
+        }
+        Ok(Output {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            value: out.value,
+            truncated: out.truncated,
+        })
+    }
+
+    /// Serialises the session's variables (pickled inside the guest). Fails
+    /// with [`Error::Unpicklable`], naming each variable and its type, if
+    /// any cannot be pickled; see [`Sandbox::snapshot_skipping`].
+    pub async fn snapshot(&mut self) -> Result<Snapshot, Error> {
+        self.snapshot_inner(false).await
+    }
+
+    /// Like [`Sandbox::snapshot`], but leaves out what cannot be pickled and
+    /// lists it in [`Snapshot::skipped`].
+    pub async fn snapshot_skipping(&mut self) -> Result<Snapshot, Error> {
+        self.snapshot_inner(true).await
+    }
+
+    async fn snapshot_inner(&mut self, skip: bool) -> Result<Snapshot, Error> {
+        let (result,) = self
+            .call::<(bool,), (Result<GuestStateSnapshot, GuestError>,)>("snapshot-state", (skip,))
+            .await?;
+        let snap = result.map_err(|e| self.guest_error(e))?;
+        Ok(Snapshot::new(&self.identity, snap.data, snap.skipped))
+    }
+
+    /// Replaces the session's variables with `snapshot`'s. A snapshot that
+    /// is corrupt or from an incompatible sandbox fails with
+    /// [`Error::InvalidSnapshot`] and leaves the session unchanged.
+    pub async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        snapshot.check_compatible(&self.identity)?;
+        let (result,) = self
+            .call::<(&[u8],), (Result<(), GuestError>,)>("restore-state", (snapshot.payload(),))
+            .await?;
+        result.map_err(|e| self.guest_error(e))
+    }
+
+    /// Empties the session's namespace (imports included).
+    pub async fn clear(&mut self) -> Result<(), Error> {
+        self.call::<(), ()>("clear-state", ()).await
+    }
+
+    fn guest_error(&self, e: GuestError) -> Error {
+        match e {
+            GuestError::Init(message) => {
+                let raw = self
+                    .live
+                    .as_ref()
+                    .map(|l| l.store.data().raw_stderr())
+                    .unwrap_or_default();
+                let message = if raw.trim().is_empty() {
+                    message
+                } else {
+                    format!("{message}\n{}", raw.trim_end())
+                };
+                Error::GuestInit { message }
+            }
+            GuestError::Unsupported(message) => Error::Unsupported { message },
+            GuestError::Snapshot(reason) => Error::InvalidSnapshot { reason },
+            GuestError::Unpicklable(names) => Error::Unpicklable(
+                names
+                    .into_iter()
+                    .map(|u| Unpicklable {
+                        name: u.name,
+                        type_name: u.type_name,
+                        reason: u.reason,
+                    })
+                    .collect(),
+            ),
+            GuestError::Internal(message) => Error::GuestInternal { message },
+        }
+    }
+}
+
+fn classify_trap(
+    e: wasmtime::Error,
+    limits: &Limits,
+    memory_exhausted: bool,
+    raw_stderr: String,
+) -> Error {
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return Error::Timeout {
+            limit: limits.timeout,
+        };
+    }
+    if memory_exhausted {
+        return Error::MemoryLimit {
+            limit: limits.memory_bytes,
+        };
+    }
+    let mut source = e.into_boxed_dyn_error();
+    if !raw_stderr.trim().is_empty() {
+        source = format!("{source:?}\nguest stderr:\n{}", raw_stderr.trim_end()).into();
+    }
+    Error::Trap { source }
+}
