@@ -13,13 +13,13 @@ use eryx_host::{Error, Sandbox};
 
 /// Run untrusted Python 3.14 in a WebAssembly sandbox.
 #[derive(Parser)]
-#[command(name = "eryx", version)]
+#[command(name = "eryx", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     /// The dist bundle (made by `cargo xtask dist`); defaults to $ERYX_BUNDLE.
     #[arg(long, global = true, env = "ERYX_BUNDLE")]
     bundle: Option<PathBuf>,
     /// Run this code.
-    #[arg(short = 'c', value_name = "CODE", conflicts_with = "command")]
+    #[arg(short = 'c', value_name = "CODE")]
     code: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
