@@ -1,1 +1,117 @@
-fn main() {}
+//! `cargo xtask`: the developer tasks of eryx.
+//!
+//! - `fetch`: CPython for WASI from the componentize-py wheel (via pip);
+//! - `dist`: build `liberyx_runtime.so` and assemble `target/dist`;
+//! - `run -- ARGS`: `dist`, build the `eryx` CLI, run it with ARGS;
+//! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`.
+//!
+//! Progress goes to stderr; stdout belongs to the program `run` runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+mod dist;
+mod fetch;
+mod process;
+mod toolchain;
+
+/// Prints a progress line to stderr.
+macro_rules! progress {
+    ($($t:tt)*) => { eprintln!("[eryx] {}", format_args!($($t)*)) };
+}
+pub(crate) use progress;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  fetch              get CPython for WASI (componentize-py wheel via pip) into target/fetch
+  dist               build liberyx_runtime.so and assemble the bundle in target/dist
+  run [-- ARGS...]   dist, build the eryx CLI, run it with ARGS (e.g. -- -c 'print(1+1)')
+  test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)";
+
+/// The workspace root (the parent of `xtask/`).
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("[eryx] error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.skip_while(|a| a == "--").collect();
+    match cmd.as_str() {
+        "fetch" => {
+            fetch::fetch(&root())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "dist" => {
+            dist::dist(&root())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "run" => run(&rest),
+        "test" => test(&rest),
+        "" | "help" | "-h" | "--help" => {
+            eprintln!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::from(2),
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let root = root();
+    let bundle = dist::dist(&root)?;
+    let mut build = cargo();
+    build
+        .current_dir(&root)
+        .args(["build", "--quiet", "-p", "eryx-host", "--bin", "eryx"]);
+    process::run(&mut build, "building the eryx CLI")?;
+    let exe = root.join("target/debug/eryx");
+    let status = Command::new(&exe)
+        .arg("--bundle")
+        .arg(&bundle)
+        .args(args)
+        .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
+        .status()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    Ok(exit_code(status))
+}
+
+fn test(args: &[String]) -> Result<ExitCode> {
+    let root = root();
+    let bundle = dist::dist(&root)?;
+    let mut test = cargo();
+    test.current_dir(&root)
+        .args(["test", "--workspace", "--exclude", "eryx-runtime"])
+        .args(args)
+        .env("ERYX_BUNDLE", &bundle)
+        .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"));
+    progress!("running the tests: {}", process::describe(&test));
+    let status = test.status().context("cannot run cargo test")?;
+    Ok(exit_code(status))
+}

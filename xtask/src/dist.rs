@@ -1,0 +1,281 @@
+//! `cargo xtask dist`: build `liberyx_runtime.so` and assemble the bundle.
+//!
+//! Steps:
+//! 1. `fetch` (a no-op when up to date);
+//! 2. locate the toolchain ([`crate::toolchain`]);
+//! 3. hash every input (runtime, ffi and sys crate sources, the WIT, the
+//!    lockfile and manifest, the toolchain versions, the link flags, the
+//!    fetch record); if `target/dist/.stamp` holds that hash, stop;
+//! 4. build `eryx-runtime` for `wasm32-wasip1` as a PIC staticlib with
+//!    `-Z build-std` (its own target dir, `target/wasm`, so host builds are
+//!    not invalidated);
+//! 5. `clang -shared` it into `liberyx_runtime.so`, exporting exactly the
+//!    hooks of `eryx_ffi::abi::INTRINSICS`;
+//! 6. assemble `target/dist` from scratch with `manifest.json`, and validate
+//!    every library's `@dylink.0`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use eryx_linker::bundle::{
+    ADAPTER_FILE, FileEntry, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, Role, Versions, sha256_hex,
+};
+use eryx_linker::{Bundle, RUNTIME_LIBRARY, validate_library};
+use sha2::{Digest, Sha256};
+
+use crate::fetch::{self, CPY_VERSION, FetchRecord};
+use crate::toolchain::{self, Toolchain};
+use crate::{process, progress};
+
+const TARGET: &str = "wasm32-wasip1";
+const PROFILE: &str = "guest";
+/// The crates whose sources make up the runtime.
+const GUEST_CRATES: &[&str] = &[
+    "crates/eryx-runtime",
+    "crates/eryx-ffi",
+    "crates/eryx-cpython-sys",
+];
+
+fn link_flags() -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--target=wasm32-wasip1",
+        "-nostdlib",
+        "-shared",
+        "-fuse-ld=lld",
+        "-Wl,--allow-undefined",
+        "-Wl,--no-entry",
+        "-Wl,--no-export-dynamic",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    flags.extend(
+        eryx_ffi::abi::INTRINSICS
+            .iter()
+            .map(|i| format!("-Wl,--export={}", i.name)),
+    );
+    flags
+}
+
+fn hash_tree(h: &mut Sha256, root: &Path, dir: &Path) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        if e.file_type()?.is_dir() {
+            if e.file_name() != "target" {
+                hash_tree(h, root, &path)?;
+            }
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&path)?;
+            h.update((rel.len() as u64).to_le_bytes());
+            h.update(rel.as_bytes());
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+    }
+    Ok(())
+}
+
+/// The content hash of everything the bundle is made from.
+fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<String> {
+    let mut h = Sha256::new();
+    for dir in GUEST_CRATES.iter().chain(&["wit"]) {
+        hash_tree(&mut h, root, &root.join(dir))?;
+    }
+    for file in ["Cargo.lock", "Cargo.toml"] {
+        h.update(std::fs::read(root.join(file))?);
+    }
+    h.update(tools.versions.as_bytes());
+    h.update(link_flags().join(" ").as_bytes());
+    h.update(serde_json::to_vec(record)?);
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Builds the runtime staticlib and links it; returns the `.so` path.
+fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
+    let target_dir = root.join("target/wasm");
+    let mut cmd = Command::new(&tools.cargo);
+    // The outer `cargo xtask` sets variables that would confuse the inner
+    // build (and rustup's proxy `rustc` comes first on PATH): start clean.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("RUSTUP_")
+            || k == "RUSTFLAGS"
+            || k == "CARGO"
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    cmd.current_dir(root)
+        .args([
+            "build",
+            "-p",
+            "eryx-runtime",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ])
+        .args(["-Z", "build-std=panic_abort,std"])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("RUSTC", &tools.rustc)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env(
+            "CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS",
+            "-C relocation-model=pic",
+        );
+    if let Some(rustdoc) = tools
+        .rustc
+        .parent()
+        .map(|d| d.join("rustdoc"))
+        .filter(|p| p.is_file())
+    {
+        cmd.env("RUSTDOC", rustdoc);
+    }
+    process::run(
+        &mut cmd,
+        "building eryx-runtime for wasm32-wasip1 (first time: ~2 min for std)",
+    )?;
+
+    let staticlib = target_dir
+        .join(TARGET)
+        .join(PROFILE)
+        .join("liberyx_runtime.a");
+    let so = target_dir.join(RUNTIME_LIBRARY);
+    let mut link = Command::new(&tools.clang);
+    link.args(link_flags()).arg("-o").arg(&so).arg(&staticlib);
+    let out = process::capture(&mut link, "linking liberyx_runtime.so")?;
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if !line.contains("creating shared libraries, with -shared, is not yet stable") {
+            eprintln!("{line}");
+        }
+    }
+    Ok(so)
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            link_or_copy(&e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn runtime_version(root: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(root.join("crates/eryx-runtime/Cargo.toml"))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("version = ")
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .context("crates/eryx-runtime/Cargo.toml has no version")
+}
+
+fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> Result<()> {
+    if dist.exists() {
+        std::fs::remove_dir_all(dist)?;
+    }
+    std::fs::create_dir_all(dist.join("lib"))?;
+    std::fs::create_dir_all(dist.join("adapter"))?;
+    let fetched = fetch::fetch_dir(root);
+    let mut files = Vec::new();
+    let bytes = std::fs::read(runtime)?;
+    std::fs::write(dist.join("lib").join(RUNTIME_LIBRARY), &bytes)?;
+    files.push(FileEntry {
+        name: RUNTIME_LIBRARY.to_string(),
+        path: format!("lib/{RUNTIME_LIBRARY}"),
+        role: Role::Runtime,
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        origin: "built from crates/eryx-runtime by `cargo xtask dist`".to_string(),
+    });
+    for f in &record.files {
+        let mut entry = f.clone();
+        match f.role {
+            Role::Stdlib => copy_tree(&fetched.join(&f.path), &dist.join(&f.path))?,
+            Role::Adapter => {
+                link_or_copy(&fetched.join(&f.path), &dist.join(ADAPTER_FILE))?;
+                entry.path = ADAPTER_FILE.to_string();
+            }
+            _ => link_or_copy(&fetched.join(&f.path), &dist.join(&f.path))?,
+        }
+        files.push(entry);
+    }
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        versions: Versions {
+            cpython: "3.14".to_string(),
+            componentize_py: CPY_VERSION.to_string(),
+            eryx_runtime: runtime_version(root)?,
+            wit_dylib: "0.257.1".to_string(),
+        },
+        files,
+    };
+    std::fs::write(
+        dist.join(MANIFEST_FILE),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    Ok(())
+}
+
+/// Validates every library of the bundle (hash and `@dylink.0`).
+fn validate(dist: &Path) -> Result<()> {
+    let bundle = Bundle::open(dist)?;
+    for f in &bundle.manifest().files {
+        if matches!(f.role, Role::Runtime | Role::Library) {
+            let bytes = bundle.read_file(&f.name)?;
+            let info = validate_library(&f.name, &bytes)?;
+            progress!(
+                "  {:<38} {:>9} bytes, needs {:?}",
+                f.name,
+                f.size,
+                info.needed
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Builds the bundle if its inputs changed; returns its directory.
+pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
+    let record = fetch::fetch(root)?;
+    let tools = toolchain::locate()?;
+    let dist = root.join("target/dist");
+    let stamp_path = root.join("target/wasm/dist.stamp");
+    let hash = input_hash(root, &tools, &record)?;
+    let stamp = std::fs::read_to_string(&stamp_path).unwrap_or_default();
+    if stamp.trim() == hash && Bundle::open(&dist).is_ok() {
+        progress!("dist: up to date ({})", dist.display());
+        return Ok(dist);
+    }
+    let runtime = build_runtime(root, &tools)?;
+    assemble(root, &dist, &record, &runtime)?;
+    progress!("validating the bundle:");
+    validate(&dist)?;
+    std::fs::write(&stamp_path, &hash)?;
+    progress!("dist: done ({})", dist.display());
+    Ok(dist)
+}
