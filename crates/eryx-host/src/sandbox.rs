@@ -12,6 +12,10 @@ use crate::snapshot::Snapshot;
 use crate::state::State;
 use crate::{Error, PythonError, Unpicklable};
 
+/// How long interpreter start-up may take (it is not a user call, so the
+/// user's time limit does not apply).
+const STARTUP_LIMIT: Duration = Duration::from_secs(120);
+
 /// Resource limits of a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -242,6 +246,43 @@ impl Sandbox {
                 .map_err(|e| Error::Instantiate {
                     source: e.into_boxed_dyn_error(),
                 })?;
+            // Start the interpreter now, under its own deadline, so that
+            // start-up time never counts against a user call's time limit
+            // and a start-up failure surfaces here.
+            let func = instance
+                .get_typed_func::<(&str,), (Result<GuestOutput, GuestError>,)>(
+                    &mut store, "execute",
+                )
+                .map_err(|e| Error::Instantiate {
+                    source: e.into_boxed_dyn_error(),
+                })?;
+            let ticks = (STARTUP_LIMIT.as_millis() / EPOCH_TICK.as_millis()) as u64;
+            store.set_epoch_deadline(ticks);
+            let started = func.call_async(&mut store, ("",)).await;
+            store.set_epoch_deadline(u64::MAX / 2);
+            match started {
+                Ok((Ok(_),)) => {}
+                Ok((Err(e),)) => {
+                    let raw = store.data().raw_stderr();
+                    return Err(match guest_error(e) {
+                        Error::GuestInit { message } if !raw.trim().is_empty() => {
+                            Error::GuestInit {
+                                message: format!("{message}\n{}", raw.trim_end()),
+                            }
+                        }
+                        other => other,
+                    });
+                }
+                Err(e) => {
+                    let raw = store.data().raw_stderr();
+                    let hit = store.data().limits_hit();
+                    let limits = Limits {
+                        timeout: STARTUP_LIMIT,
+                        ..self.limits.clone()
+                    };
+                    return Err(classify_trap(e, &limits, hit, raw));
+                }
+            }
             self.live = Some(Live { store, instance });
         }
         Ok(self.live.as_mut().expect("just set"))
@@ -286,7 +327,7 @@ impl Sandbox {
         let (result,) = self
             .call::<(&str,), (Result<GuestOutput, GuestError>,)>("execute", (code,))
             .await?;
-        let out = result.map_err(|e| self.guest_error(e))?;
+        let out = result.map_err(guest_error)?;
         if let Some(exc) = out.exception {
             return Err(Error::Python(Box::new(PythonError {
                 type_name: exc.type_name,
@@ -321,7 +362,7 @@ impl Sandbox {
         let (result,) = self
             .call::<(bool,), (Result<GuestStateSnapshot, GuestError>,)>("snapshot-state", (skip,))
             .await?;
-        let snap = result.map_err(|e| self.guest_error(e))?;
+        let snap = result.map_err(guest_error)?;
         Ok(Snapshot::new(&self.identity, snap.data, snap.skipped))
     }
 
@@ -333,43 +374,32 @@ impl Sandbox {
         let (result,) = self
             .call::<(&[u8],), (Result<(), GuestError>,)>("restore-state", (snapshot.payload(),))
             .await?;
-        result.map_err(|e| self.guest_error(e))
+        result.map_err(guest_error)
     }
 
     /// Empties the session's namespace (imports included).
     pub async fn clear(&mut self) -> Result<(), Error> {
         self.call::<(), ()>("clear-state", ()).await
     }
+}
 
-    fn guest_error(&self, e: GuestError) -> Error {
-        match e {
-            GuestError::Init(message) => {
-                let raw = self
-                    .live
-                    .as_ref()
-                    .map(|l| l.store.data().raw_stderr())
-                    .unwrap_or_default();
-                let message = if raw.trim().is_empty() {
-                    message
-                } else {
-                    format!("{message}\n{}", raw.trim_end())
-                };
-                Error::GuestInit { message }
-            }
-            GuestError::Unsupported(message) => Error::Unsupported { message },
-            GuestError::Snapshot(reason) => Error::InvalidSnapshot { reason },
-            GuestError::Unpicklable(names) => Error::Unpicklable(
-                names
-                    .into_iter()
-                    .map(|u| Unpicklable {
-                        name: u.name,
-                        type_name: u.type_name,
-                        reason: u.reason,
-                    })
-                    .collect(),
-            ),
-            GuestError::Internal(message) => Error::GuestInternal { message },
-        }
+/// Maps the guest's `error` variant onto the host's errors.
+fn guest_error(e: GuestError) -> Error {
+    match e {
+        GuestError::Init(message) => Error::GuestInit { message },
+        GuestError::Unsupported(message) => Error::Unsupported { message },
+        GuestError::Snapshot(reason) => Error::InvalidSnapshot { reason },
+        GuestError::Unpicklable(names) => Error::Unpicklable(
+            names
+                .into_iter()
+                .map(|u| Unpicklable {
+                    name: u.name,
+                    type_name: u.type_name,
+                    reason: u.reason,
+                })
+                .collect(),
+        ),
+        GuestError::Internal(message) => Error::GuestInternal { message },
     }
 }
 

@@ -1,0 +1,67 @@
+//! The linker's validation, on real bytes.
+
+use eryx_linker::{LinkError, validate_library};
+
+#[test]
+fn rejects_a_file_that_is_not_wasm_naming_it() {
+    let err = validate_library("libfoo.so", b"\x7fELF\x02\x01\x01\0").unwrap_err();
+    assert!(matches!(err, LinkError::NotWasm { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`libfoo.so` is not a WebAssembly module"),
+        "{msg}"
+    );
+    assert!(msg.contains("ELF"), "{msg}");
+}
+
+#[test]
+fn rejects_a_module_without_dylink_naming_it() {
+    let mut module = wasm_encoder::Module::new();
+    module.section(&wasm_encoder::TypeSection::new());
+    let err = validate_library("plain.wasm", &module.finish()).unwrap_err();
+    assert!(matches!(err, LinkError::NotSharedLibrary { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`plain.wasm`") && msg.contains("-fPIC") && msg.contains("-shared"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn rejects_a_truncated_dylink_section() {
+    let mut module = wasm_encoder::Module::new();
+    // mem-info subsection that claims 10 bytes but has 1.
+    module.section(&wasm_encoder::CustomSection {
+        name: "dylink.0".into(),
+        data: (&[1u8, 10, 0][..]).into(),
+    });
+    let err = validate_library("bad.so", &module.finish()).unwrap_err();
+    assert!(matches!(err, LinkError::Malformed { .. }), "{err:?}");
+    assert!(err.to_string().contains("`bad.so` is malformed"), "{err}");
+}
+
+#[test]
+fn accepts_a_shared_library_and_reads_needed() {
+    let mut module = wasm_encoder::Module::new();
+    // needed subsection (2): one entry "libc.so".
+    let mut data = vec![2u8, 9, 1, 7];
+    data.extend_from_slice(b"libc.so");
+    module.section(&wasm_encoder::CustomSection {
+        name: "dylink.0".into(),
+        data: data.as_slice().into(),
+    });
+    let info = validate_library("ok.so", &module.finish()).unwrap();
+    assert_eq!(info.needed, ["libc.so"]);
+}
+
+#[test]
+fn bindings_import_the_async_hooks() {
+    let bindings = eryx_linker::bindings().unwrap();
+    let info = validate_library("liberyx_bindings.so", &bindings).unwrap();
+    assert_eq!(info.needed, [eryx_linker::RUNTIME_LIBRARY]);
+    assert!(
+        info.function_imports
+            .iter()
+            .any(|(m, n)| m == "env" && n == "wit_dylib_export_async_call")
+    );
+}

@@ -1,0 +1,159 @@
+//! Python runs: output, stdlib imports, exceptions.
+
+use eryx_host::Error;
+
+use crate::support::{sandbox, stdout_of};
+
+#[tokio::test]
+async fn print_goes_to_stdout() {
+    assert_eq!(stdout_of("print(1+1)").await, "2\n");
+}
+
+#[tokio::test]
+async fn arithmetic_and_big_integers() {
+    assert_eq!(
+        stdout_of("print(7 * 6, 2 ** 100, 10 / 4, 7 // 2, -7 % 3)").await,
+        "42 1267650600228229401496703205376 2.5 3 2\n"
+    );
+}
+
+#[tokio::test]
+async fn multi_line_program_with_functions_and_classes() {
+    let code = r#"
+class Stack:
+    def __init__(self):
+        self.items = []
+    def push(self, x):
+        self.items.append(x)
+        return self
+    def total(self):
+        return sum(self.items)
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+s = Stack().push(fib(10)).push(fib(15))
+print(s.total(), [fib(i) for i in range(8)])
+"#;
+    assert_eq!(stdout_of(code).await, "665 [0, 1, 1, 2, 3, 5, 8, 13]\n");
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_are_kept_apart() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute("import sys\nprint('out 1')\nprint('err 1', file=sys.stderr)\nsys.stdout.write('out 2\\n')")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "out 1\nout 2\n");
+    assert_eq!(out.stderr, "err 1\n");
+}
+
+#[tokio::test]
+async fn unicode_output_round_trips() {
+    assert_eq!(
+        stdout_of("print('héllo wörld ✓ 日本 🐍')").await,
+        "héllo wörld ✓ 日本 🐍\n"
+    );
+    assert_eq!(
+        stdout_of("print(len('日本🐍'), '\\u00e9'.upper())").await,
+        "3 É\n"
+    );
+}
+
+#[tokio::test]
+async fn stdlib_modules_import_and_work() {
+    let code = r#"
+import json, re, decimal, datetime, collections, itertools, hashlib
+print(json.dumps({"a": [1, 2]}, sort_keys=True))
+print(re.findall(r"\d+", "a1b22c333"))
+print(decimal.Decimal("0.1") + decimal.Decimal("0.2"))
+print(datetime.date(2024, 2, 28) + datetime.timedelta(days=2))
+print(collections.Counter("abracadabra").most_common(2))
+print(list(itertools.combinations("abc", 2)))
+print(hashlib.sha256(b"abc").hexdigest())
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "{\"a\": [1, 2]}\n['1', '22', '333']\n0.3\n2024-03-01\n[('a', 5), ('b', 2)]\n\
+         [('a', 'b'), ('a', 'c'), ('b', 'c')]\n\
+         ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+    );
+}
+
+#[tokio::test]
+async fn exception_gives_traceback_and_the_sandbox_goes_on() {
+    let mut sb = sandbox().await;
+    let err = sb
+        .execute("print('before')\ndef f():\n    raise ValueError('boom')\nf()")
+        .await
+        .unwrap_err();
+    let Error::Python(e) = err else {
+        panic!("expected a Python error, got {err:?}")
+    };
+    assert_eq!(e.type_name, "ValueError");
+    assert_eq!(e.message, "boom");
+    assert_eq!(e.stdout, "before\n");
+    assert!(
+        e.traceback
+            .starts_with("Traceback (most recent call last):\n"),
+        "{}",
+        e.traceback
+    );
+    assert!(
+        e.traceback
+            .contains("line 3, in f\n    raise ValueError('boom')"),
+        "{}",
+        e.traceback
+    );
+    assert!(
+        e.traceback.ends_with("ValueError: boom\n"),
+        "{}",
+        e.traceback
+    );
+    assert!(
+        !e.traceback.contains("eryx-prelude"),
+        "prelude frames leak: {}",
+        e.traceback
+    );
+    assert_eq!(
+        sb.execute("print('after')").await.unwrap().stdout,
+        "after\n"
+    );
+}
+
+#[tokio::test]
+async fn syntax_error_is_a_python_error() {
+    let mut sb = sandbox().await;
+    let Error::Python(e) = sb.execute("x = = 1").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "SyntaxError");
+    assert!(
+        e.traceback.ends_with("SyntaxError: invalid syntax\n"),
+        "{}",
+        e.traceback
+    );
+}
+
+#[tokio::test]
+async fn last_expression_value_is_reported() {
+    let mut sb = sandbox().await;
+    assert_eq!(sb.execute("1+1").await.unwrap().value.as_deref(), Some("2"));
+    assert_eq!(
+        sb.execute("x = 'a'\nx * 3").await.unwrap().value.as_deref(),
+        Some("'aaa'")
+    );
+    assert_eq!(sb.execute("None").await.unwrap().value, None);
+    assert_eq!(sb.execute("y = 5").await.unwrap().value, None);
+}
+
+#[tokio::test]
+async fn system_exit_is_reported_not_fatal() {
+    let mut sb = sandbox().await;
+    let Error::Python(e) = sb.execute("import sys; sys.exit(3)").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "SystemExit");
+    assert_eq!(sb.execute("print(1)").await.unwrap().stdout, "1\n");
+}
