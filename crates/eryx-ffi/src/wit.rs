@@ -70,9 +70,8 @@ impl Wit {
     /// `wit_t` of [`raw::WIT_CURRENT_VERSION`] whose arrays live forever.
     pub unsafe fn from_raw(ptr: *const raw::wit_t) -> Wit {
         // SAFETY: forwarded to the caller.
-        Wit {
-            raw: unsafe { &*ptr },
-        }
+        let raw = unsafe { &*ptr };
+        Wit { raw }
     }
 
     /// The metadata version.

@@ -161,10 +161,10 @@ fn compile(
         CacheDir::Dir(dir) => Some((dir.clone(), dir.join(format!("{key}.cwasm")))),
         CacheDir::Disabled => None,
     };
-    if let Some((_, path)) = &cached {
-        if let Some(component) = load_cached(engine, path) {
-            return Ok(component);
-        }
+    if let Some((_, path)) = &cached
+        && let Some(component) = load_cached(engine, path)
+    {
+        return Ok(component);
     }
     let bytes = eryx_linker::link(bundle)?;
     let component = Component::new(engine, &bytes).map_err(|e| Error::Compile {

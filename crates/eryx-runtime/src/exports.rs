@@ -146,10 +146,10 @@ impl Interpreter for Runtime {
             "snapshot-state" => Some(snapshot(args)),
             "restore-state" => Some(restore(args)),
             "clear-state" => {
-                if let Ok(py) = Python::get() {
-                    if let Err(msg) = py.clear() {
-                        eryx_ffi::bug(&format!("clear-state: {msg}"));
-                    }
+                if let Ok(py) = Python::get()
+                    && let Err(msg) = py.clear()
+                {
+                    eryx_ffi::bug(&format!("clear-state: {msg}"));
                 }
                 None
             }

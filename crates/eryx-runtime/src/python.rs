@@ -68,7 +68,14 @@ pub enum Snapshot {
     Unpicklable(Vec<(String, String, String)>),
 }
 
-static mut STATE: State = State::Uninit;
+/// The interpreter's state: a cell in a static.
+struct Global(std::cell::UnsafeCell<State>);
+
+// SAFETY: the guest is a single-threaded wasm instance; nothing else can
+// observe the cell concurrently.
+unsafe impl Sync for Global {}
+
+static STATE: Global = Global(std::cell::UnsafeCell::new(State::Uninit));
 
 enum State {
     Uninit,
@@ -96,7 +103,7 @@ impl Python {
     pub fn get() -> Result<Python, String> {
         // SAFETY: the guest is single-threaded and this is the only place
         // that touches `STATE`; no reference to it outlives the match.
-        let state = unsafe { &mut *(&raw mut STATE) };
+        let state = unsafe { &mut *STATE.0.get() };
         match state {
             State::Ready(_) => Ok(Python { _private: () }),
             State::Failed(msg) => Err(msg.clone()),
@@ -116,7 +123,7 @@ impl Python {
     fn prelude(self) -> &'static Prelude {
         // SAFETY: a `Python` token exists only once `STATE` is `Ready`, and
         // `STATE` never changes after that.
-        match unsafe { &*(&raw const STATE) } {
+        match unsafe { &*STATE.0.get() } {
             State::Ready(p) => p,
             _ => unreachable!("Python token without an initialized interpreter"),
         }
