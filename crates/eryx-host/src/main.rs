@@ -8,39 +8,40 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use eryx_host::{Error, Sandbox};
 
 /// Run untrusted Python 3.14 in a WebAssembly sandbox.
+///
+/// `eryx -c CODE`, `eryx run FILE` (or `eryx FILE`), or the code on stdin
+/// (also `eryx -` / `eryx run -`).
 #[derive(Parser)]
-#[command(name = "eryx", version, args_conflicts_with_subcommands = true)]
+#[command(name = "eryx", version)]
 struct Cli {
     /// The dist bundle (made by `cargo xtask dist`); defaults to $ERYX_BUNDLE.
-    #[arg(long, global = true, env = "ERYX_BUNDLE")]
+    #[arg(long, env = "ERYX_BUNDLE")]
     bundle: Option<PathBuf>,
     /// Run this code.
-    #[arg(short = 'c', value_name = "CODE")]
+    #[arg(short = 'c', value_name = "CODE", conflicts_with = "target")]
     code: Option<String>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a Python file (`-` reads stdin).
-    Run {
-        /// The file.
-        file: PathBuf,
-    },
+    /// `run FILE`, `FILE`, or `-` for stdin.
+    #[arg(value_name = "run FILE", num_args = 0..=2)]
+    target: Vec<String>,
 }
 
 fn source(cli: &Cli) -> anyhow::Result<String> {
     if let Some(code) = &cli.code {
         return Ok(code.clone());
     }
-    match &cli.command {
-        Some(Command::Run { file }) if file.as_os_str() != "-" => {
-            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+    let file = match cli.target.as_slice() {
+        [] => None,
+        [run, file] if run == "run" => Some(file.as_str()),
+        [file] if file != "run" => Some(file.as_str()),
+        _ => anyhow::bail!("usage: eryx [--bundle DIR] (-c CODE | run FILE | FILE | -)"),
+    };
+    match file {
+        Some(file) if file != "-" => {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
         }
         _ => {
             let mut code = String::new();
