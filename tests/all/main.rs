@@ -6,6 +6,7 @@
 //! on-disk cache in `target/eryx-cache`.
 
 mod component;
+mod concurrency;
 mod linker;
 mod python;
 mod session;

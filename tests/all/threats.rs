@@ -96,3 +96,147 @@ async fn corrupt_snapshots_are_refused_and_the_session_is_unchanged() {
         Some("'me'")
     );
 }
+
+#[tokio::test]
+async fn sleeping_forever_is_stopped_by_the_time_limit() {
+    let mut sb = builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = sb
+        .execute("import time\ntime.sleep(100)")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        sb.execute("print('fresh')").await.unwrap().stdout,
+        "fresh\n"
+    );
+}
+
+#[tokio::test]
+async fn runaway_call_is_cancelled_from_another_task() {
+    let mut sb = sandbox().await;
+    let handle = sb.cancel_handle();
+    handle.cancel(); // no call running: a no-op
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        handle.cancel();
+        handle.cancel(); // twice: still fine
+    });
+    let start = std::time::Instant::now();
+    let err = sb.execute("while True: pass").await.unwrap_err();
+    canceller.await.unwrap();
+    assert!(matches!(err, Error::Cancelled), "{err:?}");
+    assert!(!err.session_survived());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        sb.execute("1 + 1").await.unwrap().value.as_deref(),
+        Some("2")
+    );
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_recursion_error_or_a_typed_trap() {
+    let mut sb = sandbox().await;
+    let Error::Python(e) = sb
+        .execute("def f(n): return f(n + 1)\nf(0)")
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "RecursionError");
+    let r = sb
+        .execute("import sys\nsys.setrecursionlimit(10**6)\ndef g(n): return g(n + 1)\ng(0)")
+        .await;
+    match r {
+        Err(Error::Python(e)) => assert!(
+            ["RecursionError", "MemoryError"].contains(&e.type_name.as_str()),
+            "{e:?}"
+        ),
+        Err(e @ (Error::Trap { .. } | Error::MemoryLimit { .. })) => assert!(!e.session_survived()),
+        other => panic!("expected a RecursionError or a trap, got {other:?}"),
+    }
+    assert_eq!(
+        sb.execute("print('still here')").await.unwrap().stdout,
+        "still here\n"
+    );
+}
+
+#[tokio::test]
+async fn output_flood_is_capped_and_marked_truncated() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            "import sys\nfor _ in range(3000): print('x' * 1000)\nprint('e' * 10, file=sys.stderr)",
+        )
+        .await
+        .unwrap();
+    assert!(out.truncated);
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert_eq!(out.stderr, "eeeeeeeeee\n");
+    let out = sb
+        .execute("import os\nos.write(1, b'raw bytes\\n')\nprint('ok')")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "ok\n",
+        "os.write(1) must not reach the captured output or the host"
+    );
+}
+
+#[tokio::test]
+async fn no_network_no_subprocess_no_threads() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, 'ALLOWED')
+    except BaseException as e:
+        print(name, isinstance(e, (OSError, RuntimeError, ImportError, NotImplementedError, AttributeError)))
+
+def connect():
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(('127.0.0.1', 80))
+
+def resolve():
+    import socket
+    socket.getaddrinfo('example.com', 80)
+
+def spawn():
+    import subprocess
+    subprocess.run(['ls'])
+
+def thread():
+    import threading
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+
+def fork():
+    import os
+    os.fork()
+
+for name, fn in [('connect', connect), ('resolve', resolve), ('spawn', spawn), ('thread', thread), ('fork', fork)]:
+    attempt(name, fn)
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "connect True\nresolve True\nspawn True\nthread True\nfork True\n"
+    );
+}

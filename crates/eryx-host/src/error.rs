@@ -126,6 +126,10 @@ pub enum Error {
         limit: Duration,
     },
 
+    /// The call was cancelled through a [`crate::CancelHandle`]; the session is lost.
+    #[error("execution was cancelled; the session was reset")]
+    Cancelled,
+
     /// The guest trapped because it hit the memory limit; the session is lost.
     #[error("the sandbox ran out of memory (limit {limit} bytes); the session was reset")]
     MemoryLimit {
@@ -171,7 +175,10 @@ impl Error {
     pub fn session_survived(&self) -> bool {
         !matches!(
             self,
-            Error::Timeout { .. } | Error::MemoryLimit { .. } | Error::Trap { .. }
+            Error::Timeout { .. }
+                | Error::Cancelled
+                | Error::MemoryLimit { .. }
+                | Error::Trap { .. }
         )
     }
 }

@@ -33,5 +33,5 @@ mod snapshot;
 mod state;
 
 pub use error::{BoxError, Error, PythonError, Unpicklable};
-pub use sandbox::{Limits, Output, Sandbox, SandboxBuilder};
+pub use sandbox::{CancelHandle, Limits, Output, Sandbox, SandboxBuilder};
 pub use snapshot::Snapshot;

@@ -2,19 +2,24 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use wasmtime::component::{ComponentType, Instance, Lift};
-use wasmtime::{Store, Trap};
+use wasmtime::component::{ComponentNamedList, ComponentType, Instance, Lift, Lower};
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::engine::{CacheDir, EPOCH_TICK, Prepared, prepare};
 use crate::snapshot::Snapshot;
-use crate::state::State;
+use crate::state::{State, Stop};
 use crate::{Error, PythonError, Unpicklable};
 
 /// How long interpreter start-up may take (it is not a user call, so the
 /// user's time limit does not apply).
 const STARTUP_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long past its deadline a call blocked in a host call may take before
+/// it is dropped (guest code is stopped by the epoch callback on time).
+const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
 
 /// Resource limits of a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +189,7 @@ impl SandboxBuilder {
             stdlib,
             limits: self.limits,
             identity: bundle.manifest().content_hash(),
+            cancel: Arc::new(AtomicBool::new(false)),
             live: None,
         };
         sandbox.live().await?;
@@ -194,6 +200,94 @@ impl SandboxBuilder {
 struct Live {
     store: Store<State>,
     instance: Instance,
+}
+
+impl Live {
+    /// Calls export `name` with a deadline of `limit` from now.
+    async fn call<P, R>(
+        &mut self,
+        name: &str,
+        params: P,
+        limit: Duration,
+    ) -> Result<R, wasmtime::Error>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let func = self
+            .instance
+            .get_typed_func::<P, R>(&mut self.store, name)?;
+        let state = self.store.data_mut();
+        let deadline = Instant::now() + limit;
+        state.deadline = Some(deadline);
+        state.stopped = None;
+        let cancel = state.cancel_flag();
+        // The epoch callback stops guest *code*; a guest blocked in a host
+        // call (e.g. `time.sleep`) is stopped here instead, by dropping the
+        // call. Either way the instance is discarded afterwards.
+        let watchdog = async {
+            loop {
+                if cancel.load(Ordering::SeqCst) {
+                    return Stop::Cancelled;
+                }
+                if Instant::now() >= deadline + WATCHDOG_GRACE {
+                    return Stop::Timeout;
+                }
+                tokio::time::sleep(EPOCH_TICK).await;
+            }
+        };
+        let result = tokio::select! {
+            r = func.call_async(&mut self.store, params) => r,
+            stop = watchdog => {
+                self.store.data_mut().stopped = Some(stop);
+                Err(wasmtime::Error::msg("interrupted while blocked in a host call"))
+            }
+        };
+        self.store.data_mut().deadline = None;
+        result
+    }
+
+    /// Turns a failed call into the error that says why.
+    fn classify(&self, e: wasmtime::Error, limits: &Limits) -> Error {
+        let state = self.store.data();
+        match state.stopped {
+            Some(Stop::Timeout) => {
+                return Error::Timeout {
+                    limit: limits.timeout,
+                };
+            }
+            Some(Stop::Cancelled) => return Error::Cancelled,
+            None => {}
+        }
+        if state.limits_hit() {
+            return Error::MemoryLimit {
+                limit: limits.memory_bytes,
+            };
+        }
+        let raw = state.raw_stderr();
+        let mut source = e.into_boxed_dyn_error();
+        if !raw.trim().is_empty() {
+            source = format!("{source:?}\nguest stderr:\n{}", raw.trim_end()).into();
+        }
+        Error::Trap { source }
+    }
+}
+
+/// Cancels the call a [`Sandbox`] is running, from any task or thread.
+///
+/// The cancelled call returns [`Error::Cancelled`] once the guest has
+/// stopped (within one epoch tick, 10 ms); the session is reset. Cancelling
+/// when no call runs, or twice, does nothing.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    flag: Arc<AtomicBool>,
+}
+
+impl CancelHandle {
+    /// Requests cancellation of the running call.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
 }
 
 /// One Python session in its own store and instance.
@@ -207,6 +301,7 @@ pub struct Sandbox {
     stdlib: PathBuf,
     limits: Limits,
     identity: String,
+    cancel: Arc<AtomicBool>,
     live: Option<Live>,
 }
 
@@ -230,14 +325,32 @@ impl Sandbox {
         &self.limits
     }
 
+    /// A handle that cancels this sandbox's running call from another task.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            flag: self.cancel.clone(),
+        }
+    }
+
+    /// The live instance, made (and Python started) if there is none.
     async fn live(&mut self) -> Result<&mut Live, Error> {
         if self.live.is_none() {
-            let state = State::new(&self.stdlib, &self.limits)
+            let state = State::new(&self.stdlib, &self.limits, self.cancel.clone())
                 .map_err(|source| Error::Instantiate { source })?;
             let mut store = Store::new(&self.prepared.engine, state);
             store.limiter(|s| &mut s.limits);
-            store.set_epoch_deadline(u64::MAX / 2);
-            store.epoch_deadline_trap();
+            // Every epoch tick: stop on cancellation or past the deadline,
+            // otherwise yield to the executor so that a busy guest never
+            // starves other tasks.
+            store.epoch_deadline_callback(|mut ctx| {
+                let state = ctx.data_mut();
+                if let Some(stop) = state.should_stop() {
+                    state.stopped = Some(stop);
+                    return Ok(UpdateDeadline::Interrupt);
+                }
+                Ok(UpdateDeadline::Yield(1))
+            });
+            store.set_epoch_deadline(1);
             let instance = self
                 .prepared
                 .pre
@@ -249,21 +362,18 @@ impl Sandbox {
             // Start the interpreter now, under its own deadline, so that
             // start-up time never counts against a user call's time limit
             // and a start-up failure surfaces here.
-            let func = instance
-                .get_typed_func::<(&str,), (Result<GuestOutput, GuestError>,)>(
-                    &mut store, "execute",
+            let mut live = Live { store, instance };
+            let started = live
+                .call::<(&str,), (Result<GuestOutput, GuestError>,)>(
+                    "execute",
+                    ("",),
+                    STARTUP_LIMIT,
                 )
-                .map_err(|e| Error::Instantiate {
-                    source: e.into_boxed_dyn_error(),
-                })?;
-            let ticks = (STARTUP_LIMIT.as_millis() / EPOCH_TICK.as_millis()) as u64;
-            store.set_epoch_deadline(ticks);
-            let started = func.call_async(&mut store, ("",)).await;
-            store.set_epoch_deadline(u64::MAX / 2);
+                .await;
             match started {
                 Ok((Ok(_),)) => {}
                 Ok((Err(e),)) => {
-                    let raw = store.data().raw_stderr();
+                    let raw = live.store.data().raw_stderr();
                     return Err(match guest_error(e) {
                         Error::GuestInit { message } if !raw.trim().is_empty() => {
                             Error::GuestInit {
@@ -274,47 +384,34 @@ impl Sandbox {
                     });
                 }
                 Err(e) => {
-                    let raw = store.data().raw_stderr();
-                    let hit = store.data().limits_hit();
                     let limits = Limits {
                         timeout: STARTUP_LIMIT,
                         ..self.limits.clone()
                     };
-                    return Err(classify_trap(e, &limits, hit, raw));
+                    return Err(live.classify(e, &limits));
                 }
             }
-            self.live = Some(Live { store, instance });
+            self.live = Some(live);
         }
         Ok(self.live.as_mut().expect("just set"))
     }
 
-    /// Calls export `name`, with the time limit; a trap drops the instance.
+    /// Calls export `name` under the time limit; a trap drops the instance.
     async fn call<P, R>(&mut self, name: &str, params: P) -> Result<R, Error>
     where
-        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
-        R: wasmtime::component::ComponentNamedList + Lift + Send + Sync + 'static,
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let limits = self.limits.clone();
+        // A cancellation requested while no call was running is void.
+        self.cancel.store(false, Ordering::SeqCst);
         let live = self.live().await?;
-        let func = live
-            .instance
-            .get_typed_func::<P, R>(&mut live.store, name)
-            .map_err(|e| Error::Instantiate {
-                source: e.into_boxed_dyn_error(),
-            })?;
-        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
-        live.store.set_epoch_deadline(ticks);
-        let result = func.call_async(&mut live.store, params).await;
-        match result {
-            Ok(r) => {
-                live.store.set_epoch_deadline(u64::MAX / 2);
-                Ok(r)
-            }
+        match live.call(name, params, limits.timeout).await {
+            Ok(r) => Ok(r),
             Err(e) => {
-                let raw_stderr = live.store.data().raw_stderr();
-                let memory_exhausted = live.store.data().limits_hit();
+                let err = live.classify(e, &limits);
                 self.live = None;
-                Err(classify_trap(e, &limits, memory_exhausted, raw_stderr))
+                Err(err)
             }
         }
     }
@@ -401,27 +498,4 @@ fn guest_error(e: GuestError) -> Error {
         ),
         GuestError::Internal(message) => Error::GuestInternal { message },
     }
-}
-
-fn classify_trap(
-    e: wasmtime::Error,
-    limits: &Limits,
-    memory_exhausted: bool,
-    raw_stderr: String,
-) -> Error {
-    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
-        return Error::Timeout {
-            limit: limits.timeout,
-        };
-    }
-    if memory_exhausted {
-        return Error::MemoryLimit {
-            limit: limits.memory_bytes,
-        };
-    }
-    let mut source = e.into_boxed_dyn_error();
-    if !raw_stderr.trim().is_empty() {
-        source = format!("{source:?}\nguest stderr:\n{}", raw_stderr.trim_end()).into();
-    }
-    Error::Trap { source }
 }

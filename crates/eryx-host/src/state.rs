@@ -1,6 +1,10 @@
 //! The per-sandbox store data: the WASI context, its resource table and
 //! the resource limiter.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -21,6 +25,19 @@ pub(crate) struct State {
     table: ResourceTable,
     pub(crate) limits: MemoryLimiter,
     pub(crate) raw_stderr: MemoryOutputPipe,
+    /// When the running call must stop.
+    pub(crate) deadline: Option<Instant>,
+    /// Set by a [`crate::CancelHandle`].
+    cancel: Arc<AtomicBool>,
+    /// Why the epoch callback interrupted the guest, if it did.
+    pub(crate) stopped: Option<Stop>,
+}
+
+/// Why the host interrupted the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Timeout,
+    Cancelled,
 }
 
 impl WasiView for State {
@@ -35,7 +52,11 @@ impl WasiView for State {
 impl State {
     /// Deny by default: no env, no args, no stdin, stdout/stderr into small
     /// in-memory pipes, no network, one read-only preopen (the stdlib).
-    pub(crate) fn new(stdlib: &std::path::Path, limits: &Limits) -> Result<State, BoxError> {
+    pub(crate) fn new(
+        stdlib: &std::path::Path,
+        limits: &Limits,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<State, BoxError> {
         let raw_stderr = MemoryOutputPipe::new(RAW_OUTPUT_CAP);
         let mut builder = WasiCtx::builder();
         builder
@@ -54,7 +75,26 @@ impl State {
             table: ResourceTable::new(),
             limits,
             raw_stderr,
+            deadline: None,
+            cancel,
+            stopped: None,
         })
+    }
+
+    /// The flag a [`crate::CancelHandle`] sets.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Whether the running call must stop now, and why.
+    pub(crate) fn should_stop(&self) -> Option<Stop> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Some(Stop::Cancelled);
+        }
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Some(Stop::Timeout),
+            _ => None,
+        }
     }
 
     /// Whether the guest was refused memory since it started.
