@@ -100,6 +100,10 @@ impl Snapshot {
             r = tail;
             Ok(head)
         };
+        let head = &bytes[..bytes.len().min(MAGIC.len())];
+        if head != &MAGIC[..head.len()] {
+            return Err(invalid("not an eryx snapshot (bad magic)"));
+        }
         if take(MAGIC.len(), "magic")? != MAGIC {
             return Err(invalid("not an eryx snapshot (bad magic)"));
         }

@@ -124,3 +124,72 @@ fn unreadable_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read /nonexistent/prog.py"));
 }
+
+#[test]
+fn state_file_carries_a_session_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.bin");
+    let state = state.to_str().unwrap();
+    let out = eryx(&["--state", state, "-c", "x = 41"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = eryx(&["--state", state, "-c", "print(x + 1)"], None);
+    assert_eq!(text(&out.stdout), "42\n");
+    std::fs::write(dir.path().join("s.bin"), b"garbage").unwrap();
+    let out = eryx(&["--state", state, "-c", "print(1)"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("invalid snapshot: not an eryx snapshot"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn json_output_is_one_object() {
+    let out = eryx(&["--json", "-c", "print('hi')\n6 * 7"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stdout"], "hi\n");
+    assert_eq!(v["value"], "42");
+    assert_eq!(v["error"], serde_json::Value::Null);
+    assert_eq!(v["truncated"], false);
+    assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
+    let out = eryx(&["--json", "-c", "raise KeyError('k')"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["type"], "KeyError");
+}
+
+#[test]
+fn timeout_and_memory_flags_apply() {
+    let out = eryx(&["--timeout", "0.3", "-c", "while True: pass"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("timed out after 300ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eryx(
+        &["--memory", "64M", "-c", "b = bytearray(100 * 1024 * 1024)"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).ends_with("MemoryError\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eryx(&["--memory", "12Q", "-c", "1"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn repl_keeps_the_session_and_prints_values() {
+    let out = eryx(
+        &["repl"],
+        Some("def f(x):\n    return x * 2\n\nf(21)\n1/0\nf(1)\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "42\n2\n");
+    assert!(text(&out.stderr).contains("ZeroDivisionError: division by zero"));
+}
