@@ -51,6 +51,9 @@ fn engine() -> Result<&'static Engine, Error> {
     })
 }
 
+/// Receives progress messages of long steps.
+pub(crate) type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A compiled component, ready to instantiate.
 pub(crate) struct Prepared {
     pub(crate) engine: Engine,
@@ -155,6 +158,7 @@ fn compile(
     engine: &Engine,
     bundle: &eryx_linker::Bundle,
     cache: &CacheDir,
+    progress: &Progress,
 ) -> Result<Component, Error> {
     let key = cache_key(bundle);
     let cached = match cache {
@@ -166,7 +170,9 @@ fn compile(
     {
         return Ok(component);
     }
+    progress("linking the component");
     let bytes = eryx_linker::link(bundle)?;
+    progress("compiling the component (once per bundle and wasmtime version; ~10 s)");
     let component = Component::new(engine, &bytes).map_err(|e| Error::Compile {
         source: e.into_boxed_dyn_error(),
     })?;
@@ -187,6 +193,7 @@ fn instantiate_pre(engine: &Engine, component: &Component) -> Result<InstancePre
 pub(crate) async fn prepare(
     bundle: &eryx_linker::Bundle,
     cache: &CacheDir,
+    progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
     static PREPARED: OnceLock<Mutex<HashMap<String, Arc<Prepared>>>> = OnceLock::new();
     let memo = PREPARED.get_or_init(|| Mutex::new(HashMap::new()));
@@ -198,7 +205,7 @@ pub(crate) async fn prepare(
     let engine = engine()?.clone();
     let (bundle, cache) = (bundle.clone(), cache.clone());
     let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared, Error> {
-        let component = compile(&engine, &bundle, &cache)?;
+        let component = compile(&engine, &bundle, &cache, &progress)?;
         let pre =
             instantiate_pre(&engine, &component).map_err(|source| Error::Instantiate { source })?;
         Ok(Prepared { engine, pre })

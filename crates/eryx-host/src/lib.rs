@@ -9,14 +9,28 @@
 //! Every sandbox made from the same bundle shares one engine and one
 //! compiled component; compiling it takes seconds once, and is cached on disk.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), eryx_host::Error> {
-//! let mut sandbox = eryx_host::Sandbox::builder().bundle("target/dist").build().await?;
+//! A session, moved to a second sandbox with a snapshot (the bundle comes
+//! from `ERYX_BUNDLE`, which `cargo xtask test` sets; pass `.bundle(dir)`
+//! in your own code):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), eryx_host::Error> {
+//! use eryx_host::{Error, Sandbox, Snapshot};
+//!
+//! let mut sandbox = Sandbox::builder().build().await?;
 //! let out = sandbox.execute("x = 20\nprint(x * 2)").await?;
 //! assert_eq!(out.stdout, "40\n");
-//! let snap = sandbox.snapshot().await?;
-//! let mut other = eryx_host::Sandbox::builder().bundle("target/dist").build().await?;
-//! other.restore(&snap).await?;
+//!
+//! // Exceptions are errors of their own kind; the session goes on.
+//! let Err(Error::Python(e)) = sandbox.execute("1 / 0").await else { panic!() };
+//! assert_eq!(e.type_name, "ZeroDivisionError");
+//!
+//! // Snapshots are bytes with a checked header; restore them anywhere
+//! // built the same way.
+//! let bytes = sandbox.snapshot().await?.to_bytes();
+//! let mut other = Sandbox::builder().build().await?;
+//! other.restore(&Snapshot::from_bytes(&bytes)?).await?;
 //! assert_eq!(other.execute("x + 1").await?.value.as_deref(), Some("21"));
 //! # Ok(()) }
 //! ```

@@ -294,6 +294,9 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     let mut builder = Sandbox::builder();
+    if std::io::stderr().is_terminal() {
+        builder = builder.on_progress(|msg| eprintln!("eryx: {msg}..."));
+    }
     if let Some(bundle) = &cli.bundle {
         builder = builder.bundle(bundle);
     }

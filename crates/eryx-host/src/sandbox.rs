@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{ComponentNamedList, ComponentType, Instance, Lift, Lower};
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::engine::{CacheDir, EPOCH_TICK, Prepared, prepare};
+use crate::engine::{CacheDir, EPOCH_TICK, Prepared, Progress, prepare};
 use crate::snapshot::Snapshot;
 use crate::state::{State, Stop};
 use crate::{Error, PythonError, Unpicklable};
@@ -120,12 +120,23 @@ enum GuestError {
 ///   `/python/lib/python3.14`: no other files, no environment variables, no
 ///   arguments, no stdin, no network; its raw stdout/stderr go to small
 ///   in-memory buffers, never to the host's.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[must_use]
 pub struct SandboxBuilder {
     bundle: Option<PathBuf>,
     cache: Option<CacheDir>,
     limits: Limits,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxBuilder")
+            .field("bundle", &self.bundle)
+            .field("cache", &self.cache)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SandboxBuilder {
@@ -149,6 +160,13 @@ impl SandboxBuilder {
     /// Compiles the component in memory, without a disk cache.
     pub fn no_cache(mut self) -> SandboxBuilder {
         self.cache = Some(CacheDir::Disabled);
+        self
+    }
+
+    /// Calls `f` with a message when a long step starts (linking and
+    /// compiling the component, on a cache miss). Default: silent.
+    pub fn on_progress(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> SandboxBuilder {
+        self.progress = Some(Arc::new(f));
         self
     }
 
@@ -183,7 +201,8 @@ impl SandboxBuilder {
         let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
         let cache = self.cache.unwrap_or_else(CacheDir::default_location);
-        let prepared = prepare(&bundle, &cache).await?;
+        let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
+        let prepared = prepare(&bundle, &cache, progress).await?;
         let mut sandbox = Sandbox {
             prepared,
             stdlib,
