@@ -240,3 +240,92 @@ for name, fn in [('connect', connect), ('resolve', resolve), ('spawn', spawn), (
         "connect True\nresolve True\nspawn True\nthread True\nfork True\n"
     );
 }
+
+/// Re-frames `payload` in a valid header taken from `template` (a real
+/// snapshot's bytes), optionally with another sandbox identity.
+fn reframe(template: &[u8], payload: &[u8], identity: Option<[u8; 32]>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    // magic 8 | format 2 | python len 1 + version | identity 32 | len 8 | sha 32 | payload
+    let python_len = template[10] as usize;
+    let id_at = 11 + python_len;
+    let mut out = template[..id_at].to_vec();
+    match identity {
+        Some(id) => out.extend_from_slice(&id),
+        None => out.extend_from_slice(&template[id_at..id_at + 32]),
+    }
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(payload));
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn snapshot_from_an_incompatible_sandbox_is_refused() {
+    let mut sb = sandbox().await;
+    sb.execute("keep = 1").await.unwrap();
+    let good = sb.snapshot().await.unwrap().to_bytes();
+    let payload_at = good.len() - {
+        let python_len = good[10] as usize;
+        let len_at = 11 + python_len + 32;
+        u64::from_le_bytes(good[len_at..len_at + 8].try_into().unwrap()) as usize
+    };
+    let foreign = reframe(&good, &good[payload_at..], Some([7; 32]));
+    let snap = Snapshot::from_bytes(&foreign).unwrap();
+    let err = sb.restore(&snap).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSnapshot { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("different runtime bundle or extension set"),
+        "{err}"
+    );
+    assert_eq!(
+        sb.execute("keep").await.unwrap().value.as_deref(),
+        Some("1")
+    );
+}
+
+/// Smoke fuzz of restore: random payloads in valid headers reach the guest's
+/// unpickler; each is refused with a clear error and the session survives.
+#[tokio::test]
+async fn restore_of_random_payloads_is_refused_inside_the_guest() {
+    let seed: u64 = std::env::var("ERYX_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xe7e7);
+    println!("seed {seed} (override with ERYX_TEST_SEED)");
+    let mut sb = sandbox().await;
+    sb.execute("keep = 'me'").await.unwrap();
+    let template = sb.snapshot().await.unwrap().to_bytes();
+    let mut x = seed;
+    for round in 0..40 {
+        let len = 1 + (round * 13) % 200;
+        let mut payload: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        if round % 2 == 0 {
+            payload[0] = 0x80; // a pickle protocol marker, to get past the first opcode
+            if len > 1 {
+                payload[1] = 5;
+            }
+        }
+        let snap = Snapshot::from_bytes(&reframe(&template, &payload, None)).unwrap();
+        match sb.restore(&snap).await {
+            Err(Error::InvalidSnapshot { reason }) => {
+                assert!(
+                    reason.contains("cannot be restored") || reason.contains("unknown layout"),
+                    "{reason}"
+                )
+            }
+            other => panic!("round {round}: random payload gave {other:?}"),
+        }
+    }
+    assert_eq!(
+        sb.execute("keep").await.unwrap().value.as_deref(),
+        Some("'me'")
+    );
+}
