@@ -162,7 +162,9 @@ async fn deep_recursion_is_a_recursion_error_or_a_typed_trap() {
             ["RecursionError", "MemoryError"].contains(&e.type_name.as_str()),
             "{e:?}"
         ),
-        Err(e @ (Error::Trap { .. } | Error::MemoryLimit { .. })) => assert!(!e.session_survived()),
+        Err(e @ (Error::StackOverflow | Error::MemoryLimit { .. })) => {
+            assert!(!e.session_survived())
+        }
         other => panic!("expected a RecursionError or a trap, got {other:?}"),
     }
     assert_eq!(
@@ -327,5 +329,23 @@ async fn restore_of_random_payloads_is_refused_inside_the_guest() {
     assert_eq!(
         sb.execute("keep").await.unwrap().value.as_deref(),
         Some("'me'")
+    );
+}
+
+#[tokio::test]
+async fn deep_c_recursion_is_a_typed_stack_overflow() {
+    let mut sb = sandbox().await;
+    let err = sb
+        .execute("l = []\nfor _ in range(200000):\n    l = [l]\nrepr(l)")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::StackOverflow)
+            || matches!(&err, Error::Python(e) if e.type_name == "RecursionError"),
+        "{err:?}"
+    );
+    assert_eq!(
+        sb.execute("print('recovered')").await.unwrap().stdout,
+        "recovered\n"
     );
 }

@@ -137,6 +137,11 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The guest exhausted its call stack (deep recursion in C code, e.g.
+    /// `repr` of a deeply nested list); the session is lost.
+    #[error("the sandbox's call stack overflowed (deep recursion); the session was reset")]
+    StackOverflow,
+
     /// The guest trapped; the session is lost.
     #[error("the sandbox trapped; the session was reset")]
     Trap {
@@ -178,6 +183,7 @@ impl Error {
             Error::Timeout { .. }
                 | Error::Cancelled
                 | Error::MemoryLimit { .. }
+                | Error::StackOverflow
                 | Error::Trap { .. }
         )
     }

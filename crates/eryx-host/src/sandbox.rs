@@ -278,6 +278,9 @@ impl Live {
             Some(Stop::Cancelled) => return Error::Cancelled,
             None => {}
         }
+        if let Some(wasmtime::Trap::StackOverflow) = e.downcast_ref::<wasmtime::Trap>() {
+            return Error::StackOverflow;
+        }
         if state.limits_hit() {
             return Error::MemoryLimit {
                 limit: limits.memory_bytes,
