@@ -349,3 +349,15 @@ async fn deep_c_recursion_is_a_typed_stack_overflow() {
         "recovered\n"
     );
 }
+
+#[tokio::test]
+async fn output_cap_is_configurable() {
+    let mut sb = builder().output_limit(10).build().await.unwrap();
+    let out = sb
+        .execute("print('0123456789abcdef')\nimport sys\nsys.stderr.write('x' * 5)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "0123456789");
+    assert_eq!(out.stderr, "xxxxx");
+    assert!(out.truncated);
+}

@@ -43,6 +43,7 @@ mod bytesobject;
 pub mod cpython;
 mod dictobject;
 mod import;
+mod longobject;
 mod object;
 mod pyerrors;
 mod pylifecycle;
@@ -57,6 +58,7 @@ pub use bytesobject::*;
 pub use cpython::*;
 pub use dictobject::*;
 pub use import::*;
+pub use longobject::*;
 pub use object::*;
 pub use pyerrors::*;
 pub use pylifecycle::*;
@@ -67,6 +69,6 @@ pub use unicodeobject::*;
 
 // skipped Python.h (umbrella header)
 // skipped ceval.h, code.h, complexobject.h, descrobject.h
-// skipped floatobject.h, listobject.h, longobject.h, methodobject.h, modsupport.h
+// skipped floatobject.h, listobject.h, methodobject.h, modsupport.h
 // skipped moduleobject.h, setobject.h, sliceobject.h, sysmodule.h, warnings.h
 // skipped everything else: add a module per header when the runtime needs it

@@ -32,6 +32,10 @@ pub struct Limits {
     /// allocate without bound; Python sees `MemoryError` where CPython can
     /// raise it. Default 256 MiB.
     pub memory_bytes: usize,
+    /// Characters of stdout, and of stderr, kept per call. Untrusted code
+    /// can print without end; past this the text is cut and
+    /// [`Output::truncated`] is set. Default 1 Mi (1,048,576).
+    pub output_chars: u32,
 }
 
 impl Default for Limits {
@@ -39,6 +43,7 @@ impl Default for Limits {
         Limits {
             timeout: Duration::from_secs(30),
             memory_bytes: 256 << 20,
+            output_chars: 1 << 20,
         }
     }
 }
@@ -53,8 +58,7 @@ pub struct Output {
     /// `repr()` of the last expression statement's value, if the code ended
     /// with one and it was not `None` (as the Python REPL shows it).
     pub value: Option<String>,
-    /// Whether stdout or stderr was cut at the guest's output cap (1 MiB
-    /// characters per stream).
+    /// Whether stdout or stderr was cut at [`Limits::output_chars`].
     pub truncated: bool,
 }
 
@@ -167,6 +171,12 @@ impl SandboxBuilder {
     /// compiling the component, on a cache miss). Default: silent.
     pub fn on_progress(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> SandboxBuilder {
         self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The output cap per stream and call (see [`Limits::output_chars`]).
+    pub fn output_limit(mut self, chars: u32) -> SandboxBuilder {
+        self.limits.output_chars = chars;
         self
     }
 
@@ -386,9 +396,9 @@ impl Sandbox {
             // and a start-up failure surfaces here.
             let mut live = Live { store, instance };
             let started = live
-                .call::<(&str,), (Result<GuestOutput, GuestError>,)>(
+                .call::<(&str, u32), (Result<GuestOutput, GuestError>,)>(
                     "execute",
-                    ("",),
+                    ("", 0),
                     STARTUP_LIMIT,
                 )
                 .await;
@@ -444,7 +454,10 @@ impl Sandbox {
     /// other errors are sandbox failures.
     pub async fn execute(&mut self, code: &str) -> Result<Output, Error> {
         let (result,) = self
-            .call::<(&str,), (Result<GuestOutput, GuestError>,)>("execute", (code,))
+            .call::<(&str, u32), (Result<GuestOutput, GuestError>,)>(
+                "execute",
+                (code, self.limits.output_chars),
+            )
             .await?;
         let out = result.map_err(guest_error)?;
         if let Some(exc) = out.exception {

@@ -193,3 +193,17 @@ fn repl_keeps_the_session_and_prints_values() {
     assert_eq!(text(&out.stdout), "42\n2\n");
     assert!(text(&out.stderr).contains("ZeroDivisionError: division by zero"));
 }
+
+#[test]
+fn raw_writes_to_fd_1_and_2_never_reach_the_host() {
+    let out = eryx(
+        &[
+            "-c",
+            "import os\nos.write(1, b'raw-out\\n')\nos.write(2, b'raw-err\\n')\nprint('ok')",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "ok\n");
+    assert_eq!(text(&out.stderr), "");
+}

@@ -50,14 +50,16 @@ fn execution(e: Execution) -> Value {
 }
 
 fn execute(args: Vec<Value>) -> Value {
-    let Some(Value::String(code)) = args.into_iter().next() else {
-        eryx_ffi::bug("execute: expected one string argument");
+    let [Value::String(code), Value::U32(output_limit)] = <[Value; 2]>::try_from(args)
+        .unwrap_or_else(|_| eryx_ffi::bug("execute: expected (string, u32)"))
+    else {
+        eryx_ffi::bug("execute: expected (string, u32)");
     };
     let py = match python() {
         Ok(py) => py,
         Err(e) => return e,
     };
-    match py.execute(&code) {
+    match py.execute(&code, output_limit) {
         Ok(e) => execution(e),
         Err(msg) => error(INTERNAL, format!("execute: {msg}")),
     }

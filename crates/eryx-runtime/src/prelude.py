@@ -17,10 +17,6 @@ import types
 
 import __main__
 
-#: Characters kept per stream and per `execute`; past it output is dropped
-#: and `truncated` is reported.
-OUTPUT_LIMIT = 1 << 20
-
 #: How many executed sources stay registered with `linecache`, so that
 #: tracebacks can show the lines of recent cells.
 _SOURCES_KEPT = 64
@@ -90,8 +86,8 @@ def _describe(exc):
     return (type(exc).__qualname__, message, text)
 
 
-def execute(code):
-    """Runs `code` in `__main__`.
+def execute(code, output_limit):
+    """Runs `code` in `__main__`, keeping `output_limit` characters per stream.
 
     Returns (stdout, stderr, value repr or None, exception or None, truncated).
     """
@@ -99,8 +95,8 @@ def execute(code):
     _counter += 1
     filename = f"<cell-{_counter}>"
     _register_source(filename, code)
-    out = _Capture(OUTPUT_LIMIT)
-    err = _Capture(OUTPUT_LIMIT)
+    out = _Capture(output_limit)
+    err = _Capture(output_limit)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     value = None

@@ -250,9 +250,11 @@ impl Python {
     }
 
     /// Runs user code in `__main__` (see `prelude.py`).
-    pub fn execute(self, code: &str) -> Result<Execution, String> {
+    pub fn execute(self, code: &str, output_limit: u32) -> Result<Execution, String> {
         let code = self.new_str(code)?;
-        let r = self.call(&self.prelude().execute, vec![code])?;
+        // SAFETY: interpreter running, GIL held (token).
+        let limit = self.own(unsafe { ffi::PyLong_FromUnsignedLong(output_limit.into()) })?;
+        let r = self.call(&self.prelude().execute, vec![code, limit])?;
         let stdout = self.str_of(self.item(&r, 0)?);
         let stderr = self.str_of(self.item(&r, 1)?);
         let value = self.opt_string(self.item(&r, 2)?);
