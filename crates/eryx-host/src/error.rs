@@ -112,6 +112,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The bundle's runtime was built for another sandbox interface.
+    #[error(
+        "the runtime in the bundle does not match this eryx-host (export `{export}`: {detail}); rebuild the bundle with `cargo xtask dist`"
+    )]
+    RuntimeMismatch {
+        /// The export whose type differs.
+        export: String,
+        /// wasmtime's type-check message.
+        detail: String,
+    },
+
     /// The guest does not implement the operation.
     #[error("not supported by this eryx runtime: {message}")]
     Unsupported {

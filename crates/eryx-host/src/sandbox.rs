@@ -245,7 +245,13 @@ impl Live {
     {
         let func = self
             .instance
-            .get_typed_func::<P, R>(&mut self.store, name)?;
+            .get_typed_func::<P, R>(&mut self.store, name)
+            .map_err(|e| {
+                wasmtime::Error::new(SignatureMismatch {
+                    export: name.to_string(),
+                    detail: format!("{e:#}"),
+                })
+            })?;
         let state = self.store.data_mut();
         let deadline = Instant::now() + limit;
         state.deadline = Some(deadline);
@@ -278,6 +284,12 @@ impl Live {
 
     /// Turns a failed call into the error that says why.
     fn classify(&self, e: wasmtime::Error, limits: &Limits) -> Error {
+        if let Some(m) = e.downcast_ref::<SignatureMismatch>() {
+            return Error::RuntimeMismatch {
+                export: m.export.clone(),
+                detail: m.detail.clone(),
+            };
+        }
         let state = self.store.data();
         match state.stopped {
             Some(Stop::Timeout) => {
@@ -304,6 +316,21 @@ impl Live {
         Error::Trap { source }
     }
 }
+
+/// The component's export does not have the type this crate calls it with.
+#[derive(Debug)]
+struct SignatureMismatch {
+    export: String,
+    detail: String,
+}
+
+impl std::fmt::Display for SignatureMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "export `{}`: {}", self.export, self.detail)
+    }
+}
+
+impl std::error::Error for SignatureMismatch {}
 
 /// Cancels the call a [`Sandbox`] is running, from any task or thread.
 ///
