@@ -7,6 +7,7 @@
 
 mod component;
 mod concurrency;
+mod extensions;
 mod linker;
 mod python;
 mod session;

@@ -28,8 +28,8 @@ use crate::fetch::{self, CPY_VERSION, FetchRecord};
 use crate::toolchain::{self, Toolchain};
 use crate::{process, progress};
 
-const TARGET: &str = "wasm32-wasip1";
-const PROFILE: &str = "guest";
+pub(crate) const TARGET: &str = "wasm32-wasip1";
+pub(crate) const PROFILE: &str = "guest";
 /// The crates whose sources make up the runtime.
 const GUEST_CRATES: &[&str] = &[
     "crates/eryx-runtime",
@@ -37,7 +37,7 @@ const GUEST_CRATES: &[&str] = &[
     "crates/eryx-cpython-sys",
 ];
 
-fn link_flags() -> Vec<String> {
+fn link_flags(exports: &[&str]) -> Vec<String> {
     let mut flags: Vec<String> = [
         "--target=wasm32-wasip1",
         "-nostdlib",
@@ -50,12 +50,12 @@ fn link_flags() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    flags.extend(
-        eryx_ffi::abi::INTRINSICS
-            .iter()
-            .map(|i| format!("-Wl,--export={}", i.name)),
-    );
+    flags.extend(exports.iter().map(|name| format!("-Wl,--export={name}")));
     flags
+}
+
+fn runtime_exports() -> Vec<&'static str> {
+    eryx_ffi::abi::INTRINSICS.iter().map(|i| i.name).collect()
 }
 
 fn hash_tree(h: &mut Sha256, root: &Path, dir: &Path) -> Result<()> {
@@ -93,14 +93,23 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
         h.update(std::fs::read(root.join(file))?);
     }
     h.update(tools.versions.as_bytes());
-    h.update(link_flags().join(" ").as_bytes());
+    h.update(link_flags(&runtime_exports()).join(" ").as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
 
-/// Builds the runtime staticlib and links it; returns the `.so` path.
-fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
+/// Builds workspace package `package` (a staticlib named `lib`) for
+/// `wasm32-wasip1` with build-std, and links it with `clang -shared` into
+/// `out`, exporting exactly `exports`.
+pub(crate) fn build_guest_library(
+    root: &Path,
+    tools: &Toolchain,
+    package: &str,
+    lib: &str,
+    exports: &[&str],
+    out: &Path,
+) -> Result<()> {
     let target_dir = root.join("target/wasm");
     let mut cmd = Command::new(&tools.cargo);
     // The outer `cargo xtask` sets variables that would confuse the inner
@@ -119,7 +128,7 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
         .args([
             "build",
             "-p",
-            "eryx-runtime",
+            package,
             "--target",
             TARGET,
             "--profile",
@@ -143,22 +152,41 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
     }
     process::run(
         &mut cmd,
-        "building eryx-runtime for wasm32-wasip1 (first time: ~2 min for std)",
+        &format!("building {package} for wasm32-wasip1 (first time: ~2 min for std)"),
     )?;
 
     let staticlib = target_dir
         .join(TARGET)
         .join(PROFILE)
-        .join("liberyx_runtime.a");
-    let so = target_dir.join(RUNTIME_LIBRARY);
+        .join(format!("lib{lib}.a"));
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut link = Command::new(&tools.clang);
-    link.args(link_flags()).arg("-o").arg(&so).arg(&staticlib);
-    let out = process::capture(&mut link, "linking liberyx_runtime.so")?;
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
+    link.args(link_flags(exports))
+        .arg("-o")
+        .arg(out)
+        .arg(&staticlib);
+    let output = process::capture(&mut link, &format!("linking {}", out.display()))?;
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
         if !line.contains("creating shared libraries, with -shared, is not yet stable") {
             eprintln!("{line}");
         }
     }
+    Ok(())
+}
+
+/// Builds the runtime staticlib and links it; returns the `.so` path.
+fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
+    let so = root.join("target/wasm").join(RUNTIME_LIBRARY);
+    build_guest_library(
+        root,
+        tools,
+        "eryx-runtime",
+        "eryx_runtime",
+        &runtime_exports(),
+        &so,
+    )?;
     Ok(so)
 }
 

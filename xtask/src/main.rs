@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod dist;
+mod ext;
 mod fetch;
 mod process;
 mod toolchain;
@@ -29,7 +30,8 @@ commands:
   fetch              get CPython for WASI (componentize-py wheel via pip) into target/fetch
   dist               build liberyx_runtime.so and assemble the bundle in target/dist
   run [-- ARGS...]   dist, build the eryx CLI, run it with ARGS (e.g. -- -c 'print(1+1)')
-  test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)";
+  test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)
+  ext build PATH     build a Rust extension crate into PATH's <module>.cpython-314-wasm32-wasi.so";
 
 /// The workspace root (the parent of `xtask/`).
 pub(crate) fn root() -> PathBuf {
@@ -62,6 +64,14 @@ fn real_main() -> Result<ExitCode> {
             dist::dist(&root())?;
             Ok(ExitCode::SUCCESS)
         }
+        "ext" => match rest.as_slice() {
+            [build, path] if build == "build" => {
+                let out = ext::build(&root(), Path::new(path))?;
+                println!("{}", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => bail!("usage: cargo xtask ext build PATH"),
+        },
         "run" => run(&rest),
         "test" => test(&rest),
         "" | "help" | "-h" | "--help" => {
@@ -105,12 +115,16 @@ fn run(args: &[String]) -> Result<ExitCode> {
 fn test(args: &[String]) -> Result<ExitCode> {
     let root = root();
     let bundle = dist::dist(&root)?;
+    for example in ext::EXAMPLES {
+        ext::build(&root, Path::new(example))?;
+    }
     let mut test = cargo();
     test.current_dir(&root)
         .args(["test", "--workspace", "--exclude", "eryx-runtime"])
         .args(args)
         .env("ERYX_BUNDLE", &bundle)
-        .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"));
+        .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
+        .env("ERYX_EXAMPLE_EXTENSIONS", root.join("target/ext"));
     progress!("running the tests: {}", process::describe(&test));
     let status = test.status().context("cannot run cargo test")?;
     Ok(exit_code(status))

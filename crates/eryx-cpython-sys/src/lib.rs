@@ -44,6 +44,7 @@ pub mod cpython;
 mod dictobject;
 mod import;
 mod longobject;
+mod moduleobject;
 mod object;
 mod pyerrors;
 mod pylifecycle;
@@ -59,6 +60,7 @@ pub use cpython::*;
 pub use dictobject::*;
 pub use import::*;
 pub use longobject::*;
+pub use moduleobject::*;
 pub use object::*;
 pub use pyerrors::*;
 pub use pylifecycle::*;
@@ -69,6 +71,6 @@ pub use unicodeobject::*;
 
 // skipped Python.h (umbrella header)
 // skipped ceval.h, code.h, complexobject.h, descrobject.h
-// skipped floatobject.h, listobject.h, methodobject.h, modsupport.h
-// skipped moduleobject.h, setobject.h, sliceobject.h, sysmodule.h, warnings.h
+// skipped floatobject.h, listobject.h
+// skipped setobject.h, sliceobject.h, sysmodule.h, warnings.h
 // skipped everything else: add a module per header when the runtime needs it

@@ -2,12 +2,25 @@
 
 use core::ffi::c_int;
 
-/// An opaque Python object. Only ever handled by pointer; its layout is
-/// CPython's business (eryx never reads fields, it calls functions).
+/// The object header (`PyObject_HEAD`) of a non-free-threaded build. eryx
+/// never reads its fields at run time (it calls functions); the layout is
+/// needed only to embed a header in static structs such as `PyModuleDef`.
 #[repr(C)]
 pub struct PyObject {
+    /// The reference count.
+    pub ob_refcnt: crate::Py_ssize_t,
+    /// The type.
+    pub ob_type: *mut PyTypeObject,
+}
+
+/// An opaque type object.
+#[repr(C)]
+pub struct PyTypeObject {
     _opaque: [u8; 0],
 }
+
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(core::mem::size_of::<PyObject>() == 8);
 
 unsafe extern "C" {
     /// The `None` singleton (`Py_None` is `&_Py_NoneStruct`).

@@ -18,6 +18,7 @@ use wasmtime::{Config, Engine};
 
 use crate::state::State;
 use crate::{BoxError, Error};
+use eryx_linker::Extension;
 
 /// How often the epoch advances: the granularity of time limits.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -93,8 +94,18 @@ fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// The cache key of a bundle's compiled component.
-fn cache_key(bundle: &eryx_linker::Bundle) -> String {
+pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) -> String {
     let mut h = Sha256::new();
+    let mut exts: Vec<(&str, String)> = extensions
+        .iter()
+        .map(|e| (e.guest_path(), hex_sha256(e.bytes())))
+        .collect();
+    exts.sort();
+    for (path, hash) in exts {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update(hash.as_bytes());
+    }
     for part in [
         bundle.manifest().content_hash().as_str(),
         eryx_linker::VERSION,
@@ -157,10 +168,11 @@ fn store_cached(dir: &Path, path: &Path, component: &Component) -> Result<(), Er
 fn compile(
     engine: &Engine,
     bundle: &eryx_linker::Bundle,
+    extensions: &[Extension],
     cache: &CacheDir,
     progress: &Progress,
 ) -> Result<Component, Error> {
-    let key = cache_key(bundle);
+    let key = cache_key(bundle, extensions);
     let cached = match cache {
         CacheDir::Dir(dir) => Some((dir.clone(), dir.join(format!("{key}.cwasm")))),
         CacheDir::Disabled => None,
@@ -171,7 +183,7 @@ fn compile(
         return Ok(component);
     }
     progress("linking the component");
-    let bytes = eryx_linker::link(bundle)?;
+    let bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
     progress("compiling the component (once per bundle and wasmtime version; ~10 s)");
     let component = Component::new(engine, &bytes).map_err(|e| Error::Compile {
         source: e.into_boxed_dyn_error(),
@@ -192,20 +204,21 @@ fn instantiate_pre(engine: &Engine, component: &Component) -> Result<InstancePre
 /// process per bundle content.
 pub(crate) async fn prepare(
     bundle: &eryx_linker::Bundle,
+    extensions: &[Extension],
     cache: &CacheDir,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
     static PREPARED: OnceLock<Mutex<HashMap<String, Arc<Prepared>>>> = OnceLock::new();
     let memo = PREPARED.get_or_init(|| Mutex::new(HashMap::new()));
-    let key = cache_key(bundle);
+    let key = cache_key(bundle, extensions);
     let mut memo = memo.lock().await;
     if let Some(p) = memo.get(&key) {
         return Ok(p.clone());
     }
     let engine = engine()?.clone();
-    let (bundle, cache) = (bundle.clone(), cache.clone());
+    let (bundle, cache, extensions) = (bundle.clone(), cache.clone(), extensions.to_vec());
     let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared, Error> {
-        let component = compile(&engine, &bundle, &cache, &progress)?;
+        let component = compile(&engine, &bundle, &extensions, &cache, &progress)?;
         let pre =
             instantiate_pre(&engine, &component).map_err(|source| Error::Instantiate { source })?;
         Ok(Prepared { engine, pre })

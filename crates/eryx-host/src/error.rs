@@ -80,6 +80,16 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A package directory cannot be read.
+    #[error("cannot read the package at {}: {source}", path.display())]
+    Package {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The compiled-component cache could not be written.
     #[error("cannot write the component cache at {}: {source}; pass another `.cache_dir(..)` (or ERYX_CACHE_DIR) or `.no_cache()`", path.display())]
     Cache {

@@ -42,6 +42,7 @@
 
 mod engine;
 mod error;
+mod package;
 mod sandbox;
 mod snapshot;
 mod state;

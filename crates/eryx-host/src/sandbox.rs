@@ -131,6 +131,7 @@ pub struct SandboxBuilder {
     cache: Option<CacheDir>,
     limits: Limits,
     progress: Option<Progress>,
+    package: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SandboxBuilder {
@@ -164,6 +165,16 @@ impl SandboxBuilder {
     /// Compiles the component in memory, without a disk cache.
     pub fn no_cache(mut self) -> SandboxBuilder {
         self.cache = Some(CacheDir::Disabled);
+        self
+    }
+
+    /// A directory laid out like an unpacked wheel (package folders and
+    /// top-level modules, `.py` files and extension `.so` files). Its
+    /// contents appear read-only at `/site-packages` in the guest, on
+    /// `sys.path`; every `*.cpython-314-wasm32-wasi.so` / `*.abi3.so` in it is
+    /// validated and linked so that `import` finds it. One directory for now.
+    pub fn package(mut self, dir: impl Into<PathBuf>) -> SandboxBuilder {
+        self.package = Some(dir.into());
         self
     }
 
@@ -211,13 +222,19 @@ impl SandboxBuilder {
         let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
         let cache = self.cache.unwrap_or_else(CacheDir::default_location);
+        let extensions = match &self.package {
+            Some(dir) => crate::package::extensions(dir)?,
+            None => Vec::new(),
+        };
+        let identity = crate::engine::cache_key(&bundle, &extensions);
         let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
-        let prepared = prepare(&bundle, &cache, progress).await?;
+        let prepared = prepare(&bundle, &extensions, &cache, progress).await?;
         let mut sandbox = Sandbox {
             prepared,
             stdlib,
             limits: self.limits,
-            identity: bundle.manifest().content_hash(),
+            identity,
+            package: self.package,
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
         };
@@ -360,6 +377,7 @@ pub struct Sandbox {
     stdlib: PathBuf,
     limits: Limits,
     identity: String,
+    package: Option<PathBuf>,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
 }
@@ -394,8 +412,13 @@ impl Sandbox {
     /// The live instance, made (and Python started) if there is none.
     async fn live(&mut self) -> Result<&mut Live, Error> {
         if self.live.is_none() {
-            let state = State::new(&self.stdlib, &self.limits, self.cancel.clone())
-                .map_err(|source| Error::Instantiate { source })?;
+            let state = State::new(
+                &self.stdlib,
+                self.package.as_deref(),
+                &self.limits,
+                self.cancel.clone(),
+            )
+            .map_err(|source| Error::Instantiate { source })?;
             let mut store = Store::new(&self.prepared.engine, state);
             store.limiter(|s| &mut s.limits);
             // Every epoch tick: stop on cancellation or past the deadline,

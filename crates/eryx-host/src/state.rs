@@ -54,6 +54,7 @@ impl State {
     /// in-memory pipes, no network, one read-only preopen (the stdlib).
     pub(crate) fn new(
         stdlib: &std::path::Path,
+        package: Option<&std::path::Path>,
         limits: &Limits,
         cancel: Arc<AtomicBool>,
     ) -> Result<State, BoxError> {
@@ -66,6 +67,9 @@ impl State {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         builder.preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?;
+        if let Some(dir) = package {
+            builder.preopened_dir(dir, eryx_linker::SITE_PACKAGES, FsPerms::ReadOnly)?;
+        }
         let limits = MemoryLimiter {
             max_bytes: limits.memory_bytes,
             hit: false,

@@ -70,6 +70,15 @@ pub enum LinkError {
         offset: u64,
     },
 
+    /// An extension's file name is not one CPython 3.14 for WASI imports.
+    #[error("`{name}` cannot be an extension module: {reason}")]
+    ExtensionName {
+        /// The extension's path.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+
     /// The WIT world could not be parsed or the bindings generated.
     #[error("generating the guest bindings from wit/sandbox.wit failed")]
     Bindings {

@@ -16,16 +16,18 @@
 
 pub mod bundle;
 mod error;
+mod extension;
 mod libraries;
 mod link;
 mod validate;
 
 pub use bundle::{Bundle, BundleError, Manifest};
 pub use error::{BoxError, LinkError};
+pub use extension::{EXTENSION_SUFFIXES, Extension, SITE_PACKAGES};
 pub use libraries::{
     BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, PYTHON_LIBRARY, RUNTIME_LIBRARY,
 };
-pub use link::{SANDBOX_WIT, SANDBOX_WORLD, bindings, link};
+pub use link::{SANDBOX_WIT, SANDBOX_WORLD, bindings, link, link_with_extensions};
 pub use validate::{LibraryInfo, validate_library};
 
 /// This crate's version, part of cache keys for linked components.

@@ -18,6 +18,7 @@ use wit_parser::Resolve;
 
 use crate::bundle::Role;
 use crate::error::BoxError;
+use crate::extension::Extension;
 use crate::{
     BASE_LIBRARIES, BINDINGS_LIBRARY, Bundle, LinkError, RUNTIME_LIBRARY, validate_library,
 };
@@ -51,6 +52,15 @@ pub fn bindings() -> Result<Vec<u8>, LinkError> {
 
 /// Links the base libraries of `bundle` and the bindings into a component.
 pub fn link(bundle: &Bundle) -> Result<Vec<u8>, LinkError> {
+    link_with_extensions(bundle, &[])
+}
+
+/// Links the base libraries, the bindings and `extensions` (each
+/// `dl_openable` under its guest path) into a component.
+pub fn link_with_extensions(
+    bundle: &Bundle,
+    extensions: &[Extension],
+) -> Result<Vec<u8>, LinkError> {
     let mut libraries = Vec::with_capacity(BASE_LIBRARIES.len() + 1);
     for lib in BASE_LIBRARIES {
         let bytes = bundle.read_file(lib.name)?;
@@ -81,6 +91,14 @@ pub fn link(bundle: &Bundle) -> Result<Vec<u8>, LinkError> {
             .library(name, bytes, false)
             .map_err(|e| LinkError::AddLibrary {
                 name: name.to_string(),
+                source: boxed(e),
+            })?;
+    }
+    for ext in extensions {
+        linker
+            .library(ext.guest_path(), ext.bytes(), true)
+            .map_err(|e| LinkError::AddLibrary {
+                name: ext.guest_path().to_string(),
                 source: boxed(e),
             })?;
     }

@@ -19,6 +19,8 @@ use eryx_cpython_sys as ffi;
 
 /// Where the host mounts the standard library (read-only).
 pub const STDLIB: &str = "/python/lib/python3.14";
+/// Where the host mounts the user's packages (read-only, possibly absent).
+pub const SITE_PACKAGES: &str = "/site-packages";
 /// `sys.prefix` of the guest (the stdlib is `<home>/lib/python3.14`).
 const HOME: &str = "/python";
 
@@ -446,8 +448,9 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), String> 
         return Err(unsafe { config_error(cfg) });
     }
     let stdlib = CString::new(STDLIB).expect("no NUL");
-    let paths = [stdlib.as_ptr().cast_mut()];
-    // SAFETY: forwarded to the caller; one valid NUL-terminated item.
+    let site = CString::new(SITE_PACKAGES).expect("no NUL");
+    let paths = [stdlib.as_ptr().cast_mut(), site.as_ptr().cast_mut()];
+    // SAFETY: forwarded to the caller; valid NUL-terminated items.
     if unsafe {
         ffi::PyInitConfig_SetStrList(
             cfg,
