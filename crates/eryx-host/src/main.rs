@@ -36,6 +36,10 @@ struct Cli {
     /// Print one JSON object (stdout, stderr, value, error, truncated, duration_ms).
     #[arg(long)]
     json: bool,
+    /// A package directory (like an unpacked wheel) to mount at /site-packages;
+    /// its extension modules are linked in.
+    #[arg(long, value_name = "DIR")]
+    package: Option<PathBuf>,
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -306,6 +310,9 @@ async fn run(cli: Cli) -> u8 {
             return 2;
         }
         builder = builder.timeout(Duration::from_secs_f64(secs));
+    }
+    if let Some(dir) = &cli.package {
+        builder = builder.package(dir);
     }
     if let Some(bytes) = cli.memory {
         builder = builder.memory_limit(bytes);

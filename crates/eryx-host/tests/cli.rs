@@ -207,3 +207,28 @@ fn raw_writes_to_fd_1_and_2_never_reach_the_host() {
     assert_eq!(text(&out.stdout), "ok\n");
     assert_eq!(text(&out.stderr), "");
 }
+
+#[test]
+fn package_flag_links_the_extensions_it_holds() {
+    let ext = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/ext"))
+        .join("fastsum.cpython-314-wasm32-wasi.so");
+    assert!(
+        ext.is_file(),
+        "{} missing: run `cargo xtask test`",
+        ext.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&ext, dir.path().join("fastsum.cpython-314-wasm32-wasi.so")).unwrap();
+    let out = eryx(
+        &[
+            "--package",
+            dir.path().to_str().unwrap(),
+            "-c",
+            "import fastsum; print(fastsum.fast_sum(100))",
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "4950\n", "{}", text(&out.stderr));
+}
