@@ -127,3 +127,90 @@ async fn a_native_elf_in_a_package_fails_the_build_naming_the_file() {
         "{msg}"
     );
 }
+
+/// Writes a wheel (a zip) with the given entries.
+fn wheel(dir: &std::path::Path, name: &str, entries: &[(&str, &[u8])]) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for (entry, bytes) in entries {
+        zip.start_file(*entry, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_directory_and_a_wheel_merge_into_site_packages() {
+    let native = std::fs::read(example("fastsum")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let whl = wheel(
+        tmp.path(),
+        "pkg-1.0-cp314-cp314-wasi_0_0_0_wasm32.whl",
+        &[
+            (
+                "pkg/__init__.py",
+                b"from . import fastsum\ndef total(n):\n    return fastsum.fast_sum(n)\n",
+            ),
+            ("pkg/fastsum.cpython-314-wasm32-wasi.so", &native),
+            ("pkg-1.0.dist-info/METADATA", b"Name: pkg\nVersion: 1.0\n"),
+        ],
+    );
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join("helper.py"), "VALUE = 7\n").unwrap();
+    let mut sb = builder()
+        .package(&plain)
+        .package(&whl)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute("import pkg, helper\nprint(pkg.total(100) + helper.VALUE)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "4957\n");
+}
+
+#[tokio::test]
+async fn hostile_or_conflicting_packages_are_refused_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let evil = wheel(
+        tmp.path(),
+        "evil-1.0-py3-none-any.whl",
+        &[("../escape.py", b"x = 1\n")],
+    );
+    let err = builder().package(&evil).build().await.unwrap_err();
+    assert!(err.to_string().contains("escapes the package"), "{err}");
+    assert!(
+        err.to_string().contains("evil-1.0-py3-none-any.whl"),
+        "{err}"
+    );
+
+    let a = wheel(
+        tmp.path(),
+        "a-1.0-py3-none-any.whl",
+        &[("same.py", b"x = 1\n")],
+    );
+    let b = wheel(
+        tmp.path(),
+        "b-1.0-py3-none-any.whl",
+        &[("same.py", b"x = 2\n")],
+    );
+    let err = builder().package(&a).package(&b).build().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("same.py") && msg.contains("a-1.0") && msg.contains("b-1.0"),
+        "{msg}"
+    );
+
+    let not_a_package = tmp.path().join("notes.txt");
+    std::fs::write(&not_a_package, "hi").unwrap();
+    let err = builder().package(&not_a_package).build().await.unwrap_err();
+    assert!(
+        err.to_string().contains("not a directory or a .whl file"),
+        "{err}"
+    );
+}

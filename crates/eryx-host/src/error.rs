@@ -90,6 +90,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A package cannot be used.
+    #[error("cannot use the package {}: {reason}", path.display())]
+    BadPackage {
+        /// The directory or wheel.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
     /// The compiled-component cache could not be written.
     #[error("cannot write the component cache at {}: {source}; pass another `.cache_dir(..)` (or ERYX_CACHE_DIR) or `.no_cache()`", path.display())]
     Cache {

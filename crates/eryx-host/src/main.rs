@@ -36,10 +36,10 @@ struct Cli {
     /// Print one JSON object (stdout, stderr, value, error, truncated, duration_ms).
     #[arg(long)]
     json: bool,
-    /// A package directory (like an unpacked wheel) to mount at /site-packages;
-    /// its extension modules are linked in.
-    #[arg(long, value_name = "DIR")]
-    package: Option<PathBuf>,
+    /// A package (a directory laid out like an unpacked wheel, or a .whl),
+    /// repeatable: mounted at /site-packages, extension modules linked in.
+    #[arg(long, value_name = "DIR_OR_WHEEL")]
+    package: Vec<PathBuf>,
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -311,8 +311,8 @@ async fn run(cli: Cli) -> u8 {
         }
         builder = builder.timeout(Duration::from_secs_f64(secs));
     }
-    if let Some(dir) = &cli.package {
-        builder = builder.package(dir);
+    for package in &cli.package {
+        builder = builder.package(package);
     }
     if let Some(bytes) = cli.memory {
         builder = builder.memory_limit(bytes);

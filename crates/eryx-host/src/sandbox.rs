@@ -131,7 +131,7 @@ pub struct SandboxBuilder {
     cache: Option<CacheDir>,
     limits: Limits,
     progress: Option<Progress>,
-    package: Option<PathBuf>,
+    packages: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for SandboxBuilder {
@@ -168,13 +168,16 @@ impl SandboxBuilder {
         self
     }
 
-    /// A directory laid out like an unpacked wheel (package folders and
-    /// top-level modules, `.py` files and extension `.so` files). Its
-    /// contents appear read-only at `/site-packages` in the guest, on
-    /// `sys.path`; every `*.cpython-314-wasm32-wasi.so` / `*.abi3.so` in it is
-    /// validated and linked so that `import` finds it. One directory for now.
-    pub fn package(mut self, dir: impl Into<PathBuf>) -> SandboxBuilder {
-        self.package = Some(dir.into());
+    /// Adds a package: a directory laid out like an unpacked wheel (package
+    /// folders and top-level modules, `.py` files and extension `.so`
+    /// files), or a `.whl` file. Repeatable. The contents of all packages
+    /// appear together, read-only, at `/site-packages` in the guest (on
+    /// `sys.path`); every `*.cpython-314-wasm32-wasi.so` / `*.abi3.so` is
+    /// validated and linked so that `import` finds it. Two packages that
+    /// ship the same file are refused; wheels are unpacked safely (no `..`,
+    /// absolute paths or links; size capped).
+    pub fn package(mut self, path: impl Into<PathBuf>) -> SandboxBuilder {
+        self.packages.push(path.into());
         self
     }
 
@@ -222,7 +225,8 @@ impl SandboxBuilder {
         let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
         let cache = self.cache.unwrap_or_else(CacheDir::default_location);
-        let extensions = match &self.package {
+        let site = crate::package::SitePackages::assemble(&self.packages)?;
+        let extensions = match site.dir() {
             Some(dir) => crate::package::extensions(dir)?,
             None => Vec::new(),
         };
@@ -234,7 +238,7 @@ impl SandboxBuilder {
             stdlib,
             limits: self.limits,
             identity,
-            package: self.package,
+            site: Arc::new(site),
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
         };
@@ -377,7 +381,7 @@ pub struct Sandbox {
     stdlib: PathBuf,
     limits: Limits,
     identity: String,
-    package: Option<PathBuf>,
+    site: Arc<crate::package::SitePackages>,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
 }
@@ -414,7 +418,7 @@ impl Sandbox {
         if self.live.is_none() {
             let state = State::new(
                 &self.stdlib,
-                self.package.as_deref(),
+                self.site.dir(),
                 &self.limits,
                 self.cancel.clone(),
             )
