@@ -214,3 +214,146 @@ async fn hostile_or_conflicting_packages_are_refused_naming_them() {
         "{err}"
     );
 }
+
+/// A minimal wasm shared library: `@dylink.0` (mem-info + needed), the given
+/// function imports from `env`, and the given exported (empty) functions.
+fn dylib(exports: &[&str], imports: &[&str], needed: &[&str]) -> Vec<u8> {
+    use wasm_encoder::{
+        CodeSection, CustomSection, EntityType, ExportKind, ExportSection, Function,
+        FunctionSection, ImportSection, Module, TypeSection,
+    };
+    let mut dylink = vec![1u8, 4, 0, 0, 0, 0];
+    let mut needed_payload = Vec::new();
+    leb(&mut needed_payload, needed.len() as u32);
+    for n in needed {
+        leb(&mut needed_payload, n.len() as u32);
+        needed_payload.extend_from_slice(n.as_bytes());
+    }
+    dylink.push(2);
+    leb(&mut dylink, needed_payload.len() as u32);
+    dylink.extend_from_slice(&needed_payload);
+
+    let mut module = Module::new();
+    module.section(&CustomSection {
+        name: "dylink.0".into(),
+        data: dylink.as_slice().into(),
+    });
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    module.section(&types);
+    let mut imps = ImportSection::new();
+    for name in imports {
+        imps.import("env", name, EntityType::Function(0));
+    }
+    module.section(&imps);
+    let mut funcs = FunctionSection::new();
+    let mut code = CodeSection::new();
+    let mut exps = ExportSection::new();
+    for (i, name) in exports.iter().enumerate() {
+        funcs.function(0);
+        let mut f = Function::new([]);
+        f.instructions().end();
+        code.function(&f);
+        exps.export(name, ExportKind::Func, (imports.len() + i) as u32);
+    }
+    module.section(&funcs);
+    module.section(&exps);
+    module.section(&code);
+    module.finish()
+}
+
+fn leb(out: &mut Vec<u8>, mut v: u32) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+async fn build_error(files: &[(&str, Vec<u8>)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    builder()
+        .package(dir.path())
+        .build()
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
+#[tokio::test]
+async fn unresolved_imports_are_listed_per_file() {
+    let msg = build_error(&[(
+        "bad.cpython-314-wasm32-wasi.so",
+        dylib(
+            &["PyInit_bad"],
+            &["PyLong_FromLong", "no_such_symbol", "nor_this_one"],
+            &[],
+        ),
+    )])
+    .await;
+    assert!(msg.contains("`/site-packages/bad.cpython-314-wasm32-wasi.so` needs symbols nothing provides: no_such_symbol, nor_this_one"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_needed_library_outside_the_set_is_refused() {
+    let msg = build_error(&[(
+        "x.cpython-314-wasm32-wasi.so",
+        dylib(&["PyInit_x"], &[], &["libfoo.so"]),
+    )])
+    .await;
+    assert!(
+        msg.contains("`/site-packages/x.cpython-314-wasm32-wasi.so` needs `libfoo.so`"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn clashing_exports_are_refused_in_either_order() {
+    let a = dylib(&["PyInit_a", "shared_helper"], &[], &[]);
+    let b = dylib(&["PyInit_b", "shared_helper"], &[], &[]);
+    for files in [
+        [
+            ("a.cpython-314-wasm32-wasi.so", a.clone()),
+            ("b.cpython-314-wasm32-wasi.so", b.clone()),
+        ],
+        [
+            ("a.cpython-314-wasm32-wasi.so", b.clone()),
+            ("b.cpython-314-wasm32-wasi.so", a.clone()),
+        ],
+    ] {
+        let msg = build_error(&files).await;
+        assert!(
+            msg.contains("`/site-packages/a.cpython-314-wasm32-wasi.so` and `/site-packages/b.cpython-314-wasm32-wasi.so` both export `shared_helper`"),
+            "{msg}"
+        );
+    }
+    // Modules of the same name in two packages are fine: PyInit_* is looked up per library.
+    let fastsum = std::fs::read(example("fastsum")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for pkg in ["one", "two"] {
+        std::fs::create_dir(dir.path().join(pkg)).unwrap();
+        std::fs::write(dir.path().join(pkg).join("__init__.py"), "").unwrap();
+        std::fs::write(
+            dir.path()
+                .join(pkg)
+                .join("fastsum.cpython-314-wasm32-wasi.so"),
+            &fastsum,
+        )
+        .unwrap();
+    }
+    let mut sb = builder().package(dir.path()).build().await.unwrap();
+    let out = sb
+        .execute("from one import fastsum as f1\nfrom two import fastsum as f2\nprint(f1.fast_sum(10), f2.fast_sum(5), f1.__file__ != f2.__file__)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "45 10 True\n");
+}

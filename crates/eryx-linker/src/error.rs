@@ -79,6 +79,40 @@ pub enum LinkError {
         reason: &'static str,
     },
 
+    /// Two extensions export the same symbol.
+    #[error(
+        "`{first}` and `{second}` both export `{symbol}`; only one definition can be linked: drop one of the extensions, or rebuild one with the symbol hidden (not exported)"
+    )]
+    DuplicateExport {
+        /// The symbol.
+        symbol: String,
+        /// One extension (the lexically smaller path).
+        first: String,
+        /// The other.
+        second: String,
+    },
+
+    /// An extension needs a library that is neither a base library nor
+    /// another extension.
+    #[error(
+        "`{name}` needs `{needed}`, which is not in the base libraries or the extension set; add it as an extension or rebuild without it"
+    )]
+    MissingLibrary {
+        /// The extension.
+        name: String,
+        /// The missing library.
+        needed: String,
+    },
+
+    /// An extension imports functions that nothing exports.
+    #[error("`{name}` needs symbols nothing provides: {}; it was built against another Python or needs a library that is not linked", symbols.join(", "))]
+    UnresolvedImports {
+        /// The extension.
+        name: String,
+        /// Each missing symbol.
+        symbols: Vec<String>,
+    },
+
     /// The WIT world could not be parsed or the bindings generated.
     #[error("generating the guest bindings from wit/sandbox.wit failed")]
     Bindings {

@@ -13,6 +13,8 @@
 //! the same symbol as an error; the first one in the list wins. That is why
 //! the order is a single table, with the runtime first.
 
+use std::collections::{HashMap, HashSet};
+
 use wit_component::{Linker, StringEncoding};
 use wit_parser::Resolve;
 
@@ -62,11 +64,14 @@ pub fn link_with_extensions(
     extensions: &[Extension],
 ) -> Result<Vec<u8>, LinkError> {
     let mut libraries = Vec::with_capacity(BASE_LIBRARIES.len() + 1);
+    let mut base_exports: HashSet<String> = HashSet::new();
     for lib in BASE_LIBRARIES {
         let bytes = bundle.read_file(lib.name)?;
-        validate_library(lib.name, &bytes)?;
+        let info = validate_library(lib.name, &bytes)?;
+        base_exports.extend(info.exports);
         libraries.push((lib.name, bytes));
     }
+    check_extensions(&base_exports, extensions)?;
     let bindings = bindings()?;
     validate_library(BINDINGS_LIBRARY, &bindings)?;
     libraries.push((BINDINGS_LIBRARY, bindings));
@@ -115,4 +120,88 @@ pub fn link_with_extensions(
 /// `anyhow::Error`, which converts into a boxed `std::error::Error`).
 fn boxed(e: impl Into<BoxError>) -> BoxError {
     e.into()
+}
+
+/// Symbols every shared library defines for the dynamic linker itself.
+fn is_linker_internal(symbol: &str) -> bool {
+    matches!(
+        symbol,
+        "__wasm_apply_data_relocs"
+            | "__wasm_call_ctors"
+            | "_initialize"
+            | "__dso_handle"
+            | "__wasm_set_libdl_table"
+    )
+}
+
+/// The checks wit-component does not make, or makes without naming the
+/// extension:
+/// - every `needed` library is a base library or another extension;
+/// - every function an extension imports from `env` is exported by a base
+///   library or an extension (all missing ones are listed);
+/// - no two extensions export the same symbol: wit-component would silently
+///   let the first one win, so the rule is to refuse, whatever the order.
+///   `PyInit_*` are exempt: CPython looks them up per library with `dlsym`,
+///   and two packages may each ship a module of the same name.
+fn check_extensions(
+    base_exports: &HashSet<String>,
+    extensions: &[Extension],
+) -> Result<(), LinkError> {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for ext in extensions {
+        for symbol in &ext.info().exports {
+            if symbol.starts_with("PyInit_") || is_linker_internal(symbol) {
+                continue;
+            }
+            if let Some(first) = owner.insert(symbol, ext.guest_path()) {
+                let (a, b) = if first < ext.guest_path() {
+                    (first, ext.guest_path())
+                } else {
+                    (ext.guest_path(), first)
+                };
+                return Err(LinkError::DuplicateExport {
+                    symbol: symbol.clone(),
+                    first: a.to_string(),
+                    second: b.to_string(),
+                });
+            }
+        }
+    }
+    let known_libraries: HashSet<&str> = BASE_LIBRARIES
+        .iter()
+        .map(|l| l.name)
+        .chain(["libdl.so"])
+        .chain(extensions.iter().map(|e| e.guest_path()))
+        .collect();
+    for ext in extensions {
+        if let Some(missing) = ext
+            .info()
+            .needed
+            .iter()
+            .find(|n| !known_libraries.contains(n.as_str()))
+        {
+            return Err(LinkError::MissingLibrary {
+                name: ext.guest_path().to_string(),
+                needed: missing.clone(),
+            });
+        }
+        let unresolved: Vec<String> = ext
+            .info()
+            .function_imports
+            .iter()
+            .filter(|(module, name)| {
+                module == "env"
+                    && !base_exports.contains(name)
+                    && !owner.contains_key(name.as_str())
+            })
+            .map(|(_, name)| name.clone())
+            .collect();
+        if !unresolved.is_empty() {
+            return Err(LinkError::UnresolvedImports {
+                name: ext.guest_path().to_string(),
+                symbols: unresolved,
+            });
+        }
+    }
+    Ok(())
 }
