@@ -357,3 +357,51 @@ async fn clashing_exports_are_refused_in_either_order() {
         .unwrap();
     assert_eq!(out.stdout, "45 10 True\n");
 }
+
+#[tokio::test]
+async fn a_package_with_two_extension_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("textkit");
+    std::fs::create_dir(&pkg).unwrap();
+    for name in ["fastsum", "wordcount"] {
+        std::fs::copy(
+            example(name),
+            pkg.join(format!("{name}.cpython-314-wasm32-wasi.so")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        pkg.join("__init__.py"),
+        "from .fastsum import fast_sum\nfrom .wordcount import count\n\ndef report(text):\n    lines, words, longest = count(text)\n    return f'{lines} lines, {words} words, longest {longest!r}, checksum {fast_sum(words)}'\n",
+    )
+    .unwrap();
+    let mut sb = builder().package(dir.path()).build().await.unwrap();
+    let out = sb
+        .execute("import textkit\nprint(textkit.report('the quick brown fox\\njumps over the extraordinarily lazy dog'))")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "2 lines, 10 words, longest 'extraordinarily', checksum 45\n"
+    );
+    let Error::Python(e) = sb.execute("textkit.count(42)").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "TypeError");
+}
+
+#[tokio::test]
+async fn a_panicking_extension_is_contained() {
+    let pkg = fastsum_package();
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    sb.execute("import fastsum\nkept = 1").await.unwrap();
+    let err = sb.execute("fastsum.crash()").await.unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err:?}");
+    assert!(!err.session_survived());
+    // A fresh instance serves the next call, extension included.
+    let out = sb
+        .execute("import fastsum\nprint(fastsum.fast_sum(4))")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "6\n");
+}

@@ -80,4 +80,7 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
 }
 
 /// The example extensions that `cargo xtask test` builds.
-pub(crate) const EXAMPLES: &[&str] = &["examples/extensions/fastsum"];
+pub(crate) const EXAMPLES: &[&str] = &[
+    "examples/extensions/fastsum",
+    "examples/extensions/wordcount",
+];

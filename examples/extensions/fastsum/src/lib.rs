@@ -45,6 +45,18 @@ unsafe extern "C" fn fast_sum(
     unsafe { ffi::PyLong_FromLongLong(total) }
 }
 
+/// `crash()`: panics in native code, to show that an extension's panic is
+/// contained by the sandbox (with `panic = "abort"` it traps the instance).
+///
+/// # Safety
+/// Called by CPython with the GIL held.
+unsafe extern "C" fn crash(
+    _module: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    panic!("fastsum.crash() was called")
+}
+
 /// A cell CPython may write to (the module definition lives as long as the
 /// process and is only touched under the GIL).
 struct Def<T>(std::cell::UnsafeCell<T>);
@@ -52,12 +64,18 @@ struct Def<T>(std::cell::UnsafeCell<T>);
 // SAFETY: the guest is single-threaded; CPython touches these under the GIL.
 unsafe impl<T> Sync for Def<T> {}
 
-static METHODS: Def<[ffi::PyMethodDef; 2]> = Def(std::cell::UnsafeCell::new([
+static METHODS: Def<[ffi::PyMethodDef; 3]> = Def(std::cell::UnsafeCell::new([
     ffi::PyMethodDef {
         ml_name: c"fast_sum".as_ptr(),
         ml_meth: Some(fast_sum),
         ml_flags: ffi::METH_O,
         ml_doc: c"fast_sum(n) -> sum(range(n)), computed natively".as_ptr(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"crash".as_ptr(),
+        ml_meth: Some(crash),
+        ml_flags: ffi::METH_NOARGS,
+        ml_doc: c"crash() panics in native code".as_ptr(),
     },
     ffi::PyMethodDef {
         ml_name: ptr::null(),
