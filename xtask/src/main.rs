@@ -3,7 +3,8 @@
 //! - `fetch`: CPython for WASI from the componentize-py wheel (via pip);
 //! - `dist`: build `liberyx_runtime.so` and assemble `target/dist`;
 //! - `run -- ARGS`: `dist`, build the `eryx` CLI, run it with ARGS;
-//! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`.
+//! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`;
+//! - `bench [--quick]`: measure eryx against componentize-py and python3.
 //!
 //! Progress goes to stderr; stdout belongs to the program `run` runs.
 
@@ -12,6 +13,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
 mod dist;
 mod ext;
 mod fetch;
@@ -31,6 +33,8 @@ commands:
   dist               build liberyx_runtime.so and assemble the bundle in target/dist
   run [-- ARGS...]   dist, build the eryx CLI, run it with ARGS (e.g. -- -c 'print(1+1)')
   test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)
+  bench [--quick]    measure eryx against componentize-py 0.25.1 and native python3;
+                     writes target/bench/report.md and report.json
   ext build PATH     build a Rust extension crate into PATH's <module>.cpython-314-wasm32-wasi.so";
 
 /// The workspace root (the parent of `xtask/`).
@@ -74,6 +78,7 @@ fn real_main() -> Result<ExitCode> {
         },
         "run" => run(&rest),
         "test" => test(&rest),
+        "bench" => bench::bench(&root(), &rest),
         "" | "help" | "-h" | "--help" => {
             eprintln!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -86,7 +91,7 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     match status.code() {
         Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         None => ExitCode::from(2),

@@ -1,10 +1,12 @@
 //! One wasmtime [`Engine`] per process, and one compiled component plus
 //! [`InstancePre`] per bundle, shared by every sandbox made from it.
 //!
-//! Compiling the ~10 MB component takes seconds, so compiled artifacts are
-//! cached on disk, keyed by the bundle manifest's content hash, the linker
-//! and wasmtime versions and the engine configuration. An entry is trusted
-//! only if its sha256 (stored next to it) matches; otherwise it is rebuilt.
+//! Compiling the ~10 MB component takes seconds, so compiled components are
+//! cached on disk (see [`crate::cache`]), keyed by the bundle manifest's
+//! content hash, the extensions, the linker and wasmtime versions and the
+//! engine configuration, and loaded by mapping the file. A new extension set
+//! recompiles only the functions never compiled before (Cranelift's
+//! incremental cache).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use tokio::sync::Mutex;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
+use crate::cache::{ComponentCache, FunctionCache, max_bytes_from_env};
 use crate::state::State;
 use crate::{BoxError, Error};
 use eryx_linker::Extension;
@@ -26,30 +29,46 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Everything about the engine configuration that changes compiled code.
 const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption/v1";
 
-fn engine() -> Result<&'static Engine, Error> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
-    let engine = ENGINE.get_or_init(|| {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.wasm_component_model_async(true);
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| format!("{e:?}"))?;
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("eryx-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(engine)
-    });
-    engine.as_ref().map_err(|msg| Error::Engine {
-        source: msg.clone().into(),
-    })
+/// The process-wide engines: one per function-cache directory (the
+/// incremental compilation cache is part of an engine's configuration).
+fn engine(functions: Option<&Path>) -> Result<(Engine, Option<Arc<FunctionCache>>), Error> {
+    type Engines = HashMap<Option<PathBuf>, (Engine, Option<Arc<FunctionCache>>)>;
+    static ENGINES: OnceLock<std::sync::Mutex<Engines>> = OnceLock::new();
+    let mut engines = ENGINES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let key = functions.map(Path::to_path_buf);
+    if let Some(found) = engines.get(&key) {
+        return Ok(found.clone());
+    }
+    let engine_err = |e: wasmtime::Error| Error::Engine {
+        source: e.into_boxed_dyn_error(),
+    };
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    let cache = functions.map(|dir| Arc::new(FunctionCache::new(dir.to_path_buf())));
+    if let Some(cache) = &cache {
+        config
+            .enable_incremental_compilation(cache.clone())
+            .map_err(engine_err)?;
+    }
+    let engine = Engine::new(&config).map_err(engine_err)?;
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("eryx-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map_err(|e| Error::Engine { source: e.into() })?;
+    engines.insert(key, (engine.clone(), cache.clone()));
+    Ok((engine, cache))
 }
 
 /// Receives progress messages of long steps.
@@ -121,75 +140,46 @@ pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) 
     hex::encode(h.finalize())
 }
 
-/// Loads a cached compiled component if it exists and its checksum matches.
-fn load_cached(engine: &Engine, path: &Path) -> Option<Component> {
-    let bytes = std::fs::read(path).ok()?;
-    let expected = std::fs::read_to_string(path.with_extension("sha256")).ok()?;
-    if hex_sha256(&bytes) != expected.trim() {
-        return None;
-    }
-    // SAFETY: the bytes were produced by `Component::serialize` of this
-    // wasmtime version (the key includes the version and the engine config)
-    // and written by this crate; the checksum written after them matches, so
-    // the file is complete and unmodified. wasmtime additionally checks its
-    // own header for version and configuration compatibility.
-    unsafe { Component::deserialize(engine, &bytes) }.ok()
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let cache_err = |source| Error::Cache {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(cache_err)?;
-    tmp.write_all(bytes).map_err(cache_err)?;
-    tmp.persist(path).map_err(|e| cache_err(e.error))?;
-    Ok(())
-}
-
-fn store_cached(dir: &Path, path: &Path, component: &Component) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Cache {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let bytes = component.serialize().map_err(|e| Error::Compile {
-        source: e.into_boxed_dyn_error(),
-    })?;
-    write_atomically(dir, path, &bytes)?;
-    // The checksum is written last: its presence marks a complete entry.
-    write_atomically(
-        dir,
-        &path.with_extension("sha256"),
-        hex_sha256(&bytes).as_bytes(),
-    )
-}
-
 fn compile(
     engine: &Engine,
+    functions: Option<&FunctionCache>,
     bundle: &eryx_linker::Bundle,
     extensions: &[Extension],
     cache: &CacheDir,
     progress: &Progress,
 ) -> Result<Component, Error> {
     let key = cache_key(bundle, extensions);
-    let cached = match cache {
-        CacheDir::Dir(dir) => Some((dir.clone(), dir.join(format!("{key}.cwasm")))),
+    let components = match cache {
+        CacheDir::Dir(dir) => Some(ComponentCache::new(dir.clone(), max_bytes_from_env())),
         CacheDir::Disabled => None,
     };
-    if let Some((_, path)) = &cached
-        && let Some(component) = load_cached(engine, path)
+    if let Some(components) = &components
+        && let Some(component) = components.load(engine, &key)
     {
         return Ok(component);
     }
     progress("linking the component");
     let bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
-    progress("compiling the component (once per bundle and wasmtime version; ~10 s)");
+    progress(if functions.is_some() {
+        "compiling the component (functions compiled before come from the cache)"
+    } else {
+        "compiling the component (~10 s; no cache)"
+    });
+    if let Some(functions) = functions {
+        functions.start();
+    }
     let component = Component::new(engine, &bytes).map_err(|e| Error::Compile {
         source: e.into_boxed_dyn_error(),
     })?;
-    if let Some((dir, path)) = &cached {
-        store_cached(dir, path, &component)?;
+    if let Some(functions) = functions {
+        let stats = functions.flush()?;
+        progress(&format!(
+            "compiled {} functions, reused {} from the cache",
+            stats.compiled, stats.reused
+        ));
+    }
+    if let Some(components) = &components {
+        components.store(&key, &component)?;
     }
     Ok(component)
 }
@@ -215,10 +205,21 @@ pub(crate) async fn prepare(
     if let Some(p) = memo.get(&key) {
         return Ok(p.clone());
     }
-    let engine = engine()?.clone();
+    let functions = match cache {
+        CacheDir::Dir(dir) => Some(dir.join("functions")),
+        CacheDir::Disabled => None,
+    };
+    let (engine, functions) = engine(functions.as_deref())?;
     let (bundle, cache, extensions) = (bundle.clone(), cache.clone(), extensions.to_vec());
     let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared, Error> {
-        let component = compile(&engine, &bundle, &extensions, &cache, &progress)?;
+        let component = compile(
+            &engine,
+            functions.as_deref(),
+            &bundle,
+            &extensions,
+            &cache,
+            &progress,
+        )?;
         let pre =
             instantiate_pre(&engine, &component).map_err(|source| Error::Instantiate { source })?;
         Ok(Prepared { engine, pre })

@@ -37,16 +37,19 @@
 #![deny(missing_docs)]
 #![allow(
     unsafe_code,
-    reason = "`Component::deserialize` of our own checksummed cache entries, in `engine`"
+    reason = "`Component::deserialize_file` of our own checksummed cache entries, in `cache`"
 )]
 
+mod cache;
 mod engine;
 mod error;
 mod package;
+mod pool;
 mod sandbox;
 mod snapshot;
 mod state;
 
 pub use error::{BoxError, Error, PythonError, Unpicklable};
+pub use pool::SandboxPool;
 pub use sandbox::{CancelHandle, Limits, Output, Sandbox, SandboxBuilder};
 pub use snapshot::Snapshot;

@@ -43,6 +43,10 @@ struct Cli {
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Mount the bundle's stdlib read-write (`cargo xtask dist` writes its
+    /// bytecode caches this way); never for untrusted code.
+    #[arg(long, hide = true)]
+    writable_stdlib_for_dist: bool,
     /// `run FILE`, `FILE`, `-` for stdin, or `repl`.
     #[arg(value_name = "run FILE", num_args = 0..=2)]
     target: Vec<String>,
@@ -303,6 +307,9 @@ async fn run(cli: Cli) -> u8 {
     }
     if let Some(bundle) = &cli.bundle {
         builder = builder.bundle(bundle);
+    }
+    if cli.writable_stdlib_for_dist {
+        builder = builder.writable_stdlib_for_dist();
     }
     if let Some(secs) = cli.timeout {
         if !(secs.is_finite() && secs > 0.0) {

@@ -132,6 +132,7 @@ pub struct SandboxBuilder {
     limits: Limits,
     progress: Option<Progress>,
     packages: Vec<PathBuf>,
+    writable_stdlib: bool,
 }
 
 impl std::fmt::Debug for SandboxBuilder {
@@ -212,6 +213,17 @@ impl SandboxBuilder {
         self
     }
 
+    /// Mounts the bundle's standard library read-write instead of read-only.
+    ///
+    /// Only for building a bundle (`cargo xtask dist` uses it to write the
+    /// stdlib's bytecode caches); never for untrusted code, which could then
+    /// rewrite the stdlib seen by every later sandbox.
+    #[doc(hidden)]
+    pub fn writable_stdlib_for_dist(mut self) -> SandboxBuilder {
+        self.writable_stdlib = true;
+        self
+    }
+
     /// Opens the bundle, links and compiles the component (or loads it from
     /// the cache; once per process per bundle) and instantiates a sandbox.
     pub async fn build(self) -> Result<Sandbox, Error> {
@@ -239,6 +251,7 @@ impl SandboxBuilder {
             limits: self.limits,
             identity,
             site: Arc::new(site),
+            writable_stdlib: self.writable_stdlib,
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
         };
@@ -382,6 +395,7 @@ pub struct Sandbox {
     limits: Limits,
     identity: String,
     site: Arc<crate::package::SitePackages>,
+    writable_stdlib: bool,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
 }
@@ -419,6 +433,7 @@ impl Sandbox {
             let state = State::new(
                 &self.stdlib,
                 self.site.dir(),
+                self.writable_stdlib,
                 &self.limits,
                 self.cancel.clone(),
             )

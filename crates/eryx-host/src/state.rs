@@ -55,6 +55,7 @@ impl State {
     pub(crate) fn new(
         stdlib: &std::path::Path,
         package: Option<&std::path::Path>,
+        writable_stdlib: bool,
         limits: &Limits,
         cancel: Arc<AtomicBool>,
     ) -> Result<State, BoxError> {
@@ -66,7 +67,12 @@ impl State {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        builder.preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?;
+        let perms = if writable_stdlib {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        builder.preopened_dir(stdlib, GUEST_STDLIB, perms)?;
         if let Some(dir) = package {
             builder.preopened_dir(dir, eryx_linker::SITE_PACKAGES, FsPerms::ReadOnly)?;
         }

@@ -1,0 +1,876 @@
+//! `eryx-bench`: the measurements behind `cargo xtask bench`.
+//!
+//! `eryx-bench all --root DIR [--quick] [--cpy PATH]` measures eryx (and,
+//! when given the `componentize-py` command, the same work done with
+//! componentize-py 0.25.1), native `python3` for the CPU-bound kernels, and
+//! writes `target/bench/report.md` and `report.json`. Measurements that need
+//! a fresh process run this binary again as a child (`child ...`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use eryx_host::{Sandbox, SandboxBuilder, SandboxPool};
+use serde_json::{Value, json};
+
+#[allow(
+    unsafe_code,
+    reason = "loading a componentize-py component this run serialised, in `cpy`"
+)]
+mod cpy;
+
+/// The CPU-bound kernels: the same text runs in the sandbox, in the
+/// componentize-py component and in native python3. Each kernel is timed
+/// inside Python with `time.perf_counter`, best of `R` runs.
+const KERNELS: &str = r#"
+import time, json, re
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+doc = json.dumps([{"id": i, "name": "item%d" % i, "tags": ["red", "green", "blue"],
+                   "score": i * 0.5, "ok": i % 3 == 0} for i in range(11000)])
+text = ("lorem ipsum dolor sit amet 12345 someone@example.com 6789 " * 20000)[:1 << 20]
+kernels = {
+    "fib": lambda: fib(27),
+    "sum": lambda: sum(range(10**7)),
+    "json": lambda: json.dumps(json.loads(doc)),
+    "regex": lambda: len(re.findall(r"[a-z]+@[a-z]+\.com|\d+", text)),
+}
+result = {}
+for name, k in kernels.items():
+    best = None
+    for _ in range(R):
+        t = time.perf_counter()
+        k()
+        dt = (time.perf_counter() - t) * 1000
+        best = dt if best is None else min(best, dt)
+    result[name] = best
+print(json.dumps(result))
+"#;
+
+/// Python that builds about 50 KB of picklable session state.
+const STATE_50K: &str = "data = {f'key{i}': [i, i * 2.5, f'value-{i}'] for i in range(1700)}\n\
+                         import pickle; size = len(pickle.dumps(data))";
+
+/// The example extension whose bytes are renamed to make new extensions.
+const TEMPLATE: &str = "fastsum";
+
+struct Ctx {
+    root: PathBuf,
+    bundle: PathBuf,
+    cache: PathBuf,
+    ext_dir: PathBuf,
+    out: PathBuf,
+    quick: bool,
+    cpy: Option<PathBuf>,
+    exe: PathBuf,
+}
+
+/// One measured quantity.
+struct Metric {
+    key: String,
+    label: String,
+    unit: &'static str,
+    values: Vec<f64>,
+}
+
+impl Metric {
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    metrics: Vec<Metric>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn add(&mut self, key: &str, label: &str, unit: &'static str, values: Vec<f64>) {
+        let m = Metric {
+            key: key.to_string(),
+            label: label.to_string(),
+            unit,
+            values,
+        };
+        eprintln!(
+            "[bench] {:<48} {:>10} {unit} (n={})",
+            m.label,
+            fmt(m.median()),
+            m.values.len()
+        );
+        self.metrics.push(m);
+    }
+
+    fn median(&self, key: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|m| m.key == key)
+            .map(Metric::median)
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        "n/a".to_string()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.first().map(String::as_str) {
+        Some("all") => rt.block_on(all(&args[1..])),
+        Some("child") => rt.block_on(child(&args[1..])),
+        _ => bail!("usage: eryx-bench all --root DIR [--quick] [--cpy COMMAND]"),
+    }
+}
+
+fn flag_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn flag_values(args: &[String], name: &str) -> Vec<String> {
+    args.iter()
+        .enumerate()
+        .filter(|(_, a)| *a == name)
+        .filter_map(|(i, _)| args.get(i + 1).cloned())
+        .collect()
+}
+
+/// This process's peak resident set, in MiB (Linux).
+fn peak_rss_mib() -> f64 {
+    proc_status_kib("VmHWM:") / 1024.0
+}
+
+/// This process's resident set now, in MiB (Linux).
+fn rss_mib() -> f64 {
+    proc_status_kib("VmRSS:") / 1024.0
+}
+
+fn proc_status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Children: measurements that need a process of their own. Each prints
+/// one JSON object on stdout.
+async fn child(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("cpy-first") {
+        return cpy::child_first(&args[1..]);
+    }
+    let bundle = flag_value(args, "--bundle").context("--bundle")?;
+    let cache = flag_value(args, "--cache").context("--cache")?;
+    let builder = Sandbox::builder().bundle(&bundle).cache_dir(&cache);
+    match args.first().map(String::as_str) {
+        Some("first") => {
+            let code = flag_value(args, "--code").context("--code")?;
+            let mut builder = builder;
+            for p in flag_values(args, "--package") {
+                builder = builder.package(p);
+            }
+            let stats = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let seen = stats.clone();
+            let builder = builder.on_progress(move |m| {
+                if m.starts_with("compiled ") {
+                    *seen.lock().unwrap() = m.to_string();
+                }
+            });
+            let start = Instant::now();
+            let mut sandbox = builder.build().await?;
+            let out = sandbox.execute(&code).await?;
+            let in_process = ms(start);
+            let functions = stats.lock().unwrap().clone();
+            println!(
+                "{}",
+                json!({"stdout": out.stdout, "in_process_ms": in_process,
+                       "peak_rss_mib": peak_rss_mib(), "functions": functions})
+            );
+        }
+        Some("idle") => {
+            let n: usize = flag_value(args, "--n").context("--n")?.parse()?;
+            let mut held = Vec::new();
+            for _ in 0..n {
+                let mut sandbox = builder.clone().build().await?;
+                sandbox.execute("1 + 1").await?;
+                held.push(sandbox);
+            }
+            println!("{}", json!({"rss_mib": rss_mib(), "n": held.len()}));
+        }
+        _ => bail!("unknown child"),
+    }
+    Ok(())
+}
+
+/// Runs a child measurement; returns its JSON and the wall time of the
+/// whole process.
+fn run_child(ctx: &Ctx, args: &[&str]) -> Result<(Value, f64)> {
+    let mut cmd = Command::new(&ctx.exe);
+    cmd.arg("child")
+        .args(args)
+        .arg("--bundle")
+        .arg(&ctx.bundle)
+        .arg("--cache")
+        .arg(&ctx.cache);
+    let start = Instant::now();
+    let out = cmd.output().context("starting a child measurement")?;
+    let wall = ms(start);
+    if !out.status.success() {
+        bail!(
+            "child {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("child output: {}", String::from_utf8_lossy(&out.stdout)))?;
+    Ok((v, wall))
+}
+
+/// Makes a new extension module named `name` (7 bytes) from the template's
+/// bytes: its `PyInit_` export and module name are renamed in place.
+fn renamed_extension(ctx: &Ctx, name: &str) -> Result<Vec<u8>> {
+    assert_eq!(name.len(), TEMPLATE.len());
+    let path = ctx
+        .ext_dir
+        .join(format!("{TEMPLATE}.cpython-314-wasm32-wasi.so"));
+    let mut bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is missing: `cargo xtask bench` builds it first",
+            path.display()
+        )
+    })?;
+    let from = TEMPLATE.as_bytes();
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(name.as_bytes());
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    Ok(bytes)
+}
+
+fn extension_file(name: &str) -> String {
+    format!("{name}.cpython-314-wasm32-wasi.so")
+}
+
+/// A name no earlier run used, so the set it is in is new to every cache.
+fn fresh_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("f{:06x}", (nanos ^ (nanos >> 24)) & 0xff_ffff)
+}
+
+async fn all(args: &[String]) -> Result<()> {
+    let root = PathBuf::from(flag_value(args, "--root").context("--root")?);
+    let ctx = Ctx {
+        bundle: root.join("target/dist"),
+        cache: root.join("target/eryx-cache"),
+        ext_dir: root.join("target/ext"),
+        out: root.join("target/bench"),
+        quick: args.iter().any(|a| a == "--quick"),
+        cpy: flag_value(args, "--cpy").map(PathBuf::from),
+        exe: std::env::current_exe()?,
+        root,
+    };
+    std::fs::create_dir_all(&ctx.out)?;
+    let mut report = Report::default();
+    let started = Instant::now();
+
+    // Warm-up: make sure the base component is compiled and cached (this
+    // also fills the per-function cache that new sets draw on).
+    eprintln!("[bench] warm-up: compiling the base component if needed");
+    run_child(&ctx, &["first", "--code", "1 + 1"])?;
+
+    sizes(&ctx, &mut report)?;
+    link_times(&ctx, &mut report)?;
+    new_set(&ctx, &mut report)?;
+    fresh_process(&ctx, &mut report)?;
+    warm(&ctx, &mut report).await?;
+    cpu(&ctx, &mut report).await?;
+    idle(&ctx, &mut report)?;
+    if let Some(command) = &ctx.cpy {
+        if let Err(e) = cpy::measure(&ctx, command, &mut report) {
+            report
+                .notes
+                .push(format!("componentize-py measurements failed: {e:#}"));
+            eprintln!("[bench] componentize-py measurements failed: {e:#}");
+        }
+    } else {
+        report
+            .notes
+            .push("componentize-py was not measured (no --cpy)".to_string());
+    }
+    report.notes.push(format!(
+        "total bench time {:.0} s{}",
+        started.elapsed().as_secs_f64(),
+        if ctx.quick { " (--quick)" } else { "" }
+    ));
+    write_report(&ctx, &report)
+}
+
+fn sizes(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let runtime = std::fs::read(ctx.bundle.join("lib/liberyx_runtime.so"))?;
+    let packed = zstd::encode_all(&runtime[..], 19)?;
+    report.add(
+        "runtime_so_kb",
+        "liberyx_runtime.so",
+        "KB",
+        vec![runtime.len() as f64 / 1000.0],
+    );
+    report.add(
+        "runtime_so_zstd_kb",
+        "liberyx_runtime.so, zstd -19",
+        "KB",
+        vec![packed.len() as f64 / 1000.0],
+    );
+    let bundle = eryx_linker::Bundle::open(&ctx.bundle)?;
+    let component = eryx_linker::link(&bundle)?;
+    report.add(
+        "component_kb",
+        "linked component (base)",
+        "KB",
+        vec![component.len() as f64 / 1000.0],
+    );
+    Ok(())
+}
+
+fn link_times(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let bundle = eryx_linker::Bundle::open(&ctx.bundle)?;
+    let mut all = Vec::new();
+    for i in 0..16 {
+        let name = format!("fsum_{i:02}");
+        let bytes = renamed_extension(ctx, &name)?;
+        all.push(eryx_linker::Extension::new(
+            format!("{}/{}", eryx_linker::SITE_PACKAGES, extension_file(&name)),
+            bytes,
+        )?);
+    }
+    let runs = if ctx.quick { 3 } else { 7 };
+    for n in [0usize, 1, 4, 16] {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            eryx_linker::link_with_extensions(&bundle, &all[..n])?;
+            times.push(ms(start));
+        }
+        report.add(
+            &format!("link_base_plus_{n}_ms"),
+            &format!("link: base + {n} extensions"),
+            "ms",
+            times,
+        );
+    }
+    Ok(())
+}
+
+/// A package directory holding a new extension and the wordcount example.
+fn new_set_package(ctx: &Ctx, dir: &Path, name: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(extension_file(name)),
+        renamed_extension(ctx, name)?,
+    )?;
+    let wc = extension_file("wordcount");
+    std::fs::copy(ctx.ext_dir.join(&wc), dir.join(&wc))
+        .context("the wordcount example extension")?;
+    Ok(())
+}
+
+/// What [`new_set_code`] prints.
+const NEW_SET_EXPECTED: &str = "499500 (1, 3, 1)";
+
+fn new_set_code(name: &str) -> String {
+    format!("import {name}, wordcount\nprint({name}.fast_sum(1000), wordcount.count('a b a'))")
+}
+
+fn new_set(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let runs = if ctx.quick { 1 } else { 3 };
+    let tmp = tempfile::tempdir()?;
+    let (mut wall, mut rss, mut note) = (Vec::new(), Vec::new(), String::new());
+    for i in 0..runs {
+        let name = fresh_name();
+        let dir = tmp.path().join(format!("set{i}"));
+        new_set_package(ctx, &dir, &name)?;
+        let (v, t) = run_child(
+            ctx,
+            &[
+                "first",
+                "--package",
+                dir.to_str().context("utf-8 path")?,
+                "--code",
+                &new_set_code(&name),
+            ],
+        )?;
+        if v["stdout"].as_str().map(str::trim) != Some(NEW_SET_EXPECTED) {
+            bail!("the new set printed {}", v["stdout"]);
+        }
+        wall.push(t);
+        rss.push(v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN));
+        note = v["functions"].as_str().unwrap_or_default().to_string();
+    }
+    report.add(
+        "new_set_first_result_ms",
+        "new extension set -> first result (fresh process, caches warm)",
+        "ms",
+        wall,
+    );
+    report.add(
+        "new_set_peak_rss_mib",
+        "peak RSS while building a new set",
+        "MiB",
+        rss,
+    );
+    report
+        .notes
+        .push(format!("a new set with warm caches: {note}"));
+    if !ctx.quick {
+        // The same with no caches at all: what the function cache saves.
+        let cold = tempfile::tempdir()?;
+        let name = fresh_name();
+        let dir = tmp.path().join("cold");
+        new_set_package(ctx, &dir, &name)?;
+        let mut cmd = Command::new(&ctx.exe);
+        cmd.args(["child", "first", "--package"])
+            .arg(&dir)
+            .args(["--code", &new_set_code(&name), "--bundle"])
+            .arg(&ctx.bundle)
+            .arg("--cache")
+            .arg(cold.path());
+        let start = Instant::now();
+        let out = cmd.output()?;
+        let t = ms(start);
+        if !out.status.success() {
+            bail!("cold new set: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        report.add(
+            "new_set_cold_caches_first_result_ms",
+            "new extension set -> first result (no caches at all)",
+            "ms",
+            vec![t],
+        );
+    }
+    Ok(())
+}
+
+fn fresh_process(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let cli = ctx.exe.with_file_name("eryx");
+    let runs = if ctx.quick { 3 } else { 10 };
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = Command::new(&cli)
+            .arg("--bundle")
+            .arg(&ctx.bundle)
+            .args(["-c", "print(1 + 1)"])
+            .env("ERYX_CACHE_DIR", &ctx.cache)
+            .output()
+            .with_context(|| format!("running {}", cli.display()))?;
+        times.push(ms(start));
+        if out.stdout != b"2\n" {
+            bail!("eryx -c printed {:?}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    report.add(
+        "fresh_process_first_result_ms",
+        "fresh process -> first result (`eryx -c`, cached component)",
+        "ms",
+        times,
+    );
+    let native = python3_wall(if ctx.quick { 3 } else { 10 })?;
+    report.add(
+        "native_python_process_ms",
+        "native `python3 -S -c pass`, whole process",
+        "ms",
+        native,
+    );
+    Ok(())
+}
+
+fn python3_wall(runs: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let status = Command::new("python3")
+            .args(["-S", "-c", "pass"])
+            .status()
+            .context("running python3")?;
+        times.push(ms(start));
+        if !status.success() {
+            bail!("python3 failed");
+        }
+    }
+    Ok(times)
+}
+
+fn builder(ctx: &Ctx) -> SandboxBuilder {
+    Sandbox::builder().bundle(&ctx.bundle).cache_dir(&ctx.cache)
+}
+
+async fn warm(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let runs = if ctx.quick { 5 } else { 20 };
+    // Prime the process-wide memo (engine, compiled component).
+    builder(ctx).build().await?.execute("1 + 1").await?;
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut sandbox = builder(ctx).build().await?;
+        sandbox.execute("1 + 1").await?;
+        times.push(ms(start));
+    }
+    report.add(
+        "warm_new_sandbox_first_result_ms",
+        "new sandbox + first result, warm process",
+        "ms",
+        times,
+    );
+
+    let pool = SandboxPool::new(builder(ctx), 4).await?;
+    pool.filled().await;
+    let mut times = Vec::new();
+    for _ in 0..runs.min(4) {
+        let start = Instant::now();
+        let mut sandbox = pool.get().await?;
+        sandbox.execute("1 + 1").await?;
+        times.push(ms(start));
+        pool.filled().await;
+    }
+    report.add(
+        "pooled_new_sandbox_first_result_ms",
+        "sandbox from a SandboxPool + first result",
+        "ms",
+        times,
+    );
+
+    let mut sandbox = builder(ctx).build().await?;
+    let mut times = Vec::new();
+    for _ in 0..runs * 5 {
+        let start = Instant::now();
+        sandbox.execute("1 + 1").await?;
+        times.push(ms(start));
+    }
+    report.add(
+        "execute_round_trip_ms",
+        "execute(\"1+1\") on a live sandbox",
+        "ms",
+        times,
+    );
+    sandbox.execute("x = 0").await?;
+    let mut sessions = Vec::new();
+    for _ in 0..if ctx.quick { 3 } else { 10 } {
+        let start = Instant::now();
+        for _ in 0..100 {
+            sandbox.execute("x += 1").await?;
+        }
+        sessions.push(ms(start) / 100.0);
+    }
+    report.add(
+        "session_call_ms",
+        "a call in a session of 100 small executions",
+        "ms",
+        sessions,
+    );
+
+    sandbox.execute(STATE_50K).await?;
+    let size = sandbox.execute("size").await?.value.unwrap_or_default();
+    let (mut snaps, mut restores) = (Vec::new(), Vec::new());
+    let mut other = builder(ctx).build().await?;
+    for _ in 0..if ctx.quick { 3 } else { 10 } {
+        let start = Instant::now();
+        let snap = sandbox.snapshot().await?;
+        snaps.push(ms(start));
+        let start = Instant::now();
+        other.restore(&snap).await?;
+        restores.push(ms(start));
+    }
+    report.add(
+        "snapshot_ms",
+        &format!("snapshot of {size} bytes of pickled state"),
+        "ms",
+        snaps,
+    );
+    report.add(
+        "restore_ms",
+        &format!("restore of {size} bytes of pickled state"),
+        "ms",
+        restores,
+    );
+    Ok(())
+}
+
+fn kernels_code(repeats: usize) -> String {
+    format!("R = {repeats}\n{KERNELS}")
+}
+
+fn parse_kernels(text: &str) -> Result<BTreeMap<String, f64>> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("no kernel timings printed")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+async fn cpu(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let repeats = if ctx.quick { 1 } else { 5 };
+    let code = kernels_code(repeats);
+    let mut sandbox = builder(ctx).timeout(std::time::Duration::from_secs(600));
+    sandbox = sandbox.memory_limit(1 << 30);
+    let mut sandbox = sandbox.build().await?;
+    let inside = parse_kernels(&sandbox.execute(&code).await?.stdout)?;
+    let out = Command::new("python3")
+        .args(["-S", "-c", &code])
+        .output()
+        .context("running python3")?;
+    let native = parse_kernels(&String::from_utf8_lossy(&out.stdout))?;
+    for (name, t) in &inside {
+        let n = native.get(name).copied().unwrap_or(f64::NAN);
+        report.add(
+            &format!("cpu_{name}_sandbox_ms"),
+            &format!("kernel {name}: eryx (best of {repeats})"),
+            "ms",
+            vec![*t],
+        );
+        report.add(
+            &format!("cpu_{name}_native_ms"),
+            &format!("kernel {name}: native python3 (best of {repeats})"),
+            "ms",
+            vec![n],
+        );
+        report.add(
+            &format!("cpu_ratio_{name}"),
+            &format!("kernel {name}: eryx / native"),
+            "x",
+            vec![t / n],
+        );
+    }
+    let version = Command::new("python3").arg("--version").output()?;
+    report.notes.push(format!(
+        "native baseline: {} (the sandbox runs CPython 3.14)",
+        String::from_utf8_lossy(&version.stdout).trim()
+    ));
+    Ok(())
+}
+
+fn idle(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let counts: &[usize] = if ctx.quick { &[1, 10] } else { &[1, 10, 100] };
+    let mut rss = BTreeMap::new();
+    for &n in counts {
+        let (v, _) = run_child(ctx, &["idle", "--n", &n.to_string()])?;
+        let mib = v["rss_mib"].as_f64().unwrap_or(f64::NAN);
+        report.add(
+            &format!("idle_{n}_sandboxes_rss_mib"),
+            &format!("RSS of a process holding {n} idle sandboxes"),
+            "MiB",
+            vec![mib],
+        );
+        rss.insert(n, mib);
+    }
+    let (lo, hi) = (counts[counts.len() - 2], counts[counts.len() - 1]);
+    report.add(
+        "idle_sandbox_rss_mib",
+        "RSS per additional idle sandbox",
+        "MiB",
+        vec![(rss[&hi] - rss[&lo]) / (hi - lo) as f64],
+    );
+    Ok(())
+}
+
+/// Targets from the issue: (key, limit, lower is better).
+const TARGETS: &[(&str, f64)] = &[
+    ("new_set_first_result_ms", 1000.0),
+    ("link_base_plus_1_ms", 150.0),
+    ("new_set_peak_rss_mib", 250.0),
+    ("fresh_process_first_result_ms", 15.0),
+    ("warm_new_sandbox_first_result_ms", 1.0),
+    ("session_call_ms", 0.1),
+    ("cpu_ratio_fib", 1.5),
+    ("cpu_ratio_sum", 1.5),
+    ("cpu_ratio_json", 1.5),
+    ("cpu_ratio_regex", 1.5),
+    ("snapshot_ms", 5.0),
+    ("restore_ms", 5.0),
+    ("idle_sandbox_rss_mib", 4.0),
+    ("runtime_so_kb", 60.0),
+];
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(String::new(), |kib| {
+            format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
+        });
+    format!("{cpu}, {cores} cores{mem}, {}", std::env::consts::OS)
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn write_report(ctx: &Ctx, report: &Report) -> Result<()> {
+    let date = today();
+    let machine = machine();
+    let mut md = format!(
+        "# eryx benchmarks\n\n{date} on {machine}{}.\n\n\
+         | metric | median | min - max | n | target |\n|---|---:|---:|---:|---|\n",
+        if ctx.quick { " (`--quick`)" } else { "" }
+    );
+    let mut obj = serde_json::Map::new();
+    for m in &report.metrics {
+        let v = m.sorted();
+        let target = TARGETS
+            .iter()
+            .find(|(k, _)| *k == m.key)
+            .map_or(String::new(), |(_, t)| {
+                let ok = m.median() <= *t;
+                format!(
+                    "<= {} {} {}",
+                    fmt(*t),
+                    m.unit,
+                    if ok { "met" } else { "**missed**" }
+                )
+            });
+        let range = match (v.first(), v.last()) {
+            (Some(a), Some(b)) if v.len() > 1 => format!("{} - {}", fmt(*a), fmt(*b)),
+            _ => String::new(),
+        };
+        md.push_str(&format!(
+            "| {} | {} {} | {range} | {} | {target} |\n",
+            m.label,
+            fmt(m.median()),
+            m.unit,
+            v.len()
+        ));
+        obj.insert(m.key.clone(), json!(m.median()));
+    }
+    let ratios = [
+        (
+            "new_set_first_result_ms",
+            "cpy_new_set_first_result_ms",
+            "new set -> first result",
+        ),
+        (
+            "fresh_process_first_result_ms",
+            "cpy_fresh_process_first_result_ms",
+            "fresh process -> first result",
+        ),
+        (
+            "warm_new_sandbox_first_result_ms",
+            "cpy_warm_new_instance_call_ms",
+            "new sandbox/instance + call, warm",
+        ),
+        (
+            "session_call_ms",
+            "cpy_call_ms",
+            "a call on a live instance",
+        ),
+    ];
+    let mut side = String::new();
+    for (ours, theirs, label) in ratios {
+        if let (Some(a), Some(b)) = (report.median(ours), report.median(theirs)) {
+            side.push_str(&format!(
+                "| {label} | {} ms | {} ms | {:.1}x |\n",
+                fmt(a),
+                fmt(b),
+                b / a
+            ));
+            obj.insert(
+                format!("speedup_vs_cpy_{}", ours.trim_end_matches("_ms")),
+                json!(b / a),
+            );
+        }
+    }
+    if !side.is_empty() {
+        md.push_str(
+            "\n## Side by side with componentize-py 0.25.1\n\n\
+             | | eryx | componentize-py | eryx faster by |\n|---|---:|---:|---:|\n",
+        );
+        md.push_str(&side);
+    }
+    if !report.notes.is_empty() {
+        md.push_str("\nNotes:\n");
+        for n in &report.notes {
+            md.push_str(&format!("- {n}\n"));
+        }
+    }
+    obj.insert("machine".into(), json!(machine));
+    obj.insert("date".into(), json!(date));
+    obj.insert("quick".into(), json!(ctx.quick));
+    std::fs::write(ctx.out.join("report.md"), &md)?;
+    std::fs::write(
+        ctx.out.join("report.json"),
+        serde_json::to_vec_pretty(&Value::Object(obj))?,
+    )?;
+    println!("{md}");
+    eprintln!(
+        "[bench] wrote {} and report.json",
+        ctx.out.join("report.md").display()
+    );
+    let _ = &ctx.root;
+    Ok(())
+}
