@@ -3,7 +3,7 @@
 //! native extensions. Its components are run here with wasmtime and WASI
 //! preview 2, the same runtime eryx uses.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -308,6 +308,6 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     Ok(())
 }
 
-fn path_str(p: &PathBuf) -> Result<&str> {
+fn path_str(p: &Path) -> Result<&str> {
     p.to_str().context("non-UTF-8 path")
 }

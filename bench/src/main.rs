@@ -147,6 +147,11 @@ fn ms(since: Instant) -> f64 {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // componentize-py components run with WASI's synchronous bindings,
+    // which must not be called from inside a Tokio runtime.
+    if args.get(..2) == Some(&["child".to_string(), "cpy-first".to_string()][..]) {
+        return cpy::child_first(&args[2..]);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -196,9 +201,6 @@ fn proc_status_kib(field: &str) -> f64 {
 /// Children: measurements that need a process of their own. Each prints
 /// one JSON object on stdout.
 async fn child(args: &[String]) -> Result<()> {
-    if args.first().map(String::as_str) == Some("cpy-first") {
-        return cpy::child_first(&args[1..]);
-    }
     let bundle = flag_value(args, "--bundle").context("--bundle")?;
     let cache = flag_value(args, "--cache").context("--cache")?;
     let builder = Sandbox::builder().bundle(&bundle).cache_dir(&cache);
@@ -211,7 +213,12 @@ async fn child(args: &[String]) -> Result<()> {
             }
             let stats = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
             let seen = stats.clone();
+            let t0 = Instant::now();
+            let trace = std::env::var_os("ERYX_BENCH_TRACE").is_some();
             let builder = builder.on_progress(move |m| {
+                if trace {
+                    eprintln!("[{:>8.1} ms] {m}", t0.elapsed().as_secs_f64() * 1000.0);
+                }
                 if m.starts_with("compiled ") {
                     *seen.lock().unwrap() = m.to_string();
                 }
@@ -334,7 +341,14 @@ async fn all(args: &[String]) -> Result<()> {
     cpu(&ctx, &mut report).await?;
     idle(&ctx, &mut report)?;
     if let Some(command) = &ctx.cpy {
-        if let Err(e) = cpy::measure(&ctx, command, &mut report) {
+        // On a thread of its own: WASI's synchronous bindings must not run
+        // inside the Tokio runtime.
+        let result = std::thread::scope(|s| {
+            s.spawn(|| cpy::measure(&ctx, command, &mut report))
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))
+        });
+        if let Err(e) = result {
             report
                 .notes
                 .push(format!("componentize-py measurements failed: {e:#}"));
@@ -422,7 +436,7 @@ fn new_set_package(ctx: &Ctx, dir: &Path, name: &str) -> Result<()> {
 }
 
 /// What [`new_set_code`] prints.
-const NEW_SET_EXPECTED: &str = "499500 (1, 3, 1)";
+const NEW_SET_EXPECTED: &str = "499500 (1, 3, 'a')";
 
 fn new_set_code(name: &str) -> String {
     format!("import {name}, wordcount\nprint({name}.fast_sum(1000), wordcount.count('a b a'))")

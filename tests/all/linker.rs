@@ -65,3 +65,25 @@ fn bindings_import_the_async_hooks() {
             .any(|(m, n)| m == "env" && n == "wit_dylib_export_async_call")
     );
 }
+
+/// The linker skips wit-component's own validation of its output (wasmtime
+/// validates when it compiles); this checks that what it writes is valid.
+#[test]
+fn linked_component_with_extensions_is_valid() {
+    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
+    let mut extensions = Vec::new();
+    if let Some(dir) = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS") {
+        for name in ["fastsum", "wordcount"] {
+            let file = format!("{name}.cpython-314-wasm32-wasi.so");
+            let bytes = std::fs::read(std::path::Path::new(&dir).join(&file)).unwrap();
+            extensions.push(
+                eryx_linker::Extension::new(format!("/site-packages/{file}"), bytes).unwrap(),
+            );
+        }
+    }
+    let component = eryx_linker::link_with_extensions(&bundle, &extensions).unwrap();
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    validator
+        .validate_all(&component)
+        .expect("the linked component validates");
+}

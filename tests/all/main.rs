@@ -9,6 +9,7 @@ mod component;
 mod concurrency;
 mod extensions;
 mod linker;
+mod pool;
 mod python;
 mod session;
 mod support;

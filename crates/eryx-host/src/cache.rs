@@ -18,9 +18,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use wasmtime::component::Component;
@@ -177,13 +178,35 @@ impl ComponentCache {
 
 /// Cranelift's incremental compilation cache on disk: per-function compiled
 /// code keyed by the function's content, shared by every component.
+///
+/// The packs are read once per process (lazily, at the first lookup) and
+/// lookups borrow from them: no per-function copies. Functions compiled
+/// afterwards are written as a new pack by [`FunctionCache::flush`]; when
+/// packs pile up they are merged into one (duplicates dropped).
 #[derive(Debug)]
 pub(crate) struct FunctionCache {
     dir: PathBuf,
-    known: RwLock<Option<HashMap<Vec<u8>, Vec<u8>>>>,
+    loaded: OnceLock<Loaded>,
+    /// Entries flushed by this process after the packs were loaded.
+    later: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
     fresh: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
     hits: AtomicUsize,
     misses: AtomicUsize,
+}
+
+/// The packs read from disk and where each entry lives in them.
+#[derive(Debug, Default)]
+struct Loaded {
+    packs: Vec<Vec<u8>>,
+    files: Vec<PathBuf>,
+    index: HashMap<Vec<u8>, (usize, Range<usize>)>,
+}
+
+impl Loaded {
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let (pack, range) = self.index.get(key)?;
+        Some(&self.packs[*pack][range.clone()])
+    }
 }
 
 /// Hits and misses of the function cache during one compilation.
@@ -193,36 +216,53 @@ pub(crate) struct FunctionStats {
     pub(crate) compiled: usize,
 }
 
+/// Packs beyond this many are merged into one at the next flush.
+const MAX_PACKS: usize = 6;
+
 impl FunctionCache {
     pub(crate) fn new(dir: PathBuf) -> FunctionCache {
         FunctionCache {
             dir,
-            known: RwLock::new(None),
+            loaded: OnceLock::new(),
+            later: RwLock::new(HashMap::new()),
             fresh: Mutex::new(Vec::new()),
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
         }
     }
 
-    /// Reads every intact pack; damaged packs are removed.
-    fn load_all(&self) -> HashMap<Vec<u8>, Vec<u8>> {
-        let mut map = HashMap::new();
+    /// Reads every intact pack; damaged packs are removed, unreadable ones
+    /// (e.g. merged away by another process meanwhile) skipped.
+    fn load_all(&self) -> Loaded {
+        let mut loaded = Loaded::default();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return map;
+            return loaded;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|e| e != "pack") {
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Ok(bytes) = std::fs::read(&path) else {
                 continue;
+            };
+            let Some(items) = parse_pack(&bytes) else {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let pack = loaded.packs.len();
+            for (key, value) in items {
+                loaded
+                    .index
+                    .entry(bytes[key].to_vec())
+                    .or_insert((pack, value));
             }
-            match std::fs::read(&path).ok().and_then(|b| parse_pack(&b)) {
-                Some(items) => map.extend(items),
-                None => {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+            loaded.packs.push(bytes);
+            loaded.files.push(path);
         }
-        map
+        loaded
     }
 
     /// Resets the hit and miss counters.
@@ -231,8 +271,9 @@ impl FunctionCache {
         self.misses.store(0, Ordering::Relaxed);
     }
 
-    /// Writes the functions compiled since the last flush as a new pack and
-    /// returns the counters.
+    /// Writes the functions compiled since the last flush as a new pack
+    /// (merging all packs into one when there are too many) and returns the
+    /// counters.
     pub(crate) fn flush(&self) -> Result<FunctionStats, Error> {
         let stats = FunctionStats {
             reused: self.hits.load(Ordering::Relaxed),
@@ -242,70 +283,111 @@ impl FunctionCache {
         if fresh.is_empty() {
             return Ok(stats);
         }
-        let mut pack = Vec::with_capacity(fresh.iter().map(|(k, v)| k.len() + v.len() + 8).sum());
-        pack.extend_from_slice(PACK_MAGIC);
-        for (key, value) in &fresh {
-            for part in [key, value] {
-                pack.extend_from_slice(&(part.len() as u32).to_le_bytes());
-                pack.extend_from_slice(part);
+        std::fs::create_dir_all(&self.dir).map_err(cache_err(&self.dir))?;
+        let loaded = self.loaded.get_or_init(|| self.load_all());
+        let merge = loaded.files.len() + 1 > MAX_PACKS;
+        let mut items: Vec<(&[u8], &[u8])> = fresh
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        if merge {
+            items.extend(
+                loaded
+                    .index
+                    .iter()
+                    .map(|(k, (p, r))| (k.as_slice(), &loaded.packs[*p][r.clone()])),
+            );
+        }
+        let path = self.dir.join(format!(
+            "{:x}-{}.pack",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+            std::process::id()
+        ));
+        write_atomically(&path, &encode_pack(&items))?;
+        if merge {
+            for old in &loaded.files {
+                let _ = std::fs::remove_file(old);
             }
         }
-        let sum = xxhash_rust::xxh3::xxh3_128(&pack);
-        pack.extend_from_slice(&sum.to_le_bytes());
-        std::fs::create_dir_all(&self.dir).map_err(cache_err(&self.dir))?;
-        let stamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = self
-            .dir
-            .join(format!("{stamp:x}-{}.pack", std::process::id()));
-        write_atomically(&path, &pack)?;
-        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(map) = known.as_mut() {
-            map.extend(fresh);
-        }
+        self.later
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(fresh);
         Ok(stats)
+    }
+
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 }
 
-/// The entries of a pack, or `None` if it is damaged in any way.
-fn parse_pack(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+fn encode_pack(items: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut pack = Vec::with_capacity(
+        PACK_MAGIC.len()
+            + 16
+            + items
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>(),
+    );
+    pack.extend_from_slice(PACK_MAGIC);
+    for (key, value) in items {
+        for part in [key, value] {
+            pack.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            pack.extend_from_slice(part);
+        }
+    }
+    let sum = xxhash_rust::xxh3::xxh3_128(&pack);
+    pack.extend_from_slice(&sum.to_le_bytes());
+    pack
+}
+
+/// Where each entry's key and value lie in a pack, or `None` if the pack
+/// is damaged in any way.
+fn parse_pack(bytes: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     let body_len = bytes.len().checked_sub(16)?;
     let (body, sum) = bytes.split_at(body_len);
     if xxhash_rust::xxh3::xxh3_128(body).to_le_bytes() != sum {
         return None;
     }
-    let mut rest = body.strip_prefix(PACK_MAGIC)?;
-    let mut take = || -> Option<Vec<u8>> {
-        let (len, tail) = rest.split_first_chunk::<4>()?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if tail.len() < len {
+    if !body.starts_with(PACK_MAGIC) {
+        return None;
+    }
+    let take = |at: &mut usize| -> Option<Range<usize>> {
+        let len = u32::from_le_bytes(body.get(*at..*at + 4)?.try_into().ok()?) as usize;
+        let range = *at + 4..(*at + 4).checked_add(len)?;
+        if range.end > body.len() {
             return None;
         }
-        let (item, tail) = tail.split_at(len);
-        rest = tail;
-        Some(item.to_vec())
+        *at = range.end;
+        Some(range)
     };
+    let mut at = PACK_MAGIC.len();
     let mut items = Vec::new();
-    loop {
-        let Some(key) = take() else { break };
-        items.push((key, take()?));
+    while at < body.len() {
+        let key = take(&mut at)?;
+        items.push((key, take(&mut at)?));
     }
-    rest.is_empty().then_some(items)
+    Some(items)
 }
 
 impl CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        {
-            let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(map) = known.as_ref() {
-                return self.count(map.get(key).cloned());
-            }
+        let loaded = self.loaded.get_or_init(|| self.load_all());
+        if let Some(found) = loaded.get(key) {
+            return self.count(Some(Cow::Borrowed(found)));
         }
-        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        let map = known.get_or_insert_with(|| self.load_all());
-        self.count(map.get(key).cloned())
+        let later = self.later.read().unwrap_or_else(|e| e.into_inner());
+        self.count(later.get(key).cloned().map(Cow::Owned))
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
@@ -314,18 +396,6 @@ impl CacheStore for FunctionCache {
             .unwrap_or_else(|e| e.into_inner())
             .push((key.to_vec(), value));
         true
-    }
-}
-
-impl FunctionCache {
-    fn count(&self, found: Option<Vec<u8>>) -> Option<Cow<'_, [u8]>> {
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found.map(Cow::Owned)
     }
 }
 
@@ -371,6 +441,30 @@ mod tests {
         pack.extend_from_slice(&sum.to_le_bytes());
         assert!(parse_pack(&pack).is_none());
         assert!(parse_pack(b"").is_none());
+        let good = encode_pack(&[(b"k", b"value")]);
+        let items = parse_pack(&good).unwrap();
+        assert_eq!(&good[items[0].1.clone()], b"value");
+    }
+
+    #[test]
+    fn many_packs_are_merged_without_losing_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_PACKS + 2 {
+            let cache = FunctionCache::new(dir.path().to_path_buf());
+            assert!(cache.get(format!("k{i}").as_bytes()).is_none());
+            cache.insert(format!("k{i}").as_bytes(), vec![i as u8; 10]);
+            // The same key again from another "process": deduplicated.
+            cache.insert(b"shared", b"same".to_vec());
+            cache.flush().unwrap();
+        }
+        let packs = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(packs <= MAX_PACKS, "{packs} packs");
+        let cache = FunctionCache::new(dir.path().to_path_buf());
+        for i in 0..MAX_PACKS + 2 {
+            let v = cache.get(format!("k{i}").as_bytes()).expect("kept");
+            assert_eq!(&*v, &[i as u8; 10][..]);
+        }
+        assert_eq!(cache.get(b"shared").as_deref(), Some(&b"same"[..]));
     }
 
     #[test]

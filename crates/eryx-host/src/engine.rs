@@ -128,6 +128,7 @@ pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) 
     for part in [
         bundle.manifest().content_hash().as_str(),
         eryx_linker::VERSION,
+        &eryx_linker::LINK_REVISION.to_string(),
         &hex_sha256(eryx_linker::SANDBOX_WIT.as_bytes()),
         env!("CARGO_PKG_VERSION"),
         "wasmtime-48.0.8",

@@ -32,3 +32,8 @@ pub use validate::{LibraryInfo, validate_library};
 
 /// This crate's version, part of cache keys for linked components.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Bumped whenever the linker's output for the same inputs changes (part of
+/// cache keys, so that no stale compiled component is reused): 2 = the
+/// output is no longer validated by wit-component.
+pub const LINK_REVISION: u32 = 2;

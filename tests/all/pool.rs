@@ -1,0 +1,32 @@
+//! `SandboxPool`: ready sandboxes, each fresh.
+
+use eryx_host::SandboxPool;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_hands_out_fresh_started_sandboxes_and_refills() {
+    let pool = SandboxPool::new(crate::support::builder(), 2)
+        .await
+        .unwrap();
+    pool.filled().await;
+    assert_eq!(pool.ready(), 2);
+
+    let mut a = pool.get().await.unwrap();
+    a.execute("secret = 'from a'").await.unwrap();
+    let mut b = pool.get().await.unwrap();
+    // More than the pool holds: made on demand, never an error.
+    let mut c = pool.get().await.unwrap();
+    for sb in [&mut b, &mut c] {
+        let out = sb.execute("'secret' in globals()").await.unwrap();
+        assert_eq!(
+            out.value.as_deref(),
+            Some("False"),
+            "no state leaks between sandboxes"
+        );
+    }
+    pool.filled().await;
+    assert_eq!(pool.ready(), 2, "the pool refills in the background");
+    assert_eq!(
+        a.execute("secret").await.unwrap().value.as_deref(),
+        Some("'from a'")
+    );
+}
