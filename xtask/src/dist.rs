@@ -94,10 +94,28 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     }
     h.update(tools.versions.as_bytes());
     h.update(link_flags(&runtime_exports()).join(" ").as_bytes());
+    h.update(SIZE_TUNING.as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
+
+/// What a guest library is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tuning {
+    /// Extensions: optimised for speed (`opt-level = "s"` of the guest
+    /// profile), panics print their message before aborting, symbol names
+    /// kept for backtraces.
+    Speed,
+    /// The runtime: `opt-level = "z"`, panics abort at once (no formatting
+    /// machinery: a runtime panic is a bug and surfaces as a trap either
+    /// way), names stripped. 96 KB -> ~50 KB.
+    Size,
+}
+
+/// Everything about the runtime's build that changes its bytes (part of the
+/// dist stamp).
+const SIZE_TUNING: &str = "opt-level=z -Zunstable-options -Cpanic=immediate-abort --strip-all";
 
 /// Builds workspace package `package` (a staticlib named `lib`) for
 /// `wasm32-wasip1` with build-std, and links it with `clang -shared` into
@@ -109,8 +127,17 @@ pub(crate) fn build_guest_library(
     lib: &str,
     exports: &[&str],
     out: &Path,
+    tuning: Tuning,
 ) -> Result<()> {
-    let target_dir = root.join("target/wasm");
+    // Separate target directories: the two tunings build std differently.
+    let target_dir = match tuning {
+        Tuning::Speed => root.join("target/wasm"),
+        Tuning::Size => root.join("target/wasm/size"),
+    };
+    let rustflags = match tuning {
+        Tuning::Speed => "-C relocation-model=pic",
+        Tuning::Size => "-C relocation-model=pic -Zunstable-options -Cpanic=immediate-abort",
+    };
     let mut cmd = Command::new(&tools.cargo);
     // The outer `cargo xtask` sets variables that would confuse the inner
     // build (and rustup's proxy `rustc` comes first on PATH): start clean.
@@ -138,10 +165,10 @@ pub(crate) fn build_guest_library(
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", &tools.rustc)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env(
-            "CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS",
-            "-C relocation-model=pic",
-        );
+        .env("CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS", rustflags);
+    if tuning == Tuning::Size {
+        cmd.env("CARGO_PROFILE_GUEST_OPT_LEVEL", "z");
+    }
     if let Some(rustdoc) = tools
         .rustc
         .parent()
@@ -163,6 +190,9 @@ pub(crate) fn build_guest_library(
         std::fs::create_dir_all(dir)?;
     }
     let mut link = Command::new(&tools.clang);
+    if tuning == Tuning::Size {
+        link.arg("-Wl,--strip-all");
+    }
     link.args(link_flags(exports))
         .arg("-o")
         .arg(out)
@@ -186,6 +216,7 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
         "eryx_runtime",
         &runtime_exports(),
         &so,
+        Tuning::Size,
     )?;
     Ok(so)
 }

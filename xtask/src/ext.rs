@@ -66,7 +66,15 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
         .join("target/ext")
         .join(format!("{lib}{EXTENSION_SUFFIX}"));
     let init = format!("PyInit_{lib}");
-    build_guest_library(root, &tools, &package, &lib, &[init.as_str()], &out)?;
+    build_guest_library(
+        root,
+        &tools,
+        &package,
+        &lib,
+        &[init.as_str()],
+        &out,
+        crate::dist::Tuning::Speed,
+    )?;
     let bytes = std::fs::read(&out)?;
     let info = eryx_linker::validate_library(&format!("{lib}{EXTENSION_SUFFIX}"), &bytes)?;
     if !info.exports.contains(&init) {
