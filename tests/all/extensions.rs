@@ -405,3 +405,106 @@ async fn a_panicking_extension_is_contained() {
         .unwrap();
     assert_eq!(out.stdout, "6\n");
 }
+
+/// The PyO3 example (`examples/extensions/numstats`, an unchanged `cdylib`
+/// PyO3 crate) with its Python wrapper package, as `pip` would lay it out.
+fn numstats_package() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("numstats");
+    std::fs::create_dir(&pkg).unwrap();
+    std::fs::copy(
+        root().join("examples/extensions/numstats/python/numstats/__init__.py"),
+        pkg.join("__init__.py"),
+    )
+    .unwrap();
+    std::fs::copy(
+        example("_native"),
+        pkg.join("_native.cpython-314-wasm32-wasi.so"),
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_pyo3_extension_runs_with_its_wrapper_package() {
+    let pkg = numstats_package();
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    let out = sb
+        .execute(
+            "import numstats\n\
+             d = numstats.describe([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])\n\
+             print(d['count'], d['mean'], round(d['std'], 4), d['min'], d['max'])\n\
+             print(numstats.histogram([float(i) for i in range(100)], 4))\n\
+             r = numstats.Running()\n\
+             for x in (1.0, 2.0, 3.0): r.push(x)\n\
+             print(r, r.mean)\n\
+             print(numstats.zscores([1.0, 2.0, 3.0]))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "8 5.0 2.1381 2.0 9.0\n[25, 25, 25, 25]\nRunning(count=3, mean=2) 2.0\n[-1.0, 0.0, 1.0]\n"
+    );
+    // PyO3's errors are Python exceptions; the session goes on.
+    let Error::Python(e) = sb.execute("numstats.describe([])").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ValueError");
+    assert!(e.message.contains("must not be empty"), "{}", e.message);
+    let Error::Python(e) = sb.execute("numstats.describe(['x'])").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "TypeError");
+    assert_eq!(
+        sb.execute("numstats.Running().count")
+            .await
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("0")
+    );
+}
+
+/// One base bundle, four extension sets in one run: each sandbox imports
+/// exactly what it linked.
+#[tokio::test]
+async fn every_combination_imports_exactly_what_it_linked() {
+    let a = fastsum_package();
+    let b = numstats_package();
+    let probe = "import importlib.util as u\n\
+                 print(u.find_spec('fastsum') is not None, u.find_spec('numstats') is not None)";
+    let sets: [(&[&std::path::Path], &str); 4] = [
+        (&[], "False False\n"),
+        (&[a.path()], "True False\n"),
+        (&[b.path()], "False True\n"),
+        (&[a.path(), b.path()], "True True\n"),
+    ];
+    for (packages, expected) in sets {
+        let mut builder = builder();
+        for p in packages {
+            builder = builder.package(p);
+        }
+        let mut sb = builder.build().await.unwrap();
+        assert_eq!(sb.execute(probe).await.unwrap().stdout, expected);
+        if expected.starts_with("True") {
+            let out = sb
+                .execute("import fastsum\nprint(fastsum.fast_sum(100))")
+                .await
+                .unwrap();
+            assert_eq!(out.stdout, "4950\n");
+        } else {
+            let Error::Python(e) = sb.execute("import fastsum").await.unwrap_err() else {
+                panic!()
+            };
+            assert_eq!(e.type_name, "ModuleNotFoundError");
+        }
+        if expected.ends_with("True\n") {
+            let out = sb
+                .execute("import numstats\nprint(numstats.describe([1.0, 3.0])['mean'])")
+                .await
+                .unwrap();
+            assert_eq!(out.stdout, "2.0\n");
+        }
+    }
+}

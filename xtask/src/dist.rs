@@ -117,18 +117,26 @@ pub(crate) enum Tuning {
 /// dist stamp).
 const SIZE_TUNING: &str = "opt-level=z -Zunstable-options -Cpanic=immediate-abort --strip-all";
 
-/// Builds workspace package `package` (a staticlib named `lib`) for
-/// `wasm32-wasip1` with build-std, and links it with `clang -shared` into
-/// `out`, exporting exactly `exports`.
-pub(crate) fn build_guest_library(
+/// A crate to build for the guest.
+pub(crate) struct GuestCrate<'a> {
+    /// Its `Cargo.toml` (a member of this workspace or any other crate).
+    pub(crate) manifest: &'a Path,
+    /// Its package name.
+    pub(crate) package: &'a str,
+    /// Its library target name (the staticlib is `lib<lib>.a`).
+    pub(crate) lib: &'a str,
+}
+
+/// Builds `krate`'s library for `wasm32-wasip1` with build-std as a PIC
+/// staticlib, whatever crate type its manifest declares (PyO3 crates are
+/// `cdylib`s); returns the `.a` path. `PYO3_CONFIG_FILE` is set for every
+/// build (it only matters to crates that use PyO3).
+pub(crate) fn build_staticlib(
     root: &Path,
     tools: &Toolchain,
-    package: &str,
-    lib: &str,
-    exports: &[&str],
-    out: &Path,
+    krate: &GuestCrate<'_>,
     tuning: Tuning,
-) -> Result<()> {
+) -> Result<PathBuf> {
     // Separate target directories: the two tunings build std differently.
     let target_dir = match tuning {
         Tuning::Speed => root.join("target/wasm"),
@@ -138,6 +146,7 @@ pub(crate) fn build_guest_library(
         Tuning::Speed => "-C relocation-model=pic",
         Tuning::Size => "-C relocation-model=pic -Zunstable-options -Cpanic=immediate-abort",
     };
+    let pyo3_config = crate::pyo3::config_file(root)?;
     let mut cmd = Command::new(&tools.cargo);
     // The outer `cargo xtask` sets variables that would confuse the inner
     // build (and rustup's proxy `rustc` comes first on PATH): start clean.
@@ -145,6 +154,7 @@ pub(crate) fn build_guest_library(
         let k = k.to_string_lossy();
         if (k.starts_with("CARGO_") && k != "CARGO_HOME")
             || k.starts_with("RUSTUP_")
+            || k.starts_with("PYO3_")
             || k == "RUSTFLAGS"
             || k == "CARGO"
         {
@@ -152,23 +162,28 @@ pub(crate) fn build_guest_library(
         }
     }
     cmd.current_dir(root)
-        .args([
-            "build",
-            "-p",
-            package,
-            "--target",
-            TARGET,
-            "--profile",
-            PROFILE,
-        ])
+        .arg("rustc")
+        .arg("--manifest-path")
+        .arg(krate.manifest)
+        .args(["-p", krate.package, "--lib", "--crate-type", "staticlib"])
+        .args(["--target", TARGET, "--profile", PROFILE])
         .args(["-Z", "build-std=panic_abort,std"])
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", &tools.rustc)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS", rustflags);
-    if tuning == Tuning::Size {
-        cmd.env("CARGO_PROFILE_GUEST_OPT_LEVEL", "z");
-    }
+        .env("CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS", rustflags)
+        .env("PYO3_CONFIG_FILE", &pyo3_config)
+        // The guest profile, also for crates outside this workspace (whose
+        // manifests do not define it); same values as in our Cargo.toml.
+        .env("CARGO_PROFILE_GUEST_INHERITS", "release")
+        .env("CARGO_PROFILE_GUEST_PANIC", "abort")
+        .env("CARGO_PROFILE_GUEST_LTO", "true")
+        .env("CARGO_PROFILE_GUEST_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_GUEST_DEBUG", "false")
+        .env(
+            "CARGO_PROFILE_GUEST_OPT_LEVEL",
+            if tuning == Tuning::Size { "z" } else { "s" },
+        );
     if let Some(rustdoc) = tools
         .rustc
         .parent()
@@ -179,13 +194,26 @@ pub(crate) fn build_guest_library(
     }
     process::run(
         &mut cmd,
-        &format!("building {package} for wasm32-wasip1 (first time: ~2 min for std)"),
+        &format!(
+            "building {} for wasm32-wasip1 (first time: ~2 min for std)",
+            krate.package
+        ),
     )?;
-
-    let staticlib = target_dir
+    Ok(target_dir
         .join(TARGET)
         .join(PROFILE)
-        .join(format!("lib{lib}.a"));
+        .join(format!("lib{}.a", krate.lib)))
+}
+
+/// Links a staticlib with `clang -shared` into `out`, exporting exactly
+/// `exports`.
+pub(crate) fn link_shared(
+    tools: &Toolchain,
+    staticlib: &Path,
+    exports: &[&str],
+    out: &Path,
+    tuning: Tuning,
+) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -196,7 +224,7 @@ pub(crate) fn build_guest_library(
     link.args(link_flags(exports))
         .arg("-o")
         .arg(out)
-        .arg(&staticlib);
+        .arg(staticlib);
     let output = process::capture(&mut link, &format!("linking {}", out.display()))?;
     for line in String::from_utf8_lossy(&output.stderr).lines() {
         if !line.contains("creating shared libraries, with -shared, is not yet stable") {
@@ -209,15 +237,14 @@ pub(crate) fn build_guest_library(
 /// Builds the runtime staticlib and links it; returns the `.so` path.
 fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
     let so = root.join("target/wasm").join(RUNTIME_LIBRARY);
-    build_guest_library(
-        root,
-        tools,
-        "eryx-runtime",
-        "eryx_runtime",
-        &runtime_exports(),
-        &so,
-        Tuning::Size,
-    )?;
+    let manifest = root.join("crates/eryx-runtime/Cargo.toml");
+    let krate = GuestCrate {
+        manifest: &manifest,
+        package: "eryx-runtime",
+        lib: "eryx_runtime",
+    };
+    let staticlib = build_staticlib(root, tools, &krate, Tuning::Size)?;
+    link_shared(tools, &staticlib, &runtime_exports(), &so, Tuning::Size)?;
     Ok(so)
 }
 

@@ -1,17 +1,20 @@
 //! `cargo xtask ext build PATH`: a Rust extension crate → a late-linkable
 //! `<module>.cpython-314-wasm32-wasi.so`.
 //!
-//! The crate must be a workspace member with `crate-type = ["staticlib"]`
-//! whose library name is the module name and which exports
-//! `PyInit_<module>`. It is built exactly like the runtime (build-std, PIC,
-//! `clang -shared`), exporting only the init function. The built file's path
-//! is the last line of stdout.
+//! Any crate that defines one `PyInit_<module>` works, unchanged: one
+//! written against `eryx-cpython-sys`, or a PyO3 crate with a `#[pymodule]`
+//! (usually a `cdylib`; PyO3 is configured for the guest's CPython from its
+//! sysconfigdata, see `pyo3.rs`), in this workspace or anywhere else. It is
+//! built like the runtime (build-std, PIC staticlib whatever its declared
+//! crate type, `clang -shared`), exporting only the init function; the
+//! module name comes from that function. The built file's path is the last
+//! line of stdout.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::dist::build_guest_library;
+use crate::dist::{GuestCrate, Tuning, build_staticlib, link_shared};
 use crate::{progress, toolchain};
 
 /// The suffix CPython 3.14 for WASI looks for.
@@ -40,10 +43,38 @@ fn crate_names(manifest: &str) -> Result<(String, String)> {
     Ok((package, lib))
 }
 
+/// The `PyInit_*` symbols named in a static library (its archive symbol
+/// table and object files hold them as NUL- or otherwise-delimited strings).
+fn init_symbols(archive: &[u8]) -> Vec<String> {
+    const PREFIX: &[u8] = b"PyInit_";
+    let mut found = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = archive[i..].windows(PREFIX.len()).position(|w| w == PREFIX) {
+        let start = i + pos;
+        let end = archive[start..]
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .map_or(archive.len(), |n| start + n);
+        if end > start + PREFIX.len() {
+            let name = String::from_utf8_lossy(&archive[start..end]).into_owned();
+            if !found.contains(&name) {
+                found.push(name);
+            }
+        }
+        i = end.max(start + 1);
+    }
+    found
+}
+
 /// Builds the extension crate at `path`; returns the `.so` path.
 pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
     let dir = if path.is_absolute() {
         path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let dir = if dir.join("Cargo.toml").is_file() {
+        dir
     } else {
         root.join(path)
     };
@@ -54,34 +85,35 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
             dir.display()
         )
     })?;
-    if !manifest.contains("staticlib") {
-        bail!(
-            "{} must set `crate-type = [\"staticlib\"]` in [lib] to be linked as a wasm shared library",
-            manifest_path.display()
-        );
-    }
     let (package, lib) = crate_names(&manifest)?;
     let tools = toolchain::locate()?;
-    let out = root
-        .join("target/ext")
-        .join(format!("{lib}{EXTENSION_SUFFIX}"));
-    let init = format!("PyInit_{lib}");
-    build_guest_library(
-        root,
-        &tools,
-        &package,
-        &lib,
-        &[init.as_str()],
-        &out,
-        crate::dist::Tuning::Speed,
-    )?;
+    let krate = GuestCrate {
+        manifest: &manifest_path,
+        package: &package,
+        lib: &lib,
+    };
+    let staticlib = build_staticlib(root, &tools, &krate, Tuning::Speed)?;
+    let archive = std::fs::read(&staticlib)
+        .with_context(|| format!("the build did not produce {}", staticlib.display()))?;
+    let init = match init_symbols(&archive).as_slice() {
+        [one] => one.clone(),
+        [] => bail!(
+            "{package} defines no `PyInit_<module>` function: add a PyO3 `#[pymodule]`, or \
+             `#[unsafe(no_mangle)] pub unsafe extern \"C\" fn PyInit_<module>()`"
+        ),
+        many => bail!(
+            "{package} defines several module init functions ({}); one crate builds one module",
+            many.join(", ")
+        ),
+    };
+    let module = init.trim_start_matches("PyInit_");
+    let file = format!("{module}{EXTENSION_SUFFIX}");
+    let out = root.join("target/ext").join(&file);
+    link_shared(&tools, &staticlib, &[init.as_str()], &out, Tuning::Speed)?;
     let bytes = std::fs::read(&out)?;
-    let info = eryx_linker::validate_library(&format!("{lib}{EXTENSION_SUFFIX}"), &bytes)?;
+    let info = eryx_linker::validate_library(&file, &bytes)?;
     if !info.exports.contains(&init) {
-        bail!(
-            "{} does not export `{init}`: define `#[unsafe(no_mangle)] pub unsafe extern \"C\" fn {init}()`",
-            out.display()
-        );
+        bail!("{} does not export `{init}`", out.display());
     }
     progress!("built {} ({} bytes)", out.display(), bytes.len());
     Ok(out)
@@ -91,4 +123,5 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
 pub(crate) const EXAMPLES: &[&str] = &[
     "examples/extensions/fastsum",
     "examples/extensions/wordcount",
+    "examples/extensions/numstats",
 ];

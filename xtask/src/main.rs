@@ -18,6 +18,7 @@ mod dist;
 mod ext;
 mod fetch;
 mod process;
+mod pyo3;
 mod toolchain;
 
 /// Prints a progress line to stderr.
