@@ -508,3 +508,47 @@ async fn every_combination_imports_exactly_what_it_linked() {
         }
     }
 }
+
+/// The C example (`examples/extensions/cvec`, limited API): built against
+/// CPython 3.14's headers with a pyconfig.h generated from the guest's
+/// sysconfigdata, installed under the stable-ABI name.
+#[tokio::test]
+async fn a_c_extension_on_the_limited_api_runs() {
+    let dir = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/ext"));
+    let so = dir.join("cvec.abi3.so");
+    assert!(
+        so.is_file(),
+        "{} is missing: run `cargo xtask ext build examples/extensions/cvec`",
+        so.display()
+    );
+    let pkg = tempfile::tempdir().unwrap();
+    std::fs::copy(&so, pkg.path().join("cvec.abi3.so")).unwrap();
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    let out = sb
+        .execute(
+            "import cvec\n\
+             print(cvec.dot([1, 2, 3], [4.0, 5.0, 6.0]), cvec.norm((3, 4)), cvec.scale([1, 2], 0.5))\n\
+             print(cvec.__file__)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "32.0 5.0 [0.5, 1.0]\n/site-packages/cvec.abi3.so\n"
+    );
+    let Error::Python(e) = sb.execute("cvec.dot([1], [1, 2])").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ValueError");
+    assert!(
+        e.message.contains("lengths differ (1 and 2)"),
+        "{}",
+        e.message
+    );
+    let Error::Python(e) = sb.execute("cvec.norm(['x'])").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "TypeError");
+}

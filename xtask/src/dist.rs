@@ -37,7 +37,7 @@ const GUEST_CRATES: &[&str] = &[
     "crates/eryx-cpython-sys",
 ];
 
-fn link_flags(exports: &[&str]) -> Vec<String> {
+pub(crate) fn link_flags(exports: &[&str]) -> Vec<String> {
     let mut flags: Vec<String> = [
         "--target=wasm32-wasip1",
         "-nostdlib",

@@ -9,6 +9,9 @@
 //! crate type, `clang -shared`), exporting only the init function; the
 //! module name comes from that function. The built file's path is the last
 //! line of stdout.
+//!
+//! C sources (a `.c` file or a directory of them) are built too, see
+//! `cext.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -45,7 +48,7 @@ fn crate_names(manifest: &str) -> Result<(String, String)> {
 
 /// The `PyInit_*` symbols named in a static library (its archive symbol
 /// table and object files hold them as NUL- or otherwise-delimited strings).
-fn init_symbols(archive: &[u8]) -> Vec<String> {
+pub(crate) fn init_symbols(archive: &[u8]) -> Vec<String> {
     const PREFIX: &[u8] = b"PyInit_";
     let mut found = Vec::new();
     let mut i = 0;
@@ -79,6 +82,17 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
         root.join(path)
     };
     let manifest_path = dir.join("Cargo.toml");
+    if !manifest_path.is_file() {
+        let c = if path.is_absolute() || path.exists() {
+            path.to_path_buf()
+        } else {
+            root.join(path)
+        };
+        if c.is_file() || c.is_dir() {
+            let tools = toolchain::locate()?;
+            return crate::cext::build(root, &tools, &c);
+        }
+    }
     let manifest = std::fs::read_to_string(&manifest_path).with_context(|| {
         format!(
             "{} is not a crate (no Cargo.toml); pass the extension crate's directory",
@@ -124,4 +138,5 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "examples/extensions/fastsum",
     "examples/extensions/wordcount",
     "examples/extensions/numstats",
+    "examples/extensions/cvec",
 ];

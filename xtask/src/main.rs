@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod cext;
 mod dist;
 mod ext;
 mod fetch;
@@ -36,7 +37,8 @@ commands:
   test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)
   bench [--quick]    measure eryx against componentize-py 0.25.1 and native python3;
                      writes target/bench/report.md and report.json
-  ext build PATH     build a Rust extension crate into PATH's <module>.cpython-314-wasm32-wasi.so";
+  ext build PATH     build an extension: a Rust crate (eryx-cpython-sys or PyO3, unchanged) or
+                     C sources (a .c file or a directory); prints the built .so's path";
 
 /// The workspace root (the parent of `xtask/`).
 pub(crate) fn root() -> PathBuf {

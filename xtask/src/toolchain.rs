@@ -96,7 +96,7 @@ fn find_clang() -> Option<PathBuf> {
         })
 }
 
-fn is_debian_root() -> bool {
+pub(crate) fn is_debian_root() -> bool {
     let root = Command::new("id")
         .arg("-u")
         .output()
