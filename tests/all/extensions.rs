@@ -552,3 +552,100 @@ async fn a_c_extension_on_the_limited_api_runs() {
     };
     assert_eq!(e.type_name, "TypeError");
 }
+
+/// The `checksum` example: a C extension whose `@dylink.0` needs
+/// `libcrc.so`, a plain C library shipped in the same package.
+fn checksum_package(with_library: bool) -> tempfile::TempDir {
+    let dir = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/ext"));
+    let pkg = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.join("checksum.abi3.so"),
+        pkg.path().join("checksum.abi3.so"),
+    )
+    .expect("run `cargo xtask ext build examples/extensions/checksum`");
+    if with_library {
+        std::fs::create_dir(pkg.path().join("checksum.libs")).unwrap();
+        std::fs::copy(
+            dir.join("libcrc.so"),
+            pkg.path().join("checksum.libs/libcrc.so"),
+        )
+        .unwrap();
+    }
+    pkg
+}
+
+#[tokio::test]
+async fn a_library_an_extension_needs_by_name_is_linked_from_its_package() {
+    let pkg = checksum_package(true);
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    let out = sb
+        .execute(
+            "import binascii, checksum\n\
+             data = bytes(range(256)) * 100\n\
+             print(checksum.crc32(data) == binascii.crc32(data), checksum.crc32(b'hello world'))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "True 222957957\n");
+    // The library is linked, not importable.
+    let Error::Python(e) = sb.execute("import libcrc").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ModuleNotFoundError");
+    assert!(e.message.contains("linked here: checksum"), "{}", e.message);
+
+    // Without it, the build names what is missing.
+    let without = checksum_package(false);
+    let msg = builder()
+        .package(without.path())
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("`/site-packages/checksum.abi3.so` needs `libcrc.so`"),
+        "{msg}"
+    );
+
+    // Two packages shipping a library of the same name: refused, naming both.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        pkg.path().join("checksum.libs/libcrc.so"),
+        other.path().join("libcrc.so"),
+    )
+    .unwrap();
+    let msg = builder()
+        .package(pkg.path())
+        .package(other.path())
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("a second library named `libcrc.so`"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_missing_module_names_what_this_sandbox_links() {
+    let pkg = fastsum_package();
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    let Error::Python(e) = sb.execute("import numstats").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ModuleNotFoundError");
+    assert!(
+        e.message.contains("No module named 'numstats'")
+            && e.message
+                .contains("no native extension of that name was linked")
+            && e.message.contains("linked here: fastsum"),
+        "{}",
+        e.message
+    );
+    // Code that probes for optional modules still gets a plain ImportError.
+    let out = sb
+        .execute("try:\n    import numstats\nexcept ImportError:\n    print('fallback')")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "fallback\n");
+}

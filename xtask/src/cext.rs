@@ -227,7 +227,62 @@ fn sources(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Compiles one C file to a PIC object.
+fn compile(tools: &Toolchain, include: &Path, libc: &Path, src: &Path, obj: &Path) -> Result<()> {
+    let mut cc = Command::new(&tools.clang);
+    cc.args(["--target=wasm32-wasip1", "-fPIC", "-O2", "-c"])
+        .arg("-isystem")
+        .arg(libc)
+        .arg("-I")
+        .arg(include)
+        .args([
+            "-D_WASI_EMULATED_SIGNAL",
+            "-D_WASI_EMULATED_PROCESS_CLOCKS",
+            "-D_WASI_EMULATED_GETPID",
+            "-D_WASI_EMULATED_MMAN",
+        ])
+        .arg(src)
+        .arg("-o")
+        .arg(obj);
+    process::run(&mut cc, &format!("compiling {}", src.display()))
+}
+
+/// Links objects into a wasm shared library exporting `exports` (all
+/// defined symbols when empty), naming `libs` (in `lib_dir`) as needed.
+fn link(
+    tools: &Toolchain,
+    objs: &[PathBuf],
+    exports: &[&str],
+    lib_dir: &Path,
+    libs: &[String],
+    out: &Path,
+) -> Result<()> {
+    let mut link = Command::new(&tools.clang);
+    let mut flags = crate::dist::link_flags(exports);
+    if exports.is_empty() {
+        flags.retain(|f| f != "-Wl,--no-export-dynamic");
+        flags.push("-Wl,--export-all".to_string());
+    }
+    link.args(flags).arg("-o").arg(out).args(objs);
+    if !libs.is_empty() {
+        link.arg(format!("-L{}", lib_dir.display()));
+        link.args(libs.iter().map(|l| format!("-l{l}")));
+    }
+    let output = process::capture(&mut link, &format!("linking {}", out.display()))?;
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        if !line.contains("creating shared libraries, with -shared, is not yet stable") {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
+}
+
 /// Builds a C extension; returns the `.so` path.
+///
+/// A directory may also hold `lib/<name>.c` files: each becomes a shared
+/// library `lib<name>.so` (exporting all its symbols) that the module is
+/// linked against, so that its `@dylink.0` names it as needed; ship it in
+/// the package next to the module (see `Extension::library`).
 pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathBuf> {
     let files = sources(path)?;
     let mut text = String::new();
@@ -258,44 +313,42 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
     let libc = wasi_libc_include()?;
     let objects = root.join("target/wasm/c").join(module);
     std::fs::create_dir_all(&objects)?;
-    let mut objs = Vec::new();
-    for src in &files {
-        let obj = objects.join(
+    let out_dir = root.join("target/ext");
+    std::fs::create_dir_all(&out_dir)?;
+    let object = |src: &Path| {
+        objects.join(
             src.file_stem()
                 .map(|s| format!("{}.o", s.to_string_lossy()))
                 .unwrap_or_else(|| "a.o".into()),
-        );
-        let mut cc = Command::new(&tools.clang);
-        cc.args(["--target=wasm32-wasip1", "-fPIC", "-O2", "-c"])
-            .arg("-isystem")
-            .arg(&libc)
-            .arg("-I")
-            .arg(&include)
-            .args([
-                "-D_WASI_EMULATED_SIGNAL",
-                "-D_WASI_EMULATED_PROCESS_CLOCKS",
-                "-D_WASI_EMULATED_GETPID",
-                "-D_WASI_EMULATED_MMAN",
-            ])
-            .arg(src)
-            .arg("-o")
-            .arg(&obj);
-        process::run(&mut cc, &format!("compiling {}", src.display()))?;
+        )
+    };
+    let mut libs = Vec::new();
+    let lib_sources = if path.is_dir() && path.join("lib").is_dir() {
+        sources(&path.join("lib"))?
+    } else {
+        Vec::new()
+    };
+    for src in &lib_sources {
+        let name = src
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .context("a library source has no name")?;
+        let obj = objects.join(format!("lib{name}.o"));
+        compile(tools, &include, &libc, src, &obj)?;
+        let so = out_dir.join(format!("lib{name}.so"));
+        link(tools, &[obj], &[], &out_dir, &[], &so)?;
+        eryx_linker::validate_library(&format!("lib{name}.so"), &std::fs::read(&so)?)?;
+        progress!("built {} (a library the module needs)", so.display());
+        libs.push(name);
+    }
+    let mut objs = Vec::new();
+    for src in &files {
+        let obj = object(src);
+        compile(tools, &include, &libc, src, &obj)?;
         objs.push(obj);
     }
-    let out = root.join("target/ext").join(&file);
-    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
-    let mut link = Command::new(&tools.clang);
-    link.args(crate::dist::link_flags(&[init.as_str()]))
-        .arg("-o")
-        .arg(&out)
-        .args(&objs);
-    let output = process::capture(&mut link, &format!("linking {}", out.display()))?;
-    for line in String::from_utf8_lossy(&output.stderr).lines() {
-        if !line.contains("creating shared libraries, with -shared, is not yet stable") {
-            eprintln!("{line}");
-        }
-    }
+    let out = out_dir.join(&file);
+    link(tools, &objs, &[init.as_str()], &out_dir, &libs, &out)?;
     let bytes = std::fs::read(&out)?;
     eryx_linker::validate_library(&file, &bytes)?;
     progress!("built {} ({} bytes)", out.display(), bytes.len());

@@ -139,4 +139,5 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "examples/extensions/wordcount",
     "examples/extensions/numstats",
     "examples/extensions/cvec",
+    "examples/extensions/checksum",
 ];

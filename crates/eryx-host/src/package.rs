@@ -38,7 +38,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Extension>) -> Result<(), Error> 
                     path: path.clone(),
                     source,
                 })?;
-                out.push(Extension::new(guest, bytes)?);
+                if eryx_linker::is_library_name(&name) {
+                    out.push(Extension::library(guest, bytes)?);
+                } else {
+                    out.push(Extension::new(guest, bytes)?);
+                }
             }
         }
     }

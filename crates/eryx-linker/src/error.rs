@@ -79,6 +79,20 @@ pub enum LinkError {
         reason: &'static str,
     },
 
+    /// Two packages ship a library of the same name, or one shadows a base
+    /// library.
+    #[error(
+        "`{second}` is a second library named `{name}` (the first: {first}); libraries are linked by file name, so only one can be: drop one of the packages or rename the library"
+    )]
+    DuplicateLibrary {
+        /// The library file name.
+        name: String,
+        /// Where the first one comes from.
+        first: String,
+        /// The second one's path.
+        second: String,
+    },
+
     /// Two extensions export the same symbol.
     #[error(
         "`{first}` and `{second}` both export `{symbol}`; only one definition can be linked: drop one of the extensions, or rebuild one with the symbol hidden (not exported)"

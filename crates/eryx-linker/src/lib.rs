@@ -23,7 +23,7 @@ mod validate;
 
 pub use bundle::{Bundle, BundleError, Manifest};
 pub use error::{BoxError, LinkError};
-pub use extension::{EXTENSION_SUFFIXES, Extension, SITE_PACKAGES};
+pub use extension::{EXTENSION_SUFFIXES, Extension, SITE_PACKAGES, is_library_name};
 pub use libraries::{
     BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, PYTHON_LIBRARY, RUNTIME_LIBRARY,
 };

@@ -104,7 +104,7 @@ pub fn link_with_extensions(
     }
     for ext in extensions {
         linker
-            .library(ext.guest_path(), ext.bytes(), true)
+            .library(ext.link_name(), ext.bytes(), !ext.is_library())
             .map_err(|e| LinkError::AddLibrary {
                 name: ext.guest_path().to_string(),
                 source: boxed(e),
@@ -150,6 +150,24 @@ fn check_extensions(
     base_exports: &HashSet<String>,
     extensions: &[Extension],
 ) -> Result<(), LinkError> {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for ext in extensions {
+        let base = BASE_LIBRARIES.iter().any(|l| l.name == ext.link_name());
+        if base || ext.link_name() == "libdl.so" {
+            return Err(LinkError::DuplicateLibrary {
+                name: ext.link_name().to_string(),
+                first: "the base libraries".to_string(),
+                second: ext.guest_path().to_string(),
+            });
+        }
+        if let Some(first) = names.insert(ext.link_name(), ext.guest_path()) {
+            return Err(LinkError::DuplicateLibrary {
+                name: ext.link_name().to_string(),
+                first: first.to_string(),
+                second: ext.guest_path().to_string(),
+            });
+        }
+    }
     let mut owner: HashMap<&str, &str> = HashMap::new();
     for ext in extensions {
         for symbol in &ext.info().exports {
@@ -174,7 +192,7 @@ fn check_extensions(
         .iter()
         .map(|l| l.name)
         .chain(["libdl.so"])
-        .chain(extensions.iter().map(|e| e.guest_path()))
+        .chain(extensions.iter().map(|e| e.link_name()))
         .collect();
     for ext in extensions {
         if let Some(missing) = ext

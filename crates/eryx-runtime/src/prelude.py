@@ -7,15 +7,15 @@ The runtime calls `execute` and `clear`; everything else is private.
 
 import ast
 import builtins
-import importlib
 import io
 import linecache
-import pickle
 import sys
-import traceback
 import types
 
 import __main__
+
+# `traceback`, `pickle` and `importlib` are imported when first needed: they
+# pull in a dozen modules that start-up does not need.
 
 #: How many executed sources stay registered with `linecache`, so that
 #: tracebacks can show the lines of recent cells.
@@ -70,13 +70,49 @@ def _register_source(filename, code):
     linecache.cache.pop(stale, None)
 
 
+_SITE_PACKAGES = "/site-packages"
+
+
+def _linked_extensions():
+    """Module names of the native extensions linked into this sandbox (all
+    extension files under /site-packages are linked when it is built)."""
+    found = []
+    try:
+        import os
+
+        for root, _dirs, files in os.walk(_SITE_PACKAGES):
+            for f in files:
+                if f.endswith(".so"):
+                    rel = os.path.relpath(os.path.join(root, f), _SITE_PACKAGES)
+                    found.append(rel.split(".", 1)[0].replace("/", "."))
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def _not_found_hint(exc):
+    """For an import that found nothing: say what this sandbox links."""
+    linked = _linked_extensions()
+    have = ", ".join(linked) if linked else "none"
+    return (
+        f"{exc}: no package of this sandbox provides it, and no native extension of that name "
+        f"was linked (linked here: {have}); add it with `.package(...)` / `--package`"
+    )
+
+
 def _describe(exc):
     """(type name, message, formatted traceback) without the prelude's frames."""
+    import traceback
+
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == _PRELUDE_FILE:
         tb = tb.tb_next
     try:
         message = str(exc)
+        if type(exc) is ModuleNotFoundError and exc.name and "." not in exc.name:
+            message = _not_found_hint(exc)
+            exc.msg = message
+            exc.args = (message,)
     except BaseException:
         message = "<exception str() failed>"
     try:
@@ -133,26 +169,36 @@ def clear():
 SNAPSHOT_PAYLOAD_VERSION = 1
 
 
-class _SessionPickler(pickle.Pickler):
-    """Refuses objects that pickle by reference to `__main__`.
+_pickler = None
+
+
+def _session_pickler():
+    """A pickler that refuses objects pickling by reference to `__main__`.
 
     Functions and classes defined in the session pickle as "`__main__.name`",
     which does not exist in the sandbox that restores them; refusing them
     here turns a restore-time surprise into a snapshot-time error that names
     the variable.
     """
+    global _pickler
+    if _pickler is None:
+        import pickle
 
-    def reducer_override(self, obj):
-        if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
-            raise pickle.PicklingError(
-                f"{obj.__qualname__} is defined in the session; snapshots keep data, not code"
-            )
-        return NotImplemented
+        class _SessionPickler(pickle.Pickler):
+            def reducer_override(self, obj):
+                if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+                    raise pickle.PicklingError(
+                        f"{obj.__qualname__} is defined in the session; snapshots keep data, not code"
+                    )
+                return NotImplemented
+
+        _pickler = _SessionPickler
+    return _pickler
 
 
 def _dumps(obj):
     buf = io.BytesIO()
-    _SessionPickler(buf, protocol=5).dump(obj)
+    _session_pickler()(buf, protocol=5).dump(obj)
     return buf.getvalue()
 
 
@@ -197,6 +243,8 @@ def snapshot(skip_unpicklable):
             del values[name]
             skipped.append(name)
         data = _dumps(values)
+    import pickle
+
     payload = pickle.dumps(
         {"version": SNAPSHOT_PAYLOAD_VERSION, "modules": modules, "values": data, "skipped": skipped},
         protocol=5,
@@ -211,6 +259,9 @@ def restore(payload):
     once that succeeded, so a bad snapshot leaves the session as it was.
     Returns None, or a message saying why the snapshot cannot be restored.
     """
+    import importlib
+    import pickle
+
     try:
         state = pickle.loads(payload)
         if not isinstance(state, dict) or state.get("version") != SNAPSHOT_PAYLOAD_VERSION:
