@@ -24,9 +24,17 @@ world app {
 ";
 
 /// The app: `exec` the code with stdout captured (what `execute` does).
+/// A componentize-py component imports at build time (pre-initialisation)
+/// what it will use, so the app imports the kernels' modules and, per set,
+/// the extensions (`{imports}`).
 const APP: &str = r#"import io
+import json
+import re
 import sys
+import time
+import traceback
 import wit_world
+{imports}
 
 
 class WitWorld(wit_world.WitWorld):
@@ -36,6 +44,8 @@ class WitWorld(wit_world.WitWorld):
         sys.stdout = out
         try:
             exec(compile(code, "<bench>", "exec"), {"__name__": "__main__"})
+        except BaseException:
+            return "ERROR: " + traceback.format_exc()
         finally:
             sys.stdout = saved
         return out.getvalue()
@@ -172,7 +182,9 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     std::fs::create_dir_all(work.join("wit"))?;
     std::fs::create_dir_all(work.join("app"))?;
     std::fs::write(work.join("wit/app.wit"), WIT)?;
-    std::fs::write(work.join("app/app.py"), APP)?;
+    let write_app =
+        |imports: &str| std::fs::write(work.join("app/app.py"), APP.replace("{imports}", imports));
+    write_app("")?;
     let runs = if ctx.quick { 1 } else { 3 };
 
     // New extension set -> first result: build, compile, instantiate, run.
@@ -183,6 +195,7 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
         let _ = std::fs::remove_dir_all(&dir);
         crate::new_set_package(ctx, &dir, &name)?;
         let wasm = work.join(format!("set{i}.wasm"));
+        write_app(&format!("import {name}, wordcount"))?;
         let (build_ms, build_rss) = componentize(command, &work, &[&dir], &wasm)?;
         let code = crate::new_set_code(&name);
         let (v, wall) = run_cpy_child(&["--wasm", path_str(&wasm)?, "--code", &code])?;
@@ -214,6 +227,7 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     );
 
     // The base app, compiled once and serialised: fresh-process start-up.
+    write_app("")?;
     let base = work.join("base.wasm");
     componentize(command, &work, &[], &base)?;
     let engine = engine()?;

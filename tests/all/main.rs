@@ -10,6 +10,7 @@ mod concurrency;
 mod extensions;
 mod linker;
 mod pool;
+mod preinit;
 mod python;
 mod session;
 mod support;

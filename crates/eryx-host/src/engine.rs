@@ -78,6 +78,8 @@ pub(crate) type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 pub(crate) struct Prepared {
     pub(crate) engine: Engine,
     pub(crate) pre: InstancePre<State>,
+    /// Python is already started in every instance (see [`Preinit`]).
+    pub(crate) preinitialised: bool,
 }
 
 /// Where compiled components are kept.
@@ -141,15 +143,105 @@ pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) 
     hex::encode(h.finalize())
 }
 
+/// Pre-initialisation: the component is instantiated once at build time,
+/// CPython is started (and `imports` imported) in it, and that state is
+/// snapshotted into a new component with wasmtime's wizer, so sandboxes
+/// made from it skip interpreter start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Preinit {
+    /// The stdlib directory (mounted as at run time).
+    pub(crate) stdlib: PathBuf,
+    /// The merged site-packages directory, if any.
+    pub(crate) site: Option<PathBuf>,
+    /// Modules to import before the snapshot.
+    pub(crate) imports: Vec<String>,
+    /// The packages' content hash when `imports` may come from them.
+    pub(crate) site_hash: String,
+}
+
+impl Preinit {
+    /// What makes two pre-initialised components differ (beyond the
+    /// component itself): part of the cache key.
+    fn tag(&self) -> String {
+        format!("preinit/v1:{}:{}", self.imports.join(","), self.site_hash)
+    }
+}
+
+/// Runs the pre-initialisation; returns the snapshot component's bytes.
+fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8>, Error> {
+    use wasmtime::component::Val;
+
+    let err = |what: &str, e: String| Error::Preinit {
+        message: format!("{what}: {e}"),
+    };
+    let limits = crate::Limits {
+        timeout: Duration::from_secs(120),
+        ..crate::Limits::default()
+    };
+    // The runtime imports what `ERYX_PREIMPORT` names during start-up,
+    // before it lets go of its WASI handles (see `eryx-runtime`).
+    let imports = spec.imports.join(",");
+    let env: Vec<(&str, &str)> = if imports.is_empty() {
+        Vec::new()
+    } else {
+        vec![("ERYX_PREIMPORT", imports.as_str())]
+    };
+    let state = State::new(
+        &spec.stdlib,
+        spec.site.as_deref(),
+        false,
+        &env,
+        &limits,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .map_err(|e| err("setting up WASI", e.to_string()))?;
+    let mut store = wasmtime::Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
+    store.set_epoch_deadline(1);
+    let mut wizer = wasmtime_wizer::Wizer::new();
+    wizer.init_func("execute(\"\", 0)");
+    let handle = tokio::runtime::Handle::current();
+    let (snapshot, results) = handle
+        .block_on(
+            wizer.run_component(&mut store, bytes, async |store, component| {
+                let mut linker: Linker<State> = Linker::new(store.engine());
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+                linker.instantiate_async(store, component).await
+            }),
+        )
+        .map_err(|e| err("the pre-initialisation run failed", format!("{e:?}")))?;
+    // `execute` returns result<output, error>: start-up failures (e.g. a
+    // pre-import that raised) come back as the error's `init` case.
+    match results.first() {
+        Some(Val::Result(Ok(_))) => Ok(snapshot),
+        Some(Val::Result(Err(Some(e)))) => match &**e {
+            Val::Variant(case, Some(payload)) => match &**payload {
+                Val::String(msg) => Err(err(&format!("start-up failed ({case})"), msg.clone())),
+                other => Err(err(
+                    &format!("start-up failed ({case})"),
+                    format!("{other:?}"),
+                )),
+            },
+            other => Err(err("start-up failed", format!("{other:?}"))),
+        },
+        other => Err(err("Python did not start", format!("{other:?}"))),
+    }
+}
+
 fn compile(
     engine: &Engine,
     functions: Option<&FunctionCache>,
     bundle: &eryx_linker::Bundle,
     extensions: &[Extension],
     cache: &CacheDir,
+    preinit: Option<&Preinit>,
     progress: &Progress,
 ) -> Result<Component, Error> {
-    let key = cache_key(bundle, extensions);
+    let mut key = cache_key(bundle, extensions);
+    if let Some(spec) = preinit {
+        key = hex_sha256(format!("{key}\n{}", spec.tag()).as_bytes());
+    }
     let components = match cache {
         CacheDir::Dir(dir) => Some(ComponentCache::new(dir.clone(), max_bytes_from_env())),
         CacheDir::Disabled => None,
@@ -160,15 +252,19 @@ fn compile(
         return Ok(component);
     }
     progress("linking the component");
-    let bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
+    let mut bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
+    if let Some(functions) = functions {
+        functions.start();
+    }
+    if let Some(spec) = preinit {
+        progress("pre-initialising Python (start-up and imports, snapshotted once)");
+        bytes = preinitialise(engine, &bytes, spec)?;
+    }
     progress(if functions.is_some() {
         "compiling the component (functions compiled before come from the cache)"
     } else {
         "compiling the component (~10 s; no cache)"
     });
-    if let Some(functions) = functions {
-        functions.start();
-    }
     let component = Component::new(engine, &bytes).map_err(|e| Error::Compile {
         source: e.into_boxed_dyn_error(),
     })?;
@@ -197,11 +293,16 @@ pub(crate) async fn prepare(
     bundle: &eryx_linker::Bundle,
     extensions: &[Extension],
     cache: &CacheDir,
+    preinit: Option<Preinit>,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
     static PREPARED: OnceLock<Mutex<HashMap<String, Arc<Prepared>>>> = OnceLock::new();
     let memo = PREPARED.get_or_init(|| Mutex::new(HashMap::new()));
-    let key = cache_key(bundle, extensions);
+    let key = format!(
+        "{}/{}",
+        cache_key(bundle, extensions),
+        preinit.as_ref().map_or(String::new(), Preinit::tag)
+    );
     let mut memo = memo.lock().await;
     if let Some(p) = memo.get(&key) {
         return Ok(p.clone());
@@ -219,11 +320,16 @@ pub(crate) async fn prepare(
             &bundle,
             &extensions,
             &cache,
+            preinit.as_ref(),
             &progress,
         )?;
         let pre =
             instantiate_pre(&engine, &component).map_err(|source| Error::Instantiate { source })?;
-        Ok(Prepared { engine, pre })
+        Ok(Prepared {
+            engine,
+            pre,
+            preinitialised: preinit.is_some(),
+        })
     })
     .await
     .map_err(|e| Error::Compile { source: e.into() })??;

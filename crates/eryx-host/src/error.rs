@@ -99,6 +99,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Pre-initialising Python (start-up and pre-imports, snapshotted) failed.
+    #[error(
+        "pre-initialising Python failed: {message}; build with `.preinit(false)` (CLI: --no-preinit) to start Python in each sandbox instead"
+    )]
+    Preinit {
+        /// What failed.
+        message: String,
+    },
+
     /// The compiled-component cache could not be written.
     #[error("cannot write the component cache at {}: {source}; pass another `.cache_dir(..)` (or ERYX_CACHE_DIR) or `.no_cache()`", path.display())]
     Cache {

@@ -43,6 +43,10 @@ struct Cli {
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Start Python in the sandbox instead of using a pre-initialised
+    /// snapshot (saves the snapshot step when a package set is used once).
+    #[arg(long)]
+    no_preinit: bool,
     /// Mount the bundle's stdlib read-write (`cargo xtask dist` writes its
     /// bytecode caches this way); never for untrusted code.
     #[arg(long, hide = true)]
@@ -310,6 +314,9 @@ async fn run(cli: Cli) -> u8 {
     }
     if cli.writable_stdlib_for_dist {
         builder = builder.writable_stdlib_for_dist();
+    }
+    if cli.no_preinit {
+        builder = builder.preinit(false);
     }
     if let Some(secs) = cli.timeout {
         if !(secs.is_finite() && secs > 0.0) {

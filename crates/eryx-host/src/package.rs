@@ -229,3 +229,40 @@ fn unpack_wheel(
     }
     Ok(())
 }
+
+/// A content hash of every file under `dir` (relative paths and bytes).
+pub(crate) fn content_hash(dir: &Path) -> Result<String, Error> {
+    use sha2::{Digest, Sha256};
+    fn walk_files(root: &Path, dir: &Path, h: &mut Sha256) -> Result<(), Error> {
+        let io = |source| Error::Package {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                walk_files(root, &path, h)?;
+            } else if kind.is_file() {
+                let rel = path.strip_prefix(root).unwrap_or(&path);
+                h.update(rel.to_string_lossy().as_bytes());
+                h.update([0]);
+                let bytes = std::fs::read(&path).map_err(|source| Error::Package {
+                    path: path.clone(),
+                    source,
+                })?;
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+        }
+        Ok(())
+    }
+    let mut h = Sha256::new();
+    walk_files(dir, dir, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}

@@ -56,6 +56,7 @@ impl State {
         stdlib: &std::path::Path,
         package: Option<&std::path::Path>,
         writable_stdlib: bool,
+        env: &[(&str, &str)],
         limits: &Limits,
         cancel: Arc<AtomicBool>,
     ) -> Result<State, BoxError> {
@@ -67,6 +68,9 @@ impl State {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        for (k, v) in env {
+            builder.env(k, v);
+        }
         let perms = if writable_stdlib {
             FsPerms::ReadWrite
         } else {

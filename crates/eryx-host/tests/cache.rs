@@ -89,7 +89,7 @@ fn damaged_or_foreign_entries_are_recompiled_not_run() {
         run(cache.path(), "print('after truncation')"),
         "after truncation\n"
     );
-    assert_eq!(std::fs::read(entry).unwrap().len(), good.len());
+    assert!(std::fs::read(entry).unwrap().len() > good.len() / 2 + 1024);
 
     // Same length, foreign bytes (one flipped byte deep inside the code):
     // the checksum catches it and the entry is rebuilt.
@@ -101,9 +101,16 @@ fn damaged_or_foreign_entries_are_recompiled_not_run() {
         run(cache.path(), "print('after corruption')"),
         "after corruption\n"
     );
-    let check_after = std::fs::read_to_string(entry.with_extension("check")).unwrap();
-    assert_eq!(check_after, check, "rebuilt to the same checksum");
-    assert_ne!(std::fs::read(entry).unwrap(), foreign);
+    // Rebuilt (a pre-initialised snapshot is not byte-for-byte
+    // reproducible, so compare with the corruption, not the original).
+    let rebuilt = std::fs::read(entry).unwrap();
+    assert_ne!(rebuilt, foreign);
+    assert_eq!(run(cache.path(), "print('again')"), "again\n");
+    assert_eq!(
+        std::fs::read(entry).unwrap(),
+        rebuilt,
+        "the rebuilt entry is reused"
+    );
 
     // A missing check file means an incomplete entry: recompiled too.
     std::fs::remove_file(entry.with_extension("check")).unwrap();

@@ -14,6 +14,10 @@ import types
 
 import __main__
 
+# Set only while the host pre-initialises a component (read by the runtime
+# before this module loads); sandboxes never see it.
+__import__("os").environ.pop("ERYX_PREIMPORT", None)
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

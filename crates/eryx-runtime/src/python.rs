@@ -421,7 +421,47 @@ fn start() -> Result<Prelude, String> {
     unsafe { ffi::PyInitConfig_Free(cfg) };
     result?;
     let py = Python { _private: () };
-    load_prelude(py)
+    // Read before the prelude drops it from the environment.
+    let preimports = std::env::var("ERYX_PREIMPORT").unwrap_or_default();
+    let prelude = load_prelude(py)?;
+    preimport(py, &preimports)?;
+    forget_wasi_handles();
+    Ok(prelude)
+}
+
+/// Imports the modules named in `ERYX_PREIMPORT` (comma-separated). The
+/// host sets it only in the store it pre-initialises a component in (a
+/// sandbox's environment is empty), so that the snapshot has them loaded.
+fn preimport(py: Python, list: &str) -> Result<(), String> {
+    for name in list.split(',').filter(|n| !n.is_empty()) {
+        let c_name = CString::new(name).map_err(|_| format!("bad module name {name:?}"))?;
+        // SAFETY: interpreter running, GIL held (token); NUL-terminated name.
+        let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr()) };
+        py.own(module)
+            .map_err(|e| format!("pre-import of `{name}` raised {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "wasm32")]
+unsafe extern "C" {
+    /// wasi-libc: forgets the preopened directories, so that the next path
+    /// lookup asks the host for them again.
+    fn __wasilibc_reset_preopens();
+}
+
+/// Drops wasi-libc's cached WASI resource handles (the preopens) once
+/// start-up is done. A pre-initialised snapshot of this instance (taken
+/// right after start-up) would otherwise hold handles that mean nothing in
+/// the instances made from it; this way each instance fetches its own on
+/// first use. Costs one host call in a normal instance.
+fn forget_wasi_handles() {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: a plain libc call with no arguments, made on the one thread,
+    // while no directory stream or path lookup is in progress.
+    unsafe {
+        __wasilibc_reset_preopens()
+    };
 }
 
 /// # Safety

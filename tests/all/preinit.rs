@@ -1,0 +1,90 @@
+//! Pre-initialised sandboxes: Python started (and modules imported) once,
+//! snapshotted, and every sandbox made from the snapshot.
+
+use eryx_host::Error;
+
+use crate::support::builder;
+
+#[tokio::test]
+async fn preimported_modules_are_loaded_but_not_bound() {
+    let mut sb = builder()
+        .preimport(["json", "email.message"])
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            "import sys\n\
+             print('json' in sys.modules, 'email.message' in sys.modules, 'json' in globals())\n\
+             import os\n\
+             print(dict(os.environ))\n\
+             import json\n\
+             print(json.dumps({'a': [1, 2]}))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "True True False\n{}\n{\"a\": [1, 2]}\n");
+    // Files not touched before the snapshot are reachable (the WASI handles
+    // of the pre-initialisation run are not reused).
+    let out = sb
+        .execute("import csv, io\nw = csv.writer(s := io.StringIO())\nw.writerow([1, 'x'])\nprint(s.getvalue().strip())")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "1,x\n");
+}
+
+#[tokio::test]
+async fn sandboxes_from_one_snapshot_are_independent() {
+    let mut a = builder().build().await.unwrap();
+    let mut b = builder().build().await.unwrap();
+    a.execute("import sys\nsys.modules['marker'] = 1\nx = 'a'")
+        .await
+        .unwrap();
+    let out = b
+        .execute("import sys\nprint('marker' in sys.modules, 'x' in globals())")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "False False\n");
+    // Tracebacks number cells from the user's first one, as without it.
+    let Error::Python(e) = b.execute("1/0").await.unwrap_err() else {
+        panic!()
+    };
+    assert!(e.traceback.contains("<cell-3>"), "{}", e.traceback);
+}
+
+#[tokio::test]
+async fn without_preinit_python_starts_in_the_sandbox() {
+    let mut sb = builder().preinit(false).build().await.unwrap();
+    let out = sb
+        .execute("import sys\nprint(sys.version_info[:2])")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "(3, 14)\n");
+}
+
+#[tokio::test]
+async fn bad_preimports_fail_the_build_naming_them() {
+    let err = builder()
+        .preimport(["os; import evil"])
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Preinit { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("`os; import evil` is not a module name"),
+        "{err}"
+    );
+
+    let err = builder()
+        .preimport(["no_such_module_xyz"])
+        .build()
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("pre-import of `no_such_module_xyz` raised ModuleNotFoundError"),
+        "{msg}"
+    );
+    assert!(msg.contains("--no-preinit"), "the fix is named: {msg}");
+}
