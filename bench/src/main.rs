@@ -207,7 +207,7 @@ async fn child(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("first") => {
             let code = flag_value(args, "--code").context("--code")?;
-            let mut builder = builder;
+            let mut builder = builder.preinit(!args.iter().any(|a| a == "--no-preinit"));
             for p in flag_values(args, "--package") {
                 builder = builder.package(p);
             }
@@ -443,23 +443,32 @@ fn new_set_code(name: &str) -> String {
 }
 
 fn new_set(ctx: &Ctx, report: &mut Report) -> Result<()> {
-    let runs = if ctx.quick { 1 } else { 3 };
     let tmp = tempfile::tempdir()?;
+    for preinit in [false, true] {
+        new_set_runs(ctx, report, tmp.path(), preinit)?;
+    }
+    new_set_cold(ctx, report, tmp.path())
+}
+
+fn new_set_runs(ctx: &Ctx, report: &mut Report, tmp: &Path, preinit: bool) -> Result<()> {
+    let runs = if ctx.quick { 1 } else { 3 };
     let (mut wall, mut rss, mut note) = (Vec::new(), Vec::new(), String::new());
     for i in 0..runs {
         let name = fresh_name();
-        let dir = tmp.path().join(format!("set{i}"));
+        let dir = tmp.join(format!("set-{preinit}-{i}"));
         new_set_package(ctx, &dir, &name)?;
-        let (v, t) = run_child(
-            ctx,
-            &[
-                "first",
-                "--package",
-                dir.to_str().context("utf-8 path")?,
-                "--code",
-                &new_set_code(&name),
-            ],
-        )?;
+        let code = new_set_code(&name);
+        let mut args = vec![
+            "first",
+            "--package",
+            dir.to_str().context("utf-8 path")?,
+            "--code",
+            &code,
+        ];
+        if !preinit {
+            args.push("--no-preinit");
+        }
+        let (v, t) = run_child(ctx, &args)?;
         if v["stdout"].as_str().map(str::trim) != Some(NEW_SET_EXPECTED) {
             bail!("the new set printed {}", v["stdout"]);
         }
@@ -467,31 +476,50 @@ fn new_set(ctx: &Ctx, report: &mut Report) -> Result<()> {
         rss.push(v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN));
         note = v["functions"].as_str().unwrap_or_default().to_string();
     }
-    report.add(
-        "new_set_first_result_ms",
-        "new extension set -> first result (fresh process, caches warm)",
-        "ms",
-        wall,
-    );
-    report.add(
-        "new_set_peak_rss_mib",
-        "peak RSS while building a new set",
-        "MiB",
-        rss,
-    );
-    report
-        .notes
-        .push(format!("a new set with warm caches: {note}"));
+    if preinit {
+        report.add(
+            "new_set_preinit_first_result_ms",
+            "new extension set -> first result, pre-initialised (fresh process, caches warm)",
+            "ms",
+            wall,
+        );
+        report.add(
+            "new_set_preinit_peak_rss_mib",
+            "peak RSS while building and pre-initialising a new set",
+            "MiB",
+            rss,
+        );
+    } else {
+        report.add(
+            "new_set_first_result_ms",
+            "new extension set -> first result (fresh process, caches warm, --no-preinit)",
+            "ms",
+            wall,
+        );
+        report.add(
+            "new_set_peak_rss_mib",
+            "peak RSS while building a new set",
+            "MiB",
+            rss,
+        );
+        report
+            .notes
+            .push(format!("a new set with warm caches: {note}"));
+    }
+    Ok(())
+}
+
+fn new_set_cold(ctx: &Ctx, report: &mut Report, tmp: &Path) -> Result<()> {
     if !ctx.quick {
         // The same with no caches at all: what the function cache saves.
         let cold = tempfile::tempdir()?;
         let name = fresh_name();
-        let dir = tmp.path().join("cold");
+        let dir = tmp.join("cold");
         new_set_package(ctx, &dir, &name)?;
         let mut cmd = Command::new(&ctx.exe);
         cmd.args(["child", "first", "--package"])
             .arg(&dir)
-            .args(["--code", &new_set_code(&name), "--bundle"])
+            .args(["--code", &new_set_code(&name), "--no-preinit", "--bundle"])
             .arg(&ctx.bundle)
             .arg("--cache")
             .arg(cold.path());
@@ -578,7 +606,21 @@ async fn warm(ctx: &Ctx, report: &mut Report) -> Result<()> {
     }
     report.add(
         "warm_new_sandbox_first_result_ms",
-        "new sandbox + first result, warm process",
+        "new sandbox + first result, warm process (pre-initialised)",
+        "ms",
+        times,
+    );
+    builder(ctx).preinit(false).build().await?;
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut sandbox = builder(ctx).preinit(false).build().await?;
+        sandbox.execute("1 + 1").await?;
+        times.push(ms(start));
+    }
+    report.add(
+        "warm_new_sandbox_no_preinit_first_result_ms",
+        "new sandbox + first result, warm process, Python started in it",
         "ms",
         times,
     );
@@ -829,6 +871,11 @@ fn write_report(ctx: &Ctx, report: &Report) -> Result<()> {
             "new set -> first result",
         ),
         (
+            "new_set_preinit_first_result_ms",
+            "cpy_new_set_first_result_ms",
+            "new set -> first result, both pre-initialised",
+        ),
+        (
             "fresh_process_first_result_ms",
             "cpy_fresh_process_first_result_ms",
             "fresh process -> first result",
@@ -862,7 +909,7 @@ fn write_report(ctx: &Ctx, report: &Report) -> Result<()> {
     if !side.is_empty() {
         md.push_str(
             "\n## Side by side with componentize-py 0.25.1\n\n\
-             | | eryx | componentize-py | eryx faster by |\n|---|---:|---:|---:|\n",
+             | | eryx | componentize-py | componentize-py / eryx |\n|---|---:|---:|---:|\n",
         );
         md.push_str(&side);
     }

@@ -238,7 +238,16 @@ fn compile(
     preinit: Option<&Preinit>,
     progress: &Progress,
 ) -> Result<Component, Error> {
-    let mut key = cache_key(bundle, extensions);
+    // The compiled form also depends on the host: wasmtime's compatibility
+    // hash covers the engine configuration and the target's CPU features,
+    // so two machines sharing a cache directory do not evict each other.
+    let host = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        h.finish()
+    };
+    let mut key = hex_sha256(format!("{}\n{host:016x}", cache_key(bundle, extensions)).as_bytes());
     if let Some(spec) = preinit {
         key = hex_sha256(format!("{key}\n{}", spec.tag()).as_bytes());
     }
