@@ -610,6 +610,24 @@ async fn warm(ctx: &Ctx, report: &mut Report) -> Result<()> {
         "ms",
         times,
     );
+    // The same with wasmtime's pooling allocator.
+    {
+        let pooled = || builder(ctx).instance_pool(64);
+        pooled().build().await?.execute("1 + 1").await?;
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            let mut sandbox = pooled().build().await?;
+            sandbox.execute("1 + 1").await?;
+            times.push(ms(start));
+        }
+        report.add(
+            "warm_new_sandbox_pooling_first_result_ms",
+            "new sandbox + first result, warm process, pooling allocator",
+            "ms",
+            times,
+        );
+    }
     builder(ctx).preinit(false).build().await?;
     let mut times = Vec::new();
     for _ in 0..runs {

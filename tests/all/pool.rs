@@ -30,3 +30,48 @@ async fn pool_hands_out_fresh_started_sandboxes_and_refills() {
         Some("'from a'")
     );
 }
+
+/// wasmtime's pooling allocator: sandboxes come from pre-reserved slots;
+/// past the configured number, building fails with a typed error.
+#[tokio::test]
+async fn pooling_allocator_serves_up_to_its_size() {
+    let mut a = crate::support::builder()
+        .instance_pool(2)
+        .build()
+        .await
+        .unwrap();
+    let mut b = crate::support::builder()
+        .instance_pool(2)
+        .build()
+        .await
+        .unwrap();
+    a.execute("x = 1").await.unwrap();
+    assert_eq!(
+        b.execute("'x' in globals()")
+            .await
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("False")
+    );
+    let err = crate::support::builder()
+        .instance_pool(2)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, eryx_host::Error::Instantiate { .. }),
+        "{err:?}"
+    );
+    drop(a);
+    // A slot freed is a slot reusable.
+    let mut c = crate::support::builder()
+        .instance_pool(2)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        c.execute("6 * 7").await.unwrap().value.as_deref(),
+        Some("42")
+    );
+}

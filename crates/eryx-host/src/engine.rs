@@ -31,14 +31,17 @@ const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption/v1";
 
 /// The process-wide engines: one per function-cache directory (the
 /// incremental compilation cache is part of an engine's configuration).
-fn engine(functions: Option<&Path>) -> Result<(Engine, Option<Arc<FunctionCache>>), Error> {
-    type Engines = HashMap<Option<PathBuf>, (Engine, Option<Arc<FunctionCache>>)>;
+fn engine(
+    functions: Option<&Path>,
+    pool: Option<u32>,
+) -> Result<(Engine, Option<Arc<FunctionCache>>), Error> {
+    type Engines = HashMap<(Option<PathBuf>, Option<u32>), (Engine, Option<Arc<FunctionCache>>)>;
     static ENGINES: OnceLock<std::sync::Mutex<Engines>> = OnceLock::new();
     let mut engines = ENGINES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let key = functions.map(Path::to_path_buf);
+    let key = (functions.map(Path::to_path_buf), pool);
     if let Some(found) = engines.get(&key) {
         return Ok(found.clone());
     }
@@ -49,6 +52,26 @@ fn engine(functions: Option<&Path>) -> Result<(Engine, Option<Arc<FunctionCache>
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    if let Some(sandboxes) = pool {
+        // Every instance's memories, tables and instance data come from
+        // slots reserved up front (virtual memory, ~4 GiB per sandbox).
+        let sandboxes = sandboxes.max(1);
+        let mut limits = wasmtime::PoolingAllocationConfig::new();
+        limits
+            .total_component_instances(sandboxes)
+            .total_core_instances(sandboxes.saturating_mul(32))
+            .total_memories(sandboxes.saturating_mul(2))
+            .total_tables(sandboxes.saturating_mul(4))
+            .total_stacks(sandboxes.saturating_mul(2))
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_core_instance_size(8 << 20)
+            .max_component_instance_size(8 << 20)
+            .table_elements(1 << 16)
+            .max_memory_size(1 << 32);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(limits));
+    }
     let cache = functions.map(|dir| Arc::new(FunctionCache::new(dir.to_path_buf())));
     if let Some(cache) = &cache {
         config
@@ -303,12 +326,13 @@ pub(crate) async fn prepare(
     extensions: &[Extension],
     cache: &CacheDir,
     preinit: Option<Preinit>,
+    pool: Option<u32>,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
     static PREPARED: OnceLock<Mutex<HashMap<String, Arc<Prepared>>>> = OnceLock::new();
     let memo = PREPARED.get_or_init(|| Mutex::new(HashMap::new()));
     let key = format!(
-        "{}/{}",
+        "{}/{}/{pool:?}",
         cache_key(bundle, extensions),
         preinit.as_ref().map_or(String::new(), Preinit::tag)
     );
@@ -320,7 +344,7 @@ pub(crate) async fn prepare(
         CacheDir::Dir(dir) => Some(dir.join("functions")),
         CacheDir::Disabled => None,
     };
-    let (engine, functions) = engine(functions.as_deref())?;
+    let (engine, functions) = engine(functions.as_deref(), pool)?;
     let (bundle, cache, extensions) = (bundle.clone(), cache.clone(), extensions.to_vec());
     let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared, Error> {
         let component = compile(

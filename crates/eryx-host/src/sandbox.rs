@@ -135,6 +135,7 @@ pub struct SandboxBuilder {
     writable_stdlib: bool,
     no_preinit: bool,
     preimports: Vec<String>,
+    instance_pool: Option<u32>,
 }
 
 impl std::fmt::Debug for SandboxBuilder {
@@ -226,6 +227,17 @@ impl SandboxBuilder {
         self
     }
 
+    /// Uses wasmtime's pooling instance allocator, sized for up to
+    /// `max_sandboxes` live sandboxes of this configuration at once (more
+    /// fail to build with [`Error::Instantiate`]). It reserves address
+    /// space up front (~4 GiB of virtual memory per sandbox) and makes
+    /// instantiation reuse pre-mapped slots. Default: off (on-demand
+    /// allocation, which `cargo xtask bench` measured as fast; see README).
+    pub fn instance_pool(mut self, max_sandboxes: u32) -> SandboxBuilder {
+        self.instance_pool = Some(max_sandboxes);
+        self
+    }
+
     /// Modules imported during pre-initialisation (e.g. `["json", "re"]`),
     /// so that sandboxes find them loaded. Names must be dotted
     /// identifiers; one that fails to import fails the build. Ignored with
@@ -303,7 +315,15 @@ impl SandboxBuilder {
                 site_hash,
             })
         };
-        let prepared = prepare(&bundle, &extensions, &cache, preinit, progress).await?;
+        let prepared = prepare(
+            &bundle,
+            &extensions,
+            &cache,
+            preinit,
+            self.instance_pool,
+            progress,
+        )
+        .await?;
         let mut sandbox = Sandbox {
             prepared,
             stdlib,
