@@ -54,10 +54,9 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<ExitCode> {
         "--quiet",
         "-p",
         "eryx-host",
-        "--bin",
-        "eryx",
         "-p",
         "eryx-bench",
+        "--bins",
     ]);
     process::run(&mut build, "building the eryx CLI and eryx-bench")?;
     let cpy = componentize_py(root);
