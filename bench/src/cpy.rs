@@ -3,7 +3,7 @@
 //! native extensions. Its components are run here with wasmtime and WASI
 //! preview 2, the same runtime eryx uses.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -101,24 +101,38 @@ fn call_new(engine: &Engine, pre: &InstancePre<Host>, code: &str) -> Result<Stri
     Ok(out)
 }
 
+/// The arguments of `child cpy-first`.
+#[derive(clap::Args)]
+pub(crate) struct FirstArgs {
+    /// A component to compile.
+    #[arg(long, conflicts_with = "cwasm", required_unless_present = "cwasm")]
+    wasm: Option<PathBuf>,
+    /// A precompiled component to load.
+    #[arg(long)]
+    cwasm: Option<PathBuf>,
+    /// The code to run.
+    #[arg(long)]
+    code: String,
+}
+
 /// `child cpy-first --wasm FILE | --cwasm FILE --code CODE`: in a fresh
 /// process, compile (or load precompiled) and run once.
-pub(crate) fn child_first(args: &[String]) -> Result<()> {
-    let code = crate::flag_value(args, "--code").context("--code")?;
+pub(crate) fn child_first(args: &FirstArgs) -> Result<()> {
+    let code = &args.code;
     let engine = engine()?;
     let start = Instant::now();
-    let component = if let Some(wasm) = crate::flag_value(args, "--wasm") {
-        Component::from_file(&engine, &wasm).map_err(|e| anyhow::anyhow!("{e:?}"))?
+    let component = if let Some(wasm) = &args.wasm {
+        Component::from_file(&engine, wasm).map_err(|e| anyhow::anyhow!("{e:?}"))?
     } else {
-        let cwasm = crate::flag_value(args, "--cwasm").context("--cwasm")?;
+        let cwasm = args.cwasm.as_ref().context("--cwasm")?;
         // SAFETY: the file was written by `Component::serialize` of this
         // same binary moments ago in this benchmark run (see `measure`).
-        unsafe { Component::deserialize_file(&engine, &cwasm) }
+        unsafe { Component::deserialize_file(&engine, cwasm) }
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
     };
     let compile_ms = ms(start);
     let pre = pre(&engine, &component)?;
-    let out = call_new(&engine, &pre, &code)?;
+    let out = call_new(&engine, &pre, code)?;
     println!(
         "{}",
         json!({"stdout": out, "compile_ms": compile_ms, "in_process_ms": ms(start),

@@ -145,35 +145,81 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// `cargo xtask bench` runs `all`; `child` runs one measurement that needs a
+/// process of its own.
+#[derive(clap::Parser)]
+#[command(name = "eryx-bench")]
+enum Cli {
+    /// Every measurement; writes `target/bench/report.{md,json}` under ROOT.
+    All {
+        /// The workspace root.
+        #[arg(long)]
+        root: PathBuf,
+        /// Fewer runs per measurement.
+        #[arg(long)]
+        quick: bool,
+        /// The `componentize-py` command to compare with.
+        #[arg(long)]
+        cpy: Option<PathBuf>,
+    },
+    /// One measurement in this process; prints one JSON object.
+    #[command(subcommand)]
+    Child(Child),
+}
+
+/// Where a child finds the bundle and the cache.
+#[derive(clap::Args)]
+struct At {
+    /// The dist bundle.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The compiled-component cache.
+    #[arg(long)]
+    cache: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+enum Child {
+    /// Build a sandbox (with packages) and run CODE once.
+    First {
+        #[command(flatten)]
+        at: At,
+        /// The code to run.
+        #[arg(long)]
+        code: String,
+        /// Skip pre-initialisation.
+        #[arg(long)]
+        no_preinit: bool,
+        /// A package, repeatable.
+        #[arg(long)]
+        package: Vec<PathBuf>,
+    },
+    /// Hold N idle sandboxes and report the resident set.
+    Idle {
+        #[command(flatten)]
+        at: At,
+        /// How many sandboxes.
+        #[arg(long)]
+        n: usize,
+    },
+    /// A componentize-py component: compile (or load) and run CODE once.
+    CpyFirst(cpy::FirstArgs),
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = <Cli as clap::Parser>::parse();
     // componentize-py components run with WASI's synchronous bindings,
     // which must not be called from inside a Tokio runtime.
-    if args.get(..2) == Some(&["child".to_string(), "cpy-first".to_string()][..]) {
-        return cpy::child_first(&args[2..]);
+    if let Cli::Child(Child::CpyFirst(args)) = &cli {
+        return cpy::child_first(args);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match args.first().map(String::as_str) {
-        Some("all") => rt.block_on(all(&args[1..])),
-        Some("child") => rt.block_on(child(&args[1..])),
-        _ => bail!("usage: eryx-bench all --root DIR [--quick] [--cpy COMMAND]"),
+    match cli {
+        Cli::All { root, quick, cpy } => rt.block_on(all(root, quick, cpy)),
+        Cli::Child(child_args) => rt.block_on(child(child_args)),
     }
-}
-
-fn flag_value(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn flag_values(args: &[String], name: &str) -> Vec<String> {
-    args.iter()
-        .enumerate()
-        .filter(|(_, a)| *a == name)
-        .filter_map(|(i, _)| args.get(i + 1).cloned())
-        .collect()
 }
 
 /// This process's peak resident set, in MiB (Linux).
@@ -200,15 +246,17 @@ fn proc_status_kib(field: &str) -> f64 {
 
 /// Children: measurements that need a process of their own. Each prints
 /// one JSON object on stdout.
-async fn child(args: &[String]) -> Result<()> {
-    let bundle = flag_value(args, "--bundle").context("--bundle")?;
-    let cache = flag_value(args, "--cache").context("--cache")?;
-    let builder = Sandbox::builder().bundle(&bundle).cache_dir(&cache);
-    match args.first().map(String::as_str) {
-        Some("first") => {
-            let code = flag_value(args, "--code").context("--code")?;
-            let mut builder = builder.preinit(!args.iter().any(|a| a == "--no-preinit"));
-            for p in flag_values(args, "--package") {
+async fn child(args: Child) -> Result<()> {
+    let builder = |at: &At| Sandbox::builder().bundle(&at.bundle).cache_dir(&at.cache);
+    match args {
+        Child::First {
+            at,
+            code,
+            no_preinit,
+            package,
+        } => {
+            let mut builder = builder(&at).preinit(!no_preinit);
+            for p in package {
                 builder = builder.package(p);
             }
             let stats = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -234,8 +282,8 @@ async fn child(args: &[String]) -> Result<()> {
                        "peak_rss_mib": peak_rss_mib(), "functions": functions})
             );
         }
-        Some("idle") => {
-            let n: usize = flag_value(args, "--n").context("--n")?.parse()?;
+        Child::Idle { at, n } => {
+            let builder = builder(&at);
             let mut held = Vec::new();
             for _ in 0..n {
                 let mut sandbox = builder.clone().build().await?;
@@ -244,7 +292,7 @@ async fn child(args: &[String]) -> Result<()> {
             }
             println!("{}", json!({"rss_mib": rss_mib(), "n": held.len()}));
         }
-        _ => bail!("unknown child"),
+        Child::CpyFirst(_) => bail!("cpy-first runs outside the Tokio runtime"),
     }
     Ok(())
 }
@@ -277,9 +325,7 @@ fn run_child(ctx: &Ctx, args: &[&str]) -> Result<(Value, f64)> {
 /// bytes: its `PyInit_` export and module name are renamed in place.
 fn renamed_extension(ctx: &Ctx, name: &str) -> Result<Vec<u8>> {
     assert_eq!(name.len(), TEMPLATE.len());
-    let path = ctx
-        .ext_dir
-        .join(format!("{TEMPLATE}.cpython-314-wasm32-wasi.so"));
+    let path = ctx.ext_dir.join(extension_file(TEMPLATE));
     let mut bytes = std::fs::read(&path).with_context(|| {
         format!(
             "{} is missing: `cargo xtask bench` builds it first",
@@ -300,7 +346,7 @@ fn renamed_extension(ctx: &Ctx, name: &str) -> Result<Vec<u8>> {
 }
 
 fn extension_file(name: &str) -> String {
-    format!("{name}.cpython-314-wasm32-wasi.so")
+    format!("{name}{}", eryx_linker::layout::EXTENSION_SUFFIX)
 }
 
 /// A name no earlier run used, so the set it is in is new to every cache.
@@ -312,15 +358,14 @@ fn fresh_name() -> String {
     format!("f{:06x}", (nanos ^ (nanos >> 24)) & 0xff_ffff)
 }
 
-async fn all(args: &[String]) -> Result<()> {
-    let root = PathBuf::from(flag_value(args, "--root").context("--root")?);
+async fn all(root: PathBuf, quick: bool, cpy: Option<PathBuf>) -> Result<()> {
     let ctx = Ctx {
         bundle: root.join("target/dist"),
         cache: root.join("target/eryx-cache"),
         ext_dir: root.join("target/ext"),
         out: root.join("target/bench"),
-        quick: args.iter().any(|a| a == "--quick"),
-        cpy: flag_value(args, "--cpy").map(PathBuf::from),
+        quick,
+        cpy,
         exe: std::env::current_exe()?,
         root,
     };

@@ -5,21 +5,7 @@ use std::path::PathBuf;
 use eryx_host::Error;
 use eryx_linker::{Extension, LinkError};
 
-use crate::support::{builder, root};
-
-/// The example extensions built by `cargo xtask test` (`cargo xtask ext build`).
-fn example(name: &str) -> PathBuf {
-    let dir = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/ext"));
-    let path = dir.join(format!("{name}.cpython-314-wasm32-wasi.so"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask ext build examples/extensions/{name}` (or `cargo xtask test`)",
-        path.display()
-    );
-    path
-}
+use crate::support::{builder, example, example_file, root};
 
 /// A package directory holding `fastsum` and a pure-Python helper module.
 fn fastsum_package() -> tempfile::TempDir {
@@ -514,15 +500,7 @@ async fn every_combination_imports_exactly_what_it_linked() {
 /// sysconfigdata, installed under the stable-ABI name.
 #[tokio::test]
 async fn a_c_extension_on_the_limited_api_runs() {
-    let dir = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/ext"));
-    let so = dir.join("cvec.abi3.so");
-    assert!(
-        so.is_file(),
-        "{} is missing: run `cargo xtask ext build examples/extensions/cvec`",
-        so.display()
-    );
+    let so = example_file("cvec.abi3.so");
     let pkg = tempfile::tempdir().unwrap();
     std::fs::copy(&so, pkg.path().join("cvec.abi3.so")).unwrap();
     let mut sb = builder().package(pkg.path()).build().await.unwrap();
@@ -556,19 +534,16 @@ async fn a_c_extension_on_the_limited_api_runs() {
 /// The `checksum` example: a C extension whose `@dylink.0` needs
 /// `libcrc.so`, a plain C library shipped in the same package.
 fn checksum_package(with_library: bool) -> tempfile::TempDir {
-    let dir = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/ext"));
     let pkg = tempfile::tempdir().unwrap();
     std::fs::copy(
-        dir.join("checksum.abi3.so"),
+        example_file("checksum.abi3.so"),
         pkg.path().join("checksum.abi3.so"),
     )
-    .expect("run `cargo xtask ext build examples/extensions/checksum`");
+    .unwrap();
     if with_library {
         std::fs::create_dir(pkg.path().join("checksum.libs")).unwrap();
         std::fs::copy(
-            dir.join("libcrc.so"),
+            example_file("libcrc.so"),
             pkg.path().join("checksum.libs/libcrc.so"),
         )
         .unwrap();

@@ -71,16 +71,16 @@ fn bindings_import_the_async_hooks() {
 #[test]
 fn linked_component_with_extensions_is_valid() {
     let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
-    let mut extensions = Vec::new();
-    if let Some(dir) = std::env::var_os("ERYX_EXAMPLE_EXTENSIONS") {
-        for name in ["fastsum", "wordcount"] {
-            let file = format!("{name}.cpython-314-wasm32-wasi.so");
-            let bytes = std::fs::read(std::path::Path::new(&dir).join(&file)).unwrap();
-            extensions.push(
-                eryx_linker::Extension::new(format!("/site-packages/{file}"), bytes).unwrap(),
-            );
-        }
-    }
+    let extensions: Vec<_> = ["fastsum", "wordcount"]
+        .into_iter()
+        .map(|name| {
+            let path = crate::support::example(name);
+            let file = path.file_name().unwrap().to_str().unwrap();
+            let guest = format!("{}/{file}", eryx_linker::SITE_PACKAGES);
+            eryx_linker::Extension::new(guest, std::fs::read(&path).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(extensions.len(), 2);
     let component = eryx_linker::link_with_extensions(&bundle, &extensions).unwrap();
     let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
     validator

@@ -5,6 +5,8 @@
 //! compiled component through `eryx-host`'s per-process memo and the
 //! on-disk cache in `target/eryx-cache`.
 
+mod cache;
+mod cli;
 mod component;
 mod concurrency;
 mod extensions;

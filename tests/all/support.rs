@@ -1,6 +1,10 @@
-//! Shared set-up: where the bundle and the cache are, and a sandbox maker.
+//! Shared set-up: where the bundle, the cache, the example extensions and
+//! the CLI are, and a sandbox maker. Every missing input fails the test
+//! with the command that makes it; nothing is skipped.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use eryx_host::{Sandbox, SandboxBuilder};
 
@@ -12,11 +16,17 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `$var` as a path, else `root()/default`.
+fn dir_from_env(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(default))
+}
+
 /// The dist bundle: `ERYX_BUNDLE`, else `target/dist`.
 pub fn bundle() -> PathBuf {
-    let dir = std::env::var_os("ERYX_BUNDLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/dist"));
+    let dir = dir_from_env("ERYX_BUNDLE", "target/dist");
     assert!(
         dir.join("manifest.json").is_file(),
         "no bundle at {}: run `cargo xtask dist` (or run the tests with `cargo xtask test`)",
@@ -25,12 +35,31 @@ pub fn bundle() -> PathBuf {
     dir
 }
 
+/// The shared compiled-component cache: `ERYX_CACHE_DIR`, else `target/eryx-cache`.
+pub fn cache_dir() -> PathBuf {
+    dir_from_env("ERYX_CACHE_DIR", "target/eryx-cache")
+}
+
+/// A built example extension file (e.g. `fastsum.cpython-314-wasm32-wasi.so`),
+/// from `ERYX_EXAMPLE_EXTENSIONS`, else `target/ext`.
+pub fn example_file(file: &str) -> PathBuf {
+    let path = dir_from_env("ERYX_EXAMPLE_EXTENSIONS", "target/ext").join(file);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask test` (it builds examples/extensions/* with `cargo xtask ext build`)",
+        path.display()
+    );
+    path
+}
+
+/// The full-API example extension module `name`.
+pub fn example(name: &str) -> PathBuf {
+    example_file(&format!("{name}{}", eryx_linker::layout::EXTENSION_SUFFIX))
+}
+
 /// A builder on the test bundle and cache.
 pub fn builder() -> SandboxBuilder {
-    let cache = std::env::var_os("ERYX_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/eryx-cache"));
-    Sandbox::builder().bundle(bundle()).cache_dir(cache)
+    Sandbox::builder().bundle(bundle()).cache_dir(cache_dir())
 }
 
 /// A fresh sandbox with default limits.
@@ -45,4 +74,63 @@ pub async fn stdout_of(code: &str) -> String {
         Ok(out) => out.stdout,
         Err(e) => panic!("executing {code:?} failed: {e}\n{e:?}"),
     }
+}
+
+/// The `eryx` CLI binary: `ERYX_CLI`, else `target/debug/eryx`.
+pub fn eryx_exe() -> PathBuf {
+    let exe = dir_from_env("ERYX_CLI", "target/debug/eryx");
+    assert!(
+        exe.is_file(),
+        "no eryx CLI at {}: run the tests with `cargo xtask test` (it builds the CLI with `--features cli`)",
+        exe.display()
+    );
+    exe
+}
+
+/// The CLI on the test bundle, with `cache` as its cache directory.
+pub fn eryx_command(cache: &Path) -> Command {
+    let mut cmd = Command::new(eryx_exe());
+    cmd.arg("--bundle")
+        .arg(bundle())
+        .env("ERYX_CACHE_DIR", cache);
+    cmd
+}
+
+/// Runs the CLI with `args` and `stdin` (closed when `None`).
+pub fn eryx(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = eryx_command(&cache_dir())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the eryx CLI");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Lossy UTF-8 of a process's output.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A private cache directory whose function cache is borrowed (hard links)
+/// from the shared one, so a compile there takes seconds, not a minute.
+pub fn private_cache() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = dir.path().join("functions");
+    std::fs::create_dir_all(&functions).unwrap();
+    if let Ok(entries) = std::fs::read_dir(cache_dir().join("functions")) {
+        for entry in entries.flatten() {
+            let to = functions.join(entry.file_name());
+            if std::fs::hard_link(entry.path(), &to).is_err() {
+                let _ = std::fs::copy(entry.path(), &to);
+            }
+        }
+    }
+    dir
 }

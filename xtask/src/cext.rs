@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
+use eryx_linker::sha256_hex;
 
 use crate::toolchain::Toolchain;
-use crate::{fetch, process, progress};
+use crate::{fetch, initfn, process, progress};
 
 /// Debian's archive and the suite that carries Python 3.14.
 const DEBIAN: &str = "http://deb.debian.org/debian";
@@ -55,10 +55,6 @@ pub(crate) fn pyconfig_h(sysconfigdata: &str) -> String {
     }
     out.push_str("#endif /* Py_PYCONFIG_H */\n");
     out
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn download(url: &str, out: &Path) -> Result<()> {
@@ -139,7 +135,7 @@ pub(crate) fn include_dir(root: &Path) -> Result<PathBuf> {
         let inc = unpacked.join("usr/include/python3.14");
         let keep = root.join("target/fetch/cpython-3.14-include.tmp");
         let _ = std::fs::remove_dir_all(&keep);
-        copy_dir(&inc, &keep)?;
+        crate::fsutil::copy_tree(&inc, &keep)?;
         std::fs::write(
             keep.join("ORIGIN"),
             format!("Debian {SUITE} {HEADERS_PACKAGE} {version}\n{file}\nsha256 {sha}\n"),
@@ -151,29 +147,17 @@ pub(crate) fn include_dir(root: &Path) -> Result<PathBuf> {
     }
     if from != dir {
         let _ = std::fs::remove_dir_all(&dir);
-        copy_dir(&from, &dir)?;
+        crate::fsutil::copy_tree(&from, &dir)?;
         if from.ends_with("cpython-3.14-include.tmp") {
             let _ = std::fs::remove_dir_all(&from);
         }
     }
     // Debian's pyconfig.h dispatches on the host's multiarch; ours
-    // describes the guest.
+    // describes the guest. (Removed first: the copy may be a hard link to
+    // the user's own headers, which must not change.)
+    let _ = std::fs::remove_file(dir.join("pyconfig.h"));
     std::fs::write(dir.join("pyconfig.h"), &pyconfig)?;
     Ok(dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// wasi-libc's headers: `$WASI_SDK_PATH/share/wasi-sysroot/include/...`,
@@ -289,26 +273,14 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
     for f in &files {
         text.push_str(&std::fs::read_to_string(f)?);
     }
-    let inits = crate::ext::init_symbols(text.as_bytes());
-    let init = match inits.as_slice() {
-        [one] => one.clone(),
-        [] => bail!(
-            "{} defines no `PyInit_<module>` function (PyMODINIT_FUNC PyInit_<module>(void))",
-            path.display()
-        ),
-        many => bail!(
-            "{} defines several module init functions ({}); build one module at a time",
-            path.display(),
-            many.join(", ")
-        ),
-    };
+    let init = initfn::the_one(
+        &initfn::init_symbols(text.as_bytes()),
+        &path.display().to_string(),
+        "add `PyMODINIT_FUNC PyInit_<module>(void)`",
+    )?;
     let module = init.trim_start_matches("PyInit_");
     let limited = text.contains("Py_LIMITED_API");
-    let file = if limited {
-        format!("{module}.abi3.so")
-    } else {
-        format!("{module}{}", crate::ext::EXTENSION_SUFFIX)
-    };
+    let file = initfn::module_file(module, limited);
     let include = include_dir(root)?;
     let libc = wasi_libc_include()?;
     let objects = root.join("target/wasm/c").join(module);

@@ -5,7 +5,8 @@
 //! 2. locate the toolchain ([`crate::toolchain`]);
 //! 3. hash every input (runtime, ffi and sys crate sources, the WIT, the
 //!    lockfile and manifest, the toolchain versions, the link flags, the
-//!    fetch record); if `target/dist/.stamp` holds that hash, stop;
+//!    fetch record, the bytecode step); if `target/wasm/dist.stamp` holds
+//!    that hash, stop;
 //! 4. build `eryx-runtime` for `wasm32-wasip1` as a PIC staticlib with
 //!    `-Z build-std` (its own target dir, `target/wasm`, so host builds are
 //!    not invalidated);
@@ -31,11 +32,7 @@ use crate::{process, progress};
 pub(crate) const TARGET: &str = "wasm32-wasip1";
 pub(crate) const PROFILE: &str = "guest";
 /// The crates whose sources make up the runtime.
-const GUEST_CRATES: &[&str] = &[
-    "crates/eryx-runtime",
-    "crates/eryx-ffi",
-    "crates/eryx-cpython-sys",
-];
+const GUEST_CRATES: &[&str] = &["eryx-runtime", "eryx-ffi", "eryx-cpython-sys"];
 
 pub(crate) fn link_flags(exports: &[&str]) -> Vec<String> {
     let mut flags: Vec<String> = [
@@ -95,6 +92,8 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(tools.versions.as_bytes());
     h.update(link_flags(&runtime_exports()).join(" ").as_bytes());
     h.update(SIZE_TUNING.as_bytes());
+    h.update(format!("{GUEST_PROFILE:?}").as_bytes());
+    h.update(compile_stdlib_code().as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
@@ -116,6 +115,17 @@ pub(crate) enum Tuning {
 /// Everything about the runtime's build that changes its bytes (part of the
 /// dist stamp).
 const SIZE_TUNING: &str = "opt-level=z -Zunstable-options -Cpanic=immediate-abort --strip-all";
+
+/// The `guest` cargo profile, defined here only (as environment variables,
+/// so that it also applies to crates outside this workspace, whose
+/// manifests do not define it); the opt-level depends on the [`Tuning`].
+const GUEST_PROFILE: &[(&str, &str)] = &[
+    ("CARGO_PROFILE_GUEST_INHERITS", "release"),
+    ("CARGO_PROFILE_GUEST_PANIC", "abort"),
+    ("CARGO_PROFILE_GUEST_LTO", "true"),
+    ("CARGO_PROFILE_GUEST_CODEGEN_UNITS", "1"),
+    ("CARGO_PROFILE_GUEST_DEBUG", "false"),
+];
 
 /// A crate to build for the guest.
 pub(crate) struct GuestCrate<'a> {
@@ -173,13 +183,7 @@ pub(crate) fn build_staticlib(
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS", rustflags)
         .env("PYO3_CONFIG_FILE", &pyo3_config)
-        // The guest profile, also for crates outside this workspace (whose
-        // manifests do not define it); same values as in our Cargo.toml.
-        .env("CARGO_PROFILE_GUEST_INHERITS", "release")
-        .env("CARGO_PROFILE_GUEST_PANIC", "abort")
-        .env("CARGO_PROFILE_GUEST_LTO", "true")
-        .env("CARGO_PROFILE_GUEST_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_GUEST_DEBUG", "false")
+        .envs(GUEST_PROFILE.iter().copied())
         .env(
             "CARGO_PROFILE_GUEST_OPT_LEVEL",
             if tuning == Tuning::Size { "z" } else { "s" },
@@ -237,7 +241,7 @@ pub(crate) fn link_shared(
 /// Builds the runtime staticlib and links it; returns the `.so` path.
 fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
     let so = root.join("target/wasm").join(RUNTIME_LIBRARY);
-    let manifest = root.join("crates/eryx-runtime/Cargo.toml");
+    let manifest = root.join("eryx-runtime/Cargo.toml");
     let krate = GuestCrate {
         manifest: &manifest,
         package: "eryx-runtime",
@@ -248,36 +252,18 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
     Ok(so)
 }
 
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to)
-            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let target = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &target)?;
-        } else {
-            link_or_copy(&e.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 fn runtime_version(root: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(root.join("crates/eryx-runtime/Cargo.toml"))?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("version = ")
-                .map(|v| v.trim_matches('"').to_string())
-        })
-        .context("crates/eryx-runtime/Cargo.toml has no version")
+    #[derive(serde::Deserialize)]
+    struct Package {
+        version: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        package: Package,
+    }
+    let text = std::fs::read_to_string(root.join("eryx-runtime/Cargo.toml"))?;
+    let m: Manifest = toml::from_str(&text).context("eryx-runtime/Cargo.toml has no version")?;
+    Ok(m.package.version)
 }
 
 fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> Result<()> {
@@ -296,17 +282,17 @@ fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> R
         role: Role::Runtime,
         sha256: sha256_hex(&bytes),
         size: bytes.len() as u64,
-        origin: "built from crates/eryx-runtime by `cargo xtask dist`".to_string(),
+        origin: "built from eryx-runtime by `cargo xtask dist`".to_string(),
     });
     for f in &record.files {
         let mut entry = f.clone();
         match f.role {
-            Role::Stdlib => copy_tree(&fetched.join(&f.path), &dist.join(&f.path))?,
+            Role::Stdlib => crate::fsutil::copy_tree(&fetched.join(&f.path), &dist.join(&f.path))?,
             Role::Adapter => {
-                link_or_copy(&fetched.join(&f.path), &dist.join(ADAPTER_FILE))?;
+                crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(ADAPTER_FILE))?;
                 entry.path = ADAPTER_FILE.to_string();
             }
-            _ => link_or_copy(&fetched.join(&f.path), &dist.join(&f.path))?,
+            _ => crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(&f.path))?,
         }
         files.push(entry);
     }
@@ -347,6 +333,7 @@ fn validate(dist: &Path) -> Result<()> {
 
 /// Builds the bundle if its inputs changed; returns its directory.
 pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
+    crate::codegen::codegen(root, true)?;
     let record = fetch::fetch(root)?;
     let tools = toolchain::locate()?;
     let dist = root.join("target/dist");
@@ -367,42 +354,49 @@ pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
     Ok(dist)
 }
 
+/// Where `compile_stdlib` mounts the bundle's stdlib read-write in the
+/// guest (the read-only copy at its usual place runs the interpreter).
+const STDLIB_BUILD_MOUNT: &str = "/build/stdlib";
+
 /// The bytecode compilation run inside the guest (only CPython 3.14 itself
-/// writes 3.14 bytecode). Unchecked-hash `.pyc` files: the bundle is
-/// immutable once built, so imports skip the source check entirely.
-const COMPILE_STDLIB: &str = r#"
-import compileall, py_compile, re, os, sys
+/// writes 3.14 bytecode), over the writable mount, recording the stdlib's
+/// real guest path in each code object. Unchecked-hash `.pyc` files: the
+/// bundle is immutable once built, so imports skip the source check.
+fn compile_stdlib_code() -> String {
+    format!(
+        r#"
+import compileall, py_compile, re, os
+src, ddir = "{STDLIB_BUILD_MOUNT}", "{stdlib}"
 skip = re.compile(r"/(test|tests|idle_test|idlelib|tkinter|turtledemo|__phello__)/")
 ok = compileall.compile_dir(
-    sys.prefix + "/lib/python3.14", quiet=2, workers=1, rx=skip,
+    src, ddir=ddir, quiet=2, workers=1, rx=skip,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-n = sum(len(f) for _, _, f in os.walk(sys.prefix + "/lib/python3.14") if "__pycache__" in _)
-print(f"{n} bytecode files ({'all compiled' if ok else 'some sources skipped'})")
-"#;
+n = sum(len(f) for d, _, f in os.walk(src) if d.endswith("__pycache__"))
+print(f"{{n}} bytecode files ({{'all compiled' if ok else 'some sources skipped'}})")
+"#,
+        stdlib = eryx_linker::GUEST_STDLIB
+    )
+}
 
 /// Compiles the stdlib's bytecode caches into the bundle (`__pycache__`
 /// beside each module), so that interpreter start-up and imports read
-/// bytecode instead of compiling sources every time.
+/// bytecode instead of compiling sources every time. Runs the `eryx` CLI
+/// with the bundle's stdlib mounted read-write (`--mount`), the one place
+/// that mount is ever writable.
 fn compile_stdlib(root: &Path, dist: &Path) -> Result<()> {
-    let mut build =
-        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    build
-        .current_dir(root)
-        .args(["build", "--quiet", "-p", "eryx-host", "--bin", "eryx"]);
-    crate::process::run(&mut build, "building the eryx CLI (to compile the stdlib)")?;
-    let mut run = std::process::Command::new(root.join("target/debug/eryx"));
+    let exe = crate::build_cli(root)?;
+    let mount = format!(
+        "{}:{STDLIB_BUILD_MOUNT}:rw",
+        dist.join(eryx_linker::bundle::STDLIB_DIR).display()
+    );
+    let mut run = Command::new(exe);
     run.arg("--bundle")
         .arg(dist)
-        .args([
-            "--writable-stdlib-for-dist",
-            "--timeout",
-            "900",
-            "-c",
-            COMPILE_STDLIB,
-        ])
+        .args(["--no-preinit", "--mount", &mount, "--timeout", "900", "-c"])
+        .arg(compile_stdlib_code())
         .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"));
     progress!("compiling the stdlib to bytecode in the guest (~1 min)");
-    let out = crate::process::capture(&mut run, "compiling the stdlib")?;
+    let out = process::capture(&mut run, "compiling the stdlib")?;
     progress!("  {}", String::from_utf8_lossy(&out.stdout).trim());
     Ok(())
 }

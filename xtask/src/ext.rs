@@ -18,55 +18,29 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::dist::{GuestCrate, Tuning, build_staticlib, link_shared};
-use crate::{progress, toolchain};
+use crate::{initfn, progress, toolchain};
 
-/// The suffix CPython 3.14 for WASI looks for.
-pub(crate) const EXTENSION_SUFFIX: &str = ".cpython-314-wasm32-wasi.so";
-
-/// Reads `name` and `[lib] name` from a crate manifest (a small, line-based
-/// reader: the example crates keep both on one line each).
+/// The package name and the library target name of a crate manifest.
 fn crate_names(manifest: &str) -> Result<(String, String)> {
-    let mut section = String::new();
-    let (mut package, mut lib) = (None, None);
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            section = line.to_string();
-        } else if let Some(v) = line.strip_prefix("name = ") {
-            let v = v.trim_matches('"').to_string();
-            match section.as_str() {
-                "[package]" => package = Some(v),
-                "[lib]" => lib = Some(v),
-                _ => {}
-            }
-        }
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
     }
-    let package = package.context("the manifest has no [package] name")?;
-    let lib = lib.unwrap_or_else(|| package.replace('-', "_"));
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        package: Option<Named>,
+        lib: Option<Named>,
+    }
+    let m: Manifest = toml::from_str(manifest).context("the manifest is not valid TOML")?;
+    let package = m
+        .package
+        .and_then(|p| p.name)
+        .context("the manifest has no [package] name")?;
+    let lib = m
+        .lib
+        .and_then(|l| l.name)
+        .unwrap_or_else(|| package.replace('-', "_"));
     Ok((package, lib))
-}
-
-/// The `PyInit_*` symbols named in a static library (its archive symbol
-/// table and object files hold them as NUL- or otherwise-delimited strings).
-pub(crate) fn init_symbols(archive: &[u8]) -> Vec<String> {
-    const PREFIX: &[u8] = b"PyInit_";
-    let mut found = Vec::new();
-    let mut i = 0;
-    while let Some(pos) = archive[i..].windows(PREFIX.len()).position(|w| w == PREFIX) {
-        let start = i + pos;
-        let end = archive[start..]
-            .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .map_or(archive.len(), |n| start + n);
-        if end > start + PREFIX.len() {
-            let name = String::from_utf8_lossy(&archive[start..end]).into_owned();
-            if !found.contains(&name) {
-                found.push(name);
-            }
-        }
-        i = end.max(start + 1);
-    }
-    found
 }
 
 /// Builds the extension crate at `path`; returns the `.so` path.
@@ -109,19 +83,14 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
     let staticlib = build_staticlib(root, &tools, &krate, Tuning::Speed)?;
     let archive = std::fs::read(&staticlib)
         .with_context(|| format!("the build did not produce {}", staticlib.display()))?;
-    let init = match init_symbols(&archive).as_slice() {
-        [one] => one.clone(),
-        [] => bail!(
-            "{package} defines no `PyInit_<module>` function: add a PyO3 `#[pymodule]`, or \
-             `#[unsafe(no_mangle)] pub unsafe extern \"C\" fn PyInit_<module>()`"
-        ),
-        many => bail!(
-            "{package} defines several module init functions ({}); one crate builds one module",
-            many.join(", ")
-        ),
-    };
+    let init = initfn::the_one(
+        &initfn::init_symbols(&archive),
+        &package,
+        "add a PyO3 `#[pymodule]`, or \
+         `#[unsafe(no_mangle)] pub unsafe extern \"C\" fn PyInit_<module>()`",
+    )?;
     let module = init.trim_start_matches("PyInit_");
-    let file = format!("{module}{EXTENSION_SUFFIX}");
+    let file = initfn::module_file(module, false);
     let out = root.join("target/ext").join(&file);
     link_shared(&tools, &staticlib, &[init.as_str()], &out, Tuning::Speed)?;
     let bytes = std::fs::read(&out)?;

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the developer tasks of eryx.
 //!
 //! - `fetch`: CPython for WASI from the componentize-py wheel (via pip);
+//! - `codegen`: the files generated from `wit/sandbox.wit`;
 //! - `dist`: build `liberyx_runtime.so` and assemble `target/dist`;
 //! - `run -- ARGS`: `dist`, build the `eryx` CLI, run it with ARGS;
 //! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`;
@@ -15,9 +16,12 @@ use anyhow::{Context, Result, bail};
 
 mod bench;
 mod cext;
+mod codegen;
 mod dist;
 mod ext;
 mod fetch;
+mod fsutil;
+mod initfn;
 mod process;
 mod pyo3;
 mod toolchain;
@@ -32,6 +36,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   fetch              get CPython for WASI (componentize-py wheel via pip) into target/fetch
+  codegen [--check]  write (or check) the files generated from wit/sandbox.wit
   dist               build liberyx_runtime.so and assemble the bundle in target/dist
   run [-- ARGS...]   dist, build the eryx CLI, run it with ARGS (e.g. -- -c 'print(1+1)')
   test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)
@@ -71,6 +76,15 @@ fn real_main() -> Result<ExitCode> {
             dist::dist(&root())?;
             Ok(ExitCode::SUCCESS)
         }
+        "codegen" => {
+            let check = match rest.as_slice() {
+                [] => false,
+                [c] if c == "--check" => true,
+                _ => bail!("usage: cargo xtask codegen [--check]"),
+            };
+            codegen::codegen(&root(), check)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "ext" => match rest.as_slice() {
             [build, path] if build == "build" => {
                 let out = ext::build(&root(), Path::new(path))?;
@@ -101,15 +115,27 @@ pub(crate) fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+/// Builds the `eryx` CLI (eryx-host's `cli` feature); returns its path.
+pub(crate) fn build_cli(root: &Path) -> Result<PathBuf> {
+    let mut build = cargo();
+    build.current_dir(root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "eryx-host",
+        "--features",
+        "cli",
+        "--bin",
+        "eryx",
+    ]);
+    process::run(&mut build, "building the eryx CLI")?;
+    Ok(root.join("target/debug/eryx"))
+}
+
 fn run(args: &[String]) -> Result<ExitCode> {
     let root = root();
     let bundle = dist::dist(&root)?;
-    let mut build = cargo();
-    build
-        .current_dir(&root)
-        .args(["build", "--quiet", "-p", "eryx-host", "--bin", "eryx"]);
-    process::run(&mut build, "building the eryx CLI")?;
-    let exe = root.join("target/debug/eryx");
+    let exe = build_cli(&root)?;
     let status = Command::new(&exe)
         .arg("--bundle")
         .arg(&bundle)
@@ -126,11 +152,14 @@ fn test(args: &[String]) -> Result<ExitCode> {
     for example in ext::EXAMPLES {
         ext::build(&root, Path::new(example))?;
     }
+    let cli = build_cli(&root)?;
     let mut test = cargo();
     test.current_dir(&root)
         .args(["test", "--workspace", "--exclude", "eryx-runtime"])
+        .args(["--features", "eryx-host/cli"])
         .args(args)
         .env("ERYX_BUNDLE", &bundle)
+        .env("ERYX_CLI", &cli)
         .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
         .env("ERYX_EXAMPLE_EXTENSIONS", root.join("target/ext"));
     progress!("running the tests: {}", process::describe(&test));

@@ -1,0 +1,236 @@
+//! Errors of the host API.
+//!
+//! Two families, kept apart: [`Error::Python`] is the user's code raising an
+//! exception (the sandbox is fine and the session goes on); every other
+//! variant is the sandbox failing or refusing (bundle, link, compile, a
+//! limit, a trap, a bad snapshot).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A boxed source error (wasmtime's and wit-component's errors convert into it).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A Python exception that escaped the user's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonError {
+    /// The exception's type name, e.g. `ValueError`.
+    pub type_name: String,
+    /// `str(exception)`.
+    pub message: String,
+    /// The formatted traceback, ending with `TypeName: message\n`.
+    pub traceback: String,
+    /// What the code printed to stdout before it raised.
+    pub stdout: String,
+    /// What the code printed to stderr before it raised.
+    pub stderr: String,
+}
+
+impl std::fmt::Display for PythonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.traceback.trim_end().lines().last() {
+            Some(last) => write!(f, "Python raised {last}"),
+            None => write!(f, "Python raised {}: {}", self.type_name, self.message),
+        }
+    }
+}
+
+/// A name that could not be put in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpicklable {
+    /// The variable name.
+    pub name: String,
+    /// The qualified name of its type.
+    pub type_name: String,
+    /// Why pickling failed.
+    pub reason: String,
+}
+
+/// Everything that can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The user's code raised.
+    #[error("{0}")]
+    Python(Box<PythonError>),
+
+    /// No bundle was configured.
+    #[error(
+        "no eryx bundle configured: pass `.bundle(dir)` (CLI: `--bundle DIR`) or set ERYX_BUNDLE; build one with `cargo xtask dist`"
+    )]
+    NoBundle,
+
+    /// The bundle or the link failed.
+    #[error(transparent)]
+    Link(#[from] eryx_linker::LinkError),
+
+    /// The wasmtime engine could not be configured.
+    #[error("configuring the wasmtime engine failed")]
+    Engine {
+        /// wasmtime's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The component could not be compiled or loaded.
+    #[error("compiling the component failed")]
+    Compile {
+        /// wasmtime's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A package directory cannot be read.
+    #[error("cannot read the package at {}", path.display())]
+    Package {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A package cannot be used.
+    #[error("cannot use the package {}: {reason}", path.display())]
+    BadPackage {
+        /// The directory or wheel.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// A directory given to [`crate::SandboxBuilder::mount`] cannot be mounted.
+    #[error("cannot mount at `{guest}`: {reason}")]
+    BadMount {
+        /// The guest path asked for.
+        guest: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
+    /// Pre-initialising Python (start-up and pre-imports, snapshotted) failed.
+    #[error(
+        "pre-initialising Python failed: {message}; build with `.preinit(false)` (CLI: --no-preinit) to start Python in each sandbox instead"
+    )]
+    Preinit {
+        /// What failed.
+        message: String,
+    },
+
+    /// The compiled-component cache could not be written.
+    #[error("cannot write the component cache at {}; pass another `.cache_dir(..)` (or ERYX_CACHE_DIR) or `.no_cache()`", path.display())]
+    Cache {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The WASI context or the instance could not be set up.
+    #[error("instantiating the sandbox failed")]
+    Instantiate {
+        /// wasmtime's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The interpreter failed to start inside the guest.
+    #[error("Python failed to start in the sandbox: {message}")]
+    GuestInit {
+        /// The guest's explanation (and what it wrote to its stderr).
+        message: String,
+    },
+
+    /// The guest runtime reported an internal error.
+    #[error("the eryx runtime failed: {message}")]
+    GuestInternal {
+        /// The guest's explanation.
+        message: String,
+    },
+
+    /// The bundle's runtime was built for another sandbox interface.
+    #[error(
+        "the runtime in the bundle does not match this eryx-host ({detail}); rebuild the bundle with `cargo xtask dist`"
+    )]
+    RuntimeMismatch {
+        /// wasmtime's type-check message, naming the export.
+        detail: String,
+    },
+
+    /// The guest does not implement the operation.
+    #[error("not supported by this eryx runtime: {message}")]
+    Unsupported {
+        /// The guest's explanation.
+        message: String,
+    },
+
+    /// `execute` ran past the time limit; the session is lost.
+    #[error("execution timed out after {limit:?} (the limit); the session was reset")]
+    Timeout {
+        /// The configured limit.
+        limit: Duration,
+    },
+
+    /// The call was cancelled through a [`crate::CancelHandle`]; the session is lost.
+    #[error("execution was cancelled; the session was reset")]
+    Cancelled,
+
+    /// The guest trapped because it hit the memory limit; the session is lost.
+    #[error("the sandbox ran out of memory (limit {limit} bytes); the session was reset")]
+    MemoryLimit {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+
+    /// The guest exhausted its call stack (deep recursion in C code, e.g.
+    /// `repr` of a deeply nested list); the session is lost.
+    #[error("the sandbox's call stack overflowed (deep recursion); the session was reset")]
+    StackOverflow,
+
+    /// The guest trapped; the session is lost.
+    #[error("the sandbox trapped; the session was reset")]
+    Trap {
+        /// wasmtime's trap, with its backtrace.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Names in the session cannot be pickled (see [`Unpicklable`]).
+    #[error("cannot snapshot the session: {}", describe_unpicklable(.0))]
+    Unpicklable(Vec<Unpicklable>),
+
+    /// The bytes are not a snapshot this sandbox can restore.
+    #[error("invalid snapshot: {reason}")]
+    InvalidSnapshot {
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn describe_unpicklable(names: &[Unpicklable]) -> String {
+    let list: Vec<String> = names
+        .iter()
+        .map(|u| format!("`{}` ({}: {})", u.name, u.type_name, u.reason))
+        .collect();
+    format!(
+        "{}; delete them, or snapshot with skipping enabled to leave them out",
+        list.join(", ")
+    )
+}
+
+impl Error {
+    /// Whether the session (variables, imports) is still there after this
+    /// error. False after a timeout, a memory trap or any other trap: the
+    /// next call runs on a fresh instance.
+    pub fn session_survived(&self) -> bool {
+        !matches!(
+            self,
+            Error::Timeout { .. }
+                | Error::Cancelled
+                | Error::MemoryLimit { .. }
+                | Error::StackOverflow
+                | Error::Trap { .. }
+        )
+    }
+}

@@ -1,0 +1,58 @@
+//! Run untrusted Python in a WebAssembly sandbox.
+//!
+//! A [`Sandbox`] is one Python session (CPython 3.14 on WASI) in its own
+//! wasmtime store: variables persist across [`Sandbox::execute`] calls,
+//! [`Sandbox::snapshot`]/[`Sandbox::restore`] move a session between
+//! sandboxes, and [`Limits`] bound time and memory. The guest sees the
+//! standard library read-only and nothing else of the host.
+//!
+//! Every sandbox made from the same bundle shares one engine and one
+//! compiled component; compiling it takes seconds once, and is cached on disk.
+//!
+//! A session, moved to a second sandbox with a snapshot (the bundle comes
+//! from `ERYX_BUNDLE`, which `cargo xtask test` sets; pass `.bundle(dir)`
+//! in your own code):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), eryx_host::Error> {
+//! use eryx_host::{Error, Sandbox, Snapshot};
+//!
+//! let mut sandbox = Sandbox::builder().build().await?;
+//! let out = sandbox.execute("x = 20\nprint(x * 2)").await?;
+//! assert_eq!(out.stdout, "40\n");
+//!
+//! // Exceptions are errors of their own kind; the session goes on.
+//! let Err(Error::Python(e)) = sandbox.execute("1 / 0").await else { panic!() };
+//! assert_eq!(e.type_name, "ZeroDivisionError");
+//!
+//! // Snapshots are bytes with a checked header; restore them anywhere
+//! // built the same way.
+//! let bytes = sandbox.snapshot().await?.to_bytes();
+//! let mut other = Sandbox::builder().build().await?;
+//! other.restore(&Snapshot::from_bytes(&bytes)?).await?;
+//! assert_eq!(other.execute("x + 1").await?.value.as_deref(), Some("21"));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![allow(
+    unsafe_code,
+    reason = "`Component::deserialize_file` of our own checksummed cache entries, in `cache`"
+)]
+
+mod cache;
+mod engine;
+mod error;
+mod mount;
+mod package;
+mod pool;
+mod sandbox;
+mod snapshot;
+mod state;
+mod world;
+
+pub use error::{BoxError, Error, PythonError, Unpicklable};
+pub use mount::{Access, Mount};
+pub use pool::SandboxPool;
+pub use sandbox::{CancelHandle, Limits, Output, Sandbox, SandboxBuilder};
+pub use snapshot::Snapshot;

@@ -1,0 +1,452 @@
+//! The `eryx` CLI: run Python in the sandbox.
+//!
+//! `eryx -c CODE`, `eryx run FILE` (or `eryx FILE`), code from stdin, or an
+//! interactive REPL when stdin is a terminal and no code is given. Python's
+//! stdout and stderr go to ours; exit 1 on a Python exception, 2 on a
+//! sandbox error.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use eryx_host::{Access, Error, Mount, Output, Sandbox, Snapshot};
+
+/// Run untrusted Python 3.14 in a WebAssembly sandbox.
+///
+/// `eryx -c CODE`, `eryx run FILE` (or `eryx FILE`), the code on stdin
+/// (`eryx -`), or a REPL (`eryx` / `eryx repl` on a terminal).
+#[derive(Parser)]
+#[command(name = "eryx", version)]
+struct Cli {
+    /// The dist bundle (made by `cargo xtask dist`); defaults to $ERYX_BUNDLE.
+    #[arg(long, env = "ERYX_BUNDLE")]
+    bundle: Option<PathBuf>,
+    /// Run this code.
+    #[arg(short = 'c', value_name = "CODE", conflicts_with = "target")]
+    code: Option<String>,
+    /// Wall-clock limit per execution, in seconds (default 30).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Memory limit, e.g. `256M`, `1G` or bytes (default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<usize>,
+    /// Print one JSON object (stdout, stderr, value, error, truncated, duration_ms).
+    #[arg(long)]
+    json: bool,
+    /// A package (a directory laid out like an unpacked wheel, or a .whl),
+    /// repeatable: mounted at /site-packages, extension modules linked in.
+    #[arg(long, value_name = "DIR_OR_WHEEL")]
+    package: Vec<PathBuf>,
+    /// Restore the session from FILE if it exists, and save it back after the run.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Start Python in the sandbox instead of using a pre-initialised
+    /// snapshot (saves the snapshot step when a package set is used once).
+    #[arg(long)]
+    no_preinit: bool,
+    /// Show a host directory to the guest: `HOST:GUEST[:ro|rw]` (read-only
+    /// unless `:rw`), e.g. `--mount ./data:/data`. Repeatable. Nothing of the
+    /// host is visible otherwise.
+    #[arg(long, value_name = "HOST:GUEST[:ro|rw]", value_parser = parse_mount)]
+    mount: Vec<Mount>,
+    /// `run FILE`, `FILE`, `-` for stdin, or `repl`.
+    #[arg(value_name = "run FILE", num_args = 0..=2)]
+    target: Vec<String>,
+}
+
+fn parse_mount(s: &str) -> Result<Mount, String> {
+    let (rest, access) = if let Some(r) = s.strip_suffix(":rw") {
+        (r, Access::ReadWrite)
+    } else if let Some(r) = s.strip_suffix(":ro") {
+        (r, Access::ReadOnly)
+    } else {
+        (s, Access::ReadOnly)
+    };
+    match rest.rsplit_once(':') {
+        Some((host, guest)) if !host.is_empty() && guest.starts_with('/') => Ok(Mount {
+            guest: guest.to_string(),
+            host: PathBuf::from(host),
+            access,
+        }),
+        _ => Err(format!(
+            "`{s}` is not HOST:GUEST[:ro|rw] with an absolute GUEST path (e.g. ./data:/data:ro)"
+        )),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: usize = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'B' => 1,
+                _ => return Err(format!("unknown size suffix `{c}` (use K, M or G)")),
+            };
+            (&s[..i], mult)
+        }
+        _ => (s, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 256M)"))?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("`{s}` is not a positive size"));
+    }
+    Ok((n * mult as f64) as usize)
+}
+
+enum Mode {
+    Code(String),
+    Repl,
+}
+
+fn mode(cli: &Cli) -> anyhow::Result<Mode> {
+    if let Some(code) = &cli.code {
+        return Ok(Mode::Code(code.clone()));
+    }
+    let file = match cli.target.as_slice() {
+        [] if std::io::stdin().is_terminal() => return Ok(Mode::Repl),
+        [repl] if repl == "repl" => return Ok(Mode::Repl),
+        [] => None,
+        [run, file] if run == "run" => Some(file.as_str()),
+        [file] if file != "run" => Some(file.as_str()),
+        _ => bail!("usage: eryx [OPTIONS] (-c CODE | run FILE | FILE | - | repl)"),
+    };
+    match file {
+        Some(file) if file != "-" => std::fs::read_to_string(file)
+            .map(Mode::Code)
+            .with_context(|| format!("cannot read {file}")),
+        _ => {
+            let mut code = String::new();
+            std::io::stdin()
+                .read_to_string(&mut code)
+                .context("cannot read the code from stdin")?;
+            Ok(Mode::Code(code))
+        }
+    }
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn report(e: &(dyn std::error::Error + 'static)) {
+    eprintln!("eryx: {}", chain(e));
+}
+
+async fn restore_state(sandbox: &mut Sandbox, path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let snapshot = Snapshot::from_bytes(&bytes)
+        .with_context(|| format!("{} cannot be used", path.display()))?;
+    sandbox
+        .restore(&snapshot)
+        .await
+        .with_context(|| format!("cannot restore the session from {}", path.display()))
+}
+
+async fn save_state(sandbox: &mut Sandbox, path: &Path) -> anyhow::Result<()> {
+    let snapshot = sandbox
+        .snapshot_skipping()
+        .await
+        .context("cannot snapshot the session")?;
+    if !snapshot.skipped().is_empty() {
+        eprintln!(
+            "eryx: not saved to {} (cannot be pickled): {}",
+            path.display(),
+            snapshot.skipped().join(", ")
+        );
+    }
+    std::fs::write(path, snapshot.to_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
+    let (stdout, stderr, value, truncated, error) = match result {
+        Ok(o) => (
+            o.stdout.as_str(),
+            o.stderr.as_str(),
+            o.value.clone(),
+            o.truncated,
+            serde_json::Value::Null,
+        ),
+        Err(Error::Python(e)) => (
+            e.stdout.as_str(),
+            e.stderr.as_str(),
+            None,
+            false,
+            serde_json::json!({
+                "kind": "python",
+                "type": e.type_name,
+                "message": e.message,
+                "traceback": e.traceback,
+            }),
+        ),
+        Err(e) => (
+            "",
+            "",
+            None,
+            false,
+            serde_json::json!({"kind": "sandbox", "message": chain(e)}),
+        ),
+    };
+    let obj = serde_json::json!({
+        "stdout": stdout,
+        "stderr": stderr,
+        "value": value,
+        "error": error,
+        "truncated": truncated,
+        "duration_ms": elapsed.as_secs_f64() * 1000.0,
+    });
+    println!("{obj}");
+}
+
+/// Prints one result the way a terminal user expects; returns the exit code.
+fn print_result(result: &Result<Output, Error>, show_value: bool) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    match result {
+        Ok(out) => {
+            let _ = stdout.write_all(out.stdout.as_bytes());
+            let _ = stderr.write_all(out.stderr.as_bytes());
+            if show_value && let Some(v) = &out.value {
+                let _ = writeln!(stdout, "{v}");
+            }
+            if out.truncated {
+                let _ = writeln!(stderr, "eryx: output was truncated at the sandbox's cap");
+            }
+            let _ = stdout.flush();
+            0
+        }
+        Err(Error::Python(e)) => {
+            let _ = stdout.write_all(e.stdout.as_bytes());
+            let _ = stdout.flush();
+            let _ = stderr.write_all(e.stderr.as_bytes());
+            let _ = stderr.write_all(e.traceback.as_bytes());
+            1
+        }
+        Err(e) => {
+            drop(stderr);
+            report(e);
+            2
+        }
+    }
+}
+
+/// Whether `buffer` is a complete statement, as the Python REPL decides it:
+/// a block (a line ending in `:`) or open brackets continue until a blank line.
+fn complete(buffer: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut prev = '\0';
+    for c in buffer.chars() {
+        match quote {
+            Some(q) => {
+                if c == q && prev != '\\' {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                '#' => {}
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    let lines: Vec<&str> = buffer.lines().collect();
+    let last = lines.last().map(|l| l.trim_end()).unwrap_or("");
+    if depth > 0 || last.ends_with('\\') {
+        return false;
+    }
+    let block = lines.iter().any(|l| l.trim_end().ends_with(':'));
+    !block || buffer.ends_with("\n\n") || last.is_empty()
+}
+
+async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
+    eprintln!("eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D to exit.");
+    let stdin = std::io::stdin();
+    let mut buffer = String::new();
+    loop {
+        eprint!("{}", if buffer.is_empty() { ">>> " } else { "... " });
+        let mut line = String::new();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => {
+                eprintln!();
+                break;
+            }
+            Ok(_) => {}
+        }
+        if buffer.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        buffer.push_str(&line);
+        if !complete(&buffer) {
+            continue;
+        }
+        let code = std::mem::take(&mut buffer);
+        let result = sandbox.execute(&code).await;
+        print_result(&result, true);
+        if let Err(e) = &result
+            && !e.session_survived()
+        {
+            eprintln!("eryx: the session was lost; continuing in a fresh one");
+        }
+    }
+    if let Some(path) = state
+        && let Err(e) = save_state(sandbox, path).await
+    {
+        eprintln!("eryx: {e:#}");
+        return 2;
+    }
+    0
+}
+
+async fn run(cli: Cli) -> u8 {
+    let mode = match mode(&cli) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("eryx: {e:#}");
+            return 2;
+        }
+    };
+    let mut builder = Sandbox::builder();
+    if std::io::stderr().is_terminal() {
+        builder = builder.on_progress(|msg| eprintln!("eryx: {msg}..."));
+    }
+    if let Some(bundle) = &cli.bundle {
+        builder = builder.bundle(bundle);
+    }
+    for m in &cli.mount {
+        builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
+    }
+    if cli.no_preinit {
+        builder = builder.preinit(false);
+    }
+    if let Some(secs) = cli.timeout {
+        if !(secs.is_finite() && secs > 0.0) {
+            eprintln!("eryx: --timeout must be a positive number of seconds");
+            return 2;
+        }
+        builder = builder.timeout(Duration::from_secs_f64(secs));
+    }
+    for package in &cli.package {
+        builder = builder.package(package);
+    }
+    if let Some(bytes) = cli.memory {
+        builder = builder.memory_limit(bytes);
+    }
+    let mut sandbox = match builder.build().await {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return 2;
+        }
+    };
+    if let Some(path) = &cli.state
+        && let Err(e) = restore_state(&mut sandbox, path).await
+    {
+        eprintln!("eryx: {e:#}");
+        return 2;
+    }
+    let code = match mode {
+        Mode::Repl => return repl(&mut sandbox, cli.state.as_deref()).await,
+        Mode::Code(code) => code,
+    };
+    let start = Instant::now();
+    let result = sandbox.execute(&code).await;
+    let elapsed = start.elapsed();
+    let status = if cli.json {
+        print_json(&result, elapsed);
+        match &result {
+            Ok(_) => 0,
+            Err(Error::Python(_)) => 1,
+            Err(_) => 2,
+        }
+    } else {
+        print_result(&result, false)
+    };
+    if let Some(path) = &cli.state
+        && result
+            .as_ref()
+            .map_or_else(|e| e.session_survived(), |_| true)
+        && let Err(e) = save_state(&mut sandbox, path).await
+    {
+        eprintln!("eryx: {e:#}");
+        return 2;
+    }
+    status
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eryx: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("-1M").is_err());
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("./data:/data").unwrap();
+        assert_eq!(
+            (m.host, m.guest.as_str(), m.access),
+            (PathBuf::from("./data"), "/data", Access::ReadOnly)
+        );
+        let m = parse_mount("/a:b:/out:rw").unwrap();
+        assert_eq!(
+            (m.host, m.guest.as_str(), m.access),
+            (PathBuf::from("/a:b"), "/out", Access::ReadWrite)
+        );
+        assert!(parse_mount("/data").is_err());
+        assert!(parse_mount("./data:rel").is_err());
+        assert!(parse_mount(":/data").is_err());
+    }
+
+    #[test]
+    fn repl_completeness() {
+        assert!(complete("x = 1\n"));
+        assert!(!complete("def f():\n"));
+        assert!(!complete("def f():\n    return 1\n"));
+        assert!(complete("def f():\n    return 1\n\n"));
+        assert!(!complete("x = [1,\n"));
+        assert!(complete("x = [1,\n2]\n"));
+        assert!(complete("s = '('\n"));
+    }
+}

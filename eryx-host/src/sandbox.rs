@@ -1,0 +1,640 @@
+//! The [`Sandbox`]: one Python session in its own wasmtime store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{ComponentNamedList, Lift, Lower, TypedFunc};
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::engine::{CacheDir, EPOCH_TICK, Prepared, Progress, STARTUP_LIMIT, prepare};
+use crate::mount::{Access, Mount};
+use crate::snapshot::Snapshot;
+use crate::state::{State, Stop};
+use crate::world::{self, Error as GuestError};
+use crate::{Error, PythonError, Unpicklable};
+
+/// How long past its deadline a call blocked in a host call may take before
+/// it is dropped (guest code is stopped by the epoch callback on time).
+const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
+
+/// Resource limits of a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one `execute` (or snapshot/restore) may take. Untrusted
+    /// code can loop forever; past this the guest is interrupted, the call
+    /// fails with [`Error::Timeout`] and the session is reset. Default 30 s.
+    pub timeout: Duration,
+    /// Bytes of linear memory the guest may grow to. Untrusted code can
+    /// allocate without bound; Python sees `MemoryError` where CPython can
+    /// raise it. Default 256 MiB.
+    pub memory_bytes: usize,
+    /// Characters of stdout, and of stderr, kept per call. Untrusted code
+    /// can print without end; past this the text is cut and
+    /// [`Output::truncated`] is set. Default 1 Mi (1,048,576).
+    pub output_chars: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 256 << 20,
+            output_chars: 1 << 20,
+        }
+    }
+}
+
+/// What one successful `execute` produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// Everything the code wrote to `sys.stdout`.
+    pub stdout: String,
+    /// Everything the code wrote to `sys.stderr`.
+    pub stderr: String,
+    /// `repr()` of the last expression statement's value, if the code ended
+    /// with one and it was not `None` (as the Python REPL shows it).
+    pub value: Option<String>,
+    /// Whether stdout or stderr was cut at [`Limits::output_chars`].
+    pub truncated: bool,
+}
+
+/// Builds a [`Sandbox`].
+///
+/// Defaults (deny by default):
+/// - bundle: none; [`SandboxBuilder::bundle`] is required, with the
+///   `ERYX_BUNDLE` environment variable as the documented fallback;
+/// - compiled-component cache: `ERYX_CACHE_DIR`, else
+///   `$XDG_CACHE_HOME/eryx`, else `$HOME/.cache/eryx`;
+/// - limits: [`Limits::default`] (30 s per call, 256 MiB of memory);
+/// - the guest sees only the standard library, read-only, at
+///   `/python/lib/python3.14` (plus [`SandboxBuilder::package`]s at
+///   `/site-packages` and [`SandboxBuilder::mount`]s, when given): no other
+///   files, no environment variables, no arguments, no stdin, no network;
+///   its raw stdout/stderr go to small in-memory buffers, never to the
+///   host's;
+/// - pre-initialised (see [`SandboxBuilder::preinit`]), no pre-imports, no
+///   instance pool.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct SandboxBuilder {
+    bundle: Option<PathBuf>,
+    cache: Option<CacheDir>,
+    limits: Limits,
+    progress: Option<Progress>,
+    packages: Vec<PathBuf>,
+    mounts: Vec<Mount>,
+    no_preinit: bool,
+    preimports: Vec<String>,
+    instance_pool: Option<u32>,
+}
+
+impl std::fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxBuilder")
+            .field("bundle", &self.bundle)
+            .field("cache", &self.cache)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SandboxBuilder {
+    /// A builder with the defaults listed on [`SandboxBuilder`].
+    pub fn new() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// The dist bundle directory (made by `cargo xtask dist`, `target/dist`).
+    pub fn bundle(mut self, dir: impl Into<PathBuf>) -> SandboxBuilder {
+        self.bundle = Some(dir.into());
+        self
+    }
+
+    /// Where compiled components are cached.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> SandboxBuilder {
+        self.cache = Some(CacheDir::Dir(dir.into()));
+        self
+    }
+
+    /// Compiles the component in memory, without a disk cache.
+    pub fn no_cache(mut self) -> SandboxBuilder {
+        self.cache = Some(CacheDir::Disabled);
+        self
+    }
+
+    /// Adds a package: a directory laid out like an unpacked wheel (package
+    /// folders and top-level modules, `.py` files and extension `.so`
+    /// files), or a `.whl` file. Repeatable. The contents of all packages
+    /// appear together, read-only, at `/site-packages` in the guest (on
+    /// `sys.path`); every `*.cpython-314-wasm32-wasi.so` / `*.abi3.so` is
+    /// validated and linked so that `import` finds it. Two packages that
+    /// ship the same file are refused; wheels are unpacked safely (no `..`,
+    /// absolute paths or links; size capped).
+    pub fn package(mut self, path: impl Into<PathBuf>) -> SandboxBuilder {
+        self.packages.push(path.into());
+        self
+    }
+
+    /// Calls `f` with a message when a long step starts (linking and
+    /// compiling the component, on a cache miss). Default: silent.
+    pub fn on_progress(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> SandboxBuilder {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The output cap per stream and call (see [`Limits::output_chars`]).
+    pub fn output_limit(mut self, chars: u32) -> SandboxBuilder {
+        self.limits.output_chars = chars;
+        self
+    }
+
+    /// Replaces all limits.
+    pub fn limits(mut self, limits: Limits) -> SandboxBuilder {
+        self.limits = limits;
+        self
+    }
+
+    /// The wall-clock limit per call (see [`Limits::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> SandboxBuilder {
+        self.limits.timeout = timeout;
+        self
+    }
+
+    /// The memory limit in bytes (see [`Limits::memory_bytes`]).
+    pub fn memory_limit(mut self, bytes: usize) -> SandboxBuilder {
+        self.limits.memory_bytes = bytes;
+        self
+    }
+
+    /// Whether to pre-initialise (default: yes). Pre-initialised, the
+    /// component is snapshotted once, right after CPython's start-up (and
+    /// [`SandboxBuilder::preimport`]s), so every sandbox made from it starts
+    /// in ~1 ms instead of running start-up (~30-80 ms). It costs a second
+    /// compile the first time an extension set is used (cached after):
+    /// turn it off for one-shot runs of ever-new sets.
+    pub fn preinit(mut self, on: bool) -> SandboxBuilder {
+        self.no_preinit = !on;
+        self
+    }
+
+    /// Uses wasmtime's pooling instance allocator, sized for up to
+    /// `max_sandboxes` live sandboxes of this configuration at once (more
+    /// fail to build with [`Error::Instantiate`]). It reserves address
+    /// space up front (~4 GiB of virtual memory per sandbox) and makes
+    /// instantiation reuse pre-mapped slots. Default: off (on-demand
+    /// allocation, which `cargo xtask bench` measured as fast; see README).
+    pub fn instance_pool(mut self, max_sandboxes: u32) -> SandboxBuilder {
+        self.instance_pool = Some(max_sandboxes);
+        self
+    }
+
+    /// Modules imported during pre-initialisation (e.g. `["json", "re"]`),
+    /// so that sandboxes find them loaded. Names must be dotted
+    /// identifiers; one that fails to import fails the build. Ignored with
+    /// `.preinit(false)`.
+    pub fn preimport<I, S>(mut self, modules: I) -> SandboxBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.preimports.extend(modules.into_iter().map(Into::into));
+        self
+    }
+
+    /// Shows the host directory `host` to the guest at `guest` (an absolute
+    /// path such as `/data`), read-only or read-write. Repeatable; mounts may
+    /// not nest or overlap `/python` and `/site-packages`. The guest cannot
+    /// reach anything outside the directory through it: `..` stops at its
+    /// root and links pointing out of it are not followed. Checked when the
+    /// sandbox is built ([`Error::BadMount`]).
+    pub fn mount(
+        mut self,
+        guest: impl Into<String>,
+        host: impl Into<PathBuf>,
+        access: Access,
+    ) -> SandboxBuilder {
+        self.mounts.push(Mount {
+            guest: guest.into(),
+            host: host.into(),
+            access,
+        });
+        self
+    }
+
+    /// Opens the bundle, links and compiles the component (or loads it from
+    /// the cache; once per process per bundle) and instantiates a sandbox.
+    pub async fn build(self) -> Result<Sandbox, Error> {
+        let dir = match self.bundle {
+            Some(dir) => dir,
+            None => std::env::var_os("ERYX_BUNDLE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .ok_or(Error::NoBundle)?,
+        };
+        for (i, m) in self.mounts.iter().enumerate() {
+            m.check(&self.mounts[..i])?;
+        }
+        let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
+        let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
+        let cache = self.cache.unwrap_or_else(CacheDir::default_location);
+        let site = crate::package::SitePackages::assemble(&self.packages)?;
+        let extensions = match site.dir() {
+            Some(dir) => crate::package::extensions(dir)?,
+            None => Vec::new(),
+        };
+        let identity = crate::engine::cache_key(&bundle, &extensions);
+        let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
+        let preinit = if self.no_preinit {
+            None
+        } else {
+            for m in &self.preimports {
+                let ok = !m.is_empty()
+                    && m.split('.').all(|part| {
+                        part.chars()
+                            .next()
+                            .is_some_and(|c| c.is_alphabetic() || c == '_')
+                            && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    });
+                if !ok {
+                    return Err(Error::Preinit {
+                        message: format!("`{m}` is not a module name (dotted identifiers only)"),
+                    });
+                }
+            }
+            let mut imports = self.preimports.clone();
+            imports.sort();
+            imports.dedup();
+            // Pre-imports may come from the packages, whose Python files
+            // are not part of the component's key: key on their content.
+            let site_hash = match (imports.is_empty(), site.dir()) {
+                (false, Some(dir)) => crate::package::content_hash(dir)?,
+                _ => String::new(),
+            };
+            Some(crate::engine::Preinit {
+                stdlib: stdlib.clone(),
+                site: site.dir().map(Path::to_path_buf),
+                imports,
+                site_hash,
+            })
+        };
+        let prepared = prepare(
+            &bundle,
+            &extensions,
+            &cache,
+            preinit,
+            self.instance_pool,
+            progress,
+        )
+        .await?;
+        let mut sandbox = Sandbox {
+            prepared,
+            stdlib,
+            limits: self.limits,
+            identity,
+            site: Arc::new(site),
+            mounts: self.mounts.into(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            live: None,
+        };
+        sandbox.live().await?;
+        Ok(sandbox)
+    }
+}
+
+struct Live {
+    store: Store<State>,
+    exports: world::Sandbox,
+}
+
+/// Picks one export's typed function out of the generated bindings.
+type Export<P, R> = fn(&world::Sandbox) -> TypedFunc<P, R>;
+
+impl Live {
+    /// Calls an export with a deadline of `limit` from now.
+    async fn call<P, R>(
+        &mut self,
+        export: Export<P, R>,
+        params: P,
+        limit: Duration,
+    ) -> Result<R, wasmtime::Error>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let func = export(&self.exports);
+        let state = self.store.data_mut();
+        let deadline = Instant::now() + limit;
+        state.deadline = Some(deadline);
+        state.stopped = None;
+        let cancel = state.cancel_flag();
+        // The epoch callback stops guest *code*; a guest blocked in a host
+        // call (e.g. `time.sleep`) is stopped here instead, by dropping the
+        // call. Either way the instance is discarded afterwards.
+        let watchdog = async {
+            loop {
+                if cancel.load(Ordering::SeqCst) {
+                    return Stop::Cancelled;
+                }
+                if Instant::now() >= deadline + WATCHDOG_GRACE {
+                    return Stop::Timeout;
+                }
+                tokio::time::sleep(EPOCH_TICK).await;
+            }
+        };
+        let result = tokio::select! {
+            r = func.call_async(&mut self.store, params) => r,
+            stop = watchdog => {
+                self.store.data_mut().stopped = Some(stop);
+                Err(wasmtime::Error::msg("interrupted while blocked in a host call"))
+            }
+        };
+        self.store.data_mut().deadline = None;
+        result
+    }
+
+    /// Turns a failed call into the error that says why.
+    fn classify(&self, e: wasmtime::Error, limits: &Limits) -> Error {
+        let state = self.store.data();
+        match state.stopped {
+            Some(Stop::Timeout) => {
+                return Error::Timeout {
+                    limit: limits.timeout,
+                };
+            }
+            Some(Stop::Cancelled) => return Error::Cancelled,
+            None => {}
+        }
+        if let Some(wasmtime::Trap::StackOverflow) = e.downcast_ref::<wasmtime::Trap>() {
+            return Error::StackOverflow;
+        }
+        if state.limits_hit() {
+            return Error::MemoryLimit {
+                limit: limits.memory_bytes,
+            };
+        }
+        let raw = state.raw_stderr();
+        let mut source = e.into_boxed_dyn_error();
+        if !raw.trim().is_empty() {
+            source = format!("{source:?}\nguest stderr:\n{}", raw.trim_end()).into();
+        }
+        Error::Trap { source }
+    }
+}
+
+/// Cancels the call a [`Sandbox`] is running, from any task or thread.
+///
+/// The cancelled call returns [`Error::Cancelled`] once the guest has
+/// stopped (within one epoch tick, 10 ms); the session is reset. Cancelling
+/// when no call runs, or twice, does nothing.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    flag: Arc<AtomicBool>,
+}
+
+impl CancelHandle {
+    /// Requests cancellation of the running call.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One Python session in its own store and instance.
+///
+/// Variables, functions and imports persist across [`Sandbox::execute`]
+/// calls until [`Sandbox::clear`]. After a trap (timeout, memory, any other)
+/// the instance is dropped, the error says the session was reset, and the
+/// next call runs on a fresh instance.
+pub struct Sandbox {
+    prepared: Arc<Prepared>,
+    stdlib: PathBuf,
+    limits: Limits,
+    identity: String,
+    site: Arc<crate::package::SitePackages>,
+    mounts: Arc<[Mount]>,
+    cancel: Arc<AtomicBool>,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("limits", &self.limits)
+            .field("live", &self.live.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// A builder (see [`SandboxBuilder`] for the defaults).
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::new()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A handle that cancels this sandbox's running call from another task.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            flag: self.cancel.clone(),
+        }
+    }
+
+    /// The live instance, made (and Python started) if there is none.
+    async fn live(&mut self) -> Result<&mut Live, Error> {
+        if self.live.is_none() {
+            let state = State::new(
+                &self.stdlib,
+                self.site.dir(),
+                &self.mounts,
+                &[],
+                &self.limits,
+                self.cancel.clone(),
+            )
+            .map_err(|source| Error::Instantiate { source })?;
+            let mut store = Store::new(&self.prepared.engine, state);
+            store.limiter(|s| &mut s.limits);
+            // Every epoch tick: stop on cancellation or past the deadline,
+            // otherwise yield to the executor so that a busy guest never
+            // starves other tasks.
+            store.epoch_deadline_callback(|mut ctx| {
+                let state = ctx.data_mut();
+                if let Some(stop) = state.should_stop() {
+                    state.stopped = Some(stop);
+                    return Ok(UpdateDeadline::Interrupt);
+                }
+                Ok(UpdateDeadline::Yield(1))
+            });
+            store.set_epoch_deadline(1);
+            let instance = self
+                .prepared
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| Error::Instantiate {
+                    source: e.into_boxed_dyn_error(),
+                })?;
+            let exports = self
+                .prepared
+                .exports
+                .load(&mut store, &instance)
+                .map_err(|e| Error::RuntimeMismatch {
+                    detail: format!("{e:#}"),
+                })?;
+            let mut live = Live { store, exports };
+            if self.prepared.preinitialised {
+                // Python was started before the snapshot this instance
+                // was made from.
+                self.live = Some(live);
+                return Ok(self.live.as_mut().expect("just set"));
+            }
+            // Start the interpreter now, under its own deadline, so that
+            // start-up time never counts against a user call's time limit
+            // and a start-up failure surfaces here.
+            let started = live
+                .call(
+                    world::Sandbox::func_execute,
+                    (String::new(), 0),
+                    STARTUP_LIMIT,
+                )
+                .await;
+            match started {
+                Ok((Ok(_),)) => {}
+                Ok((Err(e),)) => {
+                    let raw = live.store.data().raw_stderr();
+                    return Err(match guest_error(e) {
+                        Error::GuestInit { message } if !raw.trim().is_empty() => {
+                            Error::GuestInit {
+                                message: format!("{message}\n{}", raw.trim_end()),
+                            }
+                        }
+                        other => other,
+                    });
+                }
+                Err(e) => {
+                    let limits = Limits {
+                        timeout: STARTUP_LIMIT,
+                        ..self.limits.clone()
+                    };
+                    return Err(live.classify(e, &limits));
+                }
+            }
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("just set"))
+    }
+
+    /// Calls an export under the time limit; a trap drops the instance.
+    async fn call<P, R>(&mut self, export: Export<P, R>, params: P) -> Result<R, Error>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let limits = self.limits.clone();
+        // A cancellation requested while no call was running is void.
+        self.cancel.store(false, Ordering::SeqCst);
+        let live = self.live().await?;
+        match live.call(export, params, limits.timeout).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let err = live.classify(e, &limits);
+                self.live = None;
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs `code` in the session's `__main__` namespace.
+    ///
+    /// A Python exception is [`Error::Python`] (the session goes on); the
+    /// other errors are sandbox failures.
+    pub async fn execute(&mut self, code: &str) -> Result<Output, Error> {
+        let output_chars = self.limits.output_chars;
+        let (result,) = self
+            .call(
+                world::Sandbox::func_execute,
+                (code.to_owned(), output_chars),
+            )
+            .await?;
+        let out = result.map_err(guest_error)?;
+        if let Some(exc) = out.exception {
+            return Err(Error::Python(Box::new(PythonError {
+                type_name: exc.type_name,
+                message: exc.message,
+                traceback: exc.traceback,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })));
+        }
+        Ok(Output {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            value: out.value,
+            truncated: out.truncated,
+        })
+    }
+
+    /// Serialises the session's variables (pickled inside the guest). Fails
+    /// with [`Error::Unpicklable`], naming each variable and its type, if
+    /// any cannot be pickled; see [`Sandbox::snapshot_skipping`].
+    pub async fn snapshot(&mut self) -> Result<Snapshot, Error> {
+        self.snapshot_inner(false).await
+    }
+
+    /// Like [`Sandbox::snapshot`], but leaves out what cannot be pickled and
+    /// lists it in [`Snapshot::skipped`].
+    pub async fn snapshot_skipping(&mut self) -> Result<Snapshot, Error> {
+        self.snapshot_inner(true).await
+    }
+
+    async fn snapshot_inner(&mut self, skip: bool) -> Result<Snapshot, Error> {
+        let (result,) = self
+            .call(world::Sandbox::func_snapshot_state, (skip,))
+            .await?;
+        let snap = result.map_err(guest_error)?;
+        Ok(Snapshot::new(&self.identity, snap.data, snap.skipped))
+    }
+
+    /// Replaces the session's variables with `snapshot`'s. A snapshot that
+    /// is corrupt or from an incompatible sandbox fails with
+    /// [`Error::InvalidSnapshot`] and leaves the session unchanged.
+    pub async fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        snapshot.check_compatible(&self.identity)?;
+        let (result,) = self
+            .call(
+                world::Sandbox::func_restore_state,
+                (snapshot.payload().to_vec(),),
+            )
+            .await?;
+        result.map_err(guest_error)
+    }
+
+    /// Empties the session's namespace (imports included).
+    pub async fn clear(&mut self) -> Result<(), Error> {
+        self.call(world::Sandbox::func_clear_state, ()).await
+    }
+}
+
+/// Maps the guest's `error` variant onto the host's errors.
+fn guest_error(e: GuestError) -> Error {
+    match e {
+        GuestError::Init(message) => Error::GuestInit { message },
+        GuestError::Unsupported(message) => Error::Unsupported { message },
+        GuestError::Snapshot(reason) => Error::InvalidSnapshot { reason },
+        GuestError::Unpicklable(names) => Error::Unpicklable(
+            names
+                .into_iter()
+                .map(|u| Unpicklable {
+                    name: u.name,
+                    type_name: u.type_name,
+                    reason: u.reason,
+                })
+                .collect(),
+        ),
+        GuestError::Internal(message) => Error::GuestInternal { message },
+    }
+}

@@ -1,0 +1,158 @@
+//! The per-sandbox store data: the WASI context, its resource table and
+//! the resource limiter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
+
+use crate::{Access, BoxError, Limits, Mount};
+
+/// How much of the guest's raw stdout/stderr (bypassing `sys.stdout`, e.g.
+/// `os.write(1, ...)` or CPython's fatal-error output) is kept, for error
+/// messages only; it never reaches the host's own stdio.
+const RAW_OUTPUT_CAP: usize = 64 * 1024;
+
+/// Store data of one sandbox instance.
+pub(crate) struct State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: MemoryLimiter,
+    pub(crate) raw_stderr: MemoryOutputPipe,
+    /// When the running call must stop.
+    pub(crate) deadline: Option<Instant>,
+    /// Set by a [`crate::CancelHandle`].
+    cancel: Arc<AtomicBool>,
+    /// Why the epoch callback interrupted the guest, if it did.
+    pub(crate) stopped: Option<Stop>,
+}
+
+/// Why the host interrupted the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Timeout,
+    Cancelled,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl State {
+    /// Deny by default: no env, no args, no stdin, stdout/stderr into small
+    /// in-memory pipes, no network; the stdlib and the packages read-only,
+    /// and the caller's mounts.
+    pub(crate) fn new(
+        stdlib: &std::path::Path,
+        package: Option<&std::path::Path>,
+        mounts: &[Mount],
+        env: &[(&str, &str)],
+        limits: &Limits,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<State, BoxError> {
+        let raw_stderr = MemoryOutputPipe::new(RAW_OUTPUT_CAP);
+        let mut builder = WasiCtx::builder();
+        builder
+            .stdout(MemoryOutputPipe::new(RAW_OUTPUT_CAP))
+            .stderr(raw_stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for (k, v) in env {
+            builder.env(k, v);
+        }
+        builder.preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?;
+        if let Some(dir) = package {
+            builder.preopened_dir(dir, SITE_PACKAGES, FsPerms::ReadOnly)?;
+        }
+        for m in mounts {
+            let perms = match m.access {
+                Access::ReadOnly => FsPerms::ReadOnly,
+                Access::ReadWrite => FsPerms::ReadWrite,
+            };
+            builder.preopened_dir(&m.host, &m.guest, perms)?;
+        }
+        let limits = MemoryLimiter {
+            max_bytes: limits.memory_bytes,
+            hit: false,
+        };
+        Ok(State {
+            ctx: builder.build(),
+            table: ResourceTable::new(),
+            limits,
+            raw_stderr,
+            deadline: None,
+            cancel,
+            stopped: None,
+        })
+    }
+
+    /// The flag a [`crate::CancelHandle`] sets.
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Whether the running call must stop now, and why.
+    pub(crate) fn should_stop(&self) -> Option<Stop> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Some(Stop::Cancelled);
+        }
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Some(Stop::Timeout),
+            _ => None,
+        }
+    }
+
+    /// Whether the guest was refused memory since it started.
+    pub(crate) fn limits_hit(&self) -> bool {
+        self.limits.hit
+    }
+
+    /// What the guest wrote to its raw stderr, lossily decoded.
+    pub(crate) fn raw_stderr(&self) -> String {
+        String::from_utf8_lossy(&self.raw_stderr.contents()).into_owned()
+    }
+}
+
+/// Caps linear memory and remembers whether a grow was refused, so a trap
+/// that follows can be reported as [`crate::Error::MemoryLimit`].
+pub(crate) struct MemoryLimiter {
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far beyond
+        // what CPython and its extensions use.
+        Ok(desired <= 1 << 20)
+    }
+}

@@ -1,0 +1,117 @@
+//! Native extension modules: validated when added, linked `dl_openable`
+//! under the absolute path CPython's importer will `dlopen`.
+//!
+//! An extension is a wasm shared library (`@dylink.0`) named
+//! `<module>.cpython-314-wasm32-wasi.so` or `<module>.abi3.so`. CPython finds
+//! the file on its search path and calls `dlopen(path)`; the linker's
+//! built-in libdl resolves that path only to libraries linked into the
+//! component, so nothing else can ever be loaded.
+
+use crate::layout::{ABI3_SUFFIX, EXTENSION_SUFFIXES};
+use crate::{LibraryInfo, LinkError, validate_library};
+
+/// A validated extension module, or a shared library that extension
+/// modules need by name (see [`Extension::library`]).
+#[derive(Debug, Clone)]
+pub struct Extension {
+    guest_path: String,
+    bytes: Vec<u8>,
+    info: LibraryInfo,
+    library: bool,
+}
+
+/// Whether a file name is a shared library's (`libfoo.so`, `libfoo.so.1`)
+/// rather than an extension module's.
+pub fn is_library_name(file: &str) -> bool {
+    file.starts_with("lib")
+        && (file.ends_with(".so") || file.contains(".so."))
+        && !file.contains(".cpython-")
+        && !file.ends_with(ABI3_SUFFIX)
+}
+
+impl Extension {
+    /// Validates `bytes` as the extension at `guest_path` (absolute, e.g.
+    /// `/site-packages/pkg/_native.cpython-314-wasm32-wasi.so`).
+    pub fn new(guest_path: impl Into<String>, bytes: Vec<u8>) -> Result<Extension, LinkError> {
+        let guest_path = guest_path.into();
+        let file = guest_path.rsplit('/').next().unwrap_or(&guest_path);
+        if !EXTENSION_SUFFIXES
+            .iter()
+            .any(|s| file.ends_with(s) && file.len() > s.len())
+        {
+            return Err(LinkError::ExtensionName {
+                name: guest_path.clone(),
+                reason: match file.find(".cpython-") {
+                    Some(_) => {
+                        "it is built for another Python or platform (this runtime is CPython 3.14 for wasm32-wasi)"
+                    }
+                    None => {
+                        "CPython 3.14 for WASI only imports `<module>.cpython-314-wasm32-wasi.so` or `<module>.abi3.so`"
+                    }
+                },
+            });
+        }
+        let info = validate_library(&guest_path, &bytes)?;
+        Ok(Extension {
+            guest_path,
+            bytes,
+            info,
+            library: false,
+        })
+    }
+
+    /// Validates `bytes` as a shared library shipped in a package for its
+    /// extensions (e.g. `/site-packages/pkg/libs/libfoo.so`): it is linked
+    /// under its file name, which extensions name in their `@dylink.0`
+    /// `needed` list, and is not importable or `dlopen`-able itself.
+    pub fn library(guest_path: impl Into<String>, bytes: Vec<u8>) -> Result<Extension, LinkError> {
+        let guest_path = guest_path.into();
+        let file = guest_path.rsplit('/').next().unwrap_or(&guest_path);
+        if !is_library_name(file) {
+            return Err(LinkError::ExtensionName {
+                name: guest_path.clone(),
+                reason: "a shared library that extensions need is named `lib<name>.so`",
+            });
+        }
+        let info = validate_library(&guest_path, &bytes)?;
+        Ok(Extension {
+            guest_path,
+            bytes,
+            info,
+            library: true,
+        })
+    }
+
+    /// Whether this is a needed-by-name library rather than a module.
+    pub fn is_library(&self) -> bool {
+        self.library
+    }
+
+    /// The name it is linked under: the guest path for a module (what
+    /// CPython `dlopen`s), the file name for a library (what `needed` says).
+    pub fn link_name(&self) -> &str {
+        if self.library {
+            self.guest_path
+                .rsplit('/')
+                .next()
+                .unwrap_or(&self.guest_path)
+        } else {
+            &self.guest_path
+        }
+    }
+
+    /// The absolute guest path (also its library name in the component).
+    pub fn guest_path(&self) -> &str {
+        &self.guest_path
+    }
+
+    /// The module bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// What validation found.
+    pub fn info(&self) -> &LibraryInfo {
+        &self.info
+    }
+}

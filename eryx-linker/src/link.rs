@@ -1,0 +1,231 @@
+//! Building the component: bindings from the WIT, then
+//! `wit_component::Linker` over the base libraries in their one order.
+//!
+//! Steps of [`link`]:
+//! 1. read every library of [`crate::BASE_LIBRARIES`] from the bundle
+//!    (hash-checked) and validate it ([`crate::validate_library`]);
+//! 2. generate the bindings library from `wit/sandbox.wit` ([`bindings`]);
+//! 3. add them all to a `Linker` in table order, the bindings last, with the
+//!    built-in libdl and the preview1 adapter (no output validation here:
+//!    wasmtime validates the component when it compiles it);
+//! 4. encode.
+//!
+//! Note on duplicates: wit-component does not treat two libraries exporting
+//! the same symbol as an error; the first one in the list wins. That is why
+//! the order is a single table, with the runtime first.
+
+use std::collections::{HashMap, HashSet};
+
+use wit_component::{Linker, StringEncoding};
+use wit_parser::Resolve;
+
+use crate::bundle::Role;
+use crate::error::BoxError;
+use crate::extension::Extension;
+use crate::{
+    BASE_LIBRARIES, BINDINGS_LIBRARY, Bundle, LinkError, RUNTIME_LIBRARY, validate_library,
+};
+
+/// The sandbox world, embedded at build time: this crate's copy of the
+/// workspace's `wit/sandbox.wit` (kept identical by `cargo xtask codegen`,
+/// checked by its tests), so that the crate packages on its own.
+pub const SANDBOX_WIT: &str = include_str!("../wit/sandbox.wit");
+
+/// The world name in [`SANDBOX_WIT`].
+pub const SANDBOX_WORLD: &str = "sandbox";
+
+/// Generates the bindings library (`liberyx_bindings.so`) for the sandbox
+/// world, with the component-type metadata the linker needs embedded.
+pub fn bindings() -> Result<Vec<u8>, LinkError> {
+    let bindings_err = |e| LinkError::Bindings { source: boxed(e) };
+    let mut resolve = Resolve::default();
+    let pkg = resolve
+        .push_str("wit/sandbox.wit", SANDBOX_WIT)
+        .map_err(bindings_err)?;
+    let world = resolve
+        .select_world(&[pkg], Some(SANDBOX_WORLD))
+        .map_err(bindings_err)?;
+    let mut opts = wit_dylib::DylibOpts {
+        interpreter: Some(RUNTIME_LIBRARY.to_string()),
+        async_: Default::default(),
+    };
+    let mut bytes = wit_dylib::create(&resolve, world, Some(&mut opts));
+    wit_component::embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8)
+        .map_err(bindings_err)?;
+    Ok(bytes)
+}
+
+/// Links the base libraries of `bundle` and the bindings into a component.
+pub fn link(bundle: &Bundle) -> Result<Vec<u8>, LinkError> {
+    link_with_extensions(bundle, &[])
+}
+
+/// Links the base libraries, the bindings and `extensions` (each
+/// `dl_openable` under its guest path) into a component.
+pub fn link_with_extensions(
+    bundle: &Bundle,
+    extensions: &[Extension],
+) -> Result<Vec<u8>, LinkError> {
+    let mut libraries = Vec::with_capacity(BASE_LIBRARIES.len() + 1);
+    let mut base_exports: HashSet<String> = HashSet::new();
+    for lib in BASE_LIBRARIES {
+        let bytes = bundle.read_file(lib.name)?;
+        let info = validate_library(lib.name, &bytes)?;
+        base_exports.extend(info.exports);
+        libraries.push((lib.name, bytes));
+    }
+    check_extensions(&base_exports, extensions)?;
+    let bindings = bindings()?;
+    validate_library(BINDINGS_LIBRARY, &bindings)?;
+    libraries.push((BINDINGS_LIBRARY, bindings));
+
+    let adapter_entry = bundle
+        .manifest()
+        .files
+        .iter()
+        .find(|f| f.role == Role::Adapter)
+        .map(|f| f.name.clone())
+        .ok_or_else(|| crate::BundleError::MissingEntry {
+            dir: bundle.dir().to_path_buf(),
+            name: "the wasi_snapshot_preview1 adapter".to_string(),
+        })?;
+    let adapter = bundle.read_file(&adapter_entry)?;
+
+    let mut linker = Linker::default();
+    linker.use_built_in_libdl(true);
+    // No validation of the output here: it costs ~200 ms (two thirds of a
+    // link) and wasmtime validates the component anyway when it compiles
+    // it, which every use of the bytes does. The inputs are checked above.
+    linker.encoder().validate(false);
+    for (name, bytes) in &libraries {
+        linker
+            .library(name, bytes, false)
+            .map_err(|e| LinkError::AddLibrary {
+                name: name.to_string(),
+                source: boxed(e),
+            })?;
+    }
+    for ext in extensions {
+        linker
+            .library(ext.link_name(), ext.bytes(), !ext.is_library())
+            .map_err(|e| LinkError::AddLibrary {
+                name: ext.guest_path().to_string(),
+                source: boxed(e),
+            })?;
+    }
+    linker
+        .encoder()
+        .adapter("wasi_snapshot_preview1", &adapter)
+        .map_err(|e| LinkError::Adapter { source: boxed(e) })?;
+    linker
+        .encode()
+        .map_err(|e| LinkError::Link { source: boxed(e) })
+}
+
+/// Keeps a dependency's error whole as a `source` (wit-component returns
+/// `anyhow::Error`, which converts into a boxed `std::error::Error`).
+fn boxed(e: impl Into<BoxError>) -> BoxError {
+    e.into()
+}
+
+/// Symbols every shared library defines for the dynamic linker itself.
+fn is_linker_internal(symbol: &str) -> bool {
+    matches!(
+        symbol,
+        "__wasm_apply_data_relocs"
+            | "__wasm_call_ctors"
+            | "_initialize"
+            | "__dso_handle"
+            | "__wasm_set_libdl_table"
+    )
+}
+
+/// The checks wit-component does not make, or makes without naming the
+/// extension:
+/// - every `needed` library is a base library or another extension;
+/// - every function an extension imports from `env` is exported by a base
+///   library or an extension (all missing ones are listed);
+/// - no two extensions export the same symbol: wit-component would silently
+///   let the first one win, so the rule is to refuse, whatever the order.
+///   `PyInit_*` are exempt: CPython looks them up per library with `dlsym`,
+///   and two packages may each ship a module of the same name.
+fn check_extensions(
+    base_exports: &HashSet<String>,
+    extensions: &[Extension],
+) -> Result<(), LinkError> {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for ext in extensions {
+        let base = BASE_LIBRARIES.iter().any(|l| l.name == ext.link_name());
+        if base || ext.link_name() == "libdl.so" {
+            return Err(LinkError::DuplicateLibrary {
+                name: ext.link_name().to_string(),
+                first: "the base libraries".to_string(),
+                second: ext.guest_path().to_string(),
+            });
+        }
+        if let Some(first) = names.insert(ext.link_name(), ext.guest_path()) {
+            return Err(LinkError::DuplicateLibrary {
+                name: ext.link_name().to_string(),
+                first: first.to_string(),
+                second: ext.guest_path().to_string(),
+            });
+        }
+    }
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for ext in extensions {
+        for symbol in &ext.info().exports {
+            if symbol.starts_with("PyInit_") || is_linker_internal(symbol) {
+                continue;
+            }
+            if let Some(first) = owner.insert(symbol, ext.guest_path()) {
+                let (a, b) = if first < ext.guest_path() {
+                    (first, ext.guest_path())
+                } else {
+                    (ext.guest_path(), first)
+                };
+                return Err(LinkError::DuplicateExport {
+                    symbol: symbol.clone(),
+                    first: a.to_string(),
+                    second: b.to_string(),
+                });
+            }
+        }
+    }
+    let known_libraries: HashSet<&str> = BASE_LIBRARIES
+        .iter()
+        .map(|l| l.name)
+        .chain(["libdl.so"])
+        .chain(extensions.iter().map(|e| e.link_name()))
+        .collect();
+    for ext in extensions {
+        if let Some(missing) = ext
+            .info()
+            .needed
+            .iter()
+            .find(|n| !known_libraries.contains(n.as_str()))
+        {
+            return Err(LinkError::MissingLibrary {
+                name: ext.guest_path().to_string(),
+                needed: missing.clone(),
+            });
+        }
+        let unresolved: Vec<String> = ext
+            .info()
+            .function_imports
+            .iter()
+            .filter(|(module, name)| {
+                module == "env"
+                    && !base_exports.contains(name)
+                    && !owner.contains_key(name.as_str())
+            })
+            .map(|(_, name)| name.clone())
+            .collect();
+        if !unresolved.is_empty() {
+            return Err(LinkError::UnresolvedImports {
+                name: ext.guest_path().to_string(),
+                symbols: unresolved,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! The eryx guest: a wit-dylib interpreter runtime on CPython 3.14.
+//!
+//! Built for `wasm32-wasip1` as a PIC staticlib (with `-Z build-std`) and
+//! clang-linked with `-shared` into `liberyx_runtime.so` by `cargo xtask
+//! dist`. At run time the linker puts it first among the base libraries, and
+//! the bindings generated from `wit/sandbox.wit` call its hooks.
+//!
+//! - [`eryx_ffi`] implements the hooks and the value stack;
+//! - [`world`] is the sandbox world's typed view, generated from
+//!   `wit/sandbox.wit` by `cargo xtask codegen`;
+//! - [`exports`] implements its exports on Python;
+//! - [`python`] owns every CPython call.
+//!
+//! The interpreter starts on the first export call (not in the instance's
+//! constructors), so a start-up failure is reported as the `init` error of
+//! that call instead of a trap.
+#![allow(
+    unsafe_code,
+    reason = "the runtime calls CPython's C API; each call is in `python`"
+)]
+#![deny(missing_docs)]
+
+pub mod exports;
+pub mod python;
+pub mod world;
+
+eryx_ffi::export!(exports::Runtime);

@@ -1,0 +1,295 @@
+"""The guest side of eryx: runs user code in `__main__` and captures output.
+
+Loaded once at interpreter start-up by `liberyx_runtime.so` (compiled with
+the file name `<eryx-prelude>`, so its frames can be cut from tracebacks).
+The runtime calls `execute` and `clear`; everything else is private.
+"""
+
+import ast
+import builtins
+import io
+import linecache
+import sys
+import types
+
+import __main__
+
+# Set only while the host pre-initialises a component (read by the runtime
+# before this module loads); sandboxes never see it.
+__import__("os").environ.pop("ERYX_PREIMPORT", None)
+
+# `traceback`, `pickle` and `importlib` are imported when first needed: they
+# pull in a dozen modules that start-up does not need.
+
+#: How many executed sources stay registered with `linecache`, so that
+#: tracebacks can show the lines of recent cells.
+_SOURCES_KEPT = 64
+
+_PRELUDE_FILE = "<eryx-prelude>"
+_counter = 0
+
+
+class _Capture(io.TextIOBase):
+    """A text stream that keeps at most `limit` characters."""
+
+    def __init__(self, limit):
+        self._parts = []
+        self._size = 0
+        self._limit = limit
+        self.truncated = False
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "strict"
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        room = self._limit - self._size
+        if len(s) > room:
+            self.truncated = True
+            s = s[:room] if room > 0 else ""
+        if s:
+            self._parts.append(s)
+            self._size += len(s)
+        return len(s)
+
+    def getvalue(self):
+        return "".join(self._parts)
+
+
+def _register_source(filename, code):
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    stale = f"<cell-{_counter - _SOURCES_KEPT}>"
+    linecache.cache.pop(stale, None)
+
+
+_SITE_PACKAGES = "/site-packages"
+
+
+def _linked_extensions():
+    """Module names of the native extensions linked into this sandbox (all
+    extension files under /site-packages are linked when it is built)."""
+    found = []
+    try:
+        import os
+
+        for root, _dirs, files in os.walk(_SITE_PACKAGES):
+            for f in files:
+                if f.endswith(".so"):
+                    rel = os.path.relpath(os.path.join(root, f), _SITE_PACKAGES)
+                    found.append(rel.split(".", 1)[0].replace("/", "."))
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def _not_found_hint(exc):
+    """For an import that found nothing: say what this sandbox links."""
+    linked = _linked_extensions()
+    have = ", ".join(linked) if linked else "none"
+    return (
+        f"{exc}: no package of this sandbox provides it, and no native extension of that name "
+        f"was linked (linked here: {have}); add it with `.package(...)` / `--package`"
+    )
+
+
+def _describe(exc):
+    """The WIT `python-exception` record (as a dict) without the prelude's frames."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _PRELUDE_FILE:
+        tb = tb.tb_next
+    try:
+        message = str(exc)
+        if type(exc) is ModuleNotFoundError and exc.name and "." not in exc.name:
+            message = _not_found_hint(exc)
+            exc.msg = message
+            exc.args = (message,)
+    except BaseException:
+        message = "<exception str() failed>"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        text = f"{type(exc).__qualname__}: {message}\n"
+    return {"type_name": type(exc).__qualname__, "message": message, "traceback": text}
+
+
+def execute(code, output_limit):
+    """Runs `code` in `__main__`, keeping `output_limit` characters per stream.
+
+    Returns the WIT `output` record as a dict keyed by its field names
+    (the runtime reads it by name, see `eryx-runtime/src/world.rs`).
+    """
+    global _counter
+    _counter += 1
+    filename = f"<cell-{_counter}>"
+    _register_source(filename, code)
+    out = _Capture(output_limit)
+    err = _Capture(output_limit)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    value = None
+    exception = None
+    try:
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        namespace = __main__.__dict__
+        exec(compile(tree, filename, "exec"), namespace)
+        if last is not None:
+            result = eval(compile(last, filename, "eval"), namespace)
+            if result is not None:
+                builtins._ = result
+                value = repr(result)
+    except BaseException as exc:
+        exception = _describe(exc)
+    finally:
+        sys.stdout, sys.stderr = saved
+    return {
+        "stdout": out.getvalue(),
+        "stderr": err.getvalue(),
+        "value": value,
+        "exception": exception,
+        "truncated": out.truncated or err.truncated,
+    }
+
+
+def clear():
+    """Empties `__main__` back to a fresh module namespace."""
+    namespace = __main__.__dict__
+    namespace.clear()
+    namespace.update(__name__="__main__", __doc__=None, __builtins__=builtins)
+    if hasattr(builtins, "_"):
+        del builtins._
+
+
+#: The version of the payload `snapshot` produces (inside the host's header).
+SNAPSHOT_PAYLOAD_VERSION = 1
+
+
+_pickler = None
+
+
+def _session_pickler():
+    """A pickler that refuses objects pickling by reference to `__main__`.
+
+    Functions and classes defined in the session pickle as "`__main__.name`",
+    which does not exist in the sandbox that restores them; refusing them
+    here turns a restore-time surprise into a snapshot-time error that names
+    the variable.
+    """
+    global _pickler
+    if _pickler is None:
+        import pickle
+
+        class _SessionPickler(pickle.Pickler):
+            def reducer_override(self, obj):
+                if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+                    raise pickle.PicklingError(
+                        f"{obj.__qualname__} is defined in the session; snapshots keep data, not code"
+                    )
+                return NotImplemented
+
+        _pickler = _SessionPickler
+    return _pickler
+
+
+def _dumps(obj):
+    buf = io.BytesIO()
+    _session_pickler()(buf, protocol=5).dump(obj)
+    return buf.getvalue()
+
+
+def _user_names(namespace):
+    for name, value in namespace.items():
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        if name == "_":
+            continue
+        yield name, value
+
+
+def _unpicklable(name, type_name, reason):
+    return {"name": name, "type_name": type_name, "reason": reason}
+
+
+def snapshot(skip_unpicklable):
+    """Pickles the user's names in `__main__`.
+
+    Returns ("ok", a WIT `state-snapshot` record) or ("unpicklable", a list
+    of WIT `unpicklable` records), records as dicts keyed by field name.
+    """
+    modules = {}
+    values = {}
+    for name, value in _user_names(__main__.__dict__):
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+        else:
+            values[name] = value
+    skipped = []
+    try:
+        data = _dumps(values)
+    except Exception:
+        bad = []
+        for name, value in values.items():
+            try:
+                _dumps(value)
+            except Exception as exc:
+                bad.append(_unpicklable(name, type(value).__qualname__, f"{type(exc).__name__}: {exc}"))
+        if not bad:
+            # Each value pickles alone but not together (e.g. recursion depth).
+            bad.append(_unpicklable("<namespace>", "dict", "the namespace as a whole cannot be pickled"))
+        if not skip_unpicklable or bad[0]["name"] == "<namespace>":
+            return ("unpicklable", bad)
+        for entry in bad:
+            del values[entry["name"]]
+            skipped.append(entry["name"])
+        data = _dumps(values)
+    import pickle
+
+    payload = pickle.dumps(
+        {"version": SNAPSHOT_PAYLOAD_VERSION, "modules": modules, "values": data, "skipped": skipped},
+        protocol=5,
+    )
+    return ("ok", {"data": payload, "skipped": skipped})
+
+
+def restore(payload):
+    """Replaces `__main__`'s user names with a snapshot's.
+
+    Everything is decoded and imported first; the namespace is only touched
+    once that succeeded, so a bad snapshot leaves the session as it was.
+    Returns None, or a message saying why the snapshot cannot be restored.
+    """
+    import importlib
+    import pickle
+
+    try:
+        state = pickle.loads(payload)
+        if not isinstance(state, dict) or state.get("version") != SNAPSHOT_PAYLOAD_VERSION:
+            return "the snapshot payload has an unknown layout or version"
+        new = {}
+        for name, module in state["modules"].items():
+            new[name] = importlib.import_module(module)
+        values = pickle.loads(state["values"])
+        if not isinstance(values, dict):
+            return "the snapshot payload's values are not a namespace"
+        new.update(values)
+    except Exception as exc:
+        return f"the snapshot cannot be restored: {type(exc).__name__}: {exc}"
+    clear()
+    __main__.__dict__.update(new)
+    return None

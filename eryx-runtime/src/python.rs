@@ -1,0 +1,628 @@
+//! CPython: start-up and the few calls the runtime makes into it.
+//!
+//! Every raw CPython call of the runtime is in this module, behind small
+//! functions whose shared contract is "the interpreter is initialized and
+//! this (only) thread holds the GIL". That contract is carried by the
+//! [`Python`] token: it can only be obtained from [`Python::get`], which
+//! initializes the interpreter on first use, so holding one proves it.
+//!
+//! Start-up uses the PEP 741 API (`PyInitConfig_*`): its configuration is
+//! opaque, so no struct layout has to be mirrored. It starts from the
+//! isolated preset (no environment variables, no user site, safe path), and
+//! the standard library location is set explicitly: the host mounts it
+//! read-only at [`STDLIB`].
+
+use std::ffi::{CStr, CString, c_char};
+use std::ptr::NonNull;
+
+use eryx_cpython_sys as ffi;
+
+use crate::world::{
+    Field, Fields, GUEST_HOME as HOME, GUEST_STDLIB as STDLIB, Output, PythonException,
+    SITE_PACKAGES, StateSnapshot, Unpicklable,
+};
+
+/// Why the runtime could not do what it was asked: a failed CPython call (its
+/// pending exception, described) or a prelude result of the wrong shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(String);
+
+impl Failure {
+    fn new(msg: impl Into<String>) -> Failure {
+        Failure(msg.into())
+    }
+
+    /// Prefixes the message with what was being done.
+    fn context(self, what: &str) -> Failure {
+        Failure(format!("{what}: {}", self.0))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const PRELUDE: &str = include_str!("prelude.py");
+
+/// Proof that the interpreter is initialized and the GIL is held.
+#[derive(Clone, Copy)]
+pub struct Python {
+    _private: (),
+}
+
+/// An owned (strong) reference, released on drop.
+pub struct Obj(NonNull<ffi::PyObject>);
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        // SAFETY: we own one strong reference; an `Obj` only exists once the
+        // interpreter runs, and the guest is single-threaded.
+        unsafe { ffi::Py_DecRef(self.0.as_ptr()) }
+    }
+}
+
+impl Obj {
+    fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.0.as_ptr()
+    }
+}
+
+/// The prelude's entry points, looked up once.
+struct Prelude {
+    execute: Obj,
+    clear: Obj,
+    snapshot: Obj,
+    restore: Obj,
+}
+
+/// The interpreter's state: a cell in a static.
+struct Global(std::cell::UnsafeCell<State>);
+
+// SAFETY: the guest is a single-threaded wasm instance; nothing else can
+// observe the cell concurrently.
+unsafe impl Sync for Global {}
+
+static STATE: Global = Global(std::cell::UnsafeCell::new(State::Uninit));
+
+enum State {
+    Uninit,
+    Ready(Prelude),
+    Failed(Failure),
+}
+
+impl Python {
+    /// Initializes the interpreter on first call; afterwards returns the
+    /// token at once. A failed start-up is remembered and reported again.
+    pub fn get() -> Result<Python, Failure> {
+        // SAFETY: the guest is single-threaded and this is the only place
+        // that touches `STATE`; no reference to it outlives the match.
+        let state = unsafe { &mut *STATE.0.get() };
+        match state {
+            State::Ready(_) => Ok(Python { _private: () }),
+            State::Failed(msg) => Err(msg.clone()),
+            State::Uninit => match start() {
+                Ok(prelude) => {
+                    *state = State::Ready(prelude);
+                    Ok(Python { _private: () })
+                }
+                Err(msg) => {
+                    *state = State::Failed(msg.clone());
+                    Err(msg)
+                }
+            },
+        }
+    }
+
+    fn prelude(self) -> &'static Prelude {
+        // SAFETY: a `Python` token exists only once `STATE` is `Ready`, and
+        // `STATE` never changes after that.
+        match unsafe { &*STATE.0.get() } {
+            State::Ready(p) => p,
+            _ => unreachable!("Python token without an initialized interpreter"),
+        }
+    }
+
+    /// Takes ownership of a new reference, or reports the pending exception.
+    fn own(self, ptr: *mut ffi::PyObject) -> Result<Obj, Failure> {
+        NonNull::new(ptr).map(Obj).ok_or_else(|| self.take_error())
+    }
+
+    /// The pending exception as `Type: message` (and clears it).
+    fn take_error(self) -> Failure {
+        // SAFETY: interpreter running, GIL held (token).
+        let exc = unsafe { ffi::PyErr_GetRaisedException() };
+        let Some(exc) = NonNull::new(exc).map(Obj) else {
+            return Failure::new("unknown error (no exception set)");
+        };
+        // SAFETY: as above; `exc` is a live object.
+        let repr = unsafe { ffi::PyObject_Repr(exc.as_ptr()) };
+        match NonNull::new(repr).map(Obj) {
+            Some(r) => Failure(self.to_string(&r)),
+            None => {
+                // SAFETY: as above.
+                unsafe { ffi::PyErr_Clear() };
+                Failure::new("an exception whose repr() failed")
+            }
+        }
+    }
+
+    fn none(self) -> *mut ffi::PyObject {
+        &raw mut ffi::_Py_NoneStruct
+    }
+
+    fn is_none(self, o: *mut ffi::PyObject) -> bool {
+        o == self.none()
+    }
+
+    /// A new `str` from UTF-8.
+    fn new_str(self, s: &str) -> Result<Obj, Failure> {
+        // SAFETY: interpreter running, GIL held (token); the buffer is valid
+        // for `s.len()` bytes.
+        self.own(unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as isize) })
+    }
+
+    /// A `str` object's text; lone surrogates come out backslash-escaped
+    /// (WIT strings must be valid UTF-8).
+    fn to_string(self, o: &Obj) -> String {
+        self.str_of(o.as_ptr())
+    }
+
+    fn str_of(self, o: *mut ffi::PyObject) -> String {
+        let mut len: isize = 0;
+        // SAFETY: interpreter running, GIL held (token); `o` is a live `str`.
+        let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(o, &mut len) };
+        if !data.is_null() {
+            // SAFETY: CPython returns a buffer of `len` bytes of valid UTF-8
+            // that lives as long as `o`; we copy it at once.
+            let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+            return String::from_utf8_lossy(bytes).into_owned();
+        }
+        // SAFETY: as above.
+        unsafe { ffi::PyErr_Clear() };
+        // SAFETY: as above; both names are NUL-terminated literals.
+        let bytes = unsafe {
+            ffi::PyUnicode_AsEncodedString(o, c"utf-8".as_ptr(), c"backslashreplace".as_ptr())
+        };
+        match NonNull::new(bytes).map(Obj) {
+            Some(b) => {
+                let mut ptr: *mut c_char = std::ptr::null_mut();
+                let mut len: isize = 0;
+                // SAFETY: as above; `b` is a live `bytes`.
+                if unsafe { ffi::PyBytes_AsStringAndSize(b.as_ptr(), &mut ptr, &mut len) } == 0 {
+                    // SAFETY: the buffer has `len` bytes and lives as long as `b`.
+                    let bytes =
+                        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
+                    return String::from_utf8_lossy(bytes).into_owned();
+                }
+                // SAFETY: as above.
+                unsafe { ffi::PyErr_Clear() };
+                String::new()
+            }
+            None => {
+                // SAFETY: as above.
+                unsafe { ffi::PyErr_Clear() };
+                String::new()
+            }
+        }
+    }
+
+    /// `callable(*args)`.
+    fn call(self, callable: &Obj, args: Vec<Obj>) -> Result<Obj, Failure> {
+        // SAFETY: interpreter running, GIL held (token).
+        let tuple = self.own(unsafe { ffi::PyTuple_New(args.len() as isize) })?;
+        for (i, a) in args.into_iter().enumerate() {
+            let ptr = a.as_ptr();
+            std::mem::forget(a);
+            // SAFETY: as above; `PyTuple_SetItem` steals the reference we
+            // just gave up, into a fresh tuple of the right size.
+            if unsafe { ffi::PyTuple_SetItem(tuple.as_ptr(), i as isize, ptr) } != 0 {
+                return Err(self.take_error());
+            }
+        }
+        // SAFETY: as above; both are live objects.
+        self.own(unsafe { ffi::PyObject_CallObject(callable.as_ptr(), tuple.as_ptr()) })
+    }
+
+    /// `t[i]` of a tuple, borrowed.
+    fn item(self, t: &Obj, i: isize) -> Result<*mut ffi::PyObject, Failure> {
+        // SAFETY: interpreter running, GIL held (token); `t` is a live tuple.
+        let item = unsafe { ffi::PyTuple_GetItem(t.as_ptr(), i) };
+        if item.is_null() {
+            Err(self.take_error())
+        } else {
+            Ok(item)
+        }
+    }
+
+    /// Runs user code in `__main__` (see `prelude.py`).
+    pub fn execute(self, code: &str, output_limit: u32) -> Result<Output, Failure> {
+        let code = self.new_str(code)?;
+        // SAFETY: interpreter running, GIL held (token).
+        let limit = self.own(unsafe { ffi::PyLong_FromUnsignedLong(output_limit.into()) })?;
+        let r = self.call(&self.prelude().execute, vec![code, limit])?;
+        Output::read_from(&PyFields { py: self, obj: &r })
+    }
+
+    /// Empties `__main__`.
+    pub fn clear(self) -> Result<(), Failure> {
+        self.call(&self.prelude().clear, Vec::new()).map(drop)
+    }
+
+    /// A new reference to a borrowed object.
+    fn retain(self, o: *mut ffi::PyObject) -> Obj {
+        // SAFETY: interpreter running, GIL held (token); `o` is a live
+        // object borrowed from a container the caller holds.
+        unsafe { ffi::Py_IncRef(o) };
+        Obj(NonNull::new(o).expect("borrowed references are non-null"))
+    }
+
+    fn bool_obj(self, v: bool) -> Obj {
+        // SAFETY: interpreter running, GIL held (token).
+        let ptr = unsafe { ffi::PyBool_FromLong(v.into()) };
+        Obj(NonNull::new(ptr).expect("PyBool_FromLong never fails"))
+    }
+
+    fn bytes_of(self, o: *mut ffi::PyObject) -> Result<Vec<u8>, Failure> {
+        let mut ptr: *mut c_char = std::ptr::null_mut();
+        let mut len: isize = 0;
+        // SAFETY: interpreter running, GIL held (token); valid out-pointers.
+        if unsafe { ffi::PyBytes_AsStringAndSize(o, &mut ptr, &mut len) } != 0 {
+            return Err(self.take_error());
+        }
+        // SAFETY: CPython returns `len` bytes that live as long as `o`; copied at once.
+        Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) }.to_vec())
+    }
+
+    fn new_bytes(self, data: &[u8]) -> Result<Obj, Failure> {
+        // SAFETY: interpreter running, GIL held (token); `data` is valid for its length.
+        self.own(unsafe {
+            ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), data.len() as isize)
+        })
+    }
+
+    fn len(self, t: &Obj) -> Result<isize, Failure> {
+        // SAFETY: interpreter running, GIL held (token); `t` is a live tuple or list.
+        let n = unsafe { ffi::PyObject_Size(t.as_ptr()) };
+        if n < 0 { Err(self.take_error()) } else { Ok(n) }
+    }
+
+    /// `seq[i]` of any sequence, as a new reference.
+    fn seq_item(self, seq: &Obj, i: isize) -> Result<Obj, Failure> {
+        // SAFETY: interpreter running, GIL held (token); `seq` is live.
+        self.own(unsafe { ffi::PySequence_GetItem(seq.as_ptr(), i) })
+    }
+
+    /// Pickles the user's names in `__main__` (see `prelude.py`); the inner
+    /// `Err` lists the names that cannot be pickled.
+    pub fn snapshot(
+        self,
+        skip_unpicklable: bool,
+    ) -> Result<Result<StateSnapshot, Vec<Unpicklable>>, Failure> {
+        let r = self.call(
+            &self.prelude().snapshot,
+            vec![self.bool_obj(skip_unpicklable)],
+        )?;
+        let tag = self.str_of(self.item(&r, 0)?);
+        let body = self.retain(self.item(&r, 1)?);
+        if tag == "ok" {
+            StateSnapshot::read_from(&PyFields {
+                py: self,
+                obj: &body,
+            })
+            .map(Ok)
+        } else {
+            self.records(&body, |f| Unpicklable::read_from(f)).map(Err)
+        }
+    }
+
+    /// Reads every item of a sequence as a record.
+    fn records<T>(
+        self,
+        seq: &Obj,
+        read: fn(&PyFields<'_>) -> Result<T, Failure>,
+    ) -> Result<Vec<T>, Failure> {
+        (0..self.len(seq)?)
+            .map(|i| {
+                let item = self.seq_item(seq, i)?;
+                read(&PyFields {
+                    py: self,
+                    obj: &item,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces `__main__`'s user names with a snapshot payload; `Ok(Err(..))`
+    /// says why the payload was refused (the session is then unchanged).
+    pub fn restore(self, data: &[u8]) -> Result<Result<(), String>, Failure> {
+        let payload = self.new_bytes(data)?;
+        let r = self.call(&self.prelude().restore, vec![payload])?;
+        if self.is_none(r.as_ptr()) {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(self.to_string(&r)))
+        }
+    }
+}
+
+/// Sets an integer option of an init config.
+///
+/// # Safety
+/// `cfg` must be a live config.
+unsafe fn set_int(cfg: *mut ffi::PyInitConfig, name: &CStr, v: i64) -> Result<(), Failure> {
+    // SAFETY: forwarded to the caller; `name` is NUL-terminated.
+    if unsafe { ffi::PyInitConfig_SetInt(cfg, name.as_ptr(), v) } == 0 {
+        Ok(())
+    } else {
+        // SAFETY: forwarded to the caller.
+        Err(unsafe { config_error(cfg) })
+    }
+}
+
+/// The error stored in an init config.
+///
+/// # Safety
+/// `cfg` must be a live config.
+unsafe fn config_error(cfg: *mut ffi::PyInitConfig) -> Failure {
+    let mut msg: *const c_char = std::ptr::null();
+    // SAFETY: forwarded to the caller; `msg` is a valid out-pointer.
+    if unsafe { ffi::PyInitConfig_GetError(cfg, &mut msg) } == 1 && !msg.is_null() {
+        // SAFETY: CPython returns a NUL-terminated string owned by `cfg`.
+        Failure(
+            unsafe { CStr::from_ptr(msg) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    } else {
+        Failure::new("unknown configuration error")
+    }
+}
+
+/// Initializes CPython and loads the prelude.
+fn start() -> Result<Prelude, Failure> {
+    // SAFETY: called once, before any other CPython call.
+    let cfg = unsafe { ffi::PyInitConfig_Create() };
+    if cfg.is_null() {
+        return Err(Failure::new("PyInitConfig_Create: out of memory"));
+    }
+    // SAFETY: `cfg` is live until the `PyInitConfig_Free` below.
+    let result = unsafe { configure_and_init(cfg) };
+    // SAFETY: created above, freed once.
+    unsafe { ffi::PyInitConfig_Free(cfg) };
+    result?;
+    let py = Python { _private: () };
+    // Read before the prelude drops it from the environment.
+    let preimports = std::env::var("ERYX_PREIMPORT").unwrap_or_default();
+    let prelude = load_prelude(py)?;
+    preimport(py, &preimports)?;
+    forget_wasi_handles();
+    Ok(prelude)
+}
+
+/// Imports the modules named in `ERYX_PREIMPORT` (comma-separated). The
+/// host sets it only in the store it pre-initialises a component in (a
+/// sandbox's environment is empty), so that the snapshot has them loaded.
+fn preimport(py: Python, list: &str) -> Result<(), Failure> {
+    for name in list.split(',').filter(|n| !n.is_empty()) {
+        let c_name =
+            CString::new(name).map_err(|_| Failure(format!("bad module name {name:?}")))?;
+        // SAFETY: interpreter running, GIL held (token); NUL-terminated name.
+        let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr()) };
+        py.own(module)
+            .map_err(|e| e.context(&format!("pre-import of `{name}` raised")))?;
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "wasm32")]
+unsafe extern "C" {
+    /// wasi-libc: forgets the preopened directories, so that the next path
+    /// lookup asks the host for them again.
+    fn __wasilibc_reset_preopens();
+}
+
+/// Drops wasi-libc's cached WASI resource handles (the preopens) once
+/// start-up is done. A pre-initialised snapshot of this instance (taken
+/// right after start-up) would otherwise hold handles that mean nothing in
+/// the instances made from it; this way each instance fetches its own on
+/// first use. Costs one host call in a normal instance.
+fn forget_wasi_handles() {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: a plain libc call with no arguments, made on the one thread,
+    // while no directory stream or path lookup is in progress.
+    unsafe {
+        __wasilibc_reset_preopens()
+    };
+}
+
+/// # Safety
+/// `cfg` must be a live config and the interpreter not yet initialized.
+unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure> {
+    let ints: &[(&CStr, i64)] = &[
+        (c"install_signal_handlers", 0),
+        (c"site_import", 0),
+        (c"user_site_directory", 0),
+        (c"write_bytecode", 0),
+        (c"parse_argv", 0),
+        (c"safe_path", 1),
+        (c"faulthandler", 0),
+        (c"buffered_stdio", 0),
+    ];
+    for (name, v) in ints {
+        // SAFETY: forwarded to the caller.
+        unsafe { set_int(cfg, name, *v)? };
+    }
+    let home = CString::new(HOME).expect("no NUL");
+    // SAFETY: forwarded to the caller; both strings are NUL-terminated.
+    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"home".as_ptr(), home.as_ptr()) } != 0 {
+        // SAFETY: forwarded to the caller.
+        return Err(unsafe { config_error(cfg) });
+    }
+    let stdlib = CString::new(STDLIB).expect("no NUL");
+    let site = CString::new(SITE_PACKAGES).expect("no NUL");
+    let paths = [stdlib.as_ptr().cast_mut(), site.as_ptr().cast_mut()];
+    // SAFETY: forwarded to the caller; valid NUL-terminated items.
+    if unsafe {
+        ffi::PyInitConfig_SetStrList(
+            cfg,
+            c"module_search_paths".as_ptr(),
+            paths.len(),
+            paths.as_ptr(),
+        )
+    } != 0
+    {
+        // SAFETY: forwarded to the caller.
+        return Err(unsafe { config_error(cfg) });
+    }
+    // SAFETY: forwarded to the caller.
+    if unsafe { ffi::Py_InitializeFromInitConfig(cfg) } != 0 {
+        // SAFETY: forwarded to the caller.
+        let msg = unsafe { config_error(cfg) };
+        return Err(Failure(format!(
+            "Python failed to start: {msg} (the standard library is expected read-only at {STDLIB})"
+        )));
+    }
+    Ok(())
+}
+
+fn load_prelude(py: Python) -> Result<Prelude, Failure> {
+    let src = CString::new(PRELUDE).map_err(|_| Failure::new("prelude contains NUL"))?;
+    let fail = |e: Failure| e.context("loading the eryx prelude failed");
+    // SAFETY: interpreter running, GIL held; NUL-terminated strings.
+    let code = py
+        .own(unsafe {
+            ffi::Py_CompileString(src.as_ptr(), c"<eryx-prelude>".as_ptr(), ffi::Py_file_input)
+        })
+        .map_err(fail)?;
+    // SAFETY: as above.
+    let globals = py.own(unsafe { ffi::PyDict_New() }).map_err(fail)?;
+    // SAFETY: as above; `PyDict_SetItemString` does not steal.
+    let name = py.new_str("_eryx_prelude").map_err(fail)?;
+    // SAFETY: as above.
+    if unsafe { ffi::PyDict_SetItemString(globals.as_ptr(), c"__name__".as_ptr(), name.as_ptr()) }
+        != 0
+    {
+        return Err(fail(py.take_error()));
+    }
+    // SAFETY: as above; the builtins are a borrowed reference.
+    if unsafe {
+        ffi::PyDict_SetItemString(
+            globals.as_ptr(),
+            c"__builtins__".as_ptr(),
+            ffi::PyEval_GetBuiltins(),
+        )
+    } != 0
+    {
+        return Err(fail(py.take_error()));
+    }
+    // SAFETY: as above.
+    py.own(unsafe { ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()) })
+        .map_err(fail)?;
+    let get = |name: &CStr| -> Result<Obj, Failure> {
+        // SAFETY: as above; a borrowed reference, made owned right away.
+        let f = unsafe { ffi::PyDict_GetItemString(globals.as_ptr(), name.as_ptr()) };
+        let f = NonNull::new(f)
+            .ok_or_else(|| fail(Failure(format!("the prelude defines no {name:?}"))))?;
+        // SAFETY: as above.
+        unsafe { ffi::Py_IncRef(f.as_ptr()) };
+        Ok(Obj(f))
+    };
+    Ok(Prelude {
+        execute: get(c"execute")?,
+        clear: get(c"clear")?,
+        snapshot: get(c"snapshot")?,
+        restore: get(c"restore")?,
+    })
+}
+
+/// A record the prelude returned (a `dict` keyed by the WIT field names in
+/// snake case), read field by field by the generated `read_from`s.
+struct PyFields<'a> {
+    py: Python,
+    obj: &'a Obj,
+}
+
+impl PyFields<'_> {
+    /// The field's value, borrowed from the dict.
+    fn get(&self, name: &'static str) -> Result<*mut ffi::PyObject, Failure> {
+        let key = CString::new(name).expect("WIT names have no NUL");
+        // SAFETY: interpreter running, GIL held (token); a live object and a
+        // NUL-terminated key; the result is borrowed from the dict.
+        let item = unsafe { ffi::PyDict_GetItemString(self.obj.as_ptr(), key.as_ptr()) };
+        if item.is_null() {
+            // SAFETY: as above (`PyDict_GetItemString` may leave an error set).
+            unsafe { ffi::PyErr_Clear() };
+            return Err(Failure(format!(
+                "the prelude's result has no field `{name}` (prelude.py and wit/sandbox.wit disagree)"
+            )));
+        }
+        Ok(item)
+    }
+
+    /// The field as an owned object.
+    fn owned(&self, name: &'static str) -> Result<Obj, Failure> {
+        Ok(self.py.retain(self.get(name)?))
+    }
+}
+
+impl Fields for PyFields<'_> {
+    type Error = Failure;
+
+    fn field<T: Field<Self>>(&self, name: &'static str) -> Result<T, Failure> {
+        T::read(self, name)
+    }
+}
+
+impl Field<PyFields<'_>> for String {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<String, Failure> {
+        Ok(src.py.str_of(src.get(name)?))
+    }
+}
+
+impl Field<PyFields<'_>> for bool {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<bool, Failure> {
+        // SAFETY: interpreter running, GIL held (token); a live object.
+        match unsafe { ffi::PyObject_IsTrue(src.get(name)?) } {
+            -1 => Err(src.py.take_error()),
+            v => Ok(v == 1),
+        }
+    }
+}
+
+impl Field<PyFields<'_>> for Option<String> {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<Option<String>, Failure> {
+        let o = src.get(name)?;
+        Ok((!src.py.is_none(o)).then(|| src.py.str_of(o)))
+    }
+}
+
+impl Field<PyFields<'_>> for Option<PythonException> {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<Option<PythonException>, Failure> {
+        let o = src.owned(name)?;
+        if src.py.is_none(o.as_ptr()) {
+            return Ok(None);
+        }
+        PythonException::read_from(&PyFields {
+            py: src.py,
+            obj: &o,
+        })
+        .map(Some)
+    }
+}
+
+impl Field<PyFields<'_>> for Vec<u8> {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<Vec<u8>, Failure> {
+        src.py.bytes_of(src.get(name)?)
+    }
+}
+
+impl Field<PyFields<'_>> for Vec<String> {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<Vec<String>, Failure> {
+        let seq = src.owned(name)?;
+        (0..src.py.len(&seq)?)
+            .map(|i| src.py.seq_item(&seq, i).map(|s| src.py.to_string(&s)))
+            .collect()
+    }
+}

@@ -1,0 +1,185 @@
+//! The `eryx` CLI, run as a process against the real bundle.
+
+use std::process::Command;
+
+use crate::support::{eryx, eryx_exe, example, text};
+
+#[test]
+fn dash_c_prints_to_stdout_and_stderr_separately() {
+    let out = eryx(
+        &[
+            "-c",
+            "import json,sys; print(json.dumps({'a':[1,2]})); print('e', file=sys.stderr)",
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "{\"a\": [1, 2]}\n");
+    assert_eq!(text(&out.stderr), "e\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn code_from_stdin() {
+    let out = eryx(&[], Some("print(sum(range(10)))\n"));
+    assert_eq!(text(&out.stdout), "45\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn run_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prog.py");
+    std::fs::write(&file, "def f(x):\n    return x * 2\nprint(f(21))\n").unwrap();
+    let out = eryx(&["run", file.to_str().unwrap()], None);
+    assert_eq!(text(&out.stdout), "42\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn python_exception_exits_1_with_traceback() {
+    let out = eryx(&["-c", "print('partial')\nraise ValueError('boom')"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "partial\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("Traceback (most recent call last):\n"),
+        "{err}"
+    );
+    assert!(err.ends_with("ValueError: boom\n"), "{err}");
+}
+
+#[test]
+fn missing_bundle_exits_2_naming_the_fix() {
+    let out = Command::new(eryx_exe())
+        .args(["-c", "print(1)"])
+        .env_remove("ERYX_BUNDLE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cargo xtask dist"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(eryx_exe())
+        .arg("--bundle")
+        .arg(dir.path())
+        .args(["-c", "print(1)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no eryx bundle at") && err.contains("cargo xtask dist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_file_exits_2() {
+    let out = eryx(&["run", "/nonexistent/prog.py"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/prog.py"));
+}
+
+#[test]
+fn state_file_carries_a_session_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.bin");
+    let state = state.to_str().unwrap();
+    let out = eryx(&["--state", state, "-c", "x = 41"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = eryx(&["--state", state, "-c", "print(x + 1)"], None);
+    assert_eq!(text(&out.stdout), "42\n");
+    std::fs::write(dir.path().join("s.bin"), b"garbage").unwrap();
+    let out = eryx(&["--state", state, "-c", "print(1)"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("invalid snapshot: not an eryx snapshot"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn json_output_is_one_object() {
+    let out = eryx(&["--json", "-c", "print('hi')\n6 * 7"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stdout"], "hi\n");
+    assert_eq!(v["value"], "42");
+    assert_eq!(v["error"], serde_json::Value::Null);
+    assert_eq!(v["truncated"], false);
+    assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
+    let out = eryx(&["--json", "-c", "raise KeyError('k')"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["type"], "KeyError");
+}
+
+#[test]
+fn timeout_and_memory_flags_apply() {
+    let out = eryx(&["--timeout", "0.3", "-c", "while True: pass"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("timed out after 300ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eryx(
+        &["--memory", "64M", "-c", "b = bytearray(100 * 1024 * 1024)"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).ends_with("MemoryError\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eryx(&["--memory", "12Q", "-c", "1"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn repl_keeps_the_session_and_prints_values() {
+    let out = eryx(
+        &["repl"],
+        Some("def f(x):\n    return x * 2\n\nf(21)\n1/0\nf(1)\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "42\n2\n");
+    assert!(text(&out.stderr).contains("ZeroDivisionError: division by zero"));
+}
+
+#[test]
+fn raw_writes_to_fd_1_and_2_never_reach_the_host() {
+    let out = eryx(
+        &[
+            "-c",
+            "import os\nos.write(1, b'raw-out\\n')\nos.write(2, b'raw-err\\n')\nprint('ok')",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "ok\n");
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn package_flag_links_the_extensions_it_holds() {
+    let ext = example("fastsum");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&ext, dir.path().join("fastsum.cpython-314-wasm32-wasi.so")).unwrap();
+    let out = eryx(
+        &[
+            "--package",
+            dir.path().to_str().unwrap(),
+            "-c",
+            "import fastsum; print(fastsum.fast_sum(100))",
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "4950\n", "{}", text(&out.stderr));
+}

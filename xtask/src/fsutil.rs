@@ -1,0 +1,29 @@
+//! File helpers shared by the xtask steps.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Hard-links `from` to `to`, or copies it where linking is not possible.
+pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+/// Recreates the directory tree `from` at `to`, linking or copying files.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            link_or_copy(&e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
