@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, TypedFunc};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -80,8 +80,11 @@ fn pre(engine: &Engine, component: &Component) -> Result<InstancePre<Host>> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
-/// Instantiates and calls `run(code)` once; the stdout of the code.
-fn call_new(engine: &Engine, pre: &InstancePre<Host>, code: &str) -> Result<String> {
+/// The benchmark app's `run(code) -> stdout` export.
+type RunFunc = TypedFunc<(String,), (String,)>;
+
+/// A new instance in its own store, and its `run` export.
+fn instance(engine: &Engine, pre: &InstancePre<Host>) -> Result<(Store<Host>, RunFunc)> {
     let mut store = Store::new(
         engine,
         Host {
@@ -93,10 +96,16 @@ fn call_new(engine: &Engine, pre: &InstancePre<Host>, code: &str) -> Result<Stri
         .instantiate(&mut store)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let run = instance
-        .get_typed_func::<(&str,), (String,)>(&mut store, "run")
+        .get_typed_func::<(String,), (String,)>(&mut store, "run")
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok((store, run))
+}
+
+/// Instantiates and calls `run(code)` once; the stdout of the code.
+fn call_new(engine: &Engine, pre: &InstancePre<Host>, code: &str) -> Result<String> {
+    let (mut store, run) = instance(engine, pre)?;
     let (out,) = run
-        .call(&mut store, (code,))
+        .call(&mut store, (code.to_owned(),))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(out)
 }
@@ -291,24 +300,12 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     );
 
     // Calls on one live instance.
-    let mut store = Store::new(
-        &engine,
-        Host {
-            ctx: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-        },
-    );
-    let instance = pre
-        .instantiate(&mut store)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let run = instance
-        .get_typed_func::<(&str,), (String,)>(&mut store, "run")
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (mut store, run) = instance(&engine, &pre)?;
     let mut calls = Vec::new();
     for _ in 0..if ctx.quick { 3 } else { 10 } {
         let start = Instant::now();
         for _ in 0..100 {
-            run.call(&mut store, ("x = 1",))
+            run.call(&mut store, ("x = 1".to_owned(),))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
         calls.push(ms(start) / 100.0);
@@ -323,7 +320,7 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     // CPU-bound kernels in the componentize-py component.
     let repeats = if ctx.quick { 1 } else { 5 };
     let (out,) = run
-        .call(&mut store, (crate::kernels_code(repeats).as_str(),))
+        .call(&mut store, (crate::kernels_code(repeats),))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (name, t) in crate::parse_kernels(&out)? {
         report.add(

@@ -31,6 +31,18 @@ pub struct PyMethodDef {
     pub ml_doc: *const c_char,
 }
 
+impl PyMethodDef {
+    /// The all-NULL entry that ends a method table (`{NULL, NULL, 0, NULL}`).
+    pub const fn zeroed() -> PyMethodDef {
+        PyMethodDef {
+            ml_name: core::ptr::null(),
+            ml_meth: None,
+            ml_flags: 0,
+            ml_doc: core::ptr::null(),
+        }
+    }
+}
+
 /// `PyModuleDef_Base` (`PyModuleDef_HEAD_INIT`).
 #[repr(C)]
 pub struct PyModuleDef_Base {
@@ -43,6 +55,17 @@ pub struct PyModuleDef_Base {
     /// `m_copy`
     pub m_copy: *mut PyObject,
 }
+
+/// `PyModuleDef_HEAD_INIT`: the header every module definition starts with.
+pub const PyModuleDef_HEAD_INIT: PyModuleDef_Base = PyModuleDef_Base {
+    ob_base: PyObject {
+        ob_refcnt: 1,
+        ob_type: core::ptr::null_mut(),
+    },
+    m_init: None,
+    m_index: 0,
+    m_copy: core::ptr::null_mut(),
+};
 
 /// `PyModuleDef`: a module definition.
 #[repr(C)]
@@ -77,4 +100,8 @@ const _: () = {
 unsafe extern "C" {
     /// Creates a module from `def` (single-phase init); new reference or NULL.
     pub fn PyModule_Create2(def: *mut PyModuleDef, apiver: c_int) -> *mut PyObject;
+    /// Marks `def` as initialised and returns it as an object, for
+    /// multi-phase init (PEP 489): `PyInit_<module>` returns this and
+    /// CPython creates the module from the definition.
+    pub fn PyModuleDef_Init(def: *mut PyModuleDef) -> *mut PyObject;
 }

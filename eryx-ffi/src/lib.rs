@@ -40,6 +40,7 @@ pub mod hooks;
 pub mod raw;
 mod value;
 mod wit;
+pub mod world;
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 

@@ -8,51 +8,73 @@ use eryx_linker::{EXTENSION_SUFFIXES, Extension, SITE_PACKAGES};
 
 use crate::Error;
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<Extension>) -> Result<(), Error> {
-    let io = |source| Error::Package {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io)?;
-        if kind.is_dir() {
-            walk(root, &path, out)?;
-        } else if kind.is_file() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let looks_native =
-                name.ends_with(".so") || EXTENSION_SUFFIXES.iter().any(|s| name.ends_with(s));
-            if looks_native {
-                let rel = path.strip_prefix(root).unwrap_or(&path);
-                let rel: Vec<String> = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                let guest = format!("{SITE_PACKAGES}/{}", rel.join("/"));
-                let bytes = std::fs::read(&path).map_err(|source| Error::Package {
-                    path: path.clone(),
-                    source,
-                })?;
-                if eryx_linker::is_library_name(&name) {
-                    out.push(Extension::library(guest, bytes)?);
-                } else {
-                    out.push(Extension::new(guest, bytes)?);
-                }
+/// Calls `visit(path, relative path)` for every regular file under `root`,
+/// in a stable (sorted) order; links are not followed.
+fn walk_files(
+    root: &Path,
+    visit: &mut dyn FnMut(&Path, &Path) -> Result<(), Error>,
+) -> Result<(), Error> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        visit: &mut dyn FnMut(&Path, &Path) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let io = |source| Error::Package {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                walk(root, &path, visit)?;
+            } else if kind.is_file() {
+                visit(&path, path.strip_prefix(root).unwrap_or(&path))?;
             }
         }
+        Ok(())
     }
-    Ok(())
+    walk(root, root, visit)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Package {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Every extension module under `dir`, validated, with its guest path.
 pub(crate) fn extensions(dir: &Path) -> Result<Vec<Extension>, Error> {
     let mut out = Vec::new();
-    walk(dir, dir, &mut out)?;
+    walk_files(dir, &mut |path, rel| {
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let looks_native =
+            name.ends_with(".so") || EXTENSION_SUFFIXES.iter().any(|s| name.ends_with(s));
+        if !looks_native {
+            return Ok(());
+        }
+        let rel: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let guest = format!("{SITE_PACKAGES}/{}", rel.join("/"));
+        let bytes = read(path)?;
+        out.push(if eryx_linker::is_library_name(&name) {
+            Extension::library(guest, bytes)?
+        } else {
+            Extension::new(guest, bytes)?
+        });
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -233,36 +255,14 @@ fn unpack_wheel(
 /// A content hash of every file under `dir` (relative paths and bytes).
 pub(crate) fn content_hash(dir: &Path) -> Result<String, Error> {
     use sha2::{Digest, Sha256};
-    fn walk_files(root: &Path, dir: &Path, h: &mut Sha256) -> Result<(), Error> {
-        let io = |source| Error::Package {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let kind = entry.file_type().map_err(io)?;
-            if kind.is_dir() {
-                walk_files(root, &path, h)?;
-            } else if kind.is_file() {
-                let rel = path.strip_prefix(root).unwrap_or(&path);
-                h.update(rel.to_string_lossy().as_bytes());
-                h.update([0]);
-                let bytes = std::fs::read(&path).map_err(|source| Error::Package {
-                    path: path.clone(),
-                    source,
-                })?;
-                h.update((bytes.len() as u64).to_le_bytes());
-                h.update(&bytes);
-            }
-        }
-        Ok(())
-    }
     let mut h = Sha256::new();
-    walk_files(dir, dir, &mut h)?;
+    walk_files(dir, &mut |path, rel| {
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        let bytes = read(path)?;
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+        Ok(())
+    })?;
     Ok(hex::encode(h.finalize()))
 }

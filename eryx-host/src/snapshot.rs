@@ -5,8 +5,8 @@
 //! "ERYXSNAP" | format u16 | python len u8, python version | sandbox identity 32 B
 //! | payload len u64 | payload sha256 32 B | payload
 //! ```
-//! The identity is the hash of the bundle (and, later, the extension set)
-//! the snapshot was taken with. [`Snapshot::from_bytes`] checks everything
+//! The identity is the hash of the bundle and the extension set the
+//! snapshot was taken with. [`Snapshot::from_bytes`] checks everything
 //! but the pickle itself, which is only ever decoded inside the guest.
 
 use crate::Error;

@@ -17,9 +17,11 @@ use std::ptr::NonNull;
 
 use eryx_cpython_sys as ffi;
 
+use eryx_ffi::world::{Field, Fields};
+
 use crate::world::{
-    Field, Fields, GUEST_HOME as HOME, GUEST_STDLIB as STDLIB, Output, PythonException,
-    SITE_PACKAGES, StateSnapshot, Unpicklable,
+    GUEST_HOME as HOME, GUEST_STDLIB as STDLIB, Output, PythonException, SITE_PACKAGES,
+    StateSnapshot, Unpicklable,
 };
 
 /// Why the runtime could not do what it was asked: a failed CPython call (its
@@ -411,7 +413,7 @@ fn preimport(py: Python, list: &str) -> Result<(), Failure> {
         // SAFETY: interpreter running, GIL held (token); NUL-terminated name.
         let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr()) };
         py.own(module)
-            .map_err(|e| e.context(&format!("pre-import of `{name}` raised")))?;
+            .map_err(|e| Failure(format!("pre-import of `{name}` raised {e}")))?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
     reason = "generated: one closure shape for every type"
 )]
 
+use eryx_ffi::world::{Field, Fields};
 use eryx_ffi::{Value, Wit};
 
 /// `sys.prefix` of the guest.
@@ -229,11 +230,11 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
         "execute" => {
             let code = match args.next() {
                 Some(Value::String(v)) => v,
-                other => bad_argument("execute", "code", other),
+                other => eryx_ffi::world::bad_argument("execute", "code", other.as_ref()),
             };
             let output_limit = match args.next() {
                 Some(Value::U32(v)) => v,
-                other => bad_argument("execute", "output-limit", other),
+                other => eryx_ffi::world::bad_argument("execute", "output-limit", other.as_ref()),
             };
             let r = E::execute(code, output_limit);
             Some(match r {
@@ -244,7 +245,11 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
         "snapshot-state" => {
             let skip_unpicklable = match args.next() {
                 Some(Value::Bool(v)) => v,
-                other => bad_argument("snapshot-state", "skip-unpicklable", other),
+                other => eryx_ffi::world::bad_argument(
+                    "snapshot-state",
+                    "skip-unpicklable",
+                    other.as_ref(),
+                ),
             };
             let r = E::snapshot_state(skip_unpicklable);
             Some(match r {
@@ -255,7 +260,7 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
         "restore-state" => {
             let data = match args.next() {
                 Some(Value::Bytes(v)) => v,
-                other => bad_argument("restore-state", "data", other),
+                other => eryx_ffi::world::bad_argument("restore-state", "data", other.as_ref()),
             };
             let r = E::restore_state(data);
             Some(match r {
@@ -274,50 +279,8 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
 /// Every variant this file builds by case index, with its case names.
 const VARIANTS: &[(&str, &[&str])] = &[("error", Error::CASES)];
 
-/// Reads the records of this world by field name (see each record's
-/// `read_from`); the runtime implements it on the prelude's results.
-pub trait Fields {
-    /// Why a field could not be read.
-    type Error;
-
-    /// The field `name` as a `T`.
-    fn field<T: Field<Self>>(&self, name: &'static str) -> Result<T, Self::Error>;
-}
-
-/// A Rust type that a [`Fields`] source can produce for a record field.
-pub trait Field<S: Fields + ?Sized>: Sized {
-    /// Reads field `name` of `src`.
-    fn read(src: &S, name: &'static str) -> Result<Self, S::Error>;
-}
-
-fn bad_argument(func: &str, param: &str, found: Option<Value>) -> ! {
-    let found = found.as_ref().map_or("nothing", Value::shape);
-    eryx_ffi::bug(&format!(
-        "export `{func}`: parameter `{param}` arrived as {found}; the bindings were generated \
-         from another wit/sandbox.wit: rebuild with `cargo xtask dist`"
-    ))
-}
-
-/// Checks the bindings' metadata against this file: every export, and the
-/// cases of every variant built here by index. A runtime built for another
-/// WIT aborts at start instead of returning garbage.
+/// Checks the bindings' metadata against this file (see
+/// [`eryx_ffi::world::check_world`]).
 pub fn check(wit: Wit) {
-    let names: Vec<&str> = wit.export_funcs().map(|f| f.name()).collect();
-    if names != EXPORTS {
-        eryx_ffi::bug(&format!(
-            "the bindings export {names:?}, this runtime implements {EXPORTS:?}: rebuild with \
-             `cargo xtask dist`"
-        ));
-    }
-    for (name, cases) in VARIANTS {
-        let found: Option<Vec<&str>> = (0..wit.variant_count())
-            .find(|&i| wit.variant_name(i) == Some(name))
-            .map(|i| wit.variant_case_names(i).collect());
-        if found.as_deref() != Some(*cases) {
-            eryx_ffi::bug(&format!(
-                "the bindings' variant `{name}` has cases {found:?}, this runtime builds \
-                 {cases:?}: rebuild with `cargo xtask dist`"
-            ));
-        }
-    }
+    eryx_ffi::world::check_world(wit, EXPORTS, VARIANTS);
 }

@@ -378,7 +378,7 @@ impl Gen<'_> {
             for p in &f.params {
                 let _ = writeln!(
                     out,
-                    "            let {} = match args.next() {{\n                Some({}) => v,\n                other => bad_argument(\"{}\", \"{}\", other),\n            }};",
+                    "            let {} = match args.next() {{\n                Some({}) => v,\n                other => eryx_ffi::world::bad_argument(\"{}\", \"{}\", other.as_ref()),\n            }};",
                     snake(&p.name),
                     self.param_pattern(&p.ty)?,
                     f.name,
@@ -412,55 +412,6 @@ impl Gen<'_> {
         Ok(())
     }
 }
-
-const HELPERS: &str = r#"/// Reads the records of this world by field name (see each record's
-/// `read_from`); the runtime implements it on the prelude's results.
-pub trait Fields {
-    /// Why a field could not be read.
-    type Error;
-
-    /// The field `name` as a `T`.
-    fn field<T: Field<Self>>(&self, name: &'static str) -> Result<T, Self::Error>;
-}
-
-/// A Rust type that a [`Fields`] source can produce for a record field.
-pub trait Field<S: Fields + ?Sized>: Sized {
-    /// Reads field `name` of `src`.
-    fn read(src: &S, name: &'static str) -> Result<Self, S::Error>;
-}
-
-fn bad_argument(func: &str, param: &str, found: Option<Value>) -> ! {
-    let found = found.as_ref().map_or("nothing", Value::shape);
-    eryx_ffi::bug(&format!(
-        "export `{func}`: parameter `{param}` arrived as {found}; the bindings were generated \
-         from another wit/sandbox.wit: rebuild with `cargo xtask dist`"
-    ))
-}
-
-/// Checks the bindings' metadata against this file: every export, and the
-/// cases of every variant built here by index. A runtime built for another
-/// WIT aborts at start instead of returning garbage.
-pub fn check(wit: Wit) {
-    let names: Vec<&str> = wit.export_funcs().map(|f| f.name()).collect();
-    if names != EXPORTS {
-        eryx_ffi::bug(&format!(
-            "the bindings export {names:?}, this runtime implements {EXPORTS:?}: rebuild with \
-             `cargo xtask dist`"
-        ));
-    }
-    for (name, cases) in VARIANTS {
-        let found: Option<Vec<&str>> = (0..wit.variant_count())
-            .find(|&i| wit.variant_name(i) == Some(name))
-            .map(|i| wit.variant_case_names(i).collect());
-        if found.as_deref() != Some(*cases) {
-            eryx_ffi::bug(&format!(
-                "the bindings' variant `{name}` has cases {found:?}, this runtime builds \
-                 {cases:?}: rebuild with `cargo xtask dist`"
-            ));
-        }
-    }
-}
-"#;
 
 /// Generates `eryx-runtime/src/world.rs` from the WIT text.
 pub(crate) fn guest_world(wit: &str) -> Result<String> {
@@ -527,6 +478,7 @@ pub(crate) fn guest_world(wit: &str) -> Result<String> {
          //! Do not edit: change the WIT and run `cargo xtask codegen`; the xtask\n\
          //! tests fail while this file is stale.\n\n\
          #![allow(clippy::redundant_closure, reason = \"generated: one closure shape for every type\")]\n\n\
+         use eryx_ffi::world::{Field, Fields};\n\
          use eryx_ffi::{Value, Wit};\n\n",
     );
     out.push_str(&layout);
@@ -536,7 +488,11 @@ pub(crate) fn guest_world(wit: &str) -> Result<String> {
         "/// Every variant this file builds by case index, with its case names.\nconst VARIANTS: &[(&str, &[&str])] = &[{}];\n",
         variants.join(", ")
     );
-    out.push_str(HELPERS);
+    out.push_str(
+        "/// Checks the bindings' metadata against this file (see\n\
+         /// [`eryx_ffi::world::check_world`]).\n\
+         pub fn check(wit: Wit) {\n    eryx_ffi::world::check_world(wit, EXPORTS, VARIANTS);\n}\n",
+    );
     rustfmt(&out)
 }
 

@@ -77,24 +77,11 @@ static METHODS: Def<[ffi::PyMethodDef; 3]> = Def(std::cell::UnsafeCell::new([
         ml_flags: ffi::METH_NOARGS,
         ml_doc: c"crash() panics in native code".as_ptr(),
     },
-    ffi::PyMethodDef {
-        ml_name: ptr::null(),
-        ml_meth: None,
-        ml_flags: 0,
-        ml_doc: ptr::null(),
-    },
+    ffi::PyMethodDef::zeroed(),
 ]));
 
 static MODULE: Def<ffi::PyModuleDef> = Def(std::cell::UnsafeCell::new(ffi::PyModuleDef {
-    m_base: ffi::PyModuleDef_Base {
-        ob_base: ffi::PyObject {
-            ob_refcnt: 1,
-            ob_type: ptr::null_mut(),
-        },
-        m_init: None,
-        m_index: 0,
-        m_copy: ptr::null_mut(),
-    },
+    m_base: ffi::PyModuleDef_HEAD_INIT,
     m_name: c"fastsum".as_ptr(),
     m_doc: c"An example eryx native extension.".as_ptr(),
     m_size: -1,

@@ -54,56 +54,48 @@ unsafe extern "C" fn count(
     }
 }
 
-/// A cell CPython may write to (touched only under the GIL).
-struct Def<T>(std::cell::UnsafeCell<T>);
+/// Immutable module tables, shared with CPython.
+struct Table<T>(T);
 
-// SAFETY: the guest is single-threaded; CPython touches these under the GIL.
-unsafe impl<T> Sync for Def<T> {}
+// SAFETY: the guest is single-threaded and CPython only reads these tables
+// (under the GIL).
+unsafe impl<T> Sync for Table<T> {}
 
-static METHODS: Def<[ffi::PyMethodDef; 2]> = Def(std::cell::UnsafeCell::new([
+static METHODS: Table<[ffi::PyMethodDef; 2]> = Table([
     ffi::PyMethodDef {
         ml_name: c"count".as_ptr(),
         ml_meth: Some(count),
         ml_flags: ffi::METH_O,
         ml_doc: c"count(text) -> (lines, words, longest word)".as_ptr(),
     },
-    ffi::PyMethodDef {
-        ml_name: ptr::null(),
-        ml_meth: None,
-        ml_flags: 0,
-        ml_doc: ptr::null(),
-    },
-]));
+    ffi::PyMethodDef::zeroed(),
+]);
 
-static MODULE: Def<ffi::PyModuleDef> = Def(std::cell::UnsafeCell::new(ffi::PyModuleDef {
-    m_base: ffi::PyModuleDef_Base {
-        ob_base: ffi::PyObject {
-            ob_refcnt: 1,
-            ob_type: ptr::null_mut(),
-        },
-        m_init: None,
-        m_index: 0,
-        m_copy: ptr::null_mut(),
-    },
+/// The module definition. With multi-phase init (PEP 489) CPython creates
+/// the module from it, so it stays a plain static that CPython may update
+/// (its header) under the GIL.
+static mut MODULE: ffi::PyModuleDef = ffi::PyModuleDef {
+    m_base: ffi::PyModuleDef_HEAD_INIT,
     m_name: c"wordcount".as_ptr(),
-    m_doc: c"An example eryx native extension: a tiny parser.".as_ptr(),
-    m_size: -1,
-    m_methods: ptr::null_mut(),
+    m_doc: c"An example eryx native extension: a tiny parser (multi-phase init).".as_ptr(),
+    // No per-module state; the module can be created again (e.g. in a
+    // sub-interpreter) from the same definition.
+    m_size: 0,
+    m_methods: (&raw const METHODS.0).cast_mut().cast(),
     m_slots: ptr::null_mut(),
     m_traverse: ptr::null_mut(),
     m_clear: ptr::null_mut(),
     m_free: ptr::null_mut(),
-}));
+};
 
-/// The module's init function, found by CPython's importer via `dlsym`.
+/// The module's init function, found by CPython's importer via `dlsym`:
+/// multi-phase init hands CPython the definition, not a module.
 ///
 /// # Safety
 /// Called once by CPython's importer with the GIL held.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn PyInit_wordcount() -> *mut ffi::PyObject {
-    let def = MODULE.0.get();
-    // SAFETY: single-threaded init under the GIL.
-    unsafe { (*def).m_methods = METHODS.0.get().cast() };
-    // SAFETY: GIL held; `def` is a static, complete module definition.
-    unsafe { ffi::PyModule_Create2(def, ffi::PYTHON_API_VERSION) }
+    // SAFETY: GIL held; `MODULE` is a static, complete definition that only
+    // CPython touches from here on.
+    unsafe { ffi::PyModuleDef_Init(&raw mut MODULE) }
 }
