@@ -229,7 +229,7 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
     store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
     store.set_epoch_deadline(1);
     let mut wizer = wasmtime_wizer::Wizer::new();
-    wizer.init_func("execute(\"\", 0)");
+    wizer.init_func("execute(\"\", {output-limit: 0, filename: none, argv: none})");
     let handle = tokio::runtime::Handle::current();
     let (snapshot, results) = handle
         .block_on(

@@ -1,9 +1,11 @@
 //! The `eryx` CLI: run Python in the sandbox.
 //!
-//! `eryx -c CODE`, `eryx run FILE` (or `eryx FILE`), code from stdin, or an
-//! interactive REPL when stdin is a terminal and no code is given. Python's
-//! stdout and stderr go to ours; exit 1 on a Python exception, 2 on a
-//! sandbox error.
+//! `eryx -c CODE [ARGS]`, `eryx FILE [ARGS]` (or `eryx run FILE [ARGS]`),
+//! `eryx -m MODULE [ARGS]`, code from stdin, or an interactive REPL when
+//! stdin is a terminal and no code is given; `sys.argv` is set as `python3`
+//! sets it. Python's stdout and stderr go to ours; the exit status is the
+//! code's `sys.exit()` status, 1 on an uncaught exception, 2 on a sandbox
+//! error.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,17 +18,23 @@ use eryx_host::{Access, Error, Mount, Output, Sandbox, Snapshot};
 
 /// Run untrusted Python 3.14 in a WebAssembly sandbox.
 ///
-/// `eryx -c CODE`, `eryx run FILE` (or `eryx FILE`), the code on stdin
-/// (`eryx -`), or a REPL (`eryx` / `eryx repl` on a terminal).
+/// `eryx [OPTIONS] -c CODE [ARGS]`, `eryx [OPTIONS] FILE [ARGS]` (or `run
+/// FILE`), `eryx [OPTIONS] -m MODULE [ARGS]`, the code on stdin (`eryx -`),
+/// or a REPL (`eryx` / `eryx repl` on a terminal). As with `python3`,
+/// everything after the code, the module or the file goes to `sys.argv`.
 #[derive(Parser)]
 #[command(name = "eryx", version)]
 struct Cli {
     /// The dist bundle (made by `cargo xtask dist`); defaults to $ERYX_BUNDLE.
     #[arg(long, env = "ERYX_BUNDLE")]
     bundle: Option<PathBuf>,
-    /// Run this code.
-    #[arg(short = 'c', value_name = "CODE", conflicts_with = "target")]
+    /// Run this code (`sys.argv` is `['-c', ARGS...]`).
+    #[arg(short = 'c', value_name = "CODE", conflicts_with = "module")]
     code: Option<String>,
+    /// Run this module as `__main__`, as `python3 -m` does (from the
+    /// standard library or a package).
+    #[arg(short = 'm', value_name = "MODULE")]
+    module: Option<String>,
     /// Wall-clock limit per execution, in seconds (default 30).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
@@ -52,9 +60,11 @@ struct Cli {
     /// host is visible otherwise.
     #[arg(long, value_name = "HOST:GUEST[:ro|rw]", value_parser = parse_mount)]
     mount: Vec<Mount>,
-    /// `run FILE`, `FILE`, `-` for stdin, or `repl`.
-    #[arg(value_name = "run FILE", num_args = 0..=2)]
-    target: Vec<String>,
+    /// `FILE [ARGS...]`, `run FILE [ARGS...]`, `- [ARGS...]` for stdin, or
+    /// `repl`; with `-c`/`-m`: the ARGS (everything after them is passed to
+    /// the script untouched).
+    #[arg(value_name = "FILE ARGS")]
+    args: Vec<String>,
 }
 
 fn parse_mount(s: &str) -> Result<Mount, String> {
@@ -102,34 +112,73 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 enum Mode {
-    Code(String),
+    /// Code to run as the script `filename` with `sys.argv` = `argv`.
+    Script {
+        code: String,
+        filename: String,
+        argv: Vec<String>,
+    },
     Repl,
 }
 
+fn read_stdin() -> anyhow::Result<String> {
+    let mut code = String::new();
+    std::io::stdin()
+        .read_to_string(&mut code)
+        .context("cannot read the code from stdin")?;
+    Ok(code)
+}
+
 fn mode(cli: &Cli) -> anyhow::Result<Mode> {
+    let args = cli.args.clone();
     if let Some(code) = &cli.code {
-        return Ok(Mode::Code(code.clone()));
+        let argv = std::iter::once("-c".to_string()).chain(args).collect();
+        return Ok(Mode::Script {
+            code: code.clone(),
+            filename: "<string>".into(),
+            argv,
+        });
     }
-    let file = match cli.target.as_slice() {
+    if let Some(module) = &cli.module {
+        let argv = std::iter::once("-m".to_string()).chain(args).collect();
+        return Ok(Mode::Script {
+            // What `python3 -m` runs: the module as `__main__`, `sys.argv[0]`
+            // set to its file.
+            code: format!("import runpy\nrunpy._run_module_as_main({module:?})\n"),
+            filename: "<run_module>".into(),
+            argv,
+        });
+    }
+    let (file, rest) = match args.as_slice() {
         [] if std::io::stdin().is_terminal() => return Ok(Mode::Repl),
         [repl] if repl == "repl" => return Ok(Mode::Repl),
-        [] => None,
-        [run, file] if run == "run" => Some(file.as_str()),
-        [file] if file != "run" => Some(file.as_str()),
-        _ => bail!("usage: eryx [OPTIONS] (-c CODE | run FILE | FILE | - | repl)"),
-    };
-    match file {
-        Some(file) if file != "-" => std::fs::read_to_string(file)
-            .map(Mode::Code)
-            .with_context(|| format!("cannot read {file}")),
-        _ => {
-            let mut code = String::new();
-            std::io::stdin()
-                .read_to_string(&mut code)
-                .context("cannot read the code from stdin")?;
-            Ok(Mode::Code(code))
+        [] => {
+            return Ok(Mode::Script {
+                code: read_stdin()?,
+                filename: "<stdin>".into(),
+                argv: vec![String::new()],
+            });
         }
+        [run, file, rest @ ..] if run == "run" => (file, rest),
+        [file, rest @ ..] if file != "run" => (file, rest),
+        _ => bail!("usage: eryx [OPTIONS] (-c CODE | -m MODULE | [run] FILE | - | repl) [ARGS...]"),
+    };
+    let argv = std::iter::once(file.clone())
+        .chain(rest.iter().cloned())
+        .collect();
+    if file == "-" {
+        return Ok(Mode::Script {
+            code: read_stdin()?,
+            filename: "<stdin>".into(),
+            argv,
+        });
     }
+    let code = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
+    Ok(Mode::Script {
+        code,
+        filename: file.clone(),
+        argv,
+    })
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -175,6 +224,21 @@ async fn save_state(sandbox: &mut Sandbox, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The process exit status for a Python exit code (POSIX keeps the low
+/// 8 bits, as `python3` exits with them).
+fn exit_status(code: i32) -> u8 {
+    (code & 0xff) as u8
+}
+
+/// The exit status of one result.
+fn status_of(result: &Result<Output, Error>) -> u8 {
+    match result {
+        Ok(out) => out.exit_code.map_or(0, exit_status),
+        Err(Error::Python(_)) => 1,
+        Err(_) => 2,
+    }
+}
+
 fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
     let (stdout, stderr, value, truncated, error) = match result {
         Ok(o) => (
@@ -204,15 +268,18 @@ fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
             serde_json::json!({"kind": "sandbox", "message": chain(e)}),
         ),
     };
+    let exit_code = result.as_ref().ok().and_then(|o| o.exit_code);
     let obj = serde_json::json!({
         "stdout": stdout,
         "stderr": stderr,
         "value": value,
         "error": error,
+        "exit_code": exit_code,
         "truncated": truncated,
         "duration_ms": elapsed.as_secs_f64() * 1000.0,
     });
-    println!("{obj}");
+    // A closed stdout (`| head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{obj}");
 }
 
 /// Prints one result the way a terminal user expects; returns the exit code.
@@ -230,7 +297,7 @@ fn print_result(result: &Result<Output, Error>, show_value: bool) -> u8 {
                 let _ = writeln!(stderr, "eryx: output was truncated at the sandbox's cap");
             }
             let _ = stdout.flush();
-            0
+            out.exit_code.map_or(0, exit_status)
         }
         Err(Error::Python(e)) => {
             let _ = stdout.write_all(e.stdout.as_bytes());
@@ -283,6 +350,7 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
     eprintln!("eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D to exit.");
     let stdin = std::io::stdin();
     let mut buffer = String::new();
+    let mut status = 0;
     loop {
         eprint!("{}", if buffer.is_empty() { ">>> " } else { "... " });
         let mut line = String::new();
@@ -308,6 +376,15 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
         {
             eprintln!("eryx: the session was lost; continuing in a fresh one");
         }
+        // `exit()`, `quit()`, `sys.exit(n)`: leave with that status.
+        if let Ok(Output {
+            exit_code: Some(code),
+            ..
+        }) = &result
+        {
+            status = exit_status(*code);
+            break;
+        }
     }
     if let Some(path) = state
         && let Err(e) = save_state(sandbox, path).await
@@ -315,7 +392,7 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
         eprintln!("eryx: {e:#}");
         return 2;
     }
-    0
+    status
 }
 
 async fn run(cli: Cli) -> u8 {
@@ -365,23 +442,23 @@ async fn run(cli: Cli) -> u8 {
         eprintln!("eryx: {e:#}");
         return 2;
     }
-    let code = match mode {
+    let (code, filename, argv) = match mode {
         Mode::Repl => return repl(&mut sandbox, cli.state.as_deref()).await,
-        Mode::Code(code) => code,
+        Mode::Script {
+            code,
+            filename,
+            argv,
+        } => (code, filename, argv),
     };
     let start = Instant::now();
-    let result = sandbox.execute(&code).await;
+    let result = sandbox.run_script(&code, &filename, &argv).await;
     let elapsed = start.elapsed();
-    let status = if cli.json {
+    if cli.json {
         print_json(&result, elapsed);
-        match &result {
-            Ok(_) => 0,
-            Err(Error::Python(_)) => 1,
-            Err(_) => 2,
-        }
     } else {
-        print_result(&result, false)
-    };
+        print_result(&result, false);
+    }
+    let status = status_of(&result);
     if let Some(path) = &cli.state
         && result
             .as_ref()
@@ -394,8 +471,54 @@ async fn run(cli: Cli) -> u8 {
     status
 }
 
+/// eryx's options that take a value (as a separate argument).
+const VALUE_OPTIONS: &[&str] = &[
+    "--bundle",
+    "--timeout",
+    "--memory",
+    "--package",
+    "--state",
+    "--mount",
+];
+
+/// Splits the command line where the script's own arguments start (after
+/// `-c CODE`, `-m MODULE` or the first positional argument), as `python3`
+/// does: eryx parses the head, the tail is `sys.argv[1:]` untouched.
+fn split_args(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "-c" || a == "-m" {
+            let end = (i + 2).min(args.len());
+            return (args[..end].to_vec(), args[end..].to_vec());
+        }
+        if let Some(rest) = a.strip_prefix("-c").or_else(|| a.strip_prefix("-m"))
+            && !rest.is_empty()
+            && !a.starts_with("--")
+        {
+            return (args[..=i].to_vec(), args[i + 1..].to_vec());
+        }
+        if a == "--" {
+            return (args[..i].to_vec(), args[i + 1..].to_vec());
+        }
+        if VALUE_OPTIONS.contains(&a) {
+            i += 2;
+        } else if a.starts_with('-') && a != "-" {
+            i += 1;
+        } else {
+            // The first positional: `FILE`, `-`, `run FILE` or `repl`.
+            let end = if a == "run" { i + 2 } else { i + 1 }.min(args.len());
+            return (args[..end].to_vec(), args[end..].to_vec());
+        }
+    }
+    (args.to_vec(), Vec::new())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    let (head, tail) = split_args(&args);
+    let mut cli = Cli::parse_from(head);
+    cli.args.extend(tail);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -420,6 +543,29 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("-1M").is_err());
+    }
+
+    #[test]
+    fn script_arguments_are_not_eryx_options() {
+        let v = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let split = |s: &[&str]| split_args(&v(s));
+        assert_eq!(
+            split(&["eryx", "--json", "-m", "json.tool", "--help"]),
+            (v(&["eryx", "--json", "-m", "json.tool"]), v(&["--help"]))
+        );
+        assert_eq!(
+            split(&["eryx", "--timeout", "2", "s.py", "-c", "x"]),
+            (v(&["eryx", "--timeout", "2", "s.py"]), v(&["-c", "x"]))
+        );
+        assert_eq!(
+            split(&["eryx", "run", "s.py", "--json"]),
+            (v(&["eryx", "run", "s.py"]), v(&["--json"]))
+        );
+        assert_eq!(
+            split(&["eryx", "-cprint(1)", "a"]),
+            (v(&["eryx", "-cprint(1)"]), v(&["a"]))
+        );
+        assert_eq!(split(&["eryx", "--json"]), (v(&["eryx", "--json"]), v(&[])));
     }
 
     #[test]

@@ -15,6 +15,13 @@ use crate::state::{State, Stop};
 use crate::world::{self, Error as GuestError};
 use crate::{Error, PythonError, Unpicklable};
 
+/// The options of the empty `execute` that starts the interpreter.
+const STARTUP_OPTIONS: world::ExecuteOptions = world::ExecuteOptions {
+    output_limit: 0,
+    filename: None,
+    argv: None,
+};
+
 /// How long past its deadline a call blocked in a host call may take before
 /// it is dropped (guest code is stopped by the epoch callback on time).
 const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
@@ -58,6 +65,11 @@ pub struct Output {
     pub value: Option<String>,
     /// Whether stdout or stderr was cut at [`Limits::output_chars`].
     pub truncated: bool,
+    /// Set when the code ended with `SystemExit` (`sys.exit(n)`, `exit()`):
+    /// the exit status as CPython computes it (`None` → 0, an `int` → itself,
+    /// anything else → 1, its text written to `stderr`). Not an error: the
+    /// session goes on.
+    pub exit_code: Option<i32>,
 }
 
 /// Builds a [`Sandbox`].
@@ -498,7 +510,7 @@ impl Sandbox {
             let started = live
                 .call(
                     world::Sandbox::func_execute,
-                    (String::new(), 0),
+                    (String::new(), STARTUP_OPTIONS),
                     STARTUP_LIMIT,
                 )
                 .await;
@@ -548,17 +560,44 @@ impl Sandbox {
         }
     }
 
-    /// Runs `code` in the session's `__main__` namespace.
+    /// Runs `code` in the session's `__main__` namespace, as a cell named
+    /// `<cell-N>` in tracebacks. Top-level `await` works (the code runs on
+    /// the session's asyncio event loop); the value of a trailing
+    /// expression is [`Output::value`].
     ///
     /// A Python exception is [`Error::Python`] (the session goes on); the
     /// other errors are sandbox failures.
     pub async fn execute(&mut self, code: &str) -> Result<Output, Error> {
-        let output_chars = self.limits.output_chars;
+        self.execute_with(code, None, None).await
+    }
+
+    /// Runs `code` as the script `filename` with `sys.argv` set to `argv`
+    /// (as `python3 FILE ARGS...` does: pass the file name as `argv[0]`):
+    /// `__file__` is `filename` and tracebacks name it. Otherwise like
+    /// [`Sandbox::execute`]; the session's namespace is shared.
+    pub async fn run_script(
+        &mut self,
+        code: &str,
+        filename: &str,
+        argv: &[String],
+    ) -> Result<Output, Error> {
+        self.execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()))
+            .await
+    }
+
+    async fn execute_with(
+        &mut self,
+        code: &str,
+        filename: Option<String>,
+        argv: Option<Vec<String>>,
+    ) -> Result<Output, Error> {
+        let options = world::ExecuteOptions {
+            output_limit: self.limits.output_chars,
+            filename,
+            argv,
+        };
         let (result,) = self
-            .call(
-                world::Sandbox::func_execute,
-                (code.to_owned(), output_chars),
-            )
+            .call(world::Sandbox::func_execute, (code.to_owned(), options))
             .await?;
         let out = result.map_err(guest_error)?;
         if let Some(exc) = out.exception {
@@ -575,6 +614,7 @@ impl Sandbox {
             stderr: out.stderr,
             value: out.value,
             truncated: out.truncated,
+            exit_code: out.exit_code,
         })
     }
 

@@ -9,7 +9,7 @@
 use eryx_ffi::{ExportFunc, Interpreter, Value, Wit};
 
 use crate::python::{Failure, Python};
-use crate::world::{self, Error, Output, StateSnapshot};
+use crate::world::{self, Error, ExecuteOptions, Output, StateSnapshot};
 
 /// The interpreter type registered with [`eryx_ffi::export!`].
 pub struct Runtime;
@@ -25,9 +25,9 @@ fn internal(export: &str) -> impl FnOnce(Failure) -> Error + '_ {
 }
 
 impl world::Exports for Runtime {
-    fn execute(code: String, output_limit: u32) -> Result<Output, Error> {
+    fn execute(code: String, options: ExecuteOptions) -> Result<Output, Error> {
         python()?
-            .execute(&code, output_limit)
+            .execute(&code, &options)
             .map_err(internal("execute"))
     }
 

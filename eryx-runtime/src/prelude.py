@@ -21,6 +21,69 @@ __import__("os").environ.pop("ERYX_PREIMPORT", None)
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 
+class _Quitter:
+    """`exit()` / `quit()`, as `site` defines them in a normal CPython (the
+    sandbox does not import `site`)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code=None):
+        raise SystemExit(code)
+
+
+builtins.exit = _Quitter("exit")
+builtins.quit = _Quitter("quit")
+
+
+def _without_self_pipe(loop_class):
+    """asyncio's selector loop wakes itself through a `socket.socketpair()`,
+    which WASI does not have; with no threads and no signal handlers in the
+    sandbox nothing needs waking, so the loop runs without one."""
+
+    def make_self_pipe(self):
+        self._ssock = self._csock = None
+
+    def close_self_pipe(self):
+        pass
+
+    def write_to_self(self):
+        pass
+
+    loop_class._make_self_pipe = make_self_pipe
+    loop_class._close_self_pipe = close_self_pipe
+    loop_class._write_to_self = write_to_self
+
+
+class _AsyncioOnWasi:
+    """Patches `asyncio.selector_events` when it is first imported (so that
+    sessions that never use asyncio do not pay for importing it)."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if fullname != "asyncio.selector_events":
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _without_self_pipe(module.BaseSelectorEventLoop)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+sys.meta_path.insert(0, _AsyncioOnWasi)
+
+
 #: How many executed sources stay registered with `linecache`, so that
 #: tracebacks can show the lines of recent cells.
 _SOURCES_KEPT = 64
@@ -126,15 +189,79 @@ def _describe(exc):
     return {"type_name": type(exc).__qualname__, "message": message, "traceback": text}
 
 
-def execute(code, output_limit):
+def _exit_code(exc, err):
+    """The exit status of a `SystemExit`, as CPython computes it; a message
+    code is written to `err` (the captured stderr), as CPython prints it."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return max(-(2**31), min(code, 2**31 - 1))
+    try:
+        err.write(f"{code}\n")
+    except BaseException:
+        pass
+    return 1
+
+
+_loop = None
+
+
+def _run_coroutine(coro):
+    """Runs a coroutine of a cell with top-level `await` to completion on the
+    session's event loop (made on first use, kept across cells)."""
+    global _loop
+    import asyncio
+
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loop)
+    return _loop.run_until_complete(coro)
+
+
+def _run(code, filename, namespace):
+    """Compiles and runs `code`; returns the value of a trailing expression."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST | flags)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    body = compile(tree, filename, "exec", flags)
+    result = eval(body, namespace)
+    if body.co_flags & _CO_COROUTINE:
+        _run_coroutine(result)
+    if last is None:
+        return None
+    expr = compile(last, filename, "eval", flags)
+    result = eval(expr, namespace)
+    if expr.co_flags & _CO_COROUTINE:
+        result = _run_coroutine(result)
+    return result
+
+
+#: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.
+_CO_COROUTINE = 0x80
+
+
+def execute(code, output_limit, filename=None, argv=None):
     """Runs `code` in `__main__`, keeping `output_limit` characters per stream.
 
-    Returns the WIT `output` record as a dict keyed by its field names
-    (the runtime reads it by name, see `eryx-runtime/src/world.rs`).
+    With `filename` the code runs as that script (`__file__`, tracebacks);
+    with `argv`, `sys.argv` is set first. Returns the WIT `output` record as a
+    dict keyed by its field names (the runtime reads it by name, see
+    `eryx-runtime/src/world.rs`).
     """
     global _counter
     _counter += 1
-    filename = f"<cell-{_counter}>"
+    namespace = __main__.__dict__
+    if filename is None:
+        filename = f"<cell-{_counter}>"
+    elif not filename.startswith("<"):
+        # A script file (`<string>`, `<stdin>` are not files: as in CPython,
+        # they set no `__file__`).
+        namespace["__file__"] = filename
+    if argv is not None:
+        sys.argv = list(argv)
     _register_source(filename, code)
     out = _Capture(output_limit)
     err = _Capture(output_limit)
@@ -142,18 +269,14 @@ def execute(code, output_limit):
     sys.stdout, sys.stderr = out, err
     value = None
     exception = None
+    exit_code = None
     try:
-        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        namespace = __main__.__dict__
-        exec(compile(tree, filename, "exec"), namespace)
-        if last is not None:
-            result = eval(compile(last, filename, "eval"), namespace)
-            if result is not None:
-                builtins._ = result
-                value = repr(result)
+        result = _run(code, filename, namespace)
+        if result is not None:
+            builtins._ = result
+            value = repr(result)
+    except SystemExit as exc:
+        exit_code = _exit_code(exc, err)
     except BaseException as exc:
         exception = _describe(exc)
     finally:
@@ -164,6 +287,7 @@ def execute(code, output_limit):
         "value": value,
         "exception": exception,
         "truncated": out.truncated or err.truncated,
+        "exit_code": exit_code,
     }
 
 

@@ -20,8 +20,8 @@ use eryx_cpython_sys as ffi;
 use eryx_ffi::world::{Field, Fields};
 
 use crate::world::{
-    GUEST_HOME as HOME, GUEST_STDLIB as STDLIB, Output, PythonException, SITE_PACKAGES,
-    StateSnapshot, Unpicklable,
+    ExecuteOptions, GUEST_HOME as HOME, GUEST_STDLIB as STDLIB, Output, PythonException,
+    SITE_PACKAGES, StateSnapshot, Unpicklable,
 };
 
 /// Why the runtime could not do what it was asked: a failed CPython call (its
@@ -239,12 +239,38 @@ impl Python {
     }
 
     /// Runs user code in `__main__` (see `prelude.py`).
-    pub fn execute(self, code: &str, output_limit: u32) -> Result<Output, Failure> {
+    pub fn execute(self, code: &str, options: &ExecuteOptions) -> Result<Output, Failure> {
         let code = self.new_str(code)?;
         // SAFETY: interpreter running, GIL held (token).
-        let limit = self.own(unsafe { ffi::PyLong_FromUnsignedLong(output_limit.into()) })?;
-        let r = self.call(&self.prelude().execute, vec![code, limit])?;
+        let limit =
+            self.own(unsafe { ffi::PyLong_FromUnsignedLong(options.output_limit.into()) })?;
+        let filename = match &options.filename {
+            Some(f) => self.new_str(f)?,
+            None => self.retain(self.none()),
+        };
+        let argv = match &options.argv {
+            Some(args) => self.str_tuple(args)?,
+            None => self.retain(self.none()),
+        };
+        let r = self.call(&self.prelude().execute, vec![code, limit, filename, argv])?;
         Output::read_from(&PyFields { py: self, obj: &r })
+    }
+
+    /// A tuple of `str`s.
+    fn str_tuple(self, items: &[String]) -> Result<Obj, Failure> {
+        // SAFETY: interpreter running, GIL held (token).
+        let tuple = self.own(unsafe { ffi::PyTuple_New(items.len() as isize) })?;
+        for (i, item) in items.iter().enumerate() {
+            let s = self.new_str(item)?;
+            let ptr = s.as_ptr();
+            std::mem::forget(s);
+            // SAFETY: as above; `PyTuple_SetItem` steals the reference we
+            // just gave up, into a fresh tuple of the right size.
+            if unsafe { ffi::PyTuple_SetItem(tuple.as_ptr(), i as isize, ptr) } != 0 {
+                return Err(self.take_error());
+            }
+        }
+        Ok(tuple)
     }
 
     /// Empties `__main__`.
@@ -580,6 +606,24 @@ impl Fields for PyFields<'_> {
 impl Field<PyFields<'_>> for String {
     fn read(src: &PyFields<'_>, name: &'static str) -> Result<String, Failure> {
         Ok(src.py.str_of(src.get(name)?))
+    }
+}
+
+impl Field<PyFields<'_>> for Option<i32> {
+    fn read(src: &PyFields<'_>, name: &'static str) -> Result<Option<i32>, Failure> {
+        let o = src.get(name)?;
+        if src.py.is_none(o) {
+            return Ok(None);
+        }
+        // SAFETY: interpreter running, GIL held (token); a live object.
+        let v = unsafe { ffi::PyLong_AsLongLong(o) };
+        // SAFETY: as above.
+        if v == -1 && !unsafe { ffi::PyErr_Occurred() }.is_null() {
+            return Err(src.py.take_error());
+        }
+        i32::try_from(v)
+            .map(Some)
+            .map_err(|_| Failure(format!("field `{name}`: {v} is not an s32")))
     }
 }
 

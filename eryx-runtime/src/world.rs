@@ -68,6 +68,11 @@ pub struct Output {
     pub exception: Option<PythonException>,
     /// Set when `stdout` or `stderr` was cut at the guest's output cap.
     pub truncated: bool,
+    /// Set when the code ended by raising `SystemExit` (`sys.exit()`,
+    /// `exit()`): the exit status as CPython computes it (`None` is 0,
+    /// an integer is itself, anything else is 1 and its `str()` was
+    /// written to `stderr`). The session goes on.
+    pub exit_code: Option<i32>,
 }
 
 impl Output {
@@ -79,6 +84,7 @@ impl Output {
             Value::option(self.value.map(|v| Value::String(v))),
             Value::option(self.exception.map(|v| v.into_value())),
             Value::Bool(self.truncated),
+            Value::option(self.exit_code.map(|v| Value::S32(v))),
         ])
     }
 
@@ -88,6 +94,7 @@ impl Output {
     where
         Option<PythonException>: Field<S>,
         Option<String>: Field<S>,
+        Option<i32>: Field<S>,
         String: Field<S>,
         bool: Field<S>,
     {
@@ -97,6 +104,49 @@ impl Output {
             value: src.field("value")?,
             exception: src.field("exception")?,
             truncated: src.field("truncated")?,
+            exit_code: src.field("exit_code")?,
+        })
+    }
+}
+
+/// How `execute` runs its code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecuteOptions {
+    /// Characters of stdout, and of stderr, kept for this call.
+    pub output_limit: u32,
+    /// Run as a script of this name: tracebacks show it and
+    /// `__main__.__file__` is set to it. None: a session cell
+    /// (`<cell-N>`).
+    pub filename: Option<String>,
+    /// `sys.argv` for this run and after it. None: left as it is.
+    pub argv: Option<Vec<String>>,
+}
+
+impl ExecuteOptions {
+    /// The record on the value stack (fields in WIT order).
+    pub fn into_value(self) -> Value {
+        Value::Record(vec![
+            Value::U32(self.output_limit),
+            Value::option(self.filename.map(|v| Value::String(v))),
+            Value::option(
+                self.argv
+                    .map(|v| Value::List(v.into_iter().map(|v| Value::String(v)).collect())),
+            ),
+        ])
+    }
+
+    /// Reads the record field by field (by the WIT names, in snake case)
+    /// from `src`.
+    pub fn read_from<S: Fields>(src: &S) -> Result<ExecuteOptions, S::Error>
+    where
+        Option<String>: Field<S>,
+        Option<Vec<String>>: Field<S>,
+        u32: Field<S>,
+    {
+        Ok(ExecuteOptions {
+            output_limit: src.field("output_limit")?,
+            filename: src.field("filename")?,
+            argv: src.field("argv")?,
         })
     }
 }
@@ -207,9 +257,10 @@ impl Error {
 
 /// The exports of the sandbox world: what the runtime implements.
 pub trait Exports {
-    /// Runs `code` in the session's namespace (`__main__`), keeping at most
-    /// `output-limit` characters of stdout and of stderr.
-    fn execute(code: String, output_limit: u32) -> Result<Output, Error>;
+    /// Runs `code` in the session's namespace (`__main__`). Top-level
+    /// `await` is allowed: the code then runs on the session's asyncio
+    /// event loop.
+    fn execute(code: String, options: ExecuteOptions) -> Result<Output, Error>;
     /// Serialises the session's namespace; with `skip-unpicklable`, names
     /// that cannot be pickled are left out and listed instead of failing.
     fn snapshot_state(skip_unpicklable: bool) -> Result<StateSnapshot, Error>;
@@ -232,11 +283,8 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
                 Some(Value::String(v)) => v,
                 other => eryx_ffi::world::bad_argument("execute", "code", other.as_ref()),
             };
-            let output_limit = match args.next() {
-                Some(Value::U32(v)) => v,
-                other => eryx_ffi::world::bad_argument("execute", "output-limit", other.as_ref()),
-            };
-            let r = E::execute(code, output_limit);
+            let options = ExecuteOptions::from_value(args.next(), "execute", "options");
+            let r = E::execute(code, options);
             Some(match r {
                 Ok(v) => Value::ok(Some(v.into_value())),
                 Err(e) => Value::err(Some(e.into_value())),
@@ -273,6 +321,45 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
             None
         }
         other => eryx_ffi::bug(&format!("unknown export `{other}`")),
+    }
+}
+
+impl ExecuteOptions {
+    /// Reads the record from the value stack (fields in WIT order); aborts,
+    /// naming the export, when it has another shape.
+    pub fn from_value(v: Option<Value>, func: &str, param: &str) -> ExecuteOptions {
+        let mut fields = match v {
+            Some(Value::Record(f)) => f.into_iter(),
+            other => eryx_ffi::world::bad_argument(func, param, other.as_ref()),
+        };
+        ExecuteOptions {
+            output_limit: match fields.next() {
+                Some(Value::U32(v)) => v,
+                other => eryx_ffi::world::bad_argument(func, "output-limit", other.as_ref()),
+            },
+            filename: match fields.next() {
+                Some(Value::Variant(0, None)) => None,
+                Some(Value::Variant(1, Some(v))) => Some(match Some(*v) {
+                    Some(Value::String(v)) => v,
+                    other => eryx_ffi::world::bad_argument(func, "filename", other.as_ref()),
+                }),
+                other => eryx_ffi::world::bad_argument(func, "filename", other.as_ref()),
+            },
+            argv: match fields.next() {
+                Some(Value::Variant(0, None)) => None,
+                Some(Value::Variant(1, Some(v))) => Some(match Some(*v) {
+                    Some(Value::List(items)) => items
+                        .into_iter()
+                        .map(|v| match Some(v) {
+                            Some(Value::String(v)) => v,
+                            other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
+                        })
+                        .collect(),
+                    other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
+                }),
+                other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
+            },
+        }
     }
 }
 

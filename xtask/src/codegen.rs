@@ -97,8 +97,10 @@ fn doc(out: &mut String, docs: &Docs, indent: &str, fallback: &str) {
 
 struct Gen<'a> {
     resolve: &'a Resolve,
-    /// Rust types that records read from the prelude (for `where` bounds).
+    /// The generated items so far.
     out: String,
+    /// Records that export parameters use (they get a `from_value`).
+    param_records: Vec<TypeId>,
 }
 
 impl Gen<'_> {
@@ -192,19 +194,47 @@ impl Gen<'_> {
         })
     }
 
-    /// A match arm pattern reading a parameter of WIT type `ty` into `v`.
-    fn param_pattern(&self, ty: &Type) -> Result<&'static str> {
+    /// An expression turning `expr` (an `Option<Value>` popped for a
+    /// parameter) into the Rust value of WIT type `ty`; anything else aborts
+    /// naming the export and the parameter (`func` and `param` are Rust
+    /// expressions of type `&str`). Records met on the
+    /// way are queued for a `from_value` of their own.
+    fn decode(&mut self, ty: &Type, expr: &str, func: &str, param: &str) -> Result<String> {
+        let bad =
+            format!("other => eryx_ffi::world::bad_argument({func}, {param}, other.as_ref()),");
+        let prim = |ctor: &str| format!("match {expr} {{ Some(Value::{ctor}(v)) => v, {bad} }}");
         Ok(match ty {
-            Type::Bool => "Value::Bool(v)",
-            Type::U32 => "Value::U32(v)",
-            Type::S32 => "Value::S32(v)",
-            Type::U64 => "Value::U64(v)",
-            Type::S64 => "Value::S64(v)",
-            Type::F64 => "Value::F64(v)",
-            Type::String => "Value::String(v)",
+            Type::Bool => prim("Bool"),
+            Type::U8 => prim("U8"),
+            Type::U32 => prim("U32"),
+            Type::S32 => prim("S32"),
+            Type::U64 => prim("U64"),
+            Type::S64 => prim("S64"),
+            Type::F64 => prim("F64"),
+            Type::Char => prim("Char"),
+            Type::String => prim("String"),
             Type::Id(id) => match &self.resolve.types[*id].kind {
-                TypeDefKind::List(Type::U8) => "Value::Bytes(v)",
-                TypeDefKind::Type(t) => self.param_pattern(t)?,
+                TypeDefKind::List(Type::U8) => prim("Bytes"),
+                TypeDefKind::List(t) => {
+                    let item = self.decode(t, "Some(v)", func, param)?;
+                    format!(
+                        "match {expr} {{ Some(Value::List(items)) => items.into_iter().map(|v| {item}).collect(), {bad} }}"
+                    )
+                }
+                TypeDefKind::Option(t) => {
+                    let inner = self.decode(t, "Some(*v)", func, param)?;
+                    format!(
+                        "match {expr} {{ Some(Value::Variant(0, None)) => None, Some(Value::Variant(1, Some(v))) => Some({inner}), {bad} }}"
+                    )
+                }
+                TypeDefKind::Record(_) => {
+                    if !self.param_records.contains(id) {
+                        self.param_records.push(*id);
+                    }
+                    let name = camel(self.resolve.types[*id].name.as_deref().unwrap_or(""));
+                    format!("{name}::from_value({expr}, {func}, {param})")
+                }
+                TypeDefKind::Type(t) => self.decode(t, expr, func, param)?,
                 other => bail!(
                     "export parameters of a {} type are not mapped by `cargo xtask codegen` yet",
                     other.as_str()
@@ -212,6 +242,32 @@ impl Gen<'_> {
             },
             other => bail!("export parameters of type {other:?} are not mapped yet"),
         })
+    }
+
+    /// `from_value` for the records that parameters use.
+    fn record_decoders(&mut self) -> Result<()> {
+        let mut done = 0;
+        while done < self.param_records.len() {
+            let id = self.param_records[done];
+            done += 1;
+            let def = &self.resolve.types[id];
+            let TypeDefKind::Record(r) = &def.kind else {
+                continue;
+            };
+            let rust = camel(def.name.as_deref().unwrap_or(""));
+            let fields = r.fields.clone();
+            let mut out = format!(
+                "impl {rust} {{\n    /// Reads the record from the value stack (fields in WIT order); aborts,\n    /// naming the export, when it has another shape.\n    pub fn from_value(v: Option<Value>, func: &str, param: &str) -> {rust} {{\n        let mut fields = match v {{ Some(Value::Record(f)) => f.into_iter(), other => eryx_ffi::world::bad_argument(func, param, other.as_ref()) }};\n        {rust} {{\n"
+            );
+            for f in &fields {
+                let conv =
+                    self.decode(&f.ty, "fields.next()", "func", &format!("\"{}\"", f.name))?;
+                let _ = writeln!(out, "            {}: {conv},", snake(&f.name));
+            }
+            out.push_str("        }\n    }\n}\n\n");
+            self.out.push_str(&out);
+        }
+        Ok(())
     }
 
     fn record(&mut self, name: &str, docs: &Docs, fields: &[wit_parser::Field]) -> Result<()> {
@@ -376,14 +432,13 @@ impl Gen<'_> {
         for f in funcs {
             let _ = writeln!(out, "        \"{}\" => {{", f.name);
             for p in &f.params {
-                let _ = writeln!(
-                    out,
-                    "            let {} = match args.next() {{\n                Some({}) => v,\n                other => eryx_ffi::world::bad_argument(\"{}\", \"{}\", other.as_ref()),\n            }};",
-                    snake(&p.name),
-                    self.param_pattern(&p.ty)?,
-                    f.name,
-                    p.name
-                );
+                let conv = self.decode(
+                    &p.ty,
+                    "args.next()",
+                    &format!("\"{}\"", f.name),
+                    &format!("\"{}\"", p.name),
+                )?;
+                let _ = writeln!(out, "            let {} = {conv};", snake(&p.name));
             }
             let call = format!(
                 "E::{}({})",
@@ -442,6 +497,7 @@ pub(crate) fn guest_world(wit: &str) -> Result<String> {
     let mut g = Gen {
         resolve: &resolve,
         out: String::new(),
+        param_records: Vec::new(),
     };
     let mut variants = Vec::new();
     for id in &types {
@@ -463,6 +519,7 @@ pub(crate) fn guest_world(wit: &str) -> Result<String> {
         }
     }
     g.exports(&funcs)?;
+    g.record_decoders()?;
     let layout = format!(
         "/// `sys.prefix` of the guest.\npub const GUEST_HOME: &str = {:?};\n\
          /// Where the host mounts the standard library (read-only).\npub const GUEST_STDLIB: &str = {:?};\n\

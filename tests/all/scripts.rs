@@ -1,0 +1,248 @@
+//! Python as `python3` runs it: exit statuses, `sys.argv`, `__file__`,
+//! `-m`, asyncio and top-level `await` (API and CLI).
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use eryx_host::Error;
+
+use crate::support::{builder, cache_dir, eryx, eryx_command, sandbox, text};
+
+#[tokio::test]
+async fn sys_exit_is_an_outcome_with_a_status_and_the_session_goes_on() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute("x = 1\nprint('before')\nimport sys\nsys.exit(3)\nprint('never')")
+        .await
+        .unwrap();
+    assert_eq!((out.stdout.as_str(), out.exit_code), ("before\n", Some(3)));
+    let out = sb.execute("raise SystemExit").await.unwrap();
+    assert_eq!(out.exit_code, Some(0));
+    let out = sb.execute("exit('bye')").await.unwrap();
+    assert_eq!((out.stderr.as_str(), out.exit_code), ("bye\n", Some(1)));
+    let out = sb.execute("quit(7)").await.unwrap();
+    assert_eq!(out.exit_code, Some(7));
+    assert_eq!(
+        sb.execute("repr(exit)").await.unwrap().value.as_deref(),
+        Some("'Use exit() or Ctrl-D (i.e. EOF) to exit'")
+    );
+    // Not an exit: no status; the session kept its variables.
+    let out = sb.execute("x + 1").await.unwrap();
+    assert_eq!((out.value.as_deref(), out.exit_code), (Some("2"), None));
+}
+
+#[tokio::test]
+async fn scripts_get_argv_file_and_their_name_in_tracebacks() {
+    let mut sb = sandbox().await;
+    let argv = ["tool.py".to_string(), "--flag".into(), "x y".into()];
+    let out = sb
+        .run_script("import sys\nprint(sys.argv, __file__)", "tool.py", &argv)
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "['tool.py', '--flag', 'x y'] tool.py\n");
+    let Err(Error::Python(e)) = sb
+        .run_script("def f():\n    raise KeyError('k')\nf()\n", "tool.py", &argv)
+        .await
+    else {
+        panic!("expected a Python error")
+    };
+    assert!(
+        e.traceback.contains("File \"tool.py\", line 2, in f"),
+        "{}",
+        e.traceback
+    );
+    assert!(
+        e.traceback.contains("raise KeyError('k')"),
+        "{}",
+        e.traceback
+    );
+}
+
+#[tokio::test]
+async fn asyncio_runs_tasks_gather_sleep_and_timeouts() {
+    let out = crate::support::stdout_of(
+        "import asyncio, time\n\
+         async def work(i):\n    await asyncio.sleep(0.05)\n    return i * 2\n\
+         async def main():\n\
+         \x20   t = time.monotonic()\n\
+         \x20   r = await asyncio.gather(*(work(i) for i in range(5)))\n\
+         \x20   task = asyncio.create_task(work(10))\n\
+         \x20   r.append(await task)\n\
+         \x20   try:\n        await asyncio.wait_for(asyncio.sleep(5), timeout=0.1)\n\
+         \x20   except TimeoutError:\n        r.append('timeout')\n\
+         \x20   return r, time.monotonic() - t < 2\n\
+         print(asyncio.run(main()))\n\
+         print(asyncio.run(work(4)))",
+    )
+    .await;
+    assert_eq!(out, "([0, 2, 4, 6, 8, 20, 'timeout'], True)\n8\n");
+}
+
+#[tokio::test]
+async fn top_level_await_in_session_cells() {
+    let mut sb = sandbox().await;
+    sb.execute(
+        "import asyncio\nasync def double(x):\n    await asyncio.sleep(0.01)\n    return 2 * x",
+    )
+    .await
+    .unwrap();
+    let out = sb.execute("y = await double(21)\nprint(y)").await.unwrap();
+    assert_eq!(out.stdout, "42\n");
+    assert_eq!(
+        sb.execute("await double(y)")
+            .await
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("84")
+    );
+    // The loop persists across cells: a task started in one cell finishes in the next.
+    sb.execute("t = asyncio.ensure_future(double(5))")
+        .await
+        .unwrap();
+    assert_eq!(
+        sb.execute("await t").await.unwrap().value.as_deref(),
+        Some("10")
+    );
+    let Err(Error::Python(e)) = sb.execute("await asyncio.sleep(0)\n1 / 0").await else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ZeroDivisionError");
+}
+
+#[tokio::test]
+async fn time_limit_and_cancellation_apply_while_a_coroutine_sleeps() {
+    let mut sb = builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let err = sb
+        .execute("import asyncio\nasync def f():\n    await asyncio.sleep(30)\nasyncio.run(f())")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let err = sb
+        .execute("import asyncio\nawait asyncio.sleep(30)")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+
+    let mut sb = builder().build().await.unwrap();
+    let cancel = sb.cancel_handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let err = sb
+        .execute("import asyncio\nawait asyncio.sleep(30)")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err:?}");
+    assert_eq!(
+        sb.execute("1 + 1").await.unwrap().value.as_deref(),
+        Some("2")
+    );
+}
+
+#[test]
+fn cli_exit_statuses_follow_sys_exit() {
+    let out = eryx(&["-c", "import sys; print('out'); sys.exit(3)"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(3), "out\n".into())
+    );
+    let out = eryx(&["-c", "raise SystemExit('fatal: no input')"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "fatal: no input\n");
+    let out = eryx(&["-c", "exit()"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(0), String::new())
+    );
+    let out = eryx(&["-c", "import sys; sys.exit(256 + 4)"], None);
+    assert_eq!(out.status.code(), Some(4), "the low 8 bits, as on POSIX");
+    let out = eryx(&["--json", "-c", "exit(5)"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["exit_code"].as_i64(), out.status.code()),
+        (Some(5), Some(5))
+    );
+    let out = eryx(&["repl"], Some("x = 4\nexit(x)\nprint('not reached')\n"));
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn cli_sets_argv_like_python3() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prog.py");
+    std::fs::write(
+        &file,
+        "import sys\nprint(sys.argv[1:], __file__ == sys.argv[0])\n1/0\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    // Options after the file belong to the script.
+    let out = eryx(&[path, "--json", "-c", "x"], None);
+    assert_eq!(text(&out.stdout), "['--json', '-c', 'x'] True\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("File \"{path}\", line 3")), "{err}");
+    let out = eryx(&["-c", "import sys; print(sys.argv)", "a", "--b"], None);
+    assert_eq!(text(&out.stdout), "['-c', 'a', '--b']\n");
+    let out = eryx(&["-", "a"], Some("import sys; print(sys.argv)"));
+    assert_eq!(text(&out.stdout), "['-', 'a']\n");
+}
+
+#[test]
+fn cli_runs_modules_with_dash_m() {
+    let out = eryx(&["-m", "json.tool", "--help"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("--sort-keys"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = eryx(&["-m", "no_such_module_here"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("No module named no_such_module_here"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for json in [false, true] {
+        let mut cmd = eryx_command(&cache_dir());
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .args(["-c", "print('x' * 100000)"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The read end is dropped here: the rest of the output meets a broken pipe.
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "json={json}: {err}");
+        assert!(
+            out.status.code().is_some(),
+            "json={json}: killed by a signal"
+        );
+    }
+}
