@@ -31,7 +31,14 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(120);
 
 /// Everything about the engine configuration that changes compiled code.
-const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption/v1";
+const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption+stack/v2";
+
+/// The native (wasm) stack one sandbox call may use. Every level of C
+/// recursion in CPython (the JSON decoder, `repr` of nested lists, the
+/// compiler) takes a few hundred bytes of it; wasmtime's default (512 KiB)
+/// overflowed before CPython's own guard, which watches the shadow stack in
+/// linear memory, could raise `RecursionError`.
+const WASM_STACK: usize = 48 << 20;
 
 /// The process-wide engines: one per function-cache directory (the
 /// incremental compilation cache is part of an engine's configuration).
@@ -56,6 +63,8 @@ fn engine(
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    config.max_wasm_stack(WASM_STACK);
+    config.async_stack_size(WASM_STACK + (1 << 20));
     if let Some(sandboxes) = pool {
         // Every instance's memories, tables and instance data come from
         // slots reserved up front (virtual memory, ~4 GiB per sandbox).

@@ -31,7 +31,9 @@ pub use layout::{EXTENSION_SUFFIXES, GUEST_STDLIB, SITE_PACKAGES};
 pub use libraries::{
     BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, PYTHON_LIBRARY, RUNTIME_LIBRARY,
 };
-pub use link::{SANDBOX_WIT, SANDBOX_WORLD, bindings, link, link_with_extensions};
+pub use link::{
+    SANDBOX_WIT, SANDBOX_WORLD, SHADOW_STACK_BYTES, bindings, link, link_with_extensions,
+};
 pub use validate::{LibraryInfo, validate_library};
 
 /// This crate's version, part of cache keys for linked components.
@@ -39,5 +41,5 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Bumped whenever the linker's output for the same inputs changes (part of
 /// cache keys, so that no stale compiled component is reused): 2 = the
-/// output is no longer validated by wit-component.
-pub const LINK_REVISION: u32 = 2;
+/// output is no longer validated by wit-component; 3 = an 8 MiB shadow stack.
+pub const LINK_REVISION: u32 = 3;

@@ -31,6 +31,14 @@ use crate::{
 /// checked by its tests), so that the crate packages on its own.
 pub const SANDBOX_WIT: &str = include_str!("../wit/sandbox.wit");
 
+/// The size of the C shadow stack in linear memory. CPython 3.14 (as built
+/// for WASI in the bundle) assumes a 4 MB C stack below the point where it
+/// starts and raises `RecursionError` when deep C recursion nears that
+/// bound; with the Linker's default of 1 MiB the stack ran out first (a
+/// memory fault below address 0). 8 MiB leaves CPython's bound inside the
+/// stack; untouched, the pages cost no resident memory.
+pub const SHADOW_STACK_BYTES: u32 = 8 << 20;
+
 /// The world name in [`SANDBOX_WIT`].
 pub const SANDBOX_WORLD: &str = "sandbox";
 
@@ -93,6 +101,7 @@ pub fn link_with_extensions(
 
     let mut linker = Linker::default();
     linker.use_built_in_libdl(true);
+    linker.stack_size(SHADOW_STACK_BYTES);
     // No validation of the output here: it costs ~200 ms (two thirds of a
     // link) and wasmtime validates the component anyway when it compiles
     // it, which every use of the bytes does. The inputs are checked above.

@@ -147,13 +147,3 @@ async fn last_expression_value_is_reported() {
     assert_eq!(sb.execute("None").await.unwrap().value, None);
     assert_eq!(sb.execute("y = 5").await.unwrap().value, None);
 }
-
-#[tokio::test]
-async fn system_exit_is_reported_not_fatal() {
-    let mut sb = sandbox().await;
-    let Error::Python(e) = sb.execute("import sys; sys.exit(3)").await.unwrap_err() else {
-        panic!()
-    };
-    assert_eq!(e.type_name, "SystemExit");
-    assert_eq!(sb.execute("print(1)").await.unwrap().stdout, "1\n");
-}

@@ -246,3 +246,16 @@ fn a_closed_stdout_ends_quietly() {
         );
     }
 }
+
+#[tokio::test]
+async fn deep_c_recursion_that_python_allows_runs() {
+    // 100,000 levels of the JSON decoder's C recursion: a trap ("call stack
+    // overflowed") with wasmtime's default 512 KiB stack and the Linker's
+    // 1 MiB shadow stack; fine with the sandbox's 48 MiB / 8 MiB.
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute("import json\nv = json.loads('[' * 100000 + ']' * 100000)\nd = 0\nwhile v:\n    v = v[0]\n    d += 1\nd")
+        .await
+        .unwrap();
+    assert_eq!(out.value.as_deref(), Some("99999"));
+}
