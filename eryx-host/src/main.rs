@@ -346,21 +346,97 @@ fn complete(buffer: &str) -> bool {
     !block || buffer.ends_with("\n\n") || last.is_empty()
 }
 
+/// One line of REPL input.
+enum Line {
+    Text(String),
+    /// Ctrl-C: drop the statement being typed.
+    Interrupted,
+    Eof,
+}
+
+/// Where the REPL reads lines: a line editor with history on a terminal,
+/// plain stdin otherwise (pipes, tests).
+enum Input {
+    Editor {
+        editor: Box<rustyline::DefaultEditor>,
+        history: Option<PathBuf>,
+    },
+    Plain(std::io::Stdin),
+}
+
+impl Input {
+    fn new() -> Input {
+        if std::io::stdin().is_terminal()
+            && let Ok(mut editor) = rustyline::DefaultEditor::new()
+        {
+            // As python3 keeps ~/.python_history.
+            let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".eryx_history"));
+            if let Some(path) = &history {
+                let _ = editor.load_history(path);
+            }
+            return Input::Editor {
+                editor: Box::new(editor),
+                history,
+            };
+        }
+        Input::Plain(std::io::stdin())
+    }
+
+    fn read(&mut self, prompt: &str) -> Line {
+        match self {
+            Input::Editor { editor, .. } => match editor.readline(prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                    }
+                    Line::Text(line + "\n")
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => Line::Interrupted,
+                Err(_) => Line::Eof,
+            },
+            Input::Plain(stdin) => {
+                eprint!("{prompt}");
+                let mut line = String::new();
+                match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => Line::Eof,
+                    Ok(_) => Line::Text(line),
+                }
+            }
+        }
+    }
+
+    fn save(&mut self) {
+        if let Input::Editor {
+            editor,
+            history: Some(path),
+        } = self
+        {
+            let _ = editor.save_history(path);
+        }
+    }
+}
+
 async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
-    eprintln!("eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D to exit.");
-    let stdin = std::io::stdin();
+    eprintln!(
+        "eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D or exit() to leave, Ctrl-C drops the input."
+    );
+    let mut input = Input::new();
     let mut buffer = String::new();
     let mut status = 0;
     loop {
-        eprint!("{}", if buffer.is_empty() { ">>> " } else { "... " });
-        let mut line = String::new();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => {
+        let prompt = if buffer.is_empty() { ">>> " } else { "... " };
+        let line = match input.read(prompt) {
+            Line::Text(line) => line,
+            Line::Interrupted => {
+                eprintln!("KeyboardInterrupt");
+                buffer.clear();
+                continue;
+            }
+            Line::Eof => {
                 eprintln!();
                 break;
             }
-            Ok(_) => {}
-        }
+        };
         if buffer.is_empty() && line.trim().is_empty() {
             continue;
         }
@@ -386,6 +462,7 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
             break;
         }
     }
+    input.save();
     if let Some(path) = state
         && let Err(e) = save_state(sandbox, path).await
     {
