@@ -148,16 +148,12 @@ impl CacheDir {
     }
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// The cache key of a bundle's compiled component.
 pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) -> String {
     let mut h = Sha256::new();
     let mut exts: Vec<(&str, String)> = extensions
         .iter()
-        .map(|e| (e.guest_path(), hex_sha256(e.bytes())))
+        .map(|e| (e.guest_path(), eryx_linker::sha256_hex(e.bytes())))
         .collect();
     exts.sort();
     for (path, hash) in exts {
@@ -169,7 +165,7 @@ pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) 
         bundle.manifest().content_hash().as_str(),
         eryx_linker::VERSION,
         &eryx_linker::LINK_REVISION.to_string(),
-        &hex_sha256(eryx_linker::SANDBOX_WIT.as_bytes()),
+        &eryx_linker::sha256_hex(eryx_linker::SANDBOX_WIT.as_bytes()),
         env!("CARGO_PKG_VERSION"),
         "wasmtime-48.0.8",
         ENGINE_CONFIG_TAG,
@@ -285,9 +281,11 @@ fn compile(
         engine.precompile_compatibility_hash().hash(&mut h);
         h.finish()
     };
-    let mut key = hex_sha256(format!("{}\n{host:016x}", cache_key(bundle, extensions)).as_bytes());
+    let mut key = eryx_linker::sha256_hex(
+        format!("{}\n{host:016x}", cache_key(bundle, extensions)).as_bytes(),
+    );
     if let Some(spec) = preinit {
-        key = hex_sha256(format!("{key}\n{}", spec.tag()).as_bytes());
+        key = eryx_linker::sha256_hex(format!("{key}\n{}", spec.tag()).as_bytes());
     }
     let components = match cache {
         CacheDir::Dir(dir) => Some(ComponentCache::new(dir.clone(), max_bytes_from_env())),
