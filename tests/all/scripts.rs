@@ -259,3 +259,14 @@ async fn deep_c_recursion_that_python_allows_runs() {
         .unwrap();
     assert_eq!(out.value.as_deref(), Some("99999"));
 }
+
+#[tokio::test]
+async fn sysconfig_build_arguments_parse() {
+    // The wheel's sysconfig data lost a closing quote; `cargo xtask dist`
+    // restores it so that `shlex.split` (test.support, build tools) works.
+    let out = crate::support::stdout_of(
+        "import shlex, sysconfig\nprint(shlex.split(sysconfig.get_config_var('CONFIG_ARGS'))[-1])",
+    )
+    .await;
+    assert_eq!(out, "--build=x86_64-pc-linux-gnu\n");
+}

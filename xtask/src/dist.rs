@@ -94,6 +94,8 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(SIZE_TUNING.as_bytes());
     h.update(format!("{GUEST_PROFILE:?}").as_bytes());
     h.update(compile_stdlib_code().as_bytes());
+    h.update(SYSCONFIG_FILES.join(",").as_bytes());
+    h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
@@ -287,7 +289,10 @@ fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> R
     for f in &record.files {
         let mut entry = f.clone();
         match f.role {
-            Role::Stdlib => crate::fsutil::copy_tree(&fetched.join(&f.path), &dist.join(&f.path))?,
+            Role::Stdlib => {
+                crate::fsutil::copy_tree(&fetched.join(&f.path), &dist.join(&f.path))?;
+                fix_stdlib(&dist.join(&f.path))?;
+            }
             Role::Adapter => {
                 crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(ADAPTER_FILE))?;
                 entry.path = ADAPTER_FILE.to_string();
@@ -310,6 +315,61 @@ fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> R
         dist.join(MANIFEST_FILE),
         serde_json::to_vec_pretty(&manifest)?,
     )?;
+    Ok(())
+}
+
+/// The sysconfig files of the WASI build, whose `CONFIG_ARGS` lost its
+/// closing quote: `shlex.split` of it (as `test.support` and build tools
+/// do) raises "No closing quotation".
+const SYSCONFIG_FILES: &[&str] = &[
+    "_sysconfigdata__wasi_wasm32-wasi.py",
+    "_sysconfig_vars__wasi_wasm32-wasi.json",
+];
+
+/// Closes the quote of a `CONFIG_ARGS` value with an odd number of `'`.
+fn balance_config_args(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for line in text.split_inclusive('\n') {
+        // Both spellings of the key are 16 bytes with the opening quote;
+        // the value itself holds no `"`.
+        let start = line
+            .find("'CONFIG_ARGS': \"")
+            .or_else(|| line.find("\"CONFIG_ARGS\": \""))
+            .map(|k| k + 16);
+        match start.and_then(|v| line[v..].find('"').map(|n| (v, v + n))) {
+            Some((v, end)) => {
+                let value = &line[v..end];
+                if value.matches('\'').count() % 2 == 1 {
+                    out.push_str(&line[..end]);
+                    out.push('\'');
+                    out.push_str(&line[end..]);
+                    continue;
+                }
+                out.push_str(line);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// A sample of what `balance_config_args` rewrites, hashed into the dist
+/// stamp so that a change to the fix rebuilds the bundle.
+const SYSCONFIG_PROBE: &str = "    'CONFIG_ARGS': \"'-C' '--host=x\",\n";
+
+/// Fixes the bundle's copy of the stdlib (the copy may be hard links to
+/// the fetched files: each fixed file is replaced, not written through).
+fn fix_stdlib(stdlib: &Path) -> Result<()> {
+    for name in SYSCONFIG_FILES {
+        let path = stdlib.join(name);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("the stdlib has no {name}"))?;
+        let fixed = balance_config_args(&text);
+        if fixed != text {
+            std::fs::remove_file(&path)?;
+            std::fs::write(&path, fixed)?;
+        }
+    }
     Ok(())
 }
 
@@ -399,4 +459,25 @@ fn compile_stdlib(root: &Path, dist: &Path) -> Result<()> {
     let out = process::capture(&mut run, "compiling the stdlib")?;
     progress!("  {}", String::from_utf8_lossy(&out.stdout).trim());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_args_quote_is_closed_once() {
+        let py = "x = 1\n    'CONFIG_ARGS': \"'-C' '--build=x86_64-pc-linux-gnu\",\n";
+        let fixed = balance_config_args(py);
+        assert_eq!(
+            fixed,
+            "x = 1\n    'CONFIG_ARGS': \"'-C' '--build=x86_64-pc-linux-gnu'\",\n"
+        );
+        assert_eq!(balance_config_args(&fixed), fixed);
+        let json = "{\"CONFIG_ARGS\": \"'-C' '--host=w\", \"CC\": \"clang\"}";
+        assert_eq!(
+            balance_config_args(json),
+            "{\"CONFIG_ARGS\": \"'-C' '--host=w'\", \"CC\": \"clang\"}"
+        );
+    }
 }
