@@ -224,6 +224,7 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
         &spec.stdlib,
         spec.site.as_deref(),
         &[],
+        None,
         &env,
         &limits,
         Arc::new(std::sync::atomic::AtomicBool::new(false)),

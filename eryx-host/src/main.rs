@@ -51,6 +51,10 @@ struct Cli {
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Give the guest this process's standard input (read to its end
+    /// first) as `sys.stdin`; by default the guest's stdin is empty.
+    #[arg(long)]
+    stdin: bool,
     /// Start Python in the sandbox instead of using a pre-initialised
     /// snapshot (saves the snapshot step when a package set is used once).
     #[arg(long)]
@@ -119,6 +123,13 @@ enum Mode {
         argv: Vec<String>,
     },
     Repl,
+}
+
+/// Whether the code itself comes from stdin (`eryx`, `eryx -`).
+fn reads_code_from_stdin(cli: &Cli) -> bool {
+    cli.code.is_none()
+        && cli.module.is_none()
+        && matches!(cli.args.first().map(String::as_str), None | Some("-"))
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -489,6 +500,18 @@ async fn run(cli: Cli) -> u8 {
     }
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
+    }
+    if cli.stdin {
+        if matches!(mode, Mode::Repl) || reads_code_from_stdin(&cli) {
+            eprintln!("eryx: --stdin needs the code from -c, -m or a file (stdin is taken)");
+            return 2;
+        }
+        let mut data = Vec::new();
+        if let Err(e) = std::io::stdin().read_to_end(&mut data) {
+            eprintln!("eryx: cannot read stdin: {e}");
+            return 2;
+        }
+        builder = builder.stdin(data);
     }
     if cli.no_preinit {
         builder = builder.preinit(false);

@@ -97,6 +97,7 @@ pub struct SandboxBuilder {
     progress: Option<Progress>,
     packages: Vec<PathBuf>,
     mounts: Vec<Mount>,
+    stdin: Option<Vec<u8>>,
     no_preinit: bool,
     preimports: Vec<String>,
     instance_pool: Option<u32>,
@@ -215,6 +216,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// Gives the guest `data` as its standard input (`sys.stdin`,
+    /// `input()`). Default: none; reads see end of file. Each new instance
+    /// of the sandbox (after a reset) reads it from the start.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> SandboxBuilder {
+        self.stdin = Some(data.into());
+        self
+    }
+
     /// Shows the host directory `host` to the guest at `guest` (an absolute
     /// path such as `/data`), read-only or read-write. Repeatable; mounts may
     /// not nest or overlap `/python` and `/site-packages`. The guest cannot
@@ -307,6 +316,7 @@ impl SandboxBuilder {
             identity,
             site: Arc::new(site),
             mounts: self.mounts.into(),
+            stdin: self.stdin.map(Into::into),
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
         };
@@ -425,6 +435,7 @@ pub struct Sandbox {
     identity: String,
     site: Arc<crate::package::SitePackages>,
     mounts: Arc<[Mount]>,
+    stdin: Option<Arc<[u8]>>,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
 }
@@ -463,6 +474,7 @@ impl Sandbox {
                 &self.stdlib,
                 self.site.dir(),
                 &self.mounts,
+                self.stdin.as_deref(),
                 &[],
                 &self.limits,
                 self.cancel.clone(),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
@@ -49,19 +49,23 @@ impl WasiView for State {
 }
 
 impl State {
-    /// Deny by default: no env, no args, no stdin, stdout/stderr into small
-    /// in-memory pipes, no network; the stdlib and the packages read-only,
-    /// and the caller's mounts.
+    /// Deny by default: no env, no args, no stdin (unless given), stdout and
+    /// stderr into small in-memory pipes, no network; the stdlib and the
+    /// packages read-only, and the caller's mounts.
     pub(crate) fn new(
         stdlib: &std::path::Path,
         package: Option<&std::path::Path>,
         mounts: &[Mount],
+        stdin: Option<&[u8]>,
         env: &[(&str, &str)],
         limits: &Limits,
         cancel: Arc<AtomicBool>,
     ) -> Result<State, BoxError> {
         let raw_stderr = MemoryOutputPipe::new(RAW_OUTPUT_CAP);
         let mut builder = WasiCtx::builder();
+        if let Some(data) = stdin {
+            builder.stdin(MemoryInputPipe::new(data.to_vec()));
+        }
         builder
             .stdout(MemoryOutputPipe::new(RAW_OUTPUT_CAP))
             .stderr(raw_stderr.clone())

@@ -270,3 +270,29 @@ async fn sysconfig_build_arguments_parse() {
     .await;
     assert_eq!(out, "--build=x86_64-pc-linux-gnu\n");
 }
+
+#[test]
+fn stdin_reaches_the_guest_only_when_asked() {
+    let code = "import sys; print(repr(sys.stdin.read()))";
+    let out = eryx(&["-c", code], Some("host data\n"));
+    assert_eq!(text(&out.stdout), "''\n", "{}", text(&out.stderr));
+    let out = eryx(&["--stdin", "-c", code], Some("host data\n"));
+    assert_eq!(
+        text(&out.stdout),
+        "'host data\\n'\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eryx(&["--stdin", "-"], Some("print(1)"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn builder_stdin_feeds_input() {
+    let mut sb = builder().stdin("Ada\n42\n").build().await.unwrap();
+    let out = sb
+        .execute("name = input()\nn = int(input())\nprint(f'{name} {n + 1}')")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "Ada 43\n");
+}

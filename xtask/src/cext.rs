@@ -20,14 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use eryx_linker::sha256_hex;
 
 use crate::toolchain::Toolchain;
-use crate::{fetch, initfn, process, progress};
+use crate::{debian, fetch, initfn, process, progress};
 
-/// Debian's archive and the suite that carries Python 3.14.
-const DEBIAN: &str = "http://deb.debian.org/debian";
-const SUITE: &str = "sid";
 const HEADERS_PACKAGE: &str = "libpython3.14-dev";
 
 /// `pyconfig.h` for the guest's CPython, from its sysconfigdata text.
@@ -57,26 +53,6 @@ pub(crate) fn pyconfig_h(sysconfigdata: &str) -> String {
     out
 }
 
-fn download(url: &str, out: &Path) -> Result<()> {
-    let mut curl = Command::new("curl");
-    curl.args(["-fsSL", "--retry", "3", "-o"]).arg(out).arg(url);
-    process::run(&mut curl, &format!("downloading {url}"))
-}
-
-/// The package's `Filename` and `SHA256` in Debian's index.
-fn find_in_index(index: &str, package: &str) -> Option<(String, String, String)> {
-    let stanza = index
-        .split("\n\n")
-        .find(|s| s.lines().next() == Some(&format!("Package: {package}")))?;
-    let field = |name: &str| {
-        stanza
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .map(str::to_string)
-    };
-    Some((field("Filename")?, field("SHA256")?, field("Version")?))
-}
-
 /// The include directory (`Python.h` and our `pyconfig.h`), fetching and
 /// generating it once. `ERYX_PYTHON_INCLUDE` overrides it (a directory with
 /// CPython 3.14's headers; our `pyconfig.h` is still used).
@@ -103,43 +79,20 @@ pub(crate) fn include_dir(root: &Path) -> Result<PathBuf> {
         PathBuf::from(custom)
     } else {
         let work = tempfile::tempdir()?;
-        let index_xz = work.path().join("Packages.xz");
-        progress!("fetching CPython 3.14's headers from Debian ({SUITE}: {HEADERS_PACKAGE})");
-        download(
-            &format!("{DEBIAN}/dists/{SUITE}/main/binary-amd64/Packages.xz"),
-            &index_xz,
-        )?;
-        let index = process::capture(
-            Command::new("xz").arg("-dc").arg(&index_xz),
-            "decompressing Debian's package index (xz)",
-        )?;
-        let index = String::from_utf8_lossy(&index.stdout);
-        let (file, sha, version) = find_in_index(&index, HEADERS_PACKAGE).with_context(|| {
-            format!(
-                "Debian {SUITE} no longer lists {HEADERS_PACKAGE}; set ERYX_PYTHON_INCLUDE to a \
-                 directory holding CPython 3.14's headers (Include/ of the CPython sources)"
-            )
-        })?;
-        let deb = work.path().join("headers.deb");
-        download(&format!("{DEBIAN}/{file}"), &deb)?;
-        let found = sha256_hex(&std::fs::read(&deb)?);
-        if found != sha {
-            bail!("{file}: SHA-256 {found} does not match Debian's index ({sha})");
-        }
-        let unpacked = work.path().join("x");
-        process::run(
-            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked),
-            "unpacking the headers (dpkg-deb)",
-        )?;
-        progress!("CPython headers: {HEADERS_PACKAGE} {version} (sha256 {sha})");
+        progress!("CPython 3.14's headers come from Debian ({HEADERS_PACKAGE})");
+        let [headers] = <[debian::Unpacked; 1]>::try_from(debian::fetch(
+            &[HEADERS_PACKAGE],
+            work.path(),
+            "set ERYX_PYTHON_INCLUDE to a directory holding CPython 3.14's headers (Include/ of \
+             the CPython sources)",
+        )?)
+        .map_err(|_| anyhow::anyhow!("one package was asked for"))?;
+        let unpacked = headers.dir;
         let inc = unpacked.join("usr/include/python3.14");
         let keep = root.join("target/fetch/cpython-3.14-include.tmp");
         let _ = std::fs::remove_dir_all(&keep);
         crate::fsutil::copy_tree(&inc, &keep)?;
-        std::fs::write(
-            keep.join("ORIGIN"),
-            format!("Debian {SUITE} {HEADERS_PACKAGE} {version}\n{file}\nsha256 {sha}\n"),
-        )?;
+        std::fs::write(keep.join("ORIGIN"), &headers.origin)?;
         keep
     };
     if !from.join("Python.h").is_file() {
@@ -341,16 +294,5 @@ mod tests {
         assert!(!h.contains("Py_DEBUG"), "{h}");
         assert!(!h.contains("CC"), "{h}");
         assert!(!h.contains("lower_case"), "{h}");
-    }
-
-    #[test]
-    fn finds_a_package_in_a_debian_index() {
-        let index = "Package: other\nFilename: x\nSHA256: 1\nVersion: 1\n\n\
-                     Package: libpython3.14-dev\nVersion: 3.14.10-1\nFilename: pool/a.deb\nSHA256: ab\n";
-        assert_eq!(
-            find_in_index(index, "libpython3.14-dev"),
-            Some(("pool/a.deb".into(), "ab".into(), "3.14.10-1".into()))
-        );
-        assert_eq!(find_in_index(index, "missing"), None);
     }
 }

@@ -5,7 +5,8 @@
 //! - `dist`: build `liberyx_runtime.so` and assemble `target/dist`;
 //! - `run -- ARGS`: `dist`, build the `eryx` CLI, run it with ARGS;
 //! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`;
-//! - `bench [--quick]`: measure eryx against componentize-py and python3.
+//! - `bench [--quick]`: measure eryx against componentize-py and python3;
+//! - `compat [--quick] [MODULE...]`: CPython's own tests in the sandbox.
 //!
 //! Progress goes to stderr; stdout belongs to the program `run` runs.
 
@@ -17,6 +18,8 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod cext;
 mod codegen;
+mod compat;
+mod debian;
 mod dist;
 mod ext;
 mod fetch;
@@ -39,9 +42,13 @@ commands:
   codegen [--check]  write (or check) the files generated from wit/sandbox.wit
   dist               build liberyx_runtime.so and assemble the bundle in target/dist
   run [-- ARGS...]   dist, build the eryx CLI, run it with ARGS (e.g. -- -c 'print(1+1)')
-  test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test)
+  test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test),
+                     then `compat --quick`
   bench [--quick]    measure eryx against componentize-py 0.25.1 and native python3;
                      writes target/bench/report.md and report.json
+  compat [--quick] [MODULE...]
+                     run CPython's own test modules in the sandbox; writes
+                     target/compat/report.md and report.json
   ext build PATH     build an extension: a Rust crate (eryx-cpython-sys or PyO3, unchanged) or
                      C sources (a .c file or a directory); prints the built .so's path";
 
@@ -96,6 +103,7 @@ fn real_main() -> Result<ExitCode> {
         "run" => run(&rest),
         "test" => test(&rest),
         "bench" => bench::bench(&root(), &rest),
+        "compat" => compat::compat(&root(), &rest),
         "" | "help" | "-h" | "--help" => {
             eprintln!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -164,5 +172,9 @@ fn test(args: &[String]) -> Result<ExitCode> {
         .env("ERYX_EXAMPLE_EXTENSIONS", root.join("target/ext"));
     progress!("running the tests: {}", process::describe(&test));
     let status = test.status().context("cannot run cargo test")?;
-    Ok(exit_code(status))
+    if !status.success() {
+        return Ok(exit_code(status));
+    }
+    // A short compatibility run: CPython's own tests for a few modules.
+    compat::compat(&root, &["--quick".to_string()])
 }

@@ -1,0 +1,54 @@
+"""Runs one CPython test module inside the eryx sandbox and writes a JSON
+summary to /tmp/compat-result.json (on the host: a scratch directory that
+`cargo xtask compat` mounts read-write at /tmp).
+
+Run as `eryx --mount TESTS:/compat --mount SCRATCH:/tmp:rw -c RUNNER MODULE`.
+"""
+
+import io
+import json
+import os
+import sys
+import time
+import traceback
+import unittest
+
+sys.path.insert(0, "/compat")
+os.chdir("/tmp")
+name = sys.argv[1]
+
+
+class Collect(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.passed = 0
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed += 1
+
+
+def last_line(text):
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+summary = {"module": name, "run": 0, "passed": 0, "failures": [], "errors": [], "skipped": 0,
+           "load_error": None}
+start = time.monotonic()
+try:
+    suite = unittest.defaultTestLoader.loadTestsFromName("test." + name)
+except BaseException as exc:  # noqa: BLE001 - reported, not raised
+    summary["load_error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+else:
+    stream = io.StringIO()
+    result = unittest.TextTestRunner(stream=stream, verbosity=0, resultclass=Collect).run(suite)
+    summary["run"] = result.testsRun
+    summary["passed"] = result.passed
+    summary["skipped"] = len(result.skipped)
+    for kind, items in (("failures", result.failures), ("errors", result.errors)):
+        for test, text in items:
+            summary[kind].append({"test": test.id(), "detail": last_line(text), "traceback": text[-2000:]})
+summary["seconds"] = round(time.monotonic() - start, 2)
+with open("/tmp/compat-result.json", "w") as f:
+    json.dump(summary, f)

@@ -1,0 +1,401 @@
+//! `cargo xtask compat [--quick] [MODULE...]`: CPython's own test modules,
+//! run inside the sandbox with their real `unittest` runner.
+//!
+//! 1. fetch CPython 3.14's test suite from Debian (`libpython3.14-testsuite`,
+//!    and `libpython3.14-stdlib` for `test/support`), checked against the
+//!    archive index, into `target/fetch/cpython-3.14-tests` (once);
+//! 2. for each module, a fresh `eryx` process: the suite mounted read-only
+//!    at `/compat`, a private scratch directory read-write at `/tmp` (the
+//!    working directory: tests write `@test_*_tmp` files), `compat/runner.py`
+//!    as the code and the module name as `sys.argv[1]`;
+//! 3. read the runner's JSON summary back from the scratch directory (no
+//!    summary: the sandbox crashed or ran out of time), classify every
+//!    failing test by its traceback, and write `target/compat/report.md`
+//!    and `report.json`.
+//!
+//! `--quick` runs a short list (what `cargo xtask test` runs); it fails
+//! when a module crashes the sandbox or runs no test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{debian, progress};
+
+/// The test modules of the full report: the stdlib a sandboxed program
+/// typically uses, from builtins to data formats.
+pub(crate) const MODULES: &[&str] = &[
+    "test_abc",
+    "test_argparse",
+    "test_array",
+    "test_ast",
+    "test_base64",
+    "test_binascii",
+    "test_bisect",
+    "test_bool",
+    "test_builtin",
+    "test_bytes",
+    "test_calendar",
+    "test_cmath",
+    "test_collections",
+    "test_colorsys",
+    "test_complex",
+    "test_contextlib",
+    "test_copy",
+    "test_csv",
+    "test_dataclasses",
+    "test_datetime",
+    "test_decimal",
+    "test_dict",
+    "test_difflib",
+    "test_enum",
+    "test_exceptions",
+    "test_float",
+    "test_fnmatch",
+    "test_fractions",
+    "test_functools",
+    "test_generators",
+    "test_hashlib",
+    "test_heapq",
+    "test_int",
+    "test_itertools",
+    "test_json",
+    "test_keyword",
+    "test_list",
+    "test_long",
+    "test_math",
+    "test_operator",
+    "test_pickle",
+    "test_pprint",
+    "test_random",
+    "test_re",
+    "test_set",
+    "test_shlex",
+    "test_statistics",
+    "test_string",
+    "test_struct",
+    "test_textwrap",
+    "test_tuple",
+    "test_typing",
+    "test_unicodedata",
+    "test_uuid",
+    "test_weakref",
+    "test_zlib",
+];
+
+/// The short list `cargo xtask test` runs.
+pub(crate) const QUICK: &[&str] = &["test_bisect", "test_heapq", "test_base64", "test_json"];
+
+/// The runner that executes inside the sandbox.
+const RUNNER: &str = include_str!("../compat/runner.py");
+
+/// Where the fetched suite lives (its `test/` package inside).
+fn suite_dir(root: &Path) -> PathBuf {
+    root.join("target/fetch/cpython-3.14-tests")
+}
+
+/// Fetches the test suite once; returns the directory holding `test/`.
+pub(crate) fn fetch_suite(root: &Path) -> Result<PathBuf> {
+    let dir = suite_dir(root);
+    if dir.join("ORIGIN").is_file() && dir.join("test/support/__init__.py").is_file() {
+        return Ok(dir);
+    }
+    let work = tempfile::tempdir()?;
+    let packages = debian::fetch(
+        &["libpython3.14-testsuite", "libpython3.14-stdlib"],
+        work.path(),
+        "the compatibility report needs CPython 3.14's test suite",
+    )?;
+    let staging = root.join("target/fetch/cpython-3.14-tests.tmp");
+    let _ = std::fs::remove_dir_all(&staging);
+    let mut origin = String::new();
+    for p in &packages {
+        let test = p.dir.join("usr/lib/python3.14/test");
+        if test.is_dir() {
+            crate::fsutil::copy_tree(&test, &staging.join("test"))?;
+        }
+        origin.push_str(&p.origin);
+    }
+    if !staging.join("test/support/__init__.py").is_file() {
+        bail!("the Debian packages hold no test/support package; the report cannot run");
+    }
+    std::fs::write(staging.join("ORIGIN"), origin)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&staging, &dir)?;
+    Ok(dir)
+}
+
+/// Why a test failed, from its traceback (first match wins).
+pub(crate) fn classify(text: &str) -> &'static str {
+    let t = text.to_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
+    if any(&[
+        "can't start new thread",
+        "_thread",
+        "threading",
+        "socket",
+        "subprocess",
+        "fork",
+        "[errno 58]",
+        "[errno 52]",
+        "not supported",
+        "operation not permitted",
+        "permissionerror",
+        "signal",
+        "mmap",
+        "resource",
+    ]) {
+        "sandbox policy (no threads, sockets, processes, signals)"
+    } else if any(&[
+        "overflowerror",
+        "too large to convert",
+        "int too large",
+        "sys.maxsize",
+        "2**31",
+        "2 ** 31",
+        "2**32",
+        "32-bit",
+    ]) {
+        "platform (32-bit wasm32)"
+    } else if any(&["recursion", "stack overflow"]) {
+        "recursion / stack"
+    } else {
+        "unexplained (ours or CPython's: needs a look)"
+    }
+}
+
+/// Runs one module; returns its summary (with `status`).
+fn run_module(
+    eryx: &Path,
+    bundle: &Path,
+    suite: &Path,
+    cache: &Path,
+    module: &str,
+) -> Result<Value> {
+    let scratch = tempfile::tempdir()?;
+    let started = Instant::now();
+    let out = Command::new(eryx)
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--mount")
+        .arg(format!("{}:/compat:ro", suite.display()))
+        .arg("--mount")
+        .arg(format!("{}:/tmp:rw", scratch.path().display()))
+        .args(["--timeout", "600", "--memory", "1G", "-c", RUNNER, module])
+        .env("ERYX_CACHE_DIR", cache)
+        .output()
+        .with_context(|| format!("cannot run {}", eryx.display()))?;
+    let wall = started.elapsed().as_secs_f64();
+    let result = scratch.path().join("compat-result.json");
+    let mut summary = match std::fs::read(&result) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+            .with_context(|| format!("{module}: the runner's summary is not JSON"))?,
+        Err(_) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .to_string();
+            json!({"module": module, "run": 0, "passed": 0, "failures": [], "errors": [],
+                   "skipped": 0, "crash": why})
+        }
+    };
+    summary["wall_seconds"] = json!((wall * 100.0).round() / 100.0);
+    let status = if summary.get("crash").is_some() {
+        "crash"
+    } else if !summary["load_error"].is_null() {
+        "load error"
+    } else if summary["failures"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+        || summary["errors"].as_array().is_some_and(|e| !e.is_empty())
+    {
+        "failures"
+    } else {
+        "clean"
+    };
+    summary["status"] = json!(status);
+    for kind in ["failures", "errors"] {
+        if let Some(items) = summary[kind].as_array_mut() {
+            for item in items {
+                let text = format!(
+                    "{} {}",
+                    item["detail"].as_str().unwrap_or(""),
+                    item["traceback"].as_str().unwrap_or("")
+                );
+                item["class"] = json!(classify(&text));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    match &v[key] {
+        Value::Array(a) => a.len() as u64,
+        other => other.as_u64().unwrap_or(0),
+    }
+}
+
+/// The Markdown report.
+fn report_md(results: &[Value], origin: &str) -> String {
+    let mut md =
+        String::from("# eryx compatibility report: CPython 3.14's own tests in the sandbox\n\n");
+    md.push_str(&format!(
+        "Test suite: {}\n\nThe guest's CPython is 3.14.0 (the componentize-py 0.25.1 build); the tests are a later 3.14.x's, so regression tests for bugs fixed after 3.14.0, and tests of messages changed since, fail here without any fault of the sandbox.\n\nEach module runs in a fresh sandbox (`eryx` CLI, 600 s and 1 GiB per module) with the suite read-only at `/compat` and a private scratch directory read-write at `/tmp`.\n\n",
+        origin.lines().next().unwrap_or("?")
+    ));
+    md.push_str("| module | status | run | passed | failed | errors | skipped | seconds |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    let mut totals = [0u64; 5];
+    let mut classes: std::collections::BTreeMap<&str, u64> = Default::default();
+    for r in results {
+        let row = [
+            count(r, "run"),
+            count(r, "passed"),
+            count(r, "failures"),
+            count(r, "errors"),
+            count(r, "skipped"),
+        ];
+        for (t, v) in totals.iter_mut().zip(row) {
+            *t += v;
+        }
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r["module"].as_str().unwrap_or("?"),
+            r["status"].as_str().unwrap_or("?"),
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            r["wall_seconds"]
+        ));
+        for kind in ["failures", "errors"] {
+            for item in r[kind].as_array().into_iter().flatten() {
+                *classes
+                    .entry(item["class"].as_str().unwrap_or("?"))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let status_count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+    md.push_str(&format!(
+        "| **{} modules** | {} clean, {} with failures, {} load errors, {} crashes | {} | {} | {} | {} | {} | |\n\n",
+        results.len(),
+        status_count("clean"),
+        status_count("failures"),
+        status_count("load error"),
+        status_count("crash"),
+        totals[0],
+        totals[1],
+        totals[2],
+        totals[3],
+        totals[4]
+    ));
+    md.push_str("## Failing tests by cause\n\n| cause | tests |\n|---|---:|\n");
+    for (class, n) in &classes {
+        md.push_str(&format!("| {class} | {n} |\n"));
+    }
+    md.push_str("\n## Details\n\n");
+    for r in results {
+        let module = r["module"].as_str().unwrap_or("?");
+        if let Some(crash) = r["crash"].as_str() {
+            md.push_str(&format!("- **{module}** crashed the sandbox: {crash}\n"));
+        }
+        if let Some(err) = r["load_error"].as_str() {
+            md.push_str(&format!("- **{module}** did not load: `{err}`\n"));
+        }
+        for kind in ["failures", "errors"] {
+            for item in r[kind].as_array().into_iter().flatten() {
+                md.push_str(&format!(
+                    "- {module} {}: `{}` — {} ({})\n",
+                    &kind[..kind.len() - 1],
+                    item["test"].as_str().unwrap_or("?"),
+                    item["detail"].as_str().unwrap_or("").replace('|', "\\|"),
+                    item["class"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    md
+}
+
+/// `cargo xtask compat [--quick] [MODULE...]`.
+pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let chosen: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let modules: Vec<&str> = match (chosen.is_empty(), quick) {
+        (false, _) => chosen,
+        (true, true) => QUICK.to_vec(),
+        (true, false) => MODULES.to_vec(),
+    };
+    let bundle = crate::dist::dist(root)?;
+    let eryx = crate::build_cli(root)?;
+    let suite = fetch_suite(root)?;
+    let origin = std::fs::read_to_string(suite.join("ORIGIN")).unwrap_or_default();
+    let cache = root.join("target/eryx-cache");
+    let mut results = Vec::new();
+    for (i, module) in modules.iter().enumerate() {
+        let r = run_module(&eryx, &bundle, &suite, &cache, module)?;
+        progress!(
+            "compat [{}/{}] {module}: {} ({} run, {} failed, {} errors, {} skipped, {} s)",
+            i + 1,
+            modules.len(),
+            r["status"].as_str().unwrap_or("?"),
+            count(&r, "run"),
+            count(&r, "failures"),
+            count(&r, "errors"),
+            count(&r, "skipped"),
+            r["wall_seconds"]
+        );
+        results.push(r);
+    }
+    let out = root.join("target/compat");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    std::fs::write(out.join("report.md"), report_md(&results, &origin))?;
+    progress!("compat: wrote {}", out.join("report.md").display());
+    let broken: Vec<&str> = results
+        .iter()
+        .filter(|r| r["status"] == "crash" || count(r, "run") == 0)
+        .filter_map(|r| r["module"].as_str())
+        .collect();
+    if quick && !broken.is_empty() {
+        bail!(
+            "these test modules crashed the sandbox or ran no test: {}; see target/compat/report.md",
+            broken.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        assert!(classify("RuntimeError: can't start new thread").starts_with("sandbox"));
+        assert!(classify("OSError: [Errno 58] Not supported").starts_with("sandbox"));
+        assert!(
+            classify("OverflowError: Python int too large to convert to C long")
+                .starts_with("platform")
+        );
+        assert!(
+            classify("RecursionError: maximum recursion depth exceeded").starts_with("recursion")
+        );
+        assert!(classify("AssertionError: 1 != 2").starts_with("unexplained"));
+    }
+}
