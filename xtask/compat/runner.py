@@ -33,22 +33,36 @@ def last_line(text):
     return lines[-1].strip() if lines else ""
 
 
+def describe(exc):
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 summary = {"module": name, "run": 0, "passed": 0, "failures": [], "errors": [], "skipped": 0,
-           "load_error": None}
+           "load_error": None, "skipped_module": None, "runner_error": None}
 start = time.monotonic()
+result = None
 try:
     suite = unittest.defaultTestLoader.loadTestsFromName("test." + name)
+except unittest.SkipTest as exc:
+    # The module skips itself as a whole (e.g. "requires subprocess").
+    summary["skipped_module"] = str(exc)
 except BaseException as exc:  # noqa: BLE001 - reported, not raised
-    summary["load_error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    summary["load_error"] = describe(exc)
 else:
     stream = io.StringIO()
-    result = unittest.TextTestRunner(stream=stream, verbosity=0, resultclass=Collect).run(suite)
+    result = Collect(unittest.runner._WritelnDecorator(stream), False, 0)
+    try:
+        suite.run(result)
+    except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError outside a test
+        summary["runner_error"] = describe(exc)
+if result is not None:
     summary["run"] = result.testsRun
     summary["passed"] = result.passed
     summary["skipped"] = len(result.skipped)
     for kind, items in (("failures", result.failures), ("errors", result.errors)):
         for test, text in items:
-            summary[kind].append({"test": test.id(), "detail": last_line(text), "traceback": text[-2000:]})
+            summary[kind].append({"test": str(getattr(test, "id", lambda: test)()),
+                                  "detail": last_line(text), "traceback": text[-2000:]})
 summary["seconds"] = round(time.monotonic() - start, 2)
 with open("/tmp/compat-result.json", "w") as f:
     json.dump(summary, f)

@@ -184,7 +184,7 @@ fn run_module(
         .arg(format!("{}:/compat:ro", suite.display()))
         .arg("--mount")
         .arg(format!("{}:/tmp:rw", scratch.path().display()))
-        .args(["--timeout", "600", "--memory", "1G", "-c", RUNNER, module])
+        .args(["--timeout", "300", "--memory", "2G", "-c", RUNNER, module])
         .env("ERYX_CACHE_DIR", cache)
         .output()
         .with_context(|| format!("cannot run {}", eryx.display()))?;
@@ -208,8 +208,12 @@ fn run_module(
     summary["wall_seconds"] = json!((wall * 100.0).round() / 100.0);
     let status = if summary.get("crash").is_some() {
         "crash"
+    } else if !summary["skipped_module"].is_null() {
+        "skipped"
     } else if !summary["load_error"].is_null() {
         "load error"
+    } else if !summary["runner_error"].is_null() {
+        "runner error"
     } else if summary["failures"]
         .as_array()
         .is_some_and(|f| !f.is_empty())
@@ -247,7 +251,7 @@ fn report_md(results: &[Value], origin: &str) -> String {
     let mut md =
         String::from("# eryx compatibility report: CPython 3.14's own tests in the sandbox\n\n");
     md.push_str(&format!(
-        "Test suite: {}\n\nThe guest's CPython is 3.14.0 (the componentize-py 0.25.1 build); the tests are a later 3.14.x's, so regression tests for bugs fixed after 3.14.0, and tests of messages changed since, fail here without any fault of the sandbox.\n\nEach module runs in a fresh sandbox (`eryx` CLI, 600 s and 1 GiB per module) with the suite read-only at `/compat` and a private scratch directory read-write at `/tmp`.\n\n",
+        "Test suite: {}\n\nThe guest's CPython is 3.14.0 (the componentize-py 0.25.1 build); the tests are a later 3.14.x's, so regression tests for bugs fixed after 3.14.0, and tests of messages changed since, fail here without any fault of the sandbox.\n\nEach module runs in a fresh sandbox (`eryx` CLI, 300 s and 2 GiB per module) with the suite read-only at `/compat` and a private scratch directory read-write at `/tmp`.\n\n",
         origin.lines().next().unwrap_or("?")
     ));
     md.push_str("| module | status | run | passed | failed | errors | skipped | seconds |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
@@ -285,11 +289,13 @@ fn report_md(results: &[Value], origin: &str) -> String {
     }
     let status_count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
     md.push_str(&format!(
-        "| **{} modules** | {} clean, {} with failures, {} load errors, {} crashes | {} | {} | {} | {} | {} | |\n\n",
+        "| **{} modules** | {} clean, {} with failures, {} skipped whole, {} load errors, {} runner errors, {} crashes | {} | {} | {} | {} | {} | |\n\n",
         results.len(),
         status_count("clean"),
         status_count("failures"),
+        status_count("skipped"),
         status_count("load error"),
+        status_count("runner error"),
         status_count("crash"),
         totals[0],
         totals[1],
@@ -309,6 +315,12 @@ fn report_md(results: &[Value], origin: &str) -> String {
         }
         if let Some(err) = r["load_error"].as_str() {
             md.push_str(&format!("- **{module}** did not load: `{err}`\n"));
+        }
+        if let Some(why) = r["skipped_module"].as_str() {
+            md.push_str(&format!("- **{module}** skips itself: {why}\n"));
+        }
+        if let Some(err) = r["runner_error"].as_str() {
+            md.push_str(&format!("- **{module}** stopped part-way: `{err}`\n"));
         }
         for kind in ["failures", "errors"] {
             for item in r[kind].as_array().into_iter().flatten() {
