@@ -19,13 +19,29 @@ name = sys.argv[1]
 
 
 class Collect(unittest.TextTestResult):
+    """Counts passes, and saves the summary every few seconds, so that a
+    module stopped by the time limit still reports what it ran."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.passed = 0
+        self.saved = time.monotonic()
 
     def addSuccess(self, test):
         super().addSuccess(test)
         self.passed += 1
+
+    def startTest(self, test):
+        super().startTest(test)
+        # Read by the host if the sandbox dies in this test.
+        with open("/tmp/compat-current", "w") as f:
+            f.write(str(getattr(test, "id", lambda: test)()))
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        if time.monotonic() - self.saved > 5:
+            self.saved = time.monotonic()
+            save(partial=True)
 
 
 def last_line(text):
@@ -35,6 +51,27 @@ def last_line(text):
 
 def describe(exc):
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def fill():
+    if result is None:
+        return
+    summary["run"] = result.testsRun
+    summary["passed"] = result.passed
+    summary["skipped"] = len(result.skipped)
+    for kind, items in (("failures", result.failures), ("errors", result.errors)):
+        summary[kind] = [{"test": str(getattr(test, "id", lambda: test)()),
+                          "detail": last_line(text), "traceback": text[-2000:]}
+                         for test, text in items]
+
+
+def save(partial=False):
+    fill()
+    summary["partial"] = partial
+    summary["seconds"] = round(time.monotonic() - start, 2)
+    with open("/tmp/compat-result.json.tmp", "w") as f:
+        json.dump(summary, f)
+    os.replace("/tmp/compat-result.json.tmp", "/tmp/compat-result.json")
 
 
 summary = {"module": name, "run": 0, "passed": 0, "failures": [], "errors": [], "skipped": 0,
@@ -55,14 +92,6 @@ else:
         suite.run(result)
     except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError outside a test
         summary["runner_error"] = describe(exc)
-if result is not None:
-    summary["run"] = result.testsRun
-    summary["passed"] = result.passed
-    summary["skipped"] = len(result.skipped)
-    for kind, items in (("failures", result.failures), ("errors", result.errors)):
-        for test, text in items:
-            summary[kind].append({"test": str(getattr(test, "id", lambda: test)()),
-                                  "detail": last_line(text), "traceback": text[-2000:]})
-summary["seconds"] = round(time.monotonic() - start, 2)
-with open("/tmp/compat-result.json", "w") as f:
-    json.dump(summary, f)
+
+
+save()

@@ -87,7 +87,7 @@ pub(crate) const MODULES: &[&str] = &[
 ];
 
 /// The short list `cargo xtask test` runs.
-pub(crate) const QUICK: &[&str] = &["test_bisect", "test_heapq", "test_base64", "test_json"];
+pub(crate) const QUICK: &[&str] = &["test_bisect", "test_heapq", "test_base64", "test_operator"];
 
 /// The runner that executes inside the sandbox.
 const RUNNER: &str = include_str!("../compat/runner.py");
@@ -190,23 +190,40 @@ fn run_module(
         .with_context(|| format!("cannot run {}", eryx.display()))?;
     let wall = started.elapsed().as_secs_f64();
     let result = scratch.path().join("compat-result.json");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last_words = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_string();
     let mut summary = match std::fs::read(&result) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
             .with_context(|| format!("{module}: the runner's summary is not JSON"))?,
-        Err(_) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output")
-                .to_string();
-            json!({"module": module, "run": 0, "passed": 0, "failures": [], "errors": [],
-                   "skipped": 0, "crash": why})
-        }
+        Err(_) => json!({"module": module, "run": 0, "passed": 0, "failures": [], "errors": [],
+                         "skipped": 0}),
     };
+    // No summary, or only one saved part-way: the run was stopped.
+    if !result.is_file() || summary["partial"] == json!(true) {
+        let during = std::fs::read_to_string(scratch.path().join("compat-current"))
+            .map(|t| format!(" (in {t})"))
+            .unwrap_or_default();
+        summary["crash"] = json!(format!("{last_words}{during}"));
+    }
     summary["wall_seconds"] = json!((wall * 100.0).round() / 100.0);
-    let status = if summary.get("crash").is_some() {
+    annotate(&mut summary);
+    Ok(summary)
+}
+
+/// Sets a summary's `status` and each failing test's `class`.
+fn annotate(summary: &mut Value) {
+    let status = if summary["crash"]
+        .as_str()
+        .is_some_and(|c| c.contains("timed out"))
+    {
+        "timeout"
+    } else if summary.get("crash").is_some_and(|c| !c.is_null()) {
         "crash"
     } else if !summary["skipped_module"].is_null() {
         "skipped"
@@ -236,7 +253,6 @@ fn run_module(
             }
         }
     }
-    Ok(summary)
 }
 
 fn count(v: &Value, key: &str) -> u64 {
@@ -289,13 +305,14 @@ fn report_md(results: &[Value], origin: &str) -> String {
     }
     let status_count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
     md.push_str(&format!(
-        "| **{} modules** | {} clean, {} with failures, {} skipped whole, {} load errors, {} runner errors, {} crashes | {} | {} | {} | {} | {} | |\n\n",
+        "| **{} modules** | {} clean, {} with failures, {} skipped whole, {} load errors, {} runner errors, {} over the time limit, {} crashes | {} | {} | {} | {} | {} | |\n\n",
         results.len(),
         status_count("clean"),
         status_count("failures"),
         status_count("skipped"),
         status_count("load error"),
         status_count("runner error"),
+        status_count("timeout"),
         status_count("crash"),
         totals[0],
         totals[1],
@@ -311,7 +328,7 @@ fn report_md(results: &[Value], origin: &str) -> String {
     for r in results {
         let module = r["module"].as_str().unwrap_or("?");
         if let Some(crash) = r["crash"].as_str() {
-            md.push_str(&format!("- **{module}** crashed the sandbox: {crash}\n"));
+            md.push_str(&format!("- **{module}** did not finish: {crash}\n"));
         }
         if let Some(err) = r["load_error"].as_str() {
             md.push_str(&format!("- **{module}** did not load: `{err}`\n"));
@@ -337,8 +354,23 @@ fn report_md(results: &[Value], origin: &str) -> String {
     md
 }
 
-/// `cargo xtask compat [--quick] [MODULE...]`.
+/// `cargo xtask compat [--quick] [MODULE...]`; `--render` only rewrites
+/// `report.md` from `report.json` (after a change to the classification).
 pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
+    let out = root.join("target/compat");
+    if args.iter().any(|a| a == "--render") {
+        let mut results: Vec<Value> = serde_json::from_slice(
+            &std::fs::read(out.join("report.json")).context("no target/compat/report.json yet")?,
+        )?;
+        results.iter_mut().for_each(annotate);
+        let origin = std::fs::read_to_string(suite_dir(root).join("ORIGIN")).unwrap_or_default();
+        std::fs::write(
+            out.join("report.json"),
+            serde_json::to_vec_pretty(&results)?,
+        )?;
+        std::fs::write(out.join("report.md"), report_md(&results, &origin))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let chosen: Vec<&str> = args
         .iter()
@@ -371,7 +403,6 @@ pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
         );
         results.push(r);
     }
-    let out = root.join("target/compat");
     std::fs::create_dir_all(&out)?;
     std::fs::write(
         out.join("report.json"),
@@ -381,7 +412,7 @@ pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
     progress!("compat: wrote {}", out.join("report.md").display());
     let broken: Vec<&str> = results
         .iter()
-        .filter(|r| r["status"] == "crash" || count(r, "run") == 0)
+        .filter(|r| r["status"] == "crash" || r["status"] == "timeout" || count(r, "run") == 0)
         .filter_map(|r| r["module"].as_str())
         .collect();
     if quick && !broken.is_empty() {
