@@ -13,8 +13,9 @@
 //!    failing test by its traceback, and write `target/compat/report.md`
 //!    and `report.json`.
 //!
-//! `--quick` runs a short list (what `cargo xtask test` runs); it fails
-//! when a module crashes the sandbox or runs no test.
+//! `--quick` runs a short list (what `cargo xtask test` runs, reported in
+//! `target/compat/quick/`); it fails when a module crashes the sandbox or
+//! runs no test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -382,6 +383,9 @@ pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
         (true, true) => QUICK.to_vec(),
         (true, false) => MODULES.to_vec(),
     };
+    // The short run of `cargo xtask test` keeps its own report, so that it
+    // never replaces a full one.
+    let out = if quick { out.join("quick") } else { out };
     let bundle = crate::dist::dist(root)?;
     let eryx = crate::build_cli(root)?;
     let suite = fetch_suite(root)?;
@@ -417,7 +421,7 @@ pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
         .collect();
     if quick && !broken.is_empty() {
         bail!(
-            "these test modules crashed the sandbox or ran no test: {}; see target/compat/report.md",
+            "these test modules crashed the sandbox or ran no test: {}; see target/compat/quick/report.md",
             broken.join(", ")
         );
     }
