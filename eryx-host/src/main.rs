@@ -41,7 +41,7 @@ struct Cli {
     /// Memory limit, e.g. `256M`, `1G` or bytes (default 256M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<usize>,
-    /// Print one JSON object (stdout, stderr, value, error, truncated, duration_ms).
+    /// Print one JSON object (stdout, stderr, value, error, exit_code, truncated, duration_ms).
     #[arg(long)]
     json: bool,
     /// A package (a directory laid out like an unpacked wheel, or a .whl),
