@@ -15,7 +15,9 @@
 //! - [`Value`] and [`Call`]: a value stack that implements every push/pop
 //!   hook generically;
 //! - [`Interpreter`] and [`export!`]: the one trait a language implements,
-//!   and the macro that emits the `extern "C"` symbols.
+//!   and the macro that emits the `extern "C"` symbols;
+//! - [`world`]: support for code generated from a world (records read by
+//!   field name, argument-shape errors, the metadata check).
 //!
 //! Async exports are driven to completion synchronously: the interpreter's
 //! [`Interpreter::call_export`] returns the result, which is handed to the
