@@ -571,20 +571,21 @@ async fn run(cli: Cli) -> u8 {
     status
 }
 
-/// eryx's options that take a value (as a separate argument).
-const VALUE_OPTIONS: &[&str] = &[
-    "--bundle",
-    "--timeout",
-    "--memory",
-    "--package",
-    "--state",
-    "--mount",
-];
+/// eryx's long options that take a value (as a separate argument), from
+/// the clap definition itself.
+fn value_options() -> Vec<String> {
+    <Cli as clap::CommandFactory>::command()
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
 
 /// Splits the command line where the script's own arguments start (after
 /// `-c CODE`, `-m MODULE` or the first positional argument), as `python3`
 /// does: eryx parses the head, the tail is `sys.argv[1:]` untouched.
 fn split_args(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let value_options = value_options();
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
@@ -601,7 +602,7 @@ fn split_args(args: &[String]) -> (Vec<String>, Vec<String>) {
         if a == "--" {
             return (args[..i].to_vec(), args[i + 1..].to_vec());
         }
-        if VALUE_OPTIONS.contains(&a) {
+        if value_options.iter().any(|o| o == a) {
             i += 2;
         } else if a.starts_with('-') && a != "-" {
             i += 1;
@@ -666,6 +667,28 @@ mod tests {
             (v(&["eryx", "-cprint(1)"]), v(&["a"]))
         );
         assert_eq!(split(&["eryx", "--json"]), (v(&["eryx", "--json"]), v(&[])));
+        assert_eq!(
+            split(&["eryx", "--mount", "a:/b", "--memory=1G", "f.py", "x"]),
+            (
+                v(&["eryx", "--mount", "a:/b", "--memory=1G", "f.py"]),
+                v(&["x"])
+            )
+        );
+        let options = value_options();
+        for o in [
+            "--bundle",
+            "--timeout",
+            "--memory",
+            "--package",
+            "--state",
+            "--mount",
+        ] {
+            assert!(
+                options.iter().any(|x| x == o),
+                "{o} takes a value: {options:?}"
+            );
+        }
+        assert!(!options.iter().any(|x| x == "--json"), "{options:?}");
     }
 
     #[test]

@@ -18,6 +18,11 @@ import __main__
 # before this module loads); sandboxes never see it.
 __import__("os").environ.pop("ERYX_PREIMPORT", None)
 
+# The guest has no interpreter binary, so CPython leaves this empty; messages
+# that name it (`runpy`'s "python3: No module named ...", argparse's
+# "usage: python3 -m tool") read as they do under python3.
+sys.executable = "python3"
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

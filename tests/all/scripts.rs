@@ -214,7 +214,7 @@ fn cli_runs_modules_with_dash_m() {
     let out = eryx(&["-m", "no_such_module_here"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("No module named no_such_module_here"),
+        text(&out.stderr).contains("python3: No module named no_such_module_here"),
         "{}",
         text(&out.stderr)
     );
@@ -285,6 +285,11 @@ fn stdin_reaches_the_guest_only_when_asked() {
     );
     let out = eryx(&["--stdin", "-"], Some("print(1)"));
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--stdin needs the code from -c, -m or a file"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test]

@@ -590,6 +590,30 @@ mod tests {
         codegen(&crate::root(), true).unwrap();
     }
 
+    /// A stale or missing generated file is named with the fix; writing
+    /// them makes the check pass.
+    #[test]
+    fn stale_files_are_named_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        for dir in [
+            "wit",
+            "eryx-linker/wit",
+            "eryx-host/wit",
+            "eryx-runtime/src",
+        ] {
+            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        std::fs::copy(crate::root().join(WIT), tmp.path().join(WIT)).unwrap();
+        std::fs::write(tmp.path().join(WIT_COPIES[0]), "stale").unwrap();
+        let err = codegen(tmp.path(), true).unwrap_err().to_string();
+        for path in WIT_COPIES.iter().chain([&GUEST_WORLD]) {
+            assert!(err.contains(path), "{err}");
+        }
+        assert!(err.contains("run `cargo xtask codegen`"), "{err}");
+        codegen(tmp.path(), false).unwrap();
+        codegen(tmp.path(), true).unwrap();
+    }
+
     #[test]
     fn names() {
         assert_eq!(camel("python-exception"), "PythonException");

@@ -393,7 +393,6 @@ fn validate(dist: &Path) -> Result<()> {
 
 /// Builds the bundle if its inputs changed; returns its directory.
 pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
-    crate::codegen::codegen(root, true)?;
     let record = fetch::fetch(root)?;
     let tools = toolchain::locate()?;
     let dist = root.join("target/dist");
@@ -404,6 +403,9 @@ pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
         progress!("dist: up to date ({})", dist.display());
         return Ok(dist);
     }
+    // Only when something changed (the WIT and the runtime are in the
+    // hash): a stale generated file must not be built into a bundle.
+    crate::codegen::codegen(root, true)?;
     let runtime = build_runtime(root, &tools)?;
     assemble(root, &dist, &record, &runtime)?;
     progress!("validating the bundle:");
