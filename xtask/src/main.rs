@@ -7,6 +7,7 @@
 //! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`;
 //! - `bench [--quick]`: measure eryx against componentize-py and python3;
 //! - `compat [--quick] [MODULE...]`: CPython's own tests in the sandbox.
+//! - `wheel SPEC...`: Python packages → wheels for the guest (`wheel/`).
 //!
 //! Progress goes to stderr; stdout belongs to the program `run` runs.
 
@@ -27,7 +28,10 @@ mod fsutil;
 mod initfn;
 mod process;
 mod pyo3;
+mod sysroot;
 mod toolchain;
+mod wasmcc;
+mod wheel;
 
 /// Prints a progress line to stderr.
 macro_rules! progress {
@@ -49,6 +53,10 @@ commands:
   compat [--quick] [MODULE...]
                      run CPython's own test modules in the sandbox; writes
                      target/compat/report.md and report.json
+  wheel [--out DIR] [--no-deps] [-r FILE] SPEC...
+                     build wheels for the guest into target/wheels: requirements resolved on
+                     PyPI (pure-Python wheels as they are, others built from their sdists),
+                     local sdists, source directories or wheels
   ext build PATH     build an extension: a Rust crate (eryx-cpython-sys or PyO3, unchanged) or
                      C sources (a .c file or a directory); prints the built .so's path";
 
@@ -73,7 +81,12 @@ fn main() -> ExitCode {
 fn real_main() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1);
     let cmd = args.next().unwrap_or_default();
-    let rest: Vec<String> = args.skip_while(|a| a == "--").collect();
+    let raw_rest: Vec<String> = args.collect();
+    let rest: Vec<String> = raw_rest
+        .iter()
+        .skip_while(|a| *a == "--")
+        .cloned()
+        .collect();
     match cmd.as_str() {
         "fetch" => {
             fetch::fetch(&root())?;
@@ -101,6 +114,10 @@ fn real_main() -> Result<ExitCode> {
             _ => bail!("usage: cargo xtask ext build PATH"),
         },
         "run" => run(&rest),
+        "wheel" => wheel::wheel(&root(), &rest),
+        // The cross compiler that package builds call (see wasmcc.rs).
+        "wasm-cc" => wasmcc::main(false, &raw_rest),
+        "wasm-c++" => wasmcc::main(true, &raw_rest),
         "test" => test(&rest),
         "bench" => bench::bench(&root(), &rest),
         "compat" => compat::compat(&root(), &rest),

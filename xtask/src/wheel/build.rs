@@ -1,0 +1,575 @@
+//! Building a source distribution into a guest wheel, by build backend:
+//!
+//! - setuptools (a `setup.py`, or `setuptools.build_meta`): the package's
+//!   own backend runs on the host's Python (`pip wheel`, build isolation,
+//!   its declared build dependencies such as Cython), with `CC`/`CXX`/
+//!   `LDSHARED` set to our cross compiler and `SETUPTOOLS_EXT_SUFFIX` to the
+//!   guest's; Cython runs on the host and its C is compiled for the guest;
+//! - meson-python (`mesonpy`, e.g. numpy): the same, with a meson cross file
+//!   for wasm32-wasi (`longdouble_format = 'IEEE_QUAD_LE'`: wasm32's `long
+//!   double` is IEEE binary128);
+//! - maturin (PyO3): the crate named by `[tool.maturin]` is built with
+//!   `cargo xtask ext build`, and the wheel assembled from its
+//!   `python-source` and the sdist's `PKG-INFO`;
+//! - pure-Python backends (hatchling, flit, poetry, pdm, ...): `pip wheel`.
+//!
+//! A package may have a recipe in `xtask/recipes/<name>/`: `*.patch` files
+//! applied with `patch -p1` (each says why in its first line) and a
+//! `recipe.toml` with extra `meson-args`. Every built wheel gets `.pyc`
+//! files compiled by the guest's CPython.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use super::whl;
+use crate::wasmcc::{CONFIG_ENV, CcConfig};
+use crate::{process, progress};
+
+/// Backends whose wheels are pure Python (any compiler use is a mistake).
+const PURE_BACKENDS: &[&str] = &[
+    "hatchling.build",
+    "flit_core.buildapi",
+    "flit.buildapi",
+    "poetry.core.masonry.api",
+    "poetry.masonry.api",
+    "pdm.backend",
+    "pdm.pep517.api",
+    "uv_build",
+    "whey",
+];
+
+#[derive(Debug, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct Recipe {
+    #[serde(default)]
+    meson_args: Vec<String>,
+}
+
+pub(crate) struct Builder {
+    root: PathBuf,
+    out: PathBuf,
+    work: PathBuf,
+    cc_config: PathBuf,
+    cross_file: PathBuf,
+    bundle: PathBuf,
+    cli: Option<PathBuf>,
+}
+
+fn read_pyproject(dir: &Path) -> Result<Option<toml::Value>> {
+    let p = dir.join("pyproject.toml");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p)?;
+    Ok(Some(toml::from_str(&text).with_context(|| {
+        format!("{} is not valid TOML", p.display())
+    })?))
+}
+
+fn backend(pyproject: Option<&toml::Value>) -> Option<String> {
+    pyproject?
+        .get("build-system")?
+        .get("build-backend")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The package name of a source tree (PKG-INFO, else pyproject, else the
+/// directory name).
+fn project_name(dir: &Path, pyproject: Option<&toml::Value>) -> String {
+    if let Ok(text) = std::fs::read_to_string(dir.join("PKG-INFO"))
+        && let Ok(m) = whl::parse_metadata(&text)
+    {
+        return m.name;
+    }
+    if let Some(n) = pyproject
+        .and_then(|p| p.get("project"))
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+    {
+        return n.to_string();
+    }
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn normalized(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+impl Builder {
+    /// Prepares the toolchain: the WASI sysroot, CPython's headers, the
+    /// bundle (its libraries are what extensions link against), the cross
+    /// compiler's settings and meson's cross file.
+    pub(crate) fn new(root: &Path, out: &Path) -> Result<Builder> {
+        let work = root.join("target/wheels-build");
+        std::fs::create_dir_all(&work)?;
+        let bundle = crate::dist::dist(root)?;
+        let tools = crate::toolchain::locate()?;
+        let sysroot = crate::sysroot::sysroot(root)?;
+        let python_include = crate::cext::include_dir(root)?;
+        let lib_dir = bundle.join("lib");
+        // Every symbol the bundle's libraries export: what a built library
+        // may import.
+        let mut exports = Vec::new();
+        for e in std::fs::read_dir(&lib_dir)? {
+            let p = e?.path();
+            if p.extension().is_some_and(|x| x == "so") {
+                exports.extend(crate::wasmcc::symbols(&std::fs::read(&p)?)?.1);
+            }
+        }
+        exports.sort();
+        exports.dedup();
+        let base_exports = work.join("base-exports.txt");
+        std::fs::write(&base_exports, exports.join("\n"))?;
+        let clangxx = tools.clang.with_file_name(
+            tools
+                .clang
+                .file_name()
+                .map(|n| n.to_string_lossy().replace("clang", "clang++"))
+                .unwrap_or_else(|| "clang++".into()),
+        );
+        let cfg = CcConfig {
+            clang: tools.clang.clone(),
+            clangxx,
+            sysroot: sysroot.dir.clone(),
+            cxx_include: sysroot.cxx_include.clone(),
+            builtins: sysroot.builtins.clone(),
+            python_include,
+            lib_dir,
+            base_exports,
+        };
+        let cc_config = work.join("cc.json");
+        std::fs::write(&cc_config, serde_json::to_vec_pretty(&cfg)?)?;
+        let exe = std::env::current_exe()?;
+        let ar = on_path("llvm-ar-19")
+            .or_else(|| on_path("llvm-ar"))
+            .unwrap_or_else(|| "ar".into());
+        let cross = format!(
+            "# Written by `cargo xtask wheel`: meson's view of the guest.\n\
+             [binaries]\n\
+             c = ['{exe}', 'wasm-cc']\n\
+             cpp = ['{exe}', 'wasm-c++']\n\
+             ar = '{ar}'\n\
+             strip = 'true'\n\n\
+             [host_machine]\n\
+             system = 'wasi'\n\
+             cpu_family = 'wasm32'\n\
+             cpu = 'wasm32'\n\
+             endian = 'little'\n\n\
+             [properties]\n\
+             needs_exe_wrapper = true\n\
+             skip_sanity_check = true\n\
+             longdouble_format = 'IEEE_QUAD_LE'\n",
+            exe = exe.display(),
+            ar = ar.display(),
+        );
+        let cross_file = work.join("wasm32-wasi.meson.cross");
+        std::fs::write(&cross_file, cross)?;
+        Ok(Builder {
+            root: root.to_path_buf(),
+            out: out.to_path_buf(),
+            work,
+            cc_config,
+            cross_file,
+            bundle,
+            cli: None,
+        })
+    }
+
+    /// Nothing to clean up yet; here for symmetry with `new`.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Builds a downloaded sdist, reusing an earlier build of the same file.
+    pub(crate) fn build_sdist(&mut self, sdist: &Path, sha256: &str) -> Result<PathBuf> {
+        let memo = self.out.join(".built").join(sha256);
+        if !sha256.is_empty()
+            && let Ok(name) = std::fs::read_to_string(&memo)
+            && self.out.join(name.trim()).is_file()
+        {
+            let wheel = self.out.join(name.trim());
+            progress!("{} was built before: {}", sdist.display(), wheel.display());
+            return Ok(wheel);
+        }
+        let wheel = self.build_source(sdist)?;
+        if !sha256.is_empty() {
+            std::fs::create_dir_all(memo.parent().expect("has a parent"))?;
+            let name = wheel
+                .file_name()
+                .expect("a file")
+                .to_string_lossy()
+                .into_owned();
+            std::fs::write(&memo, name)?;
+        }
+        Ok(wheel)
+    }
+
+    /// Unpacks an sdist into a fresh directory; returns its top directory.
+    fn unpack(&self, sdist: &Path) -> Result<PathBuf> {
+        let name = sdist
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.trim_end_matches(".tar.gz").trim_end_matches(".zip");
+        let dest = self.work.join("src").join(stem);
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::create_dir_all(&dest)?;
+        if name.ends_with(".zip") {
+            let mut zip = zip::ZipArchive::new(std::fs::File::open(sdist)?)?;
+            zip.extract(&dest)?;
+        } else {
+            let gz = flate2::read::GzDecoder::new(std::fs::File::open(sdist)?);
+            let mut tar = tar::Archive::new(gz);
+            for entry in tar.entries()? {
+                let mut entry = entry?;
+                // `unpack_in` refuses paths that leave `dest`.
+                if !entry.unpack_in(&dest)? {
+                    bail!("{}: an entry tries to leave the archive", sdist.display());
+                }
+            }
+        }
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&dest)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        match dirs.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Ok(dest),
+        }
+    }
+
+    /// Builds an sdist file or a source directory into a guest wheel.
+    pub(crate) fn build_source(&mut self, path: &Path) -> Result<PathBuf> {
+        let dir = if path.is_dir() {
+            // Build a copy: builds write into the tree.
+            let name = path
+                .canonicalize()?
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "source".into());
+            let dest = self.work.join("src").join(name);
+            let _ = std::fs::remove_dir_all(&dest);
+            crate::fsutil::copy_tree(path, &dest)?;
+            dest
+        } else {
+            self.unpack(path)?
+        };
+        let pyproject = read_pyproject(&dir)?;
+        let name = project_name(&dir, pyproject.as_ref());
+        let recipe = self.apply_recipe(&name, &dir)?;
+        let backend = backend(pyproject.as_ref());
+        progress!(
+            "building {name} from {} (build backend: {})",
+            path.display(),
+            backend.as_deref().unwrap_or("setuptools, legacy setup.py")
+        );
+        let host_wheel = match backend.as_deref() {
+            Some("maturin") => return self.maturin(&dir, pyproject.as_ref()),
+            Some("mesonpy") => {
+                let mut settings = vec![format!(
+                    "setup-args=--cross-file={}",
+                    self.cross_file.display()
+                )];
+                settings.extend(recipe.meson_args.iter().map(|a| format!("setup-args={a}")));
+                self.pip_wheel(&dir, &name, &settings)?
+            }
+            Some("setuptools.build_meta" | "setuptools.build_meta:__legacy__") => {
+                self.pip_wheel(&dir, &name, &[])?
+            }
+            None if dir.join("setup.py").is_file() => self.pip_wheel(&dir, &name, &[])?,
+            None => bail!(
+                "{}: neither pyproject.toml's build-system nor a setup.py says how to build {name}",
+                path.display()
+            ),
+            Some(b) if PURE_BACKENDS.contains(&b) => self.pip_wheel(&dir, &name, &[])?,
+            Some(other) => bail!(
+                "{name}: build backend `{other}` is not supported. Supported: setuptools, \
+                 meson-python (mesonpy), maturin, and the pure-Python backends ({})",
+                PURE_BACKENDS.join(", ")
+            ),
+        };
+        let wheel = whl::repair(&host_wheel, &self.out)
+            .with_context(|| format!("making {name}'s wheel a guest wheel"))?;
+        self.add_bytecode(&wheel)
+    }
+
+    fn apply_recipe(&self, name: &str, dir: &Path) -> Result<Recipe> {
+        let recipe_dir = self.root.join("xtask/recipes").join(normalized(name));
+        if !recipe_dir.is_dir() {
+            return Ok(Recipe::default());
+        }
+        let mut patches: Vec<PathBuf> = std::fs::read_dir(&recipe_dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+            .collect();
+        patches.sort();
+        for p in patches {
+            process::run(
+                Command::new("patch")
+                    .args(["-p1", "--forward", "--silent", "-d"])
+                    .arg(dir)
+                    .arg("-i")
+                    .arg(&p),
+                &format!("applying {}", p.display()),
+            )
+            .with_context(|| {
+                format!(
+                    "the recipe patch {} no longer applies to this version of {name}",
+                    p.display()
+                )
+            })?;
+        }
+        let toml_path = recipe_dir.join("recipe.toml");
+        if toml_path.is_file() {
+            return toml::from_str(&std::fs::read_to_string(&toml_path)?)
+                .with_context(|| format!("{} is not a valid recipe", toml_path.display()));
+        }
+        Ok(Recipe::default())
+    }
+
+    /// Runs the package's own build backend on the host's Python with the
+    /// cross compiler; returns the host-tagged wheel it wrote.
+    fn pip_wheel(&self, dir: &Path, name: &str, config_settings: &[String]) -> Result<PathBuf> {
+        let exe = std::env::current_exe()?.display().to_string();
+        let dest = self.work.join("host-wheels").join(normalized(name));
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::create_dir_all(&dest)?;
+        let python = std::env::var("ERYX_HOST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut pip = Command::new(&python);
+        pip.args([
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--ignore-requires-python",
+            "-w",
+        ])
+        .arg(&dest)
+        .arg(dir);
+        for s in config_settings {
+            pip.arg(format!("--config-settings={s}"));
+        }
+        pip.env(CONFIG_ENV, &self.cc_config)
+            .env("CC", format!("{exe} wasm-cc"))
+            .env("CXX", format!("{exe} wasm-c++"))
+            .env("LDSHARED", format!("{exe} wasm-cc -shared"))
+            .env("LDCXXSHARED", format!("{exe} wasm-c++ -shared"))
+            .env("CFLAGS", "-O2")
+            .env("CXXFLAGS", "-O2")
+            .env("LDFLAGS", "")
+            .env("CPPFLAGS", "")
+            .env("SETUPTOOLS_EXT_SUFFIX", whl::EXT_SUFFIX)
+            // A separate cache: pip must never offer these host-tagged
+            // wasm wheels to the host.
+            .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+        let output = pip.output().with_context(|| {
+            format!("cannot run {python} -m pip (Python and pip are needed to run build backends)")
+        })?;
+        if !output.status.success() {
+            let log = self.work.join(format!("{}-build.log", normalized(name)));
+            let mut text = output.stdout.clone();
+            text.extend_from_slice(&output.stderr);
+            std::fs::write(&log, &text)?;
+            let tail: Vec<&str> = std::str::from_utf8(&text)
+                .unwrap_or("")
+                .lines()
+                .rev()
+                .take(40)
+                .collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "building {name} failed (`{}`); the last lines of its output follow, all of it is \
+                 in {}:\n{}",
+                process::describe(&pip),
+                log.display(),
+                tail.join("\n")
+            );
+        }
+        std::fs::read_dir(&dest)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+            .with_context(|| format!("pip wheel wrote no wheel for {name}"))
+    }
+
+    /// maturin/PyO3: the Rust crate through `cargo xtask ext build`.
+    fn maturin(&mut self, dir: &Path, pyproject: Option<&toml::Value>) -> Result<PathBuf> {
+        let tool = pyproject
+            .and_then(|p| p.get("tool"))
+            .and_then(|t| t.get("maturin"));
+        let get = |k: &str| tool.and_then(|t| t.get(k)).and_then(|v| v.as_str());
+        let manifest = dir.join(get("manifest-path").unwrap_or("Cargo.toml"));
+        let crate_dir = manifest
+            .parent()
+            .context("the manifest path has no directory")?
+            .to_path_buf();
+        let pkg_info = std::fs::read_to_string(dir.join("PKG-INFO")).with_context(|| {
+            format!(
+                "{} has no PKG-INFO: maturin packages are built from their sdist",
+                dir.display()
+            )
+        })?;
+        let meta = whl::parse_metadata(&pkg_info)?;
+        let so = crate::ext::build(&self.root, &crate_dir)
+            .with_context(|| format!("building {}'s Rust extension", meta.name))?;
+        let so_name = so
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .context("no file name")?;
+        let module_leaf = so_name.split('.').next().unwrap_or("").to_string();
+        let module = get("module-name")
+            .map(str::to_string)
+            .unwrap_or_else(|| module_leaf.clone());
+        if !module.ends_with(&module_leaf) {
+            bail!(
+                "{}: [tool.maturin] module-name is `{module}` but the crate's init function is \
+                 PyInit_{module_leaf}",
+                meta.name
+            );
+        }
+        let top = module.split('.').next().unwrap_or(&module).to_string();
+        let python_src = dir.join(get("python-source").unwrap_or(""));
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let package_dir = python_src.join(&top);
+        if package_dir.join("__init__.py").is_file() {
+            collect_python(&package_dir, &top, &mut files)?;
+        } else if !module.contains('.') {
+            // A pure-Rust module: maturin wraps it in a package of its name.
+            files.push((
+                format!("{top}/__init__.py"),
+                format!(
+                    "from .{top} import *\n\n__doc__ = {top}.__doc__\nif hasattr({top}, \"__all__\"):\n    __all__ = {top}.__all__\n"
+                )
+                .into_bytes(),
+            ));
+        }
+        let so_path = if module.contains('.') || package_dir.join("__init__.py").is_file() {
+            format!("{}{}", module.replace('.', "/"), whl::EXT_SUFFIX)
+        } else {
+            format!("{top}/{top}{}", whl::EXT_SUFFIX)
+        };
+        files.push((so_path, std::fs::read(&so)?));
+        let info = format!(
+            "{}-{}.dist-info",
+            meta.name.replace(['-', '.'], "_").to_ascii_lowercase(),
+            meta.version
+        );
+        files.push((format!("{info}/METADATA"), pkg_info.into_bytes()));
+        let wheel = whl::write(&self.out, &info, super::WASI_TAG, &files)?;
+        self.add_bytecode(&wheel)
+    }
+
+    /// Adds `.pyc` files compiled by the guest's CPython (only it writes
+    /// bytecode that 3.14.0 accepts) to a wheel: its contents are mounted
+    /// read-write in a sandbox and compiled with `compileall`, recording
+    /// `/site-packages/...` as each code object's file (where eryx mounts
+    /// packages). Unchecked-hash `.pyc`: a wheel's files do not change.
+    fn add_bytecode(&mut self, wheel: &Path) -> Result<PathBuf> {
+        let cli = match &self.cli {
+            Some(c) => c.clone(),
+            None => {
+                let c = crate::build_cli(&self.root)?;
+                self.cli = Some(c.clone());
+                c
+            }
+        };
+        let tree = tempfile::tempdir_in(&self.work)?;
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?)?;
+        zip.extract(tree.path())?;
+        drop(zip);
+        let code = format!(
+            r#"
+import compileall, py_compile, os
+ok = compileall.compile_dir("/build/wheel", ddir="{sp}", quiet=2, workers=1,
+    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+n = sum(len(f) for d, _, f in os.walk("/build/wheel") if d.endswith("__pycache__"))
+print(n, "ok" if ok else "some sources did not compile")
+"#,
+            sp = "/site-packages"
+        );
+        let mut run = Command::new(&cli);
+        run.arg("--bundle")
+            .arg(&self.bundle)
+            .arg("--no-preinit")
+            .arg("--mount")
+            .arg(format!("{}:/build/wheel:rw", tree.path().display()))
+            .args(["--timeout", "600", "-c", &code])
+            .env("ERYX_CACHE_DIR", self.root.join("target/eryx-cache"));
+        let out = process::capture(&mut run, "compiling the wheel's bytecode in the guest")?;
+        let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // Re-read the wheel's entries and add the new __pycache__ files.
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut info = None;
+        walk(tree.path(), tree.path(), &mut |rel, bytes| {
+            if let Some(d) = rel.strip_suffix("/METADATA")
+                && d.ends_with(".dist-info")
+                && !d.contains('/')
+            {
+                info = Some(d.to_string());
+            }
+            files.push((rel, bytes));
+        })?;
+        let info = info.context("the wheel lost its dist-info")?;
+        let name = wheel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tag = name
+            .trim_end_matches(".whl")
+            .splitn(3, '-')
+            .nth(2)
+            .unwrap_or(super::WASI_TAG)
+            .to_string();
+        let written = whl::write(&self.out, &info, &tag, &files)?;
+        progress!("{}: bytecode compiled in the guest ({report} files)", name);
+        Ok(written)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, Vec<u8>)) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            walk(root, &p, f)?;
+        } else {
+            let rel = p.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+            f(rel, std::fs::read(&p)?);
+        }
+    }
+    Ok(())
+}
+
+/// The Python files of a package directory (sources, stubs, data; no
+/// bytecode caches).
+fn collect_python(dir: &Path, prefix: &str, files: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            if name != "__pycache__" {
+                collect_python(&p, &format!("{prefix}/{name}"), files)?;
+            }
+        } else if !name.ends_with(".pyc") && !name.ends_with(".so") {
+            files.push((format!("{prefix}/{name}"), std::fs::read(&p)?));
+        }
+    }
+    Ok(())
+}

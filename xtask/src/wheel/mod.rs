@@ -1,0 +1,284 @@
+//! `cargo xtask wheel`: Python packages → wheels for the guest.
+//!
+//! ```text
+//! cargo xtask wheel pydantic==2.14.4 markupsafe msgpack    # from PyPI, dependencies resolved
+//! cargo xtask wheel ./pkg-1.0.tar.gz ./src-tree -r requirements.txt
+//! ```
+//! Every requirement is resolved for the guest (CPython 3.14 on
+//! `wasm32-wasi`: its version, `sys_platform == "wasi"`,
+//! `platform_machine == "wasm32"`, ...), dependencies included. A
+//! pure-Python wheel on PyPI is taken as it is; anything else is built from
+//! its sdist with the recipe for its build backend (`build.rs`): setuptools
+//! and meson-python through the package's own backend with our cross
+//! compiler (`wasmcc.rs`), maturin/PyO3 with `cargo xtask ext build`.
+//! Built wheels are ordinary PEP 427 wheels tagged
+//! `cp314-cp314-wasi_0_0_0_wasm32`, with `.pyc` compiled by the guest's
+//! own CPython, so `--package` takes them like any other wheel. The
+//! wheelhouse is `target/wheels` (or `--out DIR`); built wheels are cached
+//! by the sdist's SHA-256.
+//!
+//! Resolution is greedy (the newest version that satisfies every
+//! requirement seen so far, no backtracking): a later requirement that the
+//! chosen version does not satisfy is an error naming both.
+
+mod build;
+mod index;
+mod whl;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::{
+    MarkerEnvironment, MarkerEnvironmentBuilder, PackageName, Requirement, VersionOrUrl,
+};
+
+use crate::progress;
+
+pub(crate) use whl::WASI_TAG;
+
+/// The guest as PEP 508 markers see it (read off the guest's CPython:
+/// `platform.system()` is `'wasi'`, `platform.release()` is `'0.0.0'`).
+fn guest_markers() -> MarkerEnvironment {
+    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: "3.14.0",
+        os_name: "posix",
+        platform_machine: "wasm32",
+        platform_python_implementation: "CPython",
+        platform_release: "0.0.0",
+        platform_system: "wasi",
+        platform_version: "0.0.0",
+        python_full_version: "3.14.0",
+        python_version: "3.14",
+        sys_platform: "wasi",
+    })
+    .expect("the guest's marker values are valid")
+}
+
+/// The guest's Python version, for `Requires-Python`.
+fn guest_python() -> Version {
+    Version::from_str("3.14.0").expect("a valid version")
+}
+
+const USAGE: &str = "usage: cargo xtask wheel [--out DIR] [--no-deps] [-r FILE]... SPEC...
+  SPEC: a requirement (`numpy==2.4.6`, `msgpack`, `pydantic>=2`), an sdist (.tar.gz/.zip),
+        a source directory (with pyproject.toml or setup.py), or a wheel (.whl)";
+
+/// One thing asked for.
+#[derive(Debug, Clone)]
+enum Spec {
+    Requirement(Requirement),
+    Path(PathBuf),
+}
+
+fn parse_args(args: &[String]) -> Result<(Vec<Spec>, Option<PathBuf>, bool)> {
+    let mut specs = Vec::new();
+    let mut out = None;
+    let mut deps = true;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out = Some(PathBuf::from(it.next().context(USAGE)?)),
+            "--no-deps" => deps = false,
+            "-r" | "--requirement" => {
+                let file = it.next().context(USAGE)?;
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the requirements file {file}"))?;
+                for line in text.lines() {
+                    let line = line.split('#').next().unwrap_or("").trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if line.starts_with('-') {
+                        bail!(
+                            "{file}: pip options are not supported in requirements files: `{line}`"
+                        );
+                    }
+                    specs.push(spec(line)?);
+                }
+            }
+            "-h" | "--help" => bail!("{USAGE}"),
+            s if s.starts_with('-') => bail!("unknown option `{s}`\n{USAGE}"),
+            s => specs.push(spec(s)?),
+        }
+    }
+    if specs.is_empty() {
+        bail!("nothing to build\n{USAGE}");
+    }
+    Ok((specs, out, deps))
+}
+
+fn spec(s: &str) -> Result<Spec> {
+    let p = Path::new(s);
+    let looks_like_path = s.ends_with(".tar.gz")
+        || s.ends_with(".zip")
+        || s.ends_with(".whl")
+        || s.contains('/')
+        || p.is_dir();
+    if looks_like_path {
+        if !p.exists() {
+            bail!("{s}: no such file or directory");
+        }
+        return Ok(Spec::Path(p.to_path_buf()));
+    }
+    Requirement::from_str(s)
+        .map(Spec::Requirement)
+        .map_err(|e| anyhow::anyhow!("`{s}` is not a requirement (PEP 508): {e}"))
+}
+
+/// A package in the resolved set.
+#[derive(Debug, Clone)]
+struct Chosen {
+    version: Version,
+    wheel: PathBuf,
+    /// Who asked for it first (for conflict messages).
+    wanted_by: String,
+}
+
+/// `cargo xtask wheel ARGS`.
+pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
+    let (specs, out, deps) = parse_args(args)?;
+    let out = out.unwrap_or_else(|| root.join("target/wheels"));
+    std::fs::create_dir_all(&out)?;
+    let env = guest_markers();
+    let mut builder = build::Builder::new(root, &out)?;
+    let mut index = index::Index::new(&out.join(".downloads"));
+    let mut chosen: BTreeMap<PackageName, Chosen> = BTreeMap::new();
+    let mut queue: VecDeque<(Requirement, String)> = VecDeque::new();
+
+    // Local inputs first: they fix their package's version.
+    for s in &specs {
+        match s {
+            Spec::Path(p) => {
+                let wheel = if p.extension().is_some_and(|e| e == "whl") {
+                    whl::check_guest_wheel(p, &out)?
+                } else {
+                    builder.build_source(p)?
+                };
+                let meta = whl::metadata(&wheel)?;
+                let name = PackageName::from_str(&meta.name)?;
+                progress!("{} {} ← {}", meta.name, meta.version, p.display());
+                if deps {
+                    for r in &meta.requires {
+                        queue.push_back((r.clone(), meta.name.clone()));
+                    }
+                }
+                chosen.insert(
+                    name,
+                    Chosen {
+                        version: Version::from_str(&meta.version)?,
+                        wheel,
+                        wanted_by: p.display().to_string(),
+                    },
+                );
+            }
+            Spec::Requirement(r) => queue.push_back((r.clone(), "the command line".into())),
+        }
+    }
+
+    while let Some((req, from)) = queue.pop_front() {
+        if !req.evaluate_markers(&env, &[]) {
+            continue;
+        }
+        let specifiers = match &req.version_or_url {
+            None => VersionSpecifiers::empty(),
+            Some(VersionOrUrl::VersionSpecifier(s)) => s.clone(),
+            Some(VersionOrUrl::Url(u)) => {
+                bail!(
+                    "{} (asked for by {from}): URL requirements ({u}) are not supported; download it and pass the file",
+                    req.name
+                )
+            }
+        };
+        let newly = if let Some(c) = chosen.get(&req.name) {
+            if !specifiers.contains(&c.version) {
+                bail!(
+                    "version conflict: {from} needs `{req}`, but {} {} was already chosen for {} \
+                     (resolution does not backtrack: pin a version that satisfies both on the command line)",
+                    req.name,
+                    c.version,
+                    c.wanted_by
+                );
+            }
+            None
+        } else {
+            let pick = index
+                .pick(&req.name, &specifiers, &guest_python())
+                .with_context(|| format!("resolving `{req}` (asked for by {from})"))?;
+            let wheel = match &pick.artifact {
+                index::Artifact::PureWheel(f) => {
+                    let path = index.download(f)?;
+                    let dest = out.join(&f.filename);
+                    if !dest.is_file() {
+                        crate::fsutil::link_or_copy(&path, &dest)?;
+                    }
+                    whl::check_guest_wheel(&dest, &out)?
+                }
+                index::Artifact::Sdist(f) => {
+                    let path = index.download(f)?;
+                    builder.build_sdist(&path, &f.sha256)?
+                }
+            };
+            progress!("{} {} ({})", req.name, pick.version, wheel.display());
+            chosen.insert(
+                req.name.clone(),
+                Chosen {
+                    version: pick.version.clone(),
+                    wheel: wheel.clone(),
+                    wanted_by: from.clone(),
+                },
+            );
+            Some(wheel)
+        };
+        if let (Some(wheel), true) = (newly, deps) {
+            let meta = whl::metadata(&wheel)?;
+            for dep in &meta.requires {
+                if dep.evaluate_markers(&env, &req.extras) {
+                    queue.push_back((dep.clone(), format!("{} {}", meta.name, meta.version)));
+                }
+            }
+        }
+    }
+    builder.finish()?;
+    progress!("{} wheel(s) in {}:", chosen.len(), out.display());
+    for c in chosen.values() {
+        println!("{}", c.wheel.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_markers_select_wasi_dependencies() {
+        let env = guest_markers();
+        let yes: Requirement =
+            Requirement::from_str("a; sys_platform == 'wasi' and python_version >= '3.14'")
+                .unwrap();
+        let no: Requirement =
+            Requirement::from_str("tzdata; platform_system == 'Windows'").unwrap();
+        let extra: Requirement =
+            Requirement::from_str("email-validator>=2; extra == 'email'").unwrap();
+        assert!(yes.evaluate_markers(&env, &[]));
+        assert!(!no.evaluate_markers(&env, &[]));
+        assert!(!extra.evaluate_markers(&env, &[]));
+        let email = pep508_rs::ExtraName::from_str("email").unwrap();
+        assert!(extra.evaluate_markers(&env, &[email]));
+    }
+
+    #[test]
+    fn specs_are_requirements_or_paths() {
+        assert!(matches!(
+            spec("numpy==2.4.6").unwrap(),
+            Spec::Requirement(_)
+        ));
+        assert!(spec("./missing-1.0.tar.gz").is_err());
+        assert!(spec("not a requirement ===").is_err());
+    }
+}
