@@ -129,17 +129,48 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
             out.push(a.clone());
         }
     }
-    if links(args) {
-        let mut flags: Vec<String> = vec![
-            "--target=wasm32-wasip1".into(),
-            "-nostdlib".into(),
-            "-shared".into(),
-            "-fuse-ld=lld".into(),
-            "-Wl,--allow-undefined".into(),
-            "-Wl,--no-entry".into(),
-            "-Wl,--strip-debug".into(),
-        ];
-        flags.append(&mut out);
+    // A link may compile sources too (meson's checks do): both kinds of
+    // flags always go in. clang links wasm32-wasip2 with wasm-ld when told
+    // `-fuse-ld=lld` (instead of wasm-component-ld).
+    let mut flags: Vec<String> = vec![
+        format!("--target={C_TARGET}"),
+        format!("--sysroot={}", cfg.sysroot.display()),
+        "-fPIC".into(),
+        "-D_WASI_EMULATED_SIGNAL".into(),
+        "-D_WASI_EMULATED_PROCESS_CLOCKS".into(),
+        "-D_WASI_EMULATED_GETPID".into(),
+        "-D_WASI_EMULATED_MMAN".into(),
+    ];
+    if cxx && let Some(inc) = &cfg.cxx_include {
+        flags.extend(["-nostdinc++".into(), "-isystem".into()]);
+        flags.push(inc.display().to_string());
+    }
+    let linking = links(args);
+    if linking {
+        flags.extend(
+            [
+                "-nostdlib",
+                "-shared",
+                "-fuse-ld=lld",
+                "-Wl,--allow-undefined",
+                "-Wl,--no-entry",
+                "-Wl,--strip-debug",
+                // A configure check's `main` (renamed by clang for wasm)
+                // must survive dead-code removal, or a call to a function
+                // that does not exist would link and the check would pass.
+                "-Wl,--export-if-defined=main",
+                "-Wl,--export-if-defined=__main_void",
+                "-Wl,--export-if-defined=__main_argc_argv",
+            ]
+            .map(String::from),
+        );
+    }
+    flags.append(&mut out);
+    flags.push(format!("-I{}", cfg.python_include.display()));
+    if cxx {
+        flags.push("-fno-exceptions".into());
+    }
+    if linking {
         if cxx {
             flags.push(format!("-L{}", cfg.lib_dir.display()));
             flags.extend(["-lc++".into(), "-lc++abi".into()]);
@@ -147,28 +178,8 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
         if let Some(b) = &cfg.builtins {
             flags.push(b.display().to_string());
         }
-        flags
-    } else {
-        let mut flags: Vec<String> = vec![
-            format!("--target={C_TARGET}"),
-            format!("--sysroot={}", cfg.sysroot.display()),
-            "-fPIC".into(),
-            "-D_WASI_EMULATED_SIGNAL".into(),
-            "-D_WASI_EMULATED_PROCESS_CLOCKS".into(),
-            "-D_WASI_EMULATED_GETPID".into(),
-            "-D_WASI_EMULATED_MMAN".into(),
-        ];
-        if cxx && let Some(inc) = &cfg.cxx_include {
-            flags.extend(["-nostdinc++".into(), "-isystem".into()]);
-            flags.push(inc.display().to_string());
-        }
-        flags.append(&mut out);
-        flags.push(format!("-I{}", cfg.python_include.display()));
-        if cxx {
-            flags.push("-fno-exceptions".into());
-        }
-        flags
     }
+    flags
 }
 
 /// What to add to a failed compiler's output.
@@ -415,7 +426,8 @@ mod tests {
                 "m.so",
             ]),
         );
-        assert_eq!(out[0], "--target=wasm32-wasip1");
+        assert_eq!(out[0], "--target=wasm32-wasip2");
+        assert!(out.contains(&"-fuse-ld=lld".to_string()));
         assert!(out.contains(&"-Wl,--allow-undefined".to_string()));
         assert!(out.contains(&"-lc++".to_string()));
         assert_eq!(out.last().unwrap(), "/s/rt.a");
