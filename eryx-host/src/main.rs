@@ -48,6 +48,14 @@ struct Cli {
     /// repeatable: mounted at /site-packages, extension modules linked in.
     #[arg(long, value_name = "DIR_OR_WHEEL")]
     package: Vec<PathBuf>,
+    /// Every wheel (`*.whl`) in DIR as a package, e.g. the wheelhouse that
+    /// `cargo xtask wheel` fills (target/wheels). Repeatable.
+    #[arg(long, value_name = "DIR")]
+    wheelhouse: Vec<PathBuf>,
+    /// Import MODULE while pre-initialising, so every run finds it loaded
+    /// (e.g. `--preimport numpy`). Repeatable; ignored with --no-preinit.
+    #[arg(long, value_name = "MODULE")]
+    preimport: Vec<String>,
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -525,6 +533,34 @@ async fn run(cli: Cli) -> u8 {
     }
     for package in &cli.package {
         builder = builder.package(package);
+    }
+    for dir in &cli.wheelhouse {
+        let mut wheels: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+                .collect(),
+            Err(e) => {
+                eprintln!("eryx: --wheelhouse {}: {e}", dir.display());
+                return 2;
+            }
+        };
+        if wheels.is_empty() {
+            eprintln!(
+                "eryx: --wheelhouse {}: no wheels (*.whl) there; `cargo xtask wheel PACKAGE...` \
+                 builds them",
+                dir.display()
+            );
+            return 2;
+        }
+        wheels.sort();
+        for w in wheels {
+            builder = builder.package(w);
+        }
+    }
+    if !cli.preimport.is_empty() {
+        builder = builder.preimport(cli.preimport.iter().cloned());
     }
     if let Some(bytes) = cli.memory {
         builder = builder.memory_limit(bytes);

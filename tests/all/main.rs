@@ -12,6 +12,7 @@ mod concurrency;
 mod extensions;
 mod linker;
 mod mounts;
+mod packages;
 mod pool;
 mod preinit;
 mod python;

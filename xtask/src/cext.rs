@@ -49,6 +49,25 @@ pub(crate) fn pyconfig_h(sysconfigdata: &str) -> String {
             out.push_str(&format!("#define {key} {v}\n"));
         }
     }
+    // configure writes these feature-test macros into pyconfig.h for
+    // every POSIX target (AC_USE_SYSTEM_EXTENSIONS, and the X/Open level),
+    // but sysconfigdata does not record them. Without them, code compiled
+    // with `-std=c11` (numpy) sees no `fseeko`, `strdup`, ... in libc's headers.
+    for (name, value) in [
+        ("_GNU_SOURCE", "1"),
+        ("_POSIX_C_SOURCE", "200809L"),
+        ("_XOPEN_SOURCE", "700"),
+        ("_XOPEN_SOURCE_EXTENDED", "1"),
+        ("_ALL_SOURCE", "1"),
+        ("_DARWIN_C_SOURCE", "1"),
+        ("_NETBSD_SOURCE", "1"),
+        ("__BSD_VISIBLE", "1"),
+        ("_POSIX_PTHREAD_SEMANTICS", "1"),
+        ("_TANDEM_SOURCE", "1"),
+        ("__EXTENSIONS__", "1"),
+    ] {
+        out.push_str(&format!("#ifndef {name}\n#define {name} {value}\n#endif\n"));
+    }
     out.push_str("#endif /* Py_PYCONFIG_H */\n");
     out
 }

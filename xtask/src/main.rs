@@ -177,6 +177,9 @@ fn test(args: &[String]) -> Result<ExitCode> {
     for example in ext::EXAMPLES {
         ext::build(&root, Path::new(example))?;
     }
+    // Real packages from PyPI, built from their sdists (tests/all/packages.rs).
+    let wheels: Vec<String> = wheel::TEST_PACKAGES.iter().map(|s| s.to_string()).collect();
+    wheel::wheel(&root, &wheels)?;
     let cli = build_cli(&root)?;
     let mut test = cargo();
     test.current_dir(&root)
@@ -186,7 +189,9 @@ fn test(args: &[String]) -> Result<ExitCode> {
         .env("ERYX_BUNDLE", &bundle)
         .env("ERYX_CLI", &cli)
         .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
-        .env("ERYX_EXAMPLE_EXTENSIONS", root.join("target/ext"));
+        .env("ERYX_EXAMPLE_EXTENSIONS", root.join("target/ext"))
+        .env("ERYX_WHEELHOUSE", root.join("target/wheels"))
+        .env("ERYX_XTASK", std::env::current_exe()?);
     progress!("running the tests: {}", process::describe(&test));
     let status = test.status().context("cannot run cargo test")?;
     if !status.success() {

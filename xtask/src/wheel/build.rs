@@ -353,6 +353,7 @@ impl Builder {
             "-m",
             "pip",
             "wheel",
+            "-v",
             "--no-deps",
             "--ignore-requires-python",
             "-w",
@@ -376,20 +377,13 @@ impl Builder {
             // wasm wheels to the host.
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
-        let output = pip.output().with_context(|| {
+        let (status, text) = run_with_progress(&mut pip, name).with_context(|| {
             format!("cannot run {python} -m pip (Python and pip are needed to run build backends)")
         })?;
-        if !output.status.success() {
+        if !status.success() {
             let log = self.work.join(format!("{}-build.log", normalized(name)));
-            let mut text = output.stdout.clone();
-            text.extend_from_slice(&output.stderr);
             std::fs::write(&log, &text)?;
-            let tail: Vec<&str> = std::str::from_utf8(&text)
-                .unwrap_or("")
-                .lines()
-                .rev()
-                .take(40)
-                .collect();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             bail!(
                 "building {name} failed (`{}`); the last lines of its output follow, all of it is \
@@ -538,6 +532,48 @@ print(n, "ok" if ok else "some sources did not compile")
         progress!("{}: bytecode compiled in the guest ({report} files)", name);
         Ok(written)
     }
+}
+
+/// Runs a build, showing its progress (ninja's `[n/m]` steps, every ten
+/// seconds at most) and returning its whole output for the log.
+fn run_with_progress(cmd: &mut Command, name: &str) -> Result<(std::process::ExitStatus, String)> {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let stderr = child.stderr.take().expect("piped");
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    });
+    let mut text = String::new();
+    let started = std::time::Instant::now();
+    let mut last_shown = std::time::Instant::now();
+    let stdout = child.stdout.take().expect("piped");
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let step = line.trim_start();
+        let is_step =
+            step.starts_with('[') && step.split(']').next().is_some_and(|s| s.contains('/'));
+        if is_step && last_shown.elapsed().as_secs() >= 10 {
+            let shown: String = step.chars().take(100).collect();
+            progress!("  {name} ({}s): {shown}", started.elapsed().as_secs());
+            last_shown = std::time::Instant::now();
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait()?;
+    text.push_str(&errs.join().unwrap_or_default());
+    Ok((status, text))
 }
 
 fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, Vec<u8>)) -> Result<()> {

@@ -1,0 +1,306 @@
+//! Real packages from PyPI, built from their sdists by `cargo xtask wheel`
+//! (which `cargo xtask test` runs first) and used through the real
+//! pipeline: markupsafe (C), msgpack (Cython-generated C), pydantic with
+//! pydantic-core (PyO3) and its pure-Python dependencies.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support;
+
+/// The wheelhouse: `ERYX_WHEELHOUSE`, else `target/wheels`.
+fn wheelhouse() -> PathBuf {
+    std::env::var_os("ERYX_WHEELHOUSE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| support::root().join("target/wheels"))
+}
+
+/// The wheel of `project` (normalized file-name prefix, e.g. `pydantic_core-`).
+fn wheel(prefix: &str) -> PathBuf {
+    let dir = wheelhouse();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run `cargo xtask test` (it builds the wheels)",
+                dir.display()
+            )
+        })
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".whl"))
+        })
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "no {prefix}*.whl in {}: run `cargo xtask test` (or `cargo xtask wheel {}`)",
+            dir.display(),
+            crate::packages::TEST_PACKAGES.join(" ")
+        )
+    })
+}
+
+/// What `cargo xtask test` builds for these tests (keep in sync with xtask).
+pub const TEST_PACKAGES: &[&str] = &["markupsafe==3.0.4", "msgpack==1.2.4", "pydantic==2.14.4"];
+
+fn pydantic_wheels() -> Vec<PathBuf> {
+    [
+        "pydantic-",
+        "pydantic_core-",
+        "typing_extensions-",
+        "typing_inspection-",
+        "annotated_types-",
+    ]
+    .iter()
+    .map(|p| wheel(p))
+    .collect()
+}
+
+#[test]
+fn built_wheels_are_tagged_for_the_guest_and_carry_bytecode() {
+    for prefix in ["markupsafe-", "msgpack-", "pydantic_core-"] {
+        let w = wheel(prefix);
+        let name = w.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.ends_with("-cp314-cp314-wasi_0_0_0_wasm32.whl"),
+            "{name}"
+        );
+        let zip = zip::ZipArchive::new(std::fs::File::open(&w).unwrap()).unwrap();
+        let names: Vec<&str> = zip.file_names().collect();
+        assert!(
+            names.iter().any(|n| n.ends_with(".cpython-314.pyc")),
+            "{name} has no bytecode: {names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(".cpython-314-wasm32-wasi.so")),
+            "{name} has no guest extension: {names:?}"
+        );
+        assert!(names.iter().any(|n| n.ends_with(".dist-info/RECORD")));
+    }
+}
+
+#[tokio::test]
+async fn markupsafe_uses_its_c_speedups() {
+    let mut sb = support::builder()
+        .package(wheel("markupsafe-"))
+        .build()
+        .await
+        .expect("building");
+    let out = sb
+        .execute(
+            "import markupsafe, markupsafe._speedups as s\n\
+             print(markupsafe.escape('<a href=\"x\">&</a>'))\n\
+             print(markupsafe.escape is s._escape_inner or markupsafe._escape_inner is s._escape_inner)\n\
+             print(s.__file__)",
+        )
+        .await
+        .expect("running");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "&lt;a href=&#34;x&#34;&gt;&amp;&lt;/a&gt;");
+    assert_eq!(lines[1], "True", "{}", out.stdout);
+    assert!(lines[2].ends_with("_speedups.cpython-314-wasm32-wasi.so"));
+}
+
+#[tokio::test]
+async fn msgpack_round_trips_through_its_cython_extension() {
+    let mut sb = support::builder()
+        .package(wheel("msgpack-"))
+        .build()
+        .await
+        .expect("building");
+    let out = sb
+        .execute(
+            "import msgpack, msgpack._cmsgpack as c\n\
+             data = {'a': [1, 2.5, None, b'\\x00\\xff', 'ü'], 'n': -2**63}\n\
+             b = msgpack.packb(data)\n\
+             print(msgpack.unpackb(b) == data, msgpack.Packer is c.Packer, len(b))",
+        )
+        .await
+        .expect("running");
+    assert!(out.stdout.starts_with("True True "), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn pydantic_validates_reports_and_describes() {
+    let mut b = support::builder();
+    for w in pydantic_wheels() {
+        b = b.package(w);
+    }
+    let mut sb = b.build().await.expect("building");
+    let out = sb
+        .execute(
+            r#"
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+class User(BaseModel):
+    id: int
+    name: str = Field(default="Jane", max_length=8)
+print(User(id="7").model_dump())
+try:
+    User(id="seven", name="far too long")
+except ValidationError as e:
+    print(e.error_count(), sorted(err["type"] for err in e.errors()))
+    print("Input should be a valid integer" in str(e))
+print(User.model_json_schema()["properties"]["name"]["maxLength"])
+print(TypeAdapter(list[int]).validate_json("[1, 2, 3]"))
+"#,
+        )
+        .await
+        .expect("running");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "{'id': 7, 'name': 'Jane'}",
+            "2 ['int_parsing', 'string_too_long']",
+            "True",
+            "8",
+            "[1, 2, 3]"
+        ],
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn pydantic_cores_recursion_guard_raises_instead_of_crashing() {
+    let mut b = support::builder();
+    for w in pydantic_wheels() {
+        b = b.package(w);
+    }
+    let mut sb = b.build().await.expect("building");
+    let out = sb
+        .execute(
+            r#"
+from typing import Optional
+from pydantic import BaseModel, ValidationError
+class Node(BaseModel):
+    child: Optional["Node"] = None
+d = {}
+d["child"] = d
+try:
+    Node.model_validate(d)
+    print("validated")
+except ValidationError as e:
+    print([err["type"] for err in e.errors()] == ["recursion_loop"])
+print(1 + 1)
+"#,
+        )
+        .await
+        .expect("running");
+    assert_eq!(out.stdout.trim(), "True\n2", "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn every_package_at_once() {
+    let mut b = support::builder()
+        .package(wheel("markupsafe-"))
+        .package(wheel("msgpack-"));
+    for w in pydantic_wheels() {
+        b = b.package(w);
+    }
+    let mut sb = b.build().await.expect("building");
+    let out = sb
+        .execute(
+            "import markupsafe, msgpack, pydantic\n\
+             class M(pydantic.BaseModel):\n    x: int\n\
+             print(markupsafe.escape('<'), msgpack.unpackb(msgpack.packb(M(x=1).model_dump())))",
+        )
+        .await
+        .expect("running");
+    assert_eq!(out.stdout.trim(), "&lt; {'x': 1}");
+}
+
+#[test]
+fn the_cli_takes_a_wheelhouse_and_preimports() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wheel("msgpack-"), dir.path().join("msgpack.whl")).unwrap();
+    let out = Command::new(support::eryx_exe())
+        .arg("--bundle")
+        .arg(support::bundle())
+        .arg("--wheelhouse")
+        .arg(dir.path())
+        .args(["--preimport", "msgpack", "-c"])
+        .arg("import sys; print('msgpack' in sys.modules)")
+        .env("ERYX_CACHE_DIR", support::cache_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "True");
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(support::eryx_exe())
+        .arg("--bundle")
+        .arg(support::bundle())
+        .arg("--wheelhouse")
+        .arg(empty.path())
+        .args(["-c", "pass"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cargo xtask wheel"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `cargo xtask wheel` refuses what it cannot build, naming the package
+/// and the reason.
+#[test]
+fn unsupported_sources_are_refused_with_the_reason() {
+    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
+        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
+    };
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("pyproject.toml"),
+        "[build-system]\nrequires = [\"scikit-build-core\"]\nbuild-backend = \"scikit_build_core.build\"\n\n[project]\nname = \"cmakey\"\nversion = \"1.0\"\n",
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(src.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cmakey")
+            && err.contains("scikit_build_core.build")
+            && err.contains("not supported"),
+        "{err}"
+    );
+    // A C source that uses a function no library of the guest has.
+    let c = tempfile::tempdir().unwrap();
+    std::fs::write(
+        c.path().join("setup.py"),
+        "from setuptools import setup, Extension\nsetup(name='missing-sym', version='1.0', ext_modules=[Extension('missingsym', ['m.c'])])\n",
+    )
+    .unwrap();
+    std::fs::write(
+        c.path().join("m.c"),
+        "#include <Python.h>\nint eryx_no_such_function(void);\nstatic struct PyModuleDef d = {PyModuleDef_HEAD_INIT, \"missingsym\"};\nPyMODINIT_FUNC PyInit_missingsym(void) { eryx_no_such_function(); return PyModuleDef_Init(&d); }\n",
+    )
+    .unwrap();
+    let out = Command::new(&xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(c.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("eryx_no_such_function"), "{err}");
+}
