@@ -44,7 +44,12 @@ fn wheel(prefix: &str) -> PathBuf {
 }
 
 /// What `cargo xtask test` builds for these tests (keep in sync with xtask).
-pub const TEST_PACKAGES: &[&str] = &["markupsafe==3.0.4", "msgpack==1.2.4", "pydantic==2.14.4"];
+pub const TEST_PACKAGES: &[&str] = &[
+    "markupsafe==3.0.4",
+    "msgpack==1.2.4",
+    "pydantic==2.14.4",
+    "numpy==2.4.6",
+];
 
 fn pydantic_wheels() -> Vec<PathBuf> {
     [
@@ -61,7 +66,7 @@ fn pydantic_wheels() -> Vec<PathBuf> {
 
 #[test]
 fn built_wheels_are_tagged_for_the_guest_and_carry_bytecode() {
-    for prefix in ["markupsafe-", "msgpack-", "pydantic_core-"] {
+    for prefix in ["markupsafe-", "msgpack-", "pydantic_core-", "numpy-"] {
         let w = wheel(prefix);
         let name = w.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
@@ -196,19 +201,63 @@ print(1 + 1)
 }
 
 #[tokio::test]
+async fn numpy_arrays_ufuncs_linalg_fft_and_random() {
+    let mut sb = support::builder()
+        .package(wheel("numpy-"))
+        .build()
+        .await
+        .expect("building");
+    let out = sb
+        .execute(
+            r#"
+import numpy as np
+a = np.arange(12, dtype=np.float64).reshape(3, 4)
+print(a.dtype, a.shape, a.sum(), np.sqrt(a).round(3)[1].tolist())
+m = np.array([[3.0, 1.0], [1.0, 2.0]])
+print((m @ m).tolist(), np.linalg.solve(m, [9.0, 8.0]).tolist(), np.linalg.inv(np.eye(2) * 2).tolist())
+print(np.fft.fft([1.0, 0.0, 0.0, 0.0]).real.tolist(), np.fft.irfft(np.fft.rfft([1.0, 2.0, 3.0, 4.0])).round(9).tolist())
+print(np.random.default_rng(42).integers(0, 100, 5).tolist())
+print((np.array([1, 2], dtype=np.int8) + np.int8(127)).tolist(), np.finfo(np.longdouble).bits)
+print(np.sort(np.array([3.0, np.nan, 1.0])).tolist(), np.unique(np.array(["b", "a", "b"], dtype=np.dtypes.StringDType())).tolist())
+with np.errstate(all="ignore"):
+    print(np.array([1.0, -1.0, 0.0]) / 0)
+"#,
+        )
+        .await
+        .expect("running");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "float64 (3, 4) 66.0 [2.0, 2.236, 2.449, 2.646]",
+            "[[10.0, 5.0], [5.0, 5.0]] [2.0, 3.0] [[0.5, 0.0], [0.0, 0.5]]",
+            "[1.0, 1.0, 1.0, 1.0] [1.0, 2.0, 3.0, 4.0]",
+            // The same stream as native numpy's PCG64 for seed 42.
+            "[8, 77, 65, 43, 43]",
+            "[-128, -127] 128",
+            "[1.0, 3.0, nan] ['a', 'b']",
+            "[ inf -inf  nan]",
+        ],
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let mut b = support::builder()
         .package(wheel("markupsafe-"))
-        .package(wheel("msgpack-"));
+        .package(wheel("msgpack-"))
+        .package(wheel("numpy-"));
     for w in pydantic_wheels() {
         b = b.package(w);
     }
     let mut sb = b.build().await.expect("building");
     let out = sb
         .execute(
-            "import markupsafe, msgpack, pydantic\n\
+            "import markupsafe, msgpack, pydantic, numpy as np\n\
              class M(pydantic.BaseModel):\n    x: int\n\
-             print(markupsafe.escape('<'), msgpack.unpackb(msgpack.packb(M(x=1).model_dump())))",
+             print(markupsafe.escape('<'), msgpack.unpackb(msgpack.packb(M(x=int(np.int64(1))).model_dump())))",
         )
         .await
         .expect("running");

@@ -104,6 +104,9 @@ fn host_only(arg: &str, ours: &Path) -> bool {
         "-static-libstdc++",
         "-Wl,--as-needed",
         "-Wl,--no-as-needed",
+        // lld resolves archives in any order; wasm-ld does not know groups.
+        "-Wl,--start-group",
+        "-Wl,--end-group",
         "-Wl,--no-undefined",
         "-Wl,--allow-shlib-undefined",
         "-Wl,-O1",

@@ -383,14 +383,11 @@ impl Builder {
         if !status.success() {
             let log = self.work.join(format!("{}-build.log", normalized(name)));
             std::fs::write(&log, &text)?;
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
             bail!(
-                "building {name} failed (`{}`); the last lines of its output follow, all of it is \
-                 in {}:\n{}",
+                "building {name} failed (`{}`); its errors follow, all of its output is in {}:\n{}",
                 process::describe(&pip),
                 log.display(),
-                tail.join("\n")
+                failure_summary(&text)
             );
         }
         std::fs::read_dir(&dest)?
@@ -532,6 +529,26 @@ print(n, "ok" if ok else "some sources did not compile")
         progress!("{}: bytecode compiled in the guest ({report} files)", name);
         Ok(written)
     }
+}
+
+/// The lines of a failed build's output that say what failed (compiler
+/// errors, failed build steps, our compiler's diagnoses), then its end.
+fn failure_summary(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut picked: Vec<&str> = lines
+        .iter()
+        .filter(|l| {
+            l.contains("FAILED:")
+                || l.contains("error:")
+                || l.contains("[eryx]")
+                || l.contains("undefined symbol")
+        })
+        .take(30)
+        .copied()
+        .collect();
+    picked.push("...");
+    picked.extend(lines.iter().rev().take(12).rev().copied());
+    picked.join("\n")
 }
 
 /// Runs a build, showing its progress (ninja's `[n/m]` steps, every ten

@@ -41,8 +41,12 @@ use crate::progress;
 pub(crate) use whl::WASI_TAG;
 
 /// The packages `cargo xtask test` builds for `tests/all/packages.rs`.
-pub(crate) const TEST_PACKAGES: &[&str] =
-    &["markupsafe==3.0.4", "msgpack==1.2.4", "pydantic==2.14.4"];
+pub(crate) const TEST_PACKAGES: &[&str] = &[
+    "markupsafe==3.0.4",
+    "msgpack==1.2.4",
+    "pydantic==2.14.4",
+    "numpy==2.4.6",
+];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
 /// `platform.system()` is `'wasi'`, `platform.release()` is `'0.0.0'`).
