@@ -26,6 +26,9 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     "rust-web-src",
     "clang-19",
     "lld-19",
+    // llvm-ar for wasm static archives (meson builds), patch for package recipes.
+    "llvm-19",
+    "patch",
 ];
 
 /// The located tools.
