@@ -469,7 +469,7 @@ impl Builder {
     /// read-write in a sandbox and compiled with `compileall`, recording
     /// `/site-packages/...` as each code object's file (where eryx mounts
     /// packages). Unchecked-hash `.pyc`: a wheel's files do not change.
-    fn add_bytecode(&mut self, wheel: &Path) -> Result<PathBuf> {
+    pub(crate) fn add_bytecode(&mut self, wheel: &Path) -> Result<PathBuf> {
         let cli = match &self.cli {
             Some(c) => c.clone(),
             None => {
@@ -485,12 +485,14 @@ impl Builder {
         let code = format!(
             r#"
 import compileall, py_compile, os
+{write_all}
 ok = compileall.compile_dir("/build/wheel", ddir="{sp}", quiet=2, workers=1,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 n = sum(len(f) for d, _, f in os.walk("/build/wheel") if d.endswith("__pycache__"))
 print(n, "ok" if ok else "some sources did not compile")
 "#,
-            sp = "/site-packages"
+            sp = "/site-packages",
+            write_all = crate::dist::PYC_WRITE_ALL,
         );
         let mut run = Command::new(&cli);
         run.arg("--bundle")

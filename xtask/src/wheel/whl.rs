@@ -80,6 +80,13 @@ fn dist_info(entries: &[(String, Vec<u8>)], wheel: &Path) -> Result<String> {
         .with_context(|| format!("{} has no *.dist-info/METADATA", wheel.display()))
 }
 
+/// Whether a wheel already carries compiled bytecode.
+pub(crate) fn has_bytecode(wheel: &Path) -> Result<bool> {
+    let zip = zip::ZipArchive::new(std::fs::File::open(wheel)?)
+        .with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
+    Ok(zip.file_names().any(|n| n.ends_with(".pyc")))
+}
+
 /// The metadata of a wheel file.
 pub(crate) fn metadata(wheel: &Path) -> Result<Metadata> {
     let all = entries(wheel)?;
