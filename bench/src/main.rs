@@ -385,6 +385,12 @@ async fn all(root: PathBuf, quick: bool, cpy: Option<PathBuf>) -> Result<()> {
     warm(&ctx, &mut report).await?;
     cpu(&ctx, &mut report).await?;
     idle(&ctx, &mut report)?;
+    if let Err(e) = packages(&ctx, &mut report) {
+        report
+            .notes
+            .push(format!("package measurements failed: {e:#}"));
+        eprintln!("[bench] package measurements failed: {e:#}");
+    }
     if let Some(command) = &ctx.cpy {
         // On a thread of its own: WASI's synchronous bindings must not run
         // inside the Tokio runtime.
@@ -996,5 +1002,253 @@ fn write_report(ctx: &Ctx, report: &Report) -> Result<()> {
         ctx.out.join("report.md").display()
     );
     let _ = &ctx.root;
+    Ok(())
+}
+
+/// Wheels that `cargo xtask bench` builds into `target/wheels` with
+/// `cargo xtask wheel` (numpy, pydantic and its dependencies), by file-name
+/// prefix; `None` if one is missing (the rows are then skipped, with a note).
+fn package_wheels(ctx: &Ctx, prefixes: &[&str]) -> Option<Vec<PathBuf>> {
+    let dir = ctx.root.join("target/wheels");
+    let all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    prefixes
+        .iter()
+        .map(|p| {
+            all.iter()
+                .filter(|w| {
+                    w.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(p) && n.ends_with(".whl"))
+                })
+                .max()
+                .cloned()
+        })
+        .collect()
+}
+
+/// Runs the CLI with `wheels` and `extra` arguments on `code`; returns the
+/// whole process's wall time and what the code printed.
+fn cli_run(
+    ctx: &Ctx,
+    cache: &Path,
+    wheels: &[PathBuf],
+    extra: &[&str],
+    code: &str,
+) -> Result<(f64, String)> {
+    let cli = ctx.exe.with_file_name("eryx");
+    let mut cmd = Command::new(&cli);
+    cmd.arg("--bundle").arg(&ctx.bundle);
+    for w in wheels {
+        cmd.arg("--package").arg(w);
+    }
+    cmd.args(extra)
+        .args(["-c", code])
+        .env("ERYX_CACHE_DIR", cache);
+    let start = Instant::now();
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", cli.display()))?;
+    let wall = ms(start);
+    if !out.status.success() {
+        bail!("eryx failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((wall, String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+/// The milliseconds a snippet printed as its last line.
+fn printed_ms(text: &str) -> Result<f64> {
+    text.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("expected a number of milliseconds, got {text:?}"))
+}
+
+const IMPORT_NUMPY: &str =
+    "import time\nt = time.perf_counter()\nimport numpy\nprint((time.perf_counter() - t) * 1000)";
+const IMPORT_PYDANTIC: &str = "import time\nt = time.perf_counter()\nimport pydantic\nfrom pydantic import BaseModel\nprint((time.perf_counter() - t) * 1000)";
+/// numpy CPU work, the same code in the sandbox and in native CPython.
+const NUMPY_WORK: &str = r#"
+import time, numpy as np
+rng = np.random.default_rng(1)
+a = rng.standard_normal((200, 200)); b = rng.standard_normal((200, 200))
+t = time.perf_counter(); c = a @ b; mm = (time.perf_counter() - t) * 1000
+x = rng.standard_normal(1_000_000)
+t = time.perf_counter(); np.sort(x); st = (time.perf_counter() - t) * 1000
+print(mm); print(st)
+"#;
+
+/// Rows for real packages: numpy's set, `import numpy`/`import pydantic`
+/// with and without pre-importing, numpy CPU work against native numpy.
+fn packages(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let Some(numpy) = package_wheels(ctx, &["numpy-"]) else {
+        report.notes.push("package rows skipped: no numpy wheel in target/wheels (cargo xtask wheel numpy==2.4.6)".into());
+        return Ok(());
+    };
+    let pydantic = package_wheels(
+        ctx,
+        &[
+            "pydantic-",
+            "pydantic_core-",
+            "typing_extensions-",
+            "typing_inspection-",
+            "annotated_types-",
+        ],
+    );
+    let runs = if ctx.quick { 3 } else { 7 };
+    // A new numpy set: a private, empty cache each time (nothing compiled
+    // before: the worst case), without and with pre-initialisation.
+    let mut cold = Vec::new();
+    for _ in 0..if ctx.quick { 1 } else { 3 } {
+        let cache = tempfile::tempdir()?;
+        let (wall, out) = cli_run(
+            ctx,
+            cache.path(),
+            &numpy,
+            &["--no-preinit"],
+            "import numpy; print(numpy.ones(3).sum())",
+        )?;
+        if out.trim() != "3.0" {
+            bail!("numpy printed {out:?}");
+        }
+        cold.push(wall);
+    }
+    report.add(
+        "numpy_new_set_cold_ms",
+        "new numpy set -> first result (empty cache, no preinit)",
+        "ms",
+        cold,
+    );
+    let samples = |key: &str,
+                       label: &str,
+                       wheels: &[PathBuf],
+                       extra: &[&str],
+                       code: &str,
+                       report: &mut Report|
+     -> Result<()> {
+        cli_run(ctx, &ctx.cache, wheels, extra, code)?; // warm the cache
+        let mut wall = Vec::new();
+        let mut inner = Vec::new();
+        for _ in 0..runs {
+            let (w, out) = cli_run(ctx, &ctx.cache, wheels, extra, code)?;
+            wall.push(w);
+            inner.push(printed_ms(&out)?);
+        }
+        report.add(
+            &format!("{key}_process_ms"),
+            &format!("{label}: fresh process, whole"),
+            "ms",
+            wall,
+        );
+        report.add(
+            &format!("{key}_import_ms"),
+            &format!("{label}: the import itself"),
+            "ms",
+            inner,
+        );
+        Ok(())
+    };
+    samples(
+        "import_numpy",
+        "`import numpy`",
+        &numpy,
+        &[],
+        IMPORT_NUMPY,
+        report,
+    )?;
+    samples(
+        "import_numpy_preimported",
+        "`import numpy`, --preimport numpy",
+        &numpy,
+        &["--preimport", "numpy"],
+        IMPORT_NUMPY,
+        report,
+    )?;
+    if let Some(pyd) = &pydantic {
+        samples(
+            "import_pydantic",
+            "`import pydantic`",
+            pyd,
+            &[],
+            IMPORT_PYDANTIC,
+            report,
+        )?;
+        samples(
+            "import_pydantic_preimported",
+            "`import pydantic`, --preimport pydantic",
+            pyd,
+            &["--preimport", "pydantic"],
+            IMPORT_PYDANTIC,
+            report,
+        )?;
+    }
+    // numpy CPU work in the sandbox, and the same code on native numpy
+    // (PyPI's manylinux wheel in the bench venv, if it can be installed).
+    let mut mm = Vec::new();
+    let mut sort = Vec::new();
+    for _ in 0..runs {
+        let (_, out) = cli_run(ctx, &ctx.cache, &numpy, &[], NUMPY_WORK)?;
+        let v: Vec<f64> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if let [a, b] = v[..] {
+            mm.push(a);
+            sort.push(b);
+        }
+    }
+    report.add(
+        "numpy_matmul_200_sandbox_ms",
+        "numpy 200x200 matmul, sandbox",
+        "ms",
+        mm,
+    );
+    report.add(
+        "numpy_sort_1e6_sandbox_ms",
+        "numpy sort of 1e6 floats, sandbox",
+        "ms",
+        sort,
+    );
+    let venv_python = ctx.root.join("target/bench/venv/bin/python");
+    let native_ok = venv_python.is_file()
+        && (Command::new(&venv_python)
+            .args(["-c", "import numpy"])
+            .status()
+            .is_ok_and(|s| s.success())
+            || Command::new(&venv_python)
+                .args(["-m", "pip", "install", "--quiet", "numpy==2.4.6"])
+                .status()
+                .is_ok_and(|s| s.success()));
+    if native_ok {
+        let mut mm = Vec::new();
+        let mut sort = Vec::new();
+        for _ in 0..runs {
+            let out = Command::new(&venv_python)
+                .args(["-c", NUMPY_WORK])
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let v: Vec<f64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if let [a, b] = v[..] {
+                mm.push(a);
+                sort.push(b);
+            }
+        }
+        report.add(
+            "numpy_matmul_200_native_ms",
+            "numpy 200x200 matmul, native numpy (OpenBLAS)",
+            "ms",
+            mm,
+        );
+        report.add(
+            "numpy_sort_1e6_native_ms",
+            "numpy sort of 1e6 floats, native numpy",
+            "ms",
+            sort,
+        );
+    } else {
+        report.notes.push(
+            "native numpy was not measured (no bench venv or pip install numpy failed)".into(),
+        );
+    }
     Ok(())
 }
