@@ -1123,11 +1123,11 @@ fn packages(ctx: &Ctx, report: &mut Report) -> Result<()> {
         cold,
     );
     let samples = |key: &str,
-                       label: &str,
-                       wheels: &[PathBuf],
-                       extra: &[&str],
-                       code: &str,
-                       report: &mut Report|
+                   label: &str,
+                   wheels: &[PathBuf],
+                   extra: &[&str],
+                   code: &str,
+                   report: &mut Report|
      -> Result<()> {
         cli_run(ctx, &ctx.cache, wheels, extra, code)?; // warm the cache
         let mut wall = Vec::new();

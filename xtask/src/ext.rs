@@ -45,6 +45,13 @@ fn crate_names(manifest: &str) -> Result<(String, String)> {
 
 /// Builds the extension crate at `path`; returns the `.so` path.
 pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
+    build_module(root, path, None)
+}
+
+/// Like `build`, choosing the module `wanted` (its last dotted component)
+/// when the crate defines several init functions (PyO3 submodules each get
+/// one; a maturin package names the real module in `module-name`).
+pub(crate) fn build_module(root: &Path, path: &Path, wanted: Option<&str>) -> Result<PathBuf> {
     let dir = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -83,8 +90,14 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
     let staticlib = build_staticlib(root, &tools, &krate, Tuning::Speed)?;
     let archive = std::fs::read(&staticlib)
         .with_context(|| format!("the build did not produce {}", staticlib.display()))?;
+    let found = initfn::init_symbols(&archive);
+    let wanted_init = wanted.map(|w| format!("PyInit_{}", w.rsplit('.').next().unwrap_or(w)));
+    let candidates: Vec<String> = match wanted_init {
+        Some(w) if found.contains(&w) => vec![w],
+        _ => found,
+    };
     let init = initfn::the_one(
-        &initfn::init_symbols(&archive),
+        &candidates,
         &package,
         "add a PyO3 `#[pymodule]`, or \
          `#[unsafe(no_mangle)] pub unsafe extern \"C\" fn PyInit_<module>()`",

@@ -40,6 +40,28 @@ const PURE_BACKENDS: &[&str] = &[
     "whey",
 ];
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_points_come_from_pyproject() {
+        let p: toml::Value = toml::from_str(
+            "[project]\nname='x'\n[project.scripts]\nx = 'x.cli:main'\n\
+             [project.entry-points.pytest11]\nxplug = '_x_plugin'\n",
+        )
+        .unwrap();
+        let text = entry_points(Some(&p)).unwrap();
+        assert!(
+            text.contains("[console_scripts]\nx = x.cli:main\n"),
+            "{text}"
+        );
+        assert!(text.contains("[pytest11]\nxplug = _x_plugin\n"), "{text}");
+        let none: toml::Value = toml::from_str("[project]\nname='x'\n").unwrap();
+        assert!(entry_points(Some(&none)).is_none());
+    }
+}
+
 #[derive(Debug, serde::Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 struct Recipe {
@@ -415,7 +437,7 @@ impl Builder {
             )
         })?;
         let meta = whl::parse_metadata(&pkg_info)?;
-        let so = crate::ext::build(&self.root, &crate_dir)
+        let so = crate::ext::build_module(&self.root, &crate_dir, get("module-name"))
             .with_context(|| format!("building {}'s Rust extension", meta.name))?;
         let so_name = so
             .file_name()
@@ -454,12 +476,50 @@ impl Builder {
             format!("{top}/{top}{}", whl::EXT_SUFFIX)
         };
         files.push((so_path, std::fs::read(&so)?));
+        // `[tool.maturin] include` entries meant for wheels (files beside
+        // the package, e.g. a top-level helper module), relative to the
+        // python source directory.
+        let includes = tool
+            .and_then(|t| t.get("include"))
+            .and_then(|i| i.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for inc in includes {
+            let (path, for_wheel) = match &inc {
+                toml::Value::String(p) => (p.clone(), true),
+                toml::Value::Table(t) => (
+                    t.get("path")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    t.get("format")
+                        .and_then(|f| f.as_array())
+                        .is_none_or(|f| f.iter().any(|x| x.as_str() == Some("wheel"))),
+                ),
+                _ => continue,
+            };
+            let src = dir.join(&path);
+            if !for_wheel || path.contains('*') || !src.is_file() {
+                continue;
+            }
+            let rel = src
+                .strip_prefix(&python_src)
+                .unwrap_or(Path::new(&path))
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !files.iter().any(|(n, _)| *n == rel) {
+                files.push((rel, std::fs::read(&src)?));
+            }
+        }
         let info = format!(
             "{}-{}.dist-info",
             meta.name.replace(['-', '.'], "_").to_ascii_lowercase(),
             meta.version
         );
         files.push((format!("{info}/METADATA"), pkg_info.into_bytes()));
+        if let Some(text) = entry_points(pyproject) {
+            files.push((format!("{info}/entry_points.txt"), text.into_bytes()));
+        }
         let wheel = whl::write(&self.out, &info, super::WASI_TAG, &files)?;
         self.add_bytecode(&wheel)
     }
@@ -608,6 +668,40 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(String, Vec<u8>)) -> Result<(
         }
     }
     Ok(())
+}
+
+/// `entry_points.txt` from pyproject's `[project.scripts]`,
+/// `[project.gui-scripts]` and `[project.entry-points.*]` (pytest plugins
+/// and console scripts are found through it), if there are any.
+fn entry_points(pyproject: Option<&toml::Value>) -> Option<String> {
+    let project = pyproject?.get("project")?;
+    let mut groups: Vec<(String, &toml::value::Table)> = Vec::new();
+    for (key, group) in [
+        ("scripts", "console_scripts"),
+        ("gui-scripts", "gui_scripts"),
+    ] {
+        if let Some(t) = project.get(key).and_then(|v| v.as_table()) {
+            groups.push((group.to_string(), t));
+        }
+    }
+    if let Some(eps) = project.get("entry-points").and_then(|v| v.as_table()) {
+        for (group, t) in eps {
+            if let Some(t) = t.as_table() {
+                groups.push((group.clone(), t));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (group, entries) in groups {
+        out.push_str(&format!("[{group}]\n"));
+        for (name, target) in entries {
+            if let Some(target) = target.as_str() {
+                out.push_str(&format!("{name} = {target}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The Python files of a package directory (sources, stubs, data; no
