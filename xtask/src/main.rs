@@ -26,6 +26,7 @@ mod ext;
 mod fetch;
 mod fsutil;
 mod initfn;
+mod numpy_tests;
 mod process;
 mod pyo3;
 mod sysroot;
@@ -57,6 +58,9 @@ commands:
                      build wheels for the guest into target/wheels: requirements resolved on
                      PyPI (pure-Python wheels as they are, others built from their sdists),
                      local sdists, source directories or wheels
+  numpy-tests [MODULE...]
+                     numpy's own test modules under pytest in the sandbox (numpy, pytest and
+                     hypothesis built with `wheel`); writes target/numpy-tests/report.md
   ext build PATH     build an extension: a Rust crate (eryx-cpython-sys or PyO3, unchanged) or
                      C sources (a .c file or a directory); prints the built .so's path";
 
@@ -115,6 +119,7 @@ fn real_main() -> Result<ExitCode> {
         },
         "run" => run(&rest),
         "wheel" => wheel::wheel(&root(), &rest),
+        "numpy-tests" => numpy_tests::numpy_tests(&root(), &rest),
         // The cross compiler that package builds call (see wasmcc.rs).
         "wasm-cc" => wasmcc::main(false, &raw_rest),
         "wasm-c++" => wasmcc::main(true, &raw_rest),
