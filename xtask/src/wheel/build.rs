@@ -28,6 +28,9 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
+/// Bumped when a change to the build logic must rebuild cached wheels.
+const BUILD_REVISION: u32 = 1;
+
 const PURE_BACKENDS: &[&str] = &[
     "hatchling.build",
     "flit_core.buildapi",
@@ -215,25 +218,50 @@ impl Builder {
 
     /// Builds a downloaded sdist, reusing an earlier build of the same file.
     pub(crate) fn build_sdist(&mut self, sdist: &Path, sha256: &str) -> Result<PathBuf> {
-        let memo = self.out.join(".built").join(sha256);
-        if !sha256.is_empty()
-            && let Ok(name) = std::fs::read_to_string(&memo)
-            && self.out.join(name.trim()).is_file()
-        {
-            let wheel = self.out.join(name.trim());
+        if sha256.is_empty() {
+            return self.build_source(sdist);
+        }
+        // Built wheels are kept in target/wheels-build/built/<key>/, shared
+        // by every output directory; the key covers the sdist, every recipe
+        // file and the build logic's revision.
+        let mut key_input = format!("{sha256}\n{BUILD_REVISION}\n");
+        let recipes = self.root.join("xtask/recipes");
+        if let Ok(entries) = std::fs::read_dir(&recipes) {
+            let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            dirs.sort();
+            for d in dirs {
+                let mut files: Vec<PathBuf> =
+                    std::fs::read_dir(&d)?.flatten().map(|e| e.path()).collect();
+                files.sort();
+                for f in files {
+                    key_input.push_str(&f.display().to_string());
+                    key_input.push_str(&eryx_linker::sha256_hex(&std::fs::read(&f)?));
+                }
+            }
+        }
+        let memo = self
+            .work
+            .join("built")
+            .join(eryx_linker::sha256_hex(key_input.as_bytes()));
+        let cached = std::fs::read_dir(&memo).ok().and_then(|mut e| {
+            e.find_map(|e| {
+                e.ok()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+            })
+        });
+        if let Some(cached) = cached {
+            let wheel = self.out.join(cached.file_name().expect("a file"));
+            if !wheel.is_file() {
+                std::fs::copy(&cached, &wheel)?;
+            }
             progress!("{} was built before: {}", sdist.display(), wheel.display());
             return Ok(wheel);
         }
         let wheel = self.build_source(sdist)?;
-        if !sha256.is_empty() {
-            std::fs::create_dir_all(memo.parent().expect("has a parent"))?;
-            let name = wheel
-                .file_name()
-                .expect("a file")
-                .to_string_lossy()
-                .into_owned();
-            std::fs::write(&memo, name)?;
-        }
+        let _ = std::fs::remove_dir_all(&memo);
+        std::fs::create_dir_all(&memo)?;
+        std::fs::copy(&wheel, memo.join(wheel.file_name().expect("a file")))?;
         Ok(wheel)
     }
 
