@@ -40,6 +40,7 @@
     reason = "`Component::deserialize_file` of our own checksummed cache entries, in `cache`"
 )]
 
+mod bytecode;
 mod cache;
 mod engine;
 mod error;

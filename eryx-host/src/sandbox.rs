@@ -261,12 +261,16 @@ impl SandboxBuilder {
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
         let cache = self.cache.unwrap_or_else(CacheDir::default_location);
         let site = crate::package::SitePackages::assemble(&self.packages)?;
+        let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
+        if let crate::package::SitePackages::Merged(merged) = &site {
+            let base = crate::engine::cache_key(&bundle, &[]);
+            crate::bytecode::ensure(merged.path(), &dir, &base, &cache, &progress).await;
+        }
         let extensions = match site.dir() {
             Some(dir) => crate::package::extensions(dir)?,
             None => Vec::new(),
         };
         let identity = crate::engine::cache_key(&bundle, &extensions);
-        let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
         let preinit = if self.no_preinit {
             None
         } else {

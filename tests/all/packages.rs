@@ -353,3 +353,65 @@ fn unsupported_sources_are_refused_with_the_reason() {
     assert!(!out.status.success());
     assert!(err.contains("eryx_no_such_function"), "{err}");
 }
+
+/// Writes a minimal pure wheel with one module.
+fn pure_wheel(dir: &std::path::Path, name: &str, source: &str) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join(format!("{name}-1.0-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file(format!("{name}.py"), opts).unwrap();
+    zip.write_all(source.as_bytes()).unwrap();
+    zip.start_file(format!("{name}-1.0.dist-info/METADATA"), opts)
+        .unwrap();
+    zip.write_all(format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n").as_bytes())
+        .unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+/// Sources that come without bytecode get it when the set is prepared:
+/// imports read a `.pyc` (compiled by the guest, kept in the cache).
+#[tokio::test]
+async fn wheels_without_bytecode_get_it_compiled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let unique = format!("m{}", std::process::id());
+    let a = pure_wheel(dir.path(), &format!("{unique}a"), "VALUE = 41\n");
+    let b = pure_wheel(
+        dir.path(),
+        &format!("{unique}b"),
+        "def f():\n    return 1\n",
+    );
+    for round in 0..2 {
+        let mut sb = support::builder()
+            .package(&a)
+            .package(&b)
+            .build()
+            .await
+            .expect("building");
+        let out = sb
+            .execute(&format!(
+                "import os, {unique}a as a, {unique}b as b\n\
+                 print(a.VALUE + b.f(), a.__cached__, os.path.exists(a.__cached__), os.path.exists(b.__cached__))"
+            ))
+            .await
+            .expect("running");
+        assert_eq!(
+            out.stdout.trim(),
+            format!("42 /site-packages/__pycache__/{unique}a.cpython-314.pyc True True"),
+            "round {round}"
+        );
+    }
+    let cached: Vec<PathBuf> = support::cache_dir()
+        .join("pyc")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            e.path()
+                .join(format!("__pycache__/{unique}a.cpython-314.pyc"))
+        })
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(cached.len(), 1, "the compiled bytecode is cached once");
+}
