@@ -646,40 +646,42 @@ fn failure_summary(text: &str) -> String {
 fn run_with_progress(cmd: &mut Command, name: &str) -> Result<(std::process::ExitStatus, String)> {
     use std::io::BufRead;
     use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let stderr = child.stderr.take().expect("piped");
-    let errs = std::thread::spawn(move || {
-        let mut s = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            s.push_str(&line);
-            s.push('\n');
-        }
-        s
-    });
-    let mut text = String::new();
     let started = std::time::Instant::now();
-    let mut last_shown = std::time::Instant::now();
-    let stdout = child.stdout.take().expect("piped");
-    for line in std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-    {
-        let step = line.trim_start();
-        let is_step =
-            step.starts_with('[') && step.split(']').next().is_some_and(|s| s.contains('/'));
-        if is_step && last_shown.elapsed().as_secs() >= 10 {
-            let shown: String = step.chars().take(100).collect();
-            progress!("  {name} ({}s): {shown}", started.elapsed().as_secs());
-            last_shown = std::time::Instant::now();
-        }
-        text.push_str(&line);
-        text.push('\n');
-    }
+    // Both streams: pip's verbose log and the backend's output may go to either.
+    let last_shown = Arc::new(Mutex::new(std::time::Instant::now()));
+    let reader = |stream: Box<dyn std::io::Read + Send>| {
+        let last_shown = Arc::clone(&last_shown);
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let step = line.trim_start();
+                let is_step = step.starts_with('[')
+                    && step.split(']').next().is_some_and(|s| s.contains('/'));
+                if is_step
+                    && let Ok(mut last) = last_shown.lock()
+                    && last.elapsed().as_secs() >= 10
+                {
+                    let shown: String = step.chars().take(100).collect();
+                    progress!("  {name} ({}s): {shown}", started.elapsed().as_secs());
+                    *last = std::time::Instant::now();
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
+            s
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped")));
+    let err = reader(Box::new(child.stderr.take().expect("piped")));
     let status = child.wait()?;
-    text.push_str(&errs.join().unwrap_or_default());
+    let mut text = out.join().unwrap_or_default();
+    text.push_str(&err.join().unwrap_or_default());
     Ok((status, text))
 }
 
