@@ -1099,6 +1099,37 @@ fn packages(ctx: &Ctx, report: &mut Report) -> Result<()> {
         ],
     );
     let runs = if ctx.quick { 3 } else { 7 };
+    // Linking numpy's set: its 19 extension modules, read from the wheel.
+    {
+        use std::io::Read;
+        let bundle = eryx_linker::Bundle::open(&ctx.bundle)?;
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&numpy[0])?)?;
+        let mut exts = Vec::new();
+        for i in 0..zip.len() {
+            let mut e = zip.by_index(i)?;
+            let name = e.name().to_string();
+            if name.ends_with(".so") {
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes)?;
+                exts.push(eryx_linker::Extension::new(
+                    format!("{}/{name}", eryx_linker::SITE_PACKAGES),
+                    bytes,
+                )?);
+            }
+        }
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            eryx_linker::link_with_extensions(&bundle, &exts)?;
+            times.push(ms(start));
+        }
+        report.add(
+            "link_numpy_set_ms",
+            &format!("link: base + numpy's {} extension modules", exts.len()),
+            "ms",
+            times,
+        );
+    }
     // A new numpy set: a private, empty cache each time (nothing compiled
     // before: the worst case), without and with pre-initialisation.
     let mut cold = Vec::new();

@@ -330,6 +330,22 @@ fn unsupported_sources_are_refused_with_the_reason() {
             && err.contains("not supported"),
         "{err}"
     );
+    // A corrupt sdist.
+    let bad = out_dir.path().join("broken-1.0.tar.gz");
+    std::fs::write(&bad, b"this is not gzip").unwrap();
+    let out = Command::new(&xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("broken-1.0.tar.gz") && err.contains("not a readable sdist"),
+        "{err}"
+    );
     // A C source that uses a function no library of the guest has.
     let c = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -275,20 +275,29 @@ impl Builder {
         let dest = self.work.join("src").join(stem);
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::create_dir_all(&dest)?;
-        if name.ends_with(".zip") {
-            let mut zip = zip::ZipArchive::new(std::fs::File::open(sdist)?)?;
-            zip.extract(&dest)?;
-        } else {
-            let gz = flate2::read::GzDecoder::new(std::fs::File::open(sdist)?);
-            let mut tar = tar::Archive::new(gz);
-            for entry in tar.entries()? {
-                let mut entry = entry?;
-                // `unpack_in` refuses paths that leave `dest`.
-                if !entry.unpack_in(&dest)? {
-                    bail!("{}: an entry tries to leave the archive", sdist.display());
+        let unpacked = (|| -> Result<()> {
+            if name.ends_with(".zip") {
+                let mut zip = zip::ZipArchive::new(std::fs::File::open(sdist)?)?;
+                zip.extract(&dest)?;
+            } else {
+                let gz = flate2::read::GzDecoder::new(std::fs::File::open(sdist)?);
+                let mut tar = tar::Archive::new(gz);
+                for entry in tar.entries()? {
+                    let mut entry = entry?;
+                    // `unpack_in` refuses paths that leave `dest`.
+                    if !entry.unpack_in(&dest)? {
+                        bail!("an entry tries to leave the archive");
+                    }
                 }
             }
-        }
+            Ok(())
+        })();
+        unpacked.with_context(|| {
+            format!(
+                "{} is not a readable sdist (a .tar.gz or .zip source distribution)",
+                sdist.display()
+            )
+        })?;
         let dirs: Vec<PathBuf> = std::fs::read_dir(&dest)?
             .flatten()
             .map(|e| e.path())
