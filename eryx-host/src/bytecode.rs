@@ -25,29 +25,17 @@ use crate::sandbox::SandboxBuilder;
 /// Where the helper sandbox sees the merged directory.
 const MOUNT: &str = "/build/site-packages";
 
-/// The compile step run in the guest. importlib writes a `.pyc` with one
-/// `write`, which comes back short past ~4 KiB on a WASI mount; a buffered
-/// file loops until everything is written.
+/// The compile step run in the guest (see `PYC_WRITE_ALL` for why the
+/// bytecode writer is replaced).
 fn compile_code() -> String {
     format!(
         r#"
-import compileall, importlib._bootstrap_external as be, os, py_compile
-def _write_all(path, data, mode=0o666):
-    tmp = f"{{path}}.{{id(path)}}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-be._write_atomic = _write_all
+import compileall, os, py_compile
+{write_all}
 compileall.compile_dir("{MOUNT}", ddir="{site}", quiet=2, workers=1,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 "#,
+        write_all = eryx_linker::layout::PYC_WRITE_ALL,
         site = eryx_linker::layout::SITE_PACKAGES,
     )
 }

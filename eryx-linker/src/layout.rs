@@ -33,6 +33,29 @@ pub const ABI3_SUFFIX: &str = ".abi3.so";
 /// The suffixes CPython 3.14 for WASI imports extension modules from.
 pub const EXTENSION_SUFFIXES: &[&str] = &[EXTENSION_SUFFIX, ABI3_SUFFIX];
 
+/// Python that makes the guest's bytecode writer write whole files, for
+/// every guest-side compile step (the stdlib at dist time, wheels, package
+/// sets). importlib writes a `.pyc` with one `write` and gives up when it
+/// comes back short, which WASI writes to a mounted directory do past
+/// ~4 KiB, so every larger `.pyc` would be skipped; a buffered file loops
+/// until all is written. Needs `os` imported; run it before compiling.
+pub const PYC_WRITE_ALL: &str = r#"
+import importlib._bootstrap_external as _bootstrap_external
+def _write_all(path, data, mode=0o666):
+    tmp = f"{path}.{id(path)}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+_bootstrap_external._write_atomic = _write_all
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

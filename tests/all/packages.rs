@@ -64,6 +64,19 @@ fn pydantic_wheels() -> Vec<PathBuf> {
     .collect()
 }
 
+/// Runs `code` in a new sandbox holding `wheels`; returns its stdout.
+async fn run_with(wheels: &[PathBuf], code: &str) -> String {
+    let mut b = support::builder();
+    for w in wheels {
+        b = b.package(w);
+    }
+    let mut sb = b.build().await.expect("building the sandbox");
+    match sb.execute(code).await {
+        Ok(out) => out.stdout,
+        Err(e) => panic!("running failed: {e}"),
+    }
+}
+
 #[test]
 fn built_wheels_are_tagged_for_the_guest_and_carry_bytecode() {
     for prefix in ["markupsafe-", "msgpack-", "pydantic_core-", "numpy-"] {
@@ -91,55 +104,38 @@ fn built_wheels_are_tagged_for_the_guest_and_carry_bytecode() {
 
 #[tokio::test]
 async fn markupsafe_uses_its_c_speedups() {
-    let mut sb = support::builder()
-        .package(wheel("markupsafe-"))
-        .build()
-        .await
-        .expect("building");
-    let out = sb
-        .execute(
+    let stdout = run_with(
+        &[wheel("markupsafe-")],
             "import markupsafe, markupsafe._speedups as s\n\
              print(markupsafe.escape('<a href=\"x\">&</a>'))\n\
              print(markupsafe.escape is s._escape_inner or markupsafe._escape_inner is s._escape_inner)\n\
              print(s.__file__)",
-        )
-        .await
-        .expect("running");
-    let lines: Vec<&str> = out.stdout.lines().collect();
+    )
+    .await;
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "&lt;a href=&#34;x&#34;&gt;&amp;&lt;/a&gt;");
-    assert_eq!(lines[1], "True", "{}", out.stdout);
+    assert_eq!(lines[1], "True", "{}", stdout);
     assert!(lines[2].ends_with("_speedups.cpython-314-wasm32-wasi.so"));
 }
 
 #[tokio::test]
 async fn msgpack_round_trips_through_its_cython_extension() {
-    let mut sb = support::builder()
-        .package(wheel("msgpack-"))
-        .build()
-        .await
-        .expect("building");
-    let out = sb
-        .execute(
-            "import msgpack, msgpack._cmsgpack as c\n\
+    let stdout = run_with(
+        &[wheel("msgpack-")],
+        "import msgpack, msgpack._cmsgpack as c\n\
              data = {'a': [1, 2.5, None, b'\\x00\\xff', 'ü'], 'n': -2**63}\n\
              b = msgpack.packb(data)\n\
              print(msgpack.unpackb(b) == data, msgpack.Packer is c.Packer, len(b))",
-        )
-        .await
-        .expect("running");
-    assert!(out.stdout.starts_with("True True "), "{}", out.stdout);
+    )
+    .await;
+    assert!(stdout.starts_with("True True "), "{}", stdout);
 }
 
 #[tokio::test]
 async fn pydantic_validates_reports_and_describes() {
-    let mut b = support::builder();
-    for w in pydantic_wheels() {
-        b = b.package(w);
-    }
-    let mut sb = b.build().await.expect("building");
-    let out = sb
-        .execute(
-            r#"
+    let stdout = run_with(
+        &pydantic_wheels(),
+        r#"
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 class User(BaseModel):
     id: int
@@ -153,10 +149,9 @@ except ValidationError as e:
 print(User.model_json_schema()["properties"]["name"]["maxLength"])
 print(TypeAdapter(list[int]).validate_json("[1, 2, 3]"))
 "#,
-        )
-        .await
-        .expect("running");
-    let lines: Vec<&str> = out.stdout.lines().collect();
+    )
+    .await;
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
         [
@@ -167,20 +162,15 @@ print(TypeAdapter(list[int]).validate_json("[1, 2, 3]"))
             "[1, 2, 3]"
         ],
         "{}",
-        out.stdout
+        stdout
     );
 }
 
 #[tokio::test]
 async fn pydantic_cores_recursion_guard_raises_instead_of_crashing() {
-    let mut b = support::builder();
-    for w in pydantic_wheels() {
-        b = b.package(w);
-    }
-    let mut sb = b.build().await.expect("building");
-    let out = sb
-        .execute(
-            r#"
+    let stdout = run_with(
+        &pydantic_wheels(),
+        r#"
 from typing import Optional
 from pydantic import BaseModel, ValidationError
 class Node(BaseModel):
@@ -194,21 +184,15 @@ except ValidationError as e:
     print([err["type"] for err in e.errors()] == ["recursion_loop"])
 print(1 + 1)
 "#,
-        )
-        .await
-        .expect("running");
-    assert_eq!(out.stdout.trim(), "True\n2", "{}", out.stdout);
+    )
+    .await;
+    assert_eq!(stdout.trim(), "True\n2", "{}", stdout);
 }
 
 #[tokio::test]
 async fn numpy_arrays_ufuncs_linalg_fft_and_random() {
-    let mut sb = support::builder()
-        .package(wheel("numpy-"))
-        .build()
-        .await
-        .expect("building");
-    let out = sb
-        .execute(
+    let stdout = run_with(
+        &[wheel("numpy-")],
             r#"
 import numpy as np
 a = np.arange(12, dtype=np.float64).reshape(3, 4)
@@ -222,10 +206,9 @@ print(np.sort(np.array([3.0, np.nan, 1.0])).tolist(), np.unique(np.array(["b", "
 with np.errstate(all="ignore"):
     print(np.array([1.0, -1.0, 0.0]) / 0)
 "#,
-        )
-        .await
-        .expect("running");
-    let lines: Vec<&str> = out.stdout.lines().collect();
+    )
+    .await;
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
         [
@@ -239,29 +222,20 @@ with np.errstate(all="ignore"):
             "[ inf -inf  nan]",
         ],
         "{}",
-        out.stdout
+        stdout
     );
 }
 
 #[tokio::test]
 async fn every_package_at_once() {
-    let mut b = support::builder()
-        .package(wheel("markupsafe-"))
-        .package(wheel("msgpack-"))
-        .package(wheel("numpy-"));
-    for w in pydantic_wheels() {
-        b = b.package(w);
-    }
-    let mut sb = b.build().await.expect("building");
-    let out = sb
-        .execute(
+    let stdout = run_with(
+        &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
             "import markupsafe, msgpack, pydantic, numpy as np\n\
              class M(pydantic.BaseModel):\n    x: int\n\
              print(markupsafe.escape('<'), msgpack.unpackb(msgpack.packb(M(x=int(np.int64(1))).model_dump())))",
-        )
-        .await
-        .expect("running");
-    assert_eq!(out.stdout.trim(), "&lt; {'x': 1}");
+    )
+    .await;
+    assert_eq!(stdout.trim(), "&lt; {'x': 1}");
 }
 
 #[test]

@@ -438,30 +438,9 @@ n = sum(len(f) for d, _, f in os.walk(src) if d.endswith("__pycache__"))
 print(f"{{n}} bytecode files ({{'all compiled' if ok else 'some sources skipped'}})")
 "#,
         stdlib = eryx_linker::GUEST_STDLIB,
-        WRITE_ALL = PYC_WRITE_ALL,
+        WRITE_ALL = eryx_linker::layout::PYC_WRITE_ALL,
     )
 }
-
-/// importlib writes a `.pyc` with one `write` and gives up on a short one;
-/// WASI writes to a mounted directory come back short past ~4 KiB, so every
-/// larger `.pyc` was skipped. This writer goes through a buffered file,
-/// which loops until all is written. (Used by every guest-side compile.)
-pub(crate) const PYC_WRITE_ALL: &str = r#"
-import importlib._bootstrap_external as _bootstrap_external
-def _write_all(path, data, mode=0o666):
-    tmp = f"{path}.{id(path)}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-_bootstrap_external._write_atomic = _write_all
-"#;
 
 /// Compiles the stdlib's bytecode caches into the bundle (`__pycache__`
 /// beside each module), so that interpreter start-up and imports read

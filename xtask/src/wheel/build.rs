@@ -589,7 +589,7 @@ n = sum(len(f) for d, _, f in os.walk("/build/wheel") if d.endswith("__pycache__
 print(n, "ok" if ok else "some sources did not compile")
 "#,
             sp = "/site-packages",
-            write_all = crate::dist::PYC_WRITE_ALL,
+            write_all = eryx_linker::layout::PYC_WRITE_ALL,
         );
         let mut run = Command::new(&cli);
         run.arg("--bundle")
