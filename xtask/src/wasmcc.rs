@@ -61,6 +61,12 @@ fn links(args: &[String]) -> bool {
 /// Libraries that the bundle's `libc.so` already provides.
 const LIBC_PARTS: &[&str] = &["-lm", "-lc", "-lpthread", "-ldl", "-lrt", "-lutil"];
 
+/// The C++ runtime under its host names: a link that names one is a C++
+/// link (the bundle's libc++ and libc++abi are added instead).
+const CXX_RUNTIME: &[&str] = &[
+    "-lstdc++", "-lc++", "-lc++abi", "-lsupc++", "-lgcc", "-lgcc_s",
+];
+
 /// Whether an argument only makes sense for the host (dropped).
 fn host_only(arg: &str, ours: &Path) -> bool {
     let host_python_dir = |p: &str| {
@@ -74,7 +80,7 @@ fn host_only(arg: &str, ours: &Path) -> bool {
     {
         return true;
     }
-    if arg.starts_with("-lpython") || LIBC_PARTS.contains(&arg) {
+    if arg.starts_with("-lpython") || LIBC_PARTS.contains(&arg) || CXX_RUNTIME.contains(&arg) {
         return true;
     }
     const PREFIXES: &[&str] = &[
@@ -174,6 +180,10 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
         flags.push("-fno-exceptions".into());
     }
     if linking {
+        let cxx = cxx
+            || args
+                .iter()
+                .any(|a| matches!(a.as_str(), "-lstdc++" | "-lc++" | "-lsupc++"));
         if cxx {
             flags.push(format!("-L{}", cfg.lib_dir.display()));
             flags.extend(["-lc++".into(), "-lc++abi".into()]);
@@ -437,6 +447,14 @@ mod tests {
         for gone in ["-lpython3.11", "-lm", "-Wl,-z,relro"] {
             assert!(!out.contains(&gone.to_string()), "{gone} kept: {out:?}");
         }
+        // A C-driver link that names libstdc++ is a C++ link.
+        let out = rewrite(
+            &cfg(),
+            false,
+            &s(&["-shared", "a.o", "-lstdc++", "-o", "m.so"]),
+        );
+        assert!(!out.contains(&"-lstdc++".to_string()), "{out:?}");
+        assert!(out.contains(&"-lc++".to_string()), "{out:?}");
         assert_eq!(out.iter().filter(|a| *a == "-shared").count(), 1);
     }
 

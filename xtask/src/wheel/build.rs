@@ -93,6 +93,23 @@ fn read_pyproject(dir: &Path) -> Result<Option<toml::Value>> {
     })?))
 }
 
+/// Whether `[build-system] requires` names setuptools.
+fn requires_setuptools(pyproject: Option<&toml::Value>) -> bool {
+    pyproject
+        .and_then(|p| p.get("build-system"))
+        .and_then(|b| b.get("requires"))
+        .and_then(|r| r.as_array())
+        .is_some_and(|r| {
+            r.iter().filter_map(|x| x.as_str()).any(|x| {
+                let name: String = x
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                name.eq_ignore_ascii_case("setuptools")
+            })
+        })
+}
+
 fn backend(pyproject: Option<&toml::Value>) -> Option<String> {
     pyproject?
         .get("build-system")?
@@ -353,6 +370,11 @@ impl Builder {
                 path.display()
             ),
             Some(b) if PURE_BACKENDS.contains(&b) => self.pip_wheel(&dir, &name, &[])?,
+            // An in-tree backend (`backend-path`) wrapping setuptools, as
+            // PyYAML's does: setuptools' compiler settings apply.
+            Some(_) if requires_setuptools(pyproject.as_ref()) => {
+                self.pip_wheel(&dir, &name, &[])?
+            }
             Some(other) => bail!(
                 "{name}: build backend `{other}` is not supported. Supported: setuptools, \
                  meson-python (mesonpy), maturin, and the pure-Python backends ({})",
