@@ -242,36 +242,30 @@ async fn every_package_at_once() {
 fn the_cli_takes_a_wheelhouse_and_preimports() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(wheel("msgpack-"), dir.path().join("msgpack.whl")).unwrap();
-    let out = Command::new(support::eryx_exe())
-        .arg("--bundle")
-        .arg(support::bundle())
-        .arg("--wheelhouse")
-        .arg(dir.path())
-        .args(["--preimport", "msgpack", "-c"])
-        .arg("import sys; print('msgpack' in sys.modules)")
-        .env("ERYX_CACHE_DIR", support::cache_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let wheelhouse = dir.path().to_str().unwrap();
+    let out = support::eryx(
+        &[
+            "--wheelhouse",
+            wheelhouse,
+            "--preimport",
+            "msgpack",
+            "-c",
+            "import sys; print('msgpack' in sys.modules)",
+        ],
+        None,
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "True");
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    assert_eq!(support::text(&out.stdout).trim(), "True");
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(support::eryx_exe())
-        .arg("--bundle")
-        .arg(support::bundle())
-        .arg("--wheelhouse")
-        .arg(empty.path())
-        .args(["-c", "pass"])
-        .output()
-        .unwrap();
+    let out = support::eryx(
+        &["--wheelhouse", empty.path().to_str().unwrap(), "-c", "pass"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
+    let err = support::text(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cargo xtask wheel"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("no wheels") && err.contains("cargo xtask wheel"),
+        "{err}"
     );
 }
 
@@ -282,22 +276,26 @@ fn unsupported_sources_are_refused_with_the_reason() {
     let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
         panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
     };
+    let out_dir = tempfile::tempdir().unwrap();
+    // `cargo xtask wheel SOURCE` must fail; returns what it said.
+    let refused = |source: &std::path::Path| {
+        let out = Command::new(&xtask)
+            .arg("wheel")
+            .arg("--out")
+            .arg(out_dir.path())
+            .arg(source)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{} was built", source.display());
+        support::text(&out.stderr)
+    };
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("pyproject.toml"),
         "[build-system]\nrequires = [\"scikit-build-core\"]\nbuild-backend = \"scikit_build_core.build\"\n\n[project]\nname = \"cmakey\"\nversion = \"1.0\"\n",
     )
     .unwrap();
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&xtask)
-        .arg("wheel")
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(src.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused(src.path());
     assert!(
         err.contains("cmakey")
             && err.contains("scikit_build_core.build")
@@ -307,15 +305,7 @@ fn unsupported_sources_are_refused_with_the_reason() {
     // A corrupt sdist.
     let bad = out_dir.path().join("broken-1.0.tar.gz");
     std::fs::write(&bad, b"this is not gzip").unwrap();
-    let out = Command::new(&xtask)
-        .arg("wheel")
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused(&bad);
     assert!(
         err.contains("broken-1.0.tar.gz") && err.contains("not a readable sdist"),
         "{err}"
@@ -332,16 +322,42 @@ fn unsupported_sources_are_refused_with_the_reason() {
         "#include <Python.h>\nint eryx_no_such_function(void);\nstatic struct PyModuleDef d = {PyModuleDef_HEAD_INIT, \"missingsym\"};\nPyMODINIT_FUNC PyInit_missingsym(void) { eryx_no_such_function(); return PyModuleDef_Init(&d); }\n",
     )
     .unwrap();
-    let out = Command::new(&xtask)
-        .arg("wheel")
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(c.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused(c.path());
     assert!(err.contains("eryx_no_such_function"), "{err}");
+    // C++ that throws, and C that needs a system library: the compiler's
+    // error, then what it means here.
+    for (file, source, says) in [
+        (
+            "m.cpp",
+            "int f(int x) { if (x) throw x; return 0; }\n",
+            "uses C++ exceptions",
+        ),
+        (
+            "m.c",
+            "#include <zlib.h>\nint f(void) { return 0; }\n",
+            "needs a system library",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("setup.py"),
+            format!("from setuptools import setup, Extension\nsetup(name='hint', version='1.0', ext_modules=[Extension('hint', ['{file}'])])\n"),
+        )
+        .unwrap();
+        std::fs::write(d.path().join(file), source).unwrap();
+        let err = refused(d.path());
+        assert!(err.contains(says), "{file}: {err}");
+    }
+    // A wheel built for another platform.
+    let linux = out_dir
+        .path()
+        .join("fake-1.0-cp314-cp314-manylinux_2_28_x86_64.whl");
+    std::fs::write(&linux, b"PK").unwrap();
+    let err = refused(&linux);
+    assert!(
+        err.contains("manylinux_2_28_x86_64") && err.contains("not for WASI"),
+        "{err}"
+    );
 }
 
 /// Writes a minimal pure wheel with one module.
