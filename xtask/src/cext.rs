@@ -10,7 +10,8 @@
 //! - A `pyconfig.h` for wasm32-wasi, generated from the guest stdlib's
 //!   `_sysconfigdata__wasi_wasm32-wasi.py` (its integer build variables are
 //!   exactly pyconfig.h's defines; zero means undefined).
-//! - wasi-libc's headers (Debian's `wasi-libc`, or `$WASI_SDK_PATH`).
+//! - the WASI sysroot (`sysroot.rs`: Debian sid's `wasi-libc`, or
+//!   `ERYX_WASI_SYSROOT`), the same one package builds use.
 //!
 //! The sources are compiled with clang as PIC and linked `-shared`,
 //! exporting only `PyInit_<module>`; libc and CPython symbols stay imports
@@ -132,35 +133,6 @@ pub(crate) fn include_dir(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// wasi-libc's headers: `$WASI_SDK_PATH/share/wasi-sysroot/include/...`,
-/// else Debian's `wasi-libc` (installed with apt where possible).
-fn wasi_libc_include() -> Result<PathBuf> {
-    if let Some(sdk) = std::env::var_os("WASI_SDK_PATH") {
-        let sysroot = PathBuf::from(sdk).join("share/wasi-sysroot/include");
-        for triple in ["wasm32-wasip1", "wasm32-wasi"] {
-            if sysroot.join(triple).join("stdio.h").is_file() {
-                return Ok(sysroot.join(triple));
-            }
-        }
-    }
-    let debian = PathBuf::from("/usr/include/wasm32-wasi");
-    if !debian.join("stdio.h").is_file() && crate::toolchain::is_debian_root() {
-        process::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "wasi-libc"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            "installing wasi-libc's headers (apt-get install wasi-libc)",
-        )?;
-    }
-    if debian.join("stdio.h").is_file() {
-        return Ok(debian);
-    }
-    bail!(
-        "no wasi-libc headers were found (looked at $WASI_SDK_PATH and /usr/include/wasm32-wasi).\n\
-         Fix: `sudo apt-get install wasi-libc`, or set WASI_SDK_PATH to a wasi-sdk."
-    )
-}
-
 /// The C sources of an extension: the file itself, or every `.c` in a
 /// directory.
 fn sources(path: &Path) -> Result<Vec<PathBuf>> {
@@ -183,20 +155,20 @@ fn sources(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Compiles one C file to a PIC object.
-fn compile(tools: &Toolchain, include: &Path, libc: &Path, src: &Path, obj: &Path) -> Result<()> {
+/// Compiles one C file to a PIC object, with the same flags as the cross
+/// compiler package builds use (`wasmcc::compile_flags`).
+fn compile(
+    tools: &Toolchain,
+    include: &Path,
+    sysroot: &crate::sysroot::Sysroot,
+    src: &Path,
+    obj: &Path,
+) -> Result<()> {
     let mut cc = Command::new(&tools.clang);
-    cc.args(["--target=wasm32-wasip1", "-fPIC", "-O2", "-c"])
-        .arg("-isystem")
-        .arg(libc)
+    cc.args(crate::wasmcc::compile_flags(&sysroot.dir, None))
+        .args(["-O2", "-c"])
         .arg("-I")
         .arg(include)
-        .args([
-            "-D_WASI_EMULATED_SIGNAL",
-            "-D_WASI_EMULATED_PROCESS_CLOCKS",
-            "-D_WASI_EMULATED_GETPID",
-            "-D_WASI_EMULATED_MMAN",
-        ])
         .arg(src)
         .arg("-o")
         .arg(obj);
@@ -211,6 +183,7 @@ fn link(
     exports: &[&str],
     lib_dir: &Path,
     libs: &[String],
+    builtins: Option<&Path>,
     out: &Path,
 ) -> Result<()> {
     let mut link = Command::new(&tools.clang);
@@ -224,6 +197,8 @@ fn link(
         link.arg(format!("-L{}", lib_dir.display()));
         link.args(libs.iter().map(|l| format!("-l{l}")));
     }
+    // compiler-rt (128-bit long double and integer helpers), only what is used.
+    link.args(builtins);
     let output = process::capture(&mut link, &format!("linking {}", out.display()))?;
     for line in String::from_utf8_lossy(&output.stderr).lines() {
         if !line.contains("creating shared libraries, with -shared, is not yet stable") {
@@ -254,7 +229,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
     let limited = text.contains("Py_LIMITED_API");
     let file = initfn::module_file(module, limited);
     let include = include_dir(root)?;
-    let libc = wasi_libc_include()?;
+    let sysroot = crate::sysroot::sysroot(root)?;
     let objects = root.join("target/wasm/c").join(module);
     std::fs::create_dir_all(&objects)?;
     let out_dir = root.join("target/ext");
@@ -278,9 +253,17 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
             .map(|s| s.to_string_lossy().into_owned())
             .context("a library source has no name")?;
         let obj = objects.join(format!("lib{name}.o"));
-        compile(tools, &include, &libc, src, &obj)?;
+        compile(tools, &include, &sysroot, src, &obj)?;
         let so = out_dir.join(format!("lib{name}.so"));
-        link(tools, &[obj], &[], &out_dir, &[], &so)?;
+        link(
+            tools,
+            &[obj],
+            &[],
+            &out_dir,
+            &[],
+            sysroot.builtins.as_deref(),
+            &so,
+        )?;
         eryx_linker::validate_library(&format!("lib{name}.so"), &std::fs::read(&so)?)?;
         progress!("built {} (a library the module needs)", so.display());
         libs.push(name);
@@ -288,11 +271,19 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
     let mut objs = Vec::new();
     for src in &files {
         let obj = object(src);
-        compile(tools, &include, &libc, src, &obj)?;
+        compile(tools, &include, &sysroot, src, &obj)?;
         objs.push(obj);
     }
     let out = out_dir.join(&file);
-    link(tools, &objs, &[init.as_str()], &out_dir, &libs, &out)?;
+    link(
+        tools,
+        &objs,
+        &[init.as_str()],
+        &out_dir,
+        &libs,
+        sysroot.builtins.as_deref(),
+        &out,
+    )?;
     let bytes = std::fs::read(&out)?;
     eryx_linker::validate_library(&file, &bytes)?;
     progress!("built {} ({} bytes)", out.display(), bytes.len());

@@ -121,6 +121,27 @@ fn host_only(arg: &str, ours: &Path) -> bool {
     EXACT.contains(&arg) || PREFIXES.iter().any(|p| arg.starts_with(p))
 }
 
+/// What every compile for the guest needs: the target the bundle's
+/// libpython and libc were built for, the sysroot, position-independent
+/// code, the WASI emulation switches libpython was built with and, for C++,
+/// libc++'s headers (`cxx_include`).
+pub(crate) fn compile_flags(sysroot: &Path, cxx_include: Option<&Path>) -> Vec<String> {
+    let mut flags: Vec<String> = vec![
+        format!("--target={C_TARGET}"),
+        format!("--sysroot={}", sysroot.display()),
+        "-fPIC".into(),
+        "-D_WASI_EMULATED_SIGNAL".into(),
+        "-D_WASI_EMULATED_PROCESS_CLOCKS".into(),
+        "-D_WASI_EMULATED_GETPID".into(),
+        "-D_WASI_EMULATED_MMAN".into(),
+    ];
+    if let Some(inc) = cxx_include {
+        flags.extend(["-nostdinc++".into(), "-isystem".into()]);
+        flags.push(inc.display().to_string());
+    }
+    flags
+}
+
 /// The rewritten command line (without the compiler itself).
 pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
@@ -141,19 +162,10 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
     // A link may compile sources too (meson's checks do): both kinds of
     // flags always go in. clang links wasm32-wasip2 with wasm-ld when told
     // `-fuse-ld=lld` (instead of wasm-component-ld).
-    let mut flags: Vec<String> = vec![
-        format!("--target={C_TARGET}"),
-        format!("--sysroot={}", cfg.sysroot.display()),
-        "-fPIC".into(),
-        "-D_WASI_EMULATED_SIGNAL".into(),
-        "-D_WASI_EMULATED_PROCESS_CLOCKS".into(),
-        "-D_WASI_EMULATED_GETPID".into(),
-        "-D_WASI_EMULATED_MMAN".into(),
-    ];
-    if cxx && let Some(inc) = &cfg.cxx_include {
-        flags.extend(["-nostdinc++".into(), "-isystem".into()]);
-        flags.push(inc.display().to_string());
-    }
+    let mut flags = compile_flags(
+        &cfg.sysroot,
+        cxx.then_some(()).and(cfg.cxx_include.as_deref()),
+    );
     let linking = links(args);
     if linking {
         flags.extend(
