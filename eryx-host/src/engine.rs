@@ -223,6 +223,7 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
     let state = State::new(
         &spec.stdlib,
         spec.site.as_deref(),
+        None,
         &[],
         None,
         &env,
@@ -329,7 +330,7 @@ fn compile(
 
 fn instantiate_pre(engine: &Engine, component: &Component) -> Result<InstancePre<State>, BoxError> {
     let mut linker: Linker<State> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::scratch::add_to_linker(&mut linker)?;
     Ok(linker.instantiate_pre(component)?)
 }
 

@@ -48,6 +48,7 @@ mod mount;
 mod package;
 mod pool;
 mod sandbox;
+mod scratch;
 mod snapshot;
 mod state;
 mod world;

@@ -41,6 +41,10 @@ struct Cli {
     /// Memory limit, e.g. `256M`, `1G` or bytes (default 256M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<usize>,
+    /// Size limit of the sandbox's private, in-memory /tmp (also TMPDIR and
+    /// the working directory), e.g. `16M` (default 64M; `0`: no /tmp).
+    #[arg(long, value_name = "SIZE", value_parser = parse_tmp_size)]
+    tmp_size: Option<usize>,
     /// Print one JSON object (stdout, stderr, value, error, exit_code, truncated, duration_ms).
     #[arg(long)]
     json: bool,
@@ -97,6 +101,13 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
             "`{s}` is not HOST:GUEST[:ro|rw] with an absolute GUEST path (e.g. ./data:/data:ro)"
         )),
     }
+}
+
+fn parse_tmp_size(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(s)
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -564,6 +575,9 @@ async fn run(cli: Cli) -> u8 {
     }
     if let Some(bytes) = cli.memory {
         builder = builder.memory_limit(bytes);
+    }
+    if let Some(bytes) = cli.tmp_size {
+        builder = builder.tmp_limit(bytes as u64);
     }
     let mut sandbox = match builder.build().await {
         Ok(s) => s,

@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use eryx_linker::layout::{GUEST_HOME, SITE_PACKAGES};
 
 use crate::Error;
+use crate::scratch::GUEST_TMP;
 
 /// What the guest may do in a mounted directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,12 @@ impl Mount {
                     "it overlaps `{reserved}`, which eryx mounts itself; choose another guest path"
                 )));
             }
+        }
+        if self.guest != GUEST_TMP && overlaps(&self.guest, GUEST_TMP) {
+            return Err(bad(format!(
+                "it overlaps `{GUEST_TMP}`, the sandbox's scratch directory; mount at \
+                 `{GUEST_TMP}` itself to replace it, or choose another guest path"
+            )));
         }
         if let Some(other) = earlier.iter().find(|o| overlaps(&o.guest, &self.guest)) {
             return Err(bad(format!(

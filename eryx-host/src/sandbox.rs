@@ -41,6 +41,14 @@ pub struct Limits {
     /// can print without end; past this the text is cut and
     /// [`Output::truncated`] is set. Default 1 Mi (1,048,576).
     pub output_chars: u32,
+    /// Bytes the guest may keep in its scratch directory `/tmp` (also
+    /// `TMPDIR` and the working directory): file contents plus 4 KiB per
+    /// file, directory or link. Past it writes fail with `ENOSPC`
+    /// (`OSError: [Errno 28] No space left on device`). The directory is
+    /// private to the sandbox, kept across session resets, and removed when
+    /// the sandbox is dropped; snapshots do not include it. `0`: no `/tmp`.
+    /// Default 64 MiB.
+    pub tmp_bytes: u64,
 }
 
 impl Default for Limits {
@@ -49,6 +57,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             memory_bytes: 256 << 20,
             output_chars: 1 << 20,
+            tmp_bytes: 64 << 20,
         }
     }
 }
@@ -178,6 +187,13 @@ impl SandboxBuilder {
     /// The memory limit in bytes (see [`Limits::memory_bytes`]).
     pub fn memory_limit(mut self, bytes: usize) -> SandboxBuilder {
         self.limits.memory_bytes = bytes;
+        self
+    }
+
+    /// The size limit of the scratch directory `/tmp` (see
+    /// [`Limits::tmp_bytes`]; `0` gives the guest no `/tmp`).
+    pub fn tmp_limit(mut self, bytes: u64) -> SandboxBuilder {
+        self.limits.tmp_bytes = bytes;
         self
     }
 
@@ -313,8 +329,25 @@ impl SandboxBuilder {
             progress,
         )
         .await?;
+        // A mount at `/tmp` replaces the scratch directory.
+        let scratch = if self.limits.tmp_bytes == 0
+            || self
+                .mounts
+                .iter()
+                .any(|m| m.guest == crate::scratch::GUEST_TMP)
+        {
+            None
+        } else {
+            let s = crate::scratch::Scratch::new(self.limits.tmp_bytes).map_err(|e| {
+                Error::Instantiate {
+                    source: format!("cannot create the scratch directory for /tmp: {e}").into(),
+                }
+            })?;
+            Some(Arc::new(s))
+        };
         let mut sandbox = Sandbox {
             prepared,
+            scratch,
             stdlib,
             limits: self.limits,
             identity,
@@ -434,6 +467,7 @@ impl CancelHandle {
 /// next call runs on a fresh instance.
 pub struct Sandbox {
     prepared: Arc<Prepared>,
+    scratch: Option<Arc<crate::scratch::Scratch>>,
     stdlib: PathBuf,
     limits: Limits,
     identity: String,
@@ -477,6 +511,7 @@ impl Sandbox {
             let state = State::new(
                 &self.stdlib,
                 self.site.dir(),
+                self.scratch.clone(),
                 &self.mounts,
                 self.stdin.as_deref(),
                 &[],

@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
 
+use crate::scratch::{GUEST_TMP, Handles, Scratch, ScratchView};
 use crate::{Access, BoxError, Limits, Mount};
 
 /// How much of the guest's raw stdout/stderr (bypassing `sys.stdout`, e.g.
@@ -20,8 +22,11 @@ const RAW_OUTPUT_CAP: usize = 64 * 1024;
 
 /// Store data of one sandbox instance.
 pub(crate) struct State {
-    ctx: WasiCtx,
-    table: ResourceTable,
+    wasi: Wasi,
+    /// The scratch directory (`/tmp`), if the sandbox has one.
+    scratch: Option<Arc<Scratch>>,
+    /// Which of this instance's descriptor handles point into `/tmp`.
+    handles: Handles,
     pub(crate) limits: MemoryLimiter,
     pub(crate) raw_stderr: MemoryOutputPipe,
     /// When the running call must stop.
@@ -39,7 +44,14 @@ pub(crate) enum Stop {
     Cancelled,
 }
 
-impl WasiView for State {
+/// The WASI context and its resource table (a field of its own, so that
+/// the filesystem view can borrow it beside the scratch state).
+struct Wasi {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Wasi {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.ctx,
@@ -48,13 +60,25 @@ impl WasiView for State {
     }
 }
 
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}
+
 impl State {
     /// Deny by default: no env, no args, no stdin (unless given), stdout and
     /// stderr into small in-memory pipes, no network; the stdlib and the
-    /// packages read-only, and the caller's mounts.
+    /// packages read-only, the scratch directory at `/tmp` (when given) and
+    /// the caller's mounts.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per kind of store; a struct would only rename them"
+    )]
     pub(crate) fn new(
         stdlib: &std::path::Path,
         package: Option<&std::path::Path>,
+        scratch: Option<Arc<Scratch>>,
         mounts: &[Mount],
         stdin: Option<&[u8]>,
         env: &[(&str, &str)],
@@ -79,6 +103,9 @@ impl State {
         if let Some(dir) = package {
             builder.preopened_dir(dir, SITE_PACKAGES, FsPerms::ReadOnly)?;
         }
+        if let Some(s) = &scratch {
+            builder.preopened_dir(s.path(), GUEST_TMP, FsPerms::ReadWrite)?;
+        }
         for m in mounts {
             let perms = match m.access {
                 Access::ReadOnly => FsPerms::ReadOnly,
@@ -91,14 +118,27 @@ impl State {
             hit: false,
         };
         Ok(State {
-            ctx: builder.build(),
-            table: ResourceTable::new(),
+            wasi: Wasi {
+                ctx: builder.build(),
+                table: ResourceTable::new(),
+            },
+            scratch,
+            handles: Handles::default(),
             limits,
             raw_stderr,
             deadline: None,
             cancel,
             stopped: None,
         })
+    }
+
+    /// The filesystem as the guest sees it (writes under `/tmp` counted).
+    pub(crate) fn scratch_view(&mut self) -> ScratchView<'_> {
+        ScratchView {
+            fs: self.wasi.filesystem(),
+            scratch: self.scratch.as_ref(),
+            handles: &mut self.handles,
+        }
     }
 
     /// The flag a [`crate::CancelHandle`] sets.

@@ -16,6 +16,7 @@ mod packages;
 mod pool;
 mod preinit;
 mod python;
+mod scratch;
 mod scripts;
 mod session;
 mod support;

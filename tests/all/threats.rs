@@ -55,7 +55,7 @@ import os
 print(dict(os.environ))
 for path in ['/etc/passwd', '/root', '/work', '/tmp', '/']:
     try:
-        os.listdir(path)
+        assert os.listdir(path) == [], path  # only the sandbox's empty /tmp
         print(path, 'VISIBLE')
     except OSError as e:
         print(path, type(e).__name__)
@@ -70,7 +70,7 @@ except OSError as e:
         .unwrap();
     assert_eq!(
         out.stdout,
-        "{}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp FileNotFoundError\n/ FileNotFoundError\nstdlib PermissionError\n"
+        "{'TMPDIR': '/tmp'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ FileNotFoundError\nstdlib PermissionError\n"
     );
 }
 

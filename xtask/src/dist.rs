@@ -51,8 +51,13 @@ pub(crate) fn link_flags(exports: &[&str]) -> Vec<String> {
     flags
 }
 
+/// libc functions the runtime replaces for every library linked after it
+/// (`eryx-runtime/src/libc_fix.rs`).
+pub(crate) const LIBC_OVERRIDES: &[&str] = &["write"];
+
 fn runtime_exports() -> Vec<&'static str> {
-    eryx_ffi::abi::INTRINSICS.iter().map(|i| i.name).collect()
+    let hooks = eryx_ffi::abi::INTRINSICS.iter().map(|i| i.name);
+    hooks.chain(LIBC_OVERRIDES.iter().copied()).collect()
 }
 
 fn hash_tree(h: &mut Sha256, root: &Path, dir: &Path) -> Result<()> {

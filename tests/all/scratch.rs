@@ -1,0 +1,206 @@
+//! The sandbox's private scratch directory: `/tmp`, `TMPDIR` and the
+//! working directory, bounded by `Limits::tmp_bytes` (`--tmp-size`).
+
+use std::time::Duration;
+
+use eryx_host::{Access, Error};
+
+use crate::support::{builder, eryx, sandbox, text};
+
+#[tokio::test]
+async fn tmp_is_writable_and_is_the_working_directory() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+import os, tempfile, json
+print(os.getcwd(), os.environ['TMPDIR'], tempfile.gettempdir())
+with tempfile.NamedTemporaryFile('w+', suffix='.json') as f:
+    json.dump({'a': 1}, f); f.flush(); f.seek(0)
+    print(json.load(f), os.path.dirname(f.name))
+d = tempfile.mkdtemp()
+with open(os.path.join(d, 'x.txt'), 'w') as f: f.write('x' * 100_000)
+with open('relative.txt', 'w') as f: f.write('here')
+print(os.path.getsize(os.path.join(d, 'x.txt')), open('/tmp/relative.txt').read())
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "/tmp /tmp /tmp\n{'a': 1} /tmp\n100000 here\n",
+        "{}",
+        out.stderr
+    );
+    // Files stay for the session.
+    let out = sb
+        .execute("print(open('relative.txt').read())")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "here\n");
+}
+
+#[tokio::test]
+async fn a_full_tmp_is_enospc_and_frees_on_delete() {
+    let mut sb = builder().tmp_limit(1 << 20).build().await.unwrap();
+    let out = sb
+        .execute(
+            r#"
+import errno, os
+def fill(path, chunk):
+    n = 0
+    try:
+        with open(path, 'wb') as f:
+            while True:
+                f.write(chunk); f.flush(); n += 1
+    except OSError as e:
+        return n, e.errno == errno.ENOSPC, e.strerror
+print(fill('big', b'x' * 65536))
+os.remove('big')
+with open('again', 'wb') as f: f.write(b'y' * 500_000)
+print(os.path.getsize('again'))
+try:
+    with open('more', 'wb') as f: f.write(b'z' * 600_000)
+except OSError as e:
+    print('write', errno.errorcode[e.errno])
+try:
+    for i in range(1000): os.mkdir(f'd{i}')
+except OSError as e:
+    print('mkdir', errno.errorcode[e.errno])
+try:
+    os.truncate('again', 10 << 20)
+except OSError as e:
+    print('truncate', errno.errorcode[e.errno])
+"#,
+        )
+        .await
+        .unwrap();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}\n{}", out.stdout, out.stderr);
+    // 1 MiB minus the file's entry: 15 full chunks of 64 KiB fit.
+    assert_eq!(lines[0], "(15, True, 'No space left on device')");
+    assert_eq!(lines[1], "500000");
+    assert_eq!(lines[2], "write ENOSPC");
+    assert_eq!(lines[3], "mkdir ENOSPC");
+    assert_eq!(lines[4], "truncate ENOSPC");
+    // The sandbox goes on.
+    assert_eq!(sb.execute("print(2 + 2)").await.unwrap().stdout, "4\n");
+}
+
+#[tokio::test]
+async fn sandboxes_never_see_each_others_tmp() {
+    let mut a = sandbox().await;
+    let mut b = sandbox().await;
+    a.execute("open('/tmp/secret', 'w').write('a')")
+        .await
+        .unwrap();
+    let out = b
+        .execute("import os; print(os.listdir('/tmp'))")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "[]\n");
+}
+
+#[tokio::test]
+async fn tmp_outlives_a_session_reset() {
+    let mut sb = builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    sb.execute("open('kept', 'w').write('still here')")
+        .await
+        .unwrap();
+    let err = sb.execute("while True: pass").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let out = sb
+        .execute("import os; print(os.getcwd(), open('kept').read())")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "/tmp still here\n");
+}
+
+#[tokio::test]
+async fn no_tmp_when_the_limit_is_zero() {
+    let mut sb = builder().tmp_limit(0).build().await.unwrap();
+    let Err(Error::Python(e)) = sb.execute("import tempfile; tempfile.mkstemp()").await else {
+        panic!("tempfile worked without /tmp")
+    };
+    assert_eq!(e.type_name, "FileNotFoundError", "{}", e.message);
+    assert!(
+        e.message.contains("No usable temporary directory"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn moving_between_a_mount_and_tmp_copies() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in.txt"), "data").unwrap();
+    let mut sb = builder()
+        .tmp_limit(1 << 20)
+        .mount("/out", host.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import errno, os, shutil
+try:
+    os.rename('/out/in.txt', '/tmp/in.txt')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+shutil.move('/out/in.txt', '/tmp/in.txt')
+print(open('/tmp/in.txt').read(), os.path.exists('/out/in.txt'))
+shutil.copy('/tmp/in.txt', '/out/back.txt')
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "EXDEV\ndata False\n", "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("back.txt")).unwrap(),
+        "data"
+    );
+}
+
+#[tokio::test]
+async fn a_mount_at_tmp_replaces_the_scratch_directory() {
+    let host = tempfile::tempdir().unwrap();
+    let mut sb = builder()
+        .mount("/tmp", host.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    sb.execute("open('made-in-guest', 'w').write('1')")
+        .await
+        .unwrap();
+    assert!(host.path().join("made-in-guest").is_file());
+    let Err(Error::BadMount { reason, .. }) = builder()
+        .mount("/tmp/data", host.path(), Access::ReadOnly)
+        .build()
+        .await
+    else {
+        panic!("a mount inside /tmp was accepted")
+    };
+    assert!(reason.contains("scratch directory"), "{reason}");
+}
+
+#[test]
+fn cli_tmp_size() {
+    let out = eryx(
+        &[
+            "--tmp-size",
+            "256K",
+            "-c",
+            "with open('f', 'wb') as f: f.write(b'x' * 300_000)",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    let out = eryx(&["-c", "import os; print(os.getcwd())"], None);
+    assert_eq!(text(&out.stdout), "/tmp\n");
+}
