@@ -38,6 +38,10 @@ pub enum Role {
     Library,
     /// The `wasi_snapshot_preview1` reactor adapter.
     Adapter,
+    /// A standard-library extension module (`_bz2`, `_lzma`) built by
+    /// `cargo xtask dist`: linked into every component, `dlopen`-able at
+    /// its guest path (`/` + `path`, inside the stdlib directory).
+    Extension,
     /// The standard library directory. Its `sha256` is that of the tar it was
     /// unpacked from and its `size` the total bytes of the files.
     Stdlib,

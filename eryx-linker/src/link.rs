@@ -82,6 +82,11 @@ pub fn link_with_extensions(
         base_exports.extend(info.exports);
         libraries.push((lib.name, bytes));
     }
+    // The bundle's own extension modules come first; they live in the
+    // stdlib directory, so no package can ship one at the same path.
+    let mut all = stdlib_extensions(bundle)?;
+    all.extend(extensions.iter().cloned());
+    let extensions = &all[..];
     check_extensions(&base_exports, extensions)?;
     let bindings = bindings()?;
     validate_library(BINDINGS_LIBRARY, &bindings)?;
@@ -147,6 +152,18 @@ fn is_linker_internal(symbol: &str) -> bool {
             | "__dso_handle"
             | "__wasm_set_libdl_table"
     )
+}
+
+/// The bundle's [`Role::Extension`] modules, validated.
+pub(crate) fn stdlib_extensions(bundle: &Bundle) -> Result<Vec<Extension>, LinkError> {
+    let mut out = Vec::new();
+    for f in &bundle.manifest().files {
+        if f.role == Role::Extension {
+            let bytes = bundle.read_file(&f.name)?;
+            out.push(Extension::new(format!("/{}", f.path), bytes)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The checks wit-component does not make, or makes without naming the

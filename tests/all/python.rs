@@ -82,6 +82,47 @@ print(hashlib.sha256(b"abc").hexdigest())
 }
 
 #[tokio::test]
+async fn bz2_and_lzma_round_trip_and_archives_use_them() {
+    let code = r#"
+import bz2, lzma, os, shutil, tarfile, zipfile
+data = b"eryx " * 50_000 + bytes(range(256)) * 40
+for mod in (bz2, lzma):
+    packed = mod.compress(data)
+    assert mod.decompress(packed) == data and len(packed) < len(data) // 50, mod
+# incremental, with an output cap, and data after the stream
+d = lzma.LZMADecompressor()
+out = d.decompress(lzma.compress(data, check=lzma.CHECK_SHA256) + b"tail", max_length=1000)
+print(len(out), d.needs_input, d.eof)
+while not d.eof:
+    out += d.decompress(b"", 100_000)
+print(out == data, d.unused_data, d.check == lzma.CHECK_SHA256)
+raw = [{"id": lzma.FILTER_DELTA, "dist": 2}, {"id": lzma.FILTER_LZMA2, "preset": 1}]
+assert lzma.decompress(lzma.compress(data, format=lzma.FORMAT_RAW, filters=raw),
+                       format=lzma.FORMAT_RAW, filters=raw) == data
+with open("data.bin", "wb") as f: f.write(data)
+for mode in ("w:bz2", "w:xz"):
+    with tarfile.open("a.tar." + mode[2:], mode) as t: t.add("data.bin")
+    with tarfile.open("a.tar." + mode[2:]) as t:
+        assert t.extractfile("data.bin").read() == data
+for method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+    with zipfile.ZipFile("a.zip", "w", compression=method) as z: z.write("data.bin")
+    with zipfile.ZipFile("a.zip") as z: assert z.read("data.bin") == data
+shutil.unpack_archive(shutil.make_archive("arch", "bztar", root_dir="/tmp", base_dir="data.bin"), "out")
+print(open("out/data.bin", "rb").read() == data)
+for bad, mod in ((b"BZh9 junk", bz2), (b"not xz", lzma)):
+    try:
+        mod.decompress(bad)
+    except (OSError, lzma.LZMAError) as e:
+        print(type(e).__name__, e)
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "1000 False False\nTrue b'tail' True\nTrue\nOSError Invalid data stream\n\
+         LZMAError Input format not supported by decoder\n"
+    );
+}
+
+#[tokio::test]
 async fn exception_gives_traceback_and_the_sandbox_goes_on() {
     let mut sb = sandbox().await;
     let err = sb

@@ -177,7 +177,7 @@ fn compile(
 
 /// Links objects into a wasm shared library exporting `exports` (all
 /// defined symbols when empty), naming `libs` (in `lib_dir`) as needed.
-fn link(
+pub(crate) fn link(
     tools: &Toolchain,
     objs: &[PathBuf],
     exports: &[&str],

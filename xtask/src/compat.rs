@@ -39,6 +39,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_bool",
     "test_builtin",
     "test_bytes",
+    "test_bz2",
     "test_calendar",
     "test_cmath",
     "test_collections",
@@ -59,6 +60,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_fractions",
     "test_functools",
     "test_generators",
+    "test_gzip",
     "test_hashlib",
     "test_heapq",
     "test_int",
@@ -67,6 +69,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_keyword",
     "test_list",
     "test_long",
+    "test_lzma",
     "test_math",
     "test_operator",
     "test_pickle",
@@ -74,21 +77,30 @@ pub(crate) const MODULES: &[&str] = &[
     "test_random",
     "test_re",
     "test_set",
+    "test_shutil",
     "test_shlex",
     "test_statistics",
     "test_string",
     "test_struct",
+    "test_tempfile",
     "test_textwrap",
     "test_tuple",
     "test_typing",
     "test_unicodedata",
     "test_uuid",
     "test_weakref",
+    "test_zipfile",
     "test_zlib",
 ];
 
 /// The short list `cargo xtask test` runs.
-pub(crate) const QUICK: &[&str] = &["test_bisect", "test_heapq", "test_base64", "test_operator"];
+pub(crate) const QUICK: &[&str] = &[
+    "test_bisect",
+    "test_heapq",
+    "test_base64",
+    "test_operator",
+    "test_lzma",
+];
 
 /// The runner that executes inside the sandbox.
 const RUNNER: &str = include_str!("../compat/runner.py");

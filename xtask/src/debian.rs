@@ -83,6 +83,115 @@ pub(crate) fn fetch(packages: &[&str], work: &Path, hint: &str) -> Result<Vec<Un
     Ok(out)
 }
 
+/// One source package's upstream tarball (`.orig.tar.*`) in Debian's
+/// `Sources` index: its archive path and SHA-256, for the highest version
+/// listed (or exactly `version` when given).
+pub(crate) fn find_source(
+    index: &str,
+    package: &str,
+    version: Option<&str>,
+) -> Option<(String, String, String)> {
+    let mut best: Option<(String, String, String)> = None;
+    for stanza in index.split("\n\n") {
+        if stanza.lines().next() != Some(&format!("Package: {package}")) {
+            continue;
+        }
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+        };
+        let (Some(v), Some(dir)) = (field("Version"), field("Directory")) else {
+            continue;
+        };
+        if version.is_some_and(|want| want != v) {
+            continue;
+        }
+        // The `Checksums-Sha256:` block: " <sha> <size> <file>" lines.
+        let orig = stanza
+            .split("Checksums-Sha256:")
+            .nth(1)
+            .into_iter()
+            .flat_map(|block| block.lines().skip(1))
+            .take_while(|l| l.starts_with(' '))
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                let (sha, _size, file) = (parts.next()?, parts.next()?, parts.next()?);
+                let is_orig = file.contains(".orig.tar.") && !file.ends_with(".asc");
+                is_orig.then(|| (format!("{dir}/{file}"), sha.to_string()))
+            })
+            .next();
+        let Some((file, sha)) = orig else { continue };
+        let newer = match &best {
+            None => true,
+            Some((_, _, b)) => Command::new("dpkg")
+                .args(["--compare-versions", &v, "gt", b])
+                .status()
+                .is_ok_and(|s| s.success()),
+        };
+        if newer {
+            best = Some((file, sha, v));
+        }
+    }
+    best
+}
+
+/// Downloads the upstream sources of Debian source `package` (its
+/// `.orig.tar.*`, checked against the `Sources` index) and unpacks the
+/// members matching `members` (tar wildcards; all when empty) into `work`.
+/// Returns the directory the tarball's top folder was unpacked to.
+pub(crate) fn fetch_source(
+    package: &str,
+    version: Option<&str>,
+    members: &[&str],
+    work: &Path,
+) -> Result<Unpacked> {
+    std::fs::create_dir_all(work)?;
+    let index_xz = work.join("Sources.xz");
+    progress!("fetching Debian {SUITE}'s source index");
+    download(
+        &format!("{DEBIAN}/dists/{SUITE}/main/source/Sources.xz"),
+        &index_xz,
+    )?;
+    let index = process::capture(
+        Command::new("xz").arg("-dc").arg(&index_xz),
+        "decompressing Debian's source index (xz)",
+    )?;
+    let index = String::from_utf8_lossy(&index.stdout);
+    let (file, sha, v) = find_source(&index, package, version).with_context(|| {
+        format!(
+            "Debian {SUITE} lists no source package {package}{}",
+            version.map(|v| format!(" {v}")).unwrap_or_default()
+        )
+    })?;
+    progress!("fetching the sources of {package} {v} from Debian {SUITE}");
+    let name = file.rsplit('/').next().unwrap_or("orig.tar");
+    let tarball = work.join(name);
+    download(&format!("{DEBIAN}/{file}"), &tarball)?;
+    let found = sha256_hex(&std::fs::read(&tarball)?);
+    if found != sha {
+        bail!("{file}: SHA-256 {found} does not match Debian's index ({sha})");
+    }
+    let dir = work.join("src");
+    std::fs::create_dir_all(&dir)?;
+    let mut tar = Command::new("tar");
+    tar.arg("-xf").arg(&tarball).arg("-C").arg(&dir);
+    if !members.is_empty() {
+        tar.arg("--wildcards").args(members);
+    }
+    process::run(&mut tar, &format!("unpacking {name}"))?;
+    let top = std::fs::read_dir(&dir)?
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .with_context(|| format!("{name} has no top-level directory"))?;
+    Ok(Unpacked {
+        dir: top,
+        origin: format!("Debian {SUITE} source {package} {v}\n{file}\nsha256 {sha}\n"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +205,30 @@ mod tests {
             Some(("pool/a.deb".into(), "ab".into(), "3.14.10-1".into()))
         );
         assert_eq!(find_in_index(index, "missing"), None);
+    }
+
+    #[test]
+    fn finds_the_newest_upstream_tarball_of_a_source_package() {
+        let index = concat!(
+            "Package: python3.14\nVersion: 3.14.9-1\nChecksums-Sha256:\n",
+            " aa 1 python3.14_3.14.9-1.dsc\n bb 2 python3.14_3.14.9.orig.tar.xz\n",
+            "Directory: pool/main/p/python3.14\n\n",
+            "Package: python3.14\nVersion: 3.14.10-1\nChecksums-Sha256:\n",
+            " cc 1 python3.14_3.14.10-1.dsc\n dd 2 python3.14_3.14.10.orig.tar.xz\n",
+            " ee 3 python3.14_3.14.10.orig.tar.xz.asc\nDirectory: pool/main/p/python3.14\n",
+        );
+        assert_eq!(
+            find_source(index, "python3.14", None),
+            Some((
+                "pool/main/p/python3.14/python3.14_3.14.10.orig.tar.xz".into(),
+                "dd".into(),
+                "3.14.10-1".into()
+            ))
+        );
+        assert_eq!(
+            find_source(index, "python3.14", Some("3.14.9-1")).map(|f| f.1),
+            Some("bb".into())
+        );
+        assert_eq!(find_source(index, "python3.13", None), None);
     }
 }

@@ -102,6 +102,7 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(SYSCONFIG_FILES.join(",").as_bytes());
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(serde_json::to_vec(record)?);
+    h.update(crate::stdlib_ext::input_fingerprint(root)?.as_bytes());
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
@@ -273,7 +274,13 @@ fn runtime_version(root: &Path) -> Result<String> {
     Ok(m.package.version)
 }
 
-fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> Result<()> {
+fn assemble(
+    root: &Path,
+    dist: &Path,
+    record: &FetchRecord,
+    runtime: &Path,
+    modules: &[crate::stdlib_ext::Built],
+) -> Result<()> {
     if dist.exists() {
         std::fs::remove_dir_all(dist)?;
     }
@@ -305,6 +312,27 @@ fn assemble(root: &Path, dist: &Path, record: &FetchRecord, runtime: &Path) -> R
             _ => crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(&f.path))?,
         }
         files.push(entry);
+    }
+    let stdlib = record
+        .files
+        .iter()
+        .find(|f| f.role == Role::Stdlib)
+        .context("the fetch record has no stdlib")?;
+    for m in modules {
+        let path = format!("{}/{}", stdlib.path, m.file);
+        let bytes = std::fs::read(&m.path)?;
+        std::fs::write(dist.join(&path), &bytes)?;
+        files.push(FileEntry {
+            name: m.file.clone(),
+            path,
+            role: Role::Extension,
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            origin: format!(
+                "built by `cargo xtask dist` from xtask/modules and {}",
+                m.origin.lines().next().unwrap_or_default()
+            ),
+        });
     }
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
@@ -382,7 +410,7 @@ fn fix_stdlib(stdlib: &Path) -> Result<()> {
 fn validate(dist: &Path) -> Result<()> {
     let bundle = Bundle::open(dist)?;
     for f in &bundle.manifest().files {
-        if matches!(f.role, Role::Runtime | Role::Library) {
+        if matches!(f.role, Role::Runtime | Role::Library | Role::Extension) {
             let bytes = bundle.read_file(&f.name)?;
             let info = validate_library(&f.name, &bytes)?;
             progress!(
@@ -412,7 +440,8 @@ pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
     // hash): a stale generated file must not be built into a bundle.
     crate::codegen::codegen(root, true)?;
     let runtime = build_runtime(root, &tools)?;
-    assemble(root, &dist, &record, &runtime)?;
+    let modules = crate::stdlib_ext::build(root, &tools)?;
+    assemble(root, &dist, &record, &runtime, &modules)?;
     progress!("validating the bundle:");
     validate(&dist)?;
     compile_stdlib(root, &dist)?;

@@ -29,6 +29,7 @@ mod initfn;
 mod numpy_tests;
 mod process;
 mod pyo3;
+mod stdlib_ext;
 mod sysroot;
 mod toolchain;
 mod wasmcc;

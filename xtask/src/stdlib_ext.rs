@@ -1,0 +1,337 @@
+//! The standard-library extension modules the bundled CPython build lacks:
+//! `_bz2` (behind `bz2`) and `_lzma` (behind `lzma`), which `tarfile`,
+//! `zipfile` and `shutil` use for `.bz2`/`.xz` archives.
+//!
+//! libbzip2 and liblzma are compiled from their upstream sources, as
+//! Debian's `bzip2` and `xz-utils` source packages carry them (tarballs
+//! checked against Debian's `Sources` index). The modules themselves are
+//! eryx's (`xtask/modules/`): CPython's `Modules/_bz2module.c` and
+//! `_lzmamodule.c` would be the natural choice, but CPython's source tarball
+//! is not reachable from the registries this project builds from, so the
+//! modules were written against CPython's documented API (the stdlib's own
+//! `test_bz2`/`test_lzma` run through `cargo xtask compat`). Compiled with
+//! the flags every guest C build uses (`wasmcc::compile_flags`), each module
+//! is one shared library exporting only `PyInit_<module>`, placed in the
+//! bundle's stdlib directory and linked into every component.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use eryx_linker::sha256_hex;
+use sha2::{Digest, Sha256};
+
+use crate::toolchain::Toolchain;
+use crate::{debian, process, progress};
+
+/// An upstream C library, from a Debian source package.
+struct Library {
+    /// Debian source package.
+    package: &'static str,
+    /// Its exact version (so a new upload does not change the bundle).
+    version: &'static str,
+    /// Sources, relative to the unpacked tarball's top directory.
+    sources: fn(&Path) -> Result<Vec<PathBuf>>,
+    /// Include directories, relative to the top directory.
+    includes: &'static [&'static str],
+    /// Preprocessor definitions.
+    defines: &'static [&'static str],
+    /// A `config.h` to write into the build directory (added to the
+    /// include path), if the library needs one.
+    config_h: Option<&'static str>,
+}
+
+/// One module: its C file in `xtask/modules/` and the library under it.
+struct Module {
+    name: &'static str,
+    library: Library,
+}
+
+fn bzip2_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    Ok([
+        "blocksort.c",
+        "huffman.c",
+        "crctable.c",
+        "randtable.c",
+        "compress.c",
+        "decompress.c",
+        "bzlib.c",
+    ]
+    .iter()
+    .map(|f| top.join(f))
+    .collect())
+}
+
+/// liblzma without threads (no `*_mt.c`, output queue or CPU count), table
+/// generators or the small CRC variants.
+fn lzma_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    let skip = [
+        "_mt.c",
+        "outqueue.c",
+        "hardware_cputhreads.c",
+        "tablegen.c",
+        "clmul_consts_gen.c",
+        "crc32_small.c",
+        "crc64_small.c",
+    ];
+    let mut out = Vec::new();
+    for dir in [
+        "common",
+        "check",
+        "lz",
+        "lzma",
+        "rangecoder",
+        "delta",
+        "simple",
+    ] {
+        let dir = top.join("src/liblzma").join(dir);
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.ends_with(".c") && !skip.iter().any(|s| name.ends_with(s)) {
+                out.push(path);
+            }
+        }
+    }
+    out.push(top.join("src/common/tuklib_physmem.c"));
+    out.sort();
+    Ok(out)
+}
+
+/// liblzma's configuration for the guest: every filter, check and match
+/// finder; no threads, assembly or CPU-specific CRC code.
+const LZMA_CONFIG_H: &str = "\
+#define HAVE_STDBOOL_H 1
+#define HAVE_STDINT_H 1
+#define HAVE_INTTYPES_H 1
+#define HAVE__BOOL 1
+#define HAVE_CHECK_CRC32 1
+#define HAVE_CHECK_CRC64 1
+#define HAVE_CHECK_SHA256 1
+#define HAVE_ENCODERS 1
+#define HAVE_DECODERS 1
+#define HAVE_ENCODER_LZMA1 1
+#define HAVE_ENCODER_LZMA2 1
+#define HAVE_ENCODER_X86 1
+#define HAVE_ENCODER_POWERPC 1
+#define HAVE_ENCODER_IA64 1
+#define HAVE_ENCODER_ARM 1
+#define HAVE_ENCODER_ARMTHUMB 1
+#define HAVE_ENCODER_ARM64 1
+#define HAVE_ENCODER_SPARC 1
+#define HAVE_ENCODER_RISCV 1
+#define HAVE_ENCODER_DELTA 1
+#define HAVE_DECODER_LZMA1 1
+#define HAVE_DECODER_LZMA2 1
+#define HAVE_DECODER_X86 1
+#define HAVE_DECODER_POWERPC 1
+#define HAVE_DECODER_IA64 1
+#define HAVE_DECODER_ARM 1
+#define HAVE_DECODER_ARMTHUMB 1
+#define HAVE_DECODER_ARM64 1
+#define HAVE_DECODER_SPARC 1
+#define HAVE_DECODER_RISCV 1
+#define HAVE_DECODER_DELTA 1
+#define HAVE_LZIP_DECODER 1
+#define HAVE_MF_HC3 1
+#define HAVE_MF_HC4 1
+#define HAVE_MF_BT2 1
+#define HAVE_MF_BT3 1
+#define HAVE_MF_BT4 1
+#define HAVE_VISIBILITY 1
+#define SIZEOF_SIZE_T 4
+#define TUKLIB_PHYSMEM_SYSCONF 1
+";
+
+const MODULES: &[Module] = &[
+    Module {
+        name: "_bz2",
+        library: Library {
+            package: "bzip2",
+            version: "1.0.8-6",
+            sources: bzip2_sources,
+            includes: &["."],
+            defines: &["-D_FILE_OFFSET_BITS=64"],
+            config_h: None,
+        },
+    },
+    Module {
+        name: "_lzma",
+        library: Library {
+            package: "xz-utils",
+            version: "5.8.1-1+deb13u1",
+            sources: lzma_sources,
+            includes: &[
+                "src/liblzma/api",
+                "src/liblzma/common",
+                "src/liblzma/check",
+                "src/liblzma/lz",
+                "src/liblzma/rangecoder",
+                "src/liblzma/lzma",
+                "src/liblzma/delta",
+                "src/liblzma/simple",
+                "src/common",
+            ],
+            defines: &["-DHAVE_CONFIG_H", "-DLZMA_API_STATIC"],
+            config_h: Some(LZMA_CONFIG_H),
+        },
+    },
+];
+
+/// The module sources (`xtask/modules`).
+fn modules_dir(root: &Path) -> PathBuf {
+    root.join("xtask/modules")
+}
+
+/// Everything the built modules depend on besides the toolchain and the
+/// bundle's headers (part of the dist stamp).
+pub(crate) fn input_fingerprint(root: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(modules_dir(root))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.sort();
+    for f in files {
+        h.update(f.file_name().unwrap_or_default().as_encoded_bytes());
+        h.update(std::fs::read(&f)?);
+    }
+    for m in MODULES {
+        h.update(format!(
+            "{} {} {} {:?} {:?} {:?}",
+            m.name,
+            m.library.package,
+            m.library.version,
+            m.library.includes,
+            m.library.defines,
+            m.library.config_h
+        ));
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The unpacked sources of `lib` (downloaded once into `target/fetch/src`).
+fn library_sources(root: &Path, lib: &Library) -> Result<(PathBuf, String)> {
+    let dir = root
+        .join("target/fetch/src")
+        .join(format!("{}-{}", lib.package, lib.version));
+    let origin_file = dir.join("ORIGIN");
+    if let Ok(origin) = std::fs::read_to_string(&origin_file)
+        && let Some(top) = std::fs::read_dir(dir.join("src"))?
+            .flatten()
+            .find(|e| e.path().is_dir())
+    {
+        return Ok((top.path(), origin));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let unpacked = debian::fetch_source(lib.package, Some(lib.version), &[], &dir)?;
+    // Only the unpacked tree is kept.
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.path().is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    std::fs::write(&origin_file, &unpacked.origin)?;
+    Ok((unpacked.dir, unpacked.origin))
+}
+
+/// One built module.
+pub(crate) struct Built {
+    /// `_bz2.cpython-314-wasm32-wasi.so`.
+    pub(crate) file: String,
+    pub(crate) path: PathBuf,
+    /// Where its library came from.
+    pub(crate) origin: String,
+}
+
+/// Builds every module (or reuses the last build of the same inputs).
+pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
+    let include = crate::cext::include_dir(root)?;
+    let sysroot = crate::sysroot::sysroot(root)?;
+    let mut out = Vec::new();
+    for m in MODULES {
+        let (top, origin) = library_sources(root, &m.library)?;
+        let work = root.join("target/wasm/stdlib-ext").join(m.name);
+        std::fs::create_dir_all(&work)?;
+        let mut flags = crate::wasmcc::compile_flags(&sysroot.dir, None);
+        flags.extend(
+            [
+                "-O2",
+                "-fvisibility=hidden",
+                "-Wno-unused-command-line-argument",
+            ]
+            .map(String::from),
+        );
+        flags.extend(m.library.defines.iter().map(|d| d.to_string()));
+        if let Some(config) = m.library.config_h {
+            std::fs::write(work.join("config.h"), config)?;
+            flags.push(format!("-I{}", work.display()));
+        }
+        flags.extend(
+            m.library
+                .includes
+                .iter()
+                .map(|i| format!("-I{}", top.join(i).display())),
+        );
+        flags.push(format!("-I{}", include.display()));
+        let file = format!("{}{}", m.name, eryx_linker::layout::EXTENSION_SUFFIX);
+        let so = work.join(&file);
+        let stamp = work.join("stamp");
+        let key = sha256_hex(
+            format!(
+                "{}\n{}\n{}\n{}",
+                input_fingerprint(root)?,
+                flags.join(" "),
+                tools.versions,
+                origin
+            )
+            .as_bytes(),
+        );
+        if so.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+            out.push(Built {
+                file,
+                path: so,
+                origin,
+            });
+            continue;
+        }
+        let mut sources = (m.library.sources)(&top)?;
+        sources.push(modules_dir(root).join(format!("{}.c", m.name)));
+        progress!(
+            "building {} ({} C files: eryx's module on Debian's {} {})",
+            m.name,
+            sources.len(),
+            m.library.package,
+            m.library.version
+        );
+        let mut objects = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            let obj = work.join(format!("{i:03}.o"));
+            let mut cc = Command::new(&tools.clang);
+            cc.args(&flags).arg("-c").arg(src).arg("-o").arg(&obj);
+            // Captured: 80 files would flood the log; a failure shows the
+            // command and the compiler's message.
+            process::capture(&mut cc, &format!("compiling {}", src.display()))?;
+            objects.push(obj);
+        }
+        let init = format!("PyInit_{}", m.name);
+        crate::cext::link(
+            tools,
+            &objects,
+            &[init.as_str()],
+            &work,
+            &[],
+            sysroot.builtins.as_deref(),
+            &so,
+        )?;
+        for o in &objects {
+            let _ = std::fs::remove_file(o);
+        }
+        std::fs::write(&stamp, &key)?;
+        out.push(Built {
+            file,
+            path: so,
+            origin,
+        });
+    }
+    Ok(out)
+}
