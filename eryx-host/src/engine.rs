@@ -34,11 +34,15 @@ pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(120);
 const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption+stack/v2";
 
 /// The native (wasm) stack one sandbox call may use. Every level of C
-/// recursion in CPython (the JSON decoder, `repr` of nested lists, the
-/// compiler) takes a few hundred bytes of it; wasmtime's default (512 KiB)
-/// overflowed before CPython's own guard, which watches the shadow stack in
-/// linear memory, could raise `RecursionError`.
-const WASM_STACK: usize = 48 << 20;
+/// recursion in CPython (the JSON decoder, `repr` of nested lists, pickle,
+/// the compiler) takes a few hundred bytes of it but only tens of bytes of
+/// the 8 MiB shadow stack in linear memory, which is what CPython's own
+/// guard watches. At 512 MiB the guard fires first for every recursion
+/// tried (it raises `RecursionError` "Stack overflow (used 8176 kB)"), so
+/// the session survives; at 48 MiB the JSON decoder trapped at ~150,000
+/// levels. It is address space, not memory: pages are touched only as
+/// deep as a call really goes.
+const WASM_STACK: usize = 512 << 20;
 
 /// The process-wide engines: one per function-cache directory (the
 /// incremental compilation cache is part of an engine's configuration).
