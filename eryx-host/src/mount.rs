@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use eryx_linker::layout::{GUEST_HOME, SITE_PACKAGES};
 
 use crate::Error;
-use crate::scratch::GUEST_TMP;
+use crate::scratch::{GUEST_DEV, GUEST_TMP};
 
 /// What the guest may do in a mounted directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,11 @@ impl Mount {
                     "it overlaps `{reserved}`, which eryx mounts itself; choose another guest path"
                 )));
             }
+        }
+        if overlaps(&self.guest, GUEST_DEV) {
+            return Err(bad(format!(
+                "it overlaps `{GUEST_DEV}`, where the sandbox's `/dev/null` is; choose another guest path"
+            )));
         }
         if self.guest != GUEST_TMP && overlaps(&self.guest, GUEST_TMP) {
             return Err(bad(format!(

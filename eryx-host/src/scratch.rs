@@ -35,6 +35,9 @@ use wasmtime_wasi::p2::{
 /// Where the scratch directory appears in the guest.
 pub(crate) const GUEST_TMP: &str = "/tmp";
 
+/// The guest's device directory: only `null` (`os.devnull`) exists there.
+pub(crate) const GUEST_DEV: &str = "/dev";
+
 /// What one file, directory or link costs besides its bytes (a memory
 /// filesystem's page and inode).
 pub(crate) const ENTRY_COST: u64 = 4096;
@@ -138,6 +141,28 @@ fn remove_orphans(base: &Path) {
     });
 }
 
+/// The host directory shown read-only at `/dev`: one empty file, `null`.
+/// Shared by every sandbox of the process (nothing can change it: the
+/// preopen is read-only and [`ScratchView`] turns writes to `null` into
+/// no-ops); removed by [`remove_orphans`] once the process is gone.
+pub(crate) fn dev_dir() -> io::Result<&'static Path> {
+    static DEV: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+    let made = DEV.get_or_init(|| {
+        let base = base_dir();
+        remove_orphans(&base);
+        let dir = base.join(format!("eryx-scratch-{}-dev", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("null"), b"").map_err(|e| e.to_string())?;
+        Ok(dir)
+    });
+    match made {
+        Ok(dir) => Ok(dir.as_path()),
+        Err(e) => Err(io::Error::other(format!(
+            "cannot create the guest's /dev: {e}"
+        ))),
+    }
+}
+
 /// Bytes in use under `dir`: file sizes plus [`ENTRY_COST`] per entry.
 /// Links are not followed.
 pub(crate) fn usage(dir: &Path) -> u64 {
@@ -162,10 +187,13 @@ pub(crate) fn usage(dir: &Path) -> u64 {
     total
 }
 
-/// The per-instance part: which descriptor handles point into `/tmp`.
+/// The per-instance part: which descriptor handles point into `/tmp`, are
+/// `/dev`, or are `/dev/null`.
 #[derive(Default)]
 pub(crate) struct Handles {
     scratch: HashSet<u32>,
+    dev: HashSet<u32>,
+    null: HashSet<u32>,
 }
 
 /// `wasi:filesystem` as the guest sees it: wasmtime-wasi's, with writes
@@ -188,6 +216,16 @@ impl ScratchView<'_> {
     fn budget(&self, fd: &Resource<types::Descriptor>) -> Option<&Arc<Scratch>> {
         self.scratch
             .filter(|_| self.handles.scratch.contains(&fd.rep()))
+    }
+
+    fn is_null(&self, fd: &Resource<types::Descriptor>) -> bool {
+        self.handles.null.contains(&fd.rep())
+    }
+
+    /// A stream that discards what is written (`/dev/null`).
+    fn sink(&mut self) -> FsResult<Resource<DynOutputStream>> {
+        let sink: DynOutputStream = Box::new(wasmtime_wasi::p2::pipe::SinkOutputStream);
+        Ok(self.fs.table.push(sink)?)
     }
 
     fn reserve(&self, fd: &Resource<types::Descriptor>, bytes: u64) -> FsResult<()> {
@@ -232,10 +270,17 @@ impl preopens::Host for ScratchView<'_> {
     fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<types::Descriptor>, String)>> {
         let dirs = preopens::Host::get_directories(&mut self.fs)?;
         for (fd, name) in &dirs {
+            let rep = fd.rep();
+            self.handles.null.remove(&rep);
             if self.scratch.is_some() && name == GUEST_TMP {
-                self.handles.scratch.insert(fd.rep());
+                self.handles.scratch.insert(rep);
             } else {
-                self.handles.scratch.remove(&fd.rep());
+                self.handles.scratch.remove(&rep);
+            }
+            if name == GUEST_DEV {
+                self.handles.dev.insert(rep);
+            } else {
+                self.handles.dev.remove(&rep);
             }
         }
         Ok(dirs)
@@ -278,7 +323,13 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn get_flags(&mut self, fd: Fd) -> FsResult<types::DescriptorFlags> {
-        types::HostDescriptor::get_flags(&mut self.fs, fd).await
+        let null = self.is_null(&fd);
+        let flags = types::HostDescriptor::get_flags(&mut self.fs, fd).await?;
+        Ok(if null {
+            flags | types::DescriptorFlags::WRITE
+        } else {
+            flags
+        })
     }
 
     async fn get_type(&mut self, fd: Fd) -> FsResult<types::DescriptorType> {
@@ -286,6 +337,9 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn set_size(&mut self, fd: Fd, size: types::Filesize) -> FsResult<()> {
+        if self.is_null(&fd) {
+            return Ok(());
+        }
         self.reserve(&fd, size)?;
         types::HostDescriptor::set_size(&mut self.fs, fd, size).await
     }
@@ -314,6 +368,9 @@ impl types::HostDescriptor for ScratchView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
+        if self.is_null(&fd) {
+            return Ok(buf.len() as u64);
+        }
         self.reserve(&fd, buf.len() as u64)?;
         types::HostDescriptor::write(&mut self.fs, fd, buf, offset).await
     }
@@ -385,9 +442,25 @@ impl types::HostDescriptor for ScratchView<'_> {
         flags: types::DescriptorFlags,
     ) -> FsResult<Fd> {
         let scratch = self.budget(&fd).is_some();
-        if oflags.contains(types::OpenFlags::CREATE) {
-            self.reserve(&fd, ENTRY_COST)?;
-        }
+        let null = self.handles.dev.contains(&fd.rep())
+            && path.trim_start_matches("./").trim_end_matches('/') == "null";
+        let (oflags, flags) = if null {
+            // `/dev/null` opens for writing whatever the flags; the host file
+            // is opened read-only (the `/dev` preopen is) and writes to it
+            // are discarded here.
+            if oflags.contains(types::OpenFlags::CREATE | types::OpenFlags::EXCLUSIVE) {
+                return Err(types::ErrorCode::Exist.into());
+            }
+            (
+                oflags & !(types::OpenFlags::CREATE | types::OpenFlags::TRUNCATE),
+                flags & !(types::DescriptorFlags::WRITE | types::DescriptorFlags::MUTATE_DIRECTORY),
+            )
+        } else {
+            if oflags.contains(types::OpenFlags::CREATE) {
+                self.reserve(&fd, ENTRY_COST)?;
+            }
+            (oflags, flags)
+        };
         let opened = types::HostDescriptor::open_at(
             &mut self.fs,
             again(&fd),
@@ -397,16 +470,25 @@ impl types::HostDescriptor for ScratchView<'_> {
             flags,
         )
         .await?;
+        let rep = opened.rep();
         if scratch {
-            self.handles.scratch.insert(opened.rep());
+            self.handles.scratch.insert(rep);
         } else {
-            self.handles.scratch.remove(&opened.rep());
+            self.handles.scratch.remove(&rep);
+        }
+        self.handles.dev.remove(&rep);
+        if null {
+            self.handles.null.insert(rep);
+        } else {
+            self.handles.null.remove(&rep);
         }
         Ok(opened)
     }
 
     fn drop(&mut self, fd: Fd) -> wasmtime::Result<()> {
         self.handles.scratch.remove(&fd.rep());
+        self.handles.dev.remove(&fd.rep());
+        self.handles.null.remove(&fd.rep());
         types::HostDescriptor::drop(&mut self.fs, fd)
     }
 
@@ -451,11 +533,17 @@ impl types::HostDescriptor for ScratchView<'_> {
         fd: Fd,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
+        if self.is_null(&fd) {
+            return self.sink();
+        }
         let stream = types::HostDescriptor::write_via_stream(&mut self.fs, again(&fd), offset)?;
         self.counted(&fd, stream)
     }
 
     fn append_via_stream(&mut self, fd: Fd) -> FsResult<Resource<DynOutputStream>> {
+        if self.is_null(&fd) {
+            return self.sink();
+        }
         let stream = types::HostDescriptor::append_via_stream(&mut self.fs, again(&fd))?;
         self.counted(&fd, stream)
     }

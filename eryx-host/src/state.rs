@@ -12,7 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
 
-use crate::scratch::{GUEST_TMP, Handles, Scratch, ScratchView};
+use crate::scratch::{GUEST_DEV, GUEST_TMP, Handles, Scratch, ScratchView};
 use crate::{Access, BoxError, Limits, Mount};
 
 /// How much of the guest's raw stdout/stderr (bypassing `sys.stdout`, e.g.
@@ -106,6 +106,7 @@ impl State {
         if let Some(s) = &scratch {
             builder.preopened_dir(s.path(), GUEST_TMP, FsPerms::ReadWrite)?;
         }
+        builder.preopened_dir(crate::scratch::dev_dir()?, GUEST_DEV, FsPerms::ReadOnly)?;
         for m in mounts {
             let perms = match m.access {
                 Access::ReadOnly => FsPerms::ReadOnly,

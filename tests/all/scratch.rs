@@ -204,3 +204,33 @@ fn cli_tmp_size() {
     let out = eryx(&["-c", "import os; print(os.getcwd())"], None);
     assert_eq!(text(&out.stdout), "/tmp\n");
 }
+
+#[tokio::test]
+async fn dev_null_swallows_writes_and_reads_empty() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+import contextlib, logging, os
+with open(os.devnull, "w") as f: print("x" * 100_000, file=f)
+with open(os.devnull, "ab") as f: f.write(b"y")
+fd = os.open(os.devnull, os.O_WRONLY | os.O_TRUNC); os.write(fd, b"abc"); os.close(fd)
+with contextlib.redirect_stdout(open(os.devnull, "w")): print("hidden")
+logging.basicConfig(filename=os.devnull); logging.error("nothing")
+print(os.listdir("/dev"), repr(open(os.devnull, "rb").read()), os.stat(os.devnull).st_size)
+for what in (lambda: open("/dev/other", "w"), lambda: os.remove(os.devnull),
+             lambda: os.mkdir("/dev/d")):
+    try:
+        what()
+    except PermissionError:
+        print("refused")
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "['null'] b'' 0\nrefused\nrefused\nrefused\n",
+        "{}",
+        out.stderr
+    );
+}

@@ -369,7 +369,10 @@ print(t(lambda: f(0)))
         "RecursionError RecursionError RecursionError RecursionError\nRecursionError\n"
     );
     // The same session: nothing was reset.
-    assert_eq!(sb.execute("keep").await.unwrap().value.as_deref(), Some("'me'"));
+    assert_eq!(
+        sb.execute("keep").await.unwrap().value.as_deref(),
+        Some("'me'")
+    );
 }
 
 #[tokio::test]
