@@ -96,6 +96,11 @@ impl State {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        // `tempfile` and friends find the scratch directory by `TMPDIR` (set
+        // in every store, the pre-initialising one too: a snapshot keeps the
+        // environment Python read at start-up). The runtime makes it the
+        // working directory.
+        builder.env("TMPDIR", GUEST_TMP);
         for (k, v) in env {
             builder.env(k, v);
         }

@@ -244,28 +244,6 @@ def _run(code, filename, namespace):
     return result
 
 
-#: The sandbox's private scratch directory (see `eryx-host/src/scratch.rs`).
-_TMP = "/tmp"
-_scratch_entered = False
-
-
-def _enter_scratch():
-    """Makes `/tmp` the working directory and `TMPDIR`, as a shell session
-    on a fresh machine would have them. Done on the first call that runs
-    code in this instance, not at start-up: a pre-initialised snapshot is
-    taken where no `/tmp` exists, and the working directory it would record
-    would be the snapshot's."""
-    global _scratch_entered
-    _scratch_entered = True
-    import os
-
-    try:
-        os.chdir(_TMP)
-    except OSError:
-        return  # no scratch directory (`Limits::tmp_bytes` = 0)
-    os.environ.setdefault("TMPDIR", _TMP)
-
-
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.
 _CO_COROUTINE = 0x80
 
@@ -279,8 +257,6 @@ def execute(code, output_limit, filename=None, argv=None):
     `eryx-runtime/src/world.rs`).
     """
     global _counter
-    if code and not _scratch_entered:
-        _enter_scratch()
     _counter += 1
     namespace = __main__.__dict__
     if filename is None:

@@ -426,6 +426,7 @@ fn start() -> Result<Prelude, Failure> {
     let prelude = load_prelude(py)?;
     preimport(py, &preimports)?;
     forget_wasi_handles();
+    enter_scratch();
     Ok(prelude)
 }
 
@@ -449,6 +450,28 @@ unsafe extern "C" {
     /// wasi-libc: forgets the preopened directories, so that the next path
     /// lookup asks the host for them again.
     fn __wasilibc_reset_preopens();
+    /// wasi-libc's working directory (initially a static `"/"`; `chdir`
+    /// replaces it with a malloc'd string and frees only those).
+    static mut __wasilibc_cwd: *const core::ffi::c_char;
+}
+
+/// The sandbox's scratch directory, the working directory every instance
+/// starts in (the host sets `TMPDIR` to it too).
+const SCRATCH: &CStr = c"/tmp";
+
+/// Makes `/tmp` the working directory by setting wasi-libc's record of it
+/// directly: `chdir` would look the path up (the first path lookup of an
+/// instance asks the host for its preopens, ~0.1 ms) and a pre-initialised
+/// snapshot has no `/tmp` to look up. An instance without a `/tmp`
+/// (`Limits::tmp_bytes` = 0) has a working directory that does not exist,
+/// as `/` did not before.
+fn enter_scratch() {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: a plain store to libc's global on the one thread; the string
+    // is static, and libc frees the old value only if it malloc'd it.
+    unsafe {
+        __wasilibc_cwd = SCRATCH.as_ptr()
+    };
 }
 
 /// Drops wasi-libc's cached WASI resource handles (the preopens) once
