@@ -457,6 +457,7 @@ unsafe extern "C" {
 
 /// The sandbox's scratch directory, the working directory every instance
 /// starts in (the host sets `TMPDIR` to it too).
+#[cfg(target_arch = "wasm32")]
 const SCRATCH: &CStr = c"/tmp";
 
 /// Makes `/tmp` the working directory by setting wasi-libc's record of it
