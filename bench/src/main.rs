@@ -740,6 +740,27 @@ async fn warm(ctx: &Ctx, report: &mut Report) -> Result<()> {
         sessions,
     );
 
+    // Host functions: the cost of one call from Python (a loop of 10,000
+    // calls of a function returning at once, per call).
+    let mut tools = builder(ctx)
+        .function("tick", |_| async { Ok(serde_json::json!(1)) })
+        .build()
+        .await?;
+    let mut per_call = Vec::new();
+    for _ in 0..if ctx.quick { 3 } else { 5 } {
+        let start = Instant::now();
+        tools
+            .execute("n = 0\nfor _ in range(10_000): n += tick()")
+            .await?;
+        per_call.push(ms(start) * 1000.0 / 10_000.0);
+    }
+    report.add(
+        "host_call_us",
+        "host function call from Python (loop of 10,000)",
+        "us",
+        per_call,
+    );
+
     sandbox.execute(STATE_50K).await?;
     let size = sandbox.execute("size").await?.value.unwrap_or_default();
     let (mut snaps, mut restores) = (Vec::new(), Vec::new());
@@ -853,6 +874,7 @@ const TARGETS: &[(&str, f64)] = &[
     ("fresh_process_first_result_ms", 15.0),
     ("warm_new_sandbox_first_result_ms", 1.0),
     ("session_call_ms", 0.1),
+    ("host_call_us", 20.0),
     ("cpu_ratio_fib", 1.5),
     ("cpu_ratio_sum", 1.5),
     ("cpu_ratio_json", 1.5),

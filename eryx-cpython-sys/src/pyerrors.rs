@@ -16,6 +16,8 @@ unsafe extern "C" {
     pub static mut PyExc_OverflowError: *mut PyObject;
     /// `ValueError`
     pub static mut PyExc_ValueError: *mut PyObject;
+    /// `TypeError`
+    pub static mut PyExc_TypeError: *mut PyObject;
 
     /// Prints the current exception to `sys.stderr` and clears it.
     pub fn PyErr_Print();

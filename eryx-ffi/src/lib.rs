@@ -47,6 +47,7 @@ pub mod world;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub use call::Call;
+pub use hooks::call_import;
 pub use value::Value;
 pub use wit::{ExportFunc, ImportFunc, Type, Wit};
 

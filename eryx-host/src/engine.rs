@@ -233,6 +233,7 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
         &env,
         &limits,
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        None,
     )
     .map_err(|e| err("setting up WASI", e.to_string()))?;
     let mut store = wasmtime::Store::new(engine, state);
@@ -246,7 +247,7 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
         .block_on(
             wizer.run_component(&mut store, bytes, async |store, component| {
                 let mut linker: Linker<State> = Linker::new(store.engine());
-                wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+                crate::scratch::add_to_linker(&mut linker)?;
                 linker.instantiate_async(store, component).await
             }),
         )

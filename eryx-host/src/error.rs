@@ -35,6 +35,16 @@ impl std::fmt::Display for PythonError {
     }
 }
 
+/// What a call had written when it was stopped (timeout, cancellation,
+/// memory, stack or a trap): nothing the guest printed is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartialOutput {
+    /// `sys.stdout` so far.
+    pub stdout: String,
+    /// `sys.stderr` so far.
+    pub stderr: String,
+}
+
 /// A name that could not be put in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpicklable {
@@ -170,23 +180,33 @@ pub enum Error {
     Timeout {
         /// The configured limit.
         limit: Duration,
+        /// What the call printed before it was stopped.
+        output: PartialOutput,
     },
 
     /// The call was cancelled through a [`crate::CancelHandle`]; the session is lost.
     #[error("execution was cancelled; the session was reset")]
-    Cancelled,
+    Cancelled {
+        /// What the call printed before it was stopped.
+        output: PartialOutput,
+    },
 
     /// The guest trapped because it hit the memory limit; the session is lost.
     #[error("the sandbox ran out of memory (limit {limit} bytes); the session was reset")]
     MemoryLimit {
         /// The configured limit in bytes.
         limit: usize,
+        /// What the call printed before it was stopped.
+        output: PartialOutput,
     },
 
     /// The guest exhausted its call stack (deep recursion in C code, e.g.
     /// `repr` of a deeply nested list); the session is lost.
     #[error("the sandbox's call stack overflowed (deep recursion); the session was reset")]
-    StackOverflow,
+    StackOverflow {
+        /// What the call printed before it was stopped.
+        output: PartialOutput,
+    },
 
     /// The guest trapped; the session is lost.
     #[error("the sandbox trapped; the session was reset")]
@@ -194,6 +214,8 @@ pub enum Error {
         /// wasmtime's trap, with its backtrace.
         #[source]
         source: BoxError,
+        /// What the call printed before it was stopped.
+        output: PartialOutput,
     },
 
     /// Names in the session cannot be pickled (see [`Unpicklable`]).
@@ -227,10 +249,23 @@ impl Error {
         !matches!(
             self,
             Error::Timeout { .. }
-                | Error::Cancelled
+                | Error::Cancelled { .. }
                 | Error::MemoryLimit { .. }
-                | Error::StackOverflow
+                | Error::StackOverflow { .. }
                 | Error::Trap { .. }
         )
+    }
+
+    /// What the call printed before it was stopped, for the errors that
+    /// stop a call (timeout, cancellation, memory, stack, trap).
+    pub fn partial_output(&self) -> Option<&PartialOutput> {
+        match self {
+            Error::Timeout { output, .. }
+            | Error::Cancelled { output }
+            | Error::MemoryLimit { output, .. }
+            | Error::StackOverflow { output }
+            | Error::Trap { output, .. } => Some(output),
+            _ => None,
+        }
     }
 }

@@ -44,6 +44,7 @@ mod bytecode;
 mod cache;
 mod engine;
 mod error;
+mod host_fn;
 mod mount;
 mod package;
 mod pool;
@@ -53,7 +54,8 @@ mod snapshot;
 mod state;
 mod world;
 
-pub use error::{BoxError, Error, PythonError, Unpicklable};
+pub use error::{BoxError, Error, PartialOutput, PythonError, Unpicklable};
+pub use host_fn::{Chunk, HostFnLimits, HostFnResult, Stream};
 pub use mount::{Access, Mount};
 pub use pool::SandboxPool;
 pub use sandbox::{CancelHandle, Limits, Output, Sandbox, SandboxBuilder};

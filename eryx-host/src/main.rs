@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use eryx_host::{Access, Error, Mount, Output, Sandbox, Snapshot};
+use eryx_host::{Access, Error, Mount, Output, Sandbox, Snapshot, Stream};
 
 /// Run untrusted Python 3.14 in a WebAssembly sandbox.
 ///
@@ -291,8 +291,8 @@ fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
             }),
         ),
         Err(e) => (
-            "",
-            "",
+            e.partial_output().map_or("", |p| p.stdout.as_str()),
+            e.partial_output().map_or("", |p| p.stderr.as_str()),
             None,
             false,
             serde_json::json!({"kind": "sandbox", "message": chain(e)}),
@@ -313,13 +313,15 @@ fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
 }
 
 /// Prints one result the way a terminal user expects; returns the exit code.
-fn print_result(result: &Result<Output, Error>, show_value: bool) -> u8 {
+fn print_result(result: &Result<Output, Error>, show_value: bool, streamed: bool) -> u8 {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     match result {
         Ok(out) => {
-            let _ = stdout.write_all(out.stdout.as_bytes());
-            let _ = stderr.write_all(out.stderr.as_bytes());
+            if !streamed {
+                let _ = stdout.write_all(out.stdout.as_bytes());
+                let _ = stderr.write_all(out.stderr.as_bytes());
+            }
             if show_value && let Some(v) = &out.value {
                 let _ = writeln!(stdout, "{v}");
             }
@@ -330,13 +332,21 @@ fn print_result(result: &Result<Output, Error>, show_value: bool) -> u8 {
             out.exit_code.map_or(0, exit_status)
         }
         Err(Error::Python(e)) => {
-            let _ = stdout.write_all(e.stdout.as_bytes());
-            let _ = stdout.flush();
-            let _ = stderr.write_all(e.stderr.as_bytes());
+            if !streamed {
+                let _ = stdout.write_all(e.stdout.as_bytes());
+                let _ = stdout.flush();
+                let _ = stderr.write_all(e.stderr.as_bytes());
+            }
             let _ = stderr.write_all(e.traceback.as_bytes());
             1
         }
         Err(e) => {
+            // What the call printed before it was stopped is not lost.
+            if let Some(p) = e.partial_output().filter(|_| !streamed) {
+                let _ = stdout.write_all(p.stdout.as_bytes());
+                let _ = stdout.flush();
+                let _ = stderr.write_all(p.stderr.as_bytes());
+            }
             drop(stderr);
             report(e);
             2
@@ -476,7 +486,7 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
         }
         let code = std::mem::take(&mut buffer);
         let result = sandbox.execute(&code).await;
-        print_result(&result, true);
+        print_result(&result, true, false);
         if let Err(e) = &result
             && !e.session_survived()
         {
@@ -601,12 +611,28 @@ async fn run(cli: Cli) -> u8 {
         } => (code, filename, argv),
     };
     let start = Instant::now();
-    let result = sandbox.run_script(&code, &filename, &argv).await;
+    let result = if cli.json {
+        sandbox.run_script(&code, &filename, &argv).await
+    } else {
+        // Output appears as the script writes it.
+        sandbox
+            .run_script_streaming(&code, &filename, &argv, |chunk| {
+                let _ = match chunk.stream {
+                    Stream::Stdout => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(chunk.text.as_bytes())
+                            .and_then(|()| out.flush())
+                    }
+                    Stream::Stderr => std::io::stderr().lock().write_all(chunk.text.as_bytes()),
+                };
+            })
+            .await
+    };
     let elapsed = start.elapsed();
     if cli.json {
         print_json(&result, elapsed);
     } else {
-        print_result(&result, false);
+        print_result(&result, false, true);
     }
     let status = status_of(&result);
     if let Some(path) = &cli.state

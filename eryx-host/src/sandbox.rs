@@ -110,6 +110,7 @@ pub struct SandboxBuilder {
     no_preinit: bool,
     preimports: Vec<String>,
     instance_pool: Option<u32>,
+    host_fns: std::collections::BTreeMap<String, crate::host_fn::HostFn>,
 }
 
 impl std::fmt::Debug for SandboxBuilder {
@@ -260,6 +261,44 @@ impl SandboxBuilder {
         self
     }
 
+    /// Offers the host function `name` to the guest, with the default
+    /// [`crate::HostFnLimits`]. In Python it is a built-in name (and
+    /// `eryx.<name>`, `from eryx import <name>`): called where no asyncio
+    /// loop runs it returns the result, inside a running loop it is awaited
+    /// (`r = await get_weather(city="Oslo")`). `f` receives the keyword
+    /// arguments as a JSON object, or the positional ones as a JSON array
+    /// (mixing both is a `TypeError` in the guest), and returns a JSON
+    /// value or an error whose text becomes the message of the guest's
+    /// `eryx.HostError`. Values cross as JSON: `None`, `bool`, `int` (64
+    /// bits), finite `float`, `str`, `list`/`tuple`, `dict` with `str`
+    /// keys; anything else (bytes, sets, NaN, bigger ints) is a `TypeError`
+    /// in the guest before the host is called. Each call runs as its own
+    /// tokio task: other sandboxes run meanwhile, a panic is contained.
+    pub fn function<F, Fut>(self, name: impl Into<String>, f: F) -> SandboxBuilder
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = crate::HostFnResult> + Send + 'static,
+    {
+        self.function_with_limits(name, crate::HostFnLimits::default(), f)
+    }
+
+    /// [`SandboxBuilder::function`] with its own limits (time per call,
+    /// calls per `execute`, bytes of arguments and of result).
+    pub fn function_with_limits<F, Fut>(
+        mut self,
+        name: impl Into<String>,
+        limits: crate::HostFnLimits,
+        f: F,
+    ) -> SandboxBuilder
+    where
+        F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = crate::HostFnResult> + Send + 'static,
+    {
+        self.host_fns
+            .insert(name.into(), crate::host_fn::HostFn::new(limits, f));
+        self
+    }
+
     /// Opens the bundle, links and compiles the component (or loads it from
     /// the cache; once per process per bundle) and instantiates a sandbox.
     pub async fn build(self) -> Result<Sandbox, Error> {
@@ -347,6 +386,8 @@ impl SandboxBuilder {
         };
         let mut sandbox = Sandbox {
             prepared,
+            host_fns: Arc::new(self.host_fns),
+            sink: None,
             scratch,
             stdlib,
             limits: self.limits,
@@ -413,24 +454,32 @@ impl Live {
         result
     }
 
-    /// Turns a failed call into the error that says why.
-    fn classify(&self, e: wasmtime::Error, limits: &Limits) -> Error {
-        let state = self.store.data();
+    /// Turns a failed call into the error that says why, with what the
+    /// call had printed.
+    fn classify(&mut self, e: wasmtime::Error, limits: &Limits) -> Error {
+        let state = self.store.data_mut();
+        let emitted = std::mem::take(&mut state.emitted);
+        let output = crate::PartialOutput {
+            stdout: emitted.stdout,
+            stderr: emitted.stderr,
+        };
         match state.stopped {
             Some(Stop::Timeout) => {
                 return Error::Timeout {
                     limit: limits.timeout,
+                    output,
                 };
             }
-            Some(Stop::Cancelled) => return Error::Cancelled,
+            Some(Stop::Cancelled) => return Error::Cancelled { output },
             None => {}
         }
         if let Some(wasmtime::Trap::StackOverflow) = e.downcast_ref::<wasmtime::Trap>() {
-            return Error::StackOverflow;
+            return Error::StackOverflow { output };
         }
         if state.limits_hit() {
             return Error::MemoryLimit {
                 limit: limits.memory_bytes,
+                output,
             };
         }
         let raw = state.raw_stderr();
@@ -438,7 +487,7 @@ impl Live {
         if !raw.trim().is_empty() {
             source = format!("{source:?}\nguest stderr:\n{}", raw.trim_end()).into();
         }
-        Error::Trap { source }
+        Error::Trap { source, output }
     }
 }
 
@@ -467,6 +516,9 @@ impl CancelHandle {
 /// next call runs on a fresh instance.
 pub struct Sandbox {
     prepared: Arc<Prepared>,
+    host_fns: crate::host_fn::HostFns,
+    /// Where the next call's output goes as it is written.
+    sink: Option<crate::host_fn::Sink>,
     scratch: Option<Arc<crate::scratch::Scratch>>,
     stdlib: PathBuf,
     limits: Limits,
@@ -517,6 +569,7 @@ impl Sandbox {
                 &[],
                 &self.limits,
                 self.cancel.clone(),
+                Some(self.host_fns.clone()),
             )
             .map_err(|source| Error::Instantiate { source })?;
             let mut store = Store::new(&self.prepared.engine, state);
@@ -600,9 +653,20 @@ impl Sandbox {
         let limits = self.limits.clone();
         // A cancellation requested while no call was running is void.
         self.cancel.store(false, Ordering::SeqCst);
+        let sink = self.sink.take();
         let live = self.live().await?;
-        match live.call(export, params, limits.timeout).await {
-            Ok(r) => Ok(r),
+        let state = live.store.data_mut();
+        state.host_calls.clear();
+        state.emitted = crate::host_fn::Emitted {
+            sink,
+            ..Default::default()
+        };
+        let result = live.call(export, params, limits.timeout).await;
+        match result {
+            Ok(r) => {
+                live.store.data_mut().emitted = Default::default();
+                Ok(r)
+            }
             Err(e) => {
                 let err = live.classify(e, &limits);
                 self.live = None;
@@ -620,6 +684,38 @@ impl Sandbox {
     /// other errors are sandbox failures.
     pub async fn execute(&mut self, code: &str) -> Result<Output, Error> {
         self.execute_with(code, None, None).await
+    }
+
+    /// Like [`Sandbox::execute`], and passes the output to `on_output` as
+    /// the guest writes it (a [`crate::Chunk`] displays as its text; its
+    /// `stream` says stdout or stderr), within the output cap. The returned
+    /// [`Output`] (or the error) still holds all of it.
+    pub async fn execute_streaming(
+        &mut self,
+        code: &str,
+        on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
+    ) -> Result<Output, Error> {
+        self.sink = Some(Box::new(on_output));
+        let r = self.execute_with(code, None, None).await;
+        self.sink = None;
+        r
+    }
+
+    /// [`Sandbox::run_script`] with live output, as in
+    /// [`Sandbox::execute_streaming`].
+    pub async fn run_script_streaming(
+        &mut self,
+        code: &str,
+        filename: &str,
+        argv: &[String],
+        on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
+    ) -> Result<Output, Error> {
+        self.sink = Some(Box::new(on_output));
+        let r = self
+            .execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()))
+            .await;
+        self.sink = None;
+        r
     }
 
     /// Runs `code` as the script `filename` with `sys.argv` set to `argv`

@@ -646,6 +646,7 @@ pub(crate) fn add_to_linker(
     linker: &mut wasmtime::component::Linker<crate::state::State>,
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    crate::world::Sandbox::add_to_linker::<_, wasmtime::component::HasSelf<_>>(linker, |s| s)?;
     linker.allow_shadowing(true);
     types::add_to_linker::<_, ScratchFs>(linker, crate::state::State::scratch_view)?;
     preopens::add_to_linker::<_, ScratchFs>(linker, crate::state::State::scratch_view)?;

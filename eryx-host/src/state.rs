@@ -1,6 +1,7 @@
 //! The per-sandbox store data: the WASI context, its resource table and
 //! the resource limiter.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -12,6 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
 
+use crate::host_fn::{Emitted, HostFns};
 use crate::scratch::{GUEST_DEV, GUEST_TMP, Handles, Scratch, ScratchView};
 use crate::{Access, BoxError, Limits, Mount};
 
@@ -35,6 +37,30 @@ pub(crate) struct State {
     cancel: Arc<AtomicBool>,
     /// Why the epoch callback interrupted the guest, if it did.
     pub(crate) stopped: Option<Stop>,
+    /// The host functions the guest may call.
+    pub(crate) host_fns: HostFns,
+    /// Calls per host function in the running `execute`.
+    pub(crate) host_calls: HashMap<String, u32>,
+    /// Output of the running call, as the guest wrote it.
+    pub(crate) emitted: Emitted,
+}
+
+impl crate::world::SandboxImports for State {
+    async fn call_host(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> Result<String, crate::world::HostError> {
+        crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
+    }
+
+    fn host_functions(&mut self) -> Vec<String> {
+        self.host_fns.keys().cloned().collect()
+    }
+
+    fn emit_output(&mut self, fd: u8, text: String) {
+        self.emitted.push(fd, &text);
+    }
 }
 
 /// Why the host interrupted the guest.
@@ -84,6 +110,7 @@ impl State {
         env: &[(&str, &str)],
         limits: &Limits,
         cancel: Arc<AtomicBool>,
+        host_fns: Option<HostFns>,
     ) -> Result<State, BoxError> {
         let raw_stderr = MemoryOutputPipe::new(RAW_OUTPUT_CAP);
         let mut builder = WasiCtx::builder();
@@ -135,6 +162,9 @@ impl State {
             deadline: None,
             cancel,
             stopped: None,
+            host_fns: host_fns.unwrap_or_default(),
+            host_calls: HashMap::new(),
+            emitted: Emitted::default(),
         })
     }
 

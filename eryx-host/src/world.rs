@@ -5,9 +5,12 @@
 //!
 //! The exports are `async` in the WIT; the sandbox calls them through the
 //! typed functions (`func_*`) with `call_async`, one call at a time per
-//! store, under its own deadline and watchdog (see `sandbox.rs`).
+//! store, under its own deadline and watchdog (see `sandbox.rs`). The
+//! imports (host functions, live output) are implemented on the store's
+//! `State` (`state.rs`, `host_fn.rs`).
 
 wasmtime::component::bindgen!({
     path: "wit/sandbox.wit",
     world: "sandbox",
+    imports: { "call-host": async },
 });

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod exports;
+mod host;
 mod libc_fix;
 pub mod python;
 pub mod world;

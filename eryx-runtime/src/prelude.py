@@ -98,9 +98,12 @@ _counter = 0
 
 
 class _Capture(io.TextIOBase):
-    """A text stream that keeps at most `limit` characters."""
+    """A text stream that keeps at most `limit` characters and passes what
+    it keeps to the host as it is written (`fd` 1 or 2), so the host can
+    show it live and still has it if the call is stopped."""
 
-    def __init__(self, limit):
+    def __init__(self, limit, fd):
+        self._fd = fd
         self._parts = []
         self._size = 0
         self._limit = limit
@@ -130,6 +133,7 @@ class _Capture(io.TextIOBase):
         if s:
             self._parts.append(s)
             self._size += len(s)
+            _host.emit(self._fd, s)
         return len(s)
 
     def getvalue(self):
@@ -170,6 +174,14 @@ def _not_found_hint(exc):
         f"{exc}: no package of this sandbox provides it, and no native extension of that name "
         f"was linked (linked here: {have}); add it with `.package(...)` / `--package`"
     )
+
+
+#: Built in advance: formatting needs memory that a MemoryError may not leave.
+_NO_MEMORY_TO_DESCRIBE = {
+    "type_name": "MemoryError",
+    "message": "",
+    "traceback": "MemoryError (the heap was too full to format the traceback)\n",
+}
 
 
 def _describe(exc):
@@ -244,6 +256,145 @@ def _run(code, filename, namespace):
     return result
 
 
+# ---- host functions ----------------------------------------------------
+
+class HostError(Exception):
+    """A call to a host function failed. `function` names it; `kind` is
+    `not-found`, `arguments`, `failed`, `panicked`, `timeout`, `limit` or
+    `result`."""
+
+    def __init__(self, function, kind, message):
+        super().__init__(message)
+        self.function = function
+        self.kind = kind
+
+
+class HostFunctionNotFound(HostError, LookupError):
+    """No host function of that name was given to this sandbox."""
+
+
+class HostTimeout(HostError, TimeoutError):
+    """The host function ran past its time limit."""
+
+
+class HostLimitExceeded(HostError):
+    """Too many calls, or arguments or a result too large."""
+
+
+class HostValueError(HostError, TypeError):
+    """Arguments or a result that are not JSON values."""
+
+
+_HOST_ERRORS = {
+    "not-found": HostFunctionNotFound,
+    "timeout": HostTimeout,
+    "limit": HostLimitExceeded,
+    "arguments": HostValueError,
+    "result": HostValueError,
+}
+
+#: Largest and smallest integers that cross to the host exactly.
+_INT_RANGE = (-(1 << 63), (1 << 64) - 1)
+
+
+def _check_json(value, path="argument"):
+    """Raises TypeError unless `value` is a JSON value the host reads back
+    unchanged: None, bool, int in 64 bits, finite float, str, list/tuple,
+    dict with str keys."""
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            raise TypeError(f"{path}: integers passed to the host must fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError(f"{path}: {value!r} is not a JSON number")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{path}: dict keys passed to the host must be str, not {type(k).__name__}")
+            _check_json(v, f"{path}[{k!r}]")
+        return
+    raise TypeError(
+        f"{path}: {type(value).__name__} cannot be passed to the host "
+        "(JSON values only: None, bool, int, float, str, list, dict)"
+    )
+
+
+def _call_host(name, args, kwargs):
+    import json
+
+    if args and kwargs:
+        raise TypeError(f"{name}(): pass positional or keyword arguments, not both")
+    payload = list(args) if args else dict(kwargs)
+    _check_json(payload, f"{name}()")
+    ok, *rest = _host.call(name, json.dumps(payload, separators=(",", ":")))
+    if ok:
+        return json.loads(rest[0])
+    kind, message = rest
+    raise _HOST_ERRORS.get(kind, HostError)(name, kind, message)
+
+
+class HostFunction:
+    """A function of the host. Called where no asyncio event loop runs, it
+    returns the result; inside a running loop it returns an awaitable
+    (`await get_weather(city="Oslo")`). Keyword arguments reach the host as
+    a JSON object, positional ones as a JSON array."""
+
+    __slots__ = ("__name__",)
+
+    def __init__(self, name):
+        self.__name__ = name
+
+    def __repr__(self):
+        return f"<host function {self.__name__}>"
+
+    def __call__(self, *args, **kwargs):
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None and asyncio.events._get_running_loop() is not None:
+            return self._call_async(args, kwargs)
+        return _call_host(self.__name__, args, kwargs)
+
+    async def _call_async(self, args, kwargs):
+        return _call_host(self.__name__, args, kwargs)
+
+
+def _host_module():
+    """The `eryx` module: the host functions by name, `call()`,
+    `functions()` and the exception types."""
+    mod = types.ModuleType("eryx", "Functions of the host that runs this sandbox.")
+    for cls in (HostError, HostFunctionNotFound, HostTimeout, HostLimitExceeded, HostValueError):
+        cls.__module__ = "eryx"
+        setattr(mod, cls.__name__, cls)
+    mod.HostFunction = HostFunction
+    mod.call = lambda name, /, *args, **kwargs: _call_host(name, args, kwargs)
+    mod.functions = lambda: list(_host.functions())
+    return mod
+
+
+sys.modules["eryx"] = _host_module()
+_host_bound = False
+
+
+def _bind_host_functions():
+    """Makes each host function a built-in name and an attribute of `eryx`
+    (once per instance: a snapshot is taken before the host is known)."""
+    global _host_bound
+    _host_bound = True
+    mod = sys.modules["eryx"]
+    for name in _host.functions():
+        f = HostFunction(name)
+        setattr(mod, name, f)
+        if name.isidentifier():
+            setattr(builtins, name, f)
+
+
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.
 _CO_COROUTINE = 0x80
 
@@ -268,8 +419,10 @@ def execute(code, output_limit, filename=None, argv=None):
     if argv is not None:
         sys.argv = list(argv)
     _register_source(filename, code)
-    out = _Capture(output_limit)
-    err = _Capture(output_limit)
+    if code and not _host_bound:
+        _bind_host_functions()
+    out = _Capture(output_limit, 1)
+    err = _Capture(output_limit, 2)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     value = None
@@ -283,7 +436,12 @@ def execute(code, output_limit, filename=None, argv=None):
     except SystemExit as exc:
         exit_code = _exit_code(exc, err)
     except BaseException as exc:
-        exception = _describe(exc)
+        try:
+            exception = _describe(exc)
+        except MemoryError:
+            # The user's objects still fill the heap: report the exception
+            # without formatting a traceback.
+            exception = _NO_MEMORY_TO_DESCRIBE
     finally:
         sys.stdout, sys.stderr = saved
     return {

@@ -569,6 +569,16 @@ fn load_prelude(py: Python) -> Result<Prelude, Failure> {
     {
         return Err(fail(py.take_error()));
     }
+    // The world's imports, as the built-in module `_host`.
+    // SAFETY: as above; called once, at start-up.
+    let host = unsafe { crate::host::module() }
+        .map(Obj)
+        .ok_or_else(|| fail(py.take_error()))?;
+    // SAFETY: as above; `PyDict_SetItemString` does not steal.
+    if unsafe { ffi::PyDict_SetItemString(globals.as_ptr(), c"_host".as_ptr(), host.as_ptr()) } != 0
+    {
+        return Err(fail(py.take_error()));
+    }
     // SAFETY: as above.
     py.own(unsafe { ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()) })
         .map_err(fail)?;

@@ -255,6 +255,37 @@ impl Error {
     }
 }
 
+/// Why a host function call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostError {
+    /// `not-found`, `arguments` (they do not convert), `failed` (the
+    /// function returned an error), `panicked`, `timeout`, `limit`
+    /// (too many calls, or arguments or result too large) or `result`
+    /// (the result does not convert).
+    pub kind: String,
+    /// What went wrong, for the guest's exception.
+    pub message: String,
+}
+
+impl HostError {
+    /// The record on the value stack (fields in WIT order).
+    pub fn into_value(self) -> Value {
+        Value::Record(vec![Value::String(self.kind), Value::String(self.message)])
+    }
+
+    /// Reads the record field by field (by the WIT names, in snake case)
+    /// from `src`.
+    pub fn read_from<S: Fields>(src: &S) -> Result<HostError, S::Error>
+    where
+        String: Field<S>,
+    {
+        Ok(HostError {
+            kind: src.field("kind")?,
+            message: src.field("message")?,
+        })
+    }
+}
+
 /// The exports of the sandbox world: what the runtime implements.
 pub trait Exports {
     /// Runs `code` in the session's namespace (`__main__`). Top-level
@@ -324,6 +355,66 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
     }
 }
 
+/// Calls the host function `name` (registered with
+/// `SandboxBuilder::function`) and waits for it; other sandboxes run
+/// meanwhile, and the call's time limit and cancellation still apply.
+/// `arguments` is JSON, `{"args": [...], "kwargs": {...}}`; the result
+/// is the function's value as JSON.
+pub fn call_host(name: String, arguments: String) -> Result<String, HostError> {
+    let r = eryx_ffi::call_import(
+        import("call-host"),
+        vec![Value::String(name), Value::String(arguments)],
+    );
+    match r {
+        Some(Value::Variant(0, Some(v))) => Ok(match Some(*v) {
+            Some(Value::String(v)) => v,
+            other => eryx_ffi::world::bad_argument("call-host", "result", other.as_ref()),
+        }),
+        Some(Value::Variant(1, Some(e))) => {
+            Err(HostError::from_value(Some(*e), "call-host", "result"))
+        }
+        other => eryx_ffi::world::bad_argument("call-host", "result", other.as_ref()),
+    }
+}
+
+/// The names of the host functions this sandbox may call.
+pub fn host_functions() -> Vec<String> {
+    let r = eryx_ffi::call_import(import("host-functions"), vec![]);
+    match r {
+        Some(Value::List(items)) => items
+            .into_iter()
+            .map(|v| match Some(v) {
+                Some(Value::String(v)) => v,
+                other => eryx_ffi::world::bad_argument("host-functions", "result", other.as_ref()),
+            })
+            .collect(),
+        other => eryx_ffi::world::bad_argument("host-functions", "result", other.as_ref()),
+    }
+}
+
+/// Output as the guest writes it (`fd` 1: stdout, 2: stderr), so that
+/// the host can show it live and keeps it when a call is stopped.
+pub fn emit_output(fd: u8, text: String) {
+    let r = eryx_ffi::call_import(
+        import("emit-output"),
+        vec![Value::U8(fd), Value::String(text)],
+    );
+    let _ = r;
+}
+
+/// The bindings' import `name` (aborts if the bindings lack it: a
+/// runtime built for another WIT).
+fn import(name: &str) -> eryx_ffi::ImportFunc {
+    eryx_ffi::wit()
+        .import_funcs()
+        .find(|f| f.interface().is_none() && f.name() == name)
+        .unwrap_or_else(|| {
+            eryx_ffi::bug(&format!(
+                "the bindings have no import `{name}`: rebuild with `cargo xtask dist`"
+            ))
+        })
+}
+
 impl ExecuteOptions {
     /// Reads the record from the value stack (fields in WIT order); aborts,
     /// naming the export, when it has another shape.
@@ -358,6 +449,27 @@ impl ExecuteOptions {
                     other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
                 }),
                 other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
+            },
+        }
+    }
+}
+
+impl HostError {
+    /// Reads the record from the value stack (fields in WIT order); aborts,
+    /// naming the export, when it has another shape.
+    pub fn from_value(v: Option<Value>, func: &str, param: &str) -> HostError {
+        let mut fields = match v {
+            Some(Value::Record(f)) => f.into_iter(),
+            other => eryx_ffi::world::bad_argument(func, param, other.as_ref()),
+        };
+        HostError {
+            kind: match fields.next() {
+                Some(Value::String(v)) => v,
+                other => eryx_ffi::world::bad_argument(func, "kind", other.as_ref()),
+            },
+            message: match fields.next() {
+                Some(Value::String(v)) => v,
+                other => eryx_ffi::world::bad_argument(func, "message", other.as_ref()),
             },
         }
     }

@@ -10,6 +10,7 @@ mod cli;
 mod component;
 mod concurrency;
 mod extensions;
+mod host_functions;
 mod linker;
 mod mounts;
 mod packages;

@@ -145,7 +145,7 @@ async fn time_limit_and_cancellation_apply_while_a_coroutine_sleeps() {
         .execute("import asyncio\nawait asyncio.sleep(30)")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Cancelled), "{err:?}");
+    assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
     assert_eq!(
         sb.execute("1 + 1").await.unwrap().value.as_deref(),
         Some("2")

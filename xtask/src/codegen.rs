@@ -234,6 +234,21 @@ impl Gen<'_> {
                     let name = camel(self.resolve.types[*id].name.as_deref().unwrap_or(""));
                     format!("{name}::from_value({expr}, {func}, {param})")
                 }
+                TypeDefKind::Result(r) => {
+                    let ok = match &r.ok {
+                        Some(t) => self.decode(t, "Some(*v)", func, param)?,
+                        None => "()".into(),
+                    };
+                    let err = match &r.err {
+                        Some(t) => self.decode(t, "Some(*e)", func, param)?,
+                        None => "()".into(),
+                    };
+                    let okp = if r.ok.is_some() { "Some(v)" } else { "None" };
+                    let errp = if r.err.is_some() { "Some(e)" } else { "None" };
+                    format!(
+                        "match {expr} {{ Some(Value::Variant(0, {okp})) => Ok({ok}), Some(Value::Variant(1, {errp})) => Err({err}), {bad} }}"
+                    )
+                }
                 TypeDefKind::Type(t) => self.decode(t, expr, func, param)?,
                 other => bail!(
                     "export parameters of a {} type are not mapped by `cargo xtask codegen` yet",
@@ -242,6 +257,62 @@ impl Gen<'_> {
             },
             other => bail!("export parameters of type {other:?} are not mapped yet"),
         })
+    }
+
+    /// A typed function per world-level import: converts the arguments,
+    /// calls the import through the bindings and decodes its result.
+    fn imports(&mut self, funcs: &[&Function]) -> Result<()> {
+        let mut out = String::new();
+        for f in funcs {
+            doc(&mut out, &f.docs, "", &format!("The import `{}`.", f.name));
+            let params: Vec<String> = f
+                .params
+                .iter()
+                .map(|p| Ok(format!("{}: {}", snake(&p.name), self.ty(&p.ty)?)))
+                .collect::<Result<_>>()?;
+            let ret = match &f.result {
+                Some(t) => format!(" -> {}", self.ty(t)?),
+                None => String::new(),
+            };
+            let args: Vec<String> = f
+                .params
+                .iter()
+                .map(|p| self.to_value(&p.ty, &snake(&p.name)))
+                .collect::<Result<_>>()?;
+            let _ = writeln!(
+                out,
+                "pub fn {}({}){ret} {{",
+                snake(&f.name),
+                params.join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "    let r = eryx_ffi::call_import(import(\"{}\"), vec![{}]);",
+                f.name,
+                args.join(", ")
+            );
+            match &f.result {
+                Some(t) => {
+                    let conv = self.decode(t, "r", &format!("\"{}\"", f.name), "\"result\"")?;
+                    let _ = writeln!(out, "    {conv}\n}}\n");
+                }
+                None => {
+                    let _ = writeln!(out, "    let _ = r;\n}}\n");
+                }
+            }
+        }
+        if !funcs.is_empty() {
+            out.push_str(
+                "/// The bindings' import `name` (aborts if the bindings lack it: a\n\
+                 /// runtime built for another WIT).\n\
+                 fn import(name: &str) -> eryx_ffi::ImportFunc {\n\
+                 \x20   eryx_ffi::wit().import_funcs().find(|f| f.interface().is_none() && f.name() == name)\n\
+                 \x20       .unwrap_or_else(|| eryx_ffi::bug(&format!(\"the bindings have no import `{name}`: rebuild with `cargo xtask dist`\")))\n\
+                 }\n\n",
+            );
+        }
+        self.out.push_str(&out);
+        Ok(())
     }
 
     /// `from_value` for the records that parameters use.
@@ -477,13 +548,11 @@ pub(crate) fn guest_world(wit: &str) -> Result<String> {
         .context("selecting the sandbox world")?;
     let world = &resolve.worlds[world_id];
     let mut types: Vec<TypeId> = Vec::new();
+    let mut imports: Vec<&Function> = Vec::new();
     for item in world.imports.values() {
         match item {
             WorldItem::Type { id, .. } => types.push(*id),
-            WorldItem::Function(f) => bail!(
-                "the world imports `{}`; the runtime implements no imports yet (extend xtask/src/codegen.rs and eryx-runtime)",
-                f.name
-            ),
+            WorldItem::Function(f) => imports.push(f),
             WorldItem::Interface { .. } => bail!("interface imports are not supported yet"),
         }
     }
@@ -519,6 +588,7 @@ pub(crate) fn guest_world(wit: &str) -> Result<String> {
         }
     }
     g.exports(&funcs)?;
+    g.imports(&imports)?;
     g.record_decoders()?;
     let layout = format!(
         "/// `sys.prefix` of the guest.\npub const GUEST_HOME: &str = {:?};\n\

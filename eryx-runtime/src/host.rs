@@ -1,0 +1,187 @@
+//! `_host`: the built-in module through which the prelude reaches the
+//! world's imports (host functions and live output). Python code never
+//! sees it directly; the prelude wraps it (`eryx` module, `_Capture`).
+//!
+//! - `call(name, arguments_json)` → `(True, result_json)` or
+//!   `(False, kind, message)`;
+//! - `functions()` → a tuple of the host function names;
+//! - `emit(fd, text)` → passes output to the host as it is written.
+
+use std::ffi::{CStr, c_char};
+use std::ptr::NonNull;
+
+use eryx_cpython_sys as ffi;
+
+use crate::world;
+
+/// A `str` argument's text, or NULL with `TypeError` set.
+///
+/// # Safety
+/// Interpreter running, GIL held; `o` a live object.
+unsafe fn text<'a>(o: *mut ffi::PyObject, what: &CStr) -> Option<&'a str> {
+    let mut len: isize = 0;
+    // SAFETY: forwarded to the caller.
+    let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(o, &mut len) };
+    if data.is_null() {
+        // SAFETY: forwarded to the caller; the exception type is CPython's.
+        unsafe { ffi::PyErr_SetString(ffi::PyExc_TypeError, what.as_ptr()) };
+        return None;
+    }
+    // SAFETY: CPython returns `len` bytes of UTF-8 living as long as `o`.
+    let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+    std::str::from_utf8(bytes).ok()
+}
+
+/// A new `str`, or NULL with an exception.
+///
+/// # Safety
+/// Interpreter running, GIL held.
+unsafe fn new_str(s: &str) -> *mut ffi::PyObject {
+    // SAFETY: forwarded; the buffer is valid for `s.len()` bytes.
+    unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as isize) }
+}
+
+/// A tuple of new references (stolen), or NULL if any is NULL.
+///
+/// # Safety
+/// Interpreter running, GIL held; each item a new reference or NULL.
+unsafe fn tuple(items: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        if items.iter().any(|i| i.is_null()) {
+            for i in items.iter().filter(|i| !i.is_null()) {
+                ffi::Py_DecRef(*i);
+            }
+            return std::ptr::null_mut();
+        }
+        let t = ffi::PyTuple_New(items.len() as isize);
+        if t.is_null() {
+            for i in items {
+                ffi::Py_DecRef(*i);
+            }
+            return t;
+        }
+        for (n, i) in items.iter().enumerate() {
+            ffi::PyTuple_SetItem(t, n as isize, *i);
+        }
+        t
+    }
+}
+
+/// `_host.call(name, arguments)`.
+unsafe extern "C" fn call(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this with the GIL held and `args` a tuple of
+    // two borrowed items (METH_VARARGS; checked by the size).
+    unsafe {
+        if ffi::PyTuple_Size(args) != 2 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"call(name, arguments)".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let Some(name) = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str") else {
+            return std::ptr::null_mut();
+        };
+        let Some(arguments) = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")
+        else {
+            return std::ptr::null_mut();
+        };
+        match world::call_host(name.to_string(), arguments.to_string()) {
+            Ok(result) => tuple(&[ffi::PyBool_FromLong(1), new_str(&result)]),
+            Err(e) => tuple(&[
+                ffi::PyBool_FromLong(0),
+                new_str(&e.kind),
+                new_str(&e.message),
+            ]),
+        }
+    }
+}
+
+/// `_host.functions()`.
+unsafe extern "C" fn functions(
+    _module: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let names = world::host_functions();
+    // SAFETY: GIL held (CPython calls this); new references handed to `tuple`.
+    unsafe {
+        let items: Vec<*mut ffi::PyObject> = names.iter().map(|n| new_str(n)).collect();
+        tuple(&items)
+    }
+}
+
+/// `_host.emit(fd, text)`.
+unsafe extern "C" fn emit(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `call`.
+    unsafe {
+        if ffi::PyTuple_Size(args) != 2 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"emit(fd, text)".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let fd = ffi::PyLong_AsLongLong(ffi::PyTuple_GetItem(args, 0));
+        if !ffi::PyErr_Occurred().is_null() {
+            return std::ptr::null_mut();
+        }
+        let Some(s) = text(ffi::PyTuple_GetItem(args, 1), c"text must be a str") else {
+            return std::ptr::null_mut();
+        };
+        world::emit_output(fd.clamp(0, 255) as u8, s.to_string());
+        ffi::PyBool_FromLong(1)
+    }
+}
+
+/// The module's functions (CPython keeps pointers to them).
+static mut METHODS: [ffi::PyMethodDef; 4] = [
+    ffi::PyMethodDef {
+        ml_name: c"call".as_ptr(),
+        ml_meth: Some(call),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"functions".as_ptr(),
+        ml_meth: Some(functions),
+        ml_flags: ffi::METH_NOARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"emit".as_ptr(),
+        ml_meth: Some(emit),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef::zeroed(),
+];
+
+/// The module definition (CPython keeps a pointer to it).
+static mut MODULE: ffi::PyModuleDef = ffi::PyModuleDef {
+    m_base: ffi::PyModuleDef_HEAD_INIT,
+    m_name: c"_host".as_ptr() as *const c_char,
+    m_doc: std::ptr::null(),
+    m_size: -1,
+    m_methods: std::ptr::null_mut(),
+    m_slots: std::ptr::null_mut(),
+    m_traverse: std::ptr::null_mut(),
+    m_clear: std::ptr::null_mut(),
+    m_free: std::ptr::null_mut(),
+};
+
+/// Creates the `_host` module (a new reference), or NULL with an exception.
+///
+/// # Safety
+/// Interpreter running, GIL held; called once.
+pub(crate) unsafe fn module() -> Option<NonNull<ffi::PyObject>> {
+    // SAFETY: single-threaded guest, called once at start-up: nothing else
+    // touches the statics; CPython keeps the pointers, which stay valid.
+    unsafe {
+        MODULE.m_methods = (&raw mut METHODS).cast();
+        NonNull::new(ffi::PyModule_Create2(
+            &raw mut MODULE,
+            ffi::PYTHON_API_VERSION,
+        ))
+    }
+}
