@@ -34,6 +34,31 @@
 //! assert_eq!(other.execute("x + 1").await?.value.as_deref(), Some("21"));
 //! # Ok(()) }
 //! ```
+//!
+//! Host functions ("tools") the guest may call, and its output as it is
+//! written:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), eryx_host::Error> {
+//! use eryx_host::Sandbox;
+//! use serde_json::{Value, json};
+//!
+//! let mut sandbox = Sandbox::builder()
+//!     .function("get_weather", |args: Value| async move {
+//!         Ok(json!({"city": args["city"], "temp_c": 21}))
+//!     })
+//!     .build()
+//!     .await?;
+//! let out = sandbox
+//!     .execute_streaming(
+//!         "r = await get_weather(city='Oslo')\nprint(r['temp_c'])",
+//!         |chunk| eprint!("{chunk}"),
+//!     )
+//!     .await?;
+//! assert_eq!(out.stdout, "21\n");
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 #![allow(
     unsafe_code,
