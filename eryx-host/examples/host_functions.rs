@@ -55,9 +55,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .await?;
     let out = sandbox
-        .execute_streaming(&format!("import eryx\n{SCRIPT}"), |chunk| match chunk.stream {
-            Stream::Stdout => print!("{chunk}"),
-            Stream::Stderr => eprint!("{chunk}"),
+        .execute_streaming(&format!("import eryx\n{SCRIPT}"), |chunk| {
+            match chunk.stream {
+                Stream::Stdout => print!("{chunk}"),
+                Stream::Stderr => eprint!("{chunk}"),
+            }
         })
         .await?;
     println!("(done: {} lines of output)", out.stdout.lines().count());

@@ -96,6 +96,18 @@ pub(crate) async fn call(
     name: &str,
     arguments: &str,
 ) -> Result<String, HostError> {
+    let (func, value) = prepare(fns, calls, name, arguments)?;
+    run(func, name.to_string(), value).await
+}
+
+/// Checks a call (the function exists, call count, argument size and
+/// JSON) and returns what [`run`] needs.
+fn prepare(
+    fns: &HostFns,
+    calls: &mut HashMap<String, u32>,
+    name: &str,
+    arguments: &str,
+) -> Result<(HostFn, serde_json::Value), HostError> {
     let Some(func) = fns.get(name) else {
         let known: Vec<&str> = fns.keys().map(String::as_str).collect();
         return Err(error(
@@ -134,6 +146,15 @@ pub(crate) async fn call(
     }
     let value: serde_json::Value = serde_json::from_str(arguments)
         .map_err(|e| error("arguments", format!("the arguments are not JSON: {e}")))?;
+    Ok((func.clone(), value))
+}
+
+/// Runs a prepared call under its limits: the function's future as a task
+/// of its own (so a panic is contained), its time limit, the size and JSON
+/// of its result.
+async fn run(func: HostFn, name: String, value: serde_json::Value) -> Result<String, HostError> {
+    let name = name.as_str();
+    let limits = &func.limits;
     let task = tokio::spawn((func.f)(value));
     let _abort = AbortOnDrop(task.abort_handle());
     let outcome = match tokio::time::timeout(limits.timeout, task).await {
@@ -175,6 +196,101 @@ pub(crate) async fn call(
         ));
     }
     Ok(text)
+}
+
+/// Calls started by the guest and not yet collected by it
+/// (`start-host-call` / `wait-host-calls`: what lets `asyncio.gather` of
+/// host calls run them at once).
+pub(crate) struct InFlight {
+    next_id: u32,
+    /// The running tasks; dropping one aborts it.
+    tasks: HashMap<u32, AbortOnDrop>,
+    done_tx: tokio::sync::mpsc::UnboundedSender<(u32, Result<String, HostError>)>,
+    done_rx: tokio::sync::mpsc::UnboundedReceiver<(u32, Result<String, HostError>)>,
+    /// Finished, not yet collected.
+    done: HashMap<u32, Result<String, HostError>>,
+}
+
+impl Default for InFlight {
+    fn default() -> InFlight {
+        let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        InFlight {
+            next_id: 1,
+            tasks: HashMap::new(),
+            done_tx,
+            done_rx,
+            done: HashMap::new(),
+        }
+    }
+}
+
+impl InFlight {
+    /// Starts a call; its outcome is collected by [`InFlight::wait`].
+    pub(crate) fn start(
+        &mut self,
+        fns: &HostFns,
+        calls: &mut HashMap<String, u32>,
+        name: &str,
+        arguments: &str,
+    ) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        match prepare(fns, calls, name, arguments) {
+            Err(e) => {
+                self.done.insert(id, Err(e));
+            }
+            Ok((func, value)) => {
+                let tx = self.done_tx.clone();
+                let name = name.to_string();
+                let task = tokio::spawn(async move {
+                    let outcome = run(func, name, value).await;
+                    let _ = tx.send((id, outcome));
+                });
+                self.tasks.insert(id, AbortOnDrop(task.abort_handle()));
+            }
+        }
+        id
+    }
+
+    /// Waits until one of `ids` has finished (or `timeout`), then returns
+    /// every one of them that has.
+    pub(crate) async fn wait(
+        &mut self,
+        ids: &[u32],
+        timeout: Option<Duration>,
+    ) -> Vec<(u32, Result<String, HostError>)> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            while let Ok((id, outcome)) = self.done_rx.try_recv() {
+                self.tasks.remove(&id);
+                self.done.insert(id, outcome);
+            }
+            let ready: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|id| self.done.contains_key(id))
+                .collect();
+            // Ids that are neither running nor done: nothing to wait for.
+            let waiting = ids.iter().any(|id| self.tasks.contains_key(id));
+            if !ready.is_empty() || !waiting {
+                return ready
+                    .into_iter()
+                    .filter_map(|id| self.done.remove(&id).map(|o| (id, o)))
+                    .collect();
+            }
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, self.done_rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => return Vec::new(),
+                },
+                None => self.done_rx.recv().await,
+            };
+            if let Some((id, outcome)) = next {
+                self.tasks.remove(&id);
+                self.done.insert(id, outcome);
+            }
+        }
+    }
 }
 
 /// Which stream a piece of output was written to.

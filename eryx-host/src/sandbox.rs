@@ -273,7 +273,8 @@ impl SandboxBuilder {
     /// bits), finite `float`, `str`, `list`/`tuple`, `dict` with `str`
     /// keys; anything else (bytes, sets, NaN, bigger ints) is a `TypeError`
     /// in the guest before the host is called. Each call runs as its own
-    /// tokio task: other sandboxes run meanwhile, a panic is contained.
+    /// tokio task: other sandboxes run meanwhile, a panic is contained, and
+    /// awaited calls of one sandbox run at once (`asyncio.gather`).
     pub fn function<F, Fut>(self, name: impl Into<String>, f: F) -> SandboxBuilder
     where
         F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
@@ -657,6 +658,8 @@ impl Sandbox {
         let live = self.live().await?;
         let state = live.store.data_mut();
         state.host_calls.clear();
+        // Calls a previous execution started and never collected stop here.
+        state.inflight = Default::default();
         state.emitted = crate::host_fn::Emitted {
             sink,
             ..Default::default()

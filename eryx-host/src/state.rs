@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
@@ -13,7 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
 
-use crate::host_fn::{Emitted, HostFns};
+use crate::host_fn::{Emitted, HostFns, InFlight};
 use crate::scratch::{GUEST_DEV, GUEST_TMP, Handles, Scratch, ScratchView};
 use crate::{Access, BoxError, Limits, Mount};
 
@@ -43,6 +43,8 @@ pub(crate) struct State {
     pub(crate) host_calls: HashMap<String, u32>,
     /// Output of the running call, as the guest wrote it.
     pub(crate) emitted: Emitted,
+    /// Host calls started by the running call and not yet collected.
+    pub(crate) inflight: InFlight,
 }
 
 impl crate::world::SandboxImports for State {
@@ -52,6 +54,25 @@ impl crate::world::SandboxImports for State {
         arguments: String,
     ) -> Result<String, crate::world::HostError> {
         crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
+    }
+
+    fn start_host_call(&mut self, name: String, arguments: String) -> u32 {
+        self.inflight
+            .start(&self.host_fns, &mut self.host_calls, &name, &arguments)
+    }
+
+    async fn wait_host_calls(
+        &mut self,
+        ids: Vec<u32>,
+        timeout_ms: Option<u64>,
+    ) -> Vec<crate::world::HostCallDone> {
+        let timeout = timeout_ms.map(Duration::from_millis);
+        self.inflight
+            .wait(&ids, timeout)
+            .await
+            .into_iter()
+            .map(|(id, outcome)| crate::world::HostCallDone { id, outcome })
+            .collect()
     }
 
     fn host_functions(&mut self) -> Vec<String> {
@@ -165,6 +186,7 @@ impl State {
             host_fns: host_fns.unwrap_or_default(),
             host_calls: HashMap::new(),
             emitted: Emitted::default(),
+            inflight: InFlight::default(),
         })
     }
 

@@ -12,5 +12,5 @@
 wasmtime::component::bindgen!({
     path: "wit/sandbox.wit",
     world: "sandbox",
-    imports: { "call-host": async },
+    imports: { "call-host": async, "wait-host-calls": async },
 });

@@ -4,6 +4,8 @@
 //!
 //! - `call(name, arguments_json)` → `(True, result_json)` or
 //!   `(False, kind, message)`;
+//! - `start(name, arguments_json)` → an id, and `wait(ids, timeout_ms)` →
+//!   the finished ones (awaited calls, so that several run at once);
 //! - `functions()` → a tuple of the host function names;
 //! - `emit(fd, text)` → passes output to the host as it is written.
 
@@ -98,6 +100,80 @@ unsafe extern "C" fn call(
     }
 }
 
+/// `_host.start(name, arguments)` → the call's id.
+unsafe extern "C" fn start(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `call`.
+    unsafe {
+        if ffi::PyTuple_Size(args) != 2 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"start(name, arguments)".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let Some(name) = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str") else {
+            return std::ptr::null_mut();
+        };
+        let Some(arguments) = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")
+        else {
+            return std::ptr::null_mut();
+        };
+        let id = world::start_host_call(name.to_string(), arguments.to_string());
+        ffi::PyLong_FromUnsignedLong(id.into())
+    }
+}
+
+/// `_host.wait(ids, timeout_ms)` → a tuple of `(id, True, result)` /
+/// `(id, False, kind, message)` for the calls of `ids` that finished.
+unsafe extern "C" fn wait(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `call`; `ids` is a tuple of ints (the prelude passes
+    // one), `timeout_ms` an int or None (negative: none).
+    unsafe {
+        if ffi::PyTuple_Size(args) != 2 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"wait(ids, timeout_ms)".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let ids_obj = ffi::PyTuple_GetItem(args, 0);
+        let n = ffi::PyTuple_Size(ids_obj);
+        if n < 0 {
+            return std::ptr::null_mut();
+        }
+        let mut ids = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let id = ffi::PyLong_AsLongLong(ffi::PyTuple_GetItem(ids_obj, i));
+            if !ffi::PyErr_Occurred().is_null() {
+                return std::ptr::null_mut();
+            }
+            ids.push(id.clamp(0, u32::MAX.into()) as u32);
+        }
+        let timeout = ffi::PyLong_AsLongLong(ffi::PyTuple_GetItem(args, 1));
+        if !ffi::PyErr_Occurred().is_null() {
+            return std::ptr::null_mut();
+        }
+        let timeout = u64::try_from(timeout).ok();
+        let done = world::wait_host_calls(ids, timeout);
+        let items: Vec<*mut ffi::PyObject> = done
+            .into_iter()
+            .map(|d| {
+                let id = ffi::PyLong_FromUnsignedLong(d.id.into());
+                match d.outcome {
+                    Ok(result) => tuple(&[id, ffi::PyBool_FromLong(1), new_str(&result)]),
+                    Err(e) => tuple(&[
+                        id,
+                        ffi::PyBool_FromLong(0),
+                        new_str(&e.kind),
+                        new_str(&e.message),
+                    ]),
+                }
+            })
+            .collect();
+        tuple(&items)
+    }
+}
+
 /// `_host.functions()`.
 unsafe extern "C" fn functions(
     _module: *mut ffi::PyObject,
@@ -135,10 +211,22 @@ unsafe extern "C" fn emit(
 }
 
 /// The module's functions (CPython keeps pointers to them).
-static mut METHODS: [ffi::PyMethodDef; 4] = [
+static mut METHODS: [ffi::PyMethodDef; 6] = [
     ffi::PyMethodDef {
         ml_name: c"call".as_ptr(),
         ml_meth: Some(call),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"start".as_ptr(),
+        ml_meth: Some(start),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"wait".as_ptr(),
+        ml_meth: Some(wait),
         ml_flags: ffi::METH_VARARGS,
         ml_doc: std::ptr::null(),
     },

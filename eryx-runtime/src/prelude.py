@@ -327,18 +327,75 @@ def _check_json(value, path="argument"):
     )
 
 
-def _call_host(name, args, kwargs):
+def _encode(name, args, kwargs):
     import json
 
     if args and kwargs:
         raise TypeError(f"{name}(): pass positional or keyword arguments, not both")
     payload = list(args) if args else dict(kwargs)
     _check_json(payload, f"{name}()")
-    ok, *rest = _host.call(name, json.dumps(payload, separators=(",", ":")))
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _outcome(name, ok, rest):
     if ok:
+        import json
+
         return json.loads(rest[0])
     kind, message = rest
     raise _HOST_ERRORS.get(kind, HostError)(name, kind, message)
+
+
+def _call_host(name, args, kwargs):
+    ok, *rest = _host.call(name, _encode(name, args, kwargs))
+    return _outcome(name, ok, rest)
+
+
+#: Awaited host calls still running: id -> the future awaiting it.
+_awaited = {}
+
+
+class _HostSelector:
+    """An event loop's selector while host calls are awaited: the loop waits
+    for them (their results resolve the awaiting futures) instead of for
+    file descriptors, which the sandbox does not have. This is what lets
+    `asyncio.gather` of host calls run them at once."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def select(self, timeout=None):
+        if not _awaited:
+            return self._inner.select(timeout)
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        for cid, ok, *rest in _host.wait(tuple(_awaited), ms):
+            fut = _awaited.pop(cid, None)
+            if fut is not None and not fut.done():
+                fut.set_result((ok, rest))
+        return []
+
+
+async def _call_awaited(name, args, kwargs):
+    payload = _encode(name, args, kwargs)
+    loop = sys.modules["asyncio"].get_running_loop()
+    selector = getattr(loop, "_selector", None)
+    if selector is None:  # not a selector loop: call and wait
+        ok, *rest = _host.call(name, payload)
+        return _outcome(name, ok, rest)
+    if not isinstance(selector, _HostSelector):
+        loop._selector = _HostSelector(selector)
+    cid = _host.start(name, payload)
+    fut = loop.create_future()
+    _awaited[cid] = fut
+    try:
+        ok, rest = await fut
+    finally:
+        # Cancelled: the host's task ends with the execution at the latest.
+        _awaited.pop(cid, None)
+    return _outcome(name, ok, rest)
 
 
 class HostFunction:
@@ -361,8 +418,8 @@ class HostFunction:
             return self._call_async(args, kwargs)
         return _call_host(self.__name__, args, kwargs)
 
-    async def _call_async(self, args, kwargs):
-        return _call_host(self.__name__, args, kwargs)
+    def _call_async(self, args, kwargs):
+        return _call_awaited(self.__name__, args, kwargs)
 
 
 def _host_module():
@@ -421,6 +478,8 @@ def execute(code, output_limit, filename=None, argv=None):
     _register_source(filename, code)
     if code and not _host_bound:
         _bind_host_functions()
+    # The host forgets the calls an earlier execution left running.
+    _awaited.clear()
     out = _Capture(output_limit, 1)
     err = _Capture(output_limit, 2)
     saved = sys.stdout, sys.stderr

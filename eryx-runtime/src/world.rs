@@ -286,6 +286,41 @@ impl HostError {
     }
 }
 
+/// A started call that finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostCallDone {
+    /// The id `start-host-call` returned.
+    pub id: u32,
+    /// As `call-host` returns it.
+    pub outcome: Result<String, HostError>,
+}
+
+impl HostCallDone {
+    /// The record on the value stack (fields in WIT order).
+    pub fn into_value(self) -> Value {
+        Value::Record(vec![
+            Value::U32(self.id),
+            match self.outcome {
+                Ok(v) => Value::ok(Some(Value::String(v))),
+                Err(e) => Value::err(Some(e.into_value())),
+            },
+        ])
+    }
+
+    /// Reads the record field by field (by the WIT names, in snake case)
+    /// from `src`.
+    pub fn read_from<S: Fields>(src: &S) -> Result<HostCallDone, S::Error>
+    where
+        Result<String, HostError>: Field<S>,
+        u32: Field<S>,
+    {
+        Ok(HostCallDone {
+            id: src.field("id")?,
+            outcome: src.field("outcome")?,
+        })
+    }
+}
+
 /// The exports of the sandbox world: what the runtime implements.
 pub trait Exports {
     /// Runs `code` in the session's namespace (`__main__`). Top-level
@@ -374,6 +409,39 @@ pub fn call_host(name: String, arguments: String) -> Result<String, HostError> {
             Err(HostError::from_value(Some(*e), "call-host", "result"))
         }
         other => eryx_ffi::world::bad_argument("call-host", "result", other.as_ref()),
+    }
+}
+
+/// Starts a call like `call-host` without waiting for it (what an
+/// awaited call does, so that several run at once); returns its id.
+pub fn start_host_call(name: String, arguments: String) -> u32 {
+    let r = eryx_ffi::call_import(
+        import("start-host-call"),
+        vec![Value::String(name), Value::String(arguments)],
+    );
+    match r {
+        Some(Value::U32(v)) => v,
+        other => eryx_ffi::world::bad_argument("start-host-call", "result", other.as_ref()),
+    }
+}
+
+/// Waits until at least one of the started calls `ids` finishes, or
+/// `timeout-ms` passes; returns those of `ids` that finished (each
+/// once).
+pub fn wait_host_calls(ids: Vec<u32>, timeout_ms: Option<u64>) -> Vec<HostCallDone> {
+    let r = eryx_ffi::call_import(
+        import("wait-host-calls"),
+        vec![
+            Value::List(ids.into_iter().map(|v| Value::U32(v)).collect()),
+            Value::option(timeout_ms.map(|v| Value::U64(v))),
+        ],
+    );
+    match r {
+        Some(Value::List(items)) => items
+            .into_iter()
+            .map(|v| HostCallDone::from_value(Some(v), "wait-host-calls", "result"))
+            .collect(),
+        other => eryx_ffi::world::bad_argument("wait-host-calls", "result", other.as_ref()),
     }
 }
 
@@ -470,6 +538,33 @@ impl HostError {
             message: match fields.next() {
                 Some(Value::String(v)) => v,
                 other => eryx_ffi::world::bad_argument(func, "message", other.as_ref()),
+            },
+        }
+    }
+}
+
+impl HostCallDone {
+    /// Reads the record from the value stack (fields in WIT order); aborts,
+    /// naming the export, when it has another shape.
+    pub fn from_value(v: Option<Value>, func: &str, param: &str) -> HostCallDone {
+        let mut fields = match v {
+            Some(Value::Record(f)) => f.into_iter(),
+            other => eryx_ffi::world::bad_argument(func, param, other.as_ref()),
+        };
+        HostCallDone {
+            id: match fields.next() {
+                Some(Value::U32(v)) => v,
+                other => eryx_ffi::world::bad_argument(func, "id", other.as_ref()),
+            },
+            outcome: match fields.next() {
+                Some(Value::Variant(0, Some(v))) => Ok(match Some(*v) {
+                    Some(Value::String(v)) => v,
+                    other => eryx_ffi::world::bad_argument(func, "outcome", other.as_ref()),
+                }),
+                Some(Value::Variant(1, Some(e))) => {
+                    Err(HostError::from_value(Some(*e), func, "outcome"))
+                }
+                other => eryx_ffi::world::bad_argument(func, "outcome", other.as_ref()),
             },
         }
     }

@@ -308,3 +308,62 @@ fn cli_prints_output_written_before_a_timeout() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["stdout"], "before\n");
 }
+
+#[tokio::test]
+async fn gathered_host_calls_run_at_once() {
+    let mut sb = builder()
+        .function("slow", |args: Value| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(args["n"].clone())
+        })
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import asyncio, time
+t = time.monotonic()
+r = await asyncio.gather(*(slow(n=i) for i in range(10)))
+took = time.monotonic() - t
+print(r, took < 1.5)
+async def timed():
+    try:
+        await asyncio.wait_for(slow(n=0), 0.05)
+    except TimeoutError:
+        return "guest-side timeout"
+print(await timed(), await slow(n=7))
+"#,
+        )
+        .await
+        .unwrap();
+    // Ten calls of 0.3 s one after the other would take 3 s.
+    assert_eq!(
+        out.stdout,
+        "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9] True\nguest-side timeout 7\n"
+    );
+}
+
+#[tokio::test]
+async fn the_time_limit_applies_while_awaiting_a_host_call() {
+    let mut sb = builder()
+        .timeout(Duration::from_millis(400))
+        .function("slow", |_| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Value::Null)
+        })
+        .build()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = sb
+        .execute("import asyncio\nprint('go')\nawait asyncio.gather(slow(), slow())")
+        .await
+        .unwrap_err();
+    let Error::Timeout { output, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(output.stdout, "go\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(sb.execute("print(2)").await.unwrap().stdout, "2\n");
+}
