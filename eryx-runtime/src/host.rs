@@ -70,6 +70,27 @@ unsafe fn tuple(items: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
     }
 }
 
+/// The `(name: str, arguments: str)` of `call` and `start`, or None with
+/// `TypeError` set.
+///
+/// # Safety
+/// Interpreter running, GIL held; `args` the call's argument tuple.
+unsafe fn name_and_arguments<'a>(
+    args: *mut ffi::PyObject,
+    usage: &CStr,
+) -> Option<(&'a str, &'a str)> {
+    // SAFETY: forwarded to the caller; items are borrowed from `args`.
+    unsafe {
+        if ffi::PyTuple_Size(args) != 2 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, usage.as_ptr());
+            return None;
+        }
+        let name = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str")?;
+        let arguments = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")?;
+        Some((name, arguments))
+    }
+}
+
 /// `_host.call(name, arguments)`.
 unsafe extern "C" fn call(
     _module: *mut ffi::PyObject,
@@ -78,15 +99,7 @@ unsafe extern "C" fn call(
     // SAFETY: CPython calls this with the GIL held and `args` a tuple of
     // two borrowed items (METH_VARARGS; checked by the size).
     unsafe {
-        if ffi::PyTuple_Size(args) != 2 {
-            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"call(name, arguments)".as_ptr());
-            return std::ptr::null_mut();
-        }
-        let Some(name) = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str") else {
-            return std::ptr::null_mut();
-        };
-        let Some(arguments) = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")
-        else {
+        let Some((name, arguments)) = name_and_arguments(args, c"call(name, arguments)") else {
             return std::ptr::null_mut();
         };
         match world::call_host(name.to_string(), arguments.to_string()) {
@@ -107,15 +120,7 @@ unsafe extern "C" fn start(
 ) -> *mut ffi::PyObject {
     // SAFETY: as in `call`.
     unsafe {
-        if ffi::PyTuple_Size(args) != 2 {
-            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"start(name, arguments)".as_ptr());
-            return std::ptr::null_mut();
-        }
-        let Some(name) = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str") else {
-            return std::ptr::null_mut();
-        };
-        let Some(arguments) = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")
-        else {
+        let Some((name, arguments)) = name_and_arguments(args, c"start(name, arguments)") else {
             return std::ptr::null_mut();
         };
         let id = world::start_host_call(name.to_string(), arguments.to_string());

@@ -185,16 +185,7 @@ Compressor_dealloc(PyObject *op)
     Py_DECREF(tp);
 }
 
-/* Objects are set up in __new__, so that `the type.__new__(type)` is usable too. */
-static PyObject *
-Compressor_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
-{
-    PyObject *self = tp->tp_alloc(tp, 0);
-    if (self != NULL && Compressor_init(self, args, kwargs) < 0) {
-        Py_CLEAR(self);
-    }
-    return self;
-}
+ERYX_NEW_CALLS_INIT(Compressor)
 
 static PyMethodDef Compressor_methods[] = {
     {"compress", Compressor_compress, METH_O,
@@ -223,14 +214,10 @@ static PyType_Spec Compressor_spec = {
 /* ---- BZ2Decompressor -------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
+    eryx_decomp base; /* eof, needs_input, unused_data, pending */
     bz_stream bzs;
     int ready;
-    char eof;
-    char needs_input;
     char failed; /* a codec error happened: the stream is unusable */
-    PyObject *unused_data; /* bytes */
-    PyObject *pending;     /* input not yet taken, or NULL */
 } Decompressor;
 
 static int
@@ -253,12 +240,8 @@ Decompressor_init(PyObject *op, PyObject *args, PyObject *kwargs)
         return -1;
     }
     self->ready = 1;
-    self->eof = 0;
-    self->needs_input = 1;
     self->failed = 0;
-    Py_CLEAR(self->pending);
-    Py_XSETREF(self->unused_data, PyBytes_FromStringAndSize(NULL, 0));
-    return self->unused_data == NULL ? -1 : 0;
+    return eryx_decomp_reset(&self->base);
 }
 
 static PyObject *
@@ -275,7 +258,7 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "BZ2Decompressor was not initialised");
         return NULL;
     }
-    if (self->eof) {
+    if (self->base.eof) {
         PyBuffer_Release(&data);
         PyErr_SetString(PyExc_EOFError, "End of stream already reached");
         return NULL;
@@ -288,7 +271,7 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *owned;
     const char *in;
     Py_ssize_t in_len;
-    if (eryx_in_join(&self->pending, &data, &owned, &in, &in_len) < 0) {
+    if (eryx_in_join(&self->base.pending, &data, &owned, &in, &in_len) < 0) {
         PyBuffer_Release(&data);
         return NULL;
     }
@@ -324,7 +307,7 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
             goto error;
         }
         if (status == BZ_STREAM_END) {
-            self->eof = 1;
+            self->base.eof = 1;
             break;
         }
         if (self->bzs.avail_in == 0 && rest == 0 && self->bzs.avail_out > 0) {
@@ -333,54 +316,20 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     Py_ssize_t left = (Py_ssize_t)self->bzs.avail_in + rest;
     const char *left_at = self->bzs.next_in;
-    if (self->eof) {
-        self->needs_input = 0;
-        Py_XSETREF(self->unused_data, PyBytes_FromStringAndSize(left_at, left));
-        if (self->unused_data == NULL) {
-            goto error;
-        }
-        Py_CLEAR(self->pending);
-    } else {
-        if (eryx_in_keep(&self->pending, left_at, left) < 0) {
-            goto error;
-        }
-        /* With input left, or output stopped at the cap (libbzip2 may hold
-         * more), the next call can make progress without new data. */
-        self->needs_input = left == 0 && !eryx_out_full(&out);
+    if (eryx_decomp_settle(&self->base, left_at, left, &out) < 0) {
+        goto error;
     }
     Py_XDECREF(owned);
     PyBuffer_Release(&data);
     return eryx_out_finish(&out);
 error:
     self->failed = 1;
-    self->needs_input = 0;
-    Py_CLEAR(self->pending);
+    self->base.needs_input = 0;
+    Py_CLEAR(self->base.pending);
     eryx_out_drop(&out);
     Py_XDECREF(owned);
     PyBuffer_Release(&data);
     return NULL;
-}
-
-static PyObject *
-Decompressor_get_eof(PyObject *op, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(((Decompressor *)op)->eof);
-}
-
-static PyObject *
-Decompressor_get_needs_input(PyObject *op, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(((Decompressor *)op)->needs_input);
-}
-
-static PyObject *
-Decompressor_get_unused_data(PyObject *op, void *Py_UNUSED(closure))
-{
-    Decompressor *self = (Decompressor *)op;
-    if (self->unused_data == NULL) {
-        return PyBytes_FromStringAndSize(NULL, 0);
-    }
-    return Py_NewRef(self->unused_data);
 }
 
 static void
@@ -391,22 +340,12 @@ Decompressor_dealloc(PyObject *op)
     if (self->ready) {
         BZ2_bzDecompressEnd(&self->bzs);
     }
-    Py_CLEAR(self->unused_data);
-    Py_CLEAR(self->pending);
+    eryx_decomp_clear(&self->base);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
 
-/* Objects are set up in __new__, so that `the type.__new__(type)` is usable too. */
-static PyObject *
-Decompressor_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
-{
-    PyObject *self = tp->tp_alloc(tp, 0);
-    if (self != NULL && Decompressor_init(self, args, kwargs) < 0) {
-        Py_CLEAR(self);
-    }
-    return self;
-}
+ERYX_NEW_CALLS_INIT(Decompressor)
 
 static PyMethodDef Decompressor_methods[] = {
     {"decompress", (PyCFunction)(void (*)(void))Decompressor_decompress,
@@ -418,12 +357,7 @@ static PyMethodDef Decompressor_methods[] = {
 };
 
 static PyGetSetDef Decompressor_getset[] = {
-    {"eof", Decompressor_get_eof, NULL, "True once the end-of-stream marker was reached.",
-     NULL},
-    {"needs_input", Decompressor_get_needs_input, NULL,
-     "False if decompress() can give more output without more input.", NULL},
-    {"unused_data", Decompressor_get_unused_data, NULL,
-     "Data found after the end of the compressed stream.", NULL},
+    ERYX_DECOMP_GETSET,
     {NULL, NULL, NULL, NULL, NULL},
 };
 

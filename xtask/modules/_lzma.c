@@ -545,16 +545,7 @@ Compressor_dealloc(PyObject *op)
     Py_DECREF(tp);
 }
 
-/* Objects are set up in __new__, so that `the type.__new__(type)` is usable too. */
-static PyObject *
-Compressor_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
-{
-    PyObject *self = tp->tp_alloc(tp, 0);
-    if (self != NULL && Compressor_init(self, args, kwargs) < 0) {
-        Py_CLEAR(self);
-    }
-    return self;
-}
+ERYX_NEW_CALLS_INIT(Compressor)
 
 static PyMethodDef Compressor_methods[] = {
     {"compress", Compressor_compress, METH_O,
@@ -584,14 +575,10 @@ static PyType_Spec Compressor_spec = {
 /* ---- LZMADecompressor ------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
+    eryx_decomp base; /* eof, needs_input, unused_data, pending */
     lzma_stream lzs;
     int ready;
     int check;
-    char eof;
-    char needs_input;
-    PyObject *unused_data;
-    PyObject *pending;
 } Decompressor;
 
 static int
@@ -666,11 +653,7 @@ Decompressor_init(PyObject *op, PyObject *args, PyObject *kwargs)
         return -1;
     }
     self->ready = 1;
-    self->eof = 0;
-    self->needs_input = 1;
-    Py_CLEAR(self->pending);
-    Py_XSETREF(self->unused_data, PyBytes_FromStringAndSize(NULL, 0));
-    return self->unused_data == NULL ? -1 : 0;
+    return eryx_decomp_reset(&self->base);
 }
 
 static PyObject *
@@ -691,7 +674,7 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "LZMADecompressor was not initialised");
         return NULL;
     }
-    if (self->eof) {
+    if (self->base.eof) {
         PyBuffer_Release(&data);
         PyErr_SetString(PyExc_EOFError, "Already at end of stream");
         return NULL;
@@ -699,7 +682,7 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
     PyObject *owned;
     const char *in;
     Py_ssize_t in_len;
-    if (eryx_in_join(&self->pending, &data, &owned, &in, &in_len) < 0) {
+    if (eryx_in_join(&self->base.pending, &data, &owned, &in, &in_len) < 0) {
         PyBuffer_Release(&data);
         return NULL;
     }
@@ -733,7 +716,7 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
             self->check = lzma_get_check(&self->lzs);
         }
         if (ret == LZMA_STREAM_END) {
-            self->eof = 1;
+            self->base.eof = 1;
             break;
         }
         if (self->lzs.avail_in == 0 && self->lzs.avail_out > 0) {
@@ -742,26 +725,16 @@ Decompressor_decompress(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     const char *left_at = (const char *)self->lzs.next_in;
     Py_ssize_t left = (Py_ssize_t)self->lzs.avail_in;
-    if (self->eof) {
-        self->needs_input = 0;
-        Py_XSETREF(self->unused_data, PyBytes_FromStringAndSize(left_at, left));
-        if (self->unused_data == NULL) {
-            goto error;
-        }
-        Py_CLEAR(self->pending);
-    } else {
-        if (eryx_in_keep(&self->pending, left_at, left) < 0) {
-            goto error;
-        }
-        self->needs_input = left == 0 && !eryx_out_full(&out);
+    if (eryx_decomp_settle(&self->base, left_at, left, &out) < 0) {
+        goto error;
     }
     Py_XDECREF(owned);
     PyBuffer_Release(&data);
     return eryx_out_finish(&out);
 error:
     /* liblzma keeps failing on a stream that failed once. */
-    self->needs_input = 0;
-    Py_CLEAR(self->pending);
+    self->base.needs_input = 0;
+    Py_CLEAR(self->base.pending);
     eryx_out_drop(&out);
     Py_XDECREF(owned);
     PyBuffer_Release(&data);
@@ -774,28 +747,6 @@ Decompressor_get_check(PyObject *op, void *Py_UNUSED(closure))
     return PyLong_FromLong(((Decompressor *)op)->check);
 }
 
-static PyObject *
-Decompressor_get_eof(PyObject *op, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(((Decompressor *)op)->eof);
-}
-
-static PyObject *
-Decompressor_get_needs_input(PyObject *op, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(((Decompressor *)op)->needs_input);
-}
-
-static PyObject *
-Decompressor_get_unused_data(PyObject *op, void *Py_UNUSED(closure))
-{
-    Decompressor *self = (Decompressor *)op;
-    if (self->unused_data == NULL) {
-        return PyBytes_FromStringAndSize(NULL, 0);
-    }
-    return Py_NewRef(self->unused_data);
-}
-
 static void
 Decompressor_dealloc(PyObject *op)
 {
@@ -804,22 +755,12 @@ Decompressor_dealloc(PyObject *op)
     if (self->ready) {
         lzma_end(&self->lzs);
     }
-    Py_CLEAR(self->unused_data);
-    Py_CLEAR(self->pending);
+    eryx_decomp_clear(&self->base);
     tp->tp_free(op);
     Py_DECREF(tp);
 }
 
-/* Objects are set up in __new__, so that `the type.__new__(type)` is usable too. */
-static PyObject *
-Decompressor_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
-{
-    PyObject *self = tp->tp_alloc(tp, 0);
-    if (self != NULL && Decompressor_init(self, args, kwargs) < 0) {
-        Py_CLEAR(self);
-    }
-    return self;
-}
+ERYX_NEW_CALLS_INIT(Decompressor)
 
 static PyMethodDef Decompressor_methods[] = {
     {"decompress", (PyCFunction)(void (*)(void))Decompressor_decompress,
@@ -833,12 +774,7 @@ static PyMethodDef Decompressor_methods[] = {
 static PyGetSetDef Decompressor_getset[] = {
     {"check", Decompressor_get_check, NULL,
      "ID of the integrity check used by the stream (CHECK_UNKNOWN until known).", NULL},
-    {"eof", Decompressor_get_eof, NULL, "True once the end-of-stream marker was reached.",
-     NULL},
-    {"needs_input", Decompressor_get_needs_input, NULL,
-     "False if decompress() can give more output without more input.", NULL},
-    {"unused_data", Decompressor_get_unused_data, NULL,
-     "Data found after the end of the compressed stream.", NULL},
+    ERYX_DECOMP_GETSET,
     {NULL, NULL, NULL, NULL, NULL},
 };
 

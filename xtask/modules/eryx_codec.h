@@ -136,6 +136,94 @@ eryx_in_keep(PyObject **pending, const char *ptr, Py_ssize_t len)
     return 0;
 }
 
+/* What every decompressor object starts with (its first member). */
+typedef struct {
+    PyObject_HEAD
+    char eof;
+    char needs_input;
+    PyObject *unused_data; /* bytes after the end of the stream */
+    PyObject *pending;     /* input not taken yet, or NULL */
+} eryx_decomp;
+
+/* A fresh stream: not at its end, wanting input, nothing left over. */
+static int
+eryx_decomp_reset(eryx_decomp *d)
+{
+    d->eof = 0;
+    d->needs_input = 1;
+    Py_CLEAR(d->pending);
+    Py_XSETREF(d->unused_data, PyBytes_FromStringAndSize(NULL, 0));
+    return d->unused_data == NULL ? -1 : 0;
+}
+
+/* After a decompress loop stopped with `left` bytes unread at `left_at`:
+ * at the end of the stream they are `unused_data`, otherwise they are kept
+ * for the next call. With input left, or output stopped at the cap (the
+ * codec may hold more), the next call makes progress without new data. */
+static int
+eryx_decomp_settle(eryx_decomp *d, const char *left_at, Py_ssize_t left, const eryx_out *out)
+{
+    if (d->eof) {
+        d->needs_input = 0;
+        Py_CLEAR(d->pending);
+        Py_XSETREF(d->unused_data, PyBytes_FromStringAndSize(left_at, left));
+        return d->unused_data == NULL ? -1 : 0;
+    }
+    if (eryx_in_keep(&d->pending, left_at, left) < 0) {
+        return -1;
+    }
+    d->needs_input = left == 0 && !eryx_out_full(out);
+    return 0;
+}
+
+static void
+eryx_decomp_clear(eryx_decomp *d)
+{
+    Py_CLEAR(d->unused_data);
+    Py_CLEAR(d->pending);
+}
+
+static PyObject *
+eryx_decomp_get_eof(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((eryx_decomp *)op)->eof);
+}
+
+static PyObject *
+eryx_decomp_get_needs_input(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((eryx_decomp *)op)->needs_input);
+}
+
+static PyObject *
+eryx_decomp_get_unused_data(PyObject *op, void *Py_UNUSED(closure))
+{
+    eryx_decomp *d = (eryx_decomp *)op;
+    return d->unused_data == NULL ? PyBytes_FromStringAndSize(NULL, 0)
+                                  : Py_NewRef(d->unused_data);
+}
+
+/* The getters every decompressor type has. */
+#define ERYX_DECOMP_GETSET                                                              \
+    {"eof", eryx_decomp_get_eof, NULL, "True once the end-of-stream marker was reached.", \
+     NULL},                                                                             \
+        {"needs_input", eryx_decomp_get_needs_input, NULL,                              \
+         "False if decompress() can give more output without more input.", NULL},       \
+        {"unused_data", eryx_decomp_get_unused_data, NULL,                              \
+         "Data found after the end of the compressed stream.", NULL}
+
+/* Objects are set up in __new__ (so that `Type.__new__(Type)` is usable):
+ * defines `<prefix>_new` calling `<prefix>_init`. */
+#define ERYX_NEW_CALLS_INIT(prefix)                                                     \
+    static PyObject *prefix##_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)   \
+    {                                                                                   \
+        PyObject *self = tp->tp_alloc(tp, 0);                                           \
+        if (self != NULL && prefix##_init(self, args, kwargs) < 0) {                    \
+            Py_CLEAR(self);                                                             \
+        }                                                                               \
+        return self;                                                                    \
+    }
+
 /* `max_length` as the decompressors take it: -1 (or any negative) = no cap. */
 static int
 eryx_parse_decompress_args(PyObject *args, PyObject *kwargs, Py_buffer *data,
