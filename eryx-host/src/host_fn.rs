@@ -2,13 +2,14 @@
 //! streams to the host while it runs.
 //!
 //! The guest calls `call-host(name, arguments)` (see `wit/sandbox.wit`);
-//! arguments and results cross as JSON text. Each call runs the function's
-//! future as its own tokio task, under the function's [`HostFnLimits`]:
-//! a time limit, a number of calls per `execute`, a size for arguments and
-//! for the result. A panic in the function is contained (the task's
-//! failure becomes the guest's exception). While the guest waits, other
-//! sandboxes run, and the call's own time limit and cancellation still
-//! apply (the sandbox drops the whole call, and with it the task).
+//! arguments and results cross as JSON text. A call polls the function's
+//! future under the function's [`HostFnLimits`]: a time limit, a number of
+//! calls per `execute`, a size for arguments and for the result. A panic
+//! in the function is contained (it becomes the guest's exception). While
+//! the guest waits, other sandboxes run, and the call's own time limit and
+//! cancellation still apply (the sandbox drops the whole call, and with it
+//! the future). Awaited calls (`start-host-call`) run as tokio tasks, so
+//! that several run at once; they are aborted when the execution ends.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -149,15 +150,33 @@ fn prepare(
     Ok((func.clone(), value))
 }
 
-/// Runs a prepared call under its limits: the function's future as a task
-/// of its own (so a panic is contained), its time limit, the size and JSON
-/// of its result.
+/// Polls a future, turning a panic in it into an error (what a panicking
+/// host function becomes for the guest).
+struct CatchUnwind(BoxFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<HostFnResult, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// Runs a prepared call under its limits: the function's future, polled
+/// here (a function that answers at once costs no task switch), with a
+/// panic contained, its time limit, the size and JSON of its result.
+/// Dropping the call drops the future.
 async fn run(func: HostFn, name: String, value: serde_json::Value) -> Result<String, HostError> {
     let name = name.as_str();
     let limits = &func.limits;
-    let task = tokio::spawn((func.f)(value));
-    let _abort = AbortOnDrop(task.abort_handle());
-    let outcome = match tokio::time::timeout(limits.timeout, task).await {
+    let outcome = match tokio::time::timeout(limits.timeout, CatchUnwind((func.f)(value))).await {
         Err(_) => {
             return Err(error(
                 "timeout",
@@ -167,8 +186,7 @@ async fn run(func: HostFn, name: String, value: serde_json::Value) -> Result<Str
                 ),
             ));
         }
-        Ok(Err(join)) if join.is_panic() => {
-            let payload = join.into_panic();
+        Ok(Err(payload)) => {
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -179,7 +197,6 @@ async fn run(func: HostFn, name: String, value: serde_json::Value) -> Result<Str
                 format!("`{name}` panicked in the host: {what}"),
             ));
         }
-        Ok(Err(join)) => return Err(error("failed", format!("`{name}` was stopped: {join}"))),
         Ok(Ok(outcome)) => outcome,
     };
     let value = outcome.map_err(|e| error("failed", e.to_string()))?;
