@@ -137,4 +137,19 @@ mod tests {
         };
         assert!(missing.check(&[]).is_err());
     }
+
+    #[test]
+    fn the_sandboxs_own_tmp_and_dev_are_named() {
+        // `/tmp` itself replaces the scratch directory; inside it, or at
+        // `/dev`, is refused with the reason.
+        assert!(mount("/tmp").check(&[]).is_ok());
+        for (bad, says) in [
+            ("/tmp/data", "scratch directory"),
+            ("/dev", "/dev/null"),
+            ("/dev/shm", "/dev/null"),
+        ] {
+            let e = mount(bad).check(&[]).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 }
