@@ -251,7 +251,10 @@ impl Builder {
                     std::fs::read_dir(&d)?.flatten().map(|e| e.path()).collect();
                 files.sort();
                 for f in files {
-                    key_input.push_str(&f.display().to_string());
+                    // Relative to the recipes: a clone elsewhere (another
+                    // CI directory) reuses the same builds.
+                    let rel = f.strip_prefix(&recipes).unwrap_or(&f);
+                    key_input.push_str(&rel.display().to_string());
                     key_input.push_str(&eryx_linker::sha256_hex(&std::fs::read(&f)?));
                 }
             }
