@@ -262,8 +262,10 @@ impl SandboxBuilder {
     }
 
     /// Offers the host function `name` to the guest, with the default
-    /// [`crate::HostFnLimits`]. In Python it is a built-in name (and
-    /// `eryx.<name>`, `from eryx import <name>`): called where no asyncio
+    /// [`crate::HostFnLimits`]. In Python it is a built-in name (unless
+    /// that would hide a Python built-in such as `open`, or is not an
+    /// identifier) and `eryx.<name>` (`from eryx import <name>`, or
+    /// `eryx.call("name", ...)` for any name): called where no asyncio
     /// loop runs it returns the result, inside a running loop it is awaited
     /// (`r = await get_weather(city="Oslo")`). `f` receives the keyword
     /// arguments as a JSON object, or the positional ones as a JSON array

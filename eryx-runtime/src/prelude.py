@@ -440,15 +440,19 @@ _host_bound = False
 
 
 def _bind_host_functions():
-    """Makes each host function a built-in name and an attribute of `eryx`
-    (once per instance: a snapshot is taken before the host is known)."""
+    """Makes each host function an attribute of `eryx` and, unless that
+    would hide a Python built-in (`open`, `print`, ...) or is not a name, a
+    built-in name too (once per instance: a snapshot is taken before the
+    host is known)."""
     global _host_bound
     _host_bound = True
+    import keyword
+
     mod = sys.modules["eryx"]
     for name in _host.functions():
         f = HostFunction(name)
         setattr(mod, name, f)
-        if name.isidentifier():
+        if name.isidentifier() and not keyword.iskeyword(name) and not hasattr(builtins, name):
             setattr(builtins, name, f)
 
 

@@ -18,6 +18,7 @@ async fn weather(args: Value) -> eryx_host::HostFnResult {
 async fn host_functions_are_names_awaitable_and_callable() {
     let mut sb = builder()
         .function("get_weather", weather)
+        .function("open", |_| async { Ok(json!("the host's open")) })
         .function("add", |args: Value| async move {
             let a = args[0].as_i64().ok_or("add(a, b): a must be an int")?;
             let b = args[1].as_i64().ok_or("add(a, b): b must be an int")?;
@@ -43,13 +44,15 @@ print([r['city'] for r in asyncio.run(main())])
 from eryx import add
 import eryx
 print(add(2, 40), eryx.add(1, 1), eryx.call('add', 5, 5), sorted(eryx.functions()))
+# A host function never hides a Python built-in: `open` stays Python's.
+print(open is eryx.open, eryx.open())
 "#,
         )
         .await
         .unwrap();
     assert_eq!(
         out.stdout,
-        "['A', 'B', 'C']\n42 2 10 ['add', 'get_weather']\n"
+        "['A', 'B', 'C']\n42 2 10 ['add', 'get_weather', 'open']\nFalse the host's open\n"
     );
 }
 
