@@ -88,11 +88,14 @@ pub struct Output {
 ///   `ERYX_BUNDLE` environment variable as the documented fallback;
 /// - compiled-component cache: `ERYX_CACHE_DIR`, else
 ///   `$XDG_CACHE_HOME/eryx`, else `$HOME/.cache/eryx`;
-/// - limits: [`Limits::default`] (30 s per call, 256 MiB of memory);
+/// - limits: [`Limits::default`] (30 s per call, 256 MiB of memory, 64 MiB
+///   of `/tmp`);
 /// - the guest sees only the standard library, read-only, at
-///   `/python/lib/python3.14` (plus [`SandboxBuilder::package`]s at
-///   `/site-packages` and [`SandboxBuilder::mount`]s, when given): no other
-///   files, no environment variables, no arguments, no stdin, no network;
+///   `/python/lib/python3.14`, its private `/tmp` (the working directory
+///   and `TMPDIR`, the only environment variable) and `/dev/null` (plus
+///   [`SandboxBuilder::package`]s at `/site-packages` and
+///   [`SandboxBuilder::mount`]s, when given): no other files, no
+///   arguments, no stdin, no host functions, no network;
 ///   its raw stdout/stderr go to small in-memory buffers, never to the
 ///   host's;
 /// - pre-initialised (see [`SandboxBuilder::preinit`]), no pre-imports, no
