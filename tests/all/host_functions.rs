@@ -115,6 +115,14 @@ async fn every_fault_is_a_python_exception_and_the_sandbox_goes_on() {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Value::Null)
         })
+        .function_with_limits(
+            "sink",
+            HostFnLimits {
+                max_bytes: 64,
+                ..HostFnLimits::default()
+            },
+            |_| async { Ok(Value::Null) },
+        )
         .function_with_limits("small", tight, |args: Value| async move {
             Ok(json!("x".repeat(args["n"].as_u64().unwrap_or(0) as usize)))
         })
@@ -136,6 +144,7 @@ print(attempt(panics))
 print(attempt(hangs), isinstance(eryx.HostTimeout('f', 'timeout', ''), TimeoutError))
 print(attempt(small, n=1), attempt(small, n=1), attempt(small, n=100))
 print(attempt(small, n=1))
+print(attempt(sink, pad='y' * 100))
 print(attempt(lambda: eryx.call('missing')))
 "#,
         )
@@ -148,7 +157,8 @@ print(attempt(lambda: eryx.call('missing')))
          HostTimeout/timeout: `hangs` did not finish within 0.200 s True\n\
          ok ok HostLimitExceeded/limit: the result of `small` is 102 bytes of JSON, over its limit of 64\n\
          HostLimitExceeded/limit: `small` was called more than 3 times in one execution\n\
-         HostFunctionNotFound/not-found: no host function `missing` (this sandbox has: fails, hangs, panics, small)\n"
+         HostLimitExceeded/limit: the arguments of `sink` are 110 bytes of JSON, over its limit of 64\n\
+         HostFunctionNotFound/not-found: no host function `missing` (this sandbox has: fails, hangs, panics, sink, small)\n"
     );
     // The call count is per execution.
     let out = sb.execute("print(small(n=2))").await.unwrap();

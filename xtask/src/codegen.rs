@@ -259,21 +259,28 @@ impl Gen<'_> {
         })
     }
 
+    /// A function's Rust parameters (`name: Type`) and return (` -> Type`,
+    /// or empty).
+    fn signature(&self, f: &Function) -> Result<(Vec<String>, String)> {
+        let params = f
+            .params
+            .iter()
+            .map(|p| Ok(format!("{}: {}", snake(&p.name), self.ty(&p.ty)?)))
+            .collect::<Result<_>>()?;
+        let ret = match &f.result {
+            Some(t) => format!(" -> {}", self.ty(t)?),
+            None => String::new(),
+        };
+        Ok((params, ret))
+    }
+
     /// A typed function per world-level import: converts the arguments,
     /// calls the import through the bindings and decodes its result.
     fn imports(&mut self, funcs: &[&Function]) -> Result<()> {
         let mut out = String::new();
         for f in funcs {
             doc(&mut out, &f.docs, "", &format!("The import `{}`.", f.name));
-            let params: Vec<String> = f
-                .params
-                .iter()
-                .map(|p| Ok(format!("{}: {}", snake(&p.name), self.ty(&p.ty)?)))
-                .collect::<Result<_>>()?;
-            let ret = match &f.result {
-                Some(t) => format!(" -> {}", self.ty(t)?),
-                None => String::new(),
-            };
+            let (params, ret) = self.signature(f)?;
             let args: Vec<String> = f
                 .params
                 .iter()
@@ -469,15 +476,7 @@ impl Gen<'_> {
                 "    ",
                 &format!("The export `{}`.", f.name),
             );
-            let params: Vec<String> = f
-                .params
-                .iter()
-                .map(|p| Ok(format!("{}: {}", snake(&p.name), self.ty(&p.ty)?)))
-                .collect::<Result<_>>()?;
-            let ret = match &f.result {
-                Some(t) => format!(" -> {}", self.ty(t)?),
-                None => String::new(),
-            };
+            let (params, ret) = self.signature(f)?;
             let _ = writeln!(
                 out,
                 "    fn {}({}){ret};",

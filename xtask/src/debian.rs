@@ -137,6 +137,27 @@ pub(crate) fn find_source(
     best
 }
 
+/// Debian's `Sources` index, downloaded (into `work`) once per process:
+/// a build that fetches several source packages reads one 12 MB index.
+fn source_index(work: &Path) -> Result<&'static str> {
+    static INDEX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(index) = INDEX.get() {
+        return Ok(index);
+    }
+    let index_xz = work.join("Sources.xz");
+    progress!("fetching Debian {SUITE}'s source index");
+    download(
+        &format!("{DEBIAN}/dists/{SUITE}/main/source/Sources.xz"),
+        &index_xz,
+    )?;
+    let index = process::capture(
+        Command::new("xz").arg("-dc").arg(&index_xz),
+        "decompressing Debian's source index (xz)",
+    )?;
+    let text = String::from_utf8_lossy(&index.stdout).into_owned();
+    Ok(INDEX.get_or_init(|| text))
+}
+
 /// Downloads the upstream sources of Debian source `package` (its
 /// `.orig.tar.*`, checked against the `Sources` index) and unpacks the
 /// members matching `members` (tar wildcards; all when empty) into `work`.
@@ -148,18 +169,8 @@ pub(crate) fn fetch_source(
     work: &Path,
 ) -> Result<Unpacked> {
     std::fs::create_dir_all(work)?;
-    let index_xz = work.join("Sources.xz");
-    progress!("fetching Debian {SUITE}'s source index");
-    download(
-        &format!("{DEBIAN}/dists/{SUITE}/main/source/Sources.xz"),
-        &index_xz,
-    )?;
-    let index = process::capture(
-        Command::new("xz").arg("-dc").arg(&index_xz),
-        "decompressing Debian's source index (xz)",
-    )?;
-    let index = String::from_utf8_lossy(&index.stdout);
-    let (file, sha, v) = find_source(&index, package, version).with_context(|| {
+    let index = source_index(work)?;
+    let (file, sha, v) = find_source(index, package, version).with_context(|| {
         format!(
             "Debian {SUITE} lists no source package {package}{}",
             version.map(|v| format!(" {v}")).unwrap_or_default()

@@ -247,6 +247,7 @@ pub(crate) struct Built {
 pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
     let include = crate::cext::include_dir(root)?;
     let sysroot = crate::sysroot::sysroot(root)?;
+    let fingerprint = input_fingerprint(root)?;
     let mut out = Vec::new();
     for m in MODULES {
         let (top, origin) = library_sources(root, &m.library)?;
@@ -279,7 +280,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
         let key = sha256_hex(
             format!(
                 "{}\n{}\n{}\n{}",
-                input_fingerprint(root)?,
+                fingerprint,
                 flags.join(" "),
                 tools.versions,
                 origin
