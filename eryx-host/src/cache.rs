@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use wasmtime::component::Component;
-use wasmtime::{CacheStore, Engine};
+use wasmtime::{CacheStore, Engine, Module};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::Error;
@@ -80,7 +80,39 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// A directory of compiled components.
+/// What a cache entry holds: a compiled [`Component`] or a compiled core
+/// [`Module`] (a library taken out of a component, see
+/// `eryx_linker::split`).
+pub(crate) trait Compiled: Sized {
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// # Safety
+    /// `path` must hold the output of [`Compiled::serialize`] of this
+    /// wasmtime version and engine configuration, and must not change while
+    /// the result is alive.
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
+}
+
+impl Compiled for Component {
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: guaranteed by the caller (see the trait method).
+        unsafe { Component::deserialize_file(engine, path) }
+    }
+}
+
+impl Compiled for Module {
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    unsafe fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: guaranteed by the caller (see the trait method).
+        unsafe { Module::deserialize_file(engine, path) }
+    }
+}
+
+/// A directory of compiled components and modules.
 #[derive(Debug, Clone)]
 pub(crate) struct ComponentCache {
     dir: PathBuf,
@@ -92,18 +124,22 @@ impl ComponentCache {
         ComponentCache { dir, max_bytes }
     }
 
-    fn entry(&self, key: &str) -> (PathBuf, PathBuf) {
+    /// The entry's compiled file and its check file.
+    pub(crate) fn entry(&self, key: &str) -> (PathBuf, PathBuf) {
         (
             self.dir.join(format!("{key}.cwasm")),
             self.dir.join(format!("{key}.check")),
         )
     }
 
-    /// The cached component for `key`, if present and intact. A damaged
-    /// entry is removed.
-    pub(crate) fn load(&self, engine: &Engine, key: &str) -> Option<Component> {
+    /// The cached artifact for `key` and the notes stored with it (the
+    /// check file's lines after the first), if present and intact. A
+    /// damaged entry is removed.
+    pub(crate) fn load<T: Compiled>(&self, engine: &Engine, key: &str) -> Option<(T, Vec<String>)> {
         let (path, check) = self.entry(key);
-        let expected = std::fs::read_to_string(&check).ok()?;
+        let recorded = std::fs::read_to_string(&check).ok()?;
+        let mut lines = recorded.lines();
+        let expected = lines.next().unwrap_or_default();
         match file_check(&path) {
             Ok(actual) if actual == expected.trim() => {}
             _ => {
@@ -112,35 +148,48 @@ impl ComponentCache {
                 return None;
             }
         }
-        // SAFETY: the file was written by `store` below from
-        // `Component::serialize` of this wasmtime version (the key includes
-        // the version and the engine configuration), and its length and
-        // checksum match what was recorded after it was complete, so it is
-        // not truncated or replaced by a foreign file. wasmtime also checks
-        // its own header (version, configuration, target) before use. The
-        // file is only ever replaced by an atomic rename, never modified in
+        // SAFETY: the file was written by `store` below from `serialize` of
+        // this wasmtime version (the key includes the version and the
+        // engine configuration), and its length and checksum match what was
+        // recorded after it was complete, so it is not truncated or replaced
+        // by a foreign file. wasmtime also checks its own header (version,
+        // configuration, target, component or module) before use. The file
+        // is only ever replaced by an atomic rename, never modified in
         // place, so the mapping stays valid.
-        let component = unsafe { Component::deserialize_file(engine, &path) }.ok()?;
+        let artifact = unsafe { T::deserialize_file(engine, &path) }.ok()?;
         // Least recently used eviction looks at modification times.
         if let Ok(file) = std::fs::File::options().append(true).open(&path) {
             let _ = file.set_modified(SystemTime::now());
         }
-        Some(component)
+        Some((artifact, lines.map(str::to_string).collect()))
     }
 
-    /// Stores a compiled component, then trims the directory to its cap.
-    pub(crate) fn store(&self, key: &str, component: &Component) -> Result<(), Error> {
+    /// Stores a compiled artifact with `notes` (lines kept in its check
+    /// file), then trims the directory to its cap, never removing `keep`.
+    pub(crate) fn store<T: Compiled>(
+        &self,
+        key: &str,
+        artifact: &T,
+        notes: &[String],
+        keep: &[PathBuf],
+    ) -> Result<u64, Error> {
         std::fs::create_dir_all(&self.dir).map_err(cache_err(&self.dir))?;
         let (path, check) = self.entry(key);
-        let bytes = component.serialize().map_err(|e| Error::Compile {
+        let bytes = artifact.serialize().map_err(|e| Error::Compile {
             source: e.into_boxed_dyn_error(),
         })?;
         write_atomically(&path, &bytes)?;
         // The check file is written last: its presence marks a complete entry.
-        let sum = file_check(&path).map_err(cache_err(&path))?;
+        let mut sum = file_check(&path).map_err(cache_err(&path))?;
+        for note in notes {
+            sum.push('\n');
+            sum.push_str(note);
+        }
         write_atomically(&check, sum.as_bytes())?;
-        self.trim(&[path, check]);
-        Ok(())
+        let mut keep = keep.to_vec();
+        keep.extend([path, check]);
+        self.trim(&keep);
+        Ok(bytes.len() as u64)
     }
 
     /// Removes least recently used files until the directory fits its cap,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use wasmtime::component::{Component, InstancePre, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Module};
 
 use crate::cache::{ComponentCache, FunctionCache, max_bytes_from_env};
 use crate::state::State;
@@ -206,12 +206,23 @@ impl Preinit {
 }
 
 /// Runs the pre-initialisation; returns the snapshot component's bytes.
-fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8>, Error> {
+///
+/// wizer's steps are taken one by one so that the run itself uses split
+/// compilation: instrumenting leaves the libraries' modules as they are
+/// (it only adds exports to modules with mutable globals or a memory), so
+/// the instrumented component's libraries come compiled from the cache and
+/// only its glue is compiled; then the snapshot is taken.
+fn preinitialise(
+    compiler: &mut Compiler<'_>,
+    bytes: &[u8],
+    spec: &Preinit,
+) -> Result<Vec<u8>, Error> {
     use wasmtime::component::Val;
 
     let err = |what: &str, e: String| Error::Preinit {
         message: format!("{what}: {e}"),
     };
+    let engine = compiler.engine;
     let limits = crate::Limits {
         timeout: STARTUP_LIMIT,
         ..crate::Limits::default()
@@ -240,17 +251,41 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
     store.limiter(|s| &mut s.limits);
     store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
     store.set_epoch_deadline(1);
-    let mut wizer = wasmtime_wizer::Wizer::new();
-    wizer.init_func("execute(\"\", {output-limit: 0, filename: none, argv: none})");
+    let wizer = wasmtime_wizer::Wizer::new();
+    let (cx, instrumented) = wizer
+        .instrument_component(bytes)
+        .map_err(|e| err("instrumenting the component", format!("{e:?}")))?;
+    let (run, _) = compiler.compile_split(&instrumented)?;
+    let pre = instantiate_pre(engine, &run)
+        .map_err(|e| err("linking the instrumented component", e.to_string()))?;
     let handle = tokio::runtime::Handle::current();
     let (snapshot, results) = handle
-        .block_on(
-            wizer.run_component(&mut store, bytes, async |store, component| {
-                let mut linker: Linker<State> = Linker::new(store.engine());
-                crate::scratch::add_to_linker(&mut linker)?;
-                linker.instantiate_async(store, component).await
-            }),
-        )
+        .block_on(async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let execute = instance
+                .get_func(&mut store, "execute")
+                .ok_or_else(|| wasmtime::format_err!("the component exports no `execute`"))?;
+            let args = [
+                Val::String(String::new()),
+                Val::Record(vec![
+                    ("output-limit".to_string(), Val::U32(0)),
+                    ("filename".to_string(), Val::Option(None)),
+                    ("argv".to_string(), Val::Option(None)),
+                ]),
+            ];
+            let mut results = vec![Val::Bool(false)];
+            execute.call_async(&mut store, &args, &mut results).await?;
+            let snapshot = wizer
+                .snapshot_component(
+                    &cx,
+                    &mut wasmtime_wizer::WasmtimeWizerComponent {
+                        store: &mut store,
+                        instance,
+                    },
+                )
+                .await?;
+            Ok::<_, wasmtime::Error>((snapshot, results))
+        })
         .map_err(|e| err("the pre-initialisation run failed", format!("{e:?}")))?;
     // `execute` returns result<output, error>: start-up failures (e.g. a
     // pre-import that raised) come back as the error's `init` case.
@@ -270,15 +305,128 @@ fn preinitialise(engine: &Engine, bytes: &[u8], spec: &Preinit) -> Result<Vec<u8
     }
 }
 
-fn compile(
+/// A compiled component and the compiled library modules it imports (see
+/// `eryx_linker::split`).
+pub(crate) struct Compiled {
+    component: Component,
+    modules: Vec<(String, Module)>,
+}
+
+/// What a compilation did, for the progress line.
+#[derive(Default)]
+struct Work {
+    modules: usize,
+    module_bytes: usize,
+}
+
+/// The cache key of one library module: its content and the host.
+fn module_key(bytes: &[u8], host: u64) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        "module/v1",
+        "wasmtime-48.0.8",
+        ENGINE_CONFIG_TAG,
+        std::env::consts::ARCH,
+        &format!("{host:016x}"),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(Sha256::digest(bytes));
+    hex::encode(h.finalize())
+}
+
+/// A note in a component's check file: "this import is that module entry".
+const IMPORT_NOTE: &str = "import";
+
+/// The cached component for `key` with every module it imports, or `None`
+/// if any part is missing or damaged.
+fn load_cached(cache: &ComponentCache, engine: &Engine, key: &str) -> Option<Compiled> {
+    let (component, notes) = cache.load::<Component>(engine, key)?;
+    let mut modules = Vec::new();
+    for note in notes {
+        let mut words = note.split(' ');
+        let (Some(IMPORT_NOTE), Some(name), Some(module_key), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return None;
+        };
+        let (module, _) = cache.load::<Module>(engine, module_key)?;
+        modules.push((name.to_string(), module));
+    }
+    Some(Compiled { component, modules })
+}
+
+fn compile_err(e: wasmtime::Error) -> Error {
+    Error::Compile {
+        source: e.into_boxed_dyn_error(),
+    }
+}
+
+/// Compiles linked components split (see `eryx_linker::split`): each
+/// library module once, from the cache when it was compiled before.
+struct Compiler<'a> {
+    engine: &'a Engine,
+    cache: Option<ComponentCache>,
+    /// The host part of module keys (see [`module_key`]).
+    host: u64,
+    progress: &'a Progress,
+    work: Work,
+    /// Module entries used so far: never evicted by this compilation.
+    keep: Vec<PathBuf>,
+}
+
+impl Compiler<'_> {
+    /// The compiled component and modules, and the notes its cache entry
+    /// needs to find the modules again.
+    fn compile_split(&mut self, bytes: &[u8]) -> Result<(Compiled, Vec<String>), Error> {
+        let split = eryx_linker::split(bytes, eryx_linker::SPLIT_MIN_BYTES)?;
+        let mut modules = Vec::new();
+        let mut notes = Vec::new();
+        for imported in &split.modules {
+            let module_bytes = &bytes[imported.range.clone()];
+            let key = module_key(module_bytes, self.host);
+            let cached = self
+                .cache
+                .as_ref()
+                .and_then(|c| c.load::<Module>(self.engine, &key));
+            let module = match cached {
+                Some((module, _)) => module,
+                None => {
+                    (self.progress)(&format!(
+                        "compiling a library module ({:.1} MB, once)",
+                        module_bytes.len() as f64 / 1e6
+                    ));
+                    let module = Module::new(self.engine, module_bytes).map_err(compile_err)?;
+                    if let Some(cache) = &self.cache {
+                        cache.store(&key, &module, &[], &self.keep)?;
+                    }
+                    self.work.modules += 1;
+                    self.work.module_bytes += module_bytes.len();
+                    module
+                }
+            };
+            if let Some(cache) = &self.cache {
+                let (path, check) = cache.entry(&key);
+                self.keep.extend([path, check]);
+            }
+            notes.push(format!("{IMPORT_NOTE} {} {key}", imported.name));
+            modules.push((imported.name.clone(), module));
+        }
+        let component = Component::new(self.engine, &split.component).map_err(compile_err)?;
+        self.work.modules += 1;
+        self.work.module_bytes += split.component.len();
+        Ok((Compiled { component, modules }, notes))
+    }
+}
+
+/// The cache key of a component (with the host and pre-initialisation).
+fn component_key(
     engine: &Engine,
-    functions: Option<&FunctionCache>,
     bundle: &eryx_linker::Bundle,
     extensions: &[Extension],
-    cache: &CacheDir,
     preinit: Option<&Preinit>,
-    progress: &Progress,
-) -> Result<Component, Error> {
+) -> (String, u64) {
     // The compiled form also depends on the host: wasmtime's compatibility
     // hash covers the engine configuration and the target's CPU features,
     // so two machines sharing a cache directory do not evict each other.
@@ -294,69 +442,323 @@ fn compile(
     if let Some(spec) = preinit {
         key = eryx_linker::sha256_hex(format!("{key}\n{}", spec.tag()).as_bytes());
     }
-    let components = match cache {
+    (key, host)
+}
+
+fn component_cache(cache: &CacheDir) -> Option<ComponentCache> {
+    match cache {
         CacheDir::Dir(dir) => Some(ComponentCache::new(dir.clone(), max_bytes_from_env())),
         CacheDir::Disabled => None,
-    };
-    if let Some(components) = &components
-        && let Some(component) = components.load(engine, &key)
-    {
-        return Ok(component);
     }
+}
+
+/// The compiled component from the cache, if it is there.
+fn cached(
+    engine: &Engine,
+    bundle: &eryx_linker::Bundle,
+    extensions: &[Extension],
+    cache: &CacheDir,
+    preinit: Option<&Preinit>,
+) -> Option<Compiled> {
+    let (key, _) = component_key(engine, bundle, extensions, preinit);
+    load_cached(&component_cache(cache)?, engine, &key)
+}
+
+/// Removes the lock file it holds when dropped.
+struct BuildLock(PathBuf);
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// How long a snapshot build may hold its lock before others ignore it.
+const LOCK_STALE: Duration = Duration::from_secs(600);
+
+/// Takes the lock on building `key` in `cache` (so that two processes do
+/// not build one snapshot twice); while another process holds it, waits
+/// for that one's entry, returning it when it appears.
+fn lock_or_wait(
+    cache: &ComponentCache,
+    engine: &Engine,
+    key: &str,
+) -> (Option<BuildLock>, Option<Compiled>) {
+    let (path, _) = cache.entry(key);
+    let lock = path.with_extension("lock");
+    let started = std::time::Instant::now();
+    loop {
+        let _ = std::fs::create_dir_all(lock.parent().unwrap_or(Path::new(".")));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => return (Some(BuildLock(lock)), None),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let age = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_none_or(|a| a > LOCK_STALE) || started.elapsed() > LOCK_STALE {
+                    let _ = std::fs::remove_file(&lock);
+                    continue;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some(found) = load_cached(cache, engine, key) {
+                    return (None, Some(found));
+                }
+            }
+            // No lock to be had (e.g. a read-only directory): build anyway.
+            Err(_) => return (None, None),
+        }
+    }
+}
+
+fn compile(
+    engine: &Engine,
+    functions: Option<&FunctionCache>,
+    bundle: &eryx_linker::Bundle,
+    extensions: &[Extension],
+    cache: &CacheDir,
+    preinit: Option<&Preinit>,
+    progress: &Progress,
+) -> Result<Compiled, Error> {
+    let (key, host) = component_key(engine, bundle, extensions, preinit);
+    let mut compiler = Compiler {
+        engine,
+        cache: component_cache(cache),
+        host,
+        progress,
+        work: Work::default(),
+        keep: Vec::new(),
+    };
+    if let Some(components) = &compiler.cache
+        && let Some(found) = load_cached(components, engine, &key)
+    {
+        return Ok(found);
+    }
+    let mut _lock = None;
+    if preinit.is_some()
+        && let Some(components) = &compiler.cache
+    {
+        let (lock, found) = lock_or_wait(components, engine, &key);
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        _lock = lock;
+    }
+    let started = std::time::Instant::now();
     progress("linking the component");
     let mut bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
     if let Some(functions) = functions {
         functions.start();
     }
     if let Some(spec) = preinit {
+        // The snapshot rewrites the libraries' modules (their data segments
+        // become empty, their start functions go), but the same way for
+        // every set: the rewritten libpython is compiled once too.
         progress("pre-initialising Python (start-up and imports, snapshotted once)");
-        bytes = preinitialise(engine, &bytes, spec)?;
+        bytes = preinitialise(&mut compiler, &bytes, spec)?;
     }
     progress(if functions.is_some() {
         "compiling the component (functions compiled before come from the cache)"
     } else {
-        "compiling the component (~10 s; no cache)"
+        "compiling the component (no cache)"
     });
-    let component = Component::new(engine, &bytes).map_err(|e| Error::Compile {
-        source: e.into_boxed_dyn_error(),
-    })?;
+    let (compiled, notes) = compiler.compile_split(&bytes)?;
     if let Some(functions) = functions {
         let stats = functions.flush()?;
+        let work = &compiler.work;
         progress(&format!(
-            "compiled {} functions, reused {} from the cache",
-            stats.compiled, stats.reused
+            "compiled {} new module{} ({:.1} MB) in {} ms: {} functions compiled, {} from the cache",
+            work.modules,
+            if work.modules == 1 { "" } else { "s" },
+            work.module_bytes as f64 / 1e6,
+            started.elapsed().as_millis(),
+            stats.compiled,
+            stats.reused
         ));
     }
-    if let Some(components) = &components {
-        components.store(&key, &component)?;
+    if let Some(cache) = &compiler.cache {
+        cache.store(&key, &compiled.component, &notes, &compiler.keep)?;
     }
-    Ok(component)
+    Ok(compiled)
 }
 
-fn instantiate_pre(engine: &Engine, component: &Component) -> Result<InstancePre<State>, BoxError> {
+fn instantiate_pre(engine: &Engine, compiled: &Compiled) -> Result<InstancePre<State>, BoxError> {
     let mut linker: Linker<State> = Linker::new(engine);
     crate::scratch::add_to_linker(&mut linker)?;
-    Ok(linker.instantiate_pre(component)?)
+    for (name, module) in &compiled.modules {
+        linker.root().module(name, module)?;
+    }
+    Ok(linker.instantiate_pre(&compiled.component)?)
 }
 
-/// The prepared component for `bundle_dir`, compiled (or loaded) once per
-/// process per bundle content.
+/// What `build` does when the pre-initialised snapshot of its extension set
+/// is not in the cache yet (see [`crate::SandboxBuilder::snapshot_policy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotPolicy {
+    /// Build the snapshot now: `build` returns when it is ready (about a
+    /// second and a half for a new extension set, more the first time a
+    /// bundle is used).
+    Wait,
+    /// Start Python in the sandbox itself (a new set's first sandbox is
+    /// ready in a fraction of a second) and build the snapshot on a
+    /// background thread of this process; sandboxes built after it is ready
+    /// use it. The default.
+    #[default]
+    Background,
+    /// Start Python in the sandbox and leave the snapshot unbuilt
+    /// ([`crate::Sandbox::preinitialised`] says which one a sandbox got;
+    /// the `eryx` CLI builds the snapshot in a separate process after its
+    /// run).
+    Skip,
+}
+
+type Memo = Mutex<HashMap<String, Arc<Prepared>>>;
+
+/// Prepared components of this process, by configuration.
+fn memo() -> &'static Memo {
+    static PREPARED: OnceLock<Memo> = OnceLock::new();
+    PREPARED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Snapshots being built in the background (by memo key).
+fn pending() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static PENDING: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    PENDING.get_or_init(Default::default)
+}
+
+fn memo_key(
+    bundle: &eryx_linker::Bundle,
+    extensions: &[Extension],
+    preinit: Option<&Preinit>,
+    pool: Option<u32>,
+) -> String {
+    format!(
+        "{}/{}/{pool:?}",
+        cache_key(bundle, extensions),
+        preinit.map_or(String::new(), Preinit::tag)
+    )
+}
+
+/// Everything one compilation needs, owned (it runs on another thread).
+#[derive(Clone)]
+struct Job {
+    engine: Engine,
+    functions: Option<Arc<FunctionCache>>,
+    bundle: eryx_linker::Bundle,
+    extensions: Vec<Extension>,
+    cache: CacheDir,
+    preinit: Option<Preinit>,
+    progress: Progress,
+}
+
+impl Job {
+    /// Compiles (or loads) and links the component; with `cached_only`,
+    /// `None` unless it is in the cache.
+    fn run(&self, cached_only: bool) -> Result<Option<Prepared>, Error> {
+        let compiled = if cached_only {
+            match cached(
+                &self.engine,
+                &self.bundle,
+                &self.extensions,
+                &self.cache,
+                self.preinit.as_ref(),
+            ) {
+                Some(c) => c,
+                None => return Ok(None),
+            }
+        } else {
+            compile(
+                &self.engine,
+                self.functions.as_deref(),
+                &self.bundle,
+                &self.extensions,
+                &self.cache,
+                self.preinit.as_ref(),
+                &self.progress,
+            )?
+        };
+        let pre = instantiate_pre(&self.engine, &compiled)
+            .map_err(|source| Error::Instantiate { source })?;
+        let exports =
+            crate::world::SandboxIndices::new(&pre).map_err(|e| Error::RuntimeMismatch {
+                detail: format!("{e:#}"),
+            })?;
+        Ok(Some(Prepared {
+            engine: self.engine.clone(),
+            pre,
+            exports,
+            preinitialised: self.preinit.is_some(),
+        }))
+    }
+
+    async fn run_blocking(self, cached_only: bool) -> Result<Option<Prepared>, Error> {
+        tokio::task::spawn_blocking(move || self.run(cached_only))
+            .await
+            .map_err(|e| Error::Compile { source: e.into() })?
+    }
+}
+
+/// Builds the snapshot of `job`'s set on a thread of its own (with its own
+/// async runtime, so that it outlives the caller's); when it is ready,
+/// sandboxes built afterwards in this process use it. A failure is
+/// reported through the progress callback and not retried in this process.
+fn build_in_background(job: Job, key: String) {
+    let progress = job.progress.clone();
+    let spawned = std::thread::Builder::new()
+        .name("eryx-snapshot".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    (job.progress)(&format!("cannot build the snapshot in the background: {e}"));
+                    return;
+                }
+            };
+            let _entered = runtime.enter();
+            let progress = job.progress.clone();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(false)));
+            match result {
+                Ok(Ok(Some(prepared))) => {
+                    runtime
+                        .block_on(memo().lock())
+                        .insert(key.clone(), Arc::new(prepared));
+                    pending().lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    progress("the pre-initialised snapshot is ready: new sandboxes use it");
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => progress(&format!(
+                    "building the pre-initialised snapshot failed (sandboxes start Python themselves): {e}"
+                )),
+                Err(_) => progress(
+                    "building the pre-initialised snapshot panicked (sandboxes start Python themselves)",
+                ),
+            }
+        });
+    if let Err(e) = spawned {
+        progress(&format!("cannot start the snapshot thread: {e}"));
+    }
+}
+
+/// The prepared component for a bundle and extension set, compiled (or
+/// loaded) once per process per configuration.
 pub(crate) async fn prepare(
     bundle: &eryx_linker::Bundle,
     extensions: &[Extension],
     cache: &CacheDir,
     preinit: Option<Preinit>,
+    policy: SnapshotPolicy,
     pool: Option<u32>,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
-    static PREPARED: OnceLock<Mutex<HashMap<String, Arc<Prepared>>>> = OnceLock::new();
-    let memo = PREPARED.get_or_init(|| Mutex::new(HashMap::new()));
-    let key = format!(
-        "{}/{}/{pool:?}",
-        cache_key(bundle, extensions),
-        preinit.as_ref().map_or(String::new(), Preinit::tag)
-    );
-    let mut memo = memo.lock().await;
+    let key = memo_key(bundle, extensions, preinit.as_ref(), pool);
+    let mut memo = memo().lock().await;
     if let Some(p) = memo.get(&key) {
         return Ok(p.clone());
     }
@@ -365,33 +767,56 @@ pub(crate) async fn prepare(
         CacheDir::Disabled => None,
     };
     let (engine, functions) = engine(functions.as_deref(), pool)?;
-    let (bundle, cache, extensions) = (bundle.clone(), cache.clone(), extensions.to_vec());
-    let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared, Error> {
-        let component = compile(
-            &engine,
-            functions.as_deref(),
-            &bundle,
-            &extensions,
-            &cache,
-            preinit.as_ref(),
-            &progress,
-        )?;
-        let pre =
-            instantiate_pre(&engine, &component).map_err(|source| Error::Instantiate { source })?;
-        let exports =
-            crate::world::SandboxIndices::new(&pre).map_err(|e| Error::RuntimeMismatch {
-                detail: format!("{e:#}"),
-            })?;
-        Ok(Prepared {
-            engine,
-            pre,
-            exports,
-            preinitialised: preinit.is_some(),
-        })
-    })
-    .await
-    .map_err(|e| Error::Compile { source: e.into() })??;
-    let prepared = Arc::new(prepared);
+    let job = Job {
+        engine,
+        functions,
+        bundle: bundle.clone(),
+        extensions: extensions.to_vec(),
+        cache: cache.clone(),
+        preinit,
+        progress,
+    };
+    if job.preinit.is_some() && policy != SnapshotPolicy::Wait {
+        if let Some(prepared) = job.clone().run_blocking(true).await? {
+            let prepared = Arc::new(prepared);
+            memo.insert(key, prepared.clone());
+            return Ok(prepared);
+        }
+        // Not ready: this sandbox starts Python itself.
+        let plain_key = memo_key(bundle, extensions, None, pool);
+        let plain = match memo.get(&plain_key) {
+            Some(p) => p.clone(),
+            None => {
+                let plain_job = Job {
+                    preinit: None,
+                    ..job.clone()
+                };
+                let p = Arc::new(plain_job.run_blocking(false).await?.ok_or_else(|| {
+                    Error::Compile {
+                        source: "the component was not compiled".into(),
+                    }
+                })?);
+                memo.insert(plain_key, p.clone());
+                p
+            }
+        };
+        if policy == SnapshotPolicy::Background
+            && pending()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone())
+        {
+            build_in_background(job, key);
+        }
+        return Ok(plain);
+    }
+    let prepared = Arc::new(
+        job.run_blocking(false)
+            .await?
+            .ok_or_else(|| Error::Compile {
+                source: "the component was not compiled".into(),
+            })?,
+    );
     memo.insert(key, prepared.clone());
     Ok(prepared)
 }

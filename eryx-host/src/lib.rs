@@ -79,6 +79,7 @@ mod snapshot;
 mod state;
 mod world;
 
+pub use engine::SnapshotPolicy;
 pub use error::{BoxError, Error, PartialOutput, PythonError, Unpicklable};
 pub use host_fn::{Chunk, HostFnLimits, HostFnResult, Stream};
 pub use mount::{Access, Mount};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use eryx_host::{Access, Error, Mount, Output, Sandbox, Snapshot, Stream};
+use eryx_host::{Access, Error, Mount, Output, Sandbox, Snapshot, SnapshotPolicy, Stream};
 
 /// Run untrusted Python 3.14 in a WebAssembly sandbox.
 ///
@@ -71,6 +71,11 @@ struct Cli {
     /// snapshot (saves the snapshot step when a package set is used once).
     #[arg(long)]
     no_preinit: bool,
+    /// Internal: build the pre-initialised snapshot of this configuration
+    /// and exit (what eryx starts in the background after running a new
+    /// extension set).
+    #[arg(long, hide = true)]
+    snapshot_only: bool,
     /// Show a host directory to the guest: `HOST:GUEST[:ro|rw]` (read-only
     /// unless `:rw`), e.g. `--mount ./data:/data`. Repeatable. Nothing of the
     /// host is visible otherwise.
@@ -512,12 +517,66 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
     status
 }
 
+/// `ERYX_SNAPSHOT`: when a new extension set's pre-initialised snapshot is
+/// not in the cache, `later` (default) runs without it and builds it in a
+/// separate background process after the run; `wait` builds it first;
+/// `never` does not build it.
+fn snapshot_setting() -> Result<&'static str, String> {
+    match std::env::var("ERYX_SNAPSHOT").as_deref() {
+        Err(_) | Ok("" | "later") => Ok("later"),
+        Ok("wait") => Ok("wait"),
+        Ok("never") => Ok("never"),
+        Ok(other) => Err(format!(
+            "ERYX_SNAPSHOT={other} is not one of `later`, `wait`, `never`"
+        )),
+    }
+}
+
+/// Starts `eryx --snapshot-only ARGS` detached (its own process group, no
+/// stdio): it builds the snapshot this run did without, so that the next
+/// run starts from it. A failure to start it only costs that speed-up.
+fn build_snapshot_later() {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--snapshot-only")
+        .args(std::env::args_os().skip(1))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Not in the terminal's process group: Ctrl-C in the shell does
+        // not stop it.
+        cmd.process_group(0);
+    }
+    if let Ok(mut child) = cmd.spawn() {
+        // Reaped if this process outlives it (a REPL).
+        let _ = std::thread::Builder::new()
+            .name("eryx-snapshot-wait".into())
+            .spawn(move || child.wait());
+    }
+}
+
 async fn run(cli: Cli) -> u8 {
-    let mode = match mode(&cli) {
-        Ok(m) => m,
+    let snapshot = match snapshot_setting() {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("eryx: {e:#}");
+            eprintln!("eryx: {e}");
             return 2;
+        }
+    };
+    let mode = if cli.snapshot_only {
+        Mode::Repl
+    } else {
+        match mode(&cli) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("eryx: {e:#}");
+                return 2;
+            }
         }
     };
     let mut builder = Sandbox::builder();
@@ -530,7 +589,7 @@ async fn run(cli: Cli) -> u8 {
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
     }
-    if cli.stdin {
+    if cli.stdin && !cli.snapshot_only {
         if matches!(mode, Mode::Repl) || reads_code_from_stdin(&cli) {
             eprintln!("eryx: --stdin needs the code from -c, -m or a file (stdin is taken)");
             return 2;
@@ -545,6 +604,11 @@ async fn run(cli: Cli) -> u8 {
     if cli.no_preinit {
         builder = builder.preinit(false);
     }
+    builder = builder.snapshot_policy(if cli.snapshot_only || snapshot == "wait" {
+        SnapshotPolicy::Wait
+    } else {
+        SnapshotPolicy::Skip
+    });
     if let Some(secs) = cli.timeout {
         if !(secs.is_finite() && secs > 0.0) {
             eprintln!("eryx: --timeout must be a positive number of seconds");
@@ -592,10 +656,18 @@ async fn run(cli: Cli) -> u8 {
     let mut sandbox = match builder.build().await {
         Ok(s) => s,
         Err(e) => {
+            if cli.snapshot_only {
+                return 2;
+            }
             report(&e);
             return 2;
         }
     };
+    if cli.snapshot_only {
+        return 0;
+    }
+    // This run starts Python itself: the snapshot is built for the next.
+    let snapshot_later = !cli.no_preinit && !sandbox.preinitialised() && snapshot == "later";
     if let Some(path) = &cli.state
         && let Err(e) = restore_state(&mut sandbox, path).await
     {
@@ -603,7 +675,12 @@ async fn run(cli: Cli) -> u8 {
         return 2;
     }
     let (code, filename, argv) = match mode {
-        Mode::Repl => return repl(&mut sandbox, cli.state.as_deref()).await,
+        Mode::Repl => {
+            if snapshot_later {
+                build_snapshot_later();
+            }
+            return repl(&mut sandbox, cli.state.as_deref()).await;
+        }
         Mode::Script {
             code,
             filename,
@@ -635,6 +712,9 @@ async fn run(cli: Cli) -> u8 {
         print_result(&result, false, true);
     }
     let status = status_of(&result);
+    if snapshot_later {
+        build_snapshot_later();
+    }
     if let Some(path) = &cli.state
         && result
             .as_ref()

@@ -111,6 +111,7 @@ pub struct SandboxBuilder {
     mounts: Vec<Mount>,
     stdin: Option<Vec<u8>>,
     no_preinit: bool,
+    snapshot_policy: crate::SnapshotPolicy,
     preimports: Vec<String>,
     instance_pool: Option<u32>,
     host_fns: std::collections::BTreeMap<String, crate::host_fn::HostFn>,
@@ -204,11 +205,24 @@ impl SandboxBuilder {
     /// Whether to pre-initialise (default: yes). Pre-initialised, the
     /// component is snapshotted once, right after CPython's start-up (and
     /// [`SandboxBuilder::preimport`]s), so every sandbox made from it starts
-    /// in ~1 ms instead of running start-up (~30-80 ms). It costs a second
-    /// compile the first time an extension set is used (cached after):
-    /// turn it off for one-shot runs of ever-new sets.
+    /// in ~2 ms instead of running start-up (~60 ms). Building the snapshot
+    /// of a new extension set takes about a second and a half (cached
+    /// after); when it is not ready, [`SandboxBuilder::snapshot_policy`]
+    /// says what `build` does.
     pub fn preinit(mut self, on: bool) -> SandboxBuilder {
         self.no_preinit = !on;
+        self
+    }
+
+    /// What `build` does when the pre-initialised snapshot of its extension
+    /// set is not in the cache yet (default:
+    /// [`SnapshotPolicy::Background`](crate::SnapshotPolicy::Background):
+    /// the sandbox starts Python itself and the snapshot is built on a
+    /// background thread for later sandboxes). With
+    /// [`SandboxBuilder::preimport`]s the build always waits for the
+    /// snapshot, so that a pre-import that fails fails the build.
+    pub fn snapshot_policy(mut self, policy: crate::SnapshotPolicy) -> SandboxBuilder {
+        self.snapshot_policy = policy;
         self
     }
 
@@ -370,6 +384,11 @@ impl SandboxBuilder {
             &extensions,
             &cache,
             preinit,
+            if self.preimports.is_empty() {
+                self.snapshot_policy
+            } else {
+                crate::SnapshotPolicy::Wait
+            },
             self.instance_pool,
             progress,
         )
@@ -554,6 +573,13 @@ impl Sandbox {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether this sandbox was made from a pre-initialised snapshot
+    /// (`false` with `.preinit(false)`, or while a new set's snapshot is
+    /// not ready; see [`SandboxBuilder::snapshot_policy`]).
+    pub fn preinitialised(&self) -> bool {
+        self.prepared.preinitialised
     }
 
     /// A handle that cancels this sandbox's running call from another task.

@@ -160,4 +160,12 @@ pub enum LinkError {
         #[source]
         source: BoxError,
     },
+
+    /// The linked component could not be parsed to take its library
+    /// modules out (a bug: the linker's own output is malformed).
+    #[error("taking the library modules out of the linked component failed: {message}")]
+    Split {
+        /// What the parser said.
+        message: String,
+    },
 }

@@ -22,6 +22,7 @@ mod extension;
 pub mod layout;
 mod libraries;
 mod link;
+mod split;
 mod validate;
 
 pub use bundle::{Bundle, BundleError, Manifest, sha256_hex};
@@ -34,6 +35,7 @@ pub use libraries::{
 pub use link::{
     SANDBOX_WIT, SANDBOX_WORLD, SHADOW_STACK_BYTES, bindings, link, link_with_extensions,
 };
+pub use split::{ImportedModule, SPLIT_MIN_BYTES, Split, split};
 pub use validate::{LibraryInfo, validate_library};
 
 /// This crate's version, part of cache keys for linked components.

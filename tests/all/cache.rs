@@ -26,67 +26,132 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The cached component (the entry whose check file lists the library
+/// modules it imports) and those module entries.
+fn component_and_modules(cache: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let mut found = Vec::new();
+    for entry in entries(cache) {
+        let check = std::fs::read_to_string(entry.with_extension("check")).unwrap();
+        let modules: Vec<PathBuf> = check
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let key = l.split(' ').nth(2).expect("import NAME KEY");
+                cache.join(format!("{key}.cwasm"))
+            })
+            .collect();
+        if !modules.is_empty() {
+            found.push((entry, modules));
+        }
+    }
+    assert_eq!(found.len(), 1, "one compiled component: {found:?}");
+    found.pop().unwrap()
+}
+
+/// Writes `bytes` as the entry with a check line that matches them (as a
+/// complete entry from another build would have).
+fn replace_with_valid_check(entry: &Path, bytes: &[u8]) {
+    std::fs::write(entry, bytes).unwrap();
+    let check = entry.with_extension("check");
+    let old = std::fs::read_to_string(&check).unwrap();
+    let mut lines: Vec<String> = old.lines().map(str::to_string).collect();
+    lines[0] = format!(
+        "xxh3-128 {:032x} {}",
+        xxhash_rust::xxh3::xxh3_128(bytes),
+        bytes.len()
+    );
+    std::fs::write(check, lines.join("\n")).unwrap();
+}
+
 #[test]
 fn damaged_or_foreign_entries_are_recompiled_not_run() {
     let cache = private_cache();
     assert_eq!(run(cache.path(), "print(6 * 7)"), "42\n");
-    let cwasm = entries(cache.path());
-    assert_eq!(cwasm.len(), 1, "one compiled component: {cwasm:?}");
-    let entry = &cwasm[0];
-    let good = std::fs::read(entry).unwrap();
-    let check = std::fs::read_to_string(entry.with_extension("check")).unwrap();
+    let (component, modules) = component_and_modules(cache.path());
+    // libpython, libc, the runtime, _bz2 and _lzma are compiled once each
+    // and imported by the component.
+    assert!(modules.len() >= 3, "{modules:?}");
+    for m in &modules {
+        assert!(m.is_file(), "module entry {m:?} exists");
+    }
+    let check = std::fs::read_to_string(component.with_extension("check")).unwrap();
     assert!(check.starts_with("xxh3-128 "), "{check}");
+    let largest = modules
+        .iter()
+        .max_by_key(|m| std::fs::metadata(m).unwrap().len())
+        .unwrap()
+        .clone();
+    let good = std::fs::read(&component).unwrap();
+    let good_module = std::fs::read(&largest).unwrap();
 
-    // Reused as it is.
-    let before = std::fs::metadata(entry).unwrap().len();
+    // Reused as they are.
     assert_eq!(run(cache.path(), "print(1 + 1)"), "2\n");
     assert_eq!(
-        std::fs::read(entry).unwrap(),
+        std::fs::read(&component).unwrap(),
         good,
         "a good entry is reused"
     );
-    assert_eq!(before, good.len() as u64);
+    assert_eq!(std::fs::read(&largest).unwrap(), good_module);
 
-    // Truncated: recompiled, and the entry is whole again.
-    std::fs::write(entry, &good[..good.len() / 2]).unwrap();
-    assert_eq!(
-        run(cache.path(), "print('after truncation')"),
-        "after truncation\n"
-    );
-    assert!(std::fs::read(entry).unwrap().len() > good.len() / 2 + 1024);
+    for entry in [&component, &largest] {
+        let good = std::fs::read(entry).unwrap();
+        // Truncated: recompiled, and the entry is whole again.
+        std::fs::write(entry, &good[..good.len() / 2]).unwrap();
+        assert_eq!(
+            run(cache.path(), "print('after truncation')"),
+            "after truncation\n"
+        );
+        assert!(std::fs::read(entry).unwrap().len() > good.len() / 2 + 1024);
 
-    // Same length, foreign bytes (one flipped byte deep inside the code):
-    // the checksum catches it and the entry is rebuilt.
-    let mut foreign = good.clone();
-    let i = foreign.len() / 3;
-    foreign[i] ^= 0xff;
-    std::fs::write(entry, &foreign).unwrap();
-    assert_eq!(
-        run(cache.path(), "print('after corruption')"),
-        "after corruption\n"
-    );
-    // Rebuilt (a pre-initialised snapshot is not byte-for-byte
-    // reproducible, so compare with the corruption, not the original).
-    let rebuilt = std::fs::read(entry).unwrap();
-    assert_ne!(rebuilt, foreign);
-    assert_eq!(run(cache.path(), "print('again')"), "again\n");
-    assert_eq!(
-        std::fs::read(entry).unwrap(),
-        rebuilt,
-        "the rebuilt entry is reused"
-    );
+        // Same length, foreign bytes (one flipped byte deep inside the
+        // code): the checksum catches it and the entry is rebuilt.
+        let good = std::fs::read(entry).unwrap();
+        let mut foreign = good.clone();
+        let i = foreign.len() / 3;
+        foreign[i] ^= 0xff;
+        std::fs::write(entry, &foreign).unwrap();
+        assert_eq!(
+            run(cache.path(), "print('after corruption')"),
+            "after corruption\n"
+        );
+        let rebuilt = std::fs::read(entry).unwrap();
+        assert_ne!(rebuilt, foreign);
+
+        // Compiled by another wasmtime (its engine section names major
+        // version 47), with a check line that matches: wasmtime's own
+        // header check refuses it and the entry is rebuilt.
+        let at = rebuilt
+            .windows(4)
+            .position(|w| w == b"\x00\x0248")
+            .expect("the engine section's version");
+        let mut other_version = rebuilt.clone();
+        other_version[at + 3] = b'7';
+        replace_with_valid_check(entry, &other_version);
+        assert_eq!(
+            run(cache.path(), "print('after a foreign version')"),
+            "after a foreign version\n"
+        );
+        assert_ne!(std::fs::read(entry).unwrap(), other_version);
+        let rebuilt = std::fs::read(entry).unwrap();
+        assert_eq!(run(cache.path(), "print('again')"), "again\n");
+        assert_eq!(
+            std::fs::read(entry).unwrap(),
+            rebuilt,
+            "the rebuilt entry is reused"
+        );
+    }
 
     // A missing check file means an incomplete entry: recompiled too.
-    std::fs::remove_file(entry.with_extension("check")).unwrap();
+    std::fs::remove_file(largest.with_extension("check")).unwrap();
     assert_eq!(run(cache.path(), "print('no check')"), "no check\n");
-    assert!(entry.with_extension("check").is_file());
+    assert!(largest.with_extension("check").is_file());
 }
 
 #[test]
 fn cache_size_is_capped() {
     let cache = private_cache();
-    // A cap far below one compiled component (~26 MB): the entry just
-    // written is kept, everything older (here: the function packs) goes.
+    // A cap far below one compiled libpython (~23 MB): the entries just
+    // written are kept, everything older (here: the function packs) goes.
     let out = eryx_command(cache.path())
         .args(["-c", "print('capped')"])
         .env("ERYX_CACHE_MAX_MB", "1")
@@ -98,7 +163,10 @@ fn cache_size_is_capped() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.stdout, b"capped\n");
-    assert_eq!(entries(cache.path()).len(), 1, "the new entry stays");
+    // The component and the modules this run used stay; older files go.
+    let (component, modules) = component_and_modules(cache.path());
+    assert!(component.is_file());
+    assert!(modules.iter().all(|m| m.is_file()), "{modules:?}");
     let packs = std::fs::read_dir(cache.path().join("functions"))
         .map(|d| d.count())
         .unwrap_or(0);

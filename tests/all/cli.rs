@@ -183,3 +183,72 @@ fn package_flag_links_the_extensions_it_holds() {
     );
     assert_eq!(text(&out.stdout), "4950\n", "{}", text(&out.stderr));
 }
+
+/// The compiled components in a cache directory (entries whose check file
+/// lists imported library modules).
+fn components_in(cache: &std::path::Path) -> usize {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "check"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path())
+                .map(|c| c.lines().skip(1).any(|l| l.starts_with("import ")))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// By default (`ERYX_SNAPSHOT` unset) a new extension set runs at once
+/// without a snapshot, and a detached `eryx` process builds the snapshot
+/// for the next run.
+#[test]
+fn a_new_set_runs_at_once_and_its_snapshot_is_built_for_the_next_run() {
+    let name = crate::support::fresh_extension_name('c');
+    let package = crate::support::renamed_fastsum_package(&name);
+    let cache = crate::support::private_cache();
+    let code = format!("import {name}\nprint({name}.fast_sum(100))");
+    let run = || {
+        let out = crate::support::eryx_command(cache.path())
+            .env_remove("ERYX_SNAPSHOT")
+            .arg("--package")
+            .arg(package.path())
+            .args(["-c", &code])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "4950\n");
+    };
+    run();
+    // The plain component is there at once; the snapshot's comes later.
+    let started = std::time::Instant::now();
+    while components_in(cache.path()) < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "no snapshot after 300 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(cache.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().extension().is_some_and(|x| x == "lock"))
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run();
+    // A bad setting is named.
+    let out = crate::support::eryx_command(cache.path())
+        .env("ERYX_SNAPSHOT", "sometimes")
+        .args(["-c", "pass"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("ERYX_SNAPSHOT=sometimes is not one of"),
+        "{}",
+        text(&out.stderr)
+    );
+}

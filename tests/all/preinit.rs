@@ -93,3 +93,53 @@ async fn bad_preimports_fail_the_build_naming_them() {
     );
     assert!(msg.contains("--no-preinit"), "the fix is named: {msg}");
 }
+
+/// A new extension set with the default policy: the first sandbox starts
+/// Python itself (no waiting for a snapshot), the snapshot is built on a
+/// background thread, and sandboxes built once it is ready use it.
+#[tokio::test]
+async fn a_new_sets_snapshot_is_built_in_the_background() {
+    let name = crate::support::fresh_extension_name('b');
+    let package = crate::support::renamed_fastsum_package(&name);
+    let cache = crate::support::private_cache();
+    let make = || {
+        eryx_host::Sandbox::builder()
+            .bundle(crate::support::bundle())
+            .cache_dir(cache.path())
+            .package(package.path())
+    };
+    let code = format!("import {name}\nprint({name}.fast_sum(100))");
+    let mut first = make().build().await.unwrap();
+    assert!(!first.preinitialised(), "the first sandbox does not wait");
+    assert_eq!(first.execute(&code).await.unwrap().stdout, "4950\n");
+    let started = std::time::Instant::now();
+    let mut later = loop {
+        let sb = make().build().await.unwrap();
+        if sb.preinitialised() {
+            break sb;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the snapshot was not ready after 300 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(later.execute(&code).await.unwrap().stdout, "4950\n");
+
+    // `Skip`: no snapshot, and none is started.
+    let name = crate::support::fresh_extension_name('s');
+    let package = crate::support::renamed_fastsum_package(&name);
+    let skip = || {
+        eryx_host::Sandbox::builder()
+            .bundle(crate::support::bundle())
+            .cache_dir(cache.path())
+            .package(package.path())
+            .snapshot_policy(eryx_host::SnapshotPolicy::Skip)
+    };
+    let mut sb = skip().build().await.unwrap();
+    assert!(!sb.preinitialised());
+    let code = format!("import {name}\nprint({name}.fast_sum(10))");
+    assert_eq!(sb.execute(&code).await.unwrap().stdout, "45\n");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!skip().build().await.unwrap().preinitialised());
+}

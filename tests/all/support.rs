@@ -57,9 +57,14 @@ pub fn example(name: &str) -> PathBuf {
     example_file(&format!("{name}{}", eryx_linker::layout::EXTENSION_SUFFIX))
 }
 
-/// A builder on the test bundle and cache.
+/// A builder on the test bundle and cache. It waits for a new set's
+/// snapshot, so that every test knows which path it takes (the background
+/// policies have their own tests in `preinit.rs` and `cli.rs`).
 pub fn builder() -> SandboxBuilder {
-    Sandbox::builder().bundle(bundle()).cache_dir(cache_dir())
+    Sandbox::builder()
+        .bundle(bundle())
+        .cache_dir(cache_dir())
+        .snapshot_policy(eryx_host::SnapshotPolicy::Wait)
 }
 
 /// A fresh sandbox with default limits.
@@ -87,12 +92,15 @@ pub fn eryx_exe() -> PathBuf {
     exe
 }
 
-/// The CLI on the test bundle, with `cache` as its cache directory.
+/// The CLI on the test bundle, with `cache` as its cache directory; it
+/// waits for a new set's snapshot (`ERYX_SNAPSHOT=wait`) rather than
+/// leaving a background process to build it.
 pub fn eryx_command(cache: &Path) -> Command {
     let mut cmd = Command::new(eryx_exe());
     cmd.arg("--bundle")
         .arg(bundle())
-        .env("ERYX_CACHE_DIR", cache);
+        .env("ERYX_CACHE_DIR", cache)
+        .env("ERYX_SNAPSHOT", "wait");
     cmd
 }
 
@@ -133,4 +141,40 @@ pub fn private_cache() -> tempfile::TempDir {
         }
     }
     dir
+}
+
+/// A package directory holding the `fastsum` example extension renamed to
+/// `name` (seven characters: the module name, `PyInit_*` and the file name
+/// are rewritten in place), so that its extension set is new to every
+/// cache and to this process.
+pub fn renamed_fastsum_package(name: &str) -> tempfile::TempDir {
+    const FROM: &[u8] = b"fastsum";
+    assert_eq!(name.len(), FROM.len(), "{name} must have 7 characters");
+    let mut bytes = std::fs::read(example("fastsum")).unwrap();
+    let mut i = 0;
+    while i + FROM.len() <= bytes.len() {
+        if &bytes[i..i + FROM.len()] == FROM {
+            bytes[i..i + FROM.len()].copy_from_slice(name.as_bytes());
+            i += FROM.len();
+        } else {
+            i += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path()
+            .join(format!("{name}{}", eryx_linker::layout::EXTENSION_SUFFIX)),
+        bytes,
+    )
+    .unwrap();
+    dir
+}
+
+/// A name for [`renamed_fastsum_package`] no earlier run used.
+pub fn fresh_extension_name(prefix: char) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{prefix}{:06x}", (nanos ^ (nanos >> 24)) & 0xff_ffff)
 }
