@@ -1,15 +1,22 @@
-//! The on-disk cache: compiled components and per-function compiled code.
+//! The on-disk cache: compiled components, compiled library modules and
+//! per-function compiled code.
 //!
 //! Layout of a cache directory:
-//! - `<key>.cwasm`: a serialised [`Component`], keyed by the content hash of
-//!   everything that goes into it (see `engine::cache_key`);
+//! - `<key>.cwasm`: a serialised [`Component`] (keyed by the content hash of
+//!   everything that goes into it, see `engine::cache_key`) or [`Module`]
+//!   (a library taken out of components by `eryx_linker::split`, keyed by
+//!   its bytes: libpython is compiled once, whatever set it comes in);
 //! - `<key>.check`: `xxh3-128 <hex> <length>` of that file, written after
 //!   it: an entry without a matching check file is never deserialised (a
-//!   truncated, foreign or half-written file is recompiled instead);
+//!   truncated, foreign or half-written file is recompiled instead). A
+//!   component's check file also lists the module entries it imports
+//!   (`import <name> <key>`), each loaded and checked the same way;
+//! - `<key>.stamp`: the file's device, inode, size and times when it last
+//!   verified: while they are unchanged the file is not hashed again (a
+//!   write, truncation or replacement changes them);
 //! - `functions/*.pack`: Cranelift's incremental compilation cache, one pack
 //!   per compilation that produced new functions. A new extension set only
-//!   compiles the functions it has never seen (its own code and the glue);
-//!   libpython's thousands of functions come out of the packs.
+//!   compiles the functions it has never seen (its own code and the glue).
 //!
 //! The directory is capped in size ([`DEFAULT_MAX_BYTES`], or
 //! `ERYX_CACHE_MAX_MB`): after a write, the least recently used entries are
@@ -70,6 +77,33 @@ fn file_check(path: &Path) -> std::io::Result<String> {
         xxhash_rust::xxh3::xxh3_128(&map),
         map.len()
     ))
+}
+
+/// What identifies one version of a file on this machine: device, inode,
+/// size, modification and change times (the change time moves on every
+/// write and metadata change and cannot be set back). `None` where these
+/// are not available.
+fn file_stamp(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(format!(
+            "stamp/v1 {} {} {} {}.{:09} {}.{:09}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -140,12 +174,28 @@ impl ComponentCache {
         let recorded = std::fs::read_to_string(&check).ok()?;
         let mut lines = recorded.lines();
         let expected = lines.next().unwrap_or_default();
-        match file_check(&path) {
-            Ok(actual) if actual == expected.trim() => {}
-            _ => {
-                let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(&check);
-                return None;
+        // Hashing tens of MB is most of a fresh process's start-up, so a
+        // file that verified once is trusted while its stamp (device,
+        // inode, size, modification and change times) is unchanged: any
+        // write to it, a truncation or a replacement changes the stamp and
+        // it is hashed again.
+        let stamp_path = path.with_extension("stamp");
+        let stamp = file_stamp(&path);
+        let stamped = stamp.is_some()
+            && std::fs::read_to_string(&stamp_path).ok().as_deref() == stamp.as_deref();
+        if !stamped {
+            match file_check(&path) {
+                Ok(actual) if actual == expected.trim() => {
+                    if let Some(stamp) = &stamp {
+                        let _ = write_atomically(&stamp_path, stamp.as_bytes());
+                    }
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&check);
+                    let _ = std::fs::remove_file(&path);
+                    let _ = std::fs::remove_file(&stamp_path);
+                    return None;
+                }
             }
         }
         // SAFETY: the file was written by `store` below from `serialize` of
@@ -157,8 +207,9 @@ impl ComponentCache {
         // is only ever replaced by an atomic rename, never modified in
         // place, so the mapping stays valid.
         let artifact = unsafe { T::deserialize_file(engine, &path) }.ok()?;
-        // Least recently used eviction looks at modification times.
-        if let Ok(file) = std::fs::File::options().append(true).open(&path) {
+        // Least recently used eviction looks at modification times: the
+        // check file's (touching the compiled file would change its stamp).
+        if let Ok(file) = std::fs::File::options().append(true).open(&check) {
             let _ = file.set_modified(SystemTime::now());
         }
         Some((artifact, lines.map(str::to_string).collect()))
@@ -186,6 +237,9 @@ impl ComponentCache {
             sum.push_str(note);
         }
         write_atomically(&check, sum.as_bytes())?;
+        if let Some(stamp) = file_stamp(&path) {
+            write_atomically(&path.with_extension("stamp"), stamp.as_bytes())?;
+        }
         let mut keep = keep.to_vec();
         keep.extend([path, check]);
         self.trim(&keep);
@@ -195,8 +249,13 @@ impl ComponentCache {
     /// Removes least recently used files until the directory fits its cap,
     /// never the files in `keep`.
     pub(crate) fn trim(&self, keep: &[PathBuf]) {
-        let mut files = Vec::new();
-        for dir in [self.dir.clone(), self.dir.join("functions")] {
+        // Entries (`<key>.cwasm`, `.check`, `.stamp`) go as a whole, by the
+        // latest use of any of their files; function packs one by one.
+        let mut groups: HashMap<PathBuf, (SystemTime, u64, Vec<PathBuf>)> = HashMap::new();
+        for (dir, grouped) in [
+            (self.dir.clone(), true),
+            (self.dir.join("functions"), false),
+        ] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -207,25 +266,36 @@ impl ComponentCache {
                     continue;
                 }
                 let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                files.push((used, meta.len(), path));
+                let group = if grouped {
+                    path.with_extension("")
+                } else {
+                    path.clone()
+                };
+                let g = groups
+                    .entry(group)
+                    .or_insert((SystemTime::UNIX_EPOCH, 0, Vec::new()));
+                g.0 = g.0.max(used);
+                g.1 += meta.len();
+                g.2.push(path);
             }
         }
-        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-        files.sort();
-        for (_, len, path) in files {
+        let mut total: u64 = groups.values().map(|(_, len, _)| len).sum();
+        let mut groups: Vec<(SystemTime, u64, Vec<PathBuf>)> = groups.into_values().collect();
+        groups.sort();
+        for (_, len, paths) in groups {
             if total <= self.max_bytes {
                 break;
             }
-            if keep.contains(&path) {
+            if paths.iter().any(|p| keep.contains(p)) {
                 continue;
             }
-            if std::fs::remove_file(&path).is_ok() {
-                total -= len;
-                // A component without its check file is dead weight.
-                if path.extension().is_some_and(|e| e == "check") {
-                    let _ = std::fs::remove_file(path.with_extension("cwasm"));
-                }
+            // The check file first: an entry without it is never loaded.
+            let mut paths = paths;
+            paths.sort_by_key(|p| p.extension().is_none_or(|e| e != "check"));
+            for path in &paths {
+                let _ = std::fs::remove_file(path);
             }
+            total = total.saturating_sub(len);
         }
     }
 }

@@ -31,7 +31,7 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub(crate) const STARTUP_LIMIT: Duration = Duration::from_secs(120);
 
 /// Everything about the engine configuration that changes compiled code.
-const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption+stack/v2";
+const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption+stack/v2+split/v1";
 
 /// The native (wasm) stack one sandbox call may use. Every level of C
 /// recursion in CPython (the JSON decoder, `repr` of nested lists, pickle,
