@@ -40,7 +40,7 @@ use crate::Error;
 /// Default size cap of a cache directory.
 pub(crate) const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
-const PACK_MAGIC: &[u8; 8] = b"ERYXFN01";
+const PACK_MAGIC: &[u8; 8] = b"ERYXFN02";
 
 fn cache_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Cache {
@@ -303,10 +303,15 @@ impl ComponentCache {
 /// Cranelift's incremental compilation cache on disk: per-function compiled
 /// code keyed by the function's content, shared by every component.
 ///
-/// The packs are read once per process (lazily, at the first lookup) and
-/// lookups borrow from them: no per-function copies. Functions compiled
-/// afterwards are written as a new pack by [`FunctionCache::flush`]; when
-/// packs pile up they are merged into one (duplicates dropped).
+/// A pack starts with an index (keys, where each value is, and each value's
+/// hash, with a checksum over the index) followed by the values. Packs are
+/// mapped once per process (lazily, at the first lookup); only the index is
+/// read then, a value is read (and its hash checked) when it is looked up,
+/// and lookups borrow from the mapping: no per-function copies. A cache of
+/// hundreds of MB therefore costs a new set only what it uses. Functions
+/// compiled afterwards are written as a new pack by
+/// [`FunctionCache::flush`]; when packs pile up they are merged into one
+/// (duplicates dropped).
 #[derive(Debug)]
 pub(crate) struct FunctionCache {
     dir: PathBuf,
@@ -318,18 +323,21 @@ pub(crate) struct FunctionCache {
     misses: AtomicUsize,
 }
 
-/// The packs read from disk and where each entry lives in them.
+/// The packs mapped from disk and where each entry lives in them.
 #[derive(Debug, Default)]
 struct Loaded {
-    packs: Vec<Vec<u8>>,
+    packs: Vec<memmap2::Mmap>,
     files: Vec<PathBuf>,
-    index: HashMap<Vec<u8>, (usize, Range<usize>)>,
+    index: HashMap<Vec<u8>, (usize, Entry)>,
 }
 
 impl Loaded {
+    /// The value of `key`, if its bytes still have the hash recorded for
+    /// them.
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        let (pack, range) = self.index.get(key)?;
-        Some(&self.packs[*pack][range.clone()])
+        let (pack, entry) = self.index.get(key)?;
+        let value = &self.packs[*pack][entry.value.clone()];
+        (xxhash_rust::xxh3::xxh3_64(value) == entry.hash).then_some(value)
     }
 }
 
@@ -355,8 +363,9 @@ impl FunctionCache {
         }
     }
 
-    /// Reads every intact pack; damaged packs are removed, unreadable ones
-    /// (e.g. merged away by another process meanwhile) skipped.
+    /// Maps every pack whose index is intact; damaged packs are removed,
+    /// unreadable ones (e.g. merged away by another process meanwhile)
+    /// skipped.
     fn load_all(&self) -> Loaded {
         let mut loaded = Loaded::default();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
@@ -369,21 +378,30 @@ impl FunctionCache {
             .collect();
         paths.sort();
         for path in paths {
-            let Ok(bytes) = std::fs::read(&path) else {
+            let Ok(file) = std::fs::File::open(&path) else {
                 continue;
             };
-            let Some(items) = parse_pack(&bytes) else {
+            // SAFETY: packs are written whole under a temporary name and
+            // renamed into place, never modified afterwards (merging writes
+            // a new pack and unlinks the old ones, which leaves existing
+            // mappings intact). Every value is bounds-checked against the
+            // mapping when the index is parsed and hash-checked when it is
+            // read, so a file damaged on disk yields misses, not bad code.
+            let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+                continue;
+            };
+            let Some(items) = parse_pack(&map) else {
                 let _ = std::fs::remove_file(&path);
                 continue;
             };
             let pack = loaded.packs.len();
-            for (key, value) in items {
+            for (key, entry) in items {
                 loaded
                     .index
-                    .entry(bytes[key].to_vec())
-                    .or_insert((pack, value));
+                    .entry(map[key].to_vec())
+                    .or_insert((pack, entry));
             }
-            loaded.packs.push(bytes);
+            loaded.packs.push(map);
             loaded.files.push(path);
         }
         loaded
@@ -418,8 +436,8 @@ impl FunctionCache {
             items.extend(
                 loaded
                     .index
-                    .iter()
-                    .map(|(k, (p, r))| (k.as_slice(), &loaded.packs[*p][r.clone()])),
+                    .keys()
+                    .filter_map(|k| Some((k.as_slice(), loaded.get(k)?))),
             );
         }
         let path = self.dir.join(format!(
@@ -454,52 +472,83 @@ impl FunctionCache {
     }
 }
 
+/// Where one value is in a pack, and its hash.
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Range<usize>,
+    hash: u64,
+}
+
+/// A pack: `PACK_MAGIC`, the entry count (u32), then per entry the key
+/// length (u32), the key, the value's offset (u64), length (u32) and
+/// xxh3-64 (u64); an xxh3-128 of everything so far; then the values.
 fn encode_pack(items: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut pack = Vec::with_capacity(
-        PACK_MAGIC.len()
-            + 16
-            + items
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 8)
-                .sum::<usize>(),
-    );
+    let index_len: usize = items.iter().map(|(k, _)| 4 + k.len() + 20).sum();
+    let header = PACK_MAGIC.len() + 4 + index_len + 16;
+    let mut pack = Vec::with_capacity(header + items.iter().map(|(_, v)| v.len()).sum::<usize>());
     pack.extend_from_slice(PACK_MAGIC);
+    pack.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    let mut offset = header as u64;
     for (key, value) in items {
-        for part in [key, value] {
-            pack.extend_from_slice(&(part.len() as u32).to_le_bytes());
-            pack.extend_from_slice(part);
-        }
+        pack.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        pack.extend_from_slice(key);
+        pack.extend_from_slice(&offset.to_le_bytes());
+        pack.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        pack.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(value).to_le_bytes());
+        offset += value.len() as u64;
     }
     let sum = xxhash_rust::xxh3::xxh3_128(&pack);
     pack.extend_from_slice(&sum.to_le_bytes());
+    for (_, value) in items {
+        pack.extend_from_slice(value);
+    }
     pack
 }
 
-/// Where each entry's key and value lie in a pack, or `None` if the pack
-/// is damaged in any way.
-fn parse_pack(bytes: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
-    let body_len = bytes.len().checked_sub(16)?;
-    let (body, sum) = bytes.split_at(body_len);
-    if xxhash_rust::xxh3::xxh3_128(body).to_le_bytes() != sum {
+/// Where each entry's key and value lie in a pack, or `None` if its index
+/// is damaged in any way or points outside the file.
+fn parse_pack(bytes: &[u8]) -> Option<Vec<(Range<usize>, Entry)>> {
+    if !bytes.starts_with(PACK_MAGIC) {
         return None;
     }
-    if !body.starts_with(PACK_MAGIC) {
-        return None;
-    }
-    let take = |at: &mut usize| -> Option<Range<usize>> {
-        let len = u32::from_le_bytes(body.get(*at..*at + 4)?.try_into().ok()?) as usize;
-        let range = *at + 4..(*at + 4).checked_add(len)?;
-        if range.end > body.len() {
+    let mut at = PACK_MAGIC.len();
+    let take = |at: &mut usize, n: usize| -> Option<Range<usize>> {
+        let range = *at..at.checked_add(n)?;
+        if range.end > bytes.len() {
             return None;
         }
         *at = range.end;
         Some(range)
     };
-    let mut at = PACK_MAGIC.len();
-    let mut items = Vec::new();
-    while at < body.len() {
-        let key = take(&mut at)?;
-        items.push((key, take(&mut at)?));
+    let u32_at = |r: Range<usize>| u32::from_le_bytes(bytes[r].try_into().unwrap_or_default());
+    let count = u32_at(take(&mut at, 4)?) as usize;
+    let mut items = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        let key_len = u32_at(take(&mut at, 4)?) as usize;
+        let key = take(&mut at, key_len)?;
+        let offset = u64::from_le_bytes(bytes[take(&mut at, 8)?].try_into().ok()?);
+        let len = u32_at(take(&mut at, 4)?) as usize;
+        let hash = u64::from_le_bytes(bytes[take(&mut at, 8)?].try_into().ok()?);
+        let start = usize::try_from(offset).ok()?;
+        items.push((
+            key,
+            Entry {
+                value: start..start.checked_add(len)?,
+                hash,
+            },
+        ));
+    }
+    let index_end = at;
+    let sum = take(&mut at, 16)?;
+    if xxhash_rust::xxh3::xxh3_128(&bytes[..index_end]).to_le_bytes() != bytes[sum] {
+        return None;
+    }
+    let values_start = at;
+    if items
+        .iter()
+        .any(|(_, e)| e.value.start < values_start || e.value.end > bytes.len())
+    {
+        return None;
     }
     Some(items)
 }
@@ -548,12 +597,26 @@ mod tests {
             .next()
             .unwrap()
             .path();
-        let mut bytes = std::fs::read(&pack).unwrap();
+        let good = std::fs::read(&pack).unwrap();
+        let mut bytes = good.clone();
         bytes[12] ^= 1;
         std::fs::write(&pack, &bytes).unwrap();
         let damaged = FunctionCache::new(dir.path().to_path_buf());
         assert!(damaged.get(b"k1").is_none());
-        assert!(!pack.exists());
+        assert!(!pack.exists(), "a pack with a damaged index is removed");
+
+        // A damaged value (the index is intact): that value is a miss, the
+        // others are still served.
+        let mut bytes = good.clone();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1; // inside k2's 1000 bytes, written last
+        std::fs::write(&pack, &bytes).unwrap();
+        let partly = FunctionCache::new(dir.path().to_path_buf());
+        assert_eq!(partly.get(b"k1").as_deref(), Some(&b"v1"[..]));
+        assert!(
+            partly.get(b"k2").is_none(),
+            "a value that changed is not used"
+        );
     }
 
     #[test]
@@ -565,9 +628,12 @@ mod tests {
         pack.extend_from_slice(&sum.to_le_bytes());
         assert!(parse_pack(&pack).is_none());
         assert!(parse_pack(b"").is_none());
-        let good = encode_pack(&[(b"k", b"value")]);
+        let good = encode_pack(&[(b"k", b"value"), (b"k2", b"other")]);
         let items = parse_pack(&good).unwrap();
-        assert_eq!(&good[items[0].1.clone()], b"value");
+        assert_eq!(&good[items[0].1.value.clone()], b"value");
+        assert_eq!(&good[items[1].1.value.clone()], b"other");
+        // Cut inside the values: the index points past the end.
+        assert!(parse_pack(&good[..good.len() - 2]).is_none());
     }
 
     #[test]

@@ -87,3 +87,55 @@ fn linked_component_with_extensions_is_valid() {
         .validate_all(&component)
         .expect("the linked component validates");
 }
+
+/// `split` takes the libraries' modules out, byte for byte, as imports of
+/// core modules; the rest of the component is kept, and it validates.
+#[test]
+fn split_imports_the_library_modules_unchanged() {
+    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
+    let linked = eryx_linker::link(&bundle).unwrap();
+    let split = eryx_linker::split(&linked, eryx_linker::SPLIT_MIN_BYTES).unwrap();
+    let libpython = bundle.read_file(eryx_linker::PYTHON_LIBRARY).unwrap();
+    let runtime = bundle.read_file(eryx_linker::RUNTIME_LIBRARY).unwrap();
+    let modules: Vec<&[u8]> = split
+        .modules
+        .iter()
+        .map(|m| &linked[m.range.clone()])
+        .collect();
+    assert!(
+        modules.contains(&libpython.as_slice()),
+        "libpython as it is"
+    );
+    assert!(
+        modules.contains(&runtime.as_slice()),
+        "the runtime as it is"
+    );
+    let taken: usize = modules.iter().map(|m| m.len()).sum();
+    assert!(split.component.len() < linked.len() - taken + 4096);
+    for m in &split.modules {
+        assert!(m.name.starts_with("eryx-module-m"), "{}", m.name);
+        assert!(m.range.len() >= eryx_linker::SPLIT_MIN_BYTES);
+    }
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    let types = validator
+        .validate_all(&split.component)
+        .expect("the split component validates");
+    // Its imports now include one core module per library taken out.
+    let mut imported_modules = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&split.component) {
+        if let Ok(wasmparser::Payload::ComponentImportSection(reader)) = payload {
+            for import in reader {
+                if matches!(import.unwrap().ty, wasmparser::ComponentTypeRef::Module(_)) {
+                    imported_modules += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(imported_modules, split.modules.len());
+    drop(types);
+    // Modules below the threshold stay: with a threshold above every
+    // module's size nothing is taken out.
+    let whole = eryx_linker::split(&linked, usize::MAX).unwrap();
+    assert!(whole.modules.is_empty());
+    assert_eq!(whole.component, linked);
+}
