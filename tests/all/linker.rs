@@ -110,8 +110,11 @@ fn split_imports_the_library_modules_unchanged() {
         modules.contains(&runtime.as_slice()),
         "the runtime as it is"
     );
+    // What stays: the glue, the small modules and the taken modules' types
+    // (their import and export lists).
     let taken: usize = modules.iter().map(|m| m.len()).sum();
-    assert!(split.component.len() < linked.len() - taken + 4096);
+    assert!(taken > linked.len() * 9 / 10, "{taken} of {}", linked.len());
+    assert!(split.component.len() < linked.len() - taken + (256 << 10));
     for m in &split.modules {
         assert!(m.name.starts_with("eryx-module-m"), "{}", m.name);
         assert!(m.range.len() >= eryx_linker::SPLIT_MIN_BYTES);
