@@ -45,7 +45,7 @@ struct Cli {
     /// the working directory), e.g. `16M` (default 64M; `0`: no /tmp).
     #[arg(long, value_name = "SIZE", value_parser = parse_tmp_size)]
     tmp_size: Option<usize>,
-    /// Print one JSON object (stdout, stderr, value, error, exit_code, truncated, duration_ms).
+    /// Print one JSON object (stdout, stderr, value, error, exit_code, truncated, duration_ms, preinitialised).
     #[arg(long)]
     json: bool,
     /// A package (a directory laid out like an unpacked wheel, or a .whl),
@@ -274,7 +274,7 @@ fn status_of(result: &Result<Output, Error>) -> u8 {
     }
 }
 
-fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
+fn print_json(result: &Result<Output, Error>, elapsed: Duration, preinitialised: bool) {
     let (stdout, stderr, value, truncated, error) = match result {
         Ok(o) => (
             o.stdout.as_str(),
@@ -312,6 +312,7 @@ fn print_json(result: &Result<Output, Error>, elapsed: Duration) {
         "exit_code": exit_code,
         "truncated": truncated,
         "duration_ms": elapsed.as_secs_f64() * 1000.0,
+        "preinitialised": preinitialised,
     });
     // A closed stdout (`| head`) is not an error worth a panic.
     let _ = writeln!(std::io::stdout().lock(), "{obj}");
@@ -707,7 +708,7 @@ async fn run(cli: Cli) -> u8 {
     };
     let elapsed = start.elapsed();
     if cli.json {
-        print_json(&result, elapsed);
+        print_json(&result, elapsed, sandbox.preinitialised());
     } else {
         print_result(&result, false, true);
     }

@@ -206,8 +206,8 @@ impl SandboxBuilder {
     /// component is snapshotted once, right after CPython's start-up (and
     /// [`SandboxBuilder::preimport`]s), so every sandbox made from it starts
     /// in ~2 ms instead of running start-up (~60 ms). Building the snapshot
-    /// of a new extension set takes about a second and a half (cached
-    /// after); when it is not ready, [`SandboxBuilder::snapshot_policy`]
+    /// of a new extension set takes a few seconds (cached after); when it
+    /// is not ready, [`SandboxBuilder::snapshot_policy`]
     /// says what `build` does.
     pub fn preinit(mut self, on: bool) -> SandboxBuilder {
         self.no_preinit = !on;

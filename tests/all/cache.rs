@@ -5,8 +5,14 @@ use std::path::{Path, PathBuf};
 
 use crate::support::{eryx_command, private_cache};
 
+/// Runs `code` without pre-initialisation: the split component (its
+/// library modules are entries of their own) is what gets damaged here.
+/// A pre-initialised component is one entry loaded the same way.
 fn run(cache: &Path, code: &str) -> String {
-    let out = eryx_command(cache).args(["-c", code]).output().unwrap();
+    let out = eryx_command(cache)
+        .args(["--no-preinit", "-c", code])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "eryx failed: {}",
@@ -153,7 +159,7 @@ fn cache_size_is_capped() {
     // A cap far below one compiled libpython (~23 MB): the entries just
     // written are kept, everything older (here: the function packs) goes.
     let out = eryx_command(cache.path())
-        .args(["-c", "print('capped')"])
+        .args(["--no-preinit", "-c", "print('capped')"])
         .env("ERYX_CACHE_MAX_MB", "1")
         .output()
         .unwrap();

@@ -113,6 +113,7 @@ fn json_output_is_one_object() {
     assert_eq!(v["error"], serde_json::Value::Null);
     assert_eq!(v["truncated"], false);
     assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(v["preinitialised"], true, "the test CLI waits for snapshots");
     let out = eryx(&["--json", "-c", "raise KeyError('k')"], None);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -184,21 +185,6 @@ fn package_flag_links_the_extensions_it_holds() {
     assert_eq!(text(&out.stdout), "4950\n", "{}", text(&out.stderr));
 }
 
-/// The compiled components in a cache directory (entries whose check file
-/// lists imported library modules).
-fn components_in(cache: &std::path::Path) -> usize {
-    std::fs::read_dir(cache)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "check"))
-        .filter(|e| {
-            std::fs::read_to_string(e.path())
-                .map(|c| c.lines().skip(1).any(|l| l.starts_with("import ")))
-                .unwrap_or(false)
-        })
-        .count()
-}
-
 /// By default (`ERYX_SNAPSHOT` unset) a new extension set runs at once
 /// without a snapshot, and a detached `eryx` process builds the snapshot
 /// for the next run.
@@ -208,26 +194,29 @@ fn a_new_set_runs_at_once_and_its_snapshot_is_built_for_the_next_run() {
     let package = crate::support::renamed_fastsum_package(&name);
     let cache = crate::support::private_cache();
     let code = format!("import {name}\nprint({name}.fast_sum(100))");
-    let run = || {
+    // Returns whether the run was pre-initialised.
+    let run = || -> bool {
         let out = crate::support::eryx_command(cache.path())
             .env_remove("ERYX_SNAPSHOT")
             .arg("--package")
             .arg(package.path())
-            .args(["-c", &code])
+            .args(["--json", "-c", &code])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), "4950\n");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["stdout"], "4950\n");
+        v["preinitialised"].as_bool().expect("a boolean")
     };
-    run();
-    // The plain component is there at once; the snapshot's comes later.
+    assert!(!run(), "the first run does not wait for the snapshot");
+    // A detached process builds it; a later run uses it.
     let started = std::time::Instant::now();
-    while components_in(cache.path()) < 2 {
+    while !run() {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(300),
             "no snapshot after 300 s"
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let started = std::time::Instant::now();
     while std::fs::read_dir(cache.path())
@@ -238,7 +227,6 @@ fn a_new_set_runs_at_once_and_its_snapshot_is_built_for_the_next_run() {
         assert!(started.elapsed() < std::time::Duration::from_secs(60));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    run();
     // A bad setting is named.
     let out = crate::support::eryx_command(cache.path())
         .env("ERYX_SNAPSHOT", "sometimes")
