@@ -199,9 +199,9 @@ pub(crate) struct Preinit {
 
 impl Preinit {
     /// What makes two pre-initialised components differ (beyond the
-    /// component itself): part of the cache key.
+    /// component itself): part of the cache key. v2: compiled whole.
     fn tag(&self) -> String {
-        format!("preinit/v1:{}:{}", self.imports.join(","), self.site_hash)
+        format!("preinit/v2:{}:{}", self.imports.join(","), self.site_hash)
     }
 }
 
