@@ -113,7 +113,10 @@ fn json_output_is_one_object() {
     assert_eq!(v["error"], serde_json::Value::Null);
     assert_eq!(v["truncated"], false);
     assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
-    assert_eq!(v["preinitialised"], true, "the test CLI waits for snapshots");
+    assert_eq!(
+        v["preinitialised"], true,
+        "the test CLI waits for snapshots"
+    );
     let out = eryx(&["--json", "-c", "raise KeyError('k')"], None);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
