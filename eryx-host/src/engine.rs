@@ -494,13 +494,20 @@ fn lock_or_wait(
             .create_new(true)
             .open(&lock)
         {
-            Ok(_) => return (Some(BuildLock(lock)), None),
+            Ok(mut file) => {
+                use std::io::Write;
+                let _ = write!(file, "{}", std::process::id());
+                return (Some(BuildLock(lock)), None);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let age = std::fs::metadata(&lock)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok());
-                if age.is_none_or(|a| a > LOCK_STALE) || started.elapsed() > LOCK_STALE {
+                if age.is_none_or(|a| a > LOCK_STALE)
+                    || started.elapsed() > LOCK_STALE
+                    || holder_is_gone(&lock)
+                {
                     let _ = std::fs::remove_file(&lock);
                     continue;
                 }
@@ -513,6 +520,19 @@ fn lock_or_wait(
             Err(_) => return (None, None),
         }
     }
+}
+
+/// Whether the process that wrote its id into `lock` has exited (Linux:
+/// no `/proc/<pid>`), e.g. a snapshot builder that was killed: its lock
+/// need not be waited out.
+fn holder_is_gone(lock: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return false;
+    };
+    Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn compile(

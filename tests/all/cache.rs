@@ -178,3 +178,49 @@ fn cache_size_is_capped() {
         .unwrap_or(0);
     assert_eq!(packs, 0, "older files were evicted to honour the cap");
 }
+
+/// A snapshot build's lock left by a process that died (killed mid-build)
+/// is not waited out: the next build that needs the snapshot takes over.
+#[test]
+fn a_dead_builders_lock_is_taken_over() {
+    let cache = private_cache();
+    let snapshot_run = |code: &str| {
+        let out = eryx_command(cache.path())
+            .args(["--json", "-c", code])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["preinitialised"], true);
+    };
+    snapshot_run("1");
+    // The pre-initialised component: the entry that imports no modules.
+    let snapshot = entries(cache.path())
+        .into_iter()
+        .find(|e| {
+            let check = std::fs::read_to_string(e.with_extension("check")).unwrap();
+            check.lines().count() == 1 && std::fs::metadata(e).unwrap().len() > 10 << 20
+        })
+        .expect("a pre-initialised component entry");
+    std::fs::remove_file(snapshot.with_extension("check")).unwrap();
+    std::fs::remove_file(&snapshot).unwrap();
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    std::fs::write(snapshot.with_extension("lock"), pid.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    snapshot_run("2");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(300),
+        "waited for a dead process's lock"
+    );
+    assert!(snapshot.is_file(), "the snapshot was rebuilt");
+    assert!(
+        !snapshot.with_extension("lock").exists(),
+        "and the lock released"
+    );
+}
