@@ -348,8 +348,12 @@ pub(crate) struct FunctionStats {
     pub(crate) compiled: usize,
 }
 
-/// Packs beyond this many are merged into one at the next flush.
+/// Packs beyond this many are merged into one at the next flush (those of
+/// at most [`MERGE_MAX_BYTES`]).
 const MAX_PACKS: usize = 6;
+
+/// Packs bigger than this are left as they are when packs are merged.
+const MERGE_MAX_BYTES: u64 = 16 << 20;
 
 impl FunctionCache {
     pub(crate) fn new(dir: PathBuf) -> FunctionCache {
@@ -427,7 +431,15 @@ impl FunctionCache {
         }
         std::fs::create_dir_all(&self.dir).map_err(cache_err(&self.dir))?;
         let loaded = self.loaded.get_or_init(|| self.load_all());
-        let merge = loaded.files.len() + 1 > MAX_PACKS;
+        // Only small packs are merged: rewriting a big one (a library's
+        // first compilation, hundreds of MB) would cost seconds in
+        // whichever run happens to flush.
+        let small: Vec<bool> = loaded
+            .packs
+            .iter()
+            .map(|m| m.len() as u64 <= MERGE_MAX_BYTES)
+            .collect();
+        let merge = loaded.files.len() + 1 > MAX_PACKS && small.iter().any(|s| *s);
         let mut items: Vec<(&[u8], &[u8])> = fresh
             .iter()
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
@@ -436,8 +448,9 @@ impl FunctionCache {
             items.extend(
                 loaded
                     .index
-                    .keys()
-                    .filter_map(|k| Some((k.as_slice(), loaded.get(k)?))),
+                    .iter()
+                    .filter(|(_, (pack, _))| small[*pack])
+                    .filter_map(|(k, _)| Some((k.as_slice(), loaded.get(k)?))),
             );
         }
         let path = self.dir.join(format!(
@@ -450,8 +463,10 @@ impl FunctionCache {
         ));
         write_atomically(&path, &encode_pack(&items))?;
         if merge {
-            for old in &loaded.files {
-                let _ = std::fs::remove_file(old);
+            for (old, small) in loaded.files.iter().zip(&small) {
+                if *small {
+                    let _ = std::fs::remove_file(old);
+                }
             }
         }
         self.later
@@ -655,6 +670,38 @@ mod tests {
             assert_eq!(&*v, &[i as u8; 10][..]);
         }
         assert_eq!(cache.get(b"shared").as_deref(), Some(&b"same"[..]));
+    }
+
+    #[test]
+    fn big_packs_are_not_rewritten_by_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FunctionCache::new(dir.path().to_path_buf());
+        assert!(cache.get(b"big").is_none());
+        cache.insert(b"big", vec![3; (MERGE_MAX_BYTES + 1) as usize]);
+        cache.flush().unwrap();
+        let big = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        for i in 0..MAX_PACKS + 2 {
+            let cache = FunctionCache::new(dir.path().to_path_buf());
+            assert!(cache.get(format!("k{i}").as_bytes()).is_none());
+            cache.insert(format!("k{i}").as_bytes(), vec![i as u8; 10]);
+            cache.flush().unwrap();
+        }
+        assert!(big.exists(), "the big pack is left alone");
+        let packs = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(packs <= MAX_PACKS, "{packs} packs");
+        let cache = FunctionCache::new(dir.path().to_path_buf());
+        assert_eq!(
+            cache.get(b"big").map(|v| v.len()),
+            Some((MERGE_MAX_BYTES + 1) as usize)
+        );
+        for i in 0..MAX_PACKS + 2 {
+            assert!(cache.get(format!("k{i}").as_bytes()).is_some(), "k{i} kept");
+        }
     }
 
     #[test]
