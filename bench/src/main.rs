@@ -1161,12 +1161,27 @@ fn package_wheels(ctx: &Ctx, prefixes: &[&str]) -> Option<Vec<PathBuf>> {
 
 /// Runs the CLI with `wheels` and `extra` arguments on `code`; returns the
 /// whole process's wall time and what the code printed.
+/// Runs the CLI once; a set seen for the first time runs without waiting
+/// for its snapshot (the default), and none is built in the background
+/// here, so that no measurement competes with one.
 fn cli_run(
     ctx: &Ctx,
     cache: &Path,
     wheels: &[PathBuf],
     extra: &[&str],
     code: &str,
+) -> Result<(f64, String)> {
+    cli_run_with(ctx, cache, wheels, extra, code, "never")
+}
+
+/// [`cli_run`] with `ERYX_SNAPSHOT=snapshot`.
+fn cli_run_with(
+    ctx: &Ctx,
+    cache: &Path,
+    wheels: &[PathBuf],
+    extra: &[&str],
+    code: &str,
+    snapshot: &str,
 ) -> Result<(f64, String)> {
     let cli = ctx.exe.with_file_name("eryx");
     let mut cmd = Command::new(&cli);
@@ -1177,10 +1192,7 @@ fn cli_run(
     cmd.args(extra)
         .args(["-c", code])
         .env("ERYX_CACHE_DIR", cache)
-        // A set seen for the first time runs without waiting for its
-        // snapshot (the default); none is built in the background here,
-        // so that no measurement competes with one.
-        .env("ERYX_SNAPSHOT", "never");
+        .env("ERYX_SNAPSHOT", snapshot);
     let start = Instant::now();
     let out = cmd
         .output()
@@ -1326,22 +1338,7 @@ fn packages(ctx: &Ctx, report: &mut Report) -> Result<()> {
                    report: &mut Report|
      -> Result<()> {
         // Warm the cache, with the set's snapshot.
-        let warm = Command::new(ctx.exe.with_file_name("eryx"))
-            .arg("--bundle")
-            .arg(&ctx.bundle)
-            .args(
-                wheels
-                    .iter()
-                    .flat_map(|w| [std::ffi::OsStr::new("--package"), w.as_os_str()]),
-            )
-            .args(extra)
-            .args(["-c", code])
-            .env("ERYX_CACHE_DIR", &ctx.cache)
-            .env("ERYX_SNAPSHOT", "wait")
-            .output()?;
-        if !warm.status.success() {
-            bail!("eryx failed: {}", String::from_utf8_lossy(&warm.stderr));
-        }
+        cli_run_with(ctx, &ctx.cache, wheels, extra, code, "wait")?;
         let mut wall = Vec::new();
         let mut inner = Vec::new();
         for _ in 0..runs {

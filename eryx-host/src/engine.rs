@@ -152,6 +152,19 @@ impl CacheDir {
     }
 }
 
+/// What every compiled artifact's key includes: the compiler and its
+/// configuration.
+const ENGINE_PARTS: [&str; 3] = ["wasmtime-48.0.8", ENGINE_CONFIG_TAG, std::env::consts::ARCH];
+
+/// Feeds `parts` to `h`, each prefixed with its length (so that no two
+/// lists of parts hash alike).
+fn hash_parts(h: &mut Sha256, parts: &[&str]) {
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+}
+
 /// The cache key of a bundle's compiled component.
 pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) -> String {
     let mut h = Sha256::new();
@@ -165,19 +178,17 @@ pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) 
         h.update(path.as_bytes());
         h.update(hash.as_bytes());
     }
-    for part in [
-        bundle.manifest().content_hash().as_str(),
-        eryx_linker::VERSION,
-        &eryx_linker::LINK_REVISION.to_string(),
-        &eryx_linker::sha256_hex(eryx_linker::SANDBOX_WIT.as_bytes()),
-        env!("CARGO_PKG_VERSION"),
-        "wasmtime-48.0.8",
-        ENGINE_CONFIG_TAG,
-        std::env::consts::ARCH,
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
+    hash_parts(
+        &mut h,
+        &[
+            bundle.manifest().content_hash().as_str(),
+            eryx_linker::VERSION,
+            &eryx_linker::LINK_REVISION.to_string(),
+            &eryx_linker::sha256_hex(eryx_linker::SANDBOX_WIT.as_bytes()),
+            env!("CARGO_PKG_VERSION"),
+        ],
+    );
+    hash_parts(&mut h, &ENGINE_PARTS);
     hex::encode(h.finalize())
 }
 
@@ -322,16 +333,9 @@ struct Work {
 /// The cache key of one library module: its content and the host.
 fn module_key(bytes: &[u8], host: u64) -> String {
     let mut h = Sha256::new();
-    for part in [
-        "module/v1",
-        "wasmtime-48.0.8",
-        ENGINE_CONFIG_TAG,
-        std::env::consts::ARCH,
-        &format!("{host:016x}"),
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
+    hash_parts(&mut h, &["module/v1"]);
+    hash_parts(&mut h, &ENGINE_PARTS);
+    hash_parts(&mut h, &[&format!("{host:016x}")]);
     h.update(Sha256::digest(bytes));
     hex::encode(h.finalize())
 }

@@ -9,10 +9,12 @@ use crate::support::{eryx_command, private_cache};
 /// library modules are entries of their own) is what gets damaged here.
 /// A pre-initialised component is one entry loaded the same way.
 fn run(cache: &Path, code: &str) -> String {
-    let out = eryx_command(cache)
-        .args(["--no-preinit", "-c", code])
-        .output()
-        .unwrap();
+    eryx_ok(cache, &["--no-preinit", "-c", code])
+}
+
+/// The CLI's stdout for `args`, which must succeed.
+fn eryx_ok(cache: &Path, args: &[&str]) -> String {
+    let out = eryx_command(cache).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "eryx failed: {}",
@@ -185,16 +187,8 @@ fn cache_size_is_capped() {
 fn a_dead_builders_lock_is_taken_over() {
     let cache = private_cache();
     let snapshot_run = |code: &str| {
-        let out = eryx_command(cache.path())
-            .args(["--json", "-c", code])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = eryx_ok(cache.path(), &["--json", "-c", code]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["preinitialised"], true);
     };
     snapshot_run("1");
