@@ -168,9 +168,9 @@ fn hash_parts(h: &mut Sha256, parts: &[&str]) {
 /// The cache key of a bundle's compiled component.
 pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) -> String {
     let mut h = Sha256::new();
-    let mut exts: Vec<(&str, String)> = extensions
+    let mut exts: Vec<(&str, &str)> = extensions
         .iter()
-        .map(|e| (e.guest_path(), eryx_linker::sha256_hex(e.bytes())))
+        .map(|e| (e.guest_path(), e.sha256()))
         .collect();
     exts.sort();
     for (path, hash) in exts {

@@ -18,6 +18,9 @@ pub struct Extension {
     bytes: Vec<u8>,
     info: LibraryInfo,
     library: bool,
+    /// sha256 of `bytes`, computed at the first [`Extension::sha256`]
+    /// (cache keys ask for it several times per sandbox build).
+    sha256: std::sync::OnceLock<String>,
 }
 
 /// Whether a file name is a shared library's (`libfoo.so`, `libfoo.so.1`)
@@ -57,6 +60,7 @@ impl Extension {
             bytes,
             info,
             library: false,
+            sha256: std::sync::OnceLock::new(),
         })
     }
 
@@ -79,6 +83,7 @@ impl Extension {
             bytes,
             info,
             library: true,
+            sha256: std::sync::OnceLock::new(),
         })
     }
 
@@ -103,6 +108,11 @@ impl Extension {
     /// The absolute guest path (also its library name in the component).
     pub fn guest_path(&self) -> &str {
         &self.guest_path
+    }
+
+    /// Lower-case hex sha256 of the bytes (computed once).
+    pub fn sha256(&self) -> &str {
+        self.sha256.get_or_init(|| crate::sha256_hex(&self.bytes))
     }
 
     /// The module bytes.
