@@ -103,27 +103,51 @@ impl SitePackages {
         }
     }
 
-    /// Builds the view of `packages`.
-    pub(crate) fn assemble(packages: &[PathBuf]) -> Result<SitePackages, Error> {
+    /// Builds the view of `packages`. With a cache directory, wheels are
+    /// unpacked once into it (see [`unpacked_wheel`]) and the private
+    /// directory is made of hard links into it.
+    pub(crate) fn assemble(
+        packages: &[PathBuf],
+        cache: Option<&Path>,
+    ) -> Result<SitePackages, Error> {
         match packages {
             [] => return Ok(SitePackages::None),
             [dir] if dir.is_dir() => return Ok(SitePackages::Dir(dir.clone())),
             _ => {}
         }
-        let merged = tempfile::Builder::new()
-            .prefix("eryx-site-")
-            .tempdir()
-            .map_err(|source| Error::Package {
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        // The private directory sits beside the unpacked wheels (one
+        // filesystem: hard links work), else in the system's temp dir.
+        let wheels = cache.and_then(|c| {
+            let dir = c.join("wheels");
+            std::fs::create_dir_all(dir.join("tmp")).ok()?;
+            remove_orphans(&dir.join("tmp"));
+            Some(dir)
+        });
+        let prefix = format!("site-{}-", std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        let merged = match &wheels {
+            Some(dir) => builder.tempdir_in(dir.join("tmp")),
+            None => builder.tempdir(),
+        }
+        .map_err(|source| Error::Package {
+            path: std::env::temp_dir(),
+            source,
+        })?;
         let mut owners = std::collections::HashMap::new();
         let mut total = 0u64;
         for package in packages {
             if package.is_dir() {
-                merge_dir(package, package, merged.path(), &mut owners)?;
+                merge_dir(package, package, package, merged.path(), &mut owners)?;
             } else if package.extension().is_some_and(|e| e == "whl") {
-                unpack_wheel(package, merged.path(), &mut owners, &mut total)?;
+                match wheels
+                    .as_deref()
+                    .and_then(|dir| unpacked_wheel(package, dir).transpose())
+                    .transpose()?
+                {
+                    Some(dir) => merge_dir(package, &dir, &dir, merged.path(), &mut owners)?,
+                    None => unpack_wheel(package, merged.path(), &mut owners, &mut total)?,
+                }
             } else {
                 return Err(Error::BadPackage {
                     path: package.clone(),
@@ -132,6 +156,135 @@ impl SitePackages {
             }
         }
         Ok(SitePackages::Merged(merged))
+    }
+}
+
+/// How many unpacked wheels the cache keeps (least recently used go first).
+const WHEELS_KEPT: usize = 32;
+
+/// Marks a completely unpacked wheel in the cache (written last).
+const UNPACKED_MARK: &str = ".eryx-unpacked";
+
+/// The wheel unpacked in the cache (`<wheels>/<sha256 of the wheel>/`),
+/// unpacking it first if needed: a set with numpy no longer inflates its
+/// ~30 MB on every run. `Ok(None)` if the cache cannot be written (the caller
+/// unpacks into the private directory instead); a malformed wheel is an
+/// error either way. A cached copy whose files are missing or of another
+/// size than when unpacked is unpacked again.
+fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error> {
+    use sha2::{Digest, Sha256};
+    let bytes = read(wheel)?;
+    let key = hex::encode(Sha256::digest(&bytes));
+    let dir = wheels.join(&key[..32]);
+    if intact(&dir) {
+        // The LRU clock: the mark's modification time.
+        if let Ok(f) = std::fs::File::options()
+            .append(true)
+            .open(dir.join(UNPACKED_MARK))
+        {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        return Ok(Some(dir));
+    }
+    let Ok(tmp) = tempfile::Builder::new()
+        .prefix(&format!("unpack-{}-", std::process::id()))
+        .tempdir_in(wheels.join("tmp"))
+    else {
+        return Ok(None);
+    };
+    let mut owners = std::collections::HashMap::new();
+    let mut total = 0u64;
+    unpack_wheel_from(
+        wheel,
+        std::io::Cursor::new(bytes),
+        tmp.path(),
+        &mut owners,
+        &mut total,
+    )?;
+    let mut listing = String::new();
+    let mut rels: Vec<_> = owners.into_keys().collect();
+    rels.sort();
+    for rel in rels {
+        let Ok(meta) = std::fs::metadata(tmp.path().join(&rel)) else {
+            return Ok(None);
+        };
+        listing.push_str(&format!("{} {}\n", meta.len(), rel.display()));
+    }
+    if std::fs::write(tmp.path().join(UNPACKED_MARK), listing).is_err() {
+        return Ok(None);
+    }
+    if dir.exists() && !intact(&dir) {
+        // A damaged copy (or one half removed by a prune).
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if std::fs::rename(tmp.path(), &dir).is_err() && !intact(&dir) {
+        return Ok(None);
+    }
+    // Renamed: nothing left for the guard to remove (a lost race leaves
+    // ours to it).
+    drop(tmp);
+    prune_wheels(wheels);
+    Ok(Some(dir))
+}
+
+/// Whether an unpacked wheel has every file its listing names, each of the
+/// size it was unpacked with (what a truncation or a deletion changes).
+fn intact(dir: &Path) -> bool {
+    let Ok(listing) = std::fs::read_to_string(dir.join(UNPACKED_MARK)) else {
+        return false;
+    };
+    listing.lines().all(|line| {
+        let Some((size, rel)) = line.split_once(' ') else {
+            return false;
+        };
+        std::fs::symlink_metadata(dir.join(rel))
+            .is_ok_and(|m| m.is_file() && size.parse() == Ok(m.len()))
+    })
+}
+
+/// Keeps the [`WHEELS_KEPT`] most recently used unpacked wheels.
+fn prune_wheels(wheels: &Path) {
+    let Ok(entries) = std::fs::read_dir(wheels) else {
+        return;
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name() != "tmp")
+        .map(|e| {
+            let used = std::fs::metadata(e.path().join(UNPACKED_MARK))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            (used, e.path())
+        })
+        .collect();
+    if found.len() <= WHEELS_KEPT {
+        return;
+    }
+    found.sort();
+    for (_, dir) in &found[..found.len() - WHEELS_KEPT] {
+        // The mark first: a half-removed copy is never taken as intact.
+        let _ = std::fs::remove_file(dir.join(UNPACKED_MARK));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes private directories and half-unpacked wheels whose process is
+/// gone (a process killed before its guards ran); names carry the pid.
+fn remove_orphans(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -154,8 +307,11 @@ fn claim(
     Ok(())
 }
 
+/// Links (or copies) the files under `dir` into `dest`, at their paths
+/// relative to `root`; `package` is who ships them (for conflicts).
 fn merge_dir(
     package: &Path,
+    root: &Path,
     dir: &Path,
     dest: &Path,
     owners: &mut std::collections::HashMap<PathBuf, PathBuf>,
@@ -167,12 +323,15 @@ fn merge_dir(
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let path = entry.path();
-        let rel = path.strip_prefix(package).unwrap_or(&path).to_path_buf();
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         let kind = entry.file_type().map_err(io(&path))?;
         if kind.is_dir() {
             std::fs::create_dir_all(dest.join(&rel)).map_err(io(&path))?;
-            merge_dir(package, &path, dest, owners)?;
+            merge_dir(package, root, &path, dest, owners)?;
         } else if kind.is_file() {
+            if rel.as_os_str() == UNPACKED_MARK {
+                continue;
+            }
             claim(owners, &rel, package)?;
             let target = dest.join(&rel);
             if std::fs::hard_link(&path, &target).is_err() {
@@ -191,14 +350,26 @@ fn unpack_wheel(
     owners: &mut std::collections::HashMap<PathBuf, PathBuf>,
     total: &mut u64,
 ) -> Result<(), Error> {
-    let bad = |reason: String| Error::BadPackage {
-        path: wheel.to_path_buf(),
-        reason,
-    };
     let file = std::fs::File::open(wheel).map_err(|source| Error::Package {
         path: wheel.to_path_buf(),
         source,
     })?;
+    unpack_wheel_from(wheel, file, dest, owners, total)
+}
+
+/// Unpacks the wheel `wheel` (read from `file`) into `dest`, refusing
+/// entries that escape it, links, and more than [`MAX_UNPACKED`] bytes.
+fn unpack_wheel_from(
+    wheel: &Path,
+    file: impl Read + std::io::Seek,
+    dest: &Path,
+    owners: &mut std::collections::HashMap<PathBuf, PathBuf>,
+    total: &mut u64,
+) -> Result<(), Error> {
+    let bad = |reason: String| Error::BadPackage {
+        path: wheel.to_path_buf(),
+        reason,
+    };
     let mut zip =
         zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid wheel (zip): {e}")))?;
     for i in 0..zip.len() {

@@ -335,7 +335,13 @@ impl SandboxBuilder {
         let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
         let cache = self.cache.unwrap_or_else(CacheDir::default_location);
-        let site = crate::package::SitePackages::assemble(&self.packages)?;
+        let site = crate::package::SitePackages::assemble(
+            &self.packages,
+            match &cache {
+                CacheDir::Dir(dir) => Some(dir.as_path()),
+                CacheDir::Disabled => None,
+            },
+        )?;
         let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
         if let crate::package::SitePackages::Merged(merged) = &site {
             let base = crate::engine::cache_key(&bundle, &[]);

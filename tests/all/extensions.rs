@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use eryx_host::Error;
 use eryx_linker::{Extension, LinkError};
 
-use crate::support::{builder, example, example_file, root};
+use crate::support::{builder, cache_dir, example, example_file, root};
 
 /// A package directory holding `fastsum` and a pure-Python helper module.
 fn fastsum_package() -> tempfile::TempDir {
@@ -158,6 +158,69 @@ async fn a_directory_and_a_wheel_merge_into_site_packages() {
         .await
         .unwrap();
     assert_eq!(out.stdout, "4957\n");
+}
+
+/// Wheels are unpacked once into the cache (`<cache>/wheels/<sha256>/`) and
+/// later sets link to that copy; a copy that was damaged since (a file
+/// truncated, one deleted) is unpacked again, and a changed wheel under the
+/// same name is a new entry.
+#[tokio::test]
+async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
+    use sha2::{Digest, Sha256};
+    let tmp = tempfile::tempdir().unwrap();
+    // A unique payload: a fresh cache entry for this run.
+    let token = format!("{:?}", std::time::SystemTime::now());
+    let source = format!("TOKEN = {token:?}\nVALUE = 41\n");
+    let make = |value: &str| {
+        wheel(
+            tmp.path(),
+            "cached-1.0-py3-none-any.whl",
+            &[
+                ("cachedpkg/__init__.py", value.as_bytes()),
+                ("cachedpkg/data.txt", b"payload\n"),
+            ],
+        )
+    };
+    let whl = make(&source);
+    let key = hex(&Sha256::digest(std::fs::read(&whl).unwrap()));
+    let unpacked = cache_dir().join("wheels").join(&key[..32]);
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join("helper.py"), "ADD = 1\n").unwrap();
+    let code = "import cachedpkg, helper, importlib.resources as r\n\
+                print(cachedpkg.VALUE + helper.ADD, r.files('cachedpkg').joinpath('data.txt').read_text().strip())";
+    let run = || async {
+        let mut sb = builder()
+            .package(&plain)
+            .package(&whl)
+            .build()
+            .await
+            .unwrap();
+        sb.execute(code).await.unwrap().stdout
+    };
+    assert_eq!(run().await, "42 payload\n");
+    let init = unpacked.join("cachedpkg/__init__.py");
+    assert_eq!(std::fs::read_to_string(&init).unwrap(), source);
+    // Used again: the same copy (same inode), not a new unpack.
+    let inode = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    };
+    let before = inode(&init);
+    assert_eq!(run().await, "42 payload\n");
+    assert_eq!(inode(&init), before, "the cached copy was unpacked again");
+    // Damage: truncated, then deleted; each time unpacked again.
+    std::fs::write(&init, "VALUE = ").unwrap();
+    assert_eq!(run().await, "42 payload\n");
+    std::fs::remove_file(unpacked.join("cachedpkg/data.txt")).unwrap();
+    assert_eq!(run().await, "42 payload\n");
+    // The same file name with other contents.
+    make(&source.replace("41", "99"));
+    assert_eq!(run().await, "100 payload\n");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test]
