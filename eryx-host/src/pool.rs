@@ -2,8 +2,11 @@
 //! request.
 //!
 //! Making a sandbox from a prepared component costs an instantiation plus
-//! CPython start-up; the pool does that ahead of time, in the background,
-//! so [`SandboxPool::get`] usually returns at once. Sandboxes are never
+//! CPython start-up (or, pre-initialised, a first call that faults in the
+//! pages and function references it touches); the pool does that ahead of
+//! time, in the background, with a warm-up call that leaves no trace in the
+//! session, so [`SandboxPool::get`] usually returns at once and the first
+//! call costs what a later one does. Sandboxes are never
 //! returned to the pool or reused: each caller gets one no other code ran in.
 
 use std::collections::VecDeque;
@@ -53,7 +56,8 @@ impl SandboxPool {
     /// the background. Needs a Tokio runtime.
     pub async fn new(builder: SandboxBuilder, size: usize) -> Result<SandboxPool, Error> {
         let size = size.max(1);
-        let first = builder.clone().build().await?;
+        let mut first = builder.clone().build().await?;
+        first.warm_up().await?;
         let pool = SandboxPool {
             inner: Arc::new(Inner {
                 builder,
@@ -109,7 +113,9 @@ impl SandboxPool {
             tokio::spawn(async move {
                 // A failed background build leaves a gap that `get` fills
                 // by building in the foreground, where the error surfaces.
-                if let Ok(sandbox) = inner.builder.clone().build().await {
+                if let Ok(mut sandbox) = inner.builder.clone().build().await
+                    && sandbox.warm_up().await.is_ok()
+                {
                     inner.lock_ready().push_back(sandbox);
                 }
                 *inner.filling.lock().unwrap_or_else(|e| e.into_inner()) -= 1;

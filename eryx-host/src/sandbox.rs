@@ -772,6 +772,18 @@ impl Sandbox {
             .await
     }
 
+    /// Runs a small cell that leaves no trace (no `<cell-N>` number, no
+    /// variable, no `_`), so that the first call of this instance pays for
+    /// the page faults and lazy initialisation a new instance takes on its
+    /// first run (measured: 1.3-1.8 ms, against ~0.15 ms afterwards). A
+    /// [`crate::SandboxPool`] does this before it hands a sandbox out.
+    pub(crate) async fn warm_up(&mut self) -> Result<(), Error> {
+        const WARM_UP: &str = "__import__('linecache').cache.pop('<eryx-warm-up>', None)\nNone\n";
+        self.execute_with(WARM_UP, Some("<eryx-warm-up>".to_owned()), None)
+            .await
+            .map(drop)
+    }
+
     async fn execute_with(
         &mut self,
         code: &str,

@@ -469,9 +469,12 @@ def execute(code, output_limit, filename=None, argv=None):
     `eryx-runtime/src/world.rs`).
     """
     global _counter
-    _counter += 1
     namespace = __main__.__dict__
     if filename is None:
+        # Only the user's cells are numbered, from 1: not the empty call that
+        # starts the interpreter, nor a pool's warm-up call (named).
+        if code:
+            _counter += 1
         filename = f"<cell-{_counter}>"
     elif not filename.startswith("<"):
         # A script file (`<string>`, `<stdin>` are not files: as in CPython,

@@ -75,3 +75,27 @@ async fn pooling_allocator_serves_up_to_its_size() {
         Some("42")
     );
 }
+
+/// A pooled sandbox has run a warm-up call; the session shows no trace of
+/// it: the user's first cell is `<cell-1>`, `_` is unset, no name was added
+/// to `__main__` and `linecache` does not hold its source.
+#[tokio::test]
+async fn the_pools_warm_up_leaves_no_trace_in_the_session() {
+    let pool = SandboxPool::new(crate::support::builder(), 1)
+        .await
+        .unwrap();
+    let mut sb = pool.get().await.unwrap();
+    let out = sb
+        .execute(
+            "print(sorted(k for k in globals() if not k.startswith('__')))\n\
+             print(hasattr(__import__('builtins'), '_'))\n\
+             print([k for k in __import__('linecache').cache if 'warm' in k])",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "[]\nFalse\n[]\n");
+    let eryx_host::Error::Python(e) = sb.execute("1/0").await.unwrap_err() else {
+        panic!("expected a Python error")
+    };
+    assert!(e.traceback.contains("<cell-2>"), "{}", e.traceback);
+}

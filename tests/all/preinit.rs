@@ -54,7 +54,7 @@ async fn sandboxes_from_one_snapshot_are_independent() {
     let Error::Python(e) = b.execute("1/0").await.unwrap_err() else {
         panic!()
     };
-    assert!(e.traceback.contains("<cell-3>"), "{}", e.traceback);
+    assert!(e.traceback.contains("<cell-2>"), "{}", e.traceback);
 }
 
 #[tokio::test]
