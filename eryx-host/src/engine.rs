@@ -219,9 +219,23 @@ pub(crate) struct Preinit {
 
 impl Preinit {
     /// What makes two pre-initialised components differ (beyond the
-    /// component itself): part of the cache key. v2: compiled whole.
+    /// component itself): part of the cache key. v2: compiled whole. v3:
+    /// with the stdlib directory's modification time, which the snapshot's
+    /// import system has cached: after the directory changed (a new
+    /// `cargo xtask dist`), every instance of an old snapshot re-listed the
+    /// whole stdlib, with a host call per file, at its first import
+    /// (measured: a first call of 10 ms instead of 2.5).
     fn tag(&self) -> String {
-        format!("preinit/v2:{}:{}", self.imports.join(","), self.site_hash)
+        let stdlib_mtime = std::fs::metadata(&self.stdlib)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!(
+            "preinit/v3:{}:{}:{stdlib_mtime}",
+            self.imports.join(","),
+            self.site_hash
+        )
     }
 }
 

@@ -8,6 +8,7 @@ The runtime calls `execute` and `clear`; everything else is private.
 import ast
 import builtins
 import io
+import keyword
 import linecache
 import sys
 import types
@@ -446,8 +447,6 @@ def _bind_host_functions():
     host is known)."""
     global _host_bound
     _host_bound = True
-    import keyword
-
     mod = sys.modules["eryx"]
     for name in _host.functions():
         f = HostFunction(name)

@@ -143,3 +143,50 @@ async fn a_new_sets_snapshot_is_built_in_the_background() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert!(!skip().build().await.unwrap().preinitialised());
 }
+
+/// Copies a directory tree as hard links (the files are shared, the
+/// directories are the copy's own).
+fn link_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            link_tree(&entry.path(), &target);
+        } else {
+            std::fs::hard_link(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A snapshot holds the import system's view of the stdlib directory; when
+/// the directory changes, the old snapshot is not used (with the default
+/// policy the sandbox starts Python itself while a new one is made), and a
+/// module added to it is found.
+#[tokio::test]
+async fn a_changed_stdlib_directory_is_not_served_from_an_old_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("dist");
+    link_tree(&crate::support::bundle(), &bundle);
+    let b = |policy| builder().bundle(&bundle).snapshot_policy(policy);
+    let sb = b(eryx_host::SnapshotPolicy::Wait).build().await.unwrap();
+    assert!(sb.preinitialised());
+    let sb = b(eryx_host::SnapshotPolicy::Skip).build().await.unwrap();
+    assert!(
+        sb.preinitialised(),
+        "the snapshot is reused while nothing changed"
+    );
+    let stdlib = std::fs::read_dir(bundle.join("python/lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("os.py").is_file())
+        .expect("the stdlib directory of the bundle");
+    std::fs::write(stdlib.join("eryx_added_module.py"), "VALUE = 5\n").unwrap();
+    let mut sb = b(eryx_host::SnapshotPolicy::Skip).build().await.unwrap();
+    assert!(!sb.preinitialised(), "an old snapshot was used");
+    let out = sb
+        .execute("import eryx_added_module\nprint(eryx_added_module.VALUE)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "5\n");
+}
