@@ -143,7 +143,16 @@ impl State {
             .stderr(raw_stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            // File operations run on the calling thread instead of a
+            // `spawn_blocking` round trip each (imports stat, open and read
+            // a dozen times per module: importing two extensions took 2.3
+            // ms, now 0.7). Only without caller mounts: the stdlib, the
+            // packages, `/tmp` and `/dev` hold regular files, while a
+            // mounted host directory may hold a FIFO whose `open` blocks
+            // until a writer comes, and the call's time limit must still
+            // be able to drop it.
+            .allow_blocking_current_thread(mounts.is_empty());
         // `tempfile` and friends find the scratch directory by `TMPDIR` (set
         // in every store, the pre-initialising one too: a snapshot keeps the
         // environment Python read at start-up). The runtime makes it the
