@@ -18,7 +18,21 @@ fn componentize_py(root: &Path) -> Option<PathBuf> {
     let venv = root.join("target/bench/venv");
     let exe = venv.join("bin/componentize-py");
     if exe.is_file() {
-        return Some(exe);
+        // A virtualenv is tied to the path it was made at (its scripts name
+        // their interpreter by absolute path): one moved with `target/`
+        // runs nothing, so it is made again.
+        let runs = Command::new(&exe)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if runs {
+            return Some(exe);
+        }
+        progress!(
+            "{} does not run (a virtualenv moved from elsewhere?); making it again",
+            exe.display()
+        );
+        let _ = std::fs::remove_dir_all(&venv);
     }
     let result = (|| -> Result<()> {
         let mut mk = Command::new("python3");
