@@ -169,8 +169,8 @@ const UNPACKED_MARK: &str = ".eryx-unpacked";
 /// unpacking it first if needed: a set with numpy no longer inflates its
 /// ~30 MB on every run. `Ok(None)` if the cache cannot be written (the caller
 /// unpacks into the private directory instead); a malformed wheel is an
-/// error either way. A cached copy whose files are missing or of another
-/// size than when unpacked is unpacked again.
+/// error either way. A cached copy whose files are missing, or of another
+/// size or modification time than when unpacked, is unpacked again.
 fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error> {
     use sha2::{Digest, Sha256};
     let bytes = read(wheel)?;
@@ -205,10 +205,10 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     let mut rels: Vec<_> = owners.into_keys().collect();
     rels.sort();
     for rel in rels {
-        let Ok(meta) = std::fs::metadata(tmp.path().join(&rel)) else {
+        let Some(stamp) = file_stamp(&tmp.path().join(&rel)) else {
             return Ok(None);
         };
-        listing.push_str(&format!("{} {}\n", meta.len(), rel.display()));
+        listing.push_str(&format!("{stamp} {}\n", rel.display()));
     }
     if std::fs::write(tmp.path().join(UNPACKED_MARK), listing).is_err() {
         return Ok(None);
@@ -227,18 +227,33 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     Ok(Some(dir))
 }
 
-/// Whether an unpacked wheel has every file its listing names, each of the
-/// size it was unpacked with (what a truncation or a deletion changes).
+/// A file's size and modification time (ns), as `<size>:<mtime>`: what a
+/// truncation, a deletion or a write in place changes.
+fn file_stamp(path: &Path) -> Option<String> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(format!("{}:{mtime}", m.len()))
+}
+
+/// Whether an unpacked wheel has every file its listing names, each with
+/// the size and modification time it was unpacked with.
 fn intact(dir: &Path) -> bool {
     let Ok(listing) = std::fs::read_to_string(dir.join(UNPACKED_MARK)) else {
         return false;
     };
     listing.lines().all(|line| {
-        let Some((size, rel)) = line.split_once(' ') else {
+        let Some((stamp, rel)) = line.split_once(' ') else {
             return false;
         };
-        std::fs::symlink_metadata(dir.join(rel))
-            .is_ok_and(|m| m.is_file() && size.parse() == Ok(m.len()))
+        file_stamp(&dir.join(rel)).as_deref() == Some(stamp)
     })
 }
 

@@ -57,7 +57,9 @@ impl SandboxPool {
     pub async fn new(builder: SandboxBuilder, size: usize) -> Result<SandboxPool, Error> {
         let size = size.max(1);
         let mut first = builder.clone().build().await?;
-        first.warm_up().await?;
+        // Best effort: a warm-up cut short (a tiny time limit, say) leaves
+        // a sandbox that works, only without the head start.
+        let _ = first.warm_up().await;
         let pool = SandboxPool {
             inner: Arc::new(Inner {
                 builder,
@@ -113,9 +115,8 @@ impl SandboxPool {
             tokio::spawn(async move {
                 // A failed background build leaves a gap that `get` fills
                 // by building in the foreground, where the error surfaces.
-                if let Ok(mut sandbox) = inner.builder.clone().build().await
-                    && sandbox.warm_up().await.is_ok()
-                {
+                if let Ok(mut sandbox) = inner.builder.clone().build().await {
+                    let _ = sandbox.warm_up().await;
                     inner.lock_ready().push_back(sandbox);
                 }
                 *inner.filling.lock().unwrap_or_else(|e| e.into_inner()) -= 1;

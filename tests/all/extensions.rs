@@ -164,7 +164,7 @@ async fn a_directory_and_a_wheel_merge_into_site_packages() {
 /// later sets link to that copy; a copy that was damaged since (a file
 /// truncated, one deleted) is unpacked again, and a changed wheel under the
 /// same name is a new entry.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
     use sha2::{Digest, Sha256};
     let tmp = tempfile::tempdir().unwrap();
@@ -209,14 +209,32 @@ async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
     let before = inode(&init);
     assert_eq!(run().await, "42 payload\n");
     assert_eq!(inode(&init), before, "the cached copy was unpacked again");
-    // Damage: truncated, then deleted; each time unpacked again.
+    // Damage: truncated, edited in place at the same size, deleted; each
+    // time unpacked again.
     std::fs::write(&init, "VALUE = ").unwrap();
+    assert_eq!(run().await, "42 payload\n");
+    std::fs::write(&init, source.replace("41", "40")).unwrap();
     assert_eq!(run().await, "42 payload\n");
     std::fs::remove_file(unpacked.join("cachedpkg/data.txt")).unwrap();
     assert_eq!(run().await, "42 payload\n");
-    // The same file name with other contents.
+    // The same file name with other contents; two sandboxes built at once
+    // on two threads, both unpacking it, both get it.
     make(&source.replace("41", "99"));
-    assert_eq!(run().await, "100 payload\n");
+    let spawn = || {
+        let (plain, whl) = (plain.clone(), whl.clone());
+        tokio::spawn(async move {
+            let mut sb = builder()
+                .package(&plain)
+                .package(&whl)
+                .build()
+                .await
+                .unwrap();
+            sb.execute(code).await.unwrap().stdout
+        })
+    };
+    let (a, b) = (spawn(), spawn());
+    assert_eq!(a.await.unwrap(), "100 payload\n");
+    assert_eq!(b.await.unwrap(), "100 payload\n");
 }
 
 fn hex(bytes: &[u8]) -> String {
