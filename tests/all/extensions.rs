@@ -128,6 +128,11 @@ fn wheel(dir: &std::path::Path, name: &str, entries: &[(&str, &[u8])]) -> PathBu
     path
 }
 
+/// A sandbox with a package directory and a wheel.
+async fn dir_and_wheel(dir: &std::path::Path, whl: &std::path::Path) -> eryx_host::Sandbox {
+    builder().package(dir).package(whl).build().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_directory_and_a_wheel_merge_into_site_packages() {
     let native = std::fs::read(example("fastsum")).unwrap();
@@ -147,12 +152,7 @@ async fn a_directory_and_a_wheel_merge_into_site_packages() {
     let plain = tmp.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
     std::fs::write(plain.join("helper.py"), "VALUE = 7\n").unwrap();
-    let mut sb = builder()
-        .package(&plain)
-        .package(&whl)
-        .build()
-        .await
-        .unwrap();
+    let mut sb = dir_and_wheel(&plain, &whl).await;
     let out = sb
         .execute("import pkg, helper\nprint(pkg.total(100) + helper.VALUE)")
         .await
@@ -162,8 +162,8 @@ async fn a_directory_and_a_wheel_merge_into_site_packages() {
 
 /// Wheels are unpacked once into the cache (`<cache>/wheels/<sha256>/`) and
 /// later sets link to that copy; a copy that was damaged since (a file
-/// truncated, one deleted) is unpacked again, and a changed wheel under the
-/// same name is a new entry.
+/// truncated, edited or deleted) is unpacked again, and a changed wheel
+/// under the same name is a new entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
     use sha2::{Digest, Sha256};
@@ -187,17 +187,14 @@ async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
     let plain = tmp.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
     std::fs::write(plain.join("helper.py"), "ADD = 1\n").unwrap();
-    let code = "import cachedpkg, helper, importlib.resources as r\n\
-                print(cachedpkg.VALUE + helper.ADD, r.files('cachedpkg').joinpath('data.txt').read_text().strip())";
-    let run = || async {
-        let mut sb = builder()
-            .package(&plain)
-            .package(&whl)
-            .build()
-            .await
-            .unwrap();
+    // A sandbox with both packages: what `VALUE + ADD` and the data file say.
+    async fn sum_and_data(plain: PathBuf, whl: PathBuf) -> String {
+        let mut sb = dir_and_wheel(&plain, &whl).await;
+        let code = "import cachedpkg, helper, importlib.resources as r\n\
+                    print(cachedpkg.VALUE + helper.ADD, r.files('cachedpkg').joinpath('data.txt').read_text().strip())";
         sb.execute(code).await.unwrap().stdout
-    };
+    }
+    let run = || sum_and_data(plain.clone(), whl.clone());
     assert_eq!(run().await, "42 payload\n");
     let init = unpacked.join("cachedpkg/__init__.py");
     assert_eq!(std::fs::read_to_string(&init).unwrap(), source);
@@ -220,19 +217,7 @@ async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
     // The same file name with other contents; two sandboxes built at once
     // on two threads, both unpacking it, both get it.
     make(&source.replace("41", "99"));
-    let spawn = || {
-        let (plain, whl) = (plain.clone(), whl.clone());
-        tokio::spawn(async move {
-            let mut sb = builder()
-                .package(&plain)
-                .package(&whl)
-                .build()
-                .await
-                .unwrap();
-            sb.execute(code).await.unwrap().stdout
-        })
-    };
-    let (a, b) = (spawn(), spawn());
+    let (a, b) = (tokio::spawn(run()), tokio::spawn(run()));
     assert_eq!(a.await.unwrap(), "100 payload\n");
     assert_eq!(b.await.unwrap(), "100 payload\n");
 }
