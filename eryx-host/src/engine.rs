@@ -44,12 +44,6 @@ const ENGINE_CONFIG_TAG: &str = "cm+cm-async+epoch-interruption+stack/v2+split/v
 /// deep as a call really goes.
 const WASM_STACK: usize = 512 << 20;
 
-/// Bytes of a pooled sandbox's linear memory kept mapped when its slot is
-/// freed (reset in place, only the pages it wrote when the kernel has
-/// `PAGEMAP_SCAN`), so that the next sandbox in the slot does not fault
-/// them in again.
-const KEEP_RESIDENT: usize = 64 << 20;
-
 /// The process-wide engines: one per function-cache directory (the
 /// incremental compilation cache is part of an engine's configuration).
 fn engine(
@@ -92,10 +86,7 @@ fn engine(
             .max_core_instance_size(8 << 20)
             .max_component_instance_size(8 << 20)
             .table_elements(1 << 16)
-            .max_memory_size(1 << 32)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(1 << 20)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+            .max_memory_size(1 << 32);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(limits));
     }
     let cache = functions.map(|dir| Arc::new(FunctionCache::new(dir.to_path_buf())));
