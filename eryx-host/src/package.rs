@@ -159,7 +159,8 @@ impl SitePackages {
     }
 }
 
-/// How many unpacked wheels the cache keeps (least recently used go first).
+/// How many unpacked wheels the cache keeps at most (least recently used
+/// go first; see [`prune_wheels`] for the size cap).
 const WHEELS_KEPT: usize = 32;
 
 /// Marks a completely unpacked wheel in the cache (written last).
@@ -223,7 +224,8 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     // Renamed: nothing left for the guard to remove (a lost race leaves
     // ours to it).
     drop(tmp);
-    prune_wheels(wheels);
+    // A quarter of the cache's cap for unpacked wheels.
+    prune_wheels(wheels, &dir, crate::cache::max_bytes_from_env() / 4);
     Ok(Some(dir))
 }
 
@@ -257,29 +259,43 @@ fn intact(dir: &Path) -> bool {
     })
 }
 
-/// Keeps the [`WHEELS_KEPT`] most recently used unpacked wheels.
-fn prune_wheels(wheels: &Path) {
+/// Keeps the most recently used unpacked wheels: at most [`WHEELS_KEPT`]
+/// of them, together at most `max_bytes` (by their listings), never `keep`
+/// (the one in use).
+fn prune_wheels(wheels: &Path, keep: &Path, max_bytes: u64) {
     let Ok(entries) = std::fs::read_dir(wheels) else {
         return;
     };
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
+    let mut found: Vec<(std::time::SystemTime, PathBuf, u64)> = entries
         .flatten()
         .filter(|e| e.file_name() != "tmp")
         .map(|e| {
-            let used = std::fs::metadata(e.path().join(UNPACKED_MARK))
+            let mark = e.path().join(UNPACKED_MARK);
+            let used = std::fs::metadata(&mark)
                 .and_then(|m| m.modified())
                 .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            (used, e.path())
+            let bytes = std::fs::read_to_string(&mark)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split(':').next()?.parse::<u64>().ok())
+                .sum();
+            (used, e.path(), bytes)
         })
         .collect();
-    if found.len() <= WHEELS_KEPT {
-        return;
-    }
-    found.sort();
-    for (_, dir) in &found[..found.len() - WHEELS_KEPT] {
+    // Newest first; the one in use counts first whatever its time.
+    found.sort_by_key(|e| std::cmp::Reverse((e.1 == keep, e.0)));
+    let (mut count, mut total) = (0, 0u64);
+    for (_, dir, bytes) in found {
+        count += 1;
+        total = total.saturating_add(bytes);
+        if dir == keep || (count <= WHEELS_KEPT && total <= max_bytes) {
+            continue;
+        }
         // The mark first: a half-removed copy is never taken as intact.
         let _ = std::fs::remove_file(dir.join(UNPACKED_MARK));
-        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        count -= 1;
+        total = total.saturating_sub(bytes);
     }
 }
 
@@ -451,4 +467,54 @@ pub(crate) fn content_hash(dir: &Path) -> Result<String, Error> {
         Ok(())
     })?;
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake unpacked wheel: a mark listing one file of `bytes`, last used
+    /// `age` seconds ago.
+    fn entry(wheels: &Path, name: &str, bytes: u64, age: u64) -> PathBuf {
+        let dir = wheels.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(UNPACKED_MARK), format!("{bytes}:0 f.py\n")).unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+        std::fs::File::options()
+            .append(true)
+            .open(dir.join(UNPACKED_MARK))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        dir
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_within_count_and_size_and_the_one_in_use() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        std::fs::create_dir_all(w.join("tmp")).unwrap();
+        let old_big = entry(w, "old-big", 600, 300);
+        let in_use = entry(w, "in-use", 500, 400);
+        let newer = entry(w, "newer", 300, 100);
+        let newest = entry(w, "newest", 300, 10);
+        // Cap 1000 bytes: newest (300) + newer (300) fit beside the one in
+        // use (500 counts first, so 1100 > 1000 drops `newer`); the old big
+        // one goes too.
+        prune_wheels(w, &in_use, 1000);
+        assert!(in_use.exists() && newest.exists());
+        assert!(!newer.exists() && !old_big.exists());
+        assert!(w.join("tmp").exists());
+        // The count cap: WHEELS_KEPT + 3 small entries leave WHEELS_KEPT.
+        for i in 0..WHEELS_KEPT + 3 {
+            entry(w, &format!("n{i}"), 1, i as u64 + 1000);
+        }
+        prune_wheels(w, &in_use, u64::MAX);
+        let left = std::fs::read_dir(w)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "tmp")
+            .count();
+        assert_eq!(left, WHEELS_KEPT);
+        assert!(in_use.exists());
+    }
 }

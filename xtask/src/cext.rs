@@ -208,13 +208,18 @@ pub(crate) fn link(
     Ok(())
 }
 
-/// Builds a C extension; returns the `.so` path.
+/// Builds a C extension into `out_dir`; returns the `.so` path.
 ///
 /// A directory may also hold `lib/<name>.c` files: each becomes a shared
 /// library `lib<name>.so` (exporting all its symbols) that the module is
 /// linked against, so that its `@dylink.0` names it as needed; ship it in
 /// the package next to the module (see `Extension::library`).
-pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathBuf> {
+pub(crate) fn build(
+    root: &Path,
+    tools: &Toolchain,
+    path: &Path,
+    out_dir: &Path,
+) -> Result<PathBuf> {
     let files = sources(path)?;
     let mut text = String::new();
     for f in &files {
@@ -232,8 +237,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
     let sysroot = crate::sysroot::sysroot(root)?;
     let objects = root.join("target/wasm/c").join(module);
     std::fs::create_dir_all(&objects)?;
-    let out_dir = root.join("target/ext");
-    std::fs::create_dir_all(&out_dir)?;
+    std::fs::create_dir_all(out_dir)?;
     let object = |src: &Path| {
         objects.join(
             src.file_stem()
@@ -259,7 +263,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
             tools,
             &[obj],
             &[],
-            &out_dir,
+            out_dir,
             &[],
             sysroot.builtins.as_deref(),
             &so,
@@ -279,7 +283,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain, path: &Path) -> Result<PathB
         tools,
         &objs,
         &[init.as_str()],
-        &out_dir,
+        out_dir,
         &libs,
         sysroot.builtins.as_deref(),
         &out,

@@ -43,15 +43,23 @@ fn crate_names(manifest: &str) -> Result<(String, String)> {
     Ok((package, lib))
 }
 
-/// Builds the extension crate at `path`; returns the `.so` path.
+/// Builds the extension crate at `path` into `target/ext`; returns the
+/// `.so` path.
 pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
-    build_module(root, path, None)
+    build_module(root, path, None, &root.join("target/ext"))
 }
 
 /// Like `build`, choosing the module `wanted` (its last dotted component)
 /// when the crate defines several init functions (PyO3 submodules each get
-/// one; a maturin package names the real module in `module-name`).
-pub(crate) fn build_module(root: &Path, path: &Path, wanted: Option<&str>) -> Result<PathBuf> {
+/// one; a maturin package names the real module in `module-name`), and
+/// writing the `.so` into `out_dir` (the wheel builder gives each package
+/// its own: two packages' modules may share a file name, e.g. `_native`).
+pub(crate) fn build_module(
+    root: &Path,
+    path: &Path,
+    wanted: Option<&str>,
+    out_dir: &Path,
+) -> Result<PathBuf> {
     let dir = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -71,7 +79,7 @@ pub(crate) fn build_module(root: &Path, path: &Path, wanted: Option<&str>) -> Re
         };
         if c.is_file() || c.is_dir() {
             let tools = toolchain::locate()?;
-            return crate::cext::build(root, &tools, &c);
+            return crate::cext::build(root, &tools, &c, out_dir);
         }
     }
     let manifest = std::fs::read_to_string(&manifest_path).with_context(|| {
@@ -104,7 +112,8 @@ pub(crate) fn build_module(root: &Path, path: &Path, wanted: Option<&str>) -> Re
     )?;
     let module = init.trim_start_matches("PyInit_");
     let file = initfn::module_file(module, false);
-    let out = root.join("target/ext").join(&file);
+    std::fs::create_dir_all(out_dir)?;
+    let out = out_dir.join(&file);
     link_shared(&tools, &staticlib, &[init.as_str()], &out, Tuning::Speed)?;
     let bytes = std::fs::read(&out)?;
     let info = eryx_linker::validate_library(&file, &bytes)?;

@@ -499,7 +499,11 @@ impl Builder {
             )
         })?;
         let meta = whl::parse_metadata(&pkg_info)?;
-        let so = crate::ext::build_module(&self.root, &crate_dir, get("module-name"))
+        let out_dir = self
+            .root
+            .join("target/wheels-build/ext")
+            .join(format!("{}-{}", meta.name, meta.version));
+        let so = crate::ext::build_module(&self.root, &crate_dir, get("module-name"), &out_dir)
             .with_context(|| format!("building {}'s Rust extension", meta.name))?;
         let so_name = so
             .file_name()
