@@ -173,9 +173,7 @@ const UNPACKED_MARK: &str = ".eryx-unpacked";
 /// error either way. A cached copy whose files are missing, or of another
 /// size or modification time than when unpacked, is unpacked again.
 fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error> {
-    use sha2::{Digest, Sha256};
-    let bytes = read(wheel)?;
-    let key = hex::encode(Sha256::digest(&bytes));
+    let (key, bytes) = wheel_key(wheel)?;
     let dir = wheels.join(&key[..32]);
     if intact(&dir) {
         // The LRU clock: the mark's modification time.
@@ -192,6 +190,10 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
         .tempdir_in(wheels.join("tmp"))
     else {
         return Ok(None);
+    };
+    let bytes = match bytes {
+        Some(b) => b,
+        None => read(wheel)?,
     };
     let mut owners = std::collections::HashMap::new();
     let mut total = 0u64;
@@ -227,6 +229,45 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     // A quarter of the cache's cap for unpacked wheels.
     prune_wheels(wheels, &dir, crate::cache::max_bytes_from_env() / 4);
     Ok(Some(dir))
+}
+
+/// The SHA-256 of a wheel (hex), and its bytes if they were read for it.
+/// Remembered per process while the file's identity (device, inode, size,
+/// modification time) is unchanged, so that building sandboxes of one set
+/// again (a pool refilling) does not read and hash every wheel each time.
+fn wheel_key(wheel: &Path) -> Result<(String, Option<Vec<u8>>), Error> {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static KEYS: OnceLock<Mutex<HashMap<PathBuf, (String, String)>>> = OnceLock::new();
+    let identity = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(wheel).ok().map(|m| {
+            format!(
+                "{} {} {} {}.{}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec()
+            )
+        })
+    };
+    let keys = KEYS.get_or_init(Default::default);
+    if let Some(id) = &identity
+        && let Some((seen, key)) = keys.lock().unwrap_or_else(|e| e.into_inner()).get(wheel)
+        && seen == id
+    {
+        return Ok((key.clone(), None));
+    }
+    let bytes = read(wheel)?;
+    let key = hex::encode(Sha256::digest(&bytes));
+    if let Some(id) = identity {
+        keys.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(wheel.to_path_buf(), (id, key.clone()));
+    }
+    Ok((key, Some(bytes)))
 }
 
 /// A file's size and modification time (ns), as `<size>:<mtime>`: what a
