@@ -775,7 +775,8 @@ impl Sandbox {
     /// Runs a small cell that leaves no trace (no `<cell-N>` number, no
     /// variable, no `_`), so that the first call of this instance pays for
     /// the page faults and lazy initialisation a new instance takes on its
-    /// first run (measured: 1.3-1.8 ms, against ~0.15 ms afterwards). A
+    /// first run (measured: ~0.5 ms for `1 + 1`, more for code that touches
+    /// more of the interpreter; ~0.1 ms afterwards). A
     /// [`crate::SandboxPool`] does this before it hands a sandbox out.
     pub(crate) async fn warm_up(&mut self) -> Result<(), Error> {
         const WARM_UP: &str = "__import__('linecache').cache.pop('<eryx-warm-up>', None)\nNone\n";
