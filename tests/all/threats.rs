@@ -6,6 +6,34 @@ use eryx_host::{Error, Snapshot};
 
 use crate::support::{builder, sandbox};
 
+/// File operations run on the calling thread in a sandbox without caller
+/// mounts; a loop of them (stdlib reads, `/tmp` writes) is still stopped at
+/// the time limit, and the sandbox works afterwards.
+#[tokio::test]
+async fn a_loop_of_file_operations_is_stopped_by_the_time_limit() {
+    let mut sb = builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let err = sb
+        .execute(
+            "import os\n\
+             while True:\n\
+             \x20   open('/python/lib/python3.14/os.py').read()\n\
+             \x20   with open('/tmp/x', 'w') as f: f.write('y' * 4096)\n\
+             \x20   os.stat('/tmp/x')",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let out = sb
+        .execute("print(len(open('/python/lib/python3.14/os.py').read()) > 0)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "True\n");
+}
+
 #[tokio::test]
 async fn infinite_loop_is_stopped_by_the_time_limit() {
     let mut sb = builder()
