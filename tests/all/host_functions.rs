@@ -281,11 +281,7 @@ async fn output_streams_live_in_order_within_the_cap() {
 
 #[tokio::test]
 async fn output_written_before_a_timeout_is_kept() {
-    let mut sb = builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap();
+    let mut sb = crate::support::short_lived_sandbox().await;
     let err = sb
         .execute("print('before')\nimport sys\nsys.stderr.write('err\\n')\nwhile True: pass")
         .await

@@ -1,8 +1,6 @@
 //! The sandbox's private scratch directory: `/tmp`, `TMPDIR` and the
 //! working directory, bounded by `Limits::tmp_bytes` (`--tmp-size`).
 
-use std::time::Duration;
-
 use eryx_host::{Access, Error};
 
 use crate::support::{builder, eryx, sandbox, text};
@@ -102,11 +100,7 @@ async fn sandboxes_never_see_each_others_tmp() {
 
 #[tokio::test]
 async fn tmp_outlives_a_session_reset() {
-    let mut sb = builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap();
+    let mut sb = crate::support::short_lived_sandbox().await;
     sb.execute("open('kept', 'w').write('still here')")
         .await
         .unwrap();

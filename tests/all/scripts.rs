@@ -113,11 +113,7 @@ async fn top_level_await_in_session_cells() {
 
 #[tokio::test]
 async fn time_limit_and_cancellation_apply_while_a_coroutine_sleeps() {
-    let mut sb = builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap();
+    let mut sb = crate::support::short_lived_sandbox().await;
     let start = Instant::now();
     let err = sb
         .execute("import asyncio\nasync def f():\n    await asyncio.sleep(30)\nasyncio.run(f())")

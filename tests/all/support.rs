@@ -72,6 +72,15 @@ pub async fn sandbox() -> Sandbox {
     builder().build().await.expect("building a sandbox")
 }
 
+/// A fresh sandbox whose calls may take half a second (for time-limit tests).
+pub async fn short_lived_sandbox() -> Sandbox {
+    builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .await
+        .expect("building a sandbox")
+}
+
 /// Runs `code` in a fresh sandbox and returns its stdout.
 pub async fn stdout_of(code: &str) -> String {
     let mut sb = sandbox().await;

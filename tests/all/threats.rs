@@ -11,11 +11,7 @@ use crate::support::{builder, sandbox};
 /// the time limit, and the sandbox works afterwards.
 #[tokio::test]
 async fn a_loop_of_file_operations_is_stopped_by_the_time_limit() {
-    let mut sb = builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap();
+    let mut sb = crate::support::short_lived_sandbox().await;
     let err = sb
         .execute(
             "import os\n\
@@ -36,11 +32,7 @@ async fn a_loop_of_file_operations_is_stopped_by_the_time_limit() {
 
 #[tokio::test]
 async fn infinite_loop_is_stopped_by_the_time_limit() {
-    let mut sb = builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap();
+    let mut sb = crate::support::short_lived_sandbox().await;
     sb.execute("warm = 1").await.unwrap();
     let start = std::time::Instant::now();
     let err = sb.execute("while True:\n    pass").await.unwrap_err();
