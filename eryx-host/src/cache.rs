@@ -83,7 +83,7 @@ fn file_check(path: &Path) -> std::io::Result<String> {
 /// size, modification and change times (the change time moves on every
 /// write and metadata change and cannot be set back). `None` where these
 /// are not available.
-fn file_stamp(path: &Path) -> Option<String> {
+pub(crate) fn file_stamp(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

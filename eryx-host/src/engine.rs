@@ -550,13 +550,10 @@ fn lock_or_wait(
 /// no `/proc/<pid>`), e.g. a snapshot builder that was killed: its lock
 /// need not be waited out.
 fn holder_is_gone(lock: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(lock) else {
-        return false;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return false;
-    };
-    Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+    std::fs::read_to_string(lock)
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .is_some_and(crate::scratch::process_is_gone)
 }
 
 fn compile(

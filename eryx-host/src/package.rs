@@ -120,7 +120,8 @@ impl SitePackages {
         let wheels = cache.and_then(|c| {
             let dir = c.join("wheels");
             std::fs::create_dir_all(dir.join("tmp")).ok()?;
-            remove_orphans(&dir.join("tmp"));
+            // What a process killed before its clean-up left there.
+            crate::scratch::remove_dead_process_dirs(&dir.join("tmp"), &["site-", "unpack-"]);
             Some(dir)
         });
         let prefix = format!("site-{}-", std::process::id());
@@ -208,7 +209,7 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     let mut rels: Vec<_> = owners.into_keys().collect();
     rels.sort();
     for rel in rels {
-        let Some(stamp) = file_stamp(&tmp.path().join(&rel)) else {
+        let Some(stamp) = size_and_mtime(&tmp.path().join(&rel)) else {
             return Ok(None);
         };
         listing.push_str(&format!("{stamp} {}\n", rel.display()));
@@ -232,27 +233,15 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
 }
 
 /// The SHA-256 of a wheel (hex), and its bytes if they were read for it.
-/// Remembered per process while the file's identity (device, inode, size,
-/// modification time) is unchanged, so that building sandboxes of one set
+/// Remembered per process while the file's stamp (device, inode, size,
+/// modification and change times, as the component cache uses) is unchanged, so that building sandboxes of one set
 /// again (a pool refilling) does not read and hash every wheel each time.
 fn wheel_key(wheel: &Path) -> Result<(String, Option<Vec<u8>>), Error> {
     use sha2::{Digest, Sha256};
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static KEYS: OnceLock<Mutex<HashMap<PathBuf, (String, String)>>> = OnceLock::new();
-    let identity = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(wheel).ok().map(|m| {
-            format!(
-                "{} {} {} {}.{}",
-                m.dev(),
-                m.ino(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec()
-            )
-        })
-    };
+    let identity = crate::cache::file_stamp(wheel);
     let keys = KEYS.get_or_init(Default::default);
     if let Some(id) = &identity
         && let Some((seen, key)) = keys.lock().unwrap_or_else(|e| e.into_inner()).get(wheel)
@@ -271,8 +260,10 @@ fn wheel_key(wheel: &Path) -> Result<(String, Option<Vec<u8>>), Error> {
 }
 
 /// A file's size and modification time (ns), as `<size>:<mtime>`: what a
-/// truncation, a deletion or a write in place changes.
-fn file_stamp(path: &Path) -> Option<String> {
+/// truncation, a deletion or a write in place changes. (Not the cache's
+/// `file_stamp`: its change time moves whenever a file is hard-linked, as
+/// every use of an unpacked wheel does.)
+fn size_and_mtime(path: &Path) -> Option<String> {
     let m = std::fs::symlink_metadata(path).ok()?;
     if !m.is_file() {
         return None;
@@ -296,7 +287,7 @@ fn intact(dir: &Path) -> bool {
         let Some((stamp, rel)) = line.split_once(' ') else {
             return false;
         };
-        file_stamp(&dir.join(rel)).as_deref() == Some(stamp)
+        size_and_mtime(&dir.join(rel)).as_deref() == Some(stamp)
     })
 }
 
@@ -337,26 +328,6 @@ fn prune_wheels(wheels: &Path, keep: &Path, max_bytes: u64) {
         let _ = std::fs::remove_dir_all(&dir);
         count -= 1;
         total = total.saturating_sub(bytes);
-    }
-}
-
-/// Removes private directories and half-unpacked wheels whose process is
-/// gone (a process killed before its guards ran); names carry the pid.
-fn remove_orphans(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
     }
 }
 

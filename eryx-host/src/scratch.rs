@@ -116,29 +116,38 @@ fn base_dir() -> std::path::PathBuf {
 }
 
 /// Removes scratch directories left by eryx processes that no longer run
-/// (killed before they could clean up); once per process, Linux only.
+/// (killed before they could clean up); once per process.
 fn remove_orphans(base: &Path) {
     static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        if !cfg!(target_os = "linux") {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(base) else {
-            return;
+    DONE.get_or_init(|| remove_dead_process_dirs(base, &["eryx-scratch-"]));
+}
+
+/// Whether process `pid` is known to be gone (Linux: it has no `/proc`
+/// entry); `false` where that cannot be told.
+pub(crate) fn process_is_gone(pid: u32) -> bool {
+    Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes the entries of `dir` named `<prefix><pid>-...` (for one of
+/// `prefixes`) whose process is gone: what a process killed before its
+/// clean-up left behind.
+pub(crate) fn remove_dead_process_dirs(dir: &Path, prefixes: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| prefixes.iter().find_map(|p| n.strip_prefix(p)))
+        else {
+            continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("eryx-scratch-")) else {
-                continue;
-            };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(process_is_gone) {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
-    });
+    }
 }
 
 /// The host directory shown read-only at `/dev`: one empty file, `null`.

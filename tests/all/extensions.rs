@@ -195,7 +195,11 @@ async fn wheels_are_unpacked_once_into_the_cache_and_damage_is_repaired() {
         sb.execute(code).await.unwrap().stdout
     }
     let run = || sum_and_data(plain.clone(), whl.clone());
+    // A private directory left by a killed process (no such pid) is swept.
+    let orphan = cache_dir().join("wheels/tmp/site-999999999-left");
+    std::fs::create_dir_all(&orphan).unwrap();
     assert_eq!(run().await, "42 payload\n");
+    assert!(!orphan.exists(), "an orphaned private directory was left");
     let init = unpacked.join("cachedpkg/__init__.py");
     assert_eq!(std::fs::read_to_string(&init).unwrap(), source);
     // Used again: the same copy (same inode), not a new unpack.
