@@ -12,4 +12,7 @@ unsafe extern "C" {
     -> c_int;
     /// `d[key]` or NULL without an exception; borrowed reference.
     pub fn PyDict_GetItemString(d: *mut PyObject, key: *const c_char) -> *mut PyObject;
+    /// `d[key]`; NULL when missing (no exception) or on error (exception
+    /// set); borrowed reference.
+    pub fn PyDict_GetItemWithError(d: *mut PyObject, key: *mut PyObject) -> *mut PyObject;
 }

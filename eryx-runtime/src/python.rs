@@ -77,6 +77,9 @@ struct Prelude {
     clear: Obj,
     snapshot: Obj,
     restore: Obj,
+    /// The interned `str`s of the record field names read so far (a
+    /// handful), so reading a result does not make a `str` per field.
+    keys: std::cell::RefCell<Vec<(&'static str, Obj)>>,
 }
 
 /// The interpreter's state: a cell in a static.
@@ -124,6 +127,22 @@ impl Python {
             State::Ready(p) => p,
             _ => unreachable!("Python token without an initialized interpreter"),
         }
+    }
+
+    /// The interned `str` for a record field name (borrowed: the prelude's
+    /// cache keeps it alive for the interpreter's life).
+    fn field_key(self, name: &'static str) -> Result<*mut ffi::PyObject, Failure> {
+        let mut keys = self.prelude().keys.borrow_mut();
+        if let Some((_, key)) = keys.iter().find(|(n, _)| *n == name) {
+            return Ok(key.as_ptr());
+        }
+        let c = CString::new(name).expect("WIT names have no NUL");
+        // SAFETY: interpreter running, GIL held (token); a NUL-terminated
+        // UTF-8 string.
+        let key = self.own(unsafe { ffi::PyUnicode_InternFromString(c.as_ptr()) })?;
+        let ptr = key.as_ptr();
+        keys.push((name, key));
+        Ok(ptr)
     }
 
     /// Takes ownership of a new reference, or reports the pending exception.
@@ -596,6 +615,7 @@ fn load_prelude(py: Python) -> Result<Prelude, Failure> {
         clear: get(c"clear")?,
         snapshot: get(c"snapshot")?,
         restore: get(c"restore")?,
+        keys: Default::default(),
     })
 }
 
@@ -609,13 +629,16 @@ struct PyFields<'a> {
 impl PyFields<'_> {
     /// The field's value, borrowed from the dict.
     fn get(&self, name: &'static str) -> Result<*mut ffi::PyObject, Failure> {
-        let key = CString::new(name).expect("WIT names have no NUL");
-        // SAFETY: interpreter running, GIL held (token); a live object and a
-        // NUL-terminated key; the result is borrowed from the dict.
-        let item = unsafe { ffi::PyDict_GetItemString(self.obj.as_ptr(), key.as_ptr()) };
+        let key = self.py.field_key(name)?;
+        // SAFETY: interpreter running, GIL held (token); a live dict and key
+        // (the key is kept in the prelude's cache); the result is borrowed
+        // from the dict.
+        let item = unsafe { ffi::PyDict_GetItemWithError(self.obj.as_ptr(), key) };
         if item.is_null() {
-            // SAFETY: as above (`PyDict_GetItemString` may leave an error set).
-            unsafe { ffi::PyErr_Clear() };
+            // SAFETY: as above.
+            if !unsafe { ffi::PyErr_Occurred() }.is_null() {
+                return Err(self.py.take_error());
+            }
             return Err(Failure(format!(
                 "the prelude's result has no field `{name}` (prelude.py and wit/sandbox.wit disagree)"
             )));

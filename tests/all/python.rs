@@ -188,3 +188,104 @@ async fn last_expression_value_is_reported() {
     assert_eq!(sb.execute("None").await.unwrap().value, None);
     assert_eq!(sb.execute("y = 5").await.unwrap().value, None);
 }
+
+/// Cells whose last statement is, or only looks like, an expression: the
+/// value is Python's (the last statement, if it is an expression), whichever
+/// way the prelude compiled the cell (the source as it is, or through `ast`).
+#[tokio::test]
+async fn trailing_value_follows_the_last_statement_in_tricky_cells() {
+    let cases: &[(&str, Option<&str>)] = &[
+        ("x = 1", None),
+        ("x = 2\nx * 3", Some("6")),
+        ("import os; os.sep", Some("'/'")),
+        ("import os; x = 1", None),
+        ("x = 1; x", Some("1")),
+        ("a = [1,\n 2]\na", Some("[1, 2]")),
+        ("x = 5\nx\n# a comment\n\n", Some("5")),
+        ("if 1:\n    y = 5\nelse:\n    y = 6\ny", Some("5")),
+        ("if 1:\n    y = 5\nelse:\n    y", None),
+        ("for i in range(2): i", None),
+        ("@(lambda f: 7)\ndef g(): pass\ng", Some("7")),
+        ("@(lambda f: 7)\n\ndef g():\n    return 1", None),
+        ("a, *b = 1, 2, 3\nb", Some("[2, 3]")),
+        ("x = [1]\n*x, 2", Some("(1, 2)")),
+        ("x: int = 3\nx", Some("3")),
+        ("x: int = 3", None),
+        ("(y := 4)", Some("4")),
+        ("f = lambda x=1: x\nf()", Some("1")),
+        ("type X = int", None),
+        ("z = 1\nz == 1", Some("True")),
+        ("z = 1\nz <= 1", Some("True")),
+        ("d = {}\nd['k'] = 1\nd", Some("{'k': 1}")),
+        ("d = {0: 1}\nd[0] += 1 if d else 0", None),
+        ("s = '''\nx = 1\n'''\ns", Some("'\\nx = 1\\n'")),
+        ("s = '''\nx = 1\n'''", None),
+        ("str('''\nx = 1''')", Some("'\\nx = 1'")),
+        ("v = 3\n(v\n)", Some("3")),
+        ("v = 3\nv \\\n + 1", Some("4")),
+        ("v = 3 + \\\n1", None),
+        ("'abc'", Some("'abc'")),
+        ("class C:\n    pass\nC.__name__", Some("'C'")),
+        (
+            "try:\n    1/0\nexcept ZeroDivisionError:\n    r = 9\nr",
+            Some("9"),
+        ),
+        ("try:\n    q = 1\nfinally:\n    q = 2", None),
+        ("a = 1\r\na\r\n", Some("1")),
+        ("import asyncio\nawait asyncio.sleep(0, 7)", Some("7")),
+        ("from __future__ import annotations\n8", Some("8")),
+        ("match 3:\n    case 3:\n        m = 1\nm", Some("1")),
+        ("match = 2\nmatch", Some("2")),
+    ];
+    let mut sb = sandbox().await;
+    for (code, want) in cases {
+        let out = sb
+            .execute(code)
+            .await
+            .unwrap_or_else(|e| panic!("{code:?}: {e}"));
+        assert_eq!(out.value.as_deref(), *want, "cell {code:?}");
+    }
+}
+
+/// Tracebacks name the lines of the cell, also for its last statement.
+#[tokio::test]
+async fn tracebacks_name_the_cells_lines() {
+    let mut sb = sandbox().await;
+    for (code, lines) in [
+        ("x = 1\ny = 2\n\n1/0", &["line 4"][..]),
+        ("def f():\n    return 1/0\n\nf()", &["line 4", "line 2"][..]),
+        (
+            "def f():\n    return 1/0\n\nr = f()",
+            &["line 4", "line 2"][..],
+        ),
+        ("x = 1\nif x:\n    1/0", &["line 3"][..]),
+    ] {
+        let Error::Python(e) = sb.execute(code).await.unwrap_err() else {
+            panic!("{code:?}")
+        };
+        for line in lines {
+            assert!(e.traceback.contains(line), "{code:?}: {}", e.traceback);
+        }
+    }
+}
+
+/// `sys.stdout` / `sys.stderr` kept from one cell still write into a later
+/// cell's output: a `logging` handler set up once logs in every call.
+#[tokio::test]
+async fn streams_kept_from_an_earlier_cell_write_to_the_current_output() {
+    let mut sb = sandbox().await;
+    sb.execute(
+        "import logging, sys\nlog = logging.getLogger('t')\n\
+         log.addHandler(logging.StreamHandler())\nkept = sys.stdout",
+    )
+    .await
+    .unwrap();
+    let out = sb
+        .execute("log.warning('hello'); kept.write('to stdout')")
+        .await
+        .unwrap();
+    assert_eq!(out.stderr, "hello\n");
+    assert_eq!(out.stdout, "to stdout");
+    let out = sb.execute("log.warning('again')").await.unwrap();
+    assert_eq!(out.stderr, "again\n");
+}
