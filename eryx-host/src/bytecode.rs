@@ -8,7 +8,9 @@
 //! writes bytecode its version accepts), in a helper sandbox that sees the
 //! merged directory read-write; the resulting `.pyc` files are kept in the
 //! cache (`<cache>/pyc/<key>/`, keyed by the bundle and the sources'
-//! contents) and linked into later merges of the same sources.
+//! contents) and linked into later merges of the same sources. The cache
+//! keeps the [`PYC_KEPT`] most recently used entries, together at most an
+//! eighth of the cache's size cap (`ERYX_CACHE_MAX_MB`).
 //!
 //! Best effort: if compiling fails, the sandbox is built without the
 //! bytecode (imports are slower, nothing else changes).
@@ -21,6 +23,12 @@ use sha2::{Digest, Sha256};
 use crate::engine::{CacheDir, Progress};
 use crate::mount::Access;
 use crate::sandbox::SandboxBuilder;
+
+/// How many bytecode entries (`<cache>/pyc/<key>/`) are kept.
+const PYC_KEPT: usize = 32;
+
+/// The file that says a bytecode entry is complete; touched on each use.
+const DONE: &str = "DONE";
 
 /// Where the helper sandbox sees the merged directory.
 const MOUNT: &str = "/build/site-packages";
@@ -114,8 +122,13 @@ pub(crate) async fn ensure(
         CacheDir::Disabled => None,
     };
     if let Some(c) = &cached
-        && c.join("DONE").is_file()
+        && c.join(DONE).is_file()
     {
+        // Marks the entry used, for pruning (least recently used first).
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(c.join(DONE))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         for rel in &missing {
             if let Some(pyc) = pyc_for(rel)
                 && c.join(&pyc).is_file()
@@ -154,8 +167,44 @@ pub(crate) async fn ensure(
                 place(&site.join(&pyc), &c.join(&pyc));
             }
         }
-        let _ = std::fs::write(c.join("DONE"), b"");
+        let _ = std::fs::write(c.join(DONE), b"");
+        if let Some(root) = c.parent() {
+            prune(root, &c, PYC_KEPT, crate::cache::max_bytes_from_env() / 8);
+        }
     }
+}
+
+/// Keeps the most recently used bytecode entries under `root`: at most
+/// `max_count`, together at most `max_bytes`, never `keep`. An entry still
+/// being written (no `DONE` yet) counts as used when its directory last
+/// changed.
+fn prune(root: &Path, keep: &Path, max_count: usize, max_bytes: u64) {
+    fn size(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .fold(0, |sum, e| {
+                let add = match e.file_type() {
+                    Ok(t) if t.is_dir() => size(&e.path()),
+                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                };
+                sum.saturating_add(add)
+            })
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let found = entries
+        .flatten()
+        .map(|e| {
+            let dir = e.path();
+            let done = dir.join(DONE);
+            let used = crate::scratch::modified(if done.exists() { &done } else { &dir });
+            (used, dir.clone(), size(&dir))
+        })
+        .collect();
+    crate::scratch::prune_least_recent(found, keep, max_count, max_bytes, DONE);
 }
 
 #[cfg(test)]
@@ -172,6 +221,52 @@ mod tests {
             pyc_for(Path::new("top.py")).unwrap(),
             Path::new("__pycache__/top.cpython-314.pyc")
         );
+    }
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_entries_and_the_one_in_use() {
+        let root = tempfile::tempdir().unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let old = std::time::SystemTime::now() - 10 * day;
+        let entry = |name: &str, age_days: u32, bytes: usize, done: bool| {
+            let dir = root.path().join(name);
+            std::fs::create_dir_all(dir.join("pkg/__pycache__")).unwrap();
+            std::fs::write(
+                dir.join("pkg/__pycache__/m.cpython-314.pyc"),
+                vec![0; bytes],
+            )
+            .unwrap();
+            let stamp = old + day * (10 - age_days);
+            if done {
+                let f = std::fs::File::create(dir.join(DONE)).unwrap();
+                f.set_modified(stamp).unwrap();
+            } else {
+                std::fs::File::open(&dir)
+                    .unwrap()
+                    .set_modified(stamp)
+                    .unwrap();
+            }
+            dir
+        };
+        let newest = entry("a", 1, 10, true);
+        let writing = entry("b", 2, 10, false);
+        let older = entry("c", 3, 10, true);
+        let in_use = entry("d", 9, 10, true);
+        let oldest = entry("e", 8, 10, true);
+        // Three kept by count: the one in use, then the newest two.
+        prune(root.path(), &in_use, 3, u64::MAX);
+        for (dir, kept) in [
+            (&newest, true),
+            (&writing, true),
+            (&in_use, true),
+            (&older, false),
+            (&oldest, false),
+        ] {
+            assert_eq!(dir.exists(), kept, "{}", dir.display());
+        }
+        // By size: 25 bytes leave room for the one in use and one more.
+        prune(root.path(), &in_use, 10, 25);
+        assert!(in_use.exists() && newest.exists() && !writing.exists());
     }
 
     #[test]

@@ -298,37 +298,20 @@ fn prune_wheels(wheels: &Path, keep: &Path, max_bytes: u64) {
     let Ok(entries) = std::fs::read_dir(wheels) else {
         return;
     };
-    let mut found: Vec<(std::time::SystemTime, PathBuf, u64)> = entries
+    let found = entries
         .flatten()
         .filter(|e| e.file_name() != "tmp")
         .map(|e| {
             let mark = e.path().join(UNPACKED_MARK);
-            let used = std::fs::metadata(&mark)
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
             let bytes = std::fs::read_to_string(&mark)
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|l| l.split(':').next()?.parse::<u64>().ok())
                 .sum();
-            (used, e.path(), bytes)
+            (crate::scratch::modified(&mark), e.path(), bytes)
         })
         .collect();
-    // Newest first; the one in use counts first whatever its time.
-    found.sort_by_key(|e| std::cmp::Reverse((e.1 == keep, e.0)));
-    let (mut count, mut total) = (0, 0u64);
-    for (_, dir, bytes) in found {
-        count += 1;
-        total = total.saturating_add(bytes);
-        if dir == keep || (count <= WHEELS_KEPT && total <= max_bytes) {
-            continue;
-        }
-        // The mark first: a half-removed copy is never taken as intact.
-        let _ = std::fs::remove_file(dir.join(UNPACKED_MARK));
-        let _ = std::fs::remove_dir_all(&dir);
-        count -= 1;
-        total = total.saturating_sub(bytes);
-    }
+    crate::scratch::prune_least_recent(found, keep, WHEELS_KEPT, max_bytes, UNPACKED_MARK);
 }
 
 /// Records that `rel` comes from `package`; two packages may not ship the same file.

@@ -150,6 +150,42 @@ pub(crate) fn remove_dead_process_dirs(dir: &Path, prefixes: &[&str]) {
     }
 }
 
+/// When `path` was last modified (the epoch if that cannot be read): the
+/// "last used" time of a cache entry whose mark file is touched on use.
+pub(crate) fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+}
+
+/// Keeps the most recently used of a cache's entry directories, given as
+/// (last used, directory, bytes): at most `max_count` of them, together at
+/// most `max_bytes`, and always `keep` (the one in use). Each removed
+/// entry's `mark` file (what says the entry is complete) goes first, so a
+/// half-removed entry is never taken for a whole one.
+pub(crate) fn prune_least_recent(
+    mut entries: Vec<(std::time::SystemTime, std::path::PathBuf, u64)>,
+    keep: &Path,
+    max_count: usize,
+    max_bytes: u64,
+    mark: &str,
+) {
+    // Newest first; the one in use counts first whatever its time.
+    entries.sort_by_key(|e| std::cmp::Reverse((e.1 == keep, e.0)));
+    let (mut count, mut total) = (0, 0u64);
+    for (_, dir, bytes) in entries {
+        count += 1;
+        total = total.saturating_add(bytes);
+        if dir == keep || (count <= max_count && total <= max_bytes) {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join(mark));
+        let _ = std::fs::remove_dir_all(&dir);
+        count -= 1;
+        total = total.saturating_sub(bytes);
+    }
+}
+
 /// The host directory shown read-only at `/dev`: one empty file, `null`.
 /// Shared by every sandbox of the process (nothing can change it: the
 /// preopen is read-only and [`ScratchView`] turns writes to `null` into
