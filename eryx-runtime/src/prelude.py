@@ -265,16 +265,21 @@ _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
 def _is_assignment(line):
-    """Whether `line`, the first line of a statement, assigns to plain
-    targets (`x = ...`, `a.b, c[0] += ...`): then the statement cannot be an
-    expression. Anything unusual answers False (the slower, exact path)."""
+    """Whether `line`, the first line of a statement, assigns to or
+    annotates plain targets (`x = ...`, `a.b, c[0] += ...`, `x: int = ...`):
+    then the statement cannot be an expression. Anything unusual answers
+    False (the slower, exact path)."""
     eq = line.find("=")
-    if eq <= 0 or line.startswith("=", eq + 1):
+    colon = line.find(":")
+    if 0 < colon and (eq < 0 or colon < eq) and not line.startswith("=", colon + 1):
+        head = line[:colon]
+    elif eq > 0 and not line.startswith("=", eq + 1):
+        # Without an augmented operator (`<` and `>` only doubled: `x <= 1`).
+        head = line[:eq].rstrip().rstrip("+-*/%@&|^")
+        if head.endswith(("<<", ">>")):
+            head = head[:-2]
+    else:
         return False
-    # Without an augmented operator (`<` and `>` only doubled: `x <= 1`).
-    head = line[:eq].rstrip().rstrip("+-*/%@&|^")
-    if head.endswith(("<<", ">>")):
-        head = head[:-2]
     return (
         _TARGET_CHARS.issuperset(head)
         and head.count("[") == head.count("]")

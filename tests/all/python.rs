@@ -211,6 +211,8 @@ async fn trailing_value_follows_the_last_statement_in_tricky_cells() {
         ("x = [1]\n*x, 2", Some("(1, 2)")),
         ("x: int = 3\nx", Some("3")),
         ("x: int = 3", None),
+        ("x: int", None),
+        ("s = [1, 2, 3]\ns[1:2]", Some("[2]")),
         ("(y := 4)", Some("4")),
         ("f = lambda x=1: x\nf()", Some("1")),
         ("type X = int", None),
