@@ -152,11 +152,6 @@ _STDOUT = _Capture(1)
 _STDERR = _Capture(2)
 
 
-def _register_source(filename, code):
-    """Puts the source where tracebacks find it (`linecache`)."""
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-
-
 _SITE_PACKAGES = "/site-packages"
 
 
@@ -287,12 +282,6 @@ def _is_assignment(line):
     )
 
 
-def _is_clause(line):
-    return line.startswith(_CLAUSE_WORDS) and (
-        line.partition(":")[0].split(None, 1)[0] in _CLAUSE_WORDS
-    )
-
-
 def _last_statement_start(code):
     """Where the cell's last top-level statement begins: the offset of a
     line at column 0 that starts it, or None when that is not plain to see
@@ -312,7 +301,11 @@ def _last_statement_start(code):
             found = start  # a decorator of the statement found
         elif first in ")]}'\"":
             return None
-        elif not _is_clause(code[start:start + 16]):
+        elif code.startswith(_CLAUSE_WORDS, start) and (
+            code[start:start + 16].partition(":")[0].split(None, 1)[0] in _CLAUSE_WORDS
+        ):
+            continue  # `else:`, `except E:`: part of the statement above
+        else:
             found = start
     if found and code.endswith("\\\n", 0, found):
         return None
@@ -611,7 +604,8 @@ def execute(code, output_limit, filename=None, argv=None):
         namespace["__file__"] = filename
     if argv is not None:
         sys.argv = list(argv)
-    _register_source(filename, code)
+    # Where tracebacks find the source.
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     if code and not _host_bound:
         _bind_host_functions()
     # The host forgets the calls an earlier execution left running.
