@@ -461,6 +461,36 @@ fn preimport(py: Python, list: &str) -> Result<(), Failure> {
         py.own(module)
             .map_err(|e| Failure(format!("pre-import of `{name}` raised {e}")))?;
     }
+    if list.is_empty() {
+        return Ok(());
+    }
+    // The import system remembers a finder per path entry. Imports that
+    // missed the stdlib also looked in `/site-packages`, which at this point
+    // is absent or another package set's (a snapshot without pre-imports of
+    // the user's own is shared by every set): its entry is dropped, so each
+    // sandbox looks at its own. The stdlib's stays (its listing is part of
+    // what the snapshot saves).
+    let attr = |obj: &Obj, name: &std::ffi::CStr| {
+        // SAFETY: interpreter running, GIL held (token); a live object and a
+        // NUL-terminated name.
+        py.own(unsafe { ffi::PyObject_GetAttrString(obj.as_ptr(), name.as_ptr()) })
+    };
+    // SAFETY: as above.
+    let sys = py.own(unsafe { ffi::PyImport_ImportModule(c"sys".as_ptr()) })?;
+    let pop = attr(&attr(&sys, c"path_importer_cache")?, c"pop")?;
+    py.call(
+        &pop,
+        vec![
+            py.new_str(crate::world::SITE_PACKAGES)?,
+            py.retain(py.none()),
+        ],
+    )?;
+    // What start-up and the pre-imports made lives as long as the
+    // interpreter: the collector skips it from now on (`gc.freeze`), so
+    // collections in the sandboxes do not walk (and copy-on-write) it.
+    // SAFETY: as above.
+    let gc = py.own(unsafe { ffi::PyImport_ImportModule(c"gc".as_ptr()) })?;
+    py.call(&attr(&gc, c"freeze")?, Vec::new())?;
     Ok(())
 }
 
