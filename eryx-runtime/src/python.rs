@@ -485,12 +485,6 @@ fn preimport(py: Python, list: &str) -> Result<(), Failure> {
             py.retain(py.none()),
         ],
     )?;
-    // What start-up and the pre-imports made lives as long as the
-    // interpreter: the collector skips it from now on (`gc.freeze`), so
-    // collections in the sandboxes do not walk (and copy-on-write) it.
-    // SAFETY: as above.
-    let gc = py.own(unsafe { ffi::PyImport_ImportModule(c"gc".as_ptr()) })?;
-    py.call(&attr(&gc, c"freeze")?, Vec::new())?;
     Ok(())
 }
 
