@@ -28,8 +28,8 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
 use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, FsError, FsResult, OutputStream, Pollable, StreamError,
-    StreamResult,
+    DynInputStream, DynOutputStream, FsError, FsResult, InputStream, OutputStream, Pollable,
+    StreamError, StreamResult,
 };
 
 /// Where the scratch directory appears in the guest.
@@ -247,6 +247,8 @@ pub(crate) struct ScratchView<'a> {
     pub(crate) fs: WasiFilesystemCtxView<'a>,
     pub(crate) scratch: Option<&'a Arc<Scratch>>,
     pub(crate) handles: &'a mut Handles,
+    /// Regular files are read on the calling thread ([`InlineReader`]).
+    pub(crate) inline_reads: bool,
 }
 
 /// Selects [`ScratchView`] as the data of the filesystem interfaces.
@@ -570,6 +572,16 @@ impl types::HostDescriptor for ScratchView<'_> {
         fd: Fd,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynInputStream>> {
+        if self.inline_reads
+            && let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = self.fs.table.get(&fd)
+            && f.file.metadata().is_ok_and(|m| m.is_file())
+        {
+            let reader: DynInputStream = Box::new(InlineReader {
+                file: f.file.clone(),
+                position: offset,
+            });
+            return Ok(self.fs.table.push(reader)?);
+        }
         types::HostDescriptor::read_via_stream(&mut self.fs, fd, offset)
     }
 
@@ -642,6 +654,54 @@ impl Counted {
             Err(StreamError::Closed)
         }
     }
+}
+
+/// A read stream over a regular file that reads on the calling thread.
+/// wasmtime-wasi's own file stream hands every non-blocking `read` (what
+/// wasi-libc's `read` uses, with a poll) to `spawn_blocking`: a thread round
+/// trip per read, ~40 for `import json`. A regular file's `pread` does not
+/// wait on anything, and a FIFO or device is never given this stream (nor
+/// any file when the sandbox has caller mounts, whose files a call's time
+/// limit must be able to walk away from).
+struct InlineReader {
+    file: Arc<std::fs::File>,
+    position: u64,
+}
+
+/// The most one read returns (the guest asks again for the rest); bounds
+/// what a guest's `read(size)` makes the host allocate.
+const INLINE_READ_MAX: usize = 1 << 20;
+
+impl InputStream for InlineReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buf = vec![0; size.min(INLINE_READ_MAX)];
+        let n = read_at(&self.file, &mut buf, self.position)
+            .map_err(|e| StreamError::LastOperationFailed(e.into()))?;
+        if n == 0 {
+            return Err(StreamError::Closed);
+        }
+        buf.truncate(n);
+        self.position += n as u64;
+        Ok(Bytes::from(buf))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for InlineReader {
+    async fn ready(&mut self) {}
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 #[wasmtime_wasi::async_trait]

@@ -29,6 +29,9 @@ pub(crate) struct State {
     scratch: Option<Arc<Scratch>>,
     /// Which of this instance's descriptor handles point into `/tmp`.
     handles: Handles,
+    /// Whether file reads may run on the calling thread (no caller mounts,
+    /// as for `allow_blocking_current_thread`).
+    inline_reads: bool,
     pub(crate) limits: MemoryLimiter,
     pub(crate) raw_stderr: MemoryOutputPipe,
     /// When the running call must stop.
@@ -187,6 +190,7 @@ impl State {
             },
             scratch,
             handles: Handles::default(),
+            inline_reads: mounts.is_empty(),
             limits,
             raw_stderr,
             deadline: None,
@@ -205,6 +209,7 @@ impl State {
             fs: self.wasi.filesystem(),
             scratch: self.scratch.as_ref(),
             handles: &mut self.handles,
+            inline_reads: self.inline_reads,
         }
     }
 

@@ -228,3 +228,27 @@ for what in (lambda: open("/dev/other", "w"), lambda: os.remove(os.devnull),
         out.stderr
     );
 }
+
+/// Files are read on the calling thread when the sandbox has no caller
+/// mounts (a stream of our own over `pread`): a file larger than one read
+/// comes back whole, from any offset, and a stdlib file matches its size.
+#[tokio::test]
+async fn files_read_whole_from_any_offset() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            "import json, os\n\
+             p = json.__file__\n\
+             print(len(open(p, 'rb').read()) == os.stat(p).st_size)\n\
+             data = bytes(range(256)) * 20000\n\
+             open('/tmp/big.bin', 'wb').write(data)\n\
+             print(open('/tmp/big.bin', 'rb').read() == data)\n\
+             with open('/tmp/big.bin', 'rb') as f:\n\
+             \x20   f.seek(5_000_000)\n\
+             \x20   print(f.read(3) == data[5_000_000:5_000_003], len(f.read()))\n\
+             print(open('/tmp/big.bin').read(0) == '')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "True\nTrue\nTrue 119997\nTrue\n");
+}
