@@ -83,7 +83,11 @@ pub fn wit() -> Wit {
 /// Reports a broken invariant of the ABI and aborts (a trap for the host).
 #[cold]
 pub fn bug(msg: &str) -> ! {
-    eprintln!("eryx-ffi: internal error: {msg}");
+    use std::io::Write;
+    // One unformatted write (not `eprintln!`, whose locking and formatting
+    // adapters would be linked into the runtime for this cold path alone).
+    let line = ["eryx-ffi: internal error: ", msg, "\n"].concat();
+    let _ = std::io::stderr().write_all(line.as_bytes());
     std::process::abort()
 }
 
