@@ -73,6 +73,16 @@ fn engine(
     // get slower (A/B, 5 pairs: new sandbox + first call 1.52-1.89 vs
     // 1.59-2.65 ms; first call in a fresh process 0.8-1.2 vs 1.2-1.9 ms).
     config.table_lazy_init(false);
+    // A pre-initialised snapshot's heap is its module's initial memory.
+    // wasmtime maps it copy-on-write from the compiled file only when its
+    // non-zero bytes cover half of its span or the span is under 16 MiB;
+    // otherwise every instance copies it. A temporary allocation high in
+    // the heap before the snapshot (a pre-imported module's, or one seen
+    // from a snapshot built during a busy test run: 4 MB more scattered
+    // data) made each sandbox copy the heap: +1 MiB resident per sandbox,
+    // slower instantiation. Snapshot heaps up to 256 MiB are always mapped
+    // (the compiled file stores their zero gaps).
+    config.memory_guaranteed_dense_image_size(256 << 20);
     config.max_wasm_stack(WASM_STACK);
     config.async_stack_size(WASM_STACK + (1 << 20));
     if let Some(sandboxes) = pool {
@@ -469,10 +479,13 @@ fn component_key(
     // The compiled form also depends on the host: wasmtime's compatibility
     // hash covers the engine configuration and the target's CPU features,
     // so two machines sharing a cache directory do not evict each other.
+    // wasmtime leaves one setting that changes the compiled form out of
+    // that hash: whether a snapshot's heap gets a copy-on-write image.
     let host = {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
+        engine.get_memory_guaranteed_dense_image_size().hash(&mut h);
         h.finish()
     };
     let mut key = eryx_linker::sha256_hex(

@@ -218,3 +218,74 @@ async fn common_stdlib_modules_come_imported_but_not_shared_randomness() {
         .unwrap();
     assert_eq!(out.value.as_deref(), Some("'[\"4\", \"2\"]'"));
 }
+
+/// A snapshot's heap is mapped copy-on-write from its memory image (a
+/// private, writable mapping), not copied into every sandbox:
+/// wasmtime only does that when the heap's non-zero data covers at least
+/// half of its span. A runtime that inflated its prelude with `zlib` before
+/// the snapshot once broke this silently (+1 MiB resident per sandbox).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_snapshots_heap_is_mapped_copy_on_write() {
+    let mut sb = builder()
+        .snapshot_policy(eryx_host::SnapshotPolicy::Wait)
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    sb.execute("x = 1").await.unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let image_bytes = largest_cow_image(&maps);
+    assert!(
+        image_bytes >= 1 << 20,
+        "no copy-on-write mapping of a snapshot's heap (largest: {image_bytes} bytes):\n{maps}"
+    );
+}
+
+/// The same for a snapshot whose heap is sparse: a pre-imported module that
+/// touched the far end of a 24 MiB block it then freed leaves one non-zero
+/// byte high above the rest of the heap. wasmtime's default heuristic
+/// would copy such a heap into every sandbox.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_sparse_snapshot_heap_is_still_mapped_copy_on_write() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(
+        site.path().join("sparse_heap.py"),
+        "_block = bytearray(24 << 20)\n_block[-1] = 1\n_after = bytearray(4096)\ndel _block\n",
+    )
+    .unwrap();
+    let mut sb = builder()
+        .package(site.path())
+        .preimport(["sparse_heap"])
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    sb.execute("import sparse_heap").await.unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let largest = largest_cow_image(&maps);
+    assert!(
+        largest >= 24 << 20,
+        "no copy-on-write mapping of the sparse snapshot's heap (largest: {largest} bytes):\n{maps}"
+    );
+}
+
+/// The largest private, writable mapping of a memory image in a
+/// `/proc/self/maps` listing: a snapshot's heap mapped copy-on-write, from
+/// the compiled file (`.cwasm`) when it was loaded from the cache, from
+/// wasmtime's `memfd` when it was compiled in this process.
+#[cfg(target_os = "linux")]
+fn largest_cow_image(maps: &str) -> u64 {
+    maps.lines()
+        .filter(|l| {
+            (l.ends_with(".cwasm") || l.contains("/memfd:wasm-memory-image"))
+                && l.split_whitespace().nth(1) == Some("rw-p")
+        })
+        .filter_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            Some(u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?)
+        })
+        .max()
+        .unwrap_or(0)
+}
