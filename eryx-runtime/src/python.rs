@@ -46,12 +46,8 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The Python half of the runtime. Embedded as it is: compressing it (26 KB
-/// -> 9 KB, inflated with the built-in `zlib` at start-up) left the
-/// snapshot's heap too sparse for wasmtime's copy-on-write memory image, so
-/// every sandbox copied its heap (+1 MiB resident per sandbox, slower
-/// instantiation; measured).
-const PRELUDE: &str = include_str!("prelude.py");
+/// `src/prelude.py`, zlib-compressed by the build script.
+const PRELUDE_ZLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/prelude.py.z"));
 
 /// Proof that the interpreter is initialized and the GIL is held.
 #[derive(Clone, Copy)]
@@ -587,9 +583,30 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure>
     Ok(())
 }
 
+/// The prelude's source, inflated by CPython's built-in `zlib`.
+fn inflate_prelude(py: Python) -> Result<CString, Failure> {
+    // SAFETY: interpreter running, GIL held; NUL-terminated name.
+    let zlib = py.own(unsafe { ffi::PyImport_ImportModule(c"zlib".as_ptr()) })?;
+    // SAFETY: as above; `zlib` is a live module object.
+    let decompress =
+        py.own(unsafe { ffi::PyObject_GetAttrString(zlib.as_ptr(), c"decompress".as_ptr()) })?;
+    let packed = py.new_bytes(PRELUDE_ZLIB)?;
+    let text = py.call(&decompress, vec![packed])?;
+    let mut ptr = std::ptr::null_mut();
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: as above; `text` is a bytes object (zlib.decompress returns
+    // bytes), and the buffer is read before `text` is dropped.
+    if unsafe { ffi::PyBytes_AsStringAndSize(text.as_ptr(), &mut ptr, &mut len) } != 0 {
+        return Err(py.take_error());
+    }
+    // SAFETY: CPython reported `len` valid bytes at `ptr`.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
+    CString::new(bytes).map_err(|_| Failure::new("the prelude contains a NUL byte"))
+}
+
 fn load_prelude(py: Python) -> Result<Prelude, Failure> {
-    let src = CString::new(PRELUDE).map_err(|_| Failure::new("prelude contains NUL"))?;
     let fail = |e: Failure| e.context("loading the eryx prelude failed");
+    let src = inflate_prelude(py).map_err(fail)?;
     // SAFETY: interpreter running, GIL held; NUL-terminated strings.
     let code = py
         .own(unsafe {
