@@ -220,26 +220,15 @@ async fn common_stdlib_modules_come_imported_but_not_shared_randomness() {
 }
 
 /// A snapshot's heap is mapped copy-on-write from its memory image (a
-/// private, writable mapping), not copied into every sandbox:
-/// wasmtime only does that when the heap's non-zero data covers at least
-/// half of its span. A runtime that inflated its prelude with `zlib` before
-/// the snapshot once broke this silently (+1 MiB resident per sandbox).
+/// private, writable mapping), not copied into every sandbox. wasmtime's
+/// default only does that when the heap's non-zero bytes cover at least
+/// half of its span; one snapshot built during a busy test run did not, and
+/// every sandbox of it held its own copy (+1 MiB resident each).
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_snapshots_heap_is_mapped_copy_on_write() {
-    let mut sb = builder()
-        .snapshot_policy(eryx_host::SnapshotPolicy::Wait)
-        .build()
-        .await
-        .unwrap();
-    assert!(sb.preinitialised());
-    sb.execute("x = 1").await.unwrap();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let image_bytes = largest_cow_image(&maps);
-    assert!(
-        image_bytes >= 1 << 20,
-        "no copy-on-write mapping of a snapshot's heap (largest: {image_bytes} bytes):\n{maps}"
-    );
+    let builder = builder().snapshot_policy(eryx_host::SnapshotPolicy::Wait);
+    assert_heap_image_at_least(builder, "x = 1", 1 << 20).await;
 }
 
 /// The same for a snapshot whose heap is sparse: a pre-imported module that
@@ -255,19 +244,23 @@ async fn a_sparse_snapshot_heap_is_still_mapped_copy_on_write() {
         "_block = bytearray(24 << 20)\n_block[-1] = 1\n_after = bytearray(4096)\ndel _block\n",
     )
     .unwrap();
-    let mut sb = builder()
-        .package(site.path())
-        .preimport(["sparse_heap"])
-        .build()
-        .await
-        .unwrap();
+    let builder = builder().package(site.path()).preimport(["sparse_heap"]);
+    assert_heap_image_at_least(builder, "import sparse_heap", 24 << 20).await;
+}
+
+/// Builds a pre-initialised sandbox, runs `code` in it and checks that this
+/// process maps a memory image of at least `bytes` copy-on-write.
+#[cfg(target_os = "linux")]
+async fn assert_heap_image_at_least(builder: eryx_host::SandboxBuilder, code: &str, bytes: u64) {
+    let mut sb = builder.build().await.unwrap();
     assert!(sb.preinitialised());
-    sb.execute("import sparse_heap").await.unwrap();
+    sb.execute(code).await.unwrap();
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let largest = largest_cow_image(&maps);
     assert!(
-        largest >= 24 << 20,
-        "no copy-on-write mapping of the sparse snapshot's heap (largest: {largest} bytes):\n{maps}"
+        largest >= bytes,
+        "no copy-on-write mapping of {bytes} bytes or more for a snapshot's heap \
+         (largest: {largest} bytes):\n{maps}"
     );
 }
 
