@@ -781,21 +781,24 @@ impl Job {
     }
 
     /// Runs the job without stalling the async executor's other tasks for
-    /// long: on a multi-threaded runtime in place (`block_in_place`: the
-    /// worker's other tasks move to other workers, no thread hand-off); on
-    /// a current-thread runtime a cache hit is loaded on the calling task
-    /// (mapping and checking the file takes a few ms; the hand-off to
-    /// tokio's blocking pool, a new thread with its own malloc arena, cost
-    /// a fresh `eryx -c` ~0.6 ms of its ~9.5) and anything that may compile
-    /// goes to the blocking pool.
+    /// long. A cache hit (`cached_only`: mapping and checking the file
+    /// takes a few ms) runs in place: on the calling task of a
+    /// current-thread runtime, with `block_in_place` on a multi-threaded
+    /// one (the worker's other tasks move to other workers); the hand-off
+    /// to tokio's blocking pool, a new thread with its own malloc arena,
+    /// cost a fresh `eryx -c` ~0.6 ms of its ~9.5. Anything that may
+    /// compile goes to the blocking pool, so that a caller's timeout or
+    /// `select!` around `build()` still fires during a compile.
     async fn run_blocking(self, cached_only: bool) -> Result<Option<Prepared>, Error> {
         use tokio::runtime::{Handle, RuntimeFlavor};
-        match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(RuntimeFlavor::MultiThread) => {
-                return tokio::task::block_in_place(|| self.run(cached_only));
+        if cached_only {
+            match Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(RuntimeFlavor::MultiThread) => {
+                    return tokio::task::block_in_place(|| self.run(cached_only));
+                }
+                Ok(RuntimeFlavor::CurrentThread) => return self.run(cached_only),
+                _ => {}
             }
-            Ok(RuntimeFlavor::CurrentThread) if cached_only => return self.run(cached_only),
-            _ => {}
         }
         tokio::task::spawn_blocking(move || self.run(cached_only))
             .await

@@ -38,3 +38,43 @@ async fn thirty_two_sandboxes_with_a_looper_a_hog_and_a_raiser() {
         }
     }
 }
+
+/// A caller's timeout around `build()` fires while a new extension set
+/// compiles (the compile runs on tokio's blocking pool; only cache hits are
+/// loaded in place), on both kinds of runtime; a later `build()` of the
+/// same set still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_around_build_fires_during_a_compile() {
+    timeout_fires_during_a_compile('t').await;
+}
+
+#[tokio::test]
+async fn a_timeout_around_build_fires_during_a_compile_on_one_thread() {
+    timeout_fires_during_a_compile('u').await;
+}
+
+async fn timeout_fires_during_a_compile(prefix: char) {
+    let name = crate::support::fresh_extension_name(prefix);
+    let package = crate::support::renamed_fastsum_package(&name);
+    let cache = crate::support::private_cache();
+    let make = || {
+        eryx_host::Sandbox::builder()
+            .bundle(crate::support::bundle())
+            .cache_dir(cache.path())
+            .package(package.path())
+    };
+    let started = std::time::Instant::now();
+    let cut = tokio::time::timeout(Duration::from_millis(20), make().build()).await;
+    assert!(
+        cut.is_err(),
+        "a new set with an empty cache compiled in 20 ms"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the timeout fired only after {:?}",
+        started.elapsed()
+    );
+    let mut sb = make().build().await.unwrap();
+    let code = format!("import {name}\nprint({name}.fast_sum(10))");
+    assert_eq!(sb.execute(&code).await.unwrap().stdout, "45\n");
+}
