@@ -59,12 +59,7 @@ async fn timeout_fires_during_a_compile(prefix: char) {
     let name = crate::support::fresh_extension_name(prefix);
     let package = crate::support::renamed_fastsum_package(&name);
     let cache = crate::support::private_cache();
-    let make = || {
-        eryx_host::Sandbox::builder()
-            .bundle(crate::support::bundle())
-            .cache_dir(cache.path())
-            .package(package.path())
-    };
+    let make = || crate::support::new_set_builder(cache.path(), package.path());
     let started = std::time::Instant::now();
     let cut = tokio::time::timeout(Duration::from_millis(20), make().build()).await;
     assert!(

@@ -102,12 +102,7 @@ async fn a_new_sets_snapshot_is_built_in_the_background() {
     let name = crate::support::fresh_extension_name('b');
     let package = crate::support::renamed_fastsum_package(&name);
     let cache = crate::support::private_cache();
-    let make = || {
-        eryx_host::Sandbox::builder()
-            .bundle(crate::support::bundle())
-            .cache_dir(cache.path())
-            .package(package.path())
-    };
+    let make = || crate::support::new_set_builder(cache.path(), package.path());
     let code = format!("import {name}\nprint({name}.fast_sum(100))");
     let mut first = make().build().await.unwrap();
     assert!(!first.preinitialised(), "the first sandbox does not wait");
@@ -130,10 +125,7 @@ async fn a_new_sets_snapshot_is_built_in_the_background() {
     let name = crate::support::fresh_extension_name('s');
     let package = crate::support::renamed_fastsum_package(&name);
     let skip = || {
-        eryx_host::Sandbox::builder()
-            .bundle(crate::support::bundle())
-            .cache_dir(cache.path())
-            .package(package.path())
+        crate::support::new_set_builder(cache.path(), package.path())
             .snapshot_policy(eryx_host::SnapshotPolicy::Skip)
     };
     let mut sb = skip().build().await.unwrap();

@@ -152,6 +152,16 @@ pub fn private_cache() -> tempfile::TempDir {
     dir
 }
 
+/// A builder for a set of its own: the shared bundle, the cache at `cache`,
+/// the package at `package` (e.g. a [`renamed_fastsum_package`] in a
+/// [`private_cache`], a set no earlier run compiled).
+pub fn new_set_builder(cache: &Path, package: &Path) -> SandboxBuilder {
+    Sandbox::builder()
+        .bundle(bundle())
+        .cache_dir(cache)
+        .package(package)
+}
+
 /// A package directory holding the `fastsum` example extension renamed to
 /// `name` (seven characters: the module name, `PyInit_*` and the file name
 /// are rewritten in place), so that its extension set is new to every
