@@ -45,6 +45,11 @@ pub enum Role {
     /// The standard library directory. Its `sha256` is that of the tar it was
     /// unpacked from and its `size` the total bytes of the files.
     Stdlib,
+    /// A pure-Python package that `cargo xtask dist` adds to the standard
+    /// library directory (`tzdata`, the time zone database `zoneinfo`
+    /// needs). `path` is its directory; its `sha256` is that of the wheel
+    /// it was unpacked from and its `size` the total bytes of its files.
+    Package,
 }
 
 /// The versions a bundle was built from.
@@ -60,7 +65,8 @@ pub struct Versions {
     pub wit_dylib: String,
 }
 
-/// One file (or, for [`Role::Stdlib`], one directory) of the bundle.
+/// One file (or, for [`Role::Stdlib`] and [`Role::Package`], one directory)
+/// of the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// The name the linker knows it by (`libc.so`), or the directory name.

@@ -123,6 +123,37 @@ for bad, mod in ((b"BZh9 junk", bz2), (b"not xz", lzma)):
 }
 
 #[tokio::test]
+async fn zoneinfo_has_the_time_zone_database() {
+    // WASI has no /usr/share/zoneinfo: the bundle carries PyPI's `tzdata`.
+    let code = r#"
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, available_timezones, ZoneInfoNotFoundError
+import importlib.metadata
+paris = ZoneInfo("Europe/Paris")
+print(datetime(2024, 1, 15, 12, tzinfo=paris).isoformat())
+print(datetime(2024, 7, 15, 12, tzinfo=paris).isoformat(), datetime(2024, 7, 15, tzinfo=paris).tzname())
+# A DST change: 2024-03-10 02:30 does not exist in New York (fold rules).
+ny = ZoneInfo("America/New_York")
+print(datetime(2024, 3, 10, 7, 30, tzinfo=timezone.utc).astimezone(ny).isoformat())
+print(datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=ny).utcoffset())
+print(ZoneInfo("Asia/Kolkata").utcoffset(datetime(2020, 1, 1)), ZoneInfo("UTC").key)
+zones = available_timezones()
+print(len(zones) > 400, {"Europe/London", "Australia/Sydney", "America/Sao_Paulo"} <= zones)
+print(importlib.metadata.version("tzdata").startswith("20"))
+try:
+    ZoneInfo("Mars/Olympus_Mons")
+except ZoneInfoNotFoundError as e:
+    print(type(e).__name__)
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "2024-01-15T12:00:00+01:00\n2024-07-15T12:00:00+02:00 CEST\n\
+         2024-03-10T03:30:00-04:00\n-1 day, 19:00:00\n5:30:00 UTC\nTrue True\nTrue\n\
+         ZoneInfoNotFoundError\n"
+    );
+}
+
+#[tokio::test]
 async fn exception_gives_traceback_and_the_sandbox_goes_on() {
     let mut sb = sandbox().await;
     let err = sb

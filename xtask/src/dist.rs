@@ -103,6 +103,7 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(crate::stdlib_ext::input_fingerprint(root)?.as_bytes());
+    h.update(crate::tzdata::WHEEL_SHA256.as_bytes());
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
@@ -280,6 +281,7 @@ fn assemble(
     record: &FetchRecord,
     runtime: &Path,
     modules: &[crate::stdlib_ext::Built],
+    tzdata: &Path,
 ) -> Result<()> {
     if dist.exists() {
         std::fs::remove_dir_all(dist)?;
@@ -334,6 +336,11 @@ fn assemble(
             ),
         });
     }
+    files.push(crate::tzdata::install(
+        tzdata,
+        &dist.join(&stdlib.path),
+        &stdlib.path,
+    )?);
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         versions: Versions {
@@ -441,7 +448,8 @@ pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
     crate::codegen::codegen(root, true)?;
     let runtime = build_runtime(root, &tools)?;
     let modules = crate::stdlib_ext::build(root, &tools)?;
-    assemble(root, &dist, &record, &runtime, &modules)?;
+    let tzdata = crate::tzdata::fetch(root)?;
+    assemble(root, &dist, &record, &runtime, &modules, &tzdata)?;
     progress!("validating the bundle:");
     validate(&dist)?;
     compile_stdlib(root, &dist)?;

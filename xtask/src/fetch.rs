@@ -93,36 +93,19 @@ fn download(root: &Path) -> Result<PathBuf> {
     if wheel.is_file() && sha256_hex(&std::fs::read(&wheel)?) == WHEEL_SHA256 {
         return Ok(wheel);
     }
-    std::fs::create_dir_all(&dest)?;
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .context("no python3 found: pip is needed to download CPython for WASI. Fix: `apt-get install python3 python3-pip`")?;
-    let has_pip = Command::new(python)
-        .args(["-m", "pip", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_pip {
-        bail!(
-            "`{python} -m pip` is not available: pip is needed to download CPython for WASI. Fix: `apt-get install python3-pip`"
-        );
-    }
     progress!("fetching componentize-py {CPY_VERSION} (CPython 3.14 for WASI, 17 MB) with pip");
-    let mut cmd = Command::new(python);
-    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .args([
+    pip_download(
+        &dest,
+        &[
             "--platform",
             "manylinux_2_28_x86_64",
             "--python-version",
             "3.11",
             "--implementation",
             "cp",
-        ])
-        .arg(format!("componentize-py=={CPY_VERSION}"))
-        .arg("-d")
-        .arg(&dest);
-    process::run(&mut cmd, "pip download").context(
-        "pip could not download the wheel: check the network and your pip configuration (index URL, proxy)",
+            &format!("componentize-py=={CPY_VERSION}"),
+        ],
+        "the componentize-py wheel (CPython for WASI)",
     )?;
     let bytes = std::fs::read(&wheel)
         .with_context(|| format!("pip did not produce {}", wheel.display()))?;
@@ -134,6 +117,34 @@ fn download(root: &Path) -> Result<PathBuf> {
         );
     }
     Ok(wheel)
+}
+
+/// `python3 -m pip download --no-deps --only-binary=:all: ARGS -d DEST`
+/// (the user's own pip configuration: index URL, proxy); `what` names the
+/// download in errors.
+pub(crate) fn pip_download(dest: &Path, args: &[&str], what: &str) -> Result<()> {
+    std::fs::create_dir_all(dest)?;
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .with_context(|| format!("no python3 found: pip is needed to download {what}. Fix: `apt-get install python3 python3-pip`"))?;
+    let has_pip = Command::new(python)
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pip {
+        bail!(
+            "`{python} -m pip` is not available: pip is needed to download {what}. Fix: `apt-get install python3-pip`"
+        );
+    }
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(args)
+        .arg("-d")
+        .arg(dest);
+    process::run(&mut cmd, "pip download").with_context(|| {
+        format!("pip could not download {what}: check the network and your pip configuration (index URL, proxy)")
+    })
 }
 
 /// What a decompressed frame turned out to be.

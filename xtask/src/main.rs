@@ -32,6 +32,7 @@ mod pyo3;
 mod stdlib_ext;
 mod sysroot;
 mod toolchain;
+mod tzdata;
 mod wasmcc;
 mod wheel;
 
