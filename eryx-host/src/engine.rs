@@ -232,7 +232,8 @@ impl Preinit {
     /// `cargo xtask dist`), every instance of an old snapshot re-listed the
     /// whole stdlib, with a host call per file, at its first import
     /// (measured: a first call of 10 ms instead of 2.5). v4: with
-    /// [`STDLIB_PREIMPORTS`].
+    /// [`STDLIB_PREIMPORTS`]. v5: made with a frozen monotonic clock and
+    /// `HOME` set (see [`crate::state::Clock`]).
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -240,7 +241,7 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v4:{}:{}:{stdlib_mtime}",
+            "preinit/v5:{}:{}:{stdlib_mtime}",
             self.imports.join(","),
             self.site_hash
         )
@@ -301,6 +302,7 @@ fn preinitialise(
         &limits,
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
         None,
+        crate::state::Clock::Frozen,
     )
     .map_err(|e| err("setting up WASI", e.to_string()))?;
     let mut store = wasmtime::Store::new(engine, state);

@@ -608,6 +608,7 @@ impl Sandbox {
                 &self.limits,
                 self.cancel.clone(),
                 Some(self.host_fns.clone()),
+                crate::state::Clock::Running,
             )
             .map_err(|source| Error::Instantiate { source })?;
             let mut store = Store::new(&self.prepared.engine, state);

@@ -116,6 +116,34 @@ impl WasiView for State {
     }
 }
 
+/// The monotonic clock a store's guest reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// Real time, from 0 when the store is made: a sandbox's.
+    Running,
+    /// Stands at 0: the pre-initialising store's. What the guest reads of
+    /// the monotonic clock while a snapshot is made stays in the snapshot:
+    /// wasi-libc's emulated process clocks take their start there, and
+    /// every sandbox's clock starts again from 0, so `time.process_time()`
+    /// and `os.times()` read negative (minus the start-up time) in every
+    /// sandbox of a snapshot made with a running clock. With this clock
+    /// the snapshot's start is 0, the sandbox's first instant.
+    Frozen,
+}
+
+/// A monotonic clock that stands at 0 (see [`Clock::Frozen`]).
+struct FrozenClock;
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
 impl State {
     /// Deny by default: no env, no args, no stdin (unless given), stdout and
     /// stderr into small in-memory pipes, no network; the stdlib and the
@@ -135,6 +163,7 @@ impl State {
         limits: &Limits,
         cancel: Arc<AtomicBool>,
         host_fns: Option<HostFns>,
+        clock: Clock,
     ) -> Result<State, BoxError> {
         let raw_stderr = MemoryOutputPipe::new(RAW_OUTPUT_CAP);
         let mut builder = WasiCtx::builder();
@@ -161,6 +190,13 @@ impl State {
         // environment Python read at start-up). The runtime makes it the
         // working directory.
         builder.env("TMPDIR", GUEST_TMP);
+        // `Path.home()` raises and `expanduser("~")` is left as it is
+        // without `HOME` (there is no password database either): caches and
+        // config files that libraries keep under `~` go to `/tmp`.
+        builder.env("HOME", GUEST_TMP);
+        if let Clock::Frozen = clock {
+            builder.monotonic_clock(FrozenClock);
+        }
         for (k, v) in env {
             builder.env(k, v);
         }

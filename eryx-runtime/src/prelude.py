@@ -24,6 +24,20 @@ __import__("os").environ.pop("ERYX_PREIMPORT", None)
 # "usage: python3 -m tool") read as they do under python3.
 sys.executable = "python3"
 
+
+def _times(_raw=__import__("os").times):
+    """`os.times()` in seconds. wasi-libc's `times()` counts nanoseconds
+    while `os.times` divides by `sysconf("SC_CLK_TCK")` (100): every field
+    came out ten million times too large."""
+    import os
+    scale = os.sysconf("SC_CLK_TCK") / 1e9
+    return os.times_result([v * scale for v in _raw()])
+
+
+_times.__name__ = _times.__qualname__ = "times"
+_times.__doc__ = __import__("os").times.__doc__
+__import__("os").times = _times
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

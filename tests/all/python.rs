@@ -154,6 +154,29 @@ except ZoneInfoNotFoundError as e:
 }
 
 #[tokio::test]
+async fn process_clocks_start_with_the_sandbox_and_home_is_tmp() {
+    // A pre-initialised sandbox: what the guest read of the monotonic
+    // clock while the snapshot was made must not put its process clocks
+    // below zero (they read minus the start-up time before the fix).
+    let mut sb = sandbox().await;
+    assert!(sb.preinitialised(), "the test needs a snapshot sandbox");
+    let code = r#"
+import os, time, pathlib
+print(0 <= time.process_time() < 60, 0 <= time.process_time_ns(), 0 <= os.times().user < 60)
+a = time.process_time(); sum(range(200_000)); b = time.process_time()
+print(b > a, time.monotonic() >= 0, abs(os.times().user - time.process_time()) < 1)
+print(pathlib.Path.home(), os.path.expanduser("~/.cache/x"))
+pathlib.Path.home().joinpath(".config").mkdir()
+print(os.path.isdir(os.path.expanduser("~/.config")))
+"#;
+    let out = sb.execute(code).await.expect("running the clock checks");
+    assert_eq!(
+        out.stdout,
+        "True True True\nTrue True True\n/tmp /tmp/.cache/x\nTrue\n"
+    );
+}
+
+#[tokio::test]
 async fn exception_gives_traceback_and_the_sandbox_goes_on() {
     let mut sb = sandbox().await;
     let err = sb
