@@ -78,13 +78,76 @@ def _without_self_pipe(loop_class):
     loop_class._write_to_self = write_to_self
 
 
-class _AsyncioOnWasi:
-    """Patches `asyncio.selector_events` when it is first imported (so that
-    sessions that never use asyncio do not pay for importing it)."""
+def _thread_pool_inline(module):
+    """`concurrent.futures.ThreadPoolExecutor` without threads (WASI has
+    none): each task runs on the one thread when it is submitted, once the
+    executor's locks are released, so that `executor.map`, `submit` and
+    with them `asyncio.to_thread` and `loop.run_in_executor` give their
+    results and exceptions as usual, one task after another. A task that
+    waits for a later task waits until the time limit stops it."""
+    import queue
 
-    @staticmethod
-    def find_spec(fullname, path=None, target=None):
-        if fullname != "asyncio.selector_events":
+    executor = module.ThreadPoolExecutor
+    submit = executor.submit
+
+    def run_submitted(self):
+        ctx = self.__dict__.get("_inline_context")
+        if ctx is None:
+            ctx = self._create_worker_context()
+            try:
+                ctx.initialize()
+            except BaseException:
+                module._base.LOGGER.critical("Exception in initializer:", exc_info=True)
+                self._initializer_failed()
+                return
+            self._inline_context = ctx
+        while True:
+            try:
+                item = self._work_queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item.run(ctx)
+
+    def submit_and_run(self, fn, /, *args, **kwargs):
+        future = submit(self, fn, *args, **kwargs)
+        run_submitted(self)
+        return future
+
+    submit_and_run.__doc__ = submit.__doc__
+    executor.submit = submit_and_run
+    executor._adjust_thread_count = lambda self: None
+
+
+def _executor_shutdown_inline(module):
+    """asyncio shuts its default executor down from a new thread (at the
+    end of `asyncio.run`); without threads its tasks have all run when they
+    were submitted, so the shutdown happens on the loop's thread."""
+
+    async def shutdown_default_executor(self, timeout=None):
+        self._executor_shutdown_called = True
+        if self._default_executor is not None:
+            self._default_executor.shutdown(wait=True)
+
+    loop = module.BaseEventLoop
+    shutdown_default_executor.__doc__ = loop.shutdown_default_executor.__doc__
+    loop.shutdown_default_executor = shutdown_default_executor
+
+
+class _PatchOnImport:
+    """Patches a few stdlib modules when they are first imported (so that
+    sessions that never use them do not pay for importing them)."""
+
+    patches = {
+        "asyncio.selector_events": lambda m: _without_self_pipe(m.BaseSelectorEventLoop),
+        "asyncio.base_events": _executor_shutdown_inline,
+        "concurrent.futures.thread": _thread_pool_inline,
+    }
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        patch = cls.patches.get(fullname)
+        if patch is None:
             return None
         from importlib.machinery import PathFinder
 
@@ -95,13 +158,13 @@ class _AsyncioOnWasi:
 
         def exec_and_patch(module):
             exec_module(module)
-            _without_self_pipe(module.BaseSelectorEventLoop)
+            patch(module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
 
 
-sys.meta_path.insert(0, _AsyncioOnWasi)
+sys.meta_path.insert(0, _PatchOnImport)
 
 
 #: How many executed sources stay registered with `linecache`, so that

@@ -177,6 +177,62 @@ print(os.path.isdir(os.path.expanduser("~/.config")))
 }
 
 #[tokio::test]
+async fn thread_pools_and_to_thread_run_their_tasks_without_threads() {
+    // WASI has no threads: a ThreadPoolExecutor runs each task when it is
+    // submitted (results, exceptions, initializers, nested submits as
+    // usual), so asyncio.to_thread and run_in_executor work, and
+    // asyncio.run's executor shutdown needs no thread either.
+    let code = r#"
+import asyncio, concurrent.futures as cf, threading, time
+with cf.ThreadPoolExecutor(max_workers=4) as ex:
+    print(list(ex.map(lambda x: x * x, range(5))))
+    futs = [ex.submit(pow, 2, i) for i in range(4)]
+    print(sorted(f.result() for f in cf.as_completed(futs)))
+    print(type(ex.submit(lambda: 1 / 0).exception()).__name__)
+    print(ex.submit(lambda: ex.submit(str, 7).result() + "+outer").result())
+seen = []
+with cf.ThreadPoolExecutor(initializer=seen.append, initargs=("init",)) as ex:
+    ex.submit(int); ex.submit(int)
+print(seen)
+def fail(): raise ValueError("no")
+with cf.ThreadPoolExecutor(initializer=fail) as ex:
+    print(type(ex.submit(int).exception()).__name__)
+async def main():
+    a = await asyncio.to_thread(sum, [1, 2, 3])
+    b = await asyncio.get_running_loop().run_in_executor(None, len, "abcd")
+    c = await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.01) for _ in range(3)))
+    return a, b, c
+print(asyncio.run(main()))
+try:
+    threading.Thread(target=print).start()
+except RuntimeError as e:
+    print("Thread:", e)
+"#;
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(code)
+        .await
+        .expect("running the thread-pool script");
+    assert_eq!(
+        out.stdout,
+        "[0, 1, 4, 9, 16]\n[1, 2, 4, 8]\nZeroDivisionError\n7+outer\n['init']\n\
+         BrokenThreadPool\n(6, 4, [None, None, None])\nThread: can't start new thread\n"
+    );
+    // The initializer's failure is logged as CPython's pool logs it.
+    assert!(
+        out.stderr.contains("Exception in initializer:"),
+        "{}",
+        out.stderr
+    );
+    // Top-level await in a session cell.
+    let out = sb
+        .execute("import asyncio\nawait asyncio.to_thread(max, 3, 9)")
+        .await
+        .expect("awaiting to_thread in a cell");
+    assert_eq!(out.value.as_deref(), Some("9"));
+}
+
+#[tokio::test]
 async fn exception_gives_traceback_and_the_sandbox_goes_on() {
     let mut sb = sandbox().await;
     let err = sb
