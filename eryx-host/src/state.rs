@@ -145,10 +145,10 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 }
 
 impl State {
-    /// Deny by default: no env, no args, no stdin (unless given), stdout and
-    /// stderr into small in-memory pipes, no network; the stdlib and the
-    /// packages read-only, the scratch directory at `/tmp` (when given) and
-    /// the caller's mounts.
+    /// Deny by default: no env but `TMPDIR` and `HOME`, no args, no stdin
+    /// (unless given), stdout and stderr into small in-memory pipes, no
+    /// network; the stdlib and the packages read-only, the scratch
+    /// directory at `/tmp` (when given) and the caller's mounts.
     #[allow(
         clippy::too_many_arguments,
         reason = "one call site per kind of store; a struct would only rename them"
