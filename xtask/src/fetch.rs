@@ -88,14 +88,10 @@ fn up_to_date(dir: &Path) -> Option<FetchRecord> {
 }
 
 fn download(root: &Path) -> Result<PathBuf> {
-    let dest = root.join("target/fetch/wheel");
-    let wheel = dest.join(WHEEL);
-    if wheel.is_file() && sha256_hex(&std::fs::read(&wheel)?) == WHEEL_SHA256 {
-        return Ok(wheel);
-    }
-    progress!("fetching componentize-py {CPY_VERSION} (CPython 3.14 for WASI, 17 MB) with pip");
-    pip_download(
-        &dest,
+    pinned_wheel(
+        &root.join("target/fetch/wheel"),
+        WHEEL,
+        WHEEL_SHA256,
         &[
             "--platform",
             "manylinux_2_28_x86_64",
@@ -105,14 +101,32 @@ fn download(root: &Path) -> Result<PathBuf> {
             "cp",
             &format!("componentize-py=={CPY_VERSION}"),
         ],
-        "the componentize-py wheel (CPython for WASI)",
-    )?;
+        &format!("componentize-py {CPY_VERSION} (CPython 3.14 for WASI, 17 MB)"),
+    )
+}
+
+/// The pinned wheel `file` in `dest`: downloaded with `pip download ARGS`
+/// (announced as `what`) unless it is there with the sha256 `sha256`, and
+/// checked against it.
+pub(crate) fn pinned_wheel(
+    dest: &Path,
+    file: &str,
+    sha256: &str,
+    args: &[&str],
+    what: &str,
+) -> Result<PathBuf> {
+    let wheel = dest.join(file);
+    if wheel.is_file() && sha256_hex(&std::fs::read(&wheel)?) == sha256 {
+        return Ok(wheel);
+    }
+    progress!("fetching {what} with pip");
+    pip_download(dest, args, what)?;
     let bytes = std::fs::read(&wheel)
         .with_context(|| format!("pip did not produce {}", wheel.display()))?;
     let found = sha256_hex(&bytes);
-    if found != WHEEL_SHA256 {
+    if found != sha256 {
         bail!(
-            "{} has sha256 {found}, expected {WHEEL_SHA256}: the download is corrupt or not the pinned release; delete it and retry",
+            "{} has sha256 {found}, expected {sha256}: the download is corrupt or not the pinned release; delete it and retry",
             wheel.display()
         );
     }

@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use eryx_linker::bundle::{FileEntry, Role, sha256_hex};
 
-use crate::progress;
-
 /// The pinned release (the IANA release it packages).
 pub(crate) const VERSION: &str = "2026.6";
 const WHEEL: &str = "tzdata-2026.6-py2.py3-none-any.whl";
@@ -26,27 +24,13 @@ pub(crate) const WHEEL_SHA256: &str =
 
 /// Makes sure the pinned wheel is in `target/fetch/tzdata`; returns its path.
 pub(crate) fn fetch(root: &Path) -> Result<PathBuf> {
-    let dest = root.join("target/fetch/tzdata");
-    let wheel = dest.join(WHEEL);
-    if wheel.is_file() && sha256_hex(&std::fs::read(&wheel)?) == WHEEL_SHA256 {
-        return Ok(wheel);
-    }
-    progress!("fetching tzdata {VERSION} (the IANA time zone database, 0.3 MB) with pip");
-    crate::fetch::pip_download(
-        &dest,
+    crate::fetch::pinned_wheel(
+        &root.join("target/fetch/tzdata"),
+        WHEEL,
+        WHEEL_SHA256,
         &[&format!("tzdata=={VERSION}")],
-        "tzdata (the time zone database)",
-    )?;
-    let bytes = std::fs::read(&wheel)
-        .with_context(|| format!("pip did not produce {}", wheel.display()))?;
-    let found = sha256_hex(&bytes);
-    if found != WHEEL_SHA256 {
-        bail!(
-            "{} has sha256 {found}, expected {WHEEL_SHA256}: the download is corrupt or not the pinned release; delete it and retry",
-            wheel.display()
-        );
-    }
-    Ok(wheel)
+        &format!("tzdata {VERSION} (the IANA time zone database, 0.3 MB)"),
+    )
 }
 
 /// Unpacks the wheel's `tzdata/` package and its `.dist-info` into the
