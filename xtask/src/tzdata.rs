@@ -82,3 +82,65 @@ pub(crate) fn install(wheel: &Path, stdlib: &Path, stdlib_path: &str) -> Result<
         origin: format!("PyPI {WHEEL} (the IANA time zone database, for zoneinfo)"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A wheel-shaped zip holding `files`.
+    fn wheel(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join("w.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, data) in files {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn installs_the_package_and_its_metadata_into_the_stdlib() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dist_info = format!("tzdata-{VERSION}.dist-info/METADATA");
+        let whl = wheel(
+            tmp.path(),
+            &[
+                ("tzdata/__init__.py", b"IANA_VERSION = 'x'\n"),
+                ("tzdata/zoneinfo/Europe/Paris", b"TZif2"),
+                (&dist_info, b"Name: tzdata\n"),
+                ("other/ignored.py", b""),
+            ],
+        );
+        let stdlib = tmp.path().join("lib");
+        let entry = install(&whl, &stdlib, "python/lib").unwrap();
+        assert_eq!(entry.role, Role::Package);
+        assert_eq!(entry.path, "python/lib/tzdata");
+        assert_eq!(entry.size, 19 + 5 + 13);
+        assert_eq!(entry.sha256, sha256_hex(&std::fs::read(&whl).unwrap()));
+        assert!(stdlib.join("tzdata/zoneinfo/Europe/Paris").is_file());
+        assert!(stdlib.join(&dist_info).is_file());
+        assert!(!stdlib.join("other").exists());
+    }
+
+    #[test]
+    fn a_wheel_without_zone_files_or_not_a_zip_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whl = wheel(tmp.path(), &[("tzdata/__init__.py", b"")]);
+        let err = install(&whl, &tmp.path().join("lib"), "lib").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds no tzdata/zoneinfo files: not the tzdata wheel"),
+            "{err}"
+        );
+        let junk = tmp.path().join("junk.whl");
+        std::fs::write(&junk, b"not a zip").unwrap();
+        let err = install(&junk, &tmp.path().join("lib"), "lib").unwrap_err();
+        assert!(
+            err.to_string().contains("junk.whl is not a zip archive"),
+            "{err}"
+        );
+    }
+}
