@@ -38,6 +38,36 @@ _times.__name__ = _times.__qualname__ = "times"
 _times.__doc__ = __import__("os").times.__doc__
 __import__("os").times = _times
 
+
+def _ids():
+    """`os.getuid()` and friends and `os.umask()`, which the WASI build
+    lacks (tools that are not written for WASI call them: pytest's
+    `tmp_path`). The ids are 0, as under Emscripten, and what `os.stat()`
+    reports as every file's owner here."""
+    import os
+
+    for name in ("getuid", "geteuid", "getgid", "getegid"):
+        if not hasattr(os, name):
+            fn = lambda: 0  # noqa: E731
+            fn.__name__ = fn.__qualname__ = name
+            fn.__doc__ = f"Return the current process's {name[3:]} (0 in the sandbox)."
+            setattr(os, name, fn)
+    if not hasattr(os, "umask"):
+        mask = [0o022]
+
+        def umask(new, /):
+            """Set the current numeric umask and return the previous umask
+            (kept for callers that compute file modes: WASI files have no
+            permission bits, so it changes nothing)."""
+            old, mask[0] = mask[0], int(new) & 0o777
+            return old
+
+        os.umask = umask
+
+
+_ids()
+del _ids
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

@@ -1,7 +1,8 @@
 //! Real packages from PyPI, built from their sdists by `cargo xtask wheel`
 //! (which `cargo xtask test` runs first) and used through the real
 //! pipeline: markupsafe (C), msgpack (Cython-generated C), pydantic with
-//! pydantic-core (PyO3) and its pure-Python dependencies.
+//! pydantic-core (PyO3) and its pure-Python dependencies, numpy, and pytest
+//! (pure-Python wheels from PyPI) running a test suite.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,6 +50,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "msgpack==1.2.4",
     "pydantic==2.14.4",
     "numpy==2.4.6",
+    "pytest==9.2.0",
 ];
 
 fn pydantic_wheels() -> Vec<PathBuf> {
@@ -236,6 +238,53 @@ async fn every_package_at_once() {
     )
     .await;
     assert_eq!(stdout.trim(), "&lt; {'x': 1}");
+}
+
+#[tokio::test]
+async fn pytest_runs_a_test_suite_in_the_sandbox() {
+    // What an agent does with code it wrote: run its tests. WASI has no
+    // `os.dup`, which pytest's fd-level capture and its faulthandler
+    // plugin need: `--capture=sys -p no:faulthandler` (README).
+    let wheels: Vec<PathBuf> = [
+        "pytest-",
+        "pluggy-",
+        "iniconfig-",
+        "packaging-",
+        "pygments-",
+    ]
+    .iter()
+    .map(|p| wheel(p))
+    .collect();
+    let stdout = run_with(
+        &wheels,
+        r#"
+import os, textwrap, pytest
+os.makedirs("proj", exist_ok=True)
+with open("proj/test_sample.py", "w") as f:
+    f.write(textwrap.dedent("""
+        import pytest
+        def test_ok():
+            assert 1 + 1 == 2
+        def test_fail():
+            assert [1, 2] == [1, 3]
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_tmp_path(n, tmp_path):
+            (tmp_path / "f").write_text("x" * n)
+            assert (tmp_path / "f").read_text() == "x" * n
+        def test_capsys_and_raises(capsys):
+            print("hello")
+            assert capsys.readouterr().out == "hello\\n"
+            with pytest.raises(ZeroDivisionError):
+                1 / 0
+    """))
+code = pytest.main(["-q", "--capture=sys", "-p", "no:faulthandler", "proj"])
+print("exit", int(code))
+"#,
+    )
+    .await;
+    assert!(stdout.contains("1 failed, 4 passed"), "{stdout}");
+    assert!(stdout.contains("At index 1 diff: 2 != 3"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("exit 1"), "{stdout}");
 }
 
 #[test]
