@@ -40,13 +40,14 @@ __import__("os").times = _times
 
 
 def _ids():
-    """`os.getuid()` and friends and `os.umask()`, which the WASI build
+    """`os.getuid()`, `os.getgid()` and `os.umask()`, which the WASI build
     lacks (tools that are not written for WASI call them: pytest's
-    `tmp_path`). The ids are 0, as under Emscripten, and what `os.stat()`
-    reports as every file's owner here."""
+    `tmp_path`). The ids are 0, what `os.stat()` reports as every file's
+    owner here. Not `geteuid`: with an effective uid of 0 `tarfile` would
+    extract as root and call `os.chown`, which WASI does not have."""
     import os
 
-    for name in ("getuid", "geteuid", "getgid", "getegid"):
+    for name in ("getuid", "getgid"):
         if not hasattr(os, name):
             fn = lambda: 0  # noqa: E731
             fn.__name__ = fn.__qualname__ = name
