@@ -232,8 +232,10 @@ impl Preinit {
     /// `cargo xtask dist`), every instance of an old snapshot re-listed the
     /// whole stdlib, with a host call per file, at its first import
     /// (measured: a first call of 10 ms instead of 2.5). v4: with
-    /// [`STDLIB_PREIMPORTS`]. v5: made with a frozen monotonic clock and
-    /// `HOME` set (see [`crate::state::Clock`]).
+    /// [`STDLIB_PREIMPORTS`] (whose names are part of the tag since they
+    /// gained `asyncio`: a changed list makes a new snapshot by itself).
+    /// v5: made with a frozen monotonic clock and `HOME` set (see
+    /// [`crate::state::Clock`]). v6: `USER` set.
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -241,7 +243,8 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v5:{}:{}:{stdlib_mtime}",
+            "preinit/v6:{}:{}:{}:{stdlib_mtime}",
+            STDLIB_PREIMPORTS.join(","),
             self.imports.join(","),
             self.site_hash
         )
@@ -251,15 +254,16 @@ impl Preinit {
 /// Standard-library modules every snapshot has imported, so that scripts
 /// do not pay for them in each sandbox: importing is executing module code,
 /// ~2x slower in the guest than natively (measured in a fresh sandbox: `re`
-/// 12 ms, `json` 14.5, `typing` 10, `dataclasses` 24, `pathlib` 17;
-/// together 47 modules, with `collections`, `functools`, `enum`, ...).
-/// None of them keeps per-process randomness (`random`, `tempfile`, `uuid`
-/// are not among them: every sandbox of a snapshot would share their
-/// state). Each costs resident memory in every sandbox (the bench's RSS per
-/// idle sandbox: 3.2 MiB without them, 4.0 with them, 4.1-4.2 with
-/// `asyncio` too, which is why `asyncio`, 79 ms and 95 modules, is not
-/// here).
-const STDLIB_PREIMPORTS: &[&str] = &["re", "json", "typing", "dataclasses", "pathlib"];
+/// 12 ms, `json` 14.5, `typing` 10, `dataclasses` 24, `pathlib` 17,
+/// `asyncio` 82 ms for its 60 modules, most of it executing their code:
+/// finding them is 3 ms, unmarshalling 9). None of them keeps per-process
+/// randomness (`random`, `tempfile`, `uuid` are not among them: every
+/// sandbox of a snapshot would share their state). What they cost in
+/// resident memory is what an idle sandbox touches of them, which is little
+/// (the bench's RSS per idle sandbox, 10 sandboxes: 3.87-3.90 MiB without
+/// `asyncio`, 3.94 with it); a first `asyncio.run` went from 93 ms to 5.
+/// The list is part of the snapshot's tag.
+const STDLIB_PREIMPORTS: &[&str] = &["re", "json", "typing", "dataclasses", "pathlib", "asyncio"];
 
 /// Runs the pre-initialisation; returns the snapshot component's bytes.
 ///

@@ -22,6 +22,9 @@ use crate::{Access, BoxError, Limits, Mount};
 /// messages only; it never reaches the host's own stdio.
 const RAW_OUTPUT_CAP: usize = 64 * 1024;
 
+/// The guest's user name (`USER`): what `getpass.getuser()` returns.
+const GUEST_USER: &str = "sandbox";
+
 /// Store data of one sandbox instance.
 pub(crate) struct State {
     wasi: Wasi,
@@ -145,7 +148,7 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 }
 
 impl State {
-    /// Deny by default: no env but `TMPDIR` and `HOME`, no args, no stdin
+    /// Deny by default: no env but `TMPDIR`, `HOME` and `USER`, no args, no stdin
     /// (unless given), stdout and stderr into small in-memory pipes, no
     /// network; the stdlib and the packages read-only, the scratch
     /// directory at `/tmp` (when given) and the caller's mounts.
@@ -194,6 +197,11 @@ impl State {
         // without `HOME` (there is no password database either): caches and
         // config files that libraries keep under `~` go to `/tmp`.
         builder.env("HOME", GUEST_TMP);
+        // `getpass.getuser()` looks at `LOGNAME`, `USER`, ... and then the
+        // password database, which WASI has none of: it raised "No
+        // username set in the environment" (libraries name cache and lock
+        // files after the user with it).
+        builder.env("USER", GUEST_USER);
         if let Clock::Frozen = clock {
             builder.monotonic_clock(FrozenClock);
         }

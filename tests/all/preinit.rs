@@ -24,10 +24,10 @@ async fn preimported_modules_are_loaded_but_not_bound() {
         .await
         .unwrap();
     // The pre-initialisation's ERYX_PREIMPORT is gone; only the sandbox's
-    // own TMPDIR and HOME are set.
+    // own TMPDIR, HOME and USER are set.
     assert_eq!(
         out.stdout,
-        "True True False\n{'TMPDIR': '/tmp', 'HOME': '/tmp'}\n{\"a\": [1, 2]}\n"
+        "True True False\n{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox'}\n{\"a\": [1, 2]}\n"
     );
     // Files not touched before the snapshot are reachable (the WASI handles
     // of the pre-initialisation run are not reused).
@@ -192,13 +192,13 @@ async fn common_stdlib_modules_come_imported_but_not_shared_randomness() {
     let mut b = builder().build().await.unwrap();
     assert!(a.preinitialised(), "the suite's snapshot is built by then");
     let check = "import sys\n\
-                 print([m in sys.modules for m in ('re', 'json', 'typing', 'dataclasses', 'pathlib')])\n\
+                 print([m in sys.modules for m in ('re', 'json', 'typing', 'dataclasses', 'pathlib', 'asyncio')])\n\
                  print([m for m in ('random', 'tempfile', 'uuid', 'secrets') if m in sys.modules])\n\
                  import random\n\
                  random.random()";
     let out_a = a.execute(check).await.unwrap();
     let out_b = b.execute(check).await.unwrap();
-    assert_eq!(out_a.stdout, "[True, True, True, True, True]\n[]\n");
+    assert_eq!(out_a.stdout, "[True, True, True, True, True, True]\n[]\n");
     assert_ne!(
         out_a.value, out_b.value,
         "both sandboxes drew the same number"

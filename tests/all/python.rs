@@ -154,7 +154,7 @@ except ZoneInfoNotFoundError as e:
 }
 
 #[tokio::test]
-async fn process_clocks_start_with_the_sandbox_and_home_is_tmp() {
+async fn process_clocks_start_with_the_sandbox_home_is_tmp_and_the_user_has_a_name() {
     // A pre-initialised sandbox: what the guest read of the monotonic
     // clock while the snapshot was made must not put its process clocks
     // below zero (they read minus the start-up time before the fix).
@@ -168,11 +168,12 @@ print(b > a, time.monotonic() >= 0, abs(os.times().user - time.process_time()) <
 print(pathlib.Path.home(), os.path.expanduser("~/.cache/x"))
 pathlib.Path.home().joinpath(".config").mkdir()
 print(os.path.isdir(os.path.expanduser("~/.config")))
+import getpass; print(getpass.getuser())
 "#;
     let out = sb.execute(code).await.expect("running the clock checks");
     assert_eq!(
         out.stdout,
-        "True True True\nTrue True True\n/tmp /tmp/.cache/x\nTrue\n"
+        "True True True\nTrue True True\n/tmp /tmp/.cache/x\nTrue\nsandbox\n"
     );
 }
 

@@ -90,7 +90,7 @@ except OSError as e:
         .unwrap();
     assert_eq!(
         out.stdout,
-        "{'TMPDIR': '/tmp', 'HOME': '/tmp'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ FileNotFoundError\nstdlib PermissionError\n"
+        "{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ FileNotFoundError\nstdlib PermissionError\n"
     );
 }
 
