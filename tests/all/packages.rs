@@ -1,8 +1,9 @@
 //! Real packages from PyPI, built from their sdists by `cargo xtask wheel`
 //! (which `cargo xtask test` runs first) and used through the real
 //! pipeline: markupsafe (C), msgpack (Cython-generated C), pydantic with
-//! pydantic-core (PyO3) and its pure-Python dependencies, numpy, and pytest
-//! (pure-Python wheels from PyPI) running a test suite.
+//! pydantic-core (PyO3) and its pure-Python dependencies, numpy, pytest
+//! (pure-Python wheels from PyPI) running a test suite, and sympy (which
+//! needs `ctypes`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -51,6 +52,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "pydantic==2.14.4",
     "numpy==2.4.6",
     "pytest==9.2.0",
+    "sympy==1.14.0",
 ];
 
 fn pydantic_wheels() -> Vec<PathBuf> {
@@ -285,6 +287,30 @@ print("exit", int(code))
     assert!(stdout.contains("1 failed, 4 passed"), "{stdout}");
     assert!(stdout.contains("At index 1 diff: 2 != 3"), "{stdout}");
     assert!(stdout.trim_end().ends_with("exit 1"), "{stdout}");
+}
+
+#[tokio::test]
+async fn sympy_does_symbolic_maths() {
+    // sympy reads `sizeof(c_long)` from ctypes at import: it failed with
+    // "No module named '_ctypes'" before eryx's own ctypes.
+    let wheels = [wheel("sympy-"), wheel("mpmath-")];
+    let stdout = run_with(
+        &wheels,
+        r#"
+import sympy as sp
+x = sp.symbols("x")
+print(sp.integrate(sp.sin(x)**2, x))
+print(sp.solve(x**2 - 5*x + 6, x), sp.factor(x**4 - 1))
+print(sp.limit(sp.sin(x)/x, x, 0), sp.Matrix([[1, 2], [3, 4]]).det(), sp.isprime(2**61 - 1))
+print(sp.N(sp.pi, 30), sp.external.gmpy.LONG_MAX == 2**31 - 1)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "x/2 - sin(x)*cos(x)/2\n[2, 3] (x - 1)*(x + 1)*(x**2 + 1)\n1 -2 True\n\
+         3.14159265358979323846264338328 True\n"
+    );
 }
 
 #[test]

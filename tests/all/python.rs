@@ -234,6 +234,86 @@ except RuntimeError as e:
 }
 
 #[tokio::test]
+async fn ctypes_has_c_data_types_but_no_foreign_code() {
+    // The WASI build has no `_ctypes` (libffi has no WASI port): eryx's own
+    // `ctypes` gives the data types with wasm32's layout, and says so when
+    // code asks for a C library or calls a C function pointer.
+    let code = r#"
+import ctypes, ctypes.util, ctypes._endian
+from ctypes import *
+print([sizeof(t) for t in (c_char, c_short, c_int, c_long, c_longlong, c_size_t, c_void_p, c_double, c_longdouble, c_wchar)])
+print(c_int(2**31).value, c_ubyte(-1).value, c_long(5), c_longdouble(0.1).value == 0.1)
+class POINT(Structure):
+    _fields_ = [("x", c_int), ("y", c_int)]
+class RECT(Structure):
+    _fields_ = [("a", POINT), ("b", POINT), ("tag", c_char), ("d", c_double)]
+r = RECT(POINT(1, 2), (3, 4), b"z")
+r.a.x = 10
+print(r.a.x, r.b.y, r.tag, sizeof(RECT), alignment(RECT), RECT.d.offset, bytes(r)[:4])
+class BF(Structure):
+    _fields_ = [("a", c_uint, 3), ("b", c_int, 5), ("c", c_ubyte), ("d", c_int, 30)]
+b = BF(5, -3, 7, 100)
+print(b.a, b.b, b.c, b.d, sizeof(BF), bytes(b).hex())
+class U(Union):
+    _fields_ = [("i", c_uint), ("b", c_ubyte * 4)]
+print(list(U(0x01020304).b))
+for base in (BigEndianStructure, ctypes._endian.BigEndianStructure):
+    class BE(base):
+        _fields_ = [("x", c_uint16), ("y", c_uint32), ("c", c_uint16 * 2)]
+    print(bytes(BE(1, 2, (7, 8))).hex(), end=" ")
+print()
+class Packed(Structure):
+    _pack_ = 1
+    _fields_ = [("a", c_char), ("b", c_int)]
+print(sizeof(Packed), Packed.b.offset)
+class Node(Structure): pass
+Node._fields_ = [("value", c_int), ("next", POINTER(Node))]
+tail = Node(2, None); head = Node(1, pointer(tail))
+print(head.next.contents.value, bool(tail.next))
+arr = (c_int * 5)(1, 2, 3)
+buf = create_string_buffer(b"hello", 8)
+p = cast(arr, POINTER(c_int)); p[4] = 9
+memmove(buf, b"HE", 2)
+print(list(arr), arr[1:3], buf.value, buf.raw, string_at(addressof(buf), 3), c_char_p(b"abc").value)
+ba = bytearray(8); c_int.from_buffer(ba, 4).value = -1
+print(ba.hex(), c_int.from_buffer_copy(b"\x02\x00\x00\x00").value, py_object([1]).value)
+add = CFUNCTYPE(c_int, c_int, c_int)(lambda a, b: a + b)
+print(add(2, 3), add(2**31, 0), ctypes.util.find_library("c"))
+for bad in (lambda: CDLL("libc.so.6"), lambda: cdll.LoadLibrary("libm.so"),
+            lambda: pythonapi.Py_IncRef, lambda: CFUNCTYPE(c_int)(0x1234)()):
+    try:
+        bad()
+    except OSError as e:
+        print("OSError", "not available in the eryx sandbox" in str(e))
+try:
+    CDLL(None).printf
+except AttributeError as e:
+    print("AttributeError", e)
+try:
+    c_int.from_address(0x10)
+except ValueError as e:
+    print("ValueError", "ctypes objects only" in str(e))
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "[1, 2, 4, 4, 8, 4, 4, 8, 16, 4]\n\
+         -2147483648 255 c_long(5) True\n\
+         10 4 b'z' 32 8 24 b'\\n\\x00\\x00\\x00'\n\
+         5 -3 7 100 8 ed07000064000000\n\
+         [4, 3, 2, 1]\n\
+         000100000000000200070008 000100000000000200070008 \n\
+         5 1\n\
+         2 False\n\
+         [1, 2, 3, 0, 9] [2, 3] b'HEllo' b'HEllo\\x00\\x00\\x00' b'HEl' b'abc'\n\
+         00000000ffffffff 2 [1]\n\
+         5 -2147483648 None\n\
+         OSError True\nOSError True\nOSError True\nOSError True\n\
+         AttributeError function 'printf' not found: the eryx sandbox has no C symbols for ctypes to call\n\
+         ValueError True\n"
+    );
+}
+
+#[tokio::test]
 async fn exception_gives_traceback_and_the_sandbox_goes_on() {
     let mut sb = sandbox().await;
     let err = sb

@@ -88,7 +88,7 @@ fn hash_tree(h: &mut Sha256, root: &Path, dir: &Path) -> Result<()> {
 /// The content hash of everything the bundle is made from.
 fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<String> {
     let mut h = Sha256::new();
-    for dir in GUEST_CRATES.iter().chain(&["wit"]) {
+    for dir in GUEST_CRATES.iter().chain(&["wit", STDLIB_OVERLAY]) {
         hash_tree(&mut h, root, &root.join(dir))?;
     }
     for file in ["Cargo.lock", "Cargo.toml"] {
@@ -306,6 +306,7 @@ fn assemble(
             Role::Stdlib => {
                 crate::fsutil::copy_tree(&fetched.join(&f.path), &dist.join(&f.path))?;
                 fix_stdlib(&dist.join(&f.path))?;
+                overlay_stdlib(&root.join(STDLIB_OVERLAY), &dist.join(&f.path))?;
             }
             Role::Adapter => {
                 crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(ADAPTER_FILE))?;
@@ -408,6 +409,32 @@ fn fix_stdlib(stdlib: &Path) -> Result<()> {
         if fixed != text {
             std::fs::remove_file(&path)?;
             std::fs::write(&path, fixed)?;
+        }
+    }
+    Ok(())
+}
+
+/// eryx's own stdlib modules (`xtask/stdlib`), written over the fetched
+/// stdlib's: `ctypes/__init__.py`, C data types without `_ctypes` (which
+/// needs libffi, which has no WASI port).
+const STDLIB_OVERLAY: &str = "xtask/stdlib";
+
+/// Writes every file under `overlay` over the same path in `stdlib`
+/// (removing the old file first: the stdlib's files are hard links into
+/// the fetched copy, which must stay as fetched).
+fn overlay_stdlib(overlay: &Path, stdlib: &Path) -> Result<()> {
+    for e in std::fs::read_dir(overlay)? {
+        let e = e?;
+        let target = stdlib.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            overlay_stdlib(&e.path(), &target)?;
+        } else {
+            if target.exists() {
+                std::fs::remove_file(&target)?;
+            }
+            std::fs::copy(e.path(), &target)
+                .with_context(|| format!("writing {} over the stdlib", e.path().display()))?;
         }
     }
     Ok(())

@@ -47,6 +47,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "pydantic==2.14.4",
     "numpy==2.4.6",
     "pytest==9.2.0",
+    "sympy==1.14.0",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
