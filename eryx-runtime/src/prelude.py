@@ -1,8 +1,11 @@
 """The guest side of eryx: runs user code in `__main__` and captures output.
 
-Loaded once at interpreter start-up by `liberyx_runtime.so` (compiled with
-the file name `<eryx-prelude>`, so its frames can be cut from tracebacks).
-The runtime calls `execute` and `clear`; everything else is private.
+Imported once at interpreter start-up by `liberyx_runtime.so`, as the
+module `_eryx_prelude` of the bundle's stdlib (`cargo xtask dist` puts this
+file there and compiles it to bytecode), after the runtime has registered
+the built-in module `_host` (the world's imports). Its frames are cut from
+tracebacks by their file name. The runtime calls `execute`, `clear`,
+`snapshot` and `restore`; everything else is private.
 """
 
 import ast
@@ -14,6 +17,7 @@ import sys
 import types
 
 import __main__
+import _host
 
 # Set only while the host pre-initialises a component (read by the runtime
 # before this module loads); sandboxes never see it.
@@ -202,7 +206,7 @@ sys.meta_path.insert(0, _PatchOnImport)
 #: tracebacks can show the lines of recent cells.
 _SOURCES_KEPT = 64
 
-_PRELUDE_FILE = "<eryx-prelude>"
+_PRELUDE_FILE = __file__
 _counter = 0
 
 

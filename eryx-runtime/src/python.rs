@@ -46,9 +46,6 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// `src/prelude.py`, zlib-compressed by the build script.
-const PRELUDE_ZLIB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/prelude.py.z"));
-
 /// Proof that the interpreter is initialized and the GIL is held.
 #[derive(Clone, Copy)]
 pub struct Python {
@@ -583,82 +580,45 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure>
     Ok(())
 }
 
-/// The prelude's source, inflated by CPython's built-in `zlib`.
-fn inflate_prelude(py: Python) -> Result<CString, Failure> {
-    // SAFETY: interpreter running, GIL held; NUL-terminated name.
-    let zlib = py.own(unsafe { ffi::PyImport_ImportModule(c"zlib".as_ptr()) })?;
-    // SAFETY: as above; `zlib` is a live module object.
-    let decompress =
-        py.own(unsafe { ffi::PyObject_GetAttrString(zlib.as_ptr(), c"decompress".as_ptr()) })?;
-    let packed = py.new_bytes(PRELUDE_ZLIB)?;
-    let text = py.call(&decompress, vec![packed])?;
-    let mut ptr = std::ptr::null_mut();
-    let mut len: ffi::Py_ssize_t = 0;
-    // SAFETY: as above; `text` is a bytes object (zlib.decompress returns
-    // bytes), and the buffer is read before `text` is dropped.
-    if unsafe { ffi::PyBytes_AsStringAndSize(text.as_ptr(), &mut ptr, &mut len) } != 0 {
-        return Err(py.take_error());
-    }
-    // SAFETY: CPython reported `len` valid bytes at `ptr`.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
-    CString::new(bytes).map_err(|_| Failure::new("the prelude contains a NUL byte"))
-}
+/// The prelude's module name: `src/prelude.py`, which `cargo xtask dist`
+/// puts into the bundle's stdlib as `_eryx_prelude.py` and compiles to
+/// bytecode with the rest (compiling its source in the guest took 35 ms at
+/// every start without a snapshot; it is no longer part of this library's
+/// bytes either).
+const PRELUDE_MODULE: &CStr = c"_eryx_prelude";
 
 fn load_prelude(py: Python) -> Result<Prelude, Failure> {
     let fail = |e: Failure| e.context("loading the eryx prelude failed");
-    let src = inflate_prelude(py).map_err(fail)?;
-    // SAFETY: interpreter running, GIL held; NUL-terminated strings.
-    let code = py
-        .own(unsafe {
-            ffi::Py_CompileString(src.as_ptr(), c"<eryx-prelude>".as_ptr(), ffi::Py_file_input)
-        })
-        .map_err(fail)?;
-    // SAFETY: as above.
-    let globals = py.own(unsafe { ffi::PyDict_New() }).map_err(fail)?;
-    // SAFETY: as above; `PyDict_SetItemString` does not steal.
-    let name = py.new_str("_eryx_prelude").map_err(fail)?;
-    // SAFETY: as above.
-    if unsafe { ffi::PyDict_SetItemString(globals.as_ptr(), c"__name__".as_ptr(), name.as_ptr()) }
-        != 0
-    {
-        return Err(fail(py.take_error()));
-    }
-    // SAFETY: as above; the builtins are a borrowed reference.
-    if unsafe {
-        ffi::PyDict_SetItemString(
-            globals.as_ptr(),
-            c"__builtins__".as_ptr(),
-            ffi::PyEval_GetBuiltins(),
-        )
-    } != 0
-    {
-        return Err(fail(py.take_error()));
-    }
-    // The world's imports, as the built-in module `_host`.
-    // SAFETY: as above; called once, at start-up.
+    // The world's imports, as the built-in module `_host` (which the
+    // prelude imports).
+    // SAFETY: interpreter running, GIL held; called once, at start-up.
     let host = unsafe { crate::host::module() }
         .map(Obj)
         .ok_or_else(|| fail(py.take_error()))?;
+    // SAFETY: as above; a borrowed reference to `sys.modules`.
+    let modules = unsafe { ffi::PyImport_GetModuleDict() };
     // SAFETY: as above; `PyDict_SetItemString` does not steal.
-    if unsafe { ffi::PyDict_SetItemString(globals.as_ptr(), c"_host".as_ptr(), host.as_ptr()) } != 0
-    {
+    if unsafe { ffi::PyDict_SetItemString(modules, c"_host".as_ptr(), host.as_ptr()) } != 0 {
         return Err(fail(py.take_error()));
     }
-    // SAFETY: as above.
-    py.own(unsafe { ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()) })
-        .map_err(fail)?;
-    let get = |name: &CStr| -> Result<Obj, Failure> {
-        // SAFETY: as above; a borrowed reference, made owned right away.
-        let f = unsafe { ffi::PyDict_GetItemString(globals.as_ptr(), name.as_ptr()) };
-        let f = NonNull::new(f).ok_or_else(|| {
-            fail(Failure(format!(
-                "the prelude defines no `{}`",
-                name.to_string_lossy()
+    // SAFETY: as above; NUL-terminated name.
+    let module = py
+        .own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })
+        .map_err(|e| {
+            fail(e.context(&format!(
+                "importing `_eryx_prelude` from the bundle's stdlib ({STDLIB}; a bundle \
+                 from `cargo xtask dist` has it)"
             )))
         })?;
-        // SAFETY: as above.
-        unsafe { ffi::Py_IncRef(f.as_ptr()) };
-        Ok(Obj(f))
+    let get = |name: &CStr| -> Result<Obj, Failure> {
+        // SAFETY: as above; a live module object and a NUL-terminated name.
+        py.own(unsafe { ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()) })
+            .map_err(|e| {
+                fail(e.context(&format!(
+                    "the prelude defines no `{}`",
+                    name.to_string_lossy()
+                )))
+            })
     };
     Ok(Prelude {
         execute: get(c"execute")?,

@@ -344,7 +344,7 @@ async fn exception_gives_traceback_and_the_sandbox_goes_on() {
         e.traceback
     );
     assert!(
-        !e.traceback.contains("eryx-prelude"),
+        !e.traceback.contains("_eryx_prelude"),
         "prelude frames leak: {}",
         e.traceback
     );
