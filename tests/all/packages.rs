@@ -2,8 +2,8 @@
 //! (which `cargo xtask test` runs first) and used through the real
 //! pipeline: markupsafe (C), msgpack (Cython-generated C), pydantic with
 //! pydantic-core (PyO3) and its pure-Python dependencies, numpy, pytest
-//! (pure-Python wheels from PyPI) running a test suite, and sympy (which
-//! needs `ctypes`).
+//! (pure-Python wheels from PyPI) running a test suite, sympy (which needs
+//! `ctypes`), and httpx with anyio (which need `ssl`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,6 +53,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "pytest==9.2.0",
     "sympy==1.14.0",
+    "httpx==0.28.1",
 ];
 
 fn pydantic_wheels() -> Vec<PathBuf> {
@@ -310,6 +311,58 @@ print(sp.N(sp.pi, 30), sp.external.gmpy.LONG_MAX == 2**31 - 1)
         stdout,
         "x/2 - sin(x)*cos(x)/2\n[2, 3] (x - 1)*(x + 1)*(x**2 + 1)\n1 -2 True\n\
          3.14159265358979323846264338328 True\n"
+    );
+}
+
+#[tokio::test]
+async fn httpx_and_anyio_run_as_an_api_client_would() {
+    // Both import `ssl` at the top (anyio's asyncio backend, httpx's
+    // config): before eryx's `_ssl` they failed with "No module named
+    // '_ssl'". An SDK-style client over a mock transport, and an anyio
+    // task group; a real request fails as any network access does here.
+    let wheels: Vec<PathBuf> = [
+        "httpx-",
+        "httpcore-",
+        "anyio-",
+        "typing_extensions-",
+        "h11-",
+        "idna-",
+        "certifi-",
+    ]
+    .iter()
+    .map(|p| wheel(p))
+    .collect();
+    let stdout = run_with(
+        &wheels,
+        r#"
+import anyio, httpx
+def handler(request):
+    return httpx.Response(200, json={"path": request.url.path, "auth": request.headers["authorization"]})
+client = httpx.Client(base_url="https://api.example.com", headers={"authorization": "Bearer k"},
+                      transport=httpx.MockTransport(handler))
+print(client.get("/v1/models").json())
+async def main():
+    results = []
+    async def work(n):
+        await anyio.sleep(0.01 * n)
+        results.append(n)
+    async with anyio.create_task_group() as tg:
+        for n in (3, 1, 2):
+            tg.start_soon(work, n)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+        r = await c.get("https://x.test/async", headers={"authorization": "a"})
+    return results, r.json()["path"]
+print(anyio.run(main))
+try:
+    httpx.get("https://example.com", timeout=2)
+except httpx.ConnectError as e:
+    print("ConnectError")
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "{'path': '/v1/models', 'auth': 'Bearer k'}\n([1, 2, 3], '/async')\nConnectError\n"
     );
 }
 

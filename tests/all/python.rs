@@ -314,6 +314,47 @@ except ValueError as e:
 }
 
 #[tokio::test]
+async fn ssl_imports_and_configures_contexts_but_has_no_tls() {
+    // No OpenSSL in the WASI build: eryx's `_ssl` lets `ssl` import (and
+    // the packages that import it at the top), with contexts that behave
+    // as CPython's; starting TLS says it is not available.
+    let code = r#"
+import ssl, asyncio.sslproto
+ctx = ssl.create_default_context()
+print(ctx.verify_mode == ssl.CERT_REQUIRED, ctx.check_hostname, ssl.Purpose.SERVER_AUTH.oid)
+try:
+    ctx.verify_mode = ssl.CERT_NONE
+except ValueError as e:
+    print("ValueError", e)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+ctx.set_alpn_protocols(["h2", "http/1.1"])
+print(ctx.verify_mode.name, ctx.minimum_version.name, bool(ctx.options & ssl.OP_NO_SSLv3))
+try:
+    ssl.create_default_context(cafile="/tmp/missing.pem")
+except FileNotFoundError:
+    print("FileNotFoundError")
+bio = ssl.MemoryBIO(); bio.write(b"abc"); print(bio.read(2), bio.pending)
+try:
+    ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.com")
+except ssl.SSLError as e:
+    print("SSLError", "TLS is not available in the eryx sandbox" in str(e))
+print(asyncio.sslproto.ssl is ssl, len(ssl.RAND_bytes(8)))
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "True True 1.3.6.1.5.5.7.3.1\n\
+         ValueError Cannot set verify_mode to CERT_NONE when check_hostname is enabled.\n\
+         CERT_NONE TLSv1_2 True\n\
+         FileNotFoundError\n\
+         b'ab' 1\n\
+         SSLError True\n\
+         True 8\n"
+    );
+}
+
+#[tokio::test]
 async fn exception_gives_traceback_and_the_sandbox_goes_on() {
     let mut sb = sandbox().await;
     let err = sb

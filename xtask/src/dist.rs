@@ -421,7 +421,8 @@ fn fix_stdlib(stdlib: &Path) -> Result<()> {
 
 /// eryx's own stdlib modules (`xtask/stdlib`), written over the fetched
 /// stdlib's: `ctypes/__init__.py`, C data types without `_ctypes` (which
-/// needs libffi, which has no WASI port).
+/// needs libffi, which has no WASI port), and `_ssl.py`, what `ssl.py`
+/// needs to import and configure contexts without OpenSSL.
 const STDLIB_OVERLAY: &str = "xtask/stdlib";
 
 /// The runtime's Python half, which it imports as `_eryx_prelude` from the

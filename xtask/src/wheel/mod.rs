@@ -48,6 +48,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "pytest==9.2.0",
     "sympy==1.14.0",
+    "httpx==0.28.1",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
