@@ -178,6 +178,33 @@ import getpass; print(getpass.getuser())
 }
 
 #[tokio::test]
+async fn pwd_and_grp_know_the_sandbox_user() {
+    // WASI has no user database; the sandbox has one user (uid 0, what
+    // `os.stat` reports as every file's owner), so owner names work.
+    let code = r#"
+import grp, io, os, pathlib, pwd, tarfile
+me = pwd.getpwuid(os.getuid())
+print(me.pw_name, me.pw_dir, pwd.getpwnam("sandbox").pw_uid, grp.getgrgid(os.getgid()).gr_name)
+print(os.path.expanduser("~sandbox/data"), pathlib.Path("/tmp").owner(), pathlib.Path("/tmp").group())
+pathlib.Path("f.txt").write_text("x")
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    t.add("f.txt")
+print(tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getmember("f.txt").uname)
+for lookup in (lambda: pwd.getpwuid(1000), lambda: grp.getgrnam("wheel")):
+    try:
+        lookup()
+    except KeyError as e:
+        print("KeyError", e)
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "sandbox /tmp 0 sandbox\n/tmp/data sandbox sandbox\nsandbox\n\
+         KeyError 'getpwuid(): uid not found: 1000'\nKeyError \"getgrnam(): name not found: 'wheel'\"\n"
+    );
+}
+
+#[tokio::test]
 async fn thread_pools_and_to_thread_run_their_tasks_without_threads() {
     // WASI has no threads: a ThreadPoolExecutor runs each task when it is
     // submitted (results, exceptions, initializers, nested submits as

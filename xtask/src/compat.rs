@@ -60,6 +60,8 @@ pub(crate) const MODULES: &[&str] = &[
     "test_fractions",
     "test_functools",
     "test_generators",
+    "test_getpass",
+    "test_grp",
     "test_gzip",
     "test_hashlib",
     "test_heapq",
@@ -74,6 +76,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_operator",
     "test_pickle",
     "test_pprint",
+    "test_pwd",
     "test_random",
     "test_re",
     "test_set",
@@ -100,6 +103,8 @@ pub(crate) const QUICK: &[&str] = &[
     "test_base64",
     "test_operator",
     "test_lzma",
+    "test_pwd",
+    "test_grp",
 ];
 
 /// The runner that executes inside the sandbox.

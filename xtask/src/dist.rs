@@ -421,8 +421,9 @@ fn fix_stdlib(stdlib: &Path) -> Result<()> {
 
 /// eryx's own stdlib modules (`xtask/stdlib`), written over the fetched
 /// stdlib's: `ctypes/__init__.py`, C data types without `_ctypes` (which
-/// needs libffi, which has no WASI port), and `_ssl.py`, what `ssl.py`
-/// needs to import and configure contexts without OpenSSL.
+/// needs libffi, which has no WASI port), `_ssl.py`, what `ssl.py` needs
+/// to import and configure contexts without OpenSSL, and `pwd.py`/`grp.py`
+/// with the sandbox's one user and group.
 const STDLIB_OVERLAY: &str = "xtask/stdlib";
 
 /// The runtime's Python half, which it imports as `_eryx_prelude` from the

@@ -545,6 +545,10 @@ class _SimpleCData(_CData, metaclass=_SimpleType):
     def value(self, value):
         type(self)._eryx_put(self._mem, self._off, value, type(self)._eryx_order)
 
+    @value.deleter
+    def value(self):
+        raise TypeError("value cannot be deleted")
+
     def __repr__(self):
         cls = type(self)
         if not cls.__dict__.get("_eryx_fundamental") and cls not in _swapped_types.values():
@@ -760,6 +764,10 @@ class Array(_CData, metaclass=_ArrayType):
             raw += bytes(unit)
         self._mem.data[self._off : self._off + len(raw)] = raw
 
+    @value.deleter
+    def value(self):
+        raise TypeError("value cannot be deleted")
+
     @property
     def raw(self):
         """A char array's bytes, all of them."""
@@ -849,6 +857,9 @@ class CField:
         unit = int.from_bytes(obj._mem.data[off : off + self.size], self._order)
         unit = (unit & ~mask) | ((value.__index__() << self._shift()) & mask)
         obj._mem.data[off : off + self.size] = unit.to_bytes(self.size, self._order)
+
+    def __delete__(self, obj):
+        raise TypeError("cannot delete field")
 
     def __repr__(self):
         if self.bit_size is None:
@@ -1039,6 +1050,10 @@ class _Pointer(_CData, metaclass=_PointerType):
         mem, off = _space.find(address, self._type_._eryx_size)
         return self._type_._view(mem, off)
 
+    @contents.deleter
+    def contents(self):
+        raise TypeError("Pointer does not support item deletion")
+
     @contents.setter
     def contents(self, target):
         if not isinstance(target, self._type_):
@@ -1055,9 +1070,16 @@ class _Pointer(_CData, metaclass=_PointerType):
 
     def __getitem__(self, i):
         if isinstance(i, slice):
+            # Raw indices: a pointer has no length to count from the end.
+            step = 1 if i.step is None else i.step
+            if step == 0:
+                raise ValueError("slice step cannot be zero")
+            if step < 0 and i.start is None:
+                raise ValueError("slice start is required for step < 0")
             if i.stop is None:
                 raise ValueError("slice stop is required")
-            values = [self[j] for j in range(*i.indices(i.stop))]
+            start = 0 if i.start is None else i.start
+            values = [self[j] for j in range(start, i.stop, step)]
             code = getattr(self._type_, "_type_", None)
             if code == "c":
                 return b"".join(values)
