@@ -56,17 +56,19 @@ pub const TEST_PACKAGES: &[&str] = &[
     "httpx==0.28.1",
 ];
 
+/// The wheels of these projects (file-name prefixes, see [`wheel`]).
+fn wheels(prefixes: &[&str]) -> Vec<PathBuf> {
+    prefixes.iter().map(|p| wheel(p)).collect()
+}
+
 fn pydantic_wheels() -> Vec<PathBuf> {
-    [
+    wheels(&[
         "pydantic-",
         "pydantic_core-",
         "typing_extensions-",
         "typing_inspection-",
         "annotated_types-",
-    ]
-    .iter()
-    .map(|p| wheel(p))
-    .collect()
+    ])
 }
 
 /// Runs `code` in a new sandbox holding `wheels`; returns its stdout.
@@ -248,18 +250,14 @@ async fn pytest_runs_a_test_suite_in_the_sandbox() {
     // What an agent does with code it wrote: run its tests. WASI has no
     // `os.dup`, which pytest's fd-level capture and its faulthandler
     // plugin need: `--capture=sys -p no:faulthandler` (README).
-    let wheels: Vec<PathBuf> = [
-        "pytest-",
-        "pluggy-",
-        "iniconfig-",
-        "packaging-",
-        "pygments-",
-    ]
-    .iter()
-    .map(|p| wheel(p))
-    .collect();
     let stdout = run_with(
-        &wheels,
+        &wheels(&[
+            "pytest-",
+            "pluggy-",
+            "iniconfig-",
+            "packaging-",
+            "pygments-",
+        ]),
         r#"
 import os, textwrap, pytest
 os.makedirs("proj", exist_ok=True)
@@ -294,9 +292,8 @@ print("exit", int(code))
 async fn sympy_does_symbolic_maths() {
     // sympy reads `sizeof(c_long)` from ctypes at import: it failed with
     // "No module named '_ctypes'" before eryx's own ctypes.
-    let wheels = [wheel("sympy-"), wheel("mpmath-")];
     let stdout = run_with(
-        &wheels,
+        &wheels(&["sympy-", "mpmath-"]),
         r#"
 import sympy as sp
 x = sp.symbols("x")
@@ -320,20 +317,16 @@ async fn httpx_and_anyio_run_as_an_api_client_would() {
     // config): before eryx's `_ssl` they failed with "No module named
     // '_ssl'". An SDK-style client over a mock transport, and an anyio
     // task group; a real request fails as any network access does here.
-    let wheels: Vec<PathBuf> = [
-        "httpx-",
-        "httpcore-",
-        "anyio-",
-        "typing_extensions-",
-        "h11-",
-        "idna-",
-        "certifi-",
-    ]
-    .iter()
-    .map(|p| wheel(p))
-    .collect();
     let stdout = run_with(
-        &wheels,
+        &wheels(&[
+            "httpx-",
+            "httpcore-",
+            "anyio-",
+            "typing_extensions-",
+            "h11-",
+            "idna-",
+            "certifi-",
+        ]),
         r#"
 import anyio, httpx
 def handler(request):

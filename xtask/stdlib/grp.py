@@ -7,6 +7,8 @@ user (see `pwd`) in it.
 
 from collections import namedtuple as _namedtuple
 
+import _eryx_accounts as _accounts
+
 __all__ = ["struct_group", "getgrgid", "getgrnam", "getgrall"]
 
 
@@ -23,27 +25,16 @@ _GROUPS = (struct_group("sandbox", "x", 0, ["sandbox"]),)
 
 def getgrgid(id):
     """The entry of group id `id`."""
-    if not isinstance(id, int):
-        raise TypeError(f"'{type(id).__name__}' object cannot be interpreted as an integer")
+    _accounts.check_id(id)
     if not -(2**31) <= id < 2**32:
         raise OverflowError(f"gid {id} is out of range of gid_t")
-    for group in _GROUPS:
-        if group.gr_gid == id:
-            return group
-    raise KeyError(f"getgrgid(): gid not found: {id}")
+    return _accounts.find(_GROUPS, "gr_gid", id, "getgrgid", "gid")
 
 
 def getgrnam(name):
     """The entry of the group named `name`."""
-    if not isinstance(name, str):
-        raise TypeError(f"getgrnam() argument must be str, not {type(name).__name__}")
-    if "\0" in name:
-        raise ValueError("embedded null character")
-    name.encode()
-    for group in _GROUPS:
-        if group.gr_name == name:
-            return group
-    raise KeyError(f"getgrnam(): name not found: {name!r}")
+    _accounts.check_name(name, "getgrnam")
+    return _accounts.find(_GROUPS, "gr_name", name, "getgrnam", "name")
 
 
 def getgrall():

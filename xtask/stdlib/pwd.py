@@ -9,6 +9,8 @@ owner names work.
 
 from collections import namedtuple as _namedtuple
 
+import _eryx_accounts as _accounts
+
 __all__ = ["struct_passwd", "getpwuid", "getpwnam", "getpwall"]
 
 
@@ -27,25 +29,14 @@ _USERS = (struct_passwd("sandbox", "x", 0, 0, "eryx sandbox", "/tmp", "/bin/sh")
 
 def getpwuid(uid):
     """The entry of user id `uid`."""
-    if not isinstance(uid, int):
-        raise TypeError(f"'{type(uid).__name__}' object cannot be interpreted as an integer")
-    for user in _USERS:
-        if user.pw_uid == uid:
-            return user
-    raise KeyError(f"getpwuid(): uid not found: {uid}")
+    _accounts.check_id(uid)
+    return _accounts.find(_USERS, "pw_uid", uid, "getpwuid", "uid")
 
 
 def getpwnam(name):
     """The entry of the user named `name`."""
-    if not isinstance(name, str):
-        raise TypeError(f"getpwnam() argument must be str, not {type(name).__name__}")
-    if "\0" in name:
-        raise ValueError("embedded null character")
-    name.encode()
-    for user in _USERS:
-        if user.pw_name == name:
-            return user
-    raise KeyError(f"getpwnam(): name not found: {name!r}")
+    _accounts.check_name(name, "getpwnam")
+    return _accounts.find(_USERS, "pw_name", name, "getpwnam", "name")
 
 
 def getpwall():

@@ -242,17 +242,30 @@ def _void_p_codec():
         return _u32(mem, off) or None
 
     def put(mem, off, value, order):
-        mem.refs.pop(off, None)
-        if value is None:
-            _put_u32(mem, off, 0)
-        elif isinstance(value, int):
-            _put_u32(mem, off, value)
-        elif isinstance(value, (bytes, str)):
-            _string_into(mem, off, value, 1 if isinstance(value, bytes) else 4)
-        else:
+        if not _put_pointer(mem, off, value, (bytes, str)):
             raise TypeError(f"cannot be converted to pointer: {type(value).__name__}")
 
     return _PTR, _PTR, get, put
+
+
+def _put_pointer(mem, off, value, strings):
+    """Stores None, an int address or a copy of a string of the `strings`
+    types at `off`; False for anything else."""
+    mem.refs.pop(off, None)
+    if value is None:
+        _put_u32(mem, off, 0)
+    elif isinstance(value, int):
+        _put_u32(mem, off, value)
+    elif isinstance(value, strings):
+        _string_into(mem, off, value, 1 if isinstance(value, bytes) else 4)
+    else:
+        return False
+    return True
+
+
+def _wide(raw):
+    """The str of a wchar_t string's bytes."""
+    return "".join(chr(int.from_bytes(raw[i : i + 4], "little")) for i in range(0, len(raw), 4))
 
 
 def _string_into(mem, off, value, unit):
@@ -275,19 +288,10 @@ def _string_codec(unit):
             return None
         block, start = _space.find(address, unit)
         raw = _c_string(block, start, unit)
-        if unit == 1:
-            return raw
-        return "".join(chr(int.from_bytes(raw[i : i + 4], "little")) for i in range(0, len(raw), 4))
+        return raw if unit == 1 else _wide(raw)
 
     def put(mem, off, value, order):
-        mem.refs.pop(off, None)
-        if value is None:
-            _put_u32(mem, off, 0)
-        elif isinstance(value, int):
-            _put_u32(mem, off, value)
-        elif isinstance(value, kind):
-            _string_into(mem, off, value, unit)
-        else:
+        if not _put_pointer(mem, off, value, kind):
             name = "bytes" if unit == 1 else "unicode string"
             raise TypeError(
                 f"{name} or integer address expected instead of {type(value).__name__} instance"
@@ -743,9 +747,7 @@ class Array(_CData, metaclass=_ArrayType):
         """A char or wchar array's string, up to its first NUL."""
         unit = self._text_unit()
         raw = _c_string(_Memory(bytes(self)), 0, unit)
-        if unit == 1:
-            return raw
-        return "".join(chr(int.from_bytes(raw[i : i + 4], "little")) for i in range(0, len(raw), 4))
+        return raw if unit == 1 else _wide(raw)
 
     @value.setter
     def value(self, value):
@@ -1234,7 +1236,7 @@ def wstring_at(ptr, size=-1):
     else:
         mem, off = _memory_at(ptr, 4)
         raw = _c_string(mem, off, 4)
-    return "".join(chr(int.from_bytes(raw[i : i + 4], "little")) for i in range(0, len(raw), 4))
+    return _wide(raw)
 
 
 def memoryview_at(ptr, size, readonly=False):
@@ -1259,17 +1261,19 @@ def cast(obj, typ):
     return result
 
 
-def create_string_buffer(init, size=None):
-    """A mutable `c_char` array: from bytes (plus a NUL), or of a size."""
-    if isinstance(init, bytes):
-        if size is None:
-            size = len(init) + 1
-        buf = (c_char * size)()
+def _text_buffer(item, kind, init, size):
+    if isinstance(init, kind):
+        buf = (item * (len(init) + 1 if size is None else size))()
         buf.value = init
         return buf
     if isinstance(init, int):
-        return (c_char * init)()
+        return (item * init)()
     raise TypeError(type(init).__name__)
+
+
+def create_string_buffer(init, size=None):
+    """A mutable `c_char` array: from bytes (plus a NUL), or of a size."""
+    return _text_buffer(c_char, bytes, init, size)
 
 
 c_buffer = create_string_buffer
@@ -1277,15 +1281,7 @@ c_buffer = create_string_buffer
 
 def create_unicode_buffer(init, size=None):
     """A mutable `c_wchar` array: from a str (plus a NUL), or of a size."""
-    if isinstance(init, str):
-        if size is None:
-            size = len(init) + 1
-        buf = (c_wchar * size)()
-        buf.value = init
-        return buf
-    if isinstance(init, int):
-        return (c_wchar * init)()
-    raise TypeError(type(init).__name__)
+    return _text_buffer(c_wchar, str, init, size)
 
 
 _errno = 0
