@@ -274,3 +274,38 @@ fn largest_cow_image(maps: &str) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// The prelude is a module of the bundle's stdlib: a bundle without it
+/// fails with an error that names it and the command that makes a bundle,
+/// and the host goes on.
+#[tokio::test]
+async fn a_bundle_without_the_prelude_fails_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("dist");
+    link_tree(&crate::support::bundle(), &bundle);
+    let stdlib = std::fs::read_dir(bundle.join("python/lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("os.py").is_file())
+        .expect("the stdlib directory of the bundle");
+    std::fs::remove_file(stdlib.join("_eryx_prelude.py")).unwrap();
+    for entry in std::fs::read_dir(stdlib.join("__pycache__")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("_eryx_prelude.") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let started = async {
+        let mut sb = builder().bundle(&bundle).preinit(false).build().await?;
+        sb.execute("print(1)").await
+    };
+    let err = started.await.expect_err("a bundle without its prelude ran");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("_eryx_prelude") && msg.contains("cargo xtask dist"),
+        "{msg}"
+    );
+    // The shared bundle still works.
+    let out = builder().build().await.unwrap().execute("print(2)").await;
+    assert_eq!(out.unwrap().stdout, "2\n");
+}
