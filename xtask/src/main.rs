@@ -26,6 +26,7 @@ mod ext;
 mod fetch;
 mod fsutil;
 mod initfn;
+mod numpy_include;
 mod numpy_tests;
 mod process;
 mod pyo3;

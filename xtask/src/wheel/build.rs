@@ -29,7 +29,7 @@ use crate::{process, progress};
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 /// Bumped when a change to the build logic must rebuild cached wheels.
-const BUILD_REVISION: u32 = 1;
+const BUILD_REVISION: u32 = 2;
 
 const PURE_BACKENDS: &[&str] = &[
     "hatchling.build",
@@ -180,6 +180,8 @@ impl Builder {
                 .map(|n| n.to_string_lossy().replace("clang", "clang++"))
                 .unwrap_or_else(|| "clang++".into()),
         );
+        let cython_cxx_glue = work.join("eryx-cython-cxx.h");
+        std::fs::write(&cython_cxx_glue, crate::wasmcc::CYTHON_CXX_GLUE)?;
         let cfg = CcConfig {
             clang: tools.clang.clone(),
             clangxx,
@@ -189,6 +191,7 @@ impl Builder {
             python_include,
             lib_dir,
             base_exports,
+            cython_cxx_glue: Some(cython_cxx_glue),
         };
         let cc_config = work.join("cc.json");
         std::fs::write(&cc_config, serde_json::to_vec_pretty(&cfg)?)?;
