@@ -73,7 +73,7 @@ pub(crate) fn guest_dir(dir: &Path, cache: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     };
     let key = Sha256::digest(format!("{}\n{text}", dir.display()));
-    let dest = cache.join(format!("{:x}", key)[..16].to_string());
+    let dest = cache.join(&format!("{key:x}")[..16]);
     if dest.join("numpy").join("_numpyconfig.h").is_file() {
         return Ok(Some(dest));
     }
