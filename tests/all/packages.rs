@@ -51,6 +51,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "msgpack==1.2.4",
     "pydantic==2.14.4",
     "numpy==2.4.6",
+    "pandas==3.1.1",
     "pytest==9.2.0",
     "sympy==1.14.0",
     "httpx==0.28.1",
@@ -230,6 +231,47 @@ with np.errstate(all="ignore"):
         ],
         "{}",
         stdout
+    );
+}
+
+#[tokio::test]
+async fn pandas_frames_groupby_rolling_dates_and_files() {
+    // pandas compiles against numpy's headers (the guest's, not the build
+    // environment's), its window aggregations are Cython compiled as C++
+    // (built without C++ exceptions), and it imports `mmap` at the top.
+    let stdout = run_with(
+        &wheels(&["pandas-", "numpy-", "python_dateutil-", "tzdata-"]),
+        r#"
+import numpy as np, pandas as pd
+df = pd.DataFrame({"a": [1, 2, 3, 4], "b": ["x", "y", "x", "y"], "c": [1.5, 2.5, None, 4.0]})
+print(df.groupby("b").agg({"a": "sum", "c": "mean"}).to_dict())
+print(df["a"].rolling(2).max().tolist(), df["c"].fillna(0).cumsum().tolist())
+print(df.describe().loc["std", "a"].round(6), df.dtypes.astype(str).tolist())
+ts = pd.Series([1.0, 2.0, 4.0], index=pd.date_range("2024-01-30", periods=3, freq="D", tz="Europe/Paris"))
+print(ts.resample("2D").sum().to_dict(), ts.index[1].strftime("%a %d %b %Z"))
+df.to_csv("d.csv", index=False)
+back = pd.read_csv("d.csv", memory_map=True)
+print(back.equals(df), back.pivot_table(index="b", values="a", aggfunc="max").to_dict())
+m = np.memmap("arr.dat", dtype=np.float64, mode="w+", shape=(2, 3))
+m[:] = np.arange(6).reshape(2, 3)
+m.flush()
+del m
+print(np.frombuffer(open("arr.dat", "rb").read()).tolist(), pd.__version__)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "{'a': {'x': 4, 'y': 6}, 'c': {'x': 1.5, 'y': 3.25}}",
+            "[nan, 2.0, 3.0, 4.0] [1.5, 4.0, 4.0, 8.0]",
+            "1.290994 ['int64', 'str', 'float64']",
+            "{Timestamp('2024-01-30 00:00:00+0100', tz='Europe/Paris'): 3.0, \
+             Timestamp('2024-02-01 00:00:00+0100', tz='Europe/Paris'): 4.0} Wed 31 Jan CET",
+            "True {'a': {'x': 3, 'y': 4}}",
+            "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0] 3.1.1",
+        ],
+        "{stdout}"
     );
 }
 

@@ -205,6 +205,56 @@ for lookup in (lambda: pwd.getpwuid(1000), lambda: grp.getgrnam("wheel")):
 }
 
 #[tokio::test]
+async fn mmap_maps_files_and_writes_back_like_cpython() {
+    // WASI cannot map files; eryx's mmap keeps the range in guest memory
+    // and writes a shared map's changes to the file (through its own
+    // descriptor: the file may be closed first, as with CPython).
+    let code = r#"
+import mmap, os
+with open("f.bin", "wb") as f:
+    f.write(b"hello world\nline two\n")
+with open("f.bin", "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+print(m[:5], m[0], len(m), m.readline(), m.find(b"two"), m.size())
+m[0:5] = b"HELLO"
+view = memoryview(m)
+view[6] = ord("W")
+view.release()
+m.seek(0, 2); m.resize(24); m[-3:] = b"end"
+m.close()
+print(open("f.bin", "rb").read())
+with open("f.bin", "rb") as f:
+    r = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+try:
+    r[0] = 1
+except TypeError as e:
+    print("TypeError:", e)
+c = mmap.mmap(os.open("f.bin", os.O_RDONLY), 5, access=mmap.ACCESS_COPY)
+c[:] = b"xxxxx"
+print(r[:5], c[:5], open("f.bin", "rb").read(5))
+a = mmap.mmap(-1, 8)
+a.write(b"abc")
+print(a[:4], a.tell(), b"b" in a, repr(a))
+fd = os.open("f.bin", os.O_RDWR)
+raw = mmap.mmap(fd, 5)
+os.close(fd)
+try:
+    raw[0] = 65
+except ValueError as e:
+    print("ValueError:", str(e)[:60])
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "b'hello' 104 21 b'hello world\\n' 17 21\n\
+         b'HELLO World\\nline two\\nend'\n\
+         TypeError: mmap can't modify a readonly memory map.\n\
+         b'HELLO' b'xxxxx' b'HELLO'\n\
+         b'abc\\x00' 3 True <mmap.mmap closed=False, access=ACCESS_DEFAULT, length=8, pos=3, offset=0>\n\
+         ValueError: mmap: the file descriptor this map was made from was\n"
+    );
+}
+
+#[tokio::test]
 async fn thread_pools_and_to_thread_run_their_tasks_without_threads() {
     // WASI has no threads: a ThreadPoolExecutor runs each task when it is
     // submitted (results, exceptions, initializers, nested submits as

@@ -73,6 +73,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_long",
     "test_lzma",
     "test_math",
+    "test_mmap",
     "test_operator",
     "test_pickle",
     "test_pprint",

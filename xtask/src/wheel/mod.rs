@@ -46,6 +46,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "msgpack==1.2.4",
     "pydantic==2.14.4",
     "numpy==2.4.6",
+    "pandas==3.1.1",
     "pytest==9.2.0",
     "sympy==1.14.0",
     "httpx==0.28.1",
