@@ -213,6 +213,13 @@ print((np.array([1, 2], dtype=np.int8) + np.int8(127)).tolist(), np.finfo(np.lon
 print(np.sort(np.array([3.0, np.nan, 1.0])).tolist(), np.unique(np.array(["b", "a", "b"], dtype=np.dtypes.StringDType())).tolist())
 with np.errstate(all="ignore"):
     print(np.array([1.0, -1.0, 0.0]) / 0)
+# np.save/np.load/tofile/fromfile need a FILE* of their own: os.dup in
+# numpy, which WASI lacks (recipe 0002).
+np.save("a.npy", a)
+a.tofile("raw.bin")
+with open("raw.bin", "rb") as f:
+    f.seek(8)
+    print(np.load("a.npy").sum(), np.fromfile(f, count=2).tolist(), f.tell())
 "#,
     )
     .await;
@@ -228,6 +235,7 @@ with np.errstate(all="ignore"):
             "[-128, -127] 128",
             "[1.0, 3.0, nan] ['a', 'b']",
             "[ inf -inf  nan]",
+            "66.0 [1.0, 2.0] 24",
         ],
         "{}",
         stdout
