@@ -145,6 +145,19 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The memory limit is below the linear memory the sandbox starts with.
+    #[error(
+        "the memory limit ({limit} bytes) is below the {needed} bytes ({} MiB) of memory the \
+         sandbox starts with; raise it with `.memory_limit(..)` / `--memory` (default 256M)",
+        needed.div_ceil(1 << 20)
+    )]
+    MemoryLimitTooSmall {
+        /// The limit that was set.
+        limit: usize,
+        /// The initial linear memory of the sandbox's component.
+        needed: usize,
+    },
+
     /// The interpreter failed to start inside the guest.
     #[error("Python failed to start in the sandbox: {message}")]
     GuestInit {

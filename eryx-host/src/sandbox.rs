@@ -630,8 +630,14 @@ impl Sandbox {
                 .pre
                 .instantiate_async(&mut store)
                 .await
-                .map_err(|e| Error::Instantiate {
-                    source: e.into_boxed_dyn_error(),
+                .map_err(|e| match store.data().limits.refused_initial {
+                    Some(needed) => Error::MemoryLimitTooSmall {
+                        limit: self.limits.memory_bytes,
+                        needed,
+                    },
+                    None => Error::Instantiate {
+                        source: e.into_boxed_dyn_error(),
+                    },
                 })?;
             let exports = self
                 .prepared

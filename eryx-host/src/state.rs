@@ -226,6 +226,7 @@ impl State {
         let limits = MemoryLimiter {
             max_bytes: limits.memory_bytes,
             hit: false,
+            refused_initial: None,
         };
         Ok(State {
             wasi: Wasi {
@@ -289,17 +290,23 @@ impl State {
 pub(crate) struct MemoryLimiter {
     max_bytes: usize,
     hit: bool,
+    /// The size of an initial memory that the limit refused (the
+    /// instance could not even be made): see [`crate::Error::MemoryLimitTooSmall`].
+    pub(crate) refused_initial: Option<usize>,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
+            if current == 0 {
+                self.refused_initial = Some(desired);
+            }
             return Ok(false);
         }
         Ok(true)

@@ -66,6 +66,29 @@ async fn memory_bomb_gets_memory_error_and_the_host_lives() {
 }
 
 #[tokio::test]
+async fn a_memory_limit_below_the_starting_memory_is_named_with_the_fix() {
+    // It failed with wasmtime's "memory minimum size of 235 pages exceeds
+    // memory limits" under "instantiating the sandbox failed".
+    let err = match builder().memory_limit(2048).build().await {
+        Err(e) => e,
+        Ok(mut sb) => sb.execute("print(1)").await.unwrap_err(),
+    };
+    let Error::MemoryLimitTooSmall { limit, needed } = &err else {
+        panic!("expected MemoryLimitTooSmall, got {err:?}")
+    };
+    assert_eq!(*limit, 2048);
+    assert!(*needed > 1 << 20, "{needed}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("--memory") && msg.contains("2048 bytes"),
+        "{msg}"
+    );
+    // The host goes on; a sane limit works.
+    let mut sb = builder().memory_limit(64 << 20).build().await.unwrap();
+    assert_eq!(sb.execute("print(1)").await.unwrap().stdout, "1\n");
+}
+
+#[tokio::test]
 async fn guest_sees_no_host_files_or_environment() {
     let mut sb = sandbox().await;
     let out = sb
