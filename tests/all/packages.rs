@@ -531,6 +531,132 @@ fn unsupported_sources_are_refused_with_the_reason() {
     );
 }
 
+/// What the cross compiler does for C and Cython that are correct natively
+/// but not in wasm: a `METH_NOARGS` method and a getter declared with one
+/// parameter (CPython passes two: in wasm the call trapped with "indirect
+/// call type mismatch", as in regex, bitarray and brotli from PyPI) get
+/// adapters, and Cython compiled as C++ builds although the guest's libc++
+/// has no exceptions (what would throw aborts: the call traps, the host and
+/// the next call go on).
+#[tokio::test]
+async fn short_callbacks_get_adapters_and_cython_cxx_builds_without_exceptions() {
+    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
+        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
+    };
+    let src = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| std::fs::write(src.path().join(name), text).unwrap();
+    w(
+        "pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools>=70\", \"cython>=3.1\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"wasmquirks\"\nversion = \"1.0\"\n",
+    );
+    w(
+        "setup.py",
+        "from setuptools import setup, Extension\nfrom Cython.Build import cythonize\n\
+         setup(ext_modules=[Extension('shortcb', ['shortcb.c'])]\n\
+         + cythonize([Extension('window', ['window.pyx'], language='c++')]))\n",
+    );
+    w(
+        "shortcb.c",
+        r#"#include <Python.h>
+typedef struct { PyObject_HEAD long n; } Counter;
+/* One parameter where CPython passes two (self, NULL / closure). */
+static PyObject *counter_bump(Counter *self) { return PyLong_FromLong(++self->n); }
+static PyObject *counter_get_n(PyObject *self) { return PyLong_FromLong(((Counter *)self)->n); }
+static PyObject *counter_add(Counter *self, PyObject *args, PyObject *kw) {
+    long k = 0;
+    static char *names[] = {"k", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "l", names, &k)) return NULL;
+    self->n += k;
+    return PyLong_FromLong(self->n);
+}
+static PyMethodDef counter_methods[] = {
+    {"bump", (PyCFunction)counter_bump, METH_NOARGS, NULL},
+    {"add", (PyCFunction)counter_add, METH_VARARGS | METH_KEYWORDS, NULL},
+    {NULL}
+};
+static PyGetSetDef counter_getset[] = {
+    {"n", (getter)counter_get_n, NULL, NULL, NULL},
+    {NULL}
+};
+static PyTypeObject CounterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shortcb.Counter",
+    .tp_basicsize = sizeof(Counter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_methods = counter_methods,
+    .tp_getset = counter_getset,
+};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "shortcb"};
+PyMODINIT_FUNC PyInit_shortcb(void) {
+    if (PyType_Ready(&CounterType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&def);
+    if (m && PyModule_AddObjectRef(m, "Counter", (PyObject *)&CounterType) < 0) { Py_DECREF(m); return NULL; }
+    return m;
+}
+"#,
+    );
+    w(
+        "window.pyx",
+        "# cython: language_level=3\nfrom libcpp.deque cimport deque\nfrom libcpp.vector cimport vector\n\n\
+         def sliding_max(values, Py_ssize_t k):\n    cdef deque[Py_ssize_t] q\n    cdef vector[double] v = values\n    out = []\n\
+         \x20   for i in range(v.size()):\n        while not q.empty() and v[q.back()] <= v[i]:\n            q.pop_back()\n\
+         \x20       q.push_back(i)\n        if q.front() <= i - k:\n            q.pop_front()\n        if i >= k - 1:\n\
+         \x20           out.append(v[q.front()])\n    return out\n\n\
+         def at(values, Py_ssize_t i):\n    cdef vector[double] v = values\n    return v.at(i)\n",
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(src.path())
+        .output()
+        .unwrap();
+    let said = support::text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("`counter_bump` takes 1 parameter(s) but is called as `PyCFunction` with 2")
+            && said
+                .contains("`counter_get_n` takes 1 parameter(s) but is called as `getter` with 2")
+            && !said.contains("counter_add"),
+        "{said}"
+    );
+    let built: Vec<PathBuf> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    let mut sb = built
+        .iter()
+        .fold(support::builder(), |b, w| b.package(w))
+        .build()
+        .await
+        .unwrap();
+    let stdout = sb
+        .execute(
+            "import shortcb, window\nc = shortcb.Counter()\nprint(c.bump(), c.bump(), c.n, c.add(k=5))\n\
+             print(window.sliding_max([1, 3, 2, 5, 4, 1, 0], 3), window.at([1.5, 2.5], 1))\n",
+        )
+        .await
+        .unwrap()
+        .stdout;
+    assert_eq!(stdout, "1 2 2 7\n[3.0, 5.0, 5.0, 5.0, 4.0] 2.5\n");
+    let err = sb
+        .execute("import window\nwindow.at([1.0], 5)")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, eryx_host::Error::Trap { .. }), "{err:?}");
+    assert!(format!("{err:?}").contains("out_of_range"), "{err:?}");
+    let stdout = sb
+        .execute("import shortcb\nprint(shortcb.Counter().bump())")
+        .await
+        .unwrap()
+        .stdout;
+    assert_eq!(stdout, "1\n");
+}
+
 /// Writes a minimal pure wheel with one module.
 fn pure_wheel(dir: &std::path::Path, name: &str, source: &str) -> PathBuf {
     use std::io::Write;

@@ -24,6 +24,7 @@ mod debian;
 mod dist;
 mod ext;
 mod fetch;
+mod fpcast;
 mod fsutil;
 mod initfn;
 mod numpy_include;

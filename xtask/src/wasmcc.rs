@@ -300,19 +300,35 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
     if std::env::var_os("ERYX_CC_LOG").is_some() {
         eprintln!("[eryx-cc] {} {}", compiler.display(), argv.join(" "));
     }
-    let out = Command::new(compiler)
-        .args(&argv)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("cannot run {}", compiler.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for line in stderr.lines() {
-        if !line.contains("creating shared libraries, with -shared, is not yet stable") {
-            eprintln!("{line}");
+    // Callbacks declared with fewer parameters than CPython passes trap in
+    // wasm: compile a copy with adapters (fpcast.rs).
+    if !cxx
+        && !links(&args)
+        && let Some(a) = crate::fpcast::adapt(compiler, &argv)?
+    {
+        let out = run(compiler, &a.argv)?;
+        let _ = std::fs::remove_file(&a.copy);
+        let notes = a.notes;
+        if out.status.success() {
+            for n in &notes {
+                eprintln!("[eryx] adapter added: {n} (in wasm that call would trap)");
+            }
+            print_stderr(&String::from_utf8_lossy(&out.stderr));
+            return Ok(ExitCode::SUCCESS);
         }
+        eprintln!(
+            "[eryx] warning: the copy with adapters did not compile ({}); compiling the \
+             source as it is, whose calls may trap with 'indirect call type mismatch': {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| l.contains("error"))
+                .unwrap_or(""),
+            notes.join("; ")
+        );
     }
+    let out = run(compiler, &argv)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print_stderr(&stderr);
     if !out.status.success() {
         if let Some(h) = hint(&stderr) {
             eprintln!("[eryx] {h}");
@@ -335,6 +351,26 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the compiler, its stderr captured.
+fn run(compiler: &Path, argv: &[String]) -> Result<std::process::Output> {
+    Command::new(compiler)
+        .args(argv)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot run {}", compiler.display()))
+}
+
+/// The compiler's stderr, without wasm-ld's note on `-shared`.
+fn print_stderr(stderr: &str) {
+    for line in stderr.lines() {
+        if !line.contains("creating shared libraries, with -shared, is not yet stable") {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// The `-o` argument.

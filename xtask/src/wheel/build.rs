@@ -29,7 +29,7 @@ use crate::{process, progress};
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 /// Bumped when a change to the build logic must rebuild cached wheels.
-const BUILD_REVISION: u32 = 2;
+const BUILD_REVISION: u32 = 3;
 
 const PURE_BACKENDS: &[&str] = &[
     "hatchling.build",
@@ -476,6 +476,17 @@ impl Builder {
                 log.display(),
                 failure_summary(&text)
             );
+        }
+        // What the cross compiler changed (pip shows it only with -v).
+        let mut notes: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once("[eryx] ").map(|(_, n)| n))
+            .filter(|n| n.starts_with("adapter added:") || n.starts_with("warning:"))
+            .collect();
+        notes.sort();
+        notes.dedup();
+        for n in notes {
+            progress!("  {name}: {n}");
         }
         std::fs::read_dir(&dest)?
             .flatten()
