@@ -144,6 +144,9 @@ pub(crate) struct GuestCrate<'a> {
     pub(crate) package: &'a str,
     /// Its library target name (the staticlib is `lib<lib>.a`).
     pub(crate) lib: &'a str,
+    /// The C compiler and flags for the C its dependencies compile through
+    /// the `cc` crate (`CC_wasm32_wasip1`, `CFLAGS_wasm32_wasip1`), if any.
+    pub(crate) c_compiler: Option<(PathBuf, Vec<String>)>,
 }
 
 /// Builds `krate`'s library for `wasm32-wasip1` with build-std as a PIC
@@ -197,6 +200,18 @@ pub(crate) fn build_staticlib(
             "CARGO_PROFILE_GUEST_OPT_LEVEL",
             if tuning == Tuning::Size { "z" } else { "s" },
         );
+    if let Some((cc, flags)) = &krate.c_compiler {
+        cmd.env(format!("CC_{}", TARGET.replace('-', "_")), cc).env(
+            format!("CFLAGS_{}", TARGET.replace('-', "_")),
+            flags.join(" "),
+        );
+        if let Some(ar) = ["llvm-ar-19", "llvm-ar"]
+            .iter()
+            .find_map(|n| crate::wheel::on_path(n))
+        {
+            cmd.env(format!("AR_{}", TARGET.replace('-', "_")), ar);
+        }
+    }
     if let Some(rustdoc) = tools
         .rustc
         .parent()
@@ -255,6 +270,7 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
         manifest: &manifest,
         package: "eryx-runtime",
         lib: "eryx_runtime",
+        c_compiler: None,
     };
     let staticlib = build_staticlib(root, tools, &krate, Tuning::Size)?;
     link_shared(tools, &staticlib, &runtime_exports(), &so, Tuning::Size)?;

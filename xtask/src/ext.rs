@@ -90,10 +90,26 @@ pub(crate) fn build_module(
     })?;
     let (package, lib) = crate_names(&manifest)?;
     let tools = toolchain::locate()?;
+    // C that dependencies compile with the `cc` crate (orjson's, zstd's...)
+    // needs the guest's C compiler and sysroot.
+    let uses_cc = [dir.join("Cargo.lock"), dir.join("../Cargo.lock")]
+        .iter()
+        .filter_map(|l| std::fs::read_to_string(l).ok())
+        .any(|lock| lock.contains("name = \"cc\"\n"));
+    let c_compiler = if uses_cc {
+        let sysroot = crate::sysroot::sysroot(root)?;
+        Some((
+            tools.clang.clone(),
+            crate::wasmcc::compile_flags(&sysroot.dir, None),
+        ))
+    } else {
+        None
+    };
     let krate = GuestCrate {
         manifest: &manifest_path,
         package: &package,
         lib: &lib,
+        c_compiler,
     };
     let staticlib = build_staticlib(root, &tools, &krate, Tuning::Speed)?;
     let archive = std::fs::read(&staticlib)

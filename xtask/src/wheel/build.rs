@@ -142,7 +142,7 @@ fn normalized(name: &str) -> String {
     name.to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -242,14 +242,21 @@ impl Builder {
             return self.build_source(sdist);
         }
         // Built wheels are kept in target/wheels-build/built/<key>/, shared
-        // by every output directory; the key covers the sdist, every recipe
-        // file and the build logic's revision.
+        // by every output directory; the key covers the sdist, the files of
+        // the package's recipe and the build logic's revision.
         let mut key_input = format!("{sha256}\n{BUILD_REVISION}\n");
         let recipes = self.root.join("xtask/recipes");
+        let project = sdist
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit_once('-'))
+            .map(|(name, _version)| normalized(name))
+            .unwrap_or_default();
         if let Ok(entries) = std::fs::read_dir(&recipes) {
-            let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-            dirs.sort();
-            for d in dirs {
+            for d in entries.flatten().map(|e| e.path()) {
+                if d.file_name().and_then(|n| n.to_str()).map(normalized) != Some(project.clone()) {
+                    continue;
+                }
                 let mut files: Vec<PathBuf> =
                     std::fs::read_dir(&d)?.flatten().map(|e| e.path()).collect();
                 files.sort();

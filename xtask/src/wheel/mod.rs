@@ -38,6 +38,7 @@ use pep508_rs::{
 
 use crate::progress;
 
+pub(crate) use build::on_path;
 pub(crate) use whl::WASI_TAG;
 
 /// The packages `cargo xtask test` builds for `tests/all/packages.rs`.
