@@ -55,6 +55,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "pytest==9.2.0",
     "sympy==1.14.0",
     "httpx==0.28.1",
+    "regex==2026.11.19",
+    "xxhash==4.1.0",
+    "orjson==3.13.0",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -280,6 +283,38 @@ print(np.frombuffer(open("arr.dat", "rb").read()).tolist(), pd.__version__)
             "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0] 3.1.1",
         ],
         "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn regex_xxhash_and_orjson_run_their_native_code() {
+    // regex and xxhash declare METH_NOARGS methods and getters with one
+    // parameter (they trapped with "indirect call type mismatch" before
+    // the cross compiler's adapters); xxhash's setup.py picked x86 dispatch
+    // from the host (recipe); orjson is PyO3 with C (yyjson) built by the
+    // cc crate, its module inside its package as maturin lays it out.
+    let stdout = run_with(
+        &wheels(&["regex-", "xxhash-", "orjson-"]),
+        r#"
+import regex, xxhash, orjson, dataclasses, datetime
+print(regex.sub(r"(?<word>\w+)", r"<\g<word>>", "a b"), regex.compile("(?P<x>a)").groupindex,
+      regex.match("a(b)", "ab").regs, regex.findall(r"\p{Lu}\w+", "Hello ÉCOLE"))
+h = xxhash.xxh64(b"hello")
+print(h.hexdigest(), h.copy().intdigest() == h.intdigest(), xxhash.xxh3_128_hexdigest(b"abc"))
+@dataclasses.dataclass
+class P:
+    x: int
+    when: datetime.date
+print(orjson.dumps({"a": [1, 2.5, None], "p": P(3, datetime.date(2024, 1, 2))}).decode(),
+      orjson.loads('{"k": [1, true, "\u00e9"]}'))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "<a> <b> {'x': 1} ((0, 2), (1, 2)) ['Hello', 'ÉCOLE']\n\
+         26c7827d889f6da3 True 06b05ab6733a618578af5f94892f3950\n\
+         {\"a\":[1,2.5,null],\"p\":{\"x\":3,\"when\":\"2024-01-02\"}} {'k': [1, True, 'é']}\n"
     );
 }
 

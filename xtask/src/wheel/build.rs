@@ -29,7 +29,7 @@ use crate::{process, progress};
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 /// Bumped when a change to the build logic must rebuild cached wheels.
-const BUILD_REVISION: u32 = 3;
+const BUILD_REVISION: u32 = 4;
 
 const PURE_BACKENDS: &[&str] = &[
     "hatchling.build",
@@ -557,7 +557,10 @@ impl Builder {
                 .into_bytes(),
             ));
         }
-        let so_path = if module.contains('.') || package_dir.join("__init__.py").is_file() {
+        // maturin's layout: `module-name = "pkg._native"` is `pkg/_native.so`;
+        // without a dotted name the module goes inside the package of its
+        // own name (`orjson/orjson.so`, imported by `from .orjson import *`).
+        let so_path = if module.contains('.') {
             format!("{}{}", module.replace('.', "/"), whl::EXT_SUFFIX)
         } else {
             format!("{top}/{top}{}", whl::EXT_SUFFIX)
@@ -579,9 +582,16 @@ impl Builder {
                         .and_then(|p| p.as_str())
                         .unwrap_or("")
                         .to_string(),
-                    t.get("format")
-                        .and_then(|f| f.as_array())
-                        .is_none_or(|f| f.iter().any(|x| x.as_str() == Some("wheel"))),
+                    // `format = "sdist"`, `format = ["sdist", "wheel"]`, or
+                    // none (both).
+                    match t.get("format") {
+                        None => true,
+                        Some(toml::Value::String(f)) => f == "wheel",
+                        Some(toml::Value::Array(f)) => {
+                            f.iter().any(|x| x.as_str() == Some("wheel"))
+                        }
+                        Some(_) => false,
+                    },
                 ),
                 _ => continue,
             };

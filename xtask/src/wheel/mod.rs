@@ -51,6 +51,9 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "pytest==9.2.0",
     "sympy==1.14.0",
     "httpx==0.28.1",
+    "regex==2026.11.19",
+    "xxhash==4.1.0",
+    "orjson==3.13.0",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
