@@ -79,28 +79,17 @@ pub(crate) fn guest_dir(dir: &Path, cache: &Path) -> Result<Option<PathBuf>> {
     }
     let tmp = cache.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    copy_tree(&dir.join("numpy"), &tmp.join("numpy"))
+    crate::fsutil::copy_tree(&dir.join("numpy"), &tmp.join("numpy"))
         .with_context(|| format!("copying numpy's headers from {}", dir.display()))?;
-    std::fs::write(tmp.join("numpy").join("_numpyconfig.h"), fixed)?;
+    // The copy's files may be hard links to the host's: replace, not write.
+    let config = tmp.join("numpy").join("_numpyconfig.h");
+    std::fs::remove_file(&config)?;
+    std::fs::write(&config, fixed)?;
     if std::fs::rename(&tmp, &dest).is_err() {
         // Another compile made it first.
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(Some(dest))
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let target = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// The command line with every foreign numpy include directory (`-IDIR`,
