@@ -67,6 +67,12 @@ fn engine(
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // For profiling guest code with `perf` (`ERYX_PERF_MAP=1`): wasmtime
+    // writes /tmp/perf-PID.map naming every compiled wasm function. It
+    // does not change the compiled code.
+    if std::env::var_os("ERYX_PERF_MAP").is_some_and(|v| !v.is_empty()) {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     // Tables are filled at instantiation rather than on each element's
     // first use: a new instance's first call (which touches hundreds of
     // CPython's function pointers) got cheaper and instantiation did not

@@ -23,6 +23,7 @@
 pub mod exports;
 mod host;
 mod libc_fix;
+mod pyalloc;
 pub mod python;
 pub mod world;
 

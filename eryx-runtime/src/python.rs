@@ -427,7 +427,8 @@ unsafe fn config_error(cfg: *mut ffi::PyInitConfig) -> Failure {
 
 /// Initializes CPython and loads the prelude.
 fn start() -> Result<Prelude, Failure> {
-    // SAFETY: called once, before any other CPython call.
+    crate::pyalloc::install();
+    // SAFETY: called once, before any other CPython call but the above.
     let cfg = unsafe { ffi::PyInitConfig_Create() };
     if cfg.is_null() {
         return Err(Failure::new("PyInitConfig_Create: out of memory"));

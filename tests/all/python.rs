@@ -255,6 +255,49 @@ except ValueError as e:
 }
 
 #[tokio::test]
+async fn small_objects_come_from_pools_that_go_back_for_large_allocations() {
+    // CPython's WASI build has no pymalloc; eryx's runtime serves the
+    // PyMem/PyObject domains from 16 KiB pools in 256 KiB arenas. Freed
+    // arenas must go back to libc: a million strings (~70 MB of pools) are
+    // freed and then a 100 MB bytearray must fit in the same 160 MiB,
+    // three times over. tracemalloc, which wraps the domains, still sees
+    // the allocations; resizing moves blocks between pools and libc.
+    let mut sb = crate::support::builder()
+        .memory_limit(160 << 20)
+        .build()
+        .await
+        .unwrap();
+    let code = r#"
+import gc, tracemalloc
+for _ in range(3):
+    a = [str(i) * 3 for i in range(1_000_000)]
+    total = sum(map(len, a))
+    del a
+    gc.collect()
+    b = bytearray(100_000_000)
+    b[-1] = 7
+    del b
+print(total)
+tracemalloc.start()
+kept = [object() for _ in range(10_000)]
+current, peak = tracemalloc.get_traced_memory()
+tracemalloc.stop()
+print(current >= 10_000 * 8, peak >= current)
+s = b""
+for i in range(2000):
+    s += bytes([i % 256])
+t = bytearray(b"x" * 600)
+del t[10:]
+t += b"y" * 1000
+print(len(s), s[-3:], bytes(t[:12]), len(t))
+"#;
+    assert_eq!(
+        sb.execute(code).await.unwrap().stdout,
+        "17666670\nTrue True\n2000 b'\\xcd\\xce\\xcf' b'xxxxxxxxxxyy' 1010\n"
+    );
+}
+
+#[tokio::test]
 async fn thread_pools_and_to_thread_run_their_tasks_without_threads() {
     // WASI has no threads: a ThreadPoolExecutor runs each task when it is
     // submitted (results, exceptions, initializers, nested submits as
