@@ -66,9 +66,16 @@ impl WasiView for Host {
 }
 
 fn engine() -> Result<Engine> {
+    engine_with_epochs(false)
+}
+
+/// With `epochs`, wasmtime checks the epoch counter at every function entry
+/// and loop back edge: what a host needs to stop runaway guest code at a
+/// time limit (eryx always runs with it).
+fn engine_with_epochs(epochs: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.epoch_interruption(false);
+    config.epoch_interruption(epochs);
     Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
@@ -326,6 +333,32 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
         report.add(
             &format!("cpy_cpu_{name}_ms"),
             &format!("kernel {name}: componentize-py (best of {repeats})"),
+            "ms",
+            vec![t],
+        );
+    }
+
+    // The same kernels with a time limit's cost: the component compiled
+    // with epoch interruption, a deadline that never comes.
+    let engine = engine_with_epochs(true)?;
+    let start = Instant::now();
+    let component = Component::from_file(&engine, &base).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    eprintln!(
+        "[bench] componentize-py's component compiled with epoch interruption ({:.0} ms)",
+        ms(start)
+    );
+    let pre = pre(&engine, &component)?;
+    let (mut store, run) = instance(&engine, &pre)?;
+    store.set_epoch_deadline(u64::MAX / 2);
+    let (out,) = run
+        .call(&mut store, (crate::kernels_code(repeats),))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (name, t) in crate::parse_kernels(&out)? {
+        report.add(
+            &format!("cpy_epoch_cpu_{name}_ms"),
+            &format!(
+                "kernel {name}: componentize-py with epoch interruption on (best of {repeats})"
+            ),
             "ms",
             vec![t],
         );

@@ -434,6 +434,20 @@ async fn all(root: PathBuf, quick: bool, cpy: Option<PathBuf>) -> Result<()> {
                 vec![ours / theirs],
             );
         }
+        if let (Some(ours), Some(theirs)) = (
+            report.median(&format!("cpu_{name}_sandbox_ms")),
+            report.median(&format!("cpy_epoch_cpu_{name}_ms")),
+        ) {
+            report.add(
+                &format!("cpu_vs_cpy_epoch_{name}"),
+                &format!(
+                    "kernel {name}: eryx / componentize-py, both with epoch interruption \
+                     (time-limit checks)"
+                ),
+                "x",
+                vec![ours / theirs],
+            );
+        }
     }
     report.notes.push(format!(
         "total bench time {:.0} s{}",
@@ -993,6 +1007,10 @@ const TARGETS: &[(&str, f64)] = &[
     ("cpu_vs_cpy_sum", 1.1),
     ("cpu_vs_cpy_json", 1.1),
     ("cpu_vs_cpy_regex", 1.1),
+    ("cpu_vs_cpy_epoch_fib", 1.1),
+    ("cpu_vs_cpy_epoch_sum", 1.1),
+    ("cpu_vs_cpy_epoch_json", 1.1),
+    ("cpu_vs_cpy_epoch_regex", 1.1),
     ("snapshot_ms", 5.0),
     ("restore_ms", 5.0),
     ("idle_sandbox_rss_mib", 4.0),

@@ -20,9 +20,12 @@
 //! address space (32 KiB), so a pointer from libc is told apart without
 //! reading memory around it.
 //!
-//! It is installed before the interpreter starts (see [`install`]); the
-//! guest is single-threaded and these domains are only used with the GIL
-//! held, so the state needs no lock.
+//! It is installed at the end of start-up (see [`install`]): objects made
+//! before are libc's and go back to libc when freed (the bitmap tells),
+//! and a pre-initialised snapshot's objects stay packed as dlmalloc laid
+//! them out, which is what keeps an idle sandbox small. The guest is
+//! single-threaded and these domains are only used with the GIL held, so
+//! the state needs no lock.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -121,14 +124,15 @@ unsafe extern "C" {
 }
 
 /// Makes this allocator serve CPython's `PyMem_*` and `PyObject_*`
-/// domains (`PyMem_RawMalloc` stays libc's). Must run before the
-/// interpreter allocates anything in them, i.e. before `Py_Initialize*`.
+/// domains from now on (`PyMem_RawMalloc` stays libc's). Blocks those
+/// domains handed out before came from libc's `malloc` (the WASI build has
+/// no pymalloc), and `py_free`/`py_realloc` pass every pointer that is not
+/// in a pool to libc, so switching while the interpreter runs is sound.
 pub(crate) fn install() {
     // SAFETY: libc's calloc; the heap is not in use yet.
     let map = unsafe { calloc(MAP_WORDS, core::mem::size_of::<u32>()) }.cast::<u32>();
     if map.is_null() {
-        // Out of memory before the interpreter exists: CPython keeps libc's
-        // allocator (and will fail to start on its own).
+        // Out of memory: CPython keeps libc's allocator.
         return;
     }
     // SAFETY: as above.
@@ -140,8 +144,9 @@ pub(crate) fn install() {
         realloc: Some(py_realloc),
         free: Some(py_free),
     };
-    // SAFETY: called once before the interpreter starts; CPython copies the
-    // struct, and the functions follow the domain's contract (see each).
+    // SAFETY: called once, with the GIL held; CPython copies the struct,
+    // and the functions follow the domains' contract (see each, and above
+    // for the blocks allocated before).
     unsafe {
         ffi::PyMem_SetAllocator(ffi::PYMEM_DOMAIN_MEM, &mut allocator);
         ffi::PyMem_SetAllocator(ffi::PYMEM_DOMAIN_OBJ, &mut allocator);
@@ -289,8 +294,8 @@ impl Heap {
         pool
     }
 
-    /// Takes an arena from libc and puts it first in the list; false when
-    /// memory is out.
+    /// Takes an arena from libc and puts it in the list; false when memory
+    /// is out.
     #[cold]
     fn new_arena(&mut self) -> bool {
         // SAFETY: libc's allocator.
@@ -360,18 +365,33 @@ impl Heap {
         }
     }
 
-    /// Puts `arena` first in the list of arenas with a free pool.
+    /// Puts `arena` in the list of arenas with a free pool, which is kept
+    /// in address order: new pools come from the lowest arena, so objects
+    /// that live long gather low in memory and the arenas above them empty
+    /// and go back to libc, which then has one large free stretch for large
+    /// allocations. (Taking the arena that last had a pool freed, a string
+    /// printed between two rounds of a million strings pinned an arena in the
+    /// middle of the freed memory, and a 100 MB `bytearray` no longer fit.)
     fn push_arena(&mut self, arena: *mut Arena) {
-        let head = self.arenas;
-        // SAFETY: `arena` and `head` (if not NULL) are live arenas.
+        let mut prev: *mut Arena = ptr::null_mut();
+        let mut next = self.arenas;
+        // SAFETY: `arena` and the arenas in the list are live.
         unsafe {
-            (*arena).prev = ptr::null_mut();
-            (*arena).next = head;
-            if !head.is_null() {
-                (*head).prev = arena;
+            while !next.is_null() && ((*next).base as usize) < (*arena).base as usize {
+                prev = next;
+                next = (*next).next;
+            }
+            (*arena).prev = prev;
+            (*arena).next = next;
+            if !next.is_null() {
+                (*next).prev = arena;
+            }
+            if prev.is_null() {
+                self.arenas = arena;
+            } else {
+                (*prev).next = arena;
             }
         }
-        self.arenas = arena;
     }
 
     /// Takes `arena` out of the list of arenas with a free pool.

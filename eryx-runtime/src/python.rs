@@ -427,8 +427,7 @@ unsafe fn config_error(cfg: *mut ffi::PyInitConfig) -> Failure {
 
 /// Initializes CPython and loads the prelude.
 fn start() -> Result<Prelude, Failure> {
-    crate::pyalloc::install();
-    // SAFETY: called once, before any other CPython call but the above.
+    // SAFETY: called once, before any other CPython call.
     let cfg = unsafe { ffi::PyInitConfig_Create() };
     if cfg.is_null() {
         return Err(Failure::new("PyInitConfig_Create: out of memory"));
@@ -445,6 +444,7 @@ fn start() -> Result<Prelude, Failure> {
     preimport(py, &preimports)?;
     forget_wasi_handles();
     enter_scratch();
+    crate::pyalloc::install();
     Ok(prelude)
 }
 
