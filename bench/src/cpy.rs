@@ -347,8 +347,8 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
         "[bench] componentize-py's component compiled with epoch interruption ({:.0} ms)",
         ms(start)
     );
-    let pre = pre(&engine, &component)?;
-    let (mut store, run) = instance(&engine, &pre)?;
+    let epoch_pre = self::pre(&engine, &component)?;
+    let (mut store, run) = instance(&engine, &epoch_pre)?;
     store.set_epoch_deadline(u64::MAX / 2);
     let (out,) = run
         .call(&mut store, (crate::kernels_code(repeats),))
