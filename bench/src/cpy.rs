@@ -99,6 +99,9 @@ fn instance(engine: &Engine, pre: &InstancePre<Host>) -> Result<(Store<Host>, Ru
             table: ResourceTable::new(),
         },
     );
+    // With epoch interruption on: a deadline that never comes (the checks
+    // are what is measured); without, it is not consulted.
+    store.set_epoch_deadline(u64::MAX / 2);
     let instance = pre
         .instantiate(&mut store)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -349,7 +352,6 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     );
     let epoch_pre = self::pre(&engine, &component)?;
     let (mut store, run) = instance(&engine, &epoch_pre)?;
-    store.set_epoch_deadline(u64::MAX / 2);
     let (out,) = run
         .call(&mut store, (crate::kernels_code(repeats),))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
