@@ -1255,7 +1255,10 @@ print(mm); print(st)
 /// with and without pre-importing, numpy CPU work against native numpy.
 fn packages(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let Some(numpy) = package_wheels(ctx, &["numpy-"]) else {
-        report.notes.push("package rows skipped: no numpy wheel in target/wheels (cargo xtask wheel numpy==2.4.6)".into());
+        report.notes.push(
+            "package rows skipped: no numpy wheel in target/wheels (cargo xtask wheel numpy)"
+                .into(),
+        );
         return Ok(());
     };
     let pydantic = package_wheels(

@@ -57,7 +57,7 @@ pub(crate) fn numpy_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
         &[
             "--out".to_string(),
             wheels.display().to_string(),
-            "numpy==2.4.6".into(),
+            "numpy==2.5.5".into(),
             "pytest".into(),
             "hypothesis".into(),
         ],

@@ -20,8 +20,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
+use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 
 use super::whl;
 use crate::wasmcc::{CONFIG_ENV, CcConfig};
@@ -63,6 +65,34 @@ mod tests {
         let none: toml::Value = toml::from_str("[project]\nname='x'\n").unwrap();
         assert!(entry_points(Some(&none)).is_none());
     }
+
+    #[test]
+    fn a_requires_python_the_host_misses_is_relaxed_for_the_build_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[build-system]\nrequires = ['meson-python']\n\n[project]\nname = 'numpy'\n\
+                    requires-python = \">=3.12\"\nversion = '2.5.5'\n";
+        std::fs::write(dir.path().join("pyproject.toml"), text).unwrap();
+        let read = || read_pyproject(dir.path()).unwrap();
+        let host = Version::from_str("3.11.7").unwrap();
+        let original = relax_requires_python(dir.path(), read().as_ref(), &host).unwrap();
+        assert_eq!(original.as_deref(), Some(">=3.12"));
+        assert_eq!(requires_python(read().as_ref()), Some(">=3"));
+        assert_eq!(
+            read().unwrap()["project"]["version"].as_str(),
+            Some("2.5.5")
+        );
+        // A host inside it: nothing changes.
+        let newer = Version::from_str("3.13.1").unwrap();
+        std::fs::write(dir.path().join("pyproject.toml"), text).unwrap();
+        assert_eq!(
+            relax_requires_python(dir.path(), read().as_ref(), &newer).unwrap(),
+            None
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pyproject.toml")).unwrap(),
+            text
+        );
+    }
 }
 
 #[derive(Debug, serde::Deserialize, Default)]
@@ -91,6 +121,65 @@ fn read_pyproject(dir: &Path) -> Result<Option<toml::Value>> {
     Ok(Some(toml::from_str(&text).with_context(|| {
         format!("{} is not valid TOML", p.display())
     })?))
+}
+
+/// The `requires-python` of pyproject's `[project]` table, if any.
+fn requires_python(pyproject: Option<&toml::Value>) -> Option<&str> {
+    pyproject
+        .and_then(|p| p.get("project"))
+        .and_then(|p| p.get("requires-python"))
+        .and_then(|r| r.as_str())
+}
+
+/// A cross build runs the package's build backend on the host's Python for
+/// the guest's 3.14, and meson-python refuses to run on a Python outside
+/// the package's `requires-python` (numpy 2.5: ">=3.12", a host with 3.11:
+/// "The package requires Python version >=3.12, running on 3.11.7"). When
+/// the host's version is outside it, the line in the build copy's
+/// `pyproject.toml` becomes `requires-python = ">=3"`; returns the original
+/// specifier, which the wheel's METADATA gets back (see [`whl::repair`]).
+/// The guest's version was checked against it when the release was picked.
+fn relax_requires_python(
+    dir: &Path,
+    pyproject: Option<&toml::Value>,
+    host: &Version,
+) -> Result<Option<String>> {
+    let Some(spec) = requires_python(pyproject) else {
+        return Ok(None);
+    };
+    match VersionSpecifiers::from_str(spec) {
+        Ok(parsed) if !parsed.contains(host) => {}
+        _ => return Ok(None),
+    }
+    let path = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(&path)?;
+    let mut found = false;
+    let relaxed: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let key = line.trim_start();
+            if !found
+                && key.starts_with("requires-python")
+                && key["requires-python".len()..].trim_start().starts_with('=')
+            {
+                found = true;
+                "requires-python = \">=3\"".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        // Spelled some other way (a dotted key, an inline table): left as
+        // it is, the backend says what it thinks.
+        return Ok(None);
+    }
+    std::fs::write(&path, relaxed.join("\n") + "\n")?;
+    progress!(
+        "requires-python `{spec}` excludes the host's Python {host} that runs the build \
+         backend: relaxed for the build, kept in the wheel"
+    );
+    Ok(Some(spec.to_string()))
 }
 
 /// Whether `[build-system] requires` names setuptools.
@@ -359,6 +448,10 @@ impl Builder {
         let name = project_name(&dir, pyproject.as_ref());
         let recipe = self.apply_recipe(&name, &dir)?;
         let backend = backend(pyproject.as_ref());
+        let original_requires_python = match backend.as_deref() {
+            Some("maturin") => None,
+            _ => relax_requires_python(&dir, pyproject.as_ref(), &self.host_python()?)?,
+        };
         progress!(
             "building {name} from {} (build backend: {})",
             path.display(),
@@ -394,7 +487,7 @@ impl Builder {
                 PURE_BACKENDS.join(", ")
             ),
         };
-        let wheel = whl::repair(&host_wheel, &self.out)
+        let wheel = whl::repair(&host_wheel, &self.out, original_requires_python.as_deref())
             .with_context(|| format!("making {name}'s wheel a guest wheel"))?;
         self.add_bytecode(&wheel)
     }
@@ -432,6 +525,20 @@ impl Builder {
                 .with_context(|| format!("{} is not a valid recipe", toml_path.display()));
         }
         Ok(Recipe::default())
+    }
+
+    /// The version of the host's Python that runs build backends.
+    fn host_python(&self) -> Result<Version> {
+        let python = std::env::var("ERYX_HOST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = Command::new(&python)
+            .args(["-c", "import platform; print(platform.python_version())"])
+            .output()
+            .with_context(|| {
+                format!("cannot run {python} (Python and pip are needed to run build backends)")
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Version::from_str(text.trim().trim_end_matches('+'))
+            .map_err(|e| anyhow::anyhow!("{python} printed {text:?} as its version: {e}"))
     }
 
     /// Runs the package's own build backend on the host's Python with the

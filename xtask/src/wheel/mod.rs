@@ -46,7 +46,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "markupsafe==3.0.4",
     "msgpack==1.2.4",
     "pydantic==2.14.4",
-    "numpy==2.4.6",
+    "numpy==2.5.5",
     "pandas==3.1.1",
     "pytest==9.2.0",
     "sympy==1.14.0",

@@ -177,12 +177,27 @@ pub(crate) fn write(
 /// bypassed the cross compiler), extension files get the guest's suffix,
 /// and the tag says CPython 3.14 on WASI (`py3-none-any` if nothing is
 /// native). `extra` files are added (compiled bytecode).
-pub(crate) fn repair(host_wheel: &Path, out_dir: &Path) -> Result<PathBuf> {
+///
+/// `requires_python`, when given, replaces METADATA's `Requires-Python`
+/// (the build relaxed it for the host's Python; see `build.rs`).
+pub(crate) fn repair(
+    host_wheel: &Path,
+    out_dir: &Path,
+    requires_python: Option<&str>,
+) -> Result<PathBuf> {
     let all = entries(host_wheel)?;
     let info = dist_info(&all, host_wheel)?;
     let mut files = Vec::new();
     let mut native = false;
     for (name, bytes) in all {
+        if let Some(spec) = requires_python
+            && name == format!("{info}/METADATA")
+        {
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{name} in {} is not UTF-8", host_wheel.display()))?;
+            files.push((name, restore_requires_python(&text, spec).into_bytes()));
+            continue;
+        }
         if name.ends_with(".so") || name.contains(".so.") {
             let base = name.rsplit('/').next().unwrap_or(&name).to_string();
             eryx_linker::validate_library(&base, &bytes).with_context(|| {
@@ -200,6 +215,32 @@ pub(crate) fn repair(host_wheel: &Path, out_dir: &Path) -> Result<PathBuf> {
     }
     let tag = if native { WASI_TAG } else { "py3-none-any" };
     write(out_dir, &info, tag, &files)
+}
+
+/// METADATA with its `Requires-Python` header set to `spec` (added to the
+/// headers if it had none); the body is kept.
+fn restore_requires_python(metadata: &str, spec: &str) -> String {
+    let (headers, body) = match metadata.find("\n\n") {
+        Some(i) => metadata.split_at(i + 1),
+        None => (metadata, ""),
+    };
+    let mut out = String::new();
+    let mut done = false;
+    for line in headers.lines() {
+        if line.to_ascii_lowercase().starts_with("requires-python:") {
+            if !done {
+                out.push_str(&format!("Requires-Python: {spec}\n"));
+                done = true;
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !done {
+        out.push_str(&format!("Requires-Python: {spec}\n"));
+    }
+    out + body
 }
 
 /// Checks a wheel given by the user or downloaded: pure, or built for the
@@ -227,6 +268,19 @@ pub(crate) fn check_guest_wheel(wheel: &Path, out_dir: &Path) -> Result<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requires_python_is_put_back_and_the_body_kept() {
+        let meta = "Metadata-Version: 2.1\nName: numpy\nRequires-Python: >=3\nSummary: x\n\nbody\nRequires-Python: no\n";
+        assert_eq!(
+            restore_requires_python(meta, ">=3.12"),
+            "Metadata-Version: 2.1\nName: numpy\nRequires-Python: >=3.12\nSummary: x\n\nbody\nRequires-Python: no\n"
+        );
+        assert_eq!(
+            restore_requires_python("Name: a\n", ">=3.12"),
+            "Name: a\nRequires-Python: >=3.12\n"
+        );
+    }
 
     #[test]
     fn metadata_headers_are_read_until_the_body() {
