@@ -66,6 +66,34 @@ async fn memory_bomb_gets_memory_error_and_the_host_lives() {
 }
 
 #[tokio::test]
+async fn millions_of_small_objects_get_memory_error_and_the_session_goes_on() {
+    // Small objects come from the runtime's pools (arenas from libc): when
+    // libc has no arena left to give, the allocation fails as CPython
+    // expects (MemoryError), the pools stay consistent, and the same
+    // session allocates again once the list is gone.
+    let mut sb = builder().memory_limit(64 << 20).build().await.unwrap();
+    let code = r#"
+try:
+    x = [str(i) for i in range(10**8)]
+except MemoryError:
+    print("MemoryError")
+x = None
+print(len({str(i): i for i in range(100_000)}))
+"#;
+    assert_eq!(
+        sb.execute(code).await.unwrap().stdout,
+        "MemoryError\n100000\n"
+    );
+    assert_eq!(
+        sb.execute("print(sum(len(str(i)) for i in range(10**5)))")
+            .await
+            .unwrap()
+            .stdout,
+        "488890\n"
+    );
+}
+
+#[tokio::test]
 async fn a_memory_limit_below_the_starting_memory_is_named_with_the_fix() {
     // It failed with wasmtime's "memory minimum size of 235 pages exceeds
     // memory limits" under "instantiating the sandbox failed".
