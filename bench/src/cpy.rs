@@ -329,17 +329,14 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
 
     // CPU-bound kernels in the componentize-py component.
     let repeats = if ctx.quick { 1 } else { 5 };
-    let (out,) = run
-        .call(&mut store, (crate::kernels_code(repeats),))
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    for (name, t) in crate::parse_kernels(&out)? {
-        report.add(
-            &format!("cpy_cpu_{name}_ms"),
-            &format!("kernel {name}: componentize-py (best of {repeats})"),
-            "ms",
-            vec![t],
-        );
-    }
+    run_kernels(
+        report,
+        &mut store,
+        &run,
+        repeats,
+        "cpy_cpu",
+        "componentize-py",
+    )?;
 
     // The same kernels with a time limit's cost: the component compiled
     // with epoch interruption, a deadline that never comes.
@@ -352,15 +349,33 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
     );
     let epoch_pre = self::pre(&engine, &component)?;
     let (mut store, run) = instance(&engine, &epoch_pre)?;
+    run_kernels(
+        report,
+        &mut store,
+        &run,
+        repeats,
+        "cpy_epoch_cpu",
+        "componentize-py with epoch interruption on",
+    )
+}
+
+/// Runs the CPU kernels in an instance; one row per kernel, keyed
+/// `{key}_{name}_ms`.
+fn run_kernels(
+    report: &mut Report,
+    store: &mut Store<Host>,
+    run: &RunFunc,
+    repeats: usize,
+    key: &str,
+    who: &str,
+) -> Result<()> {
     let (out,) = run
-        .call(&mut store, (crate::kernels_code(repeats),))
+        .call(&mut *store, (crate::kernels_code(repeats),))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (name, t) in crate::parse_kernels(&out)? {
         report.add(
-            &format!("cpy_epoch_cpu_{name}_ms"),
-            &format!(
-                "kernel {name}: componentize-py with epoch interruption on (best of {repeats})"
-            ),
+            &format!("{key}_{name}_ms"),
+            &format!("kernel {name}: {who} (best of {repeats})"),
             "ms",
             vec![t],
         );

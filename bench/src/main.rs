@@ -423,30 +423,25 @@ async fn all(root: PathBuf, quick: bool, cpy: Option<PathBuf>) -> Result<()> {
             .push("componentize-py was not measured (no --cpy)".to_string());
     }
     for name in ["fib", "json", "regex", "sum"] {
-        if let (Some(ours), Some(theirs)) = (
-            report.median(&format!("cpu_{name}_sandbox_ms")),
-            report.median(&format!("cpy_cpu_{name}_ms")),
-        ) {
-            report.add(
-                &format!("cpu_vs_cpy_{name}"),
-                &format!("kernel {name}: eryx / componentize-py (same libpython)"),
-                "x",
-                vec![ours / theirs],
-            );
-        }
-        if let (Some(ours), Some(theirs)) = (
-            report.median(&format!("cpu_{name}_sandbox_ms")),
-            report.median(&format!("cpy_epoch_cpu_{name}_ms")),
-        ) {
-            report.add(
-                &format!("cpu_vs_cpy_epoch_{name}"),
-                &format!(
-                    "kernel {name}: eryx / componentize-py, both with epoch interruption \
-                     (time-limit checks)"
-                ),
-                "x",
-                vec![ours / theirs],
-            );
+        for (theirs_key, ratio_key, label) in [
+            ("cpy_cpu", "cpu_vs_cpy", " (same libpython)"),
+            (
+                "cpy_epoch_cpu",
+                "cpu_vs_cpy_epoch",
+                ", both with epoch interruption (time-limit checks)",
+            ),
+        ] {
+            if let (Some(ours), Some(theirs)) = (
+                report.median(&format!("cpu_{name}_sandbox_ms")),
+                report.median(&format!("{theirs_key}_{name}_ms")),
+            ) {
+                report.add(
+                    &format!("{ratio_key}_{name}"),
+                    &format!("kernel {name}: eryx / componentize-py{label}"),
+                    "x",
+                    vec![ours / theirs],
+                );
+            }
         }
     }
     report.notes.push(format!(
