@@ -154,6 +154,11 @@ fn is_linker_internal(symbol: &str) -> bool {
     )
 }
 
+/// What the built-in libdl wit-component adds to every component exports
+/// (extensions such as Pillow's Tk glue import them; they find only
+/// libraries linked into the component).
+const BUILT_IN_LIBDL: &[&str] = &["dlopen", "dlsym", "dlclose", "dlerror"];
+
 /// The bundle's [`Role::Extension`] modules, validated.
 pub(crate) fn stdlib_extensions(bundle: &Bundle) -> Result<Vec<Extension>, LinkError> {
     let mut out = Vec::new();
@@ -243,6 +248,7 @@ fn check_extensions(
                 module == "env"
                     && !base_exports.contains(name)
                     && !owner.contains_key(name.as_str())
+                    && !BUILT_IN_LIBDL.contains(&name.as_str())
             })
             .map(|(_, name)| name.clone())
             .collect();

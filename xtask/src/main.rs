@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 
 mod bench;
 mod cext;
+mod clibs;
 mod codegen;
 mod compat;
 mod debian;

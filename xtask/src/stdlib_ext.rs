@@ -25,20 +25,20 @@ use crate::toolchain::Toolchain;
 use crate::{debian, process, progress};
 
 /// An upstream C library, from a Debian source package.
-struct Library {
+pub(crate) struct Library {
     /// Debian source package.
-    package: &'static str,
+    pub(crate) package: &'static str,
     /// Its exact version (so a new upload does not change the bundle).
-    version: &'static str,
+    pub(crate) version: &'static str,
     /// Sources, relative to the unpacked tarball's top directory.
-    sources: fn(&Path) -> Result<Vec<PathBuf>>,
+    pub(crate) sources: fn(&Path) -> Result<Vec<PathBuf>>,
     /// Include directories, relative to the top directory.
-    includes: &'static [&'static str],
+    pub(crate) includes: &'static [&'static str],
     /// Preprocessor definitions.
-    defines: &'static [&'static str],
+    pub(crate) defines: &'static [&'static str],
     /// A `config.h` to write into the build directory (added to the
     /// include path), if the library needs one.
-    config_h: Option<&'static str>,
+    pub(crate) config_h: Option<&'static str>,
 }
 
 /// One module: its C file in `xtask/modules/` and the library under it.
@@ -210,7 +210,7 @@ pub(crate) fn input_fingerprint(root: &Path) -> Result<String> {
 }
 
 /// The unpacked sources of `lib` (downloaded once into `target/fetch/src`).
-fn library_sources(root: &Path, lib: &Library) -> Result<(PathBuf, String)> {
+pub(crate) fn library_sources(root: &Path, lib: &Library) -> Result<(PathBuf, String)> {
     let dir = root
         .join("target/fetch/src")
         .join(format!("{}-{}", lib.package, lib.version));
@@ -234,6 +234,58 @@ fn library_sources(root: &Path, lib: &Library) -> Result<(PathBuf, String)> {
     Ok((unpacked.dir, unpacked.origin))
 }
 
+/// The compiler flags for `lib`'s sources (unpacked at `top`), built in
+/// `work`: the guest's, optimised, symbols hidden (a library linked into a
+/// shared object must not export its symbols to the others), the library's
+/// definitions, `config.h` and include directories.
+pub(crate) fn library_flags(
+    sysroot: &Path,
+    lib: &Library,
+    top: &Path,
+    work: &Path,
+) -> Result<Vec<String>> {
+    let mut flags = crate::wasmcc::compile_flags(sysroot, None);
+    flags.extend(
+        [
+            "-O2",
+            "-fvisibility=hidden",
+            "-Wno-unused-command-line-argument",
+        ]
+        .map(String::from),
+    );
+    flags.extend(lib.defines.iter().map(|d| d.to_string()));
+    if let Some(config) = lib.config_h {
+        std::fs::write(work.join("config.h"), config)?;
+        flags.push(format!("-I{}", work.display()));
+    }
+    flags.extend(
+        lib.includes
+            .iter()
+            .map(|i| format!("-I{}", top.join(i).display())),
+    );
+    Ok(flags)
+}
+
+/// Compiles `sources` with `flags` into numbered objects in `work`.
+pub(crate) fn compile(
+    tools: &Toolchain,
+    flags: &[String],
+    sources: &[PathBuf],
+    work: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut objects = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let obj = work.join(format!("{i:03}.o"));
+        let mut cc = Command::new(&tools.clang);
+        cc.args(flags).arg("-c").arg(src).arg("-o").arg(&obj);
+        // Captured: 80 files would flood the log; a failure shows the
+        // command and the compiler's message.
+        process::capture(&mut cc, &format!("compiling {}", src.display()))?;
+        objects.push(obj);
+    }
+    Ok(objects)
+}
+
 /// One built module.
 pub(crate) struct Built {
     /// `_bz2.cpython-314-wasm32-wasi.so`.
@@ -253,26 +305,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
         let (top, origin) = library_sources(root, &m.library)?;
         let work = root.join("target/wasm/stdlib-ext").join(m.name);
         std::fs::create_dir_all(&work)?;
-        let mut flags = crate::wasmcc::compile_flags(&sysroot.dir, None);
-        flags.extend(
-            [
-                "-O2",
-                "-fvisibility=hidden",
-                "-Wno-unused-command-line-argument",
-            ]
-            .map(String::from),
-        );
-        flags.extend(m.library.defines.iter().map(|d| d.to_string()));
-        if let Some(config) = m.library.config_h {
-            std::fs::write(work.join("config.h"), config)?;
-            flags.push(format!("-I{}", work.display()));
-        }
-        flags.extend(
-            m.library
-                .includes
-                .iter()
-                .map(|i| format!("-I{}", top.join(i).display())),
-        );
+        let mut flags = library_flags(&sysroot.dir, &m.library, &top, &work)?;
         flags.push(format!("-I{}", include.display()));
         let file = format!("{}{}", m.name, eryx_linker::layout::EXTENSION_SUFFIX);
         let so = work.join(&file);
@@ -304,16 +337,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
             m.library.package,
             m.library.version
         );
-        let mut objects = Vec::new();
-        for (i, src) in sources.iter().enumerate() {
-            let obj = work.join(format!("{i:03}.o"));
-            let mut cc = Command::new(&tools.clang);
-            cc.args(&flags).arg("-c").arg(src).arg("-o").arg(&obj);
-            // Captured: 80 files would flood the log; a failure shows the
-            // command and the compiler's message.
-            process::capture(&mut cc, &format!("compiling {}", src.display()))?;
-            objects.push(obj);
-        }
+        let objects = compile(tools, &flags, &sources, &work)?;
         let init = format!("PyInit_{}", m.name);
         crate::cext::link(
             tools,

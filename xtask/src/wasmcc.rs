@@ -116,6 +116,27 @@ const CXX_RUNTIME: &[&str] = &[
     "-lstdc++", "-lc++", "-lc++abi", "-lsupc++", "-lgcc", "-lgcc_s",
 ];
 
+/// Whether `dir` is one of the host's system header or library directories
+/// (a build's platform guessing or host `pkg-config` adds them: `-I/usr/include`
+/// makes glibc's headers shadow the WASI sysroot's, `-L/usr/lib` offers x86
+/// libraries to wasm-ld). A WASI sysroot installed under `/usr` (Debian's
+/// `wasi-libc`: `/usr/include/wasm32-wasi`) is not one of them.
+fn host_system_dir(dir: &str) -> bool {
+    const SYSTEM: &[&str] = &[
+        "/usr/include",
+        "/usr/local/include",
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/local/lib",
+        "/lib",
+        "/lib64",
+        "/opt/homebrew",
+        "/usr/X11R6",
+    ];
+    let path = Path::new(dir);
+    SYSTEM.iter().any(|s| path.starts_with(s)) && !dir.contains("wasm32") && !dir.contains("wasi")
+}
+
 /// Whether an argument only makes sense for the host (dropped).
 fn host_only(arg: &str, ours: &Path) -> bool {
     let host_python_dir = |p: &str| {
@@ -125,7 +146,12 @@ fn host_only(arg: &str, ours: &Path) -> bool {
     if let Some(dir) = arg
         .strip_prefix("-I")
         .or_else(|| arg.strip_prefix("-isystem"))
-        && host_python_dir(dir)
+        && (host_python_dir(dir) || host_system_dir(dir))
+    {
+        return true;
+    }
+    if let Some(dir) = arg.strip_prefix("-L")
+        && host_system_dir(dir)
     {
         return true;
     }
@@ -197,7 +223,7 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
     let mut iter = args.iter().peekable();
     while let Some(a) = iter.next() {
         // `-I DIR` / `-isystem DIR` as two arguments.
-        if (a == "-I" || a == "-isystem")
+        if (a == "-I" || a == "-isystem" || a == "-L")
             && let Some(next) = iter.peek()
             && host_only(&format!("{a}{next}"), &cfg.python_include)
         {
@@ -454,8 +480,17 @@ fn unresolved(cfg: &CcConfig, args: &[String], output: &Path) -> Result<Vec<Stri
             provided.extend(symbols(&b)?.1);
         }
     }
-    // Stubbed by wit-component's Linker when nothing defines them.
-    const STUBBED: &[&str] = &["__main_argc_argv", "__cxa_thread_atexit_impl"];
+    // Stubbed by wit-component's Linker when nothing defines them, or
+    // defined by the built-in libdl it adds to every component (which
+    // finds only libraries linked into the component).
+    const STUBBED: &[&str] = &[
+        "__main_argc_argv",
+        "__cxa_thread_atexit_impl",
+        "dlopen",
+        "dlsym",
+        "dlclose",
+        "dlerror",
+    ];
     let mut missing: Vec<String> = imports
         .into_iter()
         .filter(|s| !provided.contains(s) && !STUBBED.contains(&s.as_str()))
@@ -524,6 +559,51 @@ mod tests {
         }
         assert!(!out.iter().any(|a| a.contains("pyenv")), "{out:?}");
         assert!(!out.contains(&"-fno-exceptions".to_string()));
+    }
+
+    #[test]
+    fn the_hosts_system_directories_are_dropped_but_a_wasi_sysroot_under_usr_is_kept() {
+        let out = rewrite(
+            &cfg(),
+            false,
+            &s(&[
+                "-I/usr/include",
+                "-I/usr/include/freetype2",
+                "-I",
+                "/usr/local/include",
+                "-isystem/usr/include/libpng16",
+                "-L/usr/lib/x86_64-linux-gnu",
+                "-L",
+                "/usr/local/lib",
+                "-I/usr/include/wasm32-wasi",
+                "-L/usr/lib/wasm32-wasi",
+                "-I/work/clibs/zlib/include",
+                "-L/work/clibs/zlib/lib",
+                "-Ivendor/usr/include",
+                "a.o",
+                "-lz",
+                "-o",
+                "a.so",
+            ]),
+        );
+        for kept in [
+            "-I/usr/include/wasm32-wasi",
+            "-L/usr/lib/wasm32-wasi",
+            "-I/work/clibs/zlib/include",
+            "-L/work/clibs/zlib/lib",
+            "-Ivendor/usr/include",
+            "-lz",
+        ] {
+            assert!(out.contains(&kept.to_string()), "{kept} dropped: {out:?}");
+        }
+        for gone in ["-I/usr/include", "/usr/local/include", "/usr/local/lib"] {
+            assert!(!out.iter().any(|a| a == gone), "{gone} kept: {out:?}");
+        }
+        assert!(
+            !out.iter()
+                .any(|a| a.contains("freetype2") || a.contains("libpng16") || a.contains("x86_64")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -98,8 +98,16 @@ mod tests {
 #[derive(Debug, serde::Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 struct Recipe {
+    /// Extra `meson setup` arguments (meson-python builds).
     #[serde(default)]
     meson_args: Vec<String>,
+    /// PEP 517 config settings, `KEY=VALUE` (pip's `--config-settings`).
+    #[serde(default)]
+    config_settings: Vec<String>,
+    /// C libraries (`crate::clibs`) built for the guest and offered to the
+    /// build through `CFLAGS`/`LDFLAGS` and pkg-config.
+    #[serde(default)]
+    c_libraries: Vec<String>,
 }
 
 pub(crate) struct Builder {
@@ -110,6 +118,7 @@ pub(crate) struct Builder {
     cross_file: PathBuf,
     bundle: PathBuf,
     cli: Option<PathBuf>,
+    tools: crate::toolchain::Toolchain,
 }
 
 fn read_pyproject(dir: &Path) -> Result<Option<toml::Value>> {
@@ -317,6 +326,7 @@ impl Builder {
             cross_file,
             bundle,
             cli: None,
+            tools,
         })
     }
 
@@ -371,7 +381,9 @@ impl Builder {
         });
         if let Some(cached) = cached {
             let wheel = self.out.join(cached.file_name().expect("a file"));
-            if !wheel.is_file() {
+            // A wheel of the same name there may be an older build (another
+            // recipe or revision): the memo's is the one for these inputs.
+            if std::fs::read(&wheel).ok() != Some(std::fs::read(&cached)?) {
                 std::fs::copy(&cached, &wheel)?;
             }
             progress!("{} was built before: {}", sdist.display(), wheel.display());
@@ -465,21 +477,21 @@ impl Builder {
                     self.cross_file.display()
                 )];
                 settings.extend(recipe.meson_args.iter().map(|a| format!("setup-args={a}")));
-                self.pip_wheel(&dir, &name, &settings)?
+                self.pip_wheel(&dir, &name, &settings, &recipe)?
             }
             Some("setuptools.build_meta" | "setuptools.build_meta:__legacy__") => {
-                self.pip_wheel(&dir, &name, &[])?
+                self.pip_wheel(&dir, &name, &[], &recipe)?
             }
-            None if dir.join("setup.py").is_file() => self.pip_wheel(&dir, &name, &[])?,
+            None if dir.join("setup.py").is_file() => self.pip_wheel(&dir, &name, &[], &recipe)?,
             None => bail!(
                 "{}: neither pyproject.toml's build-system nor a setup.py says how to build {name}",
                 path.display()
             ),
-            Some(b) if PURE_BACKENDS.contains(&b) => self.pip_wheel(&dir, &name, &[])?,
+            Some(b) if PURE_BACKENDS.contains(&b) => self.pip_wheel(&dir, &name, &[], &recipe)?,
             // An in-tree backend (`backend-path`) wrapping setuptools, as
             // PyYAML's does: setuptools' compiler settings apply.
             Some(_) if requires_setuptools(pyproject.as_ref()) => {
-                self.pip_wheel(&dir, &name, &[])?
+                self.pip_wheel(&dir, &name, &[], &recipe)?
             }
             Some(other) => bail!(
                 "{name}: build backend `{other}` is not supported. Supported: setuptools, \
@@ -543,8 +555,25 @@ impl Builder {
 
     /// Runs the package's own build backend on the host's Python with the
     /// cross compiler; returns the host-tagged wheel it wrote.
-    fn pip_wheel(&self, dir: &Path, name: &str, config_settings: &[String]) -> Result<PathBuf> {
+    fn pip_wheel(
+        &self,
+        dir: &Path,
+        name: &str,
+        config_settings: &[String],
+        recipe: &Recipe,
+    ) -> Result<PathBuf> {
         let exe = std::env::current_exe()?.display().to_string();
+        // The recipe's C libraries, where the build's own search looks.
+        let mut cflags = vec!["-O2".to_string()];
+        let mut ldflags = Vec::new();
+        let mut pkg_config_dirs = Vec::new();
+        for lib in &recipe.c_libraries {
+            let prefix = crate::clibs::prefix(&self.root, &self.tools, lib)
+                .with_context(|| format!("{name}'s recipe needs the C library {lib}"))?;
+            cflags.push(format!("-I{}", prefix.join("include").display()));
+            ldflags.push(format!("-L{}", prefix.join("lib").display()));
+            pkg_config_dirs.push(prefix.join("lib/pkgconfig"));
+        }
         let dest = self.work.join("host-wheels").join(normalized(name));
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::create_dir_all(&dest)?;
@@ -561,17 +590,22 @@ impl Builder {
         ])
         .arg(&dest)
         .arg(dir);
-        for s in config_settings {
+        for s in config_settings.iter().chain(&recipe.config_settings) {
             pip.arg(format!("--config-settings={s}"));
+        }
+        if !recipe.c_libraries.is_empty() {
+            // Only these: never the host's libraries of the same names.
+            pip.env("PKG_CONFIG_LIBDIR", std::env::join_paths(&pkg_config_dirs)?)
+                .env("PKG_CONFIG_PATH", "");
         }
         pip.env(CONFIG_ENV, &self.cc_config)
             .env("CC", format!("{exe} wasm-cc"))
             .env("CXX", format!("{exe} wasm-c++"))
             .env("LDSHARED", format!("{exe} wasm-cc -shared"))
             .env("LDCXXSHARED", format!("{exe} wasm-c++ -shared"))
-            .env("CFLAGS", "-O2")
-            .env("CXXFLAGS", "-O2")
-            .env("LDFLAGS", "")
+            .env("CFLAGS", cflags.join(" "))
+            .env("CXXFLAGS", cflags.join(" "))
+            .env("LDFLAGS", ldflags.join(" "))
             .env("CPPFLAGS", "")
             .env("SETUPTOOLS_EXT_SUFFIX", whl::EXT_SUFFIX)
             // A separate cache: pip must never offer these host-tagged

@@ -54,6 +54,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "regex==2026.11.19",
     "xxhash==4.1.0",
     "orjson==3.13.0",
+    "pillow==13.0.0",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
