@@ -205,6 +205,54 @@ for lookup in (lambda: pwd.getpwuid(1000), lambda: grp.getgrnam("wheel")):
 }
 
 #[tokio::test]
+async fn fcntl_sets_descriptor_flags_and_locks_files_within_the_sandbox() {
+    // eryx's fcntl: descriptor flags through wasi-libc; flock locks belong
+    // to the open file (a second descriptor conflicts, as on Linux), and a
+    // wait that nothing could end raises EDEADLK instead of hanging;
+    // record locks never conflict within the one process.
+    let code = r#"
+import errno, fcntl, mailbox, os, struct
+p = "/tmp/locked"
+f = open(p, "w")
+g = open(p, "r")
+print(fcntl.fcntl(f, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY)
+fcntl.fcntl(f, fcntl.F_SETFL, fcntl.fcntl(f, fcntl.F_GETFL) | os.O_NONBLOCK)
+print(os.get_blocking(f.fileno()))
+fcntl.flock(f, fcntl.LOCK_EX)
+fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+try:
+    fcntl.flock(g, fcntl.LOCK_SH | fcntl.LOCK_NB)
+except BlockingIOError as e:
+    print("BlockingIOError", e.errno == errno.EWOULDBLOCK)
+try:
+    fcntl.flock(g, fcntl.LOCK_SH)
+except OSError as e:
+    print("OSError", e.errno == errno.EDEADLK)
+f.close()  # closing releases its lock
+fcntl.flock(g, fcntl.LOCK_SH | fcntl.LOCK_NB)
+fcntl.lockf(g, fcntl.LOCK_SH | fcntl.LOCK_NB, 10, 0, os.SEEK_SET)
+lk = fcntl.fcntl(g, fcntl.F_GETLK, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0))
+print(struct.unpack_from("h", lk)[0] == fcntl.F_UNLCK)
+for bad in (lambda: fcntl.fcntl(12345, fcntl.F_GETFD), lambda: fcntl.flock(g, 99),
+            lambda: fcntl.fcntl(g, fcntl.F_DUPFD, 0)):
+    try:
+        bad()
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+box = mailbox.mbox("/tmp/box")
+box.lock()
+box.add(mailbox.mboxMessage("Subject: hi\n\nbody\n"))
+box.flush()
+box.unlock()
+print([m["subject"] for m in mailbox.mbox("/tmp/box")])
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "True\nFalse\nBlockingIOError True\nOSError True\nTrue\nEBADF\nEINVAL\nENOSYS\n['hi']\n"
+    );
+}
+
+#[tokio::test]
 async fn mmap_maps_files_and_writes_back_like_cpython() {
     // WASI cannot map files; eryx's mmap keeps the range in guest memory
     // and writes a shared map's changes to the file (through its own

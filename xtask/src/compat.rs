@@ -55,6 +55,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_difflib",
     "test_enum",
     "test_exceptions",
+    "test_fcntl",
     "test_float",
     "test_fnmatch",
     "test_fractions",
@@ -106,6 +107,7 @@ pub(crate) const QUICK: &[&str] = &[
     "test_lzma",
     "test_pwd",
     "test_grp",
+    "test_fcntl",
 ];
 
 /// The runner that executes inside the sandbox.

@@ -41,10 +41,11 @@ pub(crate) struct Library {
     pub(crate) config_h: Option<&'static str>,
 }
 
-/// One module: its C file in `xtask/modules/` and the library under it.
+/// One module: its C file in `xtask/modules/` and the library under it,
+/// if any.
 struct Module {
     name: &'static str,
-    library: Library,
+    library: Option<Library>,
 }
 
 fn bzip2_sources(top: &Path) -> Result<Vec<PathBuf>> {
@@ -146,18 +147,18 @@ const LZMA_CONFIG_H: &str = "\
 const MODULES: &[Module] = &[
     Module {
         name: "_bz2",
-        library: Library {
+        library: Some(Library {
             package: "bzip2",
             version: "1.0.8-6",
             sources: bzip2_sources,
             includes: &["."],
             defines: &["-D_FILE_OFFSET_BITS=64"],
             config_h: None,
-        },
+        }),
     },
     Module {
         name: "_lzma",
-        library: Library {
+        library: Some(Library {
             package: "xz-utils",
             version: "5.8.1-1+deb13u1",
             sources: lzma_sources,
@@ -174,9 +175,29 @@ const MODULES: &[Module] = &[
             ],
             defines: &["-DHAVE_CONFIG_H", "-DLZMA_API_STATIC"],
             config_h: Some(LZMA_CONFIG_H),
-        },
+        }),
+    },
+    // WASI's descriptor flags and ioctls through wasi-libc; the sandbox's
+    // own file locks (see the module's notes).
+    Module {
+        name: "fcntl",
+        library: None,
     },
 ];
+
+/// A module with no library under it.
+const NO_LIBRARY: Library = Library {
+    package: "",
+    version: "",
+    sources: no_sources,
+    includes: &[],
+    defines: &[],
+    config_h: None,
+};
+
+fn no_sources(_top: &Path) -> Result<Vec<PathBuf>> {
+    Ok(Vec::new())
+}
 
 /// The module sources (`xtask/modules`).
 fn modules_dir(root: &Path) -> PathBuf {
@@ -196,15 +217,13 @@ pub(crate) fn input_fingerprint(root: &Path) -> Result<String> {
         h.update(std::fs::read(&f)?);
     }
     for m in MODULES {
-        h.update(format!(
-            "{} {} {} {:?} {:?} {:?}",
-            m.name,
-            m.library.package,
-            m.library.version,
-            m.library.includes,
-            m.library.defines,
-            m.library.config_h
-        ));
+        h.update(m.name);
+        if let Some(l) = &m.library {
+            h.update(format!(
+                " {} {} {:?} {:?} {:?}",
+                l.package, l.version, l.includes, l.defines, l.config_h
+            ));
+        }
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -302,10 +321,20 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
     let fingerprint = input_fingerprint(root)?;
     let mut out = Vec::new();
     for m in MODULES {
-        let (top, origin) = library_sources(root, &m.library)?;
+        let lib = m.library.as_ref().unwrap_or(&NO_LIBRARY);
+        let (top, origin) = match &m.library {
+            Some(l) => library_sources(root, l)?,
+            None => (
+                modules_dir(root),
+                format!(
+                    "eryx's own module (xtask/modules/{}.c), no library\n",
+                    m.name
+                ),
+            ),
+        };
         let work = root.join("target/wasm/stdlib-ext").join(m.name);
         std::fs::create_dir_all(&work)?;
-        let mut flags = library_flags(&sysroot.dir, &m.library, &top, &work)?;
+        let mut flags = library_flags(&sysroot.dir, lib, &top, &work)?;
         flags.push(format!("-I{}", include.display()));
         let file = format!("{}{}", m.name, eryx_linker::layout::EXTENSION_SUFFIX);
         let so = work.join(&file);
@@ -328,15 +357,18 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
             });
             continue;
         }
-        let mut sources = (m.library.sources)(&top)?;
+        let mut sources = (lib.sources)(&top)?;
         sources.push(modules_dir(root).join(format!("{}.c", m.name)));
-        progress!(
-            "building {} ({} C files: eryx's module on Debian's {} {})",
-            m.name,
-            sources.len(),
-            m.library.package,
-            m.library.version
-        );
+        match &m.library {
+            Some(l) => progress!(
+                "building {} ({} C files: eryx's module on Debian's {} {})",
+                m.name,
+                sources.len(),
+                l.package,
+                l.version
+            ),
+            None => progress!("building {} (eryx's module)", m.name),
+        }
         let objects = compile(tools, &flags, &sources, &work)?;
         let init = format!("PyInit_{}", m.name);
         crate::cext::link(
