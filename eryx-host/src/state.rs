@@ -88,6 +88,16 @@ impl crate::world::SandboxImports for State {
     fn emit_output(&mut self, fd: u8, text: String) {
         self.emitted.push(fd, &text);
     }
+
+    fn memory_limit(&mut self) -> u64 {
+        self.limits.max_bytes as u64
+    }
+
+    fn set_memory_limit(&mut self, bytes: u64) -> u64 {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.limits.max_bytes = bytes.min(self.limits.ceiling);
+        self.limits.max_bytes as u64
+    }
 }
 
 /// Why the host interrupted the guest.
@@ -225,6 +235,7 @@ impl State {
         }
         let limits = MemoryLimiter {
             max_bytes: limits.memory_bytes,
+            ceiling: limits.memory_bytes,
             hit: false,
             refused_initial: None,
         };
@@ -288,7 +299,11 @@ impl State {
 /// Caps linear memory and remembers whether a grow was refused, so a trap
 /// that follows can be reported as [`crate::Error::MemoryLimit`].
 pub(crate) struct MemoryLimiter {
+    /// The limit in force: the embedder's, or a lower one the guest set
+    /// (`resource.setrlimit`).
     max_bytes: usize,
+    /// The embedder's limit: the guest cannot set one above it.
+    ceiling: usize,
     hit: bool,
     /// The size of an initial memory that the limit refused (the
     /// instance could not even be made): see [`crate::Error::MemoryLimitTooSmall`].

@@ -7,7 +7,10 @@
 //! - `start(name, arguments_json)` → an id, and `wait(ids, timeout_ms)` →
 //!   the finished ones (awaited calls, so that several run at once);
 //! - `functions()` → a tuple of the host function names;
-//! - `emit(fd, text)` → passes output to the host as it is written.
+//! - `emit(fd, text)` → passes output to the host as it is written;
+//! - `memory([limit])` → `(limit, size)`: the sandbox's memory limit (set
+//!   first when given; the host caps it at the embedder's) and the size of
+//!   linear memory, in bytes (what `resource` reports).
 
 use std::ffi::{CStr, c_char};
 use std::ptr::NonNull;
@@ -215,8 +218,40 @@ unsafe extern "C" fn emit(
     }
 }
 
+/// `_host.memory([limit])`.
+unsafe extern "C" fn memory(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `call`.
+    unsafe {
+        let limit = match ffi::PyTuple_Size(args) {
+            0 => world::memory_limit(),
+            1 => {
+                let want = ffi::PyLong_AsLongLong(ffi::PyTuple_GetItem(args, 0));
+                if !ffi::PyErr_Occurred().is_null() {
+                    return std::ptr::null_mut();
+                }
+                world::set_memory_limit(want.max(0) as u64)
+            }
+            _ => {
+                ffi::PyErr_SetString(ffi::PyExc_TypeError, c"memory([limit])".as_ptr());
+                return std::ptr::null_mut();
+            }
+        };
+        #[cfg(target_arch = "wasm32")]
+        let size = core::arch::wasm32::memory_size(0) as i64 * 65536;
+        #[cfg(not(target_arch = "wasm32"))]
+        let size = 0i64;
+        tuple(&[
+            ffi::PyLong_FromLongLong(limit.min(i64::MAX as u64) as i64),
+            ffi::PyLong_FromLongLong(size),
+        ])
+    }
+}
+
 /// The module's functions (CPython keeps pointers to them).
-static mut METHODS: [ffi::PyMethodDef; 6] = [
+static mut METHODS: [ffi::PyMethodDef; 7] = [
     ffi::PyMethodDef {
         ml_name: c"call".as_ptr(),
         ml_meth: Some(call),
@@ -244,6 +279,12 @@ static mut METHODS: [ffi::PyMethodDef; 6] = [
     ffi::PyMethodDef {
         ml_name: c"emit".as_ptr(),
         ml_meth: Some(emit),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"memory".as_ptr(),
+        ml_meth: Some(memory),
         ml_flags: ffi::METH_VARARGS,
         ml_doc: std::ptr::null(),
     },

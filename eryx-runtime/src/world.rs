@@ -470,6 +470,28 @@ pub fn emit_output(fd: u8, text: String) {
     let _ = r;
 }
 
+/// This sandbox's memory limit in bytes: the embedder's
+/// (`SandboxBuilder::memory_limit`), or the lower one the guest set.
+pub fn memory_limit() -> u64 {
+    let r = eryx_ffi::call_import(import("memory-limit"), vec![]);
+    match r {
+        Some(Value::U64(v)) => v,
+        other => eryx_ffi::world::bad_argument("memory-limit", "result", other.as_ref()),
+    }
+}
+
+/// Sets this sandbox's memory limit to `bytes`, capped at the
+/// embedder's (`resource.setrlimit` with `RLIMIT_AS`/`RLIMIT_DATA`);
+/// returns the limit now in force. Memory the guest has is kept;
+/// growing past the limit fails as it does at the embedder's.
+pub fn set_memory_limit(bytes: u64) -> u64 {
+    let r = eryx_ffi::call_import(import("set-memory-limit"), vec![Value::U64(bytes)]);
+    match r {
+        Some(Value::U64(v)) => v,
+        other => eryx_ffi::world::bad_argument("set-memory-limit", "result", other.as_ref()),
+    }
+}
+
 /// The bindings' import `name` (aborts if the bindings lack it: a
 /// runtime built for another WIT).
 fn import(name: &str) -> eryx_ffi::ImportFunc {

@@ -66,6 +66,54 @@ async fn memory_bomb_gets_memory_error_and_the_host_lives() {
 }
 
 #[tokio::test]
+async fn resource_reports_the_memory_limit_and_a_lower_one_set_inside_is_enforced() {
+    // What an evaluation harness does before running untrusted code
+    // (`resource.setrlimit(RLIMIT_AS, ...)`): the host enforces the lower
+    // limit, a hard limit is never raised, and nothing goes above the
+    // embedder's limit.
+    let mut sb = builder().memory_limit(160 << 20).build().await.unwrap();
+    let code = r#"
+import resource
+MiB = 1 << 20
+print([v // MiB for v in resource.getrlimit(resource.RLIMIT_AS)],
+      resource.getrlimit(resource.RLIMIT_DATA)[1] // MiB,
+      resource.getrlimit(resource.RLIMIT_NOFILE) == (resource.RLIM_INFINITY,) * 2)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+resource.setrlimit(resource.RLIMIT_AS, (40 * MiB, 120 * MiB))
+try:
+    b = bytearray(60 * MiB)
+except MemoryError:
+    print("MemoryError under the lowered limit")
+resource.setrlimit(resource.RLIMIT_AS, (120 * MiB, 120 * MiB))
+b = bytearray(60 * MiB)
+print(len(b) // MiB, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before >= 60 * 1024)
+for limits in [(120 * MiB, 150 * MiB), (130 * MiB, 120 * MiB), (1,)]:
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, limits)
+    except ValueError as e:
+        print(e)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, resource.getpagesize())
+"#;
+    assert_eq!(
+        sb.execute(code).await.unwrap().stdout,
+        "[160, 160] 160 True\n\
+         MemoryError under the lowered limit\n\
+         60 True\n\
+         not allowed to raise maximum limit\n\
+         current limit exceeds maximum limit\n\
+         expected a tuple of 2 integers\n\
+         0 65536\n"
+    );
+    // The guest cannot go above the embedder's limit by calling the host
+    // directly either.
+    let out = sb
+        .execute("import _host; print(_host.memory(1 << 40)[0] >> 20)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "160\n");
+}
+
+#[tokio::test]
 async fn millions_of_small_objects_get_memory_error_and_the_session_goes_on() {
     // Small objects come from the runtime's pools (arenas from libc): when
     // libc has no arena left to give, the allocation fails as CPython

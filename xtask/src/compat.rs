@@ -81,6 +81,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_pwd",
     "test_random",
     "test_re",
+    "test_resource",
     "test_set",
     "test_shutil",
     "test_shlex",
@@ -108,6 +109,7 @@ pub(crate) const QUICK: &[&str] = &[
     "test_pwd",
     "test_grp",
     "test_fcntl",
+    "test_resource",
 ];
 
 /// The runner that executes inside the sandbox.
