@@ -169,6 +169,23 @@ def _executor_shutdown_inline(module):
     loop.shutdown_default_executor = shutdown_default_executor
 
 
+def _process_pools_inline(module):
+    """`multiprocessing.Pool` and `ThreadPool` without processes or threads:
+    eryx's `_eryx_pools` runs each task when it is submitted."""
+    import _eryx_pools
+
+    module.Pool = _eryx_pools.Pool
+    module.ThreadPool = _eryx_pools.ThreadPool
+
+
+def _process_pool_executor_inline(module):
+    """`ProcessPoolExecutor` on the inline thread pool (`_eryx_pools`)."""
+    import _eryx_pools
+    import concurrent.futures.thread
+
+    module.ProcessPoolExecutor = _eryx_pools.process_pool_executor(concurrent.futures.thread)
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -177,6 +194,8 @@ class _PatchOnImport:
         "asyncio.selector_events": lambda m: _without_self_pipe(m.BaseSelectorEventLoop),
         "asyncio.base_events": _executor_shutdown_inline,
         "concurrent.futures.thread": _thread_pool_inline,
+        "concurrent.futures.process": _process_pool_executor_inline,
+        "multiprocessing.pool": _process_pools_inline,
     }
 
     @classmethod

@@ -348,6 +348,57 @@ print(len(s), s[-3:], bytes(t[:12]), len(t))
 }
 
 #[tokio::test]
+async fn process_pools_run_their_tasks_inline_with_real_results_errors_and_callbacks() {
+    // WASI has no processes: multiprocessing.Pool (and ThreadPool,
+    // multiprocessing.dummy) and ProcessPoolExecutor run each task in the
+    // sandbox's process when it is submitted; results, order, exceptions,
+    // callbacks and initializers are the real pools'.
+    let code = r#"
+import multiprocessing as mp, concurrent.futures as cf, asyncio, math
+def sq(x): return x * x
+def boom(x):
+    if x == 3: raise ValueError(f"bad {x}")
+    return x
+def init(tag): print("init", tag)
+seen = []
+with mp.Pool(4, initializer=init, initargs=("w",)) as p:
+    print(p.map(sq, range(5)), p.starmap(pow, [(2, 3), (3, 2)]), p.apply(sq, (7,)))
+    r = p.apply_async(sq, (6,), callback=seen.append); print(r.get(), r.ready(), r.successful(), seen)
+    print(list(p.imap(sq, range(3))), sorted(p.imap_unordered(sq, range(3))))
+    e = p.map_async(boom, range(5), error_callback=lambda e: seen.append(repr(e)))
+    try: e.get(1)
+    except ValueError as x: print("ValueError", x, e.successful(), seen[-1])
+try: p.map(sq, [1])
+except ValueError as x: print(x)
+from multiprocessing.dummy import Pool as TP
+with TP(2) as t: print(t.map(len, ["ab", "c"]))
+with cf.ProcessPoolExecutor(max_workers=2) as ex:
+    print(list(ex.map(sq, range(4), chunksize=2)), ex.submit(math.factorial, 5).result())
+    f = ex.submit(boom, 3); print(type(f.exception()).__name__)
+async def main():
+    loop = asyncio.get_running_loop()
+    with cf.ProcessPoolExecutor() as ex:
+        return await asyncio.gather(*(loop.run_in_executor(ex, sq, i) for i in range(3)))
+print(asyncio.run(main()))
+print(mp.cpu_count(), cf.ProcessPoolExecutor.__module__)
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "init w\n\
+         [0, 1, 4, 9, 16] [8, 9] 49\n\
+         36 True True [36]\n\
+         [0, 1, 4] [0, 1, 4]\n\
+         ValueError bad 3 False ValueError('bad 3')\n\
+         Pool not running\n\
+         [2, 1]\n\
+         [0, 1, 4, 9] 120\n\
+         ValueError\n\
+         [0, 1, 4]\n\
+         1 concurrent.futures.process\n"
+    );
+}
+
+#[tokio::test]
 async fn thread_pools_and_to_thread_run_their_tasks_without_threads() {
     // WASI has no threads: a ThreadPoolExecutor runs each task when it is
     // submitted (results, exceptions, initializers, nested submits as
