@@ -3,8 +3,8 @@
 //! pipeline: markupsafe (C), msgpack (Cython-generated C), pydantic with
 //! pydantic-core (PyO3) and its pure-Python dependencies, numpy, pytest
 //! (pure-Python wheels from PyPI) running a test suite, sympy (which needs
-//! `ctypes`), httpx with anyio (which need `ssl`), and Pillow (C, with
-//! zlib built for the guest by its recipe).
+//! `ctypes`), httpx with anyio (which need `ssl`), Pillow (C, with
+//! zlib built for the guest by its recipe) and PyYAML (libyaml, likewise).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -60,6 +60,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "xxhash==4.1.0",
     "orjson==3.13.0",
     "pillow==13.0.0",
+    "pyyaml==6.0.4",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -373,6 +374,31 @@ except Exception as e:
          (32, 24) True False\n\
          encoder jpeg not available\n\
          ModuleNotFoundError No module named '_tkinter'\n"
+    );
+}
+
+#[tokio::test]
+async fn pyyaml_has_its_libyaml_bindings() {
+    // libyaml is built for the guest by PyYAML's recipe; without it the
+    // build quietly gives the pure-Python wheel (no CSafeLoader).
+    let stdout = run_with(
+        &[wheel("pyyaml-")],
+        r#"
+import yaml
+print(yaml.__with_libyaml__, yaml.CSafeLoader.__mro__[1].__module__)
+doc = {"a": [1, 2.5, None, True], "b": {"c": "d\u00e9"}}
+text = yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=True)
+print(yaml.load(text, Loader=yaml.CSafeLoader) == doc, text.count("\n"))
+try:
+    yaml.load("a: [1, 2", Loader=yaml.CSafeLoader)
+except yaml.YAMLError as e:
+    print(type(e).__name__, str(e).splitlines()[0])
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "True yaml._yaml\nTrue 7\nParserError while parsing a flow sequence\n"
     );
 }
 

@@ -36,7 +36,8 @@ struct CLib {
     /// Upstream version, for the `.pc` file.
     upstream_version: &'static str,
     library: Library,
-    /// Public headers, relative to the unpacked tarball's top directory.
+    /// Public headers, relative to the unpacked tarball's top directory
+    /// (installed at the top of the prefix's `include`).
     headers: &'static [&'static str],
 }
 
@@ -63,20 +64,57 @@ fn zlib_sources(top: &Path) -> Result<Vec<PathBuf>> {
     .collect())
 }
 
-const CLIBS: &[CLib] = &[CLib {
-    name: "zlib",
-    link_name: "z",
-    upstream_version: "1.3.2",
-    library: Library {
-        package: "zlib",
-        version: "1:1.3.dfsg+really1.3.2-4",
-        sources: zlib_sources,
-        includes: &["."],
-        defines: &["-DHAVE_UNISTD_H", "-DHAVE_STDARG_H"],
-        config_h: None,
+fn libyaml_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    Ok([
+        "api.c",
+        "dumper.c",
+        "emitter.c",
+        "loader.c",
+        "parser.c",
+        "reader.c",
+        "scanner.c",
+        "writer.c",
+    ]
+    .iter()
+    .map(|f| top.join("src").join(f))
+    .collect())
+}
+
+const CLIBS: &[CLib] = &[
+    CLib {
+        name: "zlib",
+        link_name: "z",
+        upstream_version: "1.3.2",
+        library: Library {
+            package: "zlib",
+            version: "1:1.3.dfsg+really1.3.2-4",
+            sources: zlib_sources,
+            includes: &["."],
+            defines: &["-DHAVE_UNISTD_H", "-DHAVE_STDARG_H"],
+            config_h: None,
+        },
+        headers: &["zlib.h", "zconf.h"],
     },
-    headers: &["zlib.h", "zconf.h"],
-}];
+    CLib {
+        name: "yaml",
+        link_name: "yaml",
+        upstream_version: "0.2.5",
+        library: Library {
+            package: "libyaml",
+            version: "0.2.5-2",
+            sources: libyaml_sources,
+            includes: &["include", "src"],
+            defines: &[
+                "-DYAML_VERSION_MAJOR=0",
+                "-DYAML_VERSION_MINOR=2",
+                "-DYAML_VERSION_PATCH=5",
+                "-DYAML_VERSION_STRING=\"0.2.5\"",
+            ],
+            config_h: None,
+        },
+        headers: &["include/yaml.h"],
+    },
+];
 
 /// The names recipes may use.
 pub(crate) fn known() -> Vec<&'static str> {
@@ -139,7 +177,8 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     let include = prefix.join("include");
     std::fs::create_dir_all(&include)?;
     for h in lib.headers {
-        std::fs::copy(top.join(h), include.join(h))
+        let file = Path::new(h).file_name().unwrap_or_default();
+        std::fs::copy(top.join(h), include.join(file))
             .with_context(|| format!("{}: no header {h}", top.display()))?;
     }
     std::fs::write(

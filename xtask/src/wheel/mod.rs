@@ -55,6 +55,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "xxhash==4.1.0",
     "orjson==3.13.0",
     "pillow==13.0.0",
+    "pyyaml==6.0.4",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
