@@ -4,7 +4,8 @@
 //! pydantic-core (PyO3) and its pure-Python dependencies, numpy, pytest
 //! (pure-Python wheels from PyPI) running a test suite, sympy (which needs
 //! `ctypes`), httpx with anyio (which need `ssl`), Pillow (C, with
-//! zlib built for the guest by its recipe) and PyYAML (libyaml, likewise).
+//! zlib built for the guest by its recipe), PyYAML (libyaml, likewise) and
+//! lxml (libxml2 and libxslt, likewise).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -61,6 +62,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "orjson==3.13.0",
     "pillow==13.0.0",
     "pyyaml==6.0.4",
+    "lxml==6.1.3",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -399,6 +401,61 @@ except yaml.YAMLError as e:
     assert_eq!(
         stdout,
         "True yaml._yaml\nTrue 7\nParserError while parsing a flow sequence\n"
+    );
+}
+
+#[tokio::test]
+async fn lxml_parses_queries_transforms_and_validates_on_libxml2_and_libxslt() {
+    // lxml's recipe builds libxml2 and libxslt (with libexslt) for the
+    // guest; libxml2's own file loading goes through eryx's dup() shim
+    // (WASI has none): parse() of a Latin-1 file on disk below.
+    let stdout = run_with(
+        &[wheel("lxml-")],
+        r#"
+from lxml import etree, html, objectify
+from lxml.builder import E
+import io
+root = etree.fromstring(b"<root><a x='1'>hi</a><a x='2'>there</a><b/></root>")
+print(root.xpath("//a[@x='2']/text()"), [e.tag for e in root.iter()], etree.tostring(root.find("a")))
+doc = html.fromstring("<html><body><p class='c'>Hello <b>world</b></p><a href='/x'>link</a></body></html>")
+print(doc.xpath("//p/b/text()"), [a.get("href") for a in doc.iter("a")], doc.text_content())
+xslt = etree.XSLT(etree.fromstring(b"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:template match="/"><out><xsl:for-each select="//a"><v><xsl:value-of select="@x"/></v></xsl:for-each></out></xsl:template></xsl:stylesheet>"""))
+print(str(xslt(root)).strip())
+schema = etree.XMLSchema(etree.fromstring(b"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="n" type="xs:integer"/></xs:schema>"""))
+print(schema.validate(etree.fromstring(b"<n>5</n>")), schema.validate(etree.fromstring(b"<n>x</n>")))
+el = E.doc(E.title("T"), E.item("1", id="a"))
+print(etree.tostring(el, pretty_print=True).decode())
+with open("/tmp/f.xml", "wb") as f:
+    f.write("<?xml version='1.0' encoding='iso-8859-1'?><r>caf\xe9</r>".encode("latin-1"))
+t = etree.parse("/tmp/f.xml"); print(t.getroot().text, t.docinfo.encoding)
+etree.ElementTree(root).write("/tmp/out.xml", xml_declaration=True, encoding="utf-8"); print(open("/tmp/out.xml").read()[:60])
+o = objectify.fromstring("<r><n>3</n><s>x</s></r>"); print(o.n + 1, o.s)
+try:
+    etree.fromstring(b"<a><b></a>")
+except etree.XMLSyntaxError as e:
+    print("XMLSyntaxError", e)
+for ev, el in etree.iterparse(io.BytesIO(b"<r><i>1</i><i>2</i></r>"), tag="i"): print(ev, el.text)
+print(etree.LIBXML_VERSION, etree.LIBXSLT_VERSION)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "['there'] ['root', 'a', 'a', 'b'] b'<a x=\"1\">hi</a>'\n\
+         ['world'] ['/x'] Hello worldlink\n\
+         <?xml version=\"1.0\"?>\n\
+         <out><v>1</v><v>2</v></out>\n\
+         True False\n\
+         <doc>\n  <title>T</title>\n  <item id=\"a\">1</item>\n</doc>\n\n\
+         caf\u{e9} iso-8859-1\n\
+         <?xml version='1.0' encoding='UTF-8'?>\n\
+         <root><a x=\"1\">hi</a>\n\
+         4 x\n\
+         XMLSyntaxError Opening and ending tag mismatch: b line 1 and a, line 1, column 11 (<string>, line 1)\n\
+         end 1\n\
+         end 2\n\
+         (2, 15, 4) (1, 1, 45)\n"
     );
 }
 

@@ -5,9 +5,13 @@
 //!
 //! ```text
 //! target/wasm/clibs/<name>/include/...          the library's public headers
-//! target/wasm/clibs/<name>/lib/lib<name>.a      PIC objects, symbols hidden
-//! target/wasm/clibs/<name>/lib/pkgconfig/<name>.pc
+//! target/wasm/clibs/<name>/lib/lib<x>.a         PIC objects, symbols hidden
+//! target/wasm/clibs/<name>/lib/pkgconfig/<module>.pc
 //! ```
+//!
+//! What a configure step would produce (a `config.h`, a version header made
+//! from its `.in` template) is written here for the guest: WASI's answers are
+//! fixed, and a template value left unset fails the build.
 //!
 //! and points the package's build at the prefixes the way cross builds are
 //! pointed at a target's libraries: `-I`/`-L` in `CFLAGS`/`LDFLAGS` (which
@@ -26,83 +30,290 @@ use crate::stdlib_ext::{Library, compile, library_flags, library_sources};
 use crate::toolchain::Toolchain;
 use crate::{process, progress};
 
+/// One static archive of a library.
+struct Archive {
+    /// `-l` name: `lib<link_name>.a`.
+    link_name: &'static str,
+    /// Its sources, from the unpacked tarball's top directory.
+    sources: fn(&Path) -> Result<Vec<PathBuf>>,
+}
+
+/// A pkg-config module the prefix describes.
+struct PkgConfig {
+    module: &'static str,
+    /// `Libs:` after `-L${libdir}`.
+    libs: &'static str,
+    /// `Requires:` (modules of other prefixes on `PKG_CONFIG_LIBDIR`).
+    requires: &'static str,
+}
+
+/// A file made from a template by replacing `@NAME@`.
+struct Generated {
+    template: &'static str,
+    output: &'static str,
+    values: &'static [(&'static str, &'static str)],
+}
+
 /// A library a recipe can name.
 struct CLib {
-    /// The name recipes use, the archive's (`lib<name>.a`) and the
-    /// pkg-config module's.
+    /// The name recipes use.
     name: &'static str,
-    /// `-l` name (`z` for zlib).
-    link_name: &'static str,
-    /// Upstream version, for the `.pc` file.
+    /// Upstream version, for the `.pc` files.
     upstream_version: &'static str,
+    /// Where the sources come from, with the compile's definitions,
+    /// include directories and `config.h` (its `sources` are unused:
+    /// `archives` says which file goes where).
     library: Library,
-    /// Public headers, relative to the unpacked tarball's top directory
-    /// (installed at the top of the prefix's `include`).
-    headers: &'static [&'static str],
+    archives: &'static [Archive],
+    pkg_config: &'static [PkgConfig],
+    /// Public headers: `(source, directory under include/)`; a source
+    /// ending in `/` stands for every `.h` in it. Generated files are
+    /// looked for first.
+    headers: &'static [(&'static str, &'static str)],
+    generated: &'static [Generated],
+    /// Libraries whose headers the compile needs.
+    deps: &'static [&'static str],
+    /// eryx's own C files compiled into the first archive (`xtask/clibs/`).
+    extra_sources: &'static [&'static str],
+}
+
+fn files(top: &Path, dir: &str, names: &[&str]) -> Vec<PathBuf> {
+    names.iter().map(|f| top.join(dir).join(f)).collect()
+}
+
+fn unused(_top: &Path) -> Result<Vec<PathBuf>> {
+    Ok(Vec::new())
 }
 
 fn zlib_sources(top: &Path) -> Result<Vec<PathBuf>> {
-    Ok([
-        "adler32.c",
-        "compress.c",
-        "crc32.c",
-        "deflate.c",
-        "gzclose.c",
-        "gzlib.c",
-        "gzread.c",
-        "gzwrite.c",
-        "infback.c",
-        "inffast.c",
-        "inflate.c",
-        "inftrees.c",
-        "trees.c",
-        "uncompr.c",
-        "zutil.c",
-    ]
-    .iter()
-    .map(|f| top.join(f))
-    .collect())
+    Ok(files(
+        top,
+        "",
+        &[
+            "adler32.c",
+            "compress.c",
+            "crc32.c",
+            "deflate.c",
+            "gzclose.c",
+            "gzlib.c",
+            "gzread.c",
+            "gzwrite.c",
+            "infback.c",
+            "inffast.c",
+            "inflate.c",
+            "inftrees.c",
+            "trees.c",
+            "uncompr.c",
+            "zutil.c",
+        ],
+    ))
 }
 
 fn libyaml_sources(top: &Path) -> Result<Vec<PathBuf>> {
-    Ok([
-        "api.c",
-        "dumper.c",
-        "emitter.c",
-        "loader.c",
-        "parser.c",
-        "reader.c",
-        "scanner.c",
-        "writer.c",
-    ]
-    .iter()
-    .map(|f| top.join("src").join(f))
-    .collect())
+    Ok(files(
+        top,
+        "src",
+        &[
+            "api.c",
+            "dumper.c",
+            "emitter.c",
+            "loader.c",
+            "parser.c",
+            "reader.c",
+            "scanner.c",
+            "writer.c",
+        ],
+    ))
 }
+
+/// libxml2's core and the optional parts its `xmlversion.h` below enables
+/// (meson.build's `xml_src` and `xml_opt_src`).
+fn libxml2_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    Ok(files(
+        top,
+        "",
+        &[
+            "buf.c",
+            "chvalid.c",
+            "dict.c",
+            "entities.c",
+            "encoding.c",
+            "error.c",
+            "globals.c",
+            "hash.c",
+            "list.c",
+            "parser.c",
+            "parserInternals.c",
+            "SAX2.c",
+            "threads.c",
+            "tree.c",
+            "uri.c",
+            "valid.c",
+            "xmlIO.c",
+            "xmlmemory.c",
+            "xmlstring.c",
+            "c14n.c",
+            "catalog.c",
+            "debugXML.c",
+            "HTMLparser.c",
+            "HTMLtree.c",
+            "xmlsave.c",
+            "pattern.c",
+            "xmlreader.c",
+            "xmlregexp.c",
+            "relaxng.c",
+            "xmlschemas.c",
+            "xmlschemastypes.c",
+            "schematron.c",
+            "xmlwriter.c",
+            "xinclude.c",
+            "xpath.c",
+            "xlink.c",
+            "xpointer.c",
+        ],
+    ))
+}
+
+fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn libxslt_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    c_files_in(top.join("libxslt"))
+}
+
+fn libexslt_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    c_files_in(top.join("libexslt"))
+}
+
+/// WASI's answers to libxml2's configure checks.
+const LIBXML2_CONFIG_H: &str = "\
+#define HAVE_STDINT_H 1
+#define HAVE_DECL_GETENTROPY 0
+#define HAVE_DECL_GLOB 0
+#define HAVE_DECL_MMAP 0
+#define HAVE_FUNC_ATTRIBUTE_DESTRUCTOR 1
+#define XML_SYSCONFDIR \"/etc\"
+int eryx_xml2_dup(int fd);
+int eryx_xml2_close(int fd);
+";
+
+/// libxml2's features: Debian's set, without threads (WASI has none),
+/// HTTP (no network), loadable modules, ICU and zlib-compressed input.
+const LIBXML2_VERSION_H: &[(&str, &str)] = &[
+    ("VERSION", "2.15.4"),
+    ("LIBXML_VERSION_NUMBER", "21504"),
+    ("LIBXML_VERSION_EXTRA", ""),
+    ("MODULE_EXTENSION", ".so"),
+    ("WITH_THREADS", "0"),
+    ("WITH_THREAD_ALLOC", "0"),
+    ("WITH_OUTPUT", "1"),
+    ("WITH_PUSH", "1"),
+    ("WITH_READER", "1"),
+    ("WITH_PATTERN", "1"),
+    ("WITH_WRITER", "1"),
+    ("WITH_SAX1", "1"),
+    ("WITH_HTTP", "0"),
+    ("WITH_VALID", "1"),
+    ("WITH_HTML", "1"),
+    ("WITH_C14N", "1"),
+    ("WITH_CATALOG", "1"),
+    ("WITH_XPATH", "1"),
+    ("WITH_XPTR", "1"),
+    ("WITH_XINCLUDE", "1"),
+    ("WITH_ICONV", "1"),
+    ("WITH_ICU", "0"),
+    ("WITH_ISO8859X", "1"),
+    ("WITH_DEBUG", "1"),
+    ("WITH_REGEXPS", "1"),
+    ("WITH_RELAXNG", "1"),
+    ("WITH_SCHEMAS", "1"),
+    ("WITH_SCHEMATRON", "1"),
+    ("WITH_MODULES", "0"),
+    ("WITH_ZLIB", "0"),
+];
+
+/// WASI's answers to libxslt's configure checks.
+const LIBXSLT_CONFIG_H: &str = "\
+#define HAVE_CLOCK_GETTIME 1
+#define HAVE_GETTIMEOFDAY 1
+#define HAVE_GMTIME_R 1
+#define HAVE_INTTYPES_H 1
+#define HAVE_LOCALE_H 1
+#define HAVE_LOCALTIME_R 1
+#define HAVE_SNPRINTF 1
+#define HAVE_STAT 1
+#define HAVE_STDINT_H 1
+#define HAVE_STDLIB_H 1
+#define HAVE_STRING_H 1
+#define HAVE_SYS_STAT_H 1
+#define HAVE_SYS_TIME_H 1
+#define HAVE_SYS_TYPES_H 1
+#define HAVE_UNISTD_H 1
+#define HAVE_VSNPRINTF 1
+#define PACKAGE \"libxslt\"
+#define VERSION \"1.1.45\"
+";
+
+const LIBXSLT_VERSION_H: &[(&str, &str)] = &[
+    ("VERSION", "1.1.45"),
+    ("LIBXSLT_VERSION_NUMBER", "10145"),
+    ("LIBXSLT_VERSION_EXTRA", ""),
+    ("WITH_XSLT_DEBUG", "1"),
+    ("WITH_DEBUGGER", "0"),
+    ("WITH_PROFILER", "1"),
+    ("WITH_MODULES", "0"),
+    ("WITH_TRIO", "0"),
+    ("LIBXSLT_DEFAULT_PLUGINS_PATH", "/usr/lib/libxslt-plugins"),
+];
+
+const LIBEXSLT_VERSION_H: &[(&str, &str)] = &[
+    ("LIBEXSLT_VERSION", "0.8.25"),
+    ("LIBEXSLT_VERSION_NUMBER", "825"),
+    ("LIBEXSLT_VERSION_EXTRA", ""),
+    ("WITH_CRYPTO", "0"),
+];
 
 const CLIBS: &[CLib] = &[
     CLib {
         name: "zlib",
-        link_name: "z",
         upstream_version: "1.3.2",
         library: Library {
             package: "zlib",
             version: "1:1.3.dfsg+really1.3.2-4",
-            sources: zlib_sources,
+            sources: unused,
             includes: &["."],
             defines: &["-DHAVE_UNISTD_H", "-DHAVE_STDARG_H"],
             config_h: None,
         },
-        headers: &["zlib.h", "zconf.h"],
+        archives: &[Archive {
+            link_name: "z",
+            sources: zlib_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "zlib",
+            libs: "-lz",
+            requires: "",
+        }],
+        headers: &[("zlib.h", ""), ("zconf.h", "")],
+        generated: &[],
+        deps: &[],
+        extra_sources: &[],
     },
     CLib {
         name: "yaml",
-        link_name: "yaml",
         upstream_version: "0.2.5",
         library: Library {
             package: "libyaml",
             version: "0.2.5-2",
-            sources: libyaml_sources,
+            sources: unused,
             includes: &["include", "src"],
             defines: &[
                 "-DYAML_VERSION_MAJOR=0",
@@ -112,13 +323,140 @@ const CLIBS: &[CLib] = &[
             ],
             config_h: None,
         },
-        headers: &["include/yaml.h"],
+        archives: &[Archive {
+            link_name: "yaml",
+            sources: libyaml_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "yaml-0.1",
+            libs: "-lyaml",
+            requires: "",
+        }],
+        headers: &[("include/yaml.h", "")],
+        generated: &[],
+        deps: &[],
+        extra_sources: &[],
+    },
+    CLib {
+        name: "xml2",
+        upstream_version: "2.15.4",
+        library: Library {
+            package: "libxml2",
+            version: "2.15.4+dfsg-1",
+            sources: unused,
+            includes: &[".", "include"],
+            // WASI has no dup(): see xtask/clibs/libxml2-dup.c.
+            defines: &[
+                "-DHAVE_CONFIG_H",
+                "-D_GNU_SOURCE",
+                "-Ddup(fd)=eryx_xml2_dup(fd)",
+                "-Dclose(fd)=eryx_xml2_close(fd)",
+            ],
+            config_h: Some(LIBXML2_CONFIG_H),
+        },
+        archives: &[Archive {
+            link_name: "xml2",
+            sources: libxml2_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "libxml-2.0",
+            libs: "-lxml2",
+            requires: "",
+        }],
+        headers: &[("include/libxml/", "libxml")],
+        generated: &[Generated {
+            template: "include/libxml/xmlversion.h.in",
+            output: "include/libxml/xmlversion.h",
+            values: LIBXML2_VERSION_H,
+        }],
+        deps: &[],
+        extra_sources: &["libxml2-dup.c"],
+    },
+    CLib {
+        name: "xslt",
+        upstream_version: "1.1.45",
+        library: Library {
+            package: "libxslt",
+            version: "1.1.45-0.1",
+            sources: unused,
+            includes: &[".", "libxslt", "libexslt"],
+            defines: &["-DHAVE_CONFIG_H", "-D_GNU_SOURCE"],
+            config_h: Some(LIBXSLT_CONFIG_H),
+        },
+        archives: &[
+            Archive {
+                link_name: "xslt",
+                sources: libxslt_sources,
+            },
+            Archive {
+                link_name: "exslt",
+                sources: libexslt_sources,
+            },
+        ],
+        pkg_config: &[
+            PkgConfig {
+                module: "libxslt",
+                libs: "-lxslt",
+                requires: "libxml-2.0",
+            },
+            PkgConfig {
+                module: "libexslt",
+                libs: "-lexslt",
+                requires: "libxslt",
+            },
+        ],
+        headers: &[("libxslt/", "libxslt"), ("libexslt/", "libexslt")],
+        generated: &[
+            Generated {
+                template: "libxslt/xsltconfig.h.in",
+                output: "libxslt/xsltconfig.h",
+                values: LIBXSLT_VERSION_H,
+            },
+            Generated {
+                template: "libexslt/exsltconfig.h.in",
+                output: "libexslt/exsltconfig.h",
+                values: LIBEXSLT_VERSION_H,
+            },
+        ],
+        deps: &["xml2"],
+        extra_sources: &[],
     },
 ];
 
 /// The names recipes may use.
 pub(crate) fn known() -> Vec<&'static str> {
     CLIBS.iter().map(|c| c.name).collect()
+}
+
+/// `template` with every `@NAME@` replaced; an `@NAME@` left without a
+/// value is an error (a configure step this build does not know).
+fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String> {
+    let mut text = template.to_string();
+    for (k, v) in values {
+        text = text.replace(&format!("@{k}@"), v);
+    }
+    // `@NAME@` still in the text: an upper-case word between two `@`.
+    let bytes = text.as_bytes();
+    let mut left = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'@' {
+            let word = bytes[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || **c == b'_')
+                .count();
+            if word > 0 && bytes.get(i + 1 + word) == Some(&b'@') {
+                left.push(text[i..i + word + 2].to_string());
+                i += word + 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if !left.is_empty() {
+        bail!("no value for {}", left.join(", "));
+    }
+    Ok(text)
 }
 
 /// Builds library `name` for the guest (or reuses the last build of the same
@@ -134,15 +472,56 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     let (top, origin) = library_sources(root, &lib.library)?;
     let prefix = root.join("target/wasm/clibs").join(lib.name);
     let work = root.join("target/wasm/clibs/.build").join(lib.name);
-    std::fs::create_dir_all(&work)?;
-    let flags = library_flags(&sysroot.dir, &lib.library, &top, &work)?;
+    let gen_dir = work.join("gen");
+    std::fs::create_dir_all(&gen_dir)?;
+    let mut flags = library_flags(&sysroot.dir, &lib.library, &top, &work)?;
+    let mut key_input = String::new();
+    for g in lib.generated {
+        let template = std::fs::read_to_string(top.join(g.template))
+            .with_context(|| format!("{}: no template {}", top.display(), g.template))?;
+        let text = fill_template(&template, g.values)
+            .with_context(|| format!("configuring {} from {}", lib.name, g.template))?;
+        let out = gen_dir.join(g.output);
+        std::fs::create_dir_all(out.parent().expect("a file in a directory"))?;
+        std::fs::write(&out, &text)?;
+        key_input.push_str(&text);
+        if let Some(parent) = Path::new(g.output).parent() {
+            flags.push(format!("-I{}", gen_dir.join(parent).display()));
+        }
+    }
+    flags.push(format!("-I{}", gen_dir.display()));
+    flags.push(format!("-I{}", gen_dir.join("include").display()));
+    for dep in lib.deps {
+        let dep_prefix = prefix_of(root, tools, dep)?;
+        flags.push(format!("-I{}", dep_prefix.join("include").display()));
+        key_input.push_str(&std::fs::read_to_string(dep_prefix.join("stamp")).unwrap_or_default());
+    }
+    let mut archives = Vec::new();
+    for (n, a) in lib.archives.iter().enumerate() {
+        let mut sources = (a.sources)(&top)?;
+        if n == 0 {
+            for extra in lib.extra_sources {
+                let path = root.join("xtask/clibs").join(extra);
+                key_input.push_str(&sha256_hex(
+                    &std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
+                ));
+                sources.push(path);
+            }
+        }
+        key_input.push_str(&format!("{} {:?}\n", a.link_name, sources));
+        archives.push((a.link_name, sources));
+    }
+    for p in lib.pkg_config {
+        key_input.push_str(&format!("{} {} {}\n", p.module, p.libs, p.requires));
+    }
     let key = sha256_hex(
         format!(
-            "{}\n{}\n{}\n{:?}",
+            "{}\n{}\n{}\n{:?}\n{}",
             flags.join(" "),
             tools.versions,
             origin,
-            lib.headers
+            lib.headers,
+            key_input
         )
         .as_bytes(),
     );
@@ -151,51 +530,83 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         return Ok(prefix);
     }
     let _ = std::fs::remove_dir_all(&prefix);
-    let sources = (lib.library.sources)(&top)?;
-    progress!(
-        "building {} for the guest ({} C files, Debian's {} {})",
-        lib.name,
-        sources.len(),
-        lib.library.package,
-        lib.library.version
-    );
-    let objects = compile(tools, &flags, &sources, &work)?;
     let libdir = prefix.join("lib");
     std::fs::create_dir_all(libdir.join("pkgconfig"))?;
-    let archive = libdir.join(format!("lib{}.a", lib.link_name));
     let ar = ["llvm-ar-19", "llvm-ar"]
         .into_iter()
         .find(|a| Command::new(a).arg("--version").output().is_ok())
         .context("llvm-ar is needed to archive C libraries for the guest (Debian: llvm-19)")?;
-    process::run(
-        Command::new(ar).arg("rcs").arg(&archive).args(&objects),
-        &format!("archiving {}", archive.display()),
-    )?;
-    for o in &objects {
-        let _ = std::fs::remove_file(o);
+    for (link_name, sources) in &archives {
+        progress!(
+            "building lib{link_name} for the guest ({} C files, Debian's {} {})",
+            sources.len(),
+            lib.library.package,
+            lib.library.version
+        );
+        let objects = compile(tools, &flags, sources, &work)?;
+        let archive = libdir.join(format!("lib{link_name}.a"));
+        process::run(
+            Command::new(ar).arg("rcs").arg(&archive).args(&objects),
+            &format!("archiving {}", archive.display()),
+        )?;
+        for o in &objects {
+            let _ = std::fs::remove_file(o);
+        }
     }
     let include = prefix.join("include");
-    std::fs::create_dir_all(&include)?;
-    for h in lib.headers {
-        let file = Path::new(h).file_name().unwrap_or_default();
-        std::fs::copy(top.join(h), include.join(file))
-            .with_context(|| format!("{}: no header {h}", top.display()))?;
+    for (src, dest) in lib.headers {
+        let dest_dir = include.join(dest);
+        std::fs::create_dir_all(&dest_dir)?;
+        if let Some(dir) = src.strip_suffix('/') {
+            for base in [top.join(dir), gen_dir.join(dir)] {
+                for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|e| e == "h") {
+                        std::fs::copy(&path, dest_dir.join(entry.file_name()))?;
+                    }
+                }
+            }
+        } else {
+            let from = [gen_dir.join(src), top.join(src)]
+                .into_iter()
+                .find(|p| p.is_file())
+                .with_context(|| format!("{}: no header {src}", top.display()))?;
+            std::fs::copy(&from, dest_dir.join(from.file_name().unwrap_or_default()))?;
+        }
     }
-    std::fs::write(
-        libdir.join("pkgconfig").join(format!("{}.pc", lib.name)),
-        pkg_config_file(&prefix, lib.name, lib.upstream_version, lib.link_name),
-    )?;
+    for p in lib.pkg_config {
+        std::fs::write(
+            libdir.join("pkgconfig").join(format!("{}.pc", p.module)),
+            pkg_config_file(&prefix, p.module, lib.upstream_version, p.libs, p.requires),
+        )?;
+    }
     std::fs::write(prefix.join("ORIGIN"), &origin)?;
     std::fs::write(&stamp, &key)?;
     Ok(prefix)
 }
 
+/// [`prefix`] (a separate name for the recursion through `deps`).
+fn prefix_of(root: &Path, tools: &Toolchain, name: &str) -> Result<PathBuf> {
+    prefix(root, tools, name)
+}
+
 /// A pkg-config module for a library in `prefix`.
-fn pkg_config_file(prefix: &Path, name: &str, version: &str, link_name: &str) -> String {
+fn pkg_config_file(
+    prefix: &Path,
+    module: &str,
+    version: &str,
+    libs: &str,
+    requires: &str,
+) -> String {
+    let requires = if requires.is_empty() {
+        String::new()
+    } else {
+        format!("Requires: {requires}\n")
+    };
     format!(
         "prefix={}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n\
-         Name: {name}\nDescription: {name} built by eryx for wasm32-wasi\n\
-         Version: {version}\nLibs: -L${{libdir}} -l{link_name}\nCflags: -I${{includedir}}\n",
+         Name: {module}\nDescription: {module} built by eryx for wasm32-wasi\n\
+         Version: {version}\n{requires}Libs: -L${{libdir}} {libs}\nCflags: -I${{includedir}}\n",
         prefix.display()
     )
 }
@@ -206,11 +617,28 @@ mod tests {
 
     #[test]
     fn the_pkg_config_module_points_into_the_prefix() {
-        let pc = pkg_config_file(Path::new("/p/zlib"), "zlib", "1.3.2", "z");
+        let pc = pkg_config_file(Path::new("/p/zlib"), "zlib", "1.3.2", "-lz", "");
         assert!(pc.starts_with("prefix=/p/zlib\n"), "{pc}");
         assert!(pc.contains("Version: 1.3.2\n"), "{pc}");
         assert!(pc.contains("Libs: -L${libdir} -lz\n"), "{pc}");
         assert!(pc.contains("Cflags: -I${includedir}\n"), "{pc}");
+        assert!(!pc.contains("Requires"), "{pc}");
+        let pc = pkg_config_file(Path::new("/p/x"), "libxslt", "1", "-lxslt", "libxml-2.0");
+        assert!(
+            pc.contains("Requires: libxml-2.0\nLibs: -L${libdir} -lxslt\n"),
+            "{pc}"
+        );
+    }
+
+    #[test]
+    fn templates_are_filled_and_a_value_left_out_is_named() {
+        let t = "#define V \"@VERSION@\"\n#if @WITH_X@\n#endif /* a@b.c */\n";
+        let filled = fill_template(t, &[("VERSION", "1.2"), ("WITH_X", "0")]).unwrap();
+        assert_eq!(filled, "#define V \"1.2\"\n#if 0\n#endif /* a@b.c */\n");
+        let err = fill_template(t, &[("VERSION", "1.2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("@WITH_X@"), "{err}");
     }
 
     #[test]

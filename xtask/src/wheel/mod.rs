@@ -56,6 +56,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "orjson==3.13.0",
     "pillow==13.0.0",
     "pyyaml==6.0.4",
+    "lxml==6.1.3",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
