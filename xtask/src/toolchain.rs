@@ -29,6 +29,8 @@ pub(crate) const APT_PACKAGES: &[&str] = &[
     // llvm-ar for wasm static archives (meson builds), patch for package recipes.
     "llvm-19",
     "patch",
+    // How package builds (lxml, Pillow) find the C libraries built for the guest.
+    "pkg-config",
 ];
 
 /// The located tools.
@@ -130,7 +132,7 @@ fn install_with_apt() -> Result<()> {
 pub(crate) fn locate() -> Result<Toolchain> {
     let mut rust = find_rust();
     let mut clang = find_clang();
-    if (rust.is_none() || clang.is_none()) && is_debian_root() {
+    if (rust.is_none() || clang.is_none() || on_path("pkg-config").is_none()) && is_debian_root() {
         install_with_apt()?;
         rust = find_rust();
         clang = find_clang();
