@@ -4,8 +4,9 @@
 //! pydantic-core (PyO3) and its pure-Python dependencies, numpy, pytest
 //! (pure-Python wheels from PyPI) running a test suite, sympy (which needs
 //! `ctypes`), httpx with anyio (which need `ssl`), Pillow (C, with
-//! zlib built for the guest by its recipe), PyYAML (libyaml, likewise) and
-//! lxml (libxml2 and libxslt, likewise).
+//! zlib built for the guest by its recipe), PyYAML (libyaml, likewise),
+//! lxml (libxml2 and libxslt, likewise) and aiohttp with multidict, yarl,
+//! frozenlist and propcache (built from sdists although pure wheels exist).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,6 +64,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "pillow==13.0.0",
     "pyyaml==6.0.4",
     "lxml==6.1.3",
+    "aiohttp==3.14.5",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -456,6 +458,65 @@ print(etree.LIBXML_VERSION, etree.LIBXSLT_VERSION)
          end 1\n\
          end 2\n\
          (2, 15, 4) (1, 1, 45)\n"
+    );
+}
+
+#[tokio::test]
+async fn aiohttp_and_its_dependencies_run_their_c_code_built_from_sdists() {
+    // aiohttp, multidict, yarl, frozenlist and propcache each publish a
+    // pure wheel besides their native ones; their recipes prefer the sdist,
+    // so the guest gets the C (and Cython) code, aiohttp's llhttp parser
+    // among it (its recipe patch).
+    let stdout = run_with(
+        &wheels(&[
+            "aiohttp-",
+            "multidict-",
+            "yarl-",
+            "frozenlist-",
+            "propcache-",
+            "aiosignal-",
+            "aiohappyeyeballs-",
+            "attrs-",
+            "idna-",
+        ]),
+        r#"
+import asyncio, multidict, yarl, frozenlist, propcache
+from unittest import mock
+from aiohttp import http_parser
+md = multidict.CIMultiDict([("A", "1"), ("a", "2")])
+md.add("b", "3")
+print(type(md).__module__, md.getall("a"), len(md))
+u = yarl.URL("https://user@example.com:8080/p a/th") / "x"
+print(yarl._quoting._Quoter.__module__, u.host, u.port, str(u.with_query(z="2")))
+fl = frozenlist.FrozenList([1, 2])
+fl.freeze()
+try:
+    fl.append(3)
+except RuntimeError as e:
+    print(type(fl).__module__, e)
+print(propcache.cached_property.__module__, http_parser.HttpResponseParser.__module__)
+async def main():
+    loop = asyncio.get_running_loop()
+    p = http_parser.HttpResponseParser(mock.Mock(), loop, 2**16)
+    msgs, _, _ = p.feed_data(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+    msg, payload = msgs[0]
+    print(msg.code, msg.reason, msg.headers["content-type"], await payload.read())
+    try:
+        http_parser.HttpRequestParser(mock.Mock(), loop, 2**16).feed_data(b"GARBAGE\r\n\r\n")
+    except Exception as e:
+        print(type(e).__name__)
+asyncio.run(main())
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "multidict._multidict ['1', '2'] 3\n\
+         yarl._quoting_c example.com 8080 https://user@example.com:8080/p%20a/th/x?z=2\n\
+         frozenlist._frozenlist Cannot modify frozen list.\n\
+         propcache._helpers_c aiohttp._http_parser\n\
+         200 OK text/plain b'hello'\n\
+         BadHttpMethod\n"
     );
 }
 

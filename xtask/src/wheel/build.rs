@@ -108,6 +108,31 @@ struct Recipe {
     /// build through `CFLAGS`/`LDFLAGS` and pkg-config.
     #[serde(default)]
     c_libraries: Vec<String>,
+    /// Build the sdist even where the project also publishes a pure wheel
+    /// (its native speedups build for the guest); the pure wheel stays the
+    /// fallback if the build fails.
+    #[serde(default)]
+    prefer_sdist: bool,
+}
+
+/// The recipe of project `name`, if it has one.
+fn read_recipe(root: &Path, name: &str) -> Result<Option<Recipe>> {
+    let path = root
+        .join("xtask/recipes")
+        .join(normalized(name))
+        .join("recipe.toml");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(
+        toml::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{} is not a valid recipe", path.display()))?,
+    ))
+}
+
+/// Whether project `name`'s recipe asks for its sdist over a pure wheel.
+pub(crate) fn recipe_prefers_sdist(root: &Path, name: &str) -> Result<bool> {
+    Ok(read_recipe(root, name)?.is_some_and(|r| r.prefer_sdist))
 }
 
 pub(crate) struct Builder {
@@ -531,12 +556,7 @@ impl Builder {
                 )
             })?;
         }
-        let toml_path = recipe_dir.join("recipe.toml");
-        if toml_path.is_file() {
-            return toml::from_str(&std::fs::read_to_string(&toml_path)?)
-                .with_context(|| format!("{} is not a valid recipe", toml_path.display()));
-        }
-        Ok(Recipe::default())
+        Ok(read_recipe(&self.root, name)?.unwrap_or_default())
     }
 
     /// The version of the host's Python that runs build backends.

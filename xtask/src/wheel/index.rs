@@ -49,6 +49,9 @@ pub(crate) enum Artifact {
 pub(crate) struct Pick {
     pub(crate) version: Version,
     pub(crate) artifact: Artifact,
+    /// The pure wheel of the same version when the sdist was preferred to
+    /// it: what to use if the sdist does not build.
+    pub(crate) fallback: Option<File>,
 }
 
 pub(crate) struct Index {
@@ -123,12 +126,15 @@ impl Index {
 
     /// The newest version admitted by `specifiers` and by its own
     /// `Requires-Python`, with a pure wheel or an sdist. Pre-releases only
-    /// when nothing else matches.
+    /// when nothing else matches. A pure wheel is taken over the sdist unless
+    /// `prefer_sdist` (a project whose native speedups its recipe builds),
+    /// and then it is kept as the fallback.
     pub(crate) fn pick(
         &mut self,
         name: &PackageName,
         specifiers: &VersionSpecifiers,
         python: &Version,
+        prefer_sdist: bool,
     ) -> Result<Pick> {
         let files = self.files(name)?.clone();
         let mut by_version: Vec<(Version, Vec<File>)> = Vec::new();
@@ -163,23 +169,35 @@ impl Index {
             if stable_exists && v.any_prerelease() {
                 continue;
             }
-            if let Some(w) = fs
+            let pure = fs
                 .iter()
-                .find(|f| f.filename.ends_with(".whl") && pure_tag(&f.filename))
-            {
-                return Ok(Pick {
-                    version: v,
-                    artifact: Artifact::PureWheel(w.clone()),
-                });
-            }
-            if let Some(s) = fs
+                .find(|f| f.filename.ends_with(".whl") && pure_tag(&f.filename));
+            let sdist = fs
                 .iter()
-                .find(|f| f.filename.ends_with(".tar.gz") || f.filename.ends_with(".zip"))
-            {
-                return Ok(Pick {
-                    version: v,
-                    artifact: Artifact::Sdist(s.clone()),
-                });
+                .find(|f| f.filename.ends_with(".tar.gz") || f.filename.ends_with(".zip"));
+            match (pure, sdist) {
+                (Some(w), Some(s)) if prefer_sdist => {
+                    return Ok(Pick {
+                        version: v,
+                        artifact: Artifact::Sdist(s.clone()),
+                        fallback: Some(w.clone()),
+                    });
+                }
+                (Some(w), _) => {
+                    return Ok(Pick {
+                        version: v,
+                        artifact: Artifact::PureWheel(w.clone()),
+                        fallback: None,
+                    });
+                }
+                (None, Some(s)) => {
+                    return Ok(Pick {
+                        version: v,
+                        artifact: Artifact::Sdist(s.clone()),
+                        fallback: None,
+                    });
+                }
+                (None, None) => {}
             }
         }
         bail!(
@@ -225,6 +243,34 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preferred_sdist_keeps_the_pure_wheel_as_its_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::new(dir.path());
+        let name = PackageName::from_str("yarl").unwrap();
+        let files: Vec<File> = serde_json::from_str(
+            r#"[{"filename": "yarl-1.2.0-py3-none-any.whl", "url": "u1"},
+                {"filename": "yarl-1.2.0-cp314-cp314-manylinux_2_28_x86_64.whl", "url": "u2"},
+                {"filename": "yarl-1.2.0.tar.gz", "url": "u3"},
+                {"filename": "yarl-1.1.0.tar.gz", "url": "u4"}]"#,
+        )
+        .unwrap();
+        index.projects.insert(name.clone(), files);
+        let any = VersionSpecifiers::empty();
+        let py = Version::from_str("3.14.0").unwrap();
+        let pick = index.pick(&name, &any, &py, false).unwrap();
+        assert!(matches!(&pick.artifact, Artifact::PureWheel(f) if f.url == "u1"));
+        assert!(pick.fallback.is_none());
+        let pick = index.pick(&name, &any, &py, true).unwrap();
+        assert!(matches!(&pick.artifact, Artifact::Sdist(f) if f.url == "u3"));
+        assert_eq!(pick.fallback.map(|f| f.url).as_deref(), Some("u1"));
+        // Only an sdist: nothing to fall back to.
+        let old = VersionSpecifiers::from_str("<1.2").unwrap();
+        let pick = index.pick(&name, &old, &py, true).unwrap();
+        assert!(matches!(&pick.artifact, Artifact::Sdist(f) if f.url == "u4"));
+        assert!(pick.fallback.is_none());
+    }
 
     #[test]
     fn pure_wheels_are_recognised_by_their_tags() {

@@ -7,7 +7,9 @@
 //! Every requirement is resolved for the guest (CPython 3.14 on
 //! `wasm32-wasi`: its version, `sys_platform == "wasi"`,
 //! `platform_machine == "wasm32"`, ...), dependencies included. A
-//! pure-Python wheel on PyPI is taken as it is; anything else is built from
+//! pure-Python wheel on PyPI is taken as it is (unless the project's recipe
+//! says `prefer-sdist`: then the sdist is built and the pure wheel is the
+//! fallback if that fails); anything else is built from
 //! its sdist with the recipe for its build backend (`build.rs`): setuptools
 //! and meson-python through the package's own backend with our cross
 //! compiler (`wasmcc.rs`), maturin/PyO3 with `cargo xtask ext build`.
@@ -57,6 +59,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "pillow==13.0.0",
     "pyyaml==6.0.4",
     "lxml==6.1.3",
+    "aiohttp==3.14.5",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
@@ -79,6 +82,33 @@ fn guest_markers() -> MarkerEnvironment {
 }
 
 /// The guest's Python version, for `Requires-Python`.
+/// A pure wheel from the index, in `out`, with bytecode.
+fn pure_wheel(
+    index: &mut index::Index,
+    builder: &mut build::Builder,
+    f: &index::File,
+    out: &Path,
+) -> Result<PathBuf> {
+    let path = index.download(f)?;
+    let dest = out.join(&f.filename);
+    if !dest.is_file() {
+        std::fs::copy(&path, &dest)?;
+    }
+    let wheel = whl::check_guest_wheel(&dest, out)?;
+    // Its bytecode, compiled once here: the guest's /site-packages is
+    // read-only, so without it every run would compile the sources again
+    // (~1.4 s for pydantic).
+    if whl::has_bytecode(&wheel)? {
+        Ok(wheel)
+    } else {
+        let with = builder.add_bytecode(&wheel)?;
+        if with != wheel {
+            std::fs::remove_file(&wheel)?;
+        }
+        Ok(with)
+    }
+}
+
 fn guest_python() -> Version {
     Version::from_str("3.14.0").expect("a valid version")
 }
@@ -225,33 +255,28 @@ pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
             }
             None
         } else {
+            let prefer_sdist = build::recipe_prefers_sdist(root, req.name.as_ref())?;
             let pick = index
-                .pick(&req.name, &specifiers, &guest_python())
+                .pick(&req.name, &specifiers, &guest_python(), prefer_sdist)
                 .with_context(|| format!("resolving `{req}` (asked for by {from})"))?;
             let wheel = match &pick.artifact {
-                index::Artifact::PureWheel(f) => {
-                    let path = index.download(f)?;
-                    let dest = out.join(&f.filename);
-                    if !dest.is_file() {
-                        std::fs::copy(&path, &dest)?;
-                    }
-                    let wheel = whl::check_guest_wheel(&dest, &out)?;
-                    // Its bytecode, compiled once here: the guest's
-                    // /site-packages is read-only, so without it every run
-                    // would compile the sources again (~1.4 s for pydantic).
-                    if whl::has_bytecode(&wheel)? {
-                        wheel
-                    } else {
-                        let with = builder.add_bytecode(&wheel)?;
-                        if with != wheel {
-                            std::fs::remove_file(&wheel)?;
-                        }
-                        with
-                    }
-                }
+                index::Artifact::PureWheel(f) => pure_wheel(&mut index, &mut builder, f, &out)?,
                 index::Artifact::Sdist(f) => {
                     let path = index.download(f)?;
-                    builder.build_sdist(&path, &f.sha256)?
+                    match (builder.build_sdist(&path, &f.sha256), &pick.fallback) {
+                        (Ok(wheel), _) => wheel,
+                        (Err(e), Some(pure)) => {
+                            progress!(
+                                "{} {}: building its native code from the sdist failed, so its \
+                                 pure-Python wheel is used (it works, without the speedups): {}",
+                                req.name,
+                                pick.version,
+                                format!("{e:#}").lines().next().unwrap_or_default()
+                            );
+                            pure_wheel(&mut index, &mut builder, pure, &out)?
+                        }
+                        (Err(e), None) => return Err(e),
+                    }
                 }
             };
             progress!("{} {} ({})", req.name, pick.version, wheel.display());
