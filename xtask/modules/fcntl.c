@@ -52,22 +52,20 @@
 
 #define ARG_MAX_BYTES 1024
 
+/* The descriptor of `file` (an int or an object with fileno()) if it is
+ * open, with its file's identity in `st`; else -1 with an exception. */
 static int
-fd_of(PyObject *obj)
+open_fd(PyObject *file, struct stat *st)
 {
-    return PyObject_AsFileDescriptor(obj);
-}
-
-/* 0 if `fd` is an open descriptor (with its file's identity), else -1
- * with OSError set. */
-static int
-check_fd(int fd, struct stat *st)
-{
+    int fd = PyObject_AsFileDescriptor(file);
+    if (fd < 0) {
+        return -1;
+    }
     if (fstat(fd, st) != 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    return 0;
+    return fd;
 }
 
 /* ---- flock: locks of open files, held in this sandbox ---- */
@@ -106,12 +104,9 @@ fcntl_flock(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "Oi:flock", &file, &op)) {
         return NULL;
     }
-    int fd = fd_of(file);
-    if (fd < 0) {
-        return NULL;
-    }
     struct stat st;
-    if (check_fd(fd, &st) < 0) {
+    int fd = open_fd(file, &st);
+    if (fd < 0) {
         return NULL;
     }
     int kind = op & ~LOCK_NB;
@@ -183,12 +178,9 @@ fcntl_lockf(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "Oi|OOi:lockf", &file, &cmd, &len, &start, &whence)) {
         return NULL;
     }
-    int fd = fd_of(file);
-    if (fd < 0) {
-        return NULL;
-    }
     struct stat st;
-    if (check_fd(fd, &st) < 0) {
+    int fd = open_fd(file, &st);
+    if (fd < 0) {
         return NULL;
     }
     int kind = cmd & ~LOCK_NB;
@@ -215,7 +207,7 @@ fcntl_fcntl(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "Oi|O:fcntl", &file, &cmd, &arg)) {
         return NULL;
     }
-    int fd = fd_of(file);
+    int fd = PyObject_AsFileDescriptor(file);
     if (fd < 0) {
         return NULL;
     }
@@ -237,7 +229,7 @@ fcntl_fcntl(PyObject *module, PyObject *args)
         memcpy(buf, view.buf, (size_t)n);
         PyBuffer_Release(&view);
         struct stat st;
-        if (check_fd(fd, &st) < 0) {
+        if (open_fd(file, &st) < 0) {
             return NULL;
         }
         if (!is_lock_command(cmd)) {
@@ -286,7 +278,7 @@ fcntl_ioctl(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "Ok|Op:ioctl", &file, &request, &arg, &mutate)) {
         return NULL;
     }
-    int fd = fd_of(file);
+    int fd = PyObject_AsFileDescriptor(file);
     if (fd < 0) {
         return NULL;
     }
