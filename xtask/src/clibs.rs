@@ -423,6 +423,43 @@ const CLIBS: &[CLib] = &[
     },
 ];
 
+/// What defines library `name`'s build (its source package, flags,
+/// generated files, archives, headers, eryx's extra sources and those of
+/// the libraries it depends on), for the keys of wheels built with it: a
+/// change here must rebuild them. Cheap: nothing is built.
+pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
+    let Some(lib) = CLIBS.iter().find(|c| c.name == name) else {
+        bail!(
+            "no C library `{name}` to build for the guest; known: {}",
+            known().join(", ")
+        );
+    };
+    let l = &lib.library;
+    let mut out = format!(
+        "{} {} {} {:?} {:?} {:?} {:?}\n",
+        lib.name, l.package, l.version, l.includes, l.defines, l.config_h, lib.headers
+    );
+    for g in lib.generated {
+        out.push_str(&format!("{} {} {:?}\n", g.template, g.output, g.values));
+    }
+    for a in lib.archives {
+        out.push_str(a.link_name);
+    }
+    for p in lib.pkg_config {
+        out.push_str(&format!(" {} {} {}", p.module, p.libs, p.requires));
+    }
+    for extra in lib.extra_sources {
+        let path = root.join("xtask/clibs").join(extra);
+        out.push_str(&sha256_hex(
+            &std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
+        ));
+    }
+    for dep in lib.deps {
+        out.push_str(&definition(root, dep)?);
+    }
+    Ok(out)
+}
+
 /// The names recipes may use.
 pub(crate) fn known() -> Vec<&'static str> {
     CLIBS.iter().map(|c| c.name).collect()
@@ -628,6 +665,26 @@ mod tests {
             pc.contains("Requires: libxml-2.0\nLibs: -L${libdir} -lxslt\n"),
             "{pc}"
         );
+    }
+
+    #[test]
+    fn a_librarys_definition_covers_its_dependencies_and_own_sources() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let xslt = definition(root, "xslt").unwrap();
+        let xml2 = definition(root, "xml2").unwrap();
+        assert!(
+            xslt.contains("1.1.45-0.1") && xslt.ends_with(&xml2),
+            "{xslt}"
+        );
+        assert!(
+            xml2.contains("WITH_THREADS") && xml2.contains("2.15.4+dfsg-1"),
+            "{xml2}"
+        );
+        assert_ne!(
+            definition(root, "zlib").unwrap(),
+            definition(root, "yaml").unwrap()
+        );
+        assert!(definition(root, "nope").is_err());
     }
 
     #[test]

@@ -367,7 +367,8 @@ impl Builder {
         }
         // Built wheels are kept in target/wheels-build/built/<key>/, shared
         // by every output directory; the key covers the sdist, the files of
-        // the package's recipe and the build logic's revision.
+        // the package's recipe, the build of the C libraries it names and
+        // the build logic's revision.
         let mut key_input = format!("{sha256}\n{BUILD_REVISION}\n");
         let recipes = self.root.join("xtask/recipes");
         let project = sdist
@@ -391,6 +392,12 @@ impl Builder {
                     key_input.push_str(&rel.display().to_string());
                     key_input.push_str(&eryx_linker::sha256_hex(&std::fs::read(&f)?));
                 }
+            }
+        }
+        // And how the C libraries it names are built.
+        if let Some(recipe) = read_recipe(&self.root, &project)? {
+            for lib in &recipe.c_libraries {
+                key_input.push_str(&crate::clibs::definition(&self.root, lib)?);
             }
         }
         let memo = self
