@@ -68,6 +68,20 @@ open_fd(PyObject *file, struct stat *st)
     return fd;
 }
 
+/* The lock kind of a flock()/lockf() operation (LOCK_SH, LOCK_EX or
+ * LOCK_UN, LOCK_NB aside), or -1 with OSError(EINVAL) set. */
+static int
+lock_kind(int op)
+{
+    int kind = op & ~LOCK_NB;
+    if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN) {
+        errno = EINVAL;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return kind;
+}
+
 /* ---- flock: locks of open files, held in this sandbox ---- */
 
 typedef struct {
@@ -109,16 +123,14 @@ fcntl_flock(PyObject *module, PyObject *args)
     if (fd < 0) {
         return NULL;
     }
-    int kind = op & ~LOCK_NB;
-    if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN) {
-        errno = EINVAL;
-        return PyErr_SetFromErrno(PyExc_OSError);
+    int kind = lock_kind(op);
+    if (kind < 0) {
+        return NULL;
     }
     Py_ssize_t mine = -1;
     for (Py_ssize_t i = n_held - 1; i >= 0; i--) {
         if (!still_held(&held[i])) {
             drop_lock(i);
-            continue;
         }
     }
     for (Py_ssize_t i = 0; i < n_held; i++) {
@@ -183,8 +195,10 @@ fcntl_lockf(PyObject *module, PyObject *args)
     if (fd < 0) {
         return NULL;
     }
-    int kind = cmd & ~LOCK_NB;
-    if ((kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN) || whence < 0 || whence > 2) {
+    if (lock_kind(cmd) < 0) {
+        return NULL;
+    }
+    if (whence < 0 || whence > 2) {
         errno = EINVAL;
         return PyErr_SetFromErrno(PyExc_OSError);
     }

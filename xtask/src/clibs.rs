@@ -428,12 +428,7 @@ const CLIBS: &[CLib] = &[
 /// the libraries it depends on), for the keys of wheels built with it: a
 /// change here must rebuild them. Cheap: nothing is built.
 pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
-    let Some(lib) = CLIBS.iter().find(|c| c.name == name) else {
-        bail!(
-            "no C library `{name}` to build for the guest; known: {}",
-            known().join(", ")
-        );
-    };
+    let lib = find(name)?;
     let l = &lib.library;
     let mut out = format!(
         "{} {} {} {:?} {:?} {:?} {:?}\n",
@@ -458,6 +453,16 @@ pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
         out.push_str(&definition(root, dep)?);
     }
     Ok(out)
+}
+
+/// Library `name`, or an error naming the known ones.
+fn find(name: &str) -> Result<&'static CLib> {
+    CLIBS.iter().find(|c| c.name == name).with_context(|| {
+        format!(
+            "no C library `{name}` to build for the guest; known: {}",
+            known().join(", ")
+        )
+    })
 }
 
 /// The names recipes may use.
@@ -499,12 +504,7 @@ fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String> {
 /// Builds library `name` for the guest (or reuses the last build of the same
 /// inputs); returns its prefix.
 pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathBuf> {
-    let Some(lib) = CLIBS.iter().find(|c| c.name == name) else {
-        bail!(
-            "no C library `{name}` to build for the guest; known: {}",
-            known().join(", ")
-        );
-    };
+    let lib = find(name)?;
     let sysroot = crate::sysroot::sysroot(root)?;
     let (top, origin) = library_sources(root, &lib.library)?;
     let prefix = root.join("target/wasm/clibs").join(lib.name);
@@ -529,7 +529,8 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     flags.push(format!("-I{}", gen_dir.display()));
     flags.push(format!("-I{}", gen_dir.join("include").display()));
     for dep in lib.deps {
-        let dep_prefix = prefix_of(root, tools, dep)?;
+        // `self::`: the local `prefix` (this library's directory) shadows the function.
+        let dep_prefix = self::prefix(root, tools, dep)?;
         flags.push(format!("-I{}", dep_prefix.join("include").display()));
         key_input.push_str(&std::fs::read_to_string(dep_prefix.join("stamp")).unwrap_or_default());
     }
@@ -620,11 +621,6 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     std::fs::write(prefix.join("ORIGIN"), &origin)?;
     std::fs::write(&stamp, &key)?;
     Ok(prefix)
-}
-
-/// [`prefix`] (a separate name for the recursion through `deps`).
-fn prefix_of(root: &Path, tools: &Toolchain, name: &str) -> Result<PathBuf> {
-    prefix(root, tools, name)
 }
 
 /// A pkg-config module for a library in `prefix`.
