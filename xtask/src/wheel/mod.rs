@@ -81,7 +81,6 @@ fn guest_markers() -> MarkerEnvironment {
     .expect("the guest's marker values are valid")
 }
 
-/// The guest's Python version, for `Requires-Python`.
 /// A pure wheel from the index, in `out`, with bytecode.
 fn pure_wheel(
     index: &mut index::Index,
@@ -109,6 +108,7 @@ fn pure_wheel(
     }
 }
 
+/// The guest's Python version, for `Requires-Python`.
 fn guest_python() -> Version {
     Version::from_str("3.14.0").expect("a valid version")
 }
