@@ -65,6 +65,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "pyyaml==6.0.4",
     "lxml==6.1.3",
     "aiohttp==3.14.5",
+    "bcrypt==5.0.0",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -403,6 +404,36 @@ except yaml.YAMLError as e:
     assert_eq!(
         stdout,
         "True yaml._yaml\nTrue 7\nParserError while parsing a flow sequence\n"
+    );
+}
+
+#[tokio::test]
+async fn bcrypt_built_by_setuptools_rust_hashes_like_the_native_one() {
+    // bcrypt's Rust extension is built by setuptools-rust, whose `cargo`
+    // the wheel builder points at its guest build (xtask's cargoshim.rs);
+    // before, the wheel carried a host ELF library. The expected values
+    // are the native bcrypt 5.0.0's on the same inputs.
+    let stdout = run_with(
+        &[wheel("bcrypt-")],
+        r#"
+import bcrypt
+print(bcrypt.hashpw(b"Kk4DQuMMfZL9o", b"$2b$04$cVWp4XaNU8a4v1uMRum2SO").decode())
+h = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4))
+print(bcrypt.checkpw(b"secret", h), bcrypt.checkpw(b"Secret", h))
+print(bcrypt.kdf(b"password", b"salt", 32, 4, ignore_few_rounds=True).hex())
+try:
+    bcrypt.hashpw("text", bcrypt.gensalt())
+except TypeError as e:
+    print("TypeError", e)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "$2b$04$cVWp4XaNU8a4v1uMRum2SO026BWLIoQMD/TXg5uZV.0P.uO8m3YEm\n\
+         True False\n\
+         5bbf0cc293587f1c3635555c27796598d47e579071bf427e9d8fbe842aba34d9\n\
+         TypeError argument 'password': 'str' object cannot be converted to 'PyBytes'\n"
     );
 }
 

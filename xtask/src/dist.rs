@@ -147,6 +147,9 @@ pub(crate) struct GuestCrate<'a> {
     /// The C compiler and flags for the C its dependencies compile through
     /// the `cc` crate (`CC_wasm32_wasip1`, `CFLAGS_wasm32_wasip1`), if any.
     pub(crate) c_compiler: Option<(PathBuf, Vec<String>)>,
+    /// Cargo's feature arguments for the build, verbatim (`--features`,
+    /// `--no-default-features`, `--all-features` and their values).
+    pub(crate) feature_args: &'a [String],
 }
 
 /// Builds `krate`'s library for `wasm32-wasip1` with build-std as a PIC
@@ -188,6 +191,7 @@ pub(crate) fn build_staticlib(
         .arg("--manifest-path")
         .arg(krate.manifest)
         .args(["-p", krate.package, "--lib", "--crate-type", "staticlib"])
+        .args(krate.feature_args)
         .args(["--target", TARGET, "--profile", PROFILE])
         .args(["-Z", "build-std=panic_abort,std"])
         .env("RUSTC_BOOTSTRAP", "1")
@@ -271,6 +275,7 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
         package: "eryx-runtime",
         lib: "eryx_runtime",
         c_compiler: None,
+        feature_args: &[],
     };
     let staticlib = build_staticlib(root, tools, &krate, Tuning::Size)?;
     link_shared(tools, &staticlib, &runtime_exports(), &so, Tuning::Size)?;

@@ -46,18 +46,21 @@ fn crate_names(manifest: &str) -> Result<(String, String)> {
 /// Builds the extension crate at `path` into `target/ext`; returns the
 /// `.so` path.
 pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
-    build_module(root, path, None, &root.join("target/ext"))
+    build_module(root, path, None, &[], &root.join("target/ext"))
 }
 
 /// Like `build`, choosing the module `wanted` (its last dotted component)
 /// when the crate defines several init functions (PyO3 submodules each get
 /// one; a maturin package names the real module in `module-name`), and
 /// writing the `.so` into `out_dir` (the wheel builder gives each package
-/// its own: two packages' modules may share a file name, e.g. `_native`).
+/// its own: two packages' modules may share a file name, e.g. `_native`),
+/// with cargo's `feature_args` (setuptools-rust passes a package's
+/// `features`).
 pub(crate) fn build_module(
     root: &Path,
     path: &Path,
     wanted: Option<&str>,
+    feature_args: &[String],
     out_dir: &Path,
 ) -> Result<PathBuf> {
     let dir = if path.is_absolute() {
@@ -110,6 +113,7 @@ pub(crate) fn build_module(
         package: &package,
         lib: &lib,
         c_compiler,
+        feature_args,
     };
     let staticlib = build_staticlib(root, &tools, &krate, Tuning::Speed)?;
     let archive = std::fs::read(&staticlib)

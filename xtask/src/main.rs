@@ -17,6 +17,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod cargoshim;
 mod cext;
 mod clibs;
 mod codegen;
@@ -128,6 +129,8 @@ fn real_main() -> Result<ExitCode> {
         // The cross compiler that package builds call (see wasmcc.rs).
         "wasm-cc" => wasmcc::main(false, &raw_rest),
         "wasm-c++" => wasmcc::main(true, &raw_rest),
+        // The `cargo` that setuptools-rust calls (see cargoshim.rs).
+        "cargo-shim" => cargoshim::main(&root(), &raw_rest),
         "test" => test(&rest),
         "bench" => bench::bench(&root(), &rest),
         "compat" => compat::compat(&root(), &rest),

@@ -5,6 +5,8 @@
 //!   its declared build dependencies such as Cython), with `CC`/`CXX`/
 //!   `LDSHARED` set to our cross compiler and `SETUPTOOLS_EXT_SUFFIX` to the
 //!   guest's; Cython runs on the host and its C is compiled for the guest;
+//!   setuptools-rust's Rust extensions are built for the guest through the
+//!   `CARGO` it calls (`cargoshim.rs`);
 //! - meson-python (`mesonpy`, e.g. numpy): the same, with a meson cross file
 //!   for wasm32-wasi (`longdouble_format = 'IEEE_QUAD_LE'`: wasm32's `long
 //!   double` is IEEE binary128);
@@ -635,6 +637,12 @@ impl Builder {
             .env("LDFLAGS", ldflags.join(" "))
             .env("CPPFLAGS", "")
             .env("SETUPTOOLS_EXT_SUFFIX", whl::EXT_SUFFIX)
+            // setuptools-rust's cargo builds for the guest (cargoshim.rs).
+            .env(
+                "CARGO",
+                crate::cargoshim::write_script(&self.work.join("bin"), Path::new(&exe))?,
+            )
+            .env_remove("CARGO_BUILD_TARGET")
             // A separate cache: pip must never offer these host-tagged
             // wasm wheels to the host.
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
@@ -692,8 +700,9 @@ impl Builder {
             .root
             .join("target/wheels-build/ext")
             .join(format!("{}-{}", meta.name, meta.version));
-        let so = crate::ext::build_module(&self.root, &crate_dir, get("module-name"), &out_dir)
-            .with_context(|| format!("building {}'s Rust extension", meta.name))?;
+        let so =
+            crate::ext::build_module(&self.root, &crate_dir, get("module-name"), &[], &out_dir)
+                .with_context(|| format!("building {}'s Rust extension", meta.name))?;
         let so_name = so
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
