@@ -66,6 +66,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "lxml==6.1.3",
     "aiohttp==3.14.5",
     "bcrypt==5.0.0",
+    "zstandard==0.25.0",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -434,6 +435,47 @@ except TypeError as e:
          True False\n\
          5bbf0cc293587f1c3635555c27796598d47e579071bf427e9d8fbe842aba34d9\n\
          TypeError argument 'password': 'str' object cannot be converted to 'PyBytes'\n"
+    );
+}
+
+#[tokio::test]
+async fn zstandard_streams_and_dictionaries_work_through_its_unity_build() {
+    // zstandard compiles its C backend as one file including the others;
+    // their METH_NOARGS methods written `f(self)` (readall, close, tell,
+    // memory_size, ...) trapped with "indirect call type mismatch" until
+    // the cross compiler adapted casts in included files too. Its recipe
+    // fixes setup.py for setuptools 84 and leaves out the CFFI backend.
+    let stdout = run_with(
+        &[wheel("zstandard-")],
+        r#"
+import io, zstandard as zstd
+print(zstd.backend, zstd.ZSTD_VERSION)
+data = b"hello zstd " * 1000
+c = zstd.ZstdCompressor(level=10).compress(data)
+print(len(c) < 100, zstd.ZstdDecompressor().decompress(c) == data)
+buf = io.BytesIO()
+with zstd.ZstdCompressor().stream_writer(buf, closefd=False) as w:
+    w.write(data)
+with zstd.ZstdDecompressor().stream_reader(io.BytesIO(buf.getvalue())) as r:
+    print(r.read() == data, r.tell(), r.readable(), r.seekable())
+samples = [bytes(f"record {i} value {i*i} tag {i%7}", "ascii") for i in range(2000)]
+d = zstd.train_dictionary(1024, samples)
+back = zstd.ZstdDecompressor(dict_data=d).decompress(zstd.ZstdCompressor(dict_data=d).compress(samples[5]))
+print(d.dict_id() > 0, back == samples[5], zstd.ZstdCompressor().memory_size() > 0)
+ch = zstd.ZstdCompressor().chunker(chunk_size=32768)
+out = b"".join(list(ch.compress(data)) + list(ch.finish()))
+print(zstd.ZstdDecompressor().decompressobj().decompress(out) == data)
+try:
+    zstd.ZstdDecompressor().decompress(b"not zstd")
+except zstd.ZstdError as e:
+    print("ZstdError", e)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "cext (1, 5, 7)\nTrue True\nTrue 11000 True False\nTrue True True\nTrue\n\
+         ZstdError error determining content size from frame header\n"
     );
 }
 

@@ -8,14 +8,16 @@
 //! calling it traps with "indirect call type mismatch" (regex, bitarray and
 //! brotli from PyPI all have such methods). The cross compiler finds these
 //! casts with clang's `-Wcast-function-type-strict` in a syntax-only pass,
-//! and compiles a copy of the source in which each cast names an adapter
-//! with the type CPython calls (`static PyObject *adapter(PyObject *a0,
-//! PyObject *a1) { return (PyObject *)f((T *)a0); }`), defined just before
-//! the declaration that holds the cast. Only casts to CPython's callback
-//! types are adapted (CPython calls those with exactly their parameters),
-//! only in the file being compiled, and only where the cast is spelled
-//! `(type)name` in the source; if the copy does not compile, the original is
-//! compiled as it is.
+//! and compiles copies in which each cast names an adapter with the type
+//! CPython calls (`static PyObject *adapter(PyObject *a0, PyObject *a1) {
+//! return (PyObject *)f((T *)a0); }`), defined just before the declaration
+//! that holds the cast. The copies replace the source and the package's own
+//! files it includes (a unity build's `#include "decompressor.c"`) through a
+//! clang virtual file system overlay, so the command line, diagnostics and
+//! depfiles keep the original names. Only casts to CPython's callback types
+//! are adapted (CPython calls those with exactly their parameters), and
+//! only where the cast is spelled `(type)name` in the source; if the copies
+//! do not compile, the original is compiled as it is.
 
 /// The CPython callback types whose callers pass every declared parameter.
 const CALLBACK_TYPES: &[&str] = &[
@@ -105,8 +107,19 @@ fn quoted_type(s: &str) -> Option<(String, String, &str)> {
 }
 
 /// The casts to adapt in `file`, from clang's diagnostics.
-pub(crate) fn casts(diagnostics: &str, file: &str) -> Vec<Cast> {
-    let mut out = Vec::new();
+#[cfg(test)]
+fn casts(diagnostics: &str, file: &str) -> Vec<Cast> {
+    casts_by_file(diagnostics)
+        .into_iter()
+        .find(|(path, _)| path == file)
+        .map(|(_, c)| c)
+        .unwrap_or_default()
+}
+
+/// The casts to adapt, per file as clang names it (the source being
+/// compiled and the files it includes), in order of first appearance.
+fn casts_by_file(diagnostics: &str) -> Vec<(String, Vec<Cast>)> {
+    let mut out: Vec<(String, Vec<Cast>)> = Vec::new();
     for line in diagnostics.lines() {
         let Some((loc, msg)) = line.split_once(": warning: cast from ") else {
             continue;
@@ -115,9 +128,6 @@ pub(crate) fn casts(diagnostics: &str, file: &str) -> Vec<Cast> {
         let (Some(col), Some(ln), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        if path != file {
-            continue;
-        }
         let (Ok(line_no), Ok(column)) = (ln.parse::<usize>(), col.parse::<usize>()) else {
             continue;
         };
@@ -141,16 +151,20 @@ pub(crate) fn casts(diagnostics: &str, file: &str) -> Vec<Cast> {
         if params.is_empty() || params.len() >= target_params.len() {
             continue;
         }
-        out.push(Cast {
+        let cast = Cast {
             line: line_no,
             column,
             target,
             params,
             target_ret,
             target_params,
-        });
+        };
+        match out.iter_mut().find(|(p, _)| p == path) {
+            Some((_, list)) if list.last() != Some(&cast) => list.push(cast),
+            Some(_) => {}
+            None => out.push((path.to_string(), vec![cast])),
+        }
     }
-    out.dedup();
     out
 }
 
@@ -299,19 +313,46 @@ pub(crate) fn rewrite(source: &str, path: &str, casts: &[Cast]) -> Option<(Strin
 
 /// A source compiled with adapters.
 pub(crate) struct Adapted {
-    /// The copy with adapters (next to the source, for its `#include "..."`s).
-    pub(crate) copy: std::path::PathBuf,
-    /// The command line that compiles the copy.
+    /// Files written for the compile (the copies with adapters, next to
+    /// their originals, and the overlay naming them); removed after it.
+    pub(crate) scratch: Vec<std::path::PathBuf>,
+    /// The command line with the overlay (`-ivfsoverlay`).
     pub(crate) argv: Vec<String>,
     /// What was adapted, one line each.
     pub(crate) notes: Vec<String>,
 }
 
-/// For a C compile (`argv` as the compiler gets it): a copy of its source
-/// with adapters, or `None` when there is nothing to adapt.
+/// Whether `text` includes a `.c` file (a "unity" build compiling a
+/// package's sources through one file, as zstandard's `backend_c.c` does):
+/// its casts are in the included files.
+fn includes_c_file(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        l.strip_prefix('#')
+            .map(str::trim_start)
+            .and_then(|l| l.strip_prefix("include"))
+            .map(str::trim)
+            .is_some_and(|f| f.starts_with('"') && f.ends_with(".c\""))
+    })
+}
+
+/// For a C compile (`argv` as the compiler gets it): copies of its source
+/// and of the package's files it includes with adapters, given to clang by
+/// a virtual file system overlay (`-ivfsoverlay`: the command line, the
+/// file names in diagnostics and the depfile stay the originals'), or
+/// `None` when there is nothing to adapt.
 pub(crate) fn adapt(
     compiler: &std::path::Path,
     argv: &[String],
+) -> anyhow::Result<Option<Adapted>> {
+    adapt_in(compiler, argv, &std::env::current_dir()?)
+}
+
+/// [`adapt`], with the package's files being those under `tree`.
+fn adapt_in(
+    compiler: &std::path::Path,
+    argv: &[String],
+    tree: &std::path::Path,
 ) -> anyhow::Result<Option<Adapted>> {
     let sources: Vec<usize> = (0..argv.len())
         .filter(|&i| argv[i].ends_with(".c") && !argv[i].starts_with('-'))
@@ -328,9 +369,10 @@ pub(crate) fn adapt(
         .lines()
         .next()
         .is_some_and(|l| l.contains("Generated by Cython"))
-        || !CALLBACK_TYPES
+        || !(CALLBACK_TYPES
             .iter()
             .any(|t| text.contains(&format!("({t})")))
+            || includes_c_file(&text))
     {
         return Ok(None);
     }
@@ -355,24 +397,62 @@ pub(crate) fn adapt(
         .map(String::from),
     );
     let out = std::process::Command::new(compiler).args(&check).output()?;
-    let found = casts(&String::from_utf8_lossy(&out.stderr), src);
-    if found.is_empty() {
+    // The source and the package's own files it includes (under the
+    // directory the build runs in); never the sysroot's or CPython's.
+    let tree = tree.canonicalize()?;
+    let mut scratch = Vec::new();
+    let mut roots = Vec::new();
+    let mut notes = Vec::new();
+    for (file, found) in casts_by_file(&String::from_utf8_lossy(&out.stderr)) {
+        let Ok(original) = std::path::Path::new(&file).canonicalize() else {
+            continue;
+        };
+        if file != *src && !original.starts_with(&tree) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&original) else {
+            continue;
+        };
+        let Some((copy, done)) = rewrite(&text, &file, &found) else {
+            continue;
+        };
+        let tmp = original.with_file_name(format!(
+            ".eryx-fpcast-{}-{}",
+            std::process::id(),
+            original
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("src.c")
+        ));
+        std::fs::write(&tmp, copy)?;
+        roots.push(serde_json::json!({
+            "name": original,
+            "type": "file",
+            "external-contents": tmp,
+        }));
+        scratch.push(tmp);
+        notes.extend(done);
+    }
+    if roots.is_empty() {
         return Ok(None);
     }
-    let Some((copy, notes)) = rewrite(&text, src, &found) else {
-        return Ok(None);
-    };
-    let path = std::path::Path::new(src);
-    let tmp = path.with_file_name(format!(
-        ".eryx-fpcast-{}-{}",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("src.c")
-    ));
-    std::fs::write(&tmp, copy)?;
+    let overlay = std::path::Path::new(src)
+        .with_file_name(format!(".eryx-fpcast-{}-overlay.yaml", std::process::id()));
+    // YAML is a superset of JSON; clang reads either.
+    let yaml = serde_json::json!({
+        "version": 0,
+        "use-external-names": false,
+        "roots": roots,
+    });
+    std::fs::write(&overlay, yaml.to_string())?;
     let mut new_argv = argv.to_vec();
-    new_argv[src_at] = tmp.display().to_string();
+    new_argv.splice(
+        src_at..src_at,
+        ["-ivfsoverlay".to_string(), overlay.display().to_string()],
+    );
+    scratch.push(overlay);
     Ok(Some(Adapted {
-        copy: tmp,
+        scratch,
         argv: new_argv,
         notes,
     }))
@@ -484,5 +564,109 @@ static PyMethodDef methods[] = {
             target_params: vec!["struct _object *".into(), "void *".into()],
         }];
         assert_eq!(rewrite("    GETTER(f)\n", "a.c", &c), None);
+    }
+
+    #[test]
+    fn unity_builds_are_found_by_their_c_includes() {
+        assert!(includes_c_file(
+            "#include <Python.h>\n#include \"bufferutil.c\"\n"
+        ));
+        assert!(includes_c_file("#  include   \"x/y.c\"  \n"));
+        assert!(!includes_c_file(
+            "#include \"x.h\"\n#include <y.c>\n// \"z.c\"\n"
+        ));
+        let d = format!(
+            "{DIAG}c-ext/part.c:9:5: warning: cast from 'PyObject *(*)(PyObject *)' (aka 'struct _object *(*)(struct _object *)') to 'PyCFunction' (aka 'struct _object *(*)(struct _object *, struct _object *)') converts to incompatible function type [-Wcast-function-type-strict]\n"
+        );
+        let files: Vec<(String, usize)> = casts_by_file(&d)
+            .into_iter()
+            .map(|(f, c)| (f, c.len()))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("src/_m.c".to_string(), 2),
+                ("include/x.h".to_string(), 1),
+                ("c-ext/part.c".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_included_files_casts_are_adapted_through_an_overlay() {
+        // A unity build as zstandard's: the casts are in an included `.c`
+        // file. Compiled for the host (the adapters are plain C); the
+        // command line and the depfile keep naming the original files.
+        let Some(clang) = ["clang-19", "clang"]
+            .iter()
+            .find_map(|c| crate::wheel::on_path(c))
+        else {
+            panic!("no clang on PATH (the cross compiler's tests need it)");
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("types.h"),
+            "typedef struct _object PyObject;\n\
+             typedef PyObject *(*PyCFunction)(PyObject *, PyObject *);\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("part.c"),
+            "static PyObject *one(PyObject *self) { return self; }\n\
+             PyCFunction table[] = {\n    (PyCFunction)one,\n};\n",
+        )
+        .unwrap();
+        let main = d.join("main.c");
+        std::fs::write(
+            &main,
+            "#include \"types.h\"\n#include \"part.c\"\n\
+             int main(void) { return table[0](0, 0) != 0; }\n",
+        )
+        .unwrap();
+        let obj = d.join("main.o");
+        let dep = d.join("main.d");
+        let argv: Vec<String> = [
+            "-c",
+            main.to_str().unwrap(),
+            "-o",
+            obj.to_str().unwrap(),
+            "-MD",
+            "-MF",
+            dep.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let a = adapt_in(&clang, &argv, d)
+            .unwrap()
+            .expect("a cast to adapt");
+        assert_eq!(a.notes.len(), 1, "{:?}", a.notes);
+        assert!(
+            a.notes[0].ends_with(
+                "part.c:3: `one` takes 1 parameter(s) but is called as `PyCFunction` with 2"
+            ),
+            "{:?}",
+            a.notes
+        );
+        let out = std::process::Command::new(&clang)
+            .args(&a.argv)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let nm = std::process::Command::new("nm").arg(&obj).output().unwrap();
+        assert!(String::from_utf8_lossy(&nm.stdout).contains("__eryx_fpcast_0_one"));
+        let deps = std::fs::read_to_string(&dep).unwrap();
+        assert!(
+            deps.contains("part.c") && !deps.contains(".eryx-fpcast"),
+            "{deps}"
+        );
+        assert!(a.argv.iter().any(|x| x == main.to_str().unwrap()));
+        for f in &a.scratch {
+            std::fs::remove_file(f).unwrap();
+        }
     }
 }

@@ -333,7 +333,9 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
         && let Some(a) = crate::fpcast::adapt(compiler, &argv)?
     {
         let out = run(compiler, &a.argv)?;
-        let _ = std::fs::remove_file(&a.copy);
+        for f in &a.scratch {
+            let _ = std::fs::remove_file(f);
+        }
         let notes = a.notes;
         if out.status.success() {
             for n in &notes {
