@@ -67,6 +67,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "aiohttp==3.14.5",
     "bcrypt==5.0.0",
     "zstandard==0.25.0",
+    "jellyfish==1.3.0",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -477,6 +478,24 @@ except zstd.ZstdError as e:
         "cext (1, 5, 7)\nTrue True\nTrue 11000 True False\nTrue True True\nTrue\n\
          ZstdError error determining content size from frame header\n"
     );
+}
+
+#[tokio::test]
+async fn jellyfish_gets_its_maturin_features() {
+    // jellyfish's PyO3 module is behind the `python` feature that its
+    // `[tool.maturin] features` turns on; built without it the crate had
+    // no init function. Expected values: native jellyfish 1.3.0's.
+    let stdout = run_with(
+        &[wheel("jellyfish-")],
+        r#"
+import jellyfish, jellyfish._rustyfish as r
+print(jellyfish.levenshtein_distance("kitten", "sitting"), jellyfish.soundex("Robert"))
+print(round(jellyfish.jaro_winkler_similarity("martha", "marhta"), 4), jellyfish.metaphone("Thompson"))
+print(jellyfish.damerau_levenshtein_distance("ca", "abc"), r.__name__)
+"#,
+    )
+    .await;
+    assert_eq!(stdout, "3 R163\n0.9611 0MPSN\n2 jellyfish._rustyfish\n");
 }
 
 #[tokio::test]

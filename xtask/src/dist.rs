@@ -152,6 +152,28 @@ pub(crate) struct GuestCrate<'a> {
     pub(crate) feature_args: &'a [String],
 }
 
+/// The `-p` spec for `krate`: its name alone is ambiguous when a
+/// dependency has the same name (blake3's Python binding is the package
+/// `blake3` and depends on the crate `blake3`), so the spec names the
+/// manifest's directory too (`path+file:///dir#name`) where that is a plain
+/// path.
+fn package_spec(krate: &GuestCrate<'_>) -> String {
+    let dir = krate
+        .manifest
+        .parent()
+        .and_then(|d| d.canonicalize().ok())
+        .map(|d| d.display().to_string());
+    match dir {
+        Some(d)
+            if d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b)) =>
+        {
+            format!("path+file://{d}#{}", krate.package)
+        }
+        _ => krate.package.to_string(),
+    }
+}
+
 /// Builds `krate`'s library for `wasm32-wasip1` with build-std as a PIC
 /// staticlib, whatever crate type its manifest declares (PyO3 crates are
 /// `cdylib`s); returns the `.a` path. `PYO3_CONFIG_FILE` is set for every
@@ -190,7 +212,13 @@ pub(crate) fn build_staticlib(
         .arg("rustc")
         .arg("--manifest-path")
         .arg(krate.manifest)
-        .args(["-p", krate.package, "--lib", "--crate-type", "staticlib"])
+        .args([
+            "-p",
+            &package_spec(krate),
+            "--lib",
+            "--crate-type",
+            "staticlib",
+        ])
         .args(krate.feature_args)
         .args(["--target", TARGET, "--profile", PROFILE])
         .args(["-Z", "build-std=panic_abort,std"])
@@ -571,6 +599,34 @@ fn compile_stdlib(root: &Path, dist: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crate_is_named_by_its_directory_too() {
+        // blake3's binding and its dependency are both `blake3`.
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        std::fs::write(&manifest, "[package]\nname = \"blake3\"\n").unwrap();
+        let krate = GuestCrate {
+            manifest: &manifest,
+            package: "blake3",
+            lib: "blake3",
+            c_compiler: None,
+            feature_args: &[],
+        };
+        let spec = package_spec(&krate);
+        let canonical = dir.path().canonicalize().unwrap();
+        assert_eq!(spec, format!("path+file://{}#blake3", canonical.display()));
+        // A directory cargo could not parse as a URL path: the name alone.
+        let odd = dir.path().join("with space");
+        std::fs::create_dir(&odd).unwrap();
+        let manifest = odd.join("Cargo.toml");
+        std::fs::write(&manifest, "").unwrap();
+        let krate = GuestCrate {
+            manifest: &manifest,
+            ..krate
+        };
+        assert_eq!(package_spec(&krate), "blake3");
+    }
 
     #[test]
     fn config_args_quote_is_closed_once() {

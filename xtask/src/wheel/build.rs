@@ -700,9 +700,22 @@ impl Builder {
             .root
             .join("target/wheels-build/ext")
             .join(format!("{}-{}", meta.name, meta.version));
-        let so =
-            crate::ext::build_module(&self.root, &crate_dir, get("module-name"), &[], &out_dir)
-                .with_context(|| format!("building {}'s Rust extension", meta.name))?;
+        // `[tool.maturin] features` (jellyfish's module is behind `python`).
+        let features: Vec<String> = tool
+            .and_then(|t| t.get("features"))
+            .and_then(|f| f.as_array())
+            .map(|a| a.iter().filter_map(|f| f.as_str()).collect::<Vec<_>>())
+            .filter(|f| !f.is_empty())
+            .map(|f| vec!["--features".to_string(), f.join(",")])
+            .unwrap_or_default();
+        let so = crate::ext::build_module(
+            &self.root,
+            &crate_dir,
+            get("module-name"),
+            &features,
+            &out_dir,
+        )
+        .with_context(|| format!("building {}'s Rust extension", meta.name))?;
         let so_name = so
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -62,6 +62,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "aiohttp==3.14.5",
     "bcrypt==5.0.0",
     "zstandard==0.25.0",
+    "jellyfish==1.3.0",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
