@@ -68,6 +68,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "bcrypt==5.0.0",
     "zstandard==0.25.0",
     "jellyfish==1.3.0",
+    "lz4==4.4.5",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -496,6 +497,30 @@ print(jellyfish.damerau_levenshtein_distance("ca", "abc"), r.__name__)
     )
     .await;
     assert_eq!(stdout, "3 R163\n0.9611 0MPSN\n2 jellyfish._rustyfish\n");
+}
+
+#[tokio::test]
+async fn lz4s_modules_each_keep_their_own_copy_of_liblz4() {
+    // lz4's `_block` and `_frame` modules each compile liblz4 in. Natively
+    // CPython loads them RTLD_LOCAL; in the sandbox all libraries share
+    // one namespace, and linking both failed ("both export
+    // LZ4_compressBound") until extension modules exported only their
+    // init function. xxhash and zstandard carry xxHash code too.
+    let stdout = run_with(
+        &[wheel("lz4-"), wheel("xxhash-"), wheel("zstandard-")],
+        r#"
+import lz4, lz4.frame, lz4.block, xxhash, zstandard
+d = b"abc" * 1000
+print(lz4.frame.decompress(lz4.frame.compress(d)) == d, lz4.block.decompress(lz4.block.compress(d)) == d)
+with lz4.frame.open("/tmp/x.lz4", "wb") as f:
+    f.write(d)
+with lz4.frame.open("/tmp/x.lz4") as f:
+    print(f.read() == d)
+print(lz4.library_version_string(), xxhash.xxh64(b"a").hexdigest(), zstandard.decompress(zstandard.compress(d)) == d)
+"#,
+    )
+    .await;
+    assert_eq!(stdout, "True True\nTrue\n1.9.4 d24ec4f1a98c6e5b True\n");
 }
 
 #[tokio::test]

@@ -262,6 +262,11 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
         );
     }
     flags.append(&mut out);
+    if linking && let Some(init) = output_file(args).as_deref().and_then(extension_init) {
+        // After the package's own flags: the last export-dynamic flag wins.
+        flags.push("-Wl,--no-export-dynamic".into());
+        flags.push(format!("-Wl,--export-if-defined={init}"));
+    }
     flags.push(format!("-I{}", cfg.python_include.display()));
     if cxx {
         flags.push("-fno-exceptions".into());
@@ -399,6 +404,22 @@ fn print_stderr(stderr: &str) {
             eprintln!("{line}");
         }
     }
+}
+
+/// For a link whose output is a Python extension module (by its suffix:
+/// `.cpython-*.so` or `.abi3.so`), the module's init function: the only
+/// symbol such a library exports. CPython loads extension modules with
+/// `RTLD_LOCAL`, so natively their other symbols never meet; in the
+/// sandbox every library shares one namespace, and two modules that each
+/// compile in the same C library (lz4's `_block` and `_frame` both carry
+/// `LZ4_compressBound`) would clash. A package's version script, which
+/// would have hidden them, is a host-only flag dropped above.
+fn extension_init(output: &Path) -> Option<String> {
+    let name = output.file_name()?.to_str()?;
+    let (module, suffix) = name.split_once('.')?;
+    let extension =
+        (suffix.starts_with("cpython-") || suffix == "abi3.so") && suffix.ends_with(".so");
+    (extension && !module.is_empty()).then(|| format!("PyInit_{module}"))
 }
 
 /// The `-o` argument.
@@ -672,6 +693,47 @@ mod tests {
         assert!(!out.contains(&"-lstdc++".to_string()), "{out:?}");
         assert!(out.contains(&"-lc++".to_string()), "{out:?}");
         assert_eq!(out.iter().filter(|a| *a == "-shared").count(), 1);
+    }
+
+    #[test]
+    fn extension_modules_export_only_their_init_function() {
+        let out = rewrite(
+            &cfg(),
+            false,
+            &s(&[
+                "-shared",
+                "a.o",
+                "-Wl,--export-dynamic",
+                "-o",
+                "build/lib/lz4/block/_block.cpython-314-wasm32-wasi.so",
+            ]),
+        );
+        let at = |f: &str| out.iter().position(|a| a == f);
+        assert!(
+            at("-Wl,--no-export-dynamic") > at("-Wl,--export-dynamic"),
+            "{out:?}"
+        );
+        assert!(
+            at("-Wl,--export-if-defined=PyInit__block").is_some(),
+            "{out:?}"
+        );
+        assert_eq!(
+            extension_init(Path::new("x/_speedups.abi3.so")).as_deref(),
+            Some("PyInit__speedups")
+        );
+        assert_eq!(
+            extension_init(Path::new("_m.cpython-311-x86_64-linux-gnu.so")).as_deref(),
+            Some("PyInit__m")
+        );
+        // Libraries a wheel ships for its modules keep their exports.
+        for lib in ["libfoo.so", "libfoo.so.1", "conftest", "m.so"] {
+            assert_eq!(extension_init(Path::new(lib)), None, "{lib}");
+        }
+        let out = rewrite(&cfg(), false, &s(&["-shared", "a.o", "-o", "libfoo.so"]));
+        assert!(
+            !out.contains(&"-Wl,--no-export-dynamic".to_string()),
+            "{out:?}"
+        );
     }
 
     #[test]

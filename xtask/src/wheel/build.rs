@@ -33,7 +33,7 @@ use crate::{process, progress};
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 /// Bumped when a change to the build logic must rebuild cached wheels.
-const BUILD_REVISION: u32 = 4;
+const BUILD_REVISION: u32 = 5;
 
 const PURE_BACKENDS: &[&str] = &[
     "hatchling.build",

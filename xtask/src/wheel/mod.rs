@@ -63,6 +63,7 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "bcrypt==5.0.0",
     "zstandard==0.25.0",
     "jellyfish==1.3.0",
+    "lz4==4.4.5",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
