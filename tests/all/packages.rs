@@ -69,6 +69,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "zstandard==0.25.0",
     "jellyfish==1.3.0",
     "lz4==4.4.5",
+    // 26.x builds with scikit-build-core (not supported); before argon2-cffi
+    // so the resolver keeps this version.
+    "argon2-cffi-bindings==25.1.0",
+    "argon2-cffi==25.1.0",
 ];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
@@ -521,6 +525,55 @@ print(lz4.library_version_string(), xxhash.xxh64(b"a").hexdigest(), zstandard.de
     )
     .await;
     assert_eq!(stdout, "True True\nTrue\n1.9.4 d24ec4f1a98c6e5b True\n");
+}
+
+#[tokio::test]
+async fn cffi_modules_run_on_eryxs_libffi() {
+    // cffi's _cffi_backend links eryx's libffi (xtask/clibs/ffi); argon2's
+    // C is compiled by cffi's API mode. The Argon2i hash is the reference
+    // implementation's test vector; a call through a function pointer goes
+    // through ffi_call, and one it cannot make raises.
+    let stdout = run_with(
+        &[
+            wheel("cffi-"),
+            wheel("pycparser-"),
+            wheel("argon2_cffi_bindings-"),
+            wheel("argon2_cffi-"),
+        ],
+        r#"
+from argon2 import PasswordHasher, exceptions
+from argon2.low_level import hash_secret_raw, Type
+ph = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+h = ph.hash("secret")
+print(h.startswith("$argon2id$v=19$m=1024,t=1,p=1$"), ph.verify(h, "secret"))
+try:
+    ph.verify(h, "wrong")
+except exceptions.VerifyMismatchError:
+    print("VerifyMismatchError")
+print(hash_secret_raw(b"password", b"somesalt", time_cost=2, memory_cost=65536, parallelism=1, hash_len=32, type=Type.I).hex())
+from _argon2_cffi_bindings import ffi, lib
+f = ffi.addressof(lib, "argon2_encodedlen")
+print(lib.argon2_encodedlen(1, 1024, 1, 16, 32, lib.Argon2_id), f(1, 1024, 1, 16, 32, lib.Argon2_id))
+print(ffi.string(ffi.addressof(lib, "argon2_error_message")(lib.ARGON2_MEMORY_TOO_LITTLE)))
+import cffi
+ffi2 = cffi.FFI()
+ffi2.cdef("struct pt { int x; double y; };")
+p = ffi2.new("struct pt *", {"x": 3, "y": 2.5})
+print(p.x, p.y, ffi2.sizeof("struct pt"), ffi2.offsetof("struct pt", "y"), ffi2.string(ffi2.new("char[]", b"hi")))
+try:
+    ffi.cast("double(*)(double)", f)(1.0)
+except NotImplementedError as e:
+    print("NotImplementedError", str(e)[:48])
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "True True\nVerifyMismatchError\n\
+         c1628832147d9720c5bd1cfd61367078729f6dfb6f8fea9ff98158e0d7816ed0\n97 97\n\
+         b'Memory cost is too small'\n3 2.5 16 8 b'hi'\n\
+         NotImplementedError cannot call a C function of type double (double)\n"
+    );
 }
 
 #[tokio::test]

@@ -421,7 +421,60 @@ const CLIBS: &[CLib] = &[
         deps: &["xml2"],
         extra_sources: &[],
     },
+    // eryx's own libffi (`xtask/clibs/ffi/`): libffi has no WASI port.
+    CLib {
+        name: "ffi",
+        upstream_version: "3.4.0",
+        library: Library {
+            package: "",
+            version: "",
+            sources: unused,
+            includes: &["ffi"],
+            defines: &[],
+            config_h: None,
+        },
+        archives: &[Archive {
+            link_name: "ffi",
+            sources: no_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "libffi",
+            libs: "-lffi",
+            requires: "",
+        }],
+        headers: &[("ffi/ffi.h", "")],
+        generated: &[],
+        deps: &[],
+        extra_sources: &["ffi/ffi.c"],
+    },
 ];
+
+/// A library all of whose sources are `extra_sources`.
+fn no_sources(_: &Path) -> Result<Vec<PathBuf>> {
+    Ok(Vec::new())
+}
+
+/// Whether `lib` is eryx's own (no Debian source package): its sources and
+/// headers are in `xtask/clibs/`.
+fn own(lib: &CLib) -> bool {
+    lib.library.package.is_empty()
+}
+
+/// For eryx's own library, the hashes of its headers (its sources are
+/// `extra_sources`, hashed where they are compiled); nothing otherwise
+/// (a Debian library's headers come with its pinned source package).
+fn own_headers(root: &Path, lib: &CLib) -> Result<String> {
+    let mut out = String::new();
+    if own(lib) {
+        for (src, _) in lib.headers {
+            let path = root.join("xtask/clibs").join(src);
+            out.push_str(&sha256_hex(
+                &std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
+            ));
+        }
+    }
+    Ok(out)
+}
 
 /// What defines library `name`'s build (its source package, flags,
 /// generated files, archives, headers, eryx's extra sources and those of
@@ -449,6 +502,7 @@ pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
             &std::fs::read(&path).with_context(|| format!("{}", path.display()))?,
         ));
     }
+    out.push_str(&own_headers(root, lib)?);
     for dep in lib.deps {
         out.push_str(&definition(root, dep)?);
     }
@@ -506,7 +560,14 @@ fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String> {
 pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathBuf> {
     let lib = find(name)?;
     let sysroot = crate::sysroot::sysroot(root)?;
-    let (top, origin) = library_sources(root, &lib.library)?;
+    let (top, origin) = if own(lib) {
+        (
+            root.join("xtask/clibs"),
+            format!("eryx's own sources (xtask/clibs/{})", lib.name),
+        )
+    } else {
+        library_sources(root, &lib.library)?
+    };
     let prefix = root.join("target/wasm/clibs").join(lib.name);
     let work = root.join("target/wasm/clibs/.build").join(lib.name);
     let gen_dir = work.join("gen");
@@ -552,6 +613,7 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     for p in lib.pkg_config {
         key_input.push_str(&format!("{} {} {}\n", p.module, p.libs, p.requires));
     }
+    key_input.push_str(&own_headers(root, lib)?);
     let key = sha256_hex(
         format!(
             "{}\n{}\n{}\n{:?}\n{}",
@@ -576,10 +638,13 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         .context("llvm-ar is needed to archive C libraries for the guest (Debian: llvm-19)")?;
     for (link_name, sources) in &archives {
         progress!(
-            "building lib{link_name} for the guest ({} C files, Debian's {} {})",
+            "building lib{link_name} for the guest ({} C files, {})",
             sources.len(),
-            lib.library.package,
-            lib.library.version
+            if own(lib) {
+                "eryx's own".to_string()
+            } else {
+                format!("Debian's {} {}", lib.library.package, lib.library.version)
+            }
         );
         let objects = compile(tools, &flags, sources, &work)?;
         let archive = libdir.join(format!("lib{link_name}.a"));
@@ -661,6 +726,17 @@ mod tests {
             pc.contains("Requires: libxml-2.0\nLibs: -L${libdir} -lxslt\n"),
             "{pc}"
         );
+    }
+
+    #[test]
+    fn eryxs_own_librarys_definition_covers_its_header_and_source() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let ffi = definition(root, "ffi").unwrap();
+        for file in ["ffi/ffi.h", "ffi/ffi.c"] {
+            let hash = sha256_hex(&std::fs::read(root.join("xtask/clibs").join(file)).unwrap());
+            assert!(ffi.contains(&hash), "{file} not in {ffi}");
+        }
+        assert!(own(find("ffi").unwrap()) && !own(find("zlib").unwrap()));
     }
 
     #[test]

@@ -115,6 +115,14 @@ struct Recipe {
     /// fallback if the build fails.
     #[serde(default)]
     prefer_sdist: bool,
+    /// Environment variables for the build (a package's own switches, such
+    /// as argon2-cffi-bindings' `ARGON2_CFFI_USE_SSE2`).
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    /// Extra C/C++ compiler flags (`CFLAGS`/`CXXFLAGS`), e.g. a library's
+    /// switch for a build without threads.
+    #[serde(default)]
+    cflags: Vec<String>,
 }
 
 /// The recipe of project `name`, if it has one.
@@ -594,6 +602,7 @@ impl Builder {
         let exe = std::env::current_exe()?.display().to_string();
         // The recipe's C libraries, where the build's own search looks.
         let mut cflags = vec!["-O2".to_string()];
+        cflags.extend(recipe.cflags.iter().cloned());
         let mut ldflags = Vec::new();
         let mut pkg_config_dirs = Vec::new();
         for lib in &recipe.c_libraries {
@@ -646,7 +655,8 @@ impl Builder {
             // A separate cache: pip must never offer these host-tagged
             // wasm wheels to the host.
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .envs(&recipe.env);
         let (status, text) = run_with_progress(&mut pip, name).with_context(|| {
             format!("cannot run {python} -m pip (Python and pip are needed to run build backends)")
         })?;
