@@ -186,6 +186,79 @@ def _process_pool_executor_inline(module):
     module.ProcessPoolExecutor = _eryx_pools.process_pool_executor(concurrent.futures.thread)
 
 
+def _threads_deferred(threading):
+    """`threading.Thread` without threads (WASI has none; `start()` raised
+    "can't start new thread"): a started thread runs its `run()` on the one
+    thread when something waits for it, in `join()`, or, for a non-daemon
+    thread nobody joined, at the end of the execution that started it (as a
+    program waits for its non-daemon threads before it exits). While it
+    runs, `current_thread()` is that thread; an exception goes to
+    `threading.excepthook` as from a real thread. A daemon thread nobody
+    joins never runs (rich's and tqdm's refresh threads end when joined),
+    and a thread that waits for the code that started it waits until the
+    time limit stops it."""
+    Thread = threading.Thread
+    is_alive = Thread.is_alive
+
+    def start(self):
+        if not self._initialized:
+            raise RuntimeError("thread.__init__() not called")
+        if self._started.is_set():
+            raise RuntimeError("threads can only be started once")
+        self._eryx_state = "pending"
+        self._started.set()
+        _pending_threads.append(self)
+
+    def run_now(self):
+        if self.__dict__.get("_eryx_state") != "pending":
+            return
+        self._eryx_state = "running"
+        _pending_threads.remove(self)
+        ident = threading.get_ident()
+        previous = threading._active.get(ident)
+        self._ident = ident
+        threading._active[ident] = self
+        try:
+            self.run()
+        except BaseException:
+            self._invoke_excepthook(self)
+        finally:
+            self._eryx_state = "done"
+            if previous is not None:
+                threading._active[ident] = previous
+
+    def join(self, timeout=None):
+        if not self._initialized:
+            raise RuntimeError("Thread.__init__() not called")
+        if not self._started.is_set():
+            raise RuntimeError("cannot join thread before it is started")
+        if self.__dict__.get("_eryx_state") == "running":
+            raise RuntimeError("cannot join current thread")
+        run_now(self)
+
+    def alive(self):
+        state = self.__dict__.get("_eryx_state")
+        return is_alive(self) if state is None else state != "done"
+
+    Thread.start = start
+    Thread.join = join
+    Thread.is_alive = alive
+    Thread._eryx_run_now = run_now
+
+
+#: Threads started and not yet run (see `_threads_deferred`).
+_pending_threads = []
+
+
+def _run_pending_threads():
+    """Runs the non-daemon threads the execution started and nobody joined."""
+    while True:
+        waiting = [t for t in _pending_threads if not t.daemon]
+        if not waiting:
+            return
+        waiting[0]._eryx_run_now()
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -196,6 +269,7 @@ class _PatchOnImport:
         "concurrent.futures.thread": _thread_pool_inline,
         "concurrent.futures.process": _process_pool_executor_inline,
         "multiprocessing.pool": _process_pools_inline,
+        "threading": _threads_deferred,
     }
 
     @classmethod
@@ -219,6 +293,8 @@ class _PatchOnImport:
 
 
 sys.meta_path.insert(0, _PatchOnImport)
+if "threading" in sys.modules:
+    _threads_deferred(sys.modules["threading"])
 
 
 #: How many executed sources stay registered with `linecache`, so that
@@ -755,6 +831,8 @@ def execute(code, output_limit, filename=None, argv=None):
         if result is not None:
             builtins._ = result
             value = repr(result)
+        if _pending_threads:
+            _run_pending_threads()
     except SystemExit as exc:
         exit_code = _exit_code(exc, err)
     except BaseException as exc:

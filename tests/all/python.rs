@@ -348,6 +348,52 @@ print(len(s), s[-3:], bytes(t[:12]), len(t))
 }
 
 #[tokio::test]
+async fn started_threads_run_when_joined_or_at_the_end_of_the_execution() {
+    // WASI has no threads (start() raised "can't start new thread", which
+    // broke rich's progress bars): a started thread runs when joined, or,
+    // if non-daemon and never joined, at the end of the execution; its
+    // exception goes to threading.excepthook. A refresher that loops until
+    // an event is set (rich's pattern) ends when stopped and joined.
+    let code = r#"
+import threading, queue
+out = []
+t = threading.Thread(target=lambda n: out.append((n, threading.current_thread().name)), args=(1,), name="w1")
+print(t.is_alive(), end=" "); t.start(); print(t.is_alive(), out, end=" "); t.join(); print(t.is_alive(), out)
+hooked = []
+threading.excepthook = lambda args: hooked.append((args.exc_type.__name__, args.thread.name))
+def boom(): raise ValueError("in thread")
+b = threading.Thread(target=boom, name="boomer"); b.start(); b.join(); print(hooked)
+stop, ticks = threading.Event(), []
+def refresher():
+    while not stop.wait(0.01):
+        ticks.append(1)
+r = threading.Thread(target=refresher, daemon=True); r.start(); stop.set(); r.join(); print(ticks)
+tm = threading.Timer(0.01, lambda: out.append("timer")); tm.start(); tm.join(); print(out[-1])
+q = queue.Queue()
+p = threading.Thread(target=lambda: [q.put(i) for i in range(3)]); p.start(); p.join()
+print([q.get() for _ in range(3)])
+try:
+    threading.Thread(target=print).join()
+except RuntimeError as e:
+    print(e)
+threading.Thread(target=lambda: print("non-daemon ran at the end")).start()
+threading.Thread(target=lambda: print("daemon never ran"), daemon=True).start()
+print("main done")
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "False True [] False [(1, 'w1')]\n\
+         [('ValueError', 'boomer')]\n\
+         []\n\
+         timer\n\
+         [0, 1, 2]\n\
+         cannot join thread before it is started\n\
+         main done\n\
+         non-daemon ran at the end\n"
+    );
+}
+
+#[tokio::test]
 async fn process_pools_run_their_tasks_inline_with_real_results_errors_and_callbacks() {
     // WASI has no processes: multiprocessing.Pool (and ThreadPool,
     // multiprocessing.dummy) and ProcessPoolExecutor run each task in the
