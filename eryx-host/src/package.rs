@@ -512,4 +512,24 @@ mod tests {
         assert_eq!(left, WHEELS_KEPT);
         assert!(in_use.exists());
     }
+
+    #[test]
+    fn wheels_used_a_moment_ago_are_not_pruned() {
+        // One sandbox of WHEELS_KEPT + 5 wheels: each was used seconds ago
+        // (by this assembly or one running beside it) and stays.
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        std::fs::create_dir_all(w.join("tmp")).unwrap();
+        for i in 0..WHEELS_KEPT + 5 {
+            entry(w, &format!("w{i}"), 1, 2);
+        }
+        let old = entry(w, "old", 1, 3600);
+        prune_wheels(w, &w.join("w0"), u64::MAX);
+        let left = std::fs::read_dir(w)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "tmp")
+            .count();
+        assert_eq!(left, WHEELS_KEPT + 5);
+        assert!(!old.exists());
+    }
 }

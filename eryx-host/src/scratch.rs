@@ -158,11 +158,19 @@ pub(crate) fn modified(path: &Path) -> std::time::SystemTime {
         .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
 }
 
+/// Entries used this recently are never pruned, whatever the caps: another
+/// sandbox being assembled (in this process, e.g. a background pre-init, or
+/// another one) may be linking their files right now. A set of 40 wheels
+/// once pruned its own first wheels while another assembly linked them
+/// ("cannot read the package at ...": the file was gone).
+const IN_USE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Keeps the most recently used of a cache's entry directories, given as
 /// (last used, directory, bytes): at most `max_count` of them, together at
-/// most `max_bytes`, and always `keep` (the one in use). Each removed
-/// entry's `mark` file (what says the entry is complete) goes first, so a
-/// half-removed entry is never taken for a whole one.
+/// most `max_bytes`, and always `keep` (the one in use) and those used in
+/// the last [`IN_USE_GRACE`]. Each removed entry's `mark` file (what says
+/// the entry is complete) goes first, so a half-removed entry is never
+/// taken for a whole one.
 pub(crate) fn prune_least_recent(
     mut entries: Vec<(std::time::SystemTime, std::path::PathBuf, u64)>,
     keep: &Path,
@@ -173,10 +181,12 @@ pub(crate) fn prune_least_recent(
     // Newest first; the one in use counts first whatever its time.
     entries.sort_by_key(|e| std::cmp::Reverse((e.1 == keep, e.0)));
     let (mut count, mut total) = (0, 0u64);
-    for (_, dir, bytes) in entries {
+    let now = std::time::SystemTime::now();
+    for (used, dir, bytes) in entries {
         count += 1;
         total = total.saturating_add(bytes);
-        if dir == keep || (count <= max_count && total <= max_bytes) {
+        let recent = now.duration_since(used).unwrap_or_default() < IN_USE_GRACE;
+        if dir == keep || recent || (count <= max_count && total <= max_bytes) {
             continue;
         }
         let _ = std::fs::remove_file(dir.join(mark));

@@ -189,16 +189,56 @@ def _process_pool_executor_inline(module):
 def _threads_deferred(threading):
     """`threading.Thread` without threads (WASI has none; `start()` raised
     "can't start new thread"): a started thread runs its `run()` on the one
-    thread when something waits for it, in `join()`, or, for a non-daemon
-    thread nobody joined, at the end of the execution that started it (as a
-    program waits for its non-daemon threads before it exits). While it
-    runs, `current_thread()` is that thread; an exception goes to
+    thread when something waits for it: in `join()`; when the code would
+    block otherwise (a `Condition`/`Event`/`queue` wait, `time.sleep`),
+    the non-daemon threads started so far run first; and a non-daemon
+    thread still not run runs at the end of the execution that started it
+    (as a program waits for its non-daemon threads before it exits). While
+    it runs, `current_thread()` is that thread; an exception goes to
     `threading.excepthook` as from a real thread. A daemon thread nobody
     joins never runs (rich's and tqdm's refresh threads end when joined),
     and a thread that waits for the code that started it waits until the
     time limit stops it."""
     Thread = threading.Thread
     is_alive = Thread.is_alive
+    wait = threading.Condition.wait
+    event_wait = threading.Event.wait
+
+    def wait_after_threads(self, timeout=None):
+        # The threads run with the lock released (a queue's producer needs
+        # it), and the wait then ends as a wakeup would: callers re-check
+        # what they wait for (a queue does), and nothing could notify later.
+        if not any(not t.daemon for t in _pending_threads):
+            return wait(self, timeout)
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        saved = self._release_save()
+        try:
+            _run_pending_threads()
+        finally:
+            self._acquire_restore(saved)
+        return True
+
+    def event_wait_after_threads(self, timeout=None):
+        if _pending_threads:
+            _run_pending_threads()
+        return event_wait(self, timeout)
+
+    wait_after_threads.__doc__ = wait.__doc__
+    event_wait_after_threads.__doc__ = event_wait.__doc__
+    threading.Condition.wait = wait_after_threads
+    threading.Event.wait = event_wait_after_threads
+    import time
+
+    sleep = time.sleep
+
+    def sleep_after_threads(seconds, /):
+        if _pending_threads:
+            _run_pending_threads()
+        return sleep(seconds)
+
+    sleep_after_threads.__doc__ = sleep.__doc__
+    time.sleep = sleep_after_threads
 
     def start(self):
         if not self._initialized:
@@ -251,7 +291,7 @@ _pending_threads = []
 
 
 def _run_pending_threads():
-    """Runs the non-daemon threads the execution started and nobody joined."""
+    """Runs the non-daemon threads started and not yet run."""
     while True:
         waiting = [t for t in _pending_threads if not t.daemon]
         if not waiting:

@@ -351,7 +351,8 @@ print(len(s), s[-3:], bytes(t[:12]), len(t))
 async fn started_threads_run_when_joined_or_at_the_end_of_the_execution() {
     // WASI has no threads (start() raised "can't start new thread", which
     // broke rich's progress bars): a started thread runs when joined, or,
-    // if non-daemon and never joined, at the end of the execution; its
+    // if non-daemon, before the starter would block (a queue's get, a
+    // sleep in a polling loop) or at the end of the execution; its
     // exception goes to threading.excepthook. A refresher that loops until
     // an event is set (rich's pattern) ends when stopped and joined.
     let code = r#"
@@ -376,6 +377,18 @@ try:
     threading.Thread(target=print).join()
 except RuntimeError as e:
     print(e)
+import time
+results = queue.Queue()
+threading.Thread(target=lambda: [results.put(i * i) for i in range(3)]).start()
+print("consumer got", [results.get() for _ in range(3)])
+flag = []
+threading.Thread(target=flag.append, args=("set",)).start()
+while not flag:
+    time.sleep(0.01)
+print("poller saw", flag)
+ready = threading.Event()
+threading.Thread(target=ready.set).start()
+print("event", ready.wait(), threading.Event().wait(0.01))
 threading.Thread(target=lambda: print("non-daemon ran at the end")).start()
 threading.Thread(target=lambda: print("daemon never ran"), daemon=True).start()
 print("main done")
@@ -388,6 +401,9 @@ print("main done")
          timer\n\
          [0, 1, 2]\n\
          cannot join thread before it is started\n\
+         consumer got [0, 1, 4]\n\
+         poller saw ['set']\n\
+         event True False\n\
          main done\n\
          non-daemon ran at the end\n"
     );
