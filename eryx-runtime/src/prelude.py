@@ -187,116 +187,22 @@ def _process_pool_executor_inline(module):
 
 
 def _threads_deferred(threading):
-    """`threading.Thread` without threads (WASI has none; `start()` raised
-    "can't start new thread"): a started thread runs its `run()` on the one
-    thread when something waits for it: in `join()`; when the code would
-    block otherwise (a `Condition`/`Event`/`queue` wait, `time.sleep`),
-    the non-daemon threads started so far run first; and a non-daemon
-    thread still not run runs at the end of the execution that started it
-    (as a program waits for its non-daemon threads before it exits). While
-    it runs, `current_thread()` is that thread; an exception goes to
-    `threading.excepthook` as from a real thread. A daemon thread nobody
-    joins never runs (rich's and tqdm's refresh threads end when joined),
-    and a thread that waits for the code that started it waits until the
-    time limit stops it."""
-    Thread = threading.Thread
-    is_alive = Thread.is_alive
-    wait = threading.Condition.wait
-    event_wait = threading.Event.wait
+    """`threading.Thread.start` without threads: eryx's `_eryx_threads`
+    (imported when the first thread starts) runs started threads on the
+    one thread; see there."""
+    real_start = threading.Thread.start
 
-    def wait_after_threads(self, timeout=None):
-        # The threads run with the lock released (a queue's producer needs
-        # it), and the wait then ends as a wakeup would: callers re-check
-        # what they wait for (a queue does), and nothing could notify later.
-        if not any(not t.daemon for t in _pending_threads):
-            return wait(self, timeout)
-        if not self._is_owned():
-            raise RuntimeError("cannot wait on un-acquired lock")
-        saved = self._release_save()
-        try:
-            _run_pending_threads()
-        finally:
-            self._acquire_restore(saved)
-        return True
+    def first_start(self):
+        if threading.Thread.start is first_start:
+            import _eryx_threads
 
-    def event_wait_after_threads(self, timeout=None):
-        if _pending_threads:
-            _run_pending_threads()
-        return event_wait(self, timeout)
+            _eryx_threads.install(threading)
+        if threading.Thread.start is first_start:
+            return real_start(self)
+        return threading.Thread.start(self)
 
-    wait_after_threads.__doc__ = wait.__doc__
-    event_wait_after_threads.__doc__ = event_wait.__doc__
-    threading.Condition.wait = wait_after_threads
-    threading.Event.wait = event_wait_after_threads
-    import time
-
-    sleep = time.sleep
-
-    def sleep_after_threads(seconds, /):
-        if _pending_threads:
-            _run_pending_threads()
-        return sleep(seconds)
-
-    sleep_after_threads.__doc__ = sleep.__doc__
-    time.sleep = sleep_after_threads
-
-    def start(self):
-        if not self._initialized:
-            raise RuntimeError("thread.__init__() not called")
-        if self._started.is_set():
-            raise RuntimeError("threads can only be started once")
-        self._eryx_state = "pending"
-        self._started.set()
-        _pending_threads.append(self)
-
-    def run_now(self):
-        if self.__dict__.get("_eryx_state") != "pending":
-            return
-        self._eryx_state = "running"
-        _pending_threads.remove(self)
-        ident = threading.get_ident()
-        previous = threading._active.get(ident)
-        self._ident = ident
-        threading._active[ident] = self
-        try:
-            self.run()
-        except BaseException:
-            self._invoke_excepthook(self)
-        finally:
-            self._eryx_state = "done"
-            if previous is not None:
-                threading._active[ident] = previous
-
-    def join(self, timeout=None):
-        if not self._initialized:
-            raise RuntimeError("Thread.__init__() not called")
-        if not self._started.is_set():
-            raise RuntimeError("cannot join thread before it is started")
-        if self.__dict__.get("_eryx_state") == "running":
-            raise RuntimeError("cannot join current thread")
-        run_now(self)
-
-    def alive(self):
-        state = self.__dict__.get("_eryx_state")
-        return is_alive(self) if state is None else state != "done"
-
-    Thread.start = start
-    Thread.join = join
-    Thread.is_alive = alive
-    Thread._eryx_run_now = run_now
-
-
-#: Threads started and not yet run (see `_threads_deferred`).
-_pending_threads = []
-
-
-def _run_pending_threads():
-    """Runs the non-daemon threads started and not yet run."""
-    while True:
-        waiting = [t for t in _pending_threads if not t.daemon]
-        if not waiting:
-            return
-        waiting[0]._eryx_run_now()
+    first_start.__doc__ = real_start.__doc__
+    threading.Thread.start = first_start
 
 
 class _PatchOnImport:
@@ -871,8 +777,9 @@ def execute(code, output_limit, filename=None, argv=None):
         if result is not None:
             builtins._ = result
             value = repr(result)
-        if _pending_threads:
-            _run_pending_threads()
+        threads = sys.modules.get("_eryx_threads")
+        if threads is not None and threads.pending:
+            threads.run_pending()
     except SystemExit as exc:
         exit_code = _exit_code(exc, err)
     except BaseException as exc:
