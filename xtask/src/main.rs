@@ -194,9 +194,29 @@ fn test(args: &[String]) -> Result<ExitCode> {
     let wheels: Vec<String> = wheel::TEST_PACKAGES.iter().map(|s| s.to_string()).collect();
     wheel::wheel(&root, &wheels)?;
     let cli = build_cli(&root)?;
+    // xtask's own unit tests run on their own: in one `cargo test` with the
+    // rest, its dependencies' features (pep508_rs turns on serde's `rc`)
+    // would unify into eryx-host's and rebuild wasmtime for the tests. With
+    // arguments (`-- --test all -- name`) only the workspace tests run.
+    if args.is_empty() {
+        let mut unit = cargo();
+        unit.current_dir(&root).args(["test", "-p", "xtask"]);
+        progress!("running xtask's unit tests: {}", process::describe(&unit));
+        let status = unit.status().context("cannot run cargo test")?;
+        if !status.success() {
+            return Ok(exit_code(status));
+        }
+    }
     let mut test = cargo();
     test.current_dir(&root)
-        .args(["test", "--workspace", "--exclude", "eryx-runtime"])
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "eryx-runtime",
+            "--exclude",
+            "xtask",
+        ])
         .args(["--features", "eryx-host/cli"])
         .args(args)
         .env("ERYX_BUNDLE", &bundle)
