@@ -40,6 +40,7 @@
 mod abstract_;
 mod boolobject;
 mod bytesobject;
+mod ceval;
 pub mod cpython;
 mod dictobject;
 mod import;
@@ -57,6 +58,7 @@ mod unicodeobject;
 pub use abstract_::*;
 pub use boolobject::*;
 pub use bytesobject::*;
+pub use ceval::*;
 pub use cpython::*;
 pub use dictobject::*;
 pub use import::*;

@@ -18,6 +18,8 @@ unsafe extern "C" {
     pub static mut PyExc_ValueError: *mut PyObject;
     /// `TypeError`
     pub static mut PyExc_TypeError: *mut PyObject;
+    /// `RuntimeError`
+    pub static mut PyExc_RuntimeError: *mut PyObject;
 
     /// Prints the current exception to `sys.stderr` and clears it.
     pub fn PyErr_Print();

@@ -20,6 +20,7 @@
 )]
 #![deny(missing_docs)]
 
+mod deadlock;
 pub mod exports;
 mod host;
 mod libc_fix;

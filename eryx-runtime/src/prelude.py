@@ -97,10 +97,27 @@ builtins.quit = _Quitter("quit")
 def _without_self_pipe(loop_class):
     """asyncio's selector loop wakes itself through a `socket.socketpair()`,
     which WASI does not have; with no threads and no signal handlers in the
-    sandbox nothing needs waking, so the loop runs without one."""
+    sandbox nothing needs waking, so the loop runs without one.
+
+    For the same reason a loop with nothing to wait for (no timer, no file
+    descriptor, no host call) while its tasks wait could wait forever (WASI
+    traps on such a poll): its selector raises RuntimeError instead."""
 
     def make_self_pipe(self):
         self._ssock = self._csock = None
+        selector = self._selector
+        select = selector.select
+
+        def select_or_deadlock(timeout=None):
+            if timeout is None and not selector.get_map():
+                raise RuntimeError(
+                    "deadlock: the event loop's tasks wait for something nothing "
+                    "can complete (a future, event or queue no task or timer "
+                    "will set): the sandbox has no threads or signals to do it"
+                )
+            return select(timeout)
+
+        selector.select = select_or_deadlock
 
     def close_self_pipe(self):
         pass
@@ -189,20 +206,31 @@ def _process_pool_executor_inline(module):
 def _threads_deferred(threading):
     """`threading.Thread.start` without threads: eryx's `_eryx_threads`
     (imported when the first thread starts) runs started threads on the
-    one thread; see there."""
-    real_start = threading.Thread.start
+    one thread; see there.
+
+    `threading.local` becomes `_threading_local.local` (imported when first
+    named), which keys its data on `current_thread()`: `_thread._local` keys
+    it on the OS thread, which every thread here shares."""
 
     def first_start(self):
-        if threading.Thread.start is first_start:
-            import _eryx_threads
+        import _eryx_threads
 
-            _eryx_threads.install(threading)
-        if threading.Thread.start is first_start:
-            return real_start(self)
+        _eryx_threads.install(threading)
         return threading.Thread.start(self)
 
-    first_start.__doc__ = real_start.__doc__
+    first_start.__doc__ = threading.Thread.start.__doc__
     threading.Thread.start = first_start
+
+    def lazy_local(name):
+        if name != "local":
+            raise AttributeError(f"module 'threading' has no attribute {name!r}")
+        from _threading_local import local
+
+        threading.local = local
+        return local
+
+    del threading.local
+    threading.__getattr__ = lazy_local
 
 
 class _PatchOnImport:

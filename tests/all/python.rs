@@ -410,6 +410,58 @@ print("main done")
 }
 
 #[tokio::test]
+async fn thread_locals_are_per_thread_and_waits_that_cannot_end_raise() {
+    // threading.local keyed its data on the OS thread, which every thread
+    // here shares. A wait without a timeout that nothing could end (a lock
+    // acquired twice, an empty queue, a future no task completes) trapped
+    // in wasi-libc and reset the session; it now raises RuntimeError where
+    // the code waits. A daemon worker fed through a queue (the queue docs'
+    // example) runs when the main thread waits for it; a thread waiting for
+    // the code that started it ends (ThreadBlocked, to the excepthook).
+    let mut sb = sandbox().await;
+    let code = r#"
+import threading, queue, asyncio
+local = threading.local(); local.x = "main"; seen = []
+def w():
+    seen.append(getattr(local, "x", None)); local.x = "thread"
+t = threading.Thread(target=w); t.start(); t.join()
+print(seen, local.x)
+q, done = queue.Queue(), []
+def worker():
+    while True:
+        done.append(q.get() * 2); q.task_done()
+threading.Thread(target=worker, daemon=True).start()
+for i in range(4): q.put(i)
+q.join(); print("worker did", done)
+hooked = []
+threading.excepthook = lambda a: hooked.append((a.thread.name, a.exc_type.__name__))
+ev = threading.Event()
+t = threading.Thread(target=ev.wait, name="waiter"); t.start(); t.join()
+print(hooked, t.is_alive())
+lock = threading.Lock(); lock.acquire()
+for wait in (lock.acquire, queue.Queue().get):
+    try: wait()
+    except RuntimeError as e: print(str(e)[:33])
+print(lock.acquire(timeout=0.01))
+async def stuck(): await asyncio.get_running_loop().create_future()
+try: asyncio.run(stuck())
+except RuntimeError as e: print(str(e)[:33])
+"#;
+    assert_eq!(
+        sb.execute(code).await.unwrap().stdout,
+        "[None] main\n\
+         worker did [0, 2, 4, 6]\n\
+         [('waiter', 'ThreadBlocked')] False\n\
+         deadlock: this wait could never e\n\
+         deadlock: this wait could never e\n\
+         False\n\
+         deadlock: the event loop's tasks \n"
+    );
+    // The session lives on.
+    assert_eq!(sb.execute("print(local.x)").await.unwrap().stdout, "main\n");
+}
+
+#[tokio::test]
 async fn process_pools_run_their_tasks_inline_with_real_results_errors_and_callbacks() {
     // WASI has no processes: multiprocessing.Pool (and ThreadPool,
     // multiprocessing.dummy) and ProcessPoolExecutor run each task in the

@@ -13,8 +13,12 @@ def install(threading):
     it runs, `current_thread()` is that thread; an exception goes to
     `threading.excepthook` as from a real thread. A daemon thread nobody
     joins never runs (rich's and tqdm's refresh threads end when joined),
-    and a thread that waits for the code that started it waits until the
-    time limit stops it."""
+    unless a wait without a timeout has nothing else to run (a daemon
+    worker fed by a queue). A thread that waits without a timeout for the
+    code that started it cannot go on (that code continues only when the
+    thread returns): it ends there, silently if it is a daemon (as daemon
+    threads end when a program exits), else with `ThreadBlocked` reported
+    to `threading.excepthook`."""
     Thread = threading.Thread
     is_alive = Thread.is_alive
     wait = threading.Condition.wait
@@ -24,20 +28,30 @@ def install(threading):
         # The threads run with the lock released (a queue's producer needs
         # it), and the wait then ends as a wakeup would: callers re-check
         # what they wait for (a queue does), and nothing could notify later.
-        if not any(not t.daemon for t in pending):
+        # Without a timeout, daemon threads run too: nothing else could.
+        forever = timeout is None
+        if not any(forever or not t.daemon for t in pending):
+            if forever and running:
+                raise ThreadBlocked(
+                    f"{running[-1].name} waits (without a timeout) for code that "
+                    "can only run after it returns: the sandbox runs threads one "
+                    "at a time on one thread (WASI has none)"
+                )
+            # On the main thread, a wait nothing can end raises RuntimeError
+            # (eryx-runtime's `pthread_cond_wait`).
             return wait(self, timeout)
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         saved = self._release_save()
         try:
-            run_pending()
+            run_pending(daemon=forever)
         finally:
             self._acquire_restore(saved)
         return True
 
     def event_wait_after_threads(self, timeout=None):
         if pending:
-            run_pending()
+            run_pending(daemon=timeout is None)
         return event_wait(self, timeout)
 
     wait_after_threads.__doc__ = wait.__doc__
@@ -74,14 +88,21 @@ def install(threading):
         previous = threading._active.get(ident)
         self._ident = ident
         threading._active[ident] = self
+        running.append(self)
         try:
             self.run()
+        except ThreadBlocked:
+            if not self.daemon:
+                self._invoke_excepthook(self)
         except BaseException:
             self._invoke_excepthook(self)
         finally:
             self._eryx_state = "done"
+            running.pop()
             if previous is not None:
                 threading._active[ident] = previous
+            else:
+                del threading._active[ident]
 
     def join(self, timeout=None):
         if not self._initialized:
@@ -104,12 +125,22 @@ def install(threading):
 
 #: Threads started and not yet run.
 pending = []
+#: The threads running now, innermost last (one runs inside another's wait).
+running = []
 
 
-def run_pending():
-    """Runs the non-daemon threads started and not yet run."""
+class ThreadBlocked(BaseException):
+    """Ends a thread that waits, without a timeout, for something only the
+    code that started it (suspended until the thread returns) could do. A
+    `BaseException`, so that `except Exception` in the thread's loop does
+    not retry the wait forever."""
+
+
+def run_pending(daemon=False):
+    """Runs the non-daemon threads started and not yet run (with `daemon`,
+    the daemon ones too)."""
     while True:
-        waiting = [t for t in pending if not t.daemon]
+        waiting = [t for t in pending if daemon or not t.daemon]
         if not waiting:
             return
         waiting[0]._eryx_run_now()
