@@ -69,9 +69,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "zstandard==0.25.0",
     "jellyfish==1.3.0",
     "lz4==4.4.5",
-    // 26.x builds with scikit-build-core (not supported); before argon2-cffi
-    // so the resolver keeps this version.
-    "argon2-cffi-bindings==25.1.0",
+    // Built with scikit-build-core (CMake, eryx's toolchain file).
+    "argon2-cffi-bindings==26.2.0",
     "argon2-cffi==25.1.0",
 ];
 

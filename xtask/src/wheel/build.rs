@@ -151,6 +151,8 @@ pub(crate) struct Builder {
     work: PathBuf,
     cc_config: PathBuf,
     cross_file: PathBuf,
+    /// CMake's toolchain file for scikit-build-core builds.
+    cmake_toolchain: PathBuf,
     bundle: PathBuf,
     cli: Option<PathBuf>,
     tools: crate::toolchain::Toolchain,
@@ -281,6 +283,75 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `eryx-wasm-cc` and `eryx-wasm-c++` in `dir`: the cross compiler as
+/// single programs, which CMake needs (`CMAKE_C_COMPILER` names one file).
+fn compiler_scripts(dir: &Path, xtask: &Path) -> Result<[PathBuf; 2]> {
+    std::fs::create_dir_all(dir)?;
+    let quoted = xtask.display().to_string().replace('\'', r"'\''");
+    let mut out = Vec::new();
+    for tool in ["wasm-cc", "wasm-c++"] {
+        let path = dir.join(format!("eryx-{tool}"));
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\n# Written by `cargo xtask wheel` (eryx): the guest's compiler.\n\
+                 exec '{quoted}' {tool} \"$@\"\n"
+            ),
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+        out.push(path);
+    }
+    let [cc, cxx] = <[PathBuf; 2]>::try_from(out).expect("two scripts");
+    Ok([cc, cxx])
+}
+
+/// CMake's toolchain file for the guest (scikit-build-core builds): a
+/// cross build for a Linux-like wasm32 (CMake has no WASI platform in
+/// every version; Linux's shared-library flags are what wasm-cc expects
+/// and filters), the archiver that indexes wasm objects, and libraries
+/// looked for in the WASI sysroot only, never the host's.
+fn cmake_toolchain_file(compilers: &[PathBuf; 2], ar: &Path, sysroot: &Path) -> String {
+    let ranlib = ar.with_file_name(
+        ar.file_name()
+            .map(|n| n.to_string_lossy().replace("-ar", "-ranlib"))
+            .unwrap_or_else(|| "ranlib".into()),
+    );
+    let ranlib = if ranlib.is_file() {
+        ranlib
+    } else {
+        PathBuf::from("true")
+    };
+    format!(
+        "# Written by `cargo xtask wheel` (eryx): CMake's view of the guest.\n\
+         set(CMAKE_SYSTEM_NAME Linux)\n\
+         set(CMAKE_SYSTEM_PROCESSOR wasm32)\n\
+         set(CMAKE_C_COMPILER \"{cc}\")\n\
+         set(CMAKE_CXX_COMPILER \"{cxx}\")\n\
+         set(CMAKE_AR \"{ar}\" CACHE FILEPATH \"\")\n\
+         set(CMAKE_RANLIB \"{ranlib}\" CACHE FILEPATH \"\")\n\
+         set(CMAKE_FIND_ROOT_PATH \"{sysroot}\")\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)\n\
+         # Build backends run on the host's Python, which FindPython runs\n\
+         # through the emulator when cross-compiling (CMake 4.1's CMP0190).\n\
+         set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/env)\n\
+         # wasm libraries have no run-time paths (and the output is no ELF).\n\
+         set(CMAKE_SKIP_RPATH ON)\n\
+         set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)\n",
+        cc = compilers[0].display(),
+        cxx = compilers[1].display(),
+        ar = ar.display(),
+        ranlib = ranlib.display(),
+        sysroot = sysroot.display(),
+    )
+}
+
 impl Builder {
     /// Prepares the toolchain: the WASI sysroot, CPython's headers, the
     /// bundle (its libraries are what extensions link against), the cross
@@ -353,12 +424,22 @@ impl Builder {
         );
         let cross_file = work.join("wasm32-wasi.meson.cross");
         std::fs::write(&cross_file, cross)?;
+        let cmake_toolchain = work.join("wasm32-wasi.cmake");
+        std::fs::write(
+            &cmake_toolchain,
+            cmake_toolchain_file(
+                &compiler_scripts(&work.join("bin"), &exe)?,
+                &ar,
+                &sysroot.dir,
+            ),
+        )?;
         Ok(Builder {
             root: root.to_path_buf(),
             out: out.to_path_buf(),
             work,
             cc_config,
             cross_file,
+            cmake_toolchain,
             bundle,
             cli: None,
             tools,
@@ -521,6 +602,16 @@ impl Builder {
                 settings.extend(recipe.meson_args.iter().map(|a| format!("setup-args={a}")));
                 self.pip_wheel(&dir, &name, &settings, &recipe)?
             }
+            Some("scikit_build_core.build") => {
+                // CMake, configured for the guest by the toolchain file; the
+                // extension suffix comes from SETUPTOOLS_EXT_SUFFIX, which
+                // scikit-build-core reads for cross builds as setuptools does.
+                let settings = [format!(
+                    "cmake.define.CMAKE_TOOLCHAIN_FILE={}",
+                    self.cmake_toolchain.display()
+                )];
+                self.pip_wheel(&dir, &name, &settings, &recipe)?
+            }
             Some("setuptools.build_meta" | "setuptools.build_meta:__legacy__") => {
                 self.pip_wheel(&dir, &name, &[], &recipe)?
             }
@@ -537,7 +628,8 @@ impl Builder {
             }
             Some(other) => bail!(
                 "{name}: build backend `{other}` is not supported. Supported: setuptools, \
-                 meson-python (mesonpy), maturin, and the pure-Python backends ({})",
+                 meson-python (mesonpy), scikit-build-core, maturin, and the pure-Python \
+                 backends ({})",
                 PURE_BACKENDS.join(", ")
             ),
         };
