@@ -86,6 +86,25 @@ except unittest.SkipTest as exc:
 except BaseException as exc:  # noqa: BLE001 - reported, not raised
     summary["load_error"] = describe(exc)
 else:
+    # Tests that stopped an earlier run of this module (`cargo xtask compat`
+    # runs the rest without them).
+    try:
+        with open("/tmp/compat-skip.json") as f:
+            skip = set(json.load(f))
+    except FileNotFoundError:
+        skip = set()
+
+    def without(tests):
+        kept = unittest.TestSuite()
+        for test in tests:
+            if isinstance(test, unittest.TestSuite):
+                kept.addTest(without(test))
+            elif str(getattr(test, "id", lambda: test)()) not in skip:
+                kept.addTest(test)
+        return kept
+
+    if skip:
+        suite = without(suite)
     stream = io.StringIO()
     result = Collect(unittest.runner._WritelnDecorator(stream), False, 0)
     try:

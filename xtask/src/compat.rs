@@ -197,8 +197,15 @@ fn run_module(
     suite: &Path,
     cache: &Path,
     module: &str,
+    skip: &[String],
 ) -> Result<Value> {
     let scratch = tempfile::tempdir()?;
+    // Tests that stopped an earlier run of the module (the runner leaves
+    // them out).
+    std::fs::write(
+        scratch.path().join("compat-skip.json"),
+        serde_json::to_vec(skip)?,
+    )?;
     let started = Instant::now();
     let out = Command::new(eryx)
         .arg("--bundle")
@@ -233,10 +240,61 @@ fn run_module(
             .map(|t| format!(" (in {t})"))
             .unwrap_or_default();
         summary["crash"] = json!(format!("{last_words}{during}"));
+        if let Ok(test) = std::fs::read_to_string(scratch.path().join("compat-current")) {
+            summary["crashed_in"] = json!(test.trim());
+        }
     }
     summary["wall_seconds"] = json!((wall * 100.0).round() / 100.0);
     annotate(&mut summary);
     Ok(summary)
+}
+
+/// How many times a module is run again without the tests that stopped it.
+const RESUMES: usize = 3;
+
+/// Runs a module; when a test stops it (a trap, the time limit), runs it
+/// again without that test (up to [`RESUMES`] times), so that one crashing
+/// regression test does not hide the rest of the module. The tests left
+/// out are reported as errors ("stopped the sandbox: ..."); the status
+/// stays `crash`/`timeout` when the last run was stopped too.
+fn run_module_to_the_end(
+    eryx: &Path,
+    bundle: &Path,
+    suite: &Path,
+    cache: &Path,
+    module: &str,
+) -> Result<Value> {
+    let mut skip: Vec<String> = Vec::new();
+    let mut stopped = Vec::new();
+    loop {
+        let mut r = run_module(eryx, bundle, suite, cache, module, &skip)?;
+        let crashed_in = r["crashed_in"].as_str().map(str::to_string);
+        let retry = crashed_in
+            .filter(|t| skip.len() < RESUMES && !skip.contains(t) && !r["crash"].is_null());
+        if let Some(test) = retry {
+            progress!(
+                "compat: {module}: {test} stopped the sandbox ({}); running the rest",
+                r["crash"].as_str().unwrap_or("?")
+            );
+            stopped.push(json!({
+                "test": test,
+                "detail": format!("stopped the sandbox: {}", r["crash"].as_str().unwrap_or("?")),
+                "traceback": "",
+            }));
+            skip.push(test);
+            continue;
+        }
+        if !stopped.is_empty() {
+            let errors = r["errors"].as_array_mut();
+            match errors {
+                Some(errors) => errors.extend(stopped),
+                None => r["errors"] = json!(stopped),
+            }
+            r["resumed_after"] = json!(skip);
+            annotate(&mut r);
+        }
+        return Ok(r);
+    }
 }
 
 /// Sets a summary's `status` and each failing test's `class`.
@@ -415,7 +473,7 @@ pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
     let cache = root.join("target/eryx-cache");
     let mut results = Vec::new();
     for (i, module) in modules.iter().enumerate() {
-        let r = run_module(&eryx, &bundle, &suite, &cache, module)?;
+        let r = run_module_to_the_end(&eryx, &bundle, &suite, &cache, module)?;
         progress!(
             "compat [{}/{}] {module}: {} ({} run, {} failed, {} errors, {} skipped, {} s)",
             i + 1,
@@ -438,7 +496,12 @@ pub(crate) fn compat(root: &Path, args: &[String]) -> Result<ExitCode> {
     progress!("compat: wrote {}", out.join("report.md").display());
     let broken: Vec<&str> = results
         .iter()
-        .filter(|r| r["status"] == "crash" || r["status"] == "timeout" || count(r, "run") == 0)
+        .filter(|r| {
+            r["status"] == "crash"
+                || r["status"] == "timeout"
+                || count(r, "run") == 0
+                || count(r, "resumed_after") > 0
+        })
         .filter_map(|r| r["module"].as_str())
         .collect();
     if quick && !broken.is_empty() {
