@@ -869,14 +869,12 @@ fn unsupported_sources_are_refused_with_the_reason() {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("pyproject.toml"),
-        "[build-system]\nrequires = [\"scikit-build-core\"]\nbuild-backend = \"scikit_build_core.build\"\n\n[project]\nname = \"cmakey\"\nversion = \"1.0\"\n",
+        "[build-system]\nrequires = [\"sip\"]\nbuild-backend = \"sipbuild.api\"\n\n[project]\nname = \"sippy\"\nversion = \"1.0\"\n",
     )
     .unwrap();
     let err = refused(src.path());
     assert!(
-        err.contains("cmakey")
-            && err.contains("scikit_build_core.build")
-            && err.contains("not supported"),
+        err.contains("sippy") && err.contains("sipbuild.api") && err.contains("not supported"),
         "{err}"
     );
     // A corrupt sdist.
