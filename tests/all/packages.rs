@@ -71,6 +71,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "lz4==4.4.5",
     // Built with scikit-build-core (CMake, eryx's toolchain file).
     "argon2-cffi-bindings==26.2.0",
+    // C++ on numpy, its thread pool patched out (recipe).
+    "numexpr==2.14.2",
     "argon2-cffi==25.1.0",
 ];
 
@@ -256,6 +258,33 @@ with open("raw.bin", "rb") as f:
         ],
         "{}",
         stdout
+    );
+}
+
+#[tokio::test]
+async fn numexpr_evaluates_on_one_thread_and_pandas_uses_it() {
+    // numexpr's C++ VM started a pthread pool at import (and masked signals
+    // with pthread_sigmask, which WASI lacks): its recipe keeps the VM on
+    // the calling thread. pandas' eval picks it as its engine.
+    let stdout = run_with(
+        &wheels(&["numexpr-", "numpy-", "pandas-", "python_dateutil-", "tzdata-"]),
+        r#"
+import numpy as np, numexpr as ne, pandas as pd
+a = np.arange(100_000, dtype=np.float64); b = a * 0.5
+print(np.allclose(ne.evaluate("2*a + 3*b**2 - sin(a)"), 2*a + 3*b**2 - np.sin(a)), ne.evaluate("sum(a)"))
+print(ne.set_num_threads(4), ne.nthreads, ne.evaluate("where(a % 2 == 0, a, -a)")[:4].tolist())
+try:
+    ne.evaluate("a +* b")
+except SyntaxError:
+    print("SyntaxError")
+df = pd.DataFrame({"x": a[:1000], "y": b[:1000]})
+print(df.eval("x + y", engine="numexpr").sum(), df.query("x > 990").shape)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "True 4999950000.0\n1 1 [0.0, -1.0, 2.0, -3.0]\nSyntaxError\n749250.0 (9, 2)\n"
     );
 }
 

@@ -66,6 +66,8 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "lz4==4.4.5",
     // Built with scikit-build-core (CMake, eryx's toolchain file).
     "argon2-cffi-bindings==26.2.0",
+    // C++ on numpy, its thread pool patched out (recipe).
+    "numexpr==2.14.2",
     "argon2-cffi==25.1.0",
 ];
 
