@@ -31,10 +31,10 @@ use super::whl;
 use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
-/// Backends whose wheels are pure Python (any compiler use is a mistake).
 /// Bumped when a change to the build logic must rebuild cached wheels.
 const BUILD_REVISION: u32 = 5;
 
+/// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
     "hatchling.build",
     "flit_core.buildapi",

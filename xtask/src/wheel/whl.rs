@@ -100,15 +100,29 @@ pub(crate) fn metadata(wheel: &Path) -> Result<Metadata> {
 }
 
 /// The guest name of a built extension file: the host interpreter's
-/// suffix (`.cpython-311-x86_64-linux-gnu.so`) becomes the guest's.
-pub(crate) fn guest_name(path: &str) -> String {
-    if let Some(stem) = path.strip_suffix(".so")
-        && let Some((base, tag)) = stem.rsplit_once('.')
-        && tag.starts_with("cpython-")
-    {
-        return format!("{base}{EXT_SUFFIX}");
+/// suffix (`.cpython-311-x86_64-linux-gnu.so`) becomes the guest's, and so
+/// does a bare `.so` that exports `PyInit_<its name>` (CMake's FindPython
+/// leaves the suffix empty in a cross build: h3's `_cy/cells.so`), which
+/// CPython would not import; other libraries keep their names.
+pub(crate) fn guest_name(path: &str, bytes: &[u8]) -> String {
+    let Some(stem) = path.strip_suffix(".so") else {
+        return path.to_string();
+    };
+    match stem.rsplit_once('.') {
+        Some((base, tag)) if tag.starts_with("cpython-") => format!("{base}{EXT_SUFFIX}"),
+        Some(_) => path.to_string(),
+        None => {
+            let name = stem.rsplit('/').next().unwrap_or(stem);
+            let init = format!("PyInit_{name}");
+            let exports_init =
+                crate::wasmcc::symbols(bytes).is_ok_and(|(_, ex)| ex.contains(&init));
+            if exports_init {
+                format!("{stem}{EXT_SUFFIX}")
+            } else {
+                path.to_string()
+            }
+        }
     }
-    path.to_string()
 }
 
 fn urlsafe_b64(bytes: &[u8]) -> String {
@@ -208,7 +222,7 @@ pub(crate) fn repair(
                 )
             })?;
             native = true;
-            files.push((guest_name(&name), bytes));
+            files.push((guest_name(&name, &bytes), bytes));
         } else {
             files.push((name, bytes));
         }
@@ -298,11 +312,29 @@ mod tests {
     #[test]
     fn host_extension_suffixes_become_the_guests() {
         assert_eq!(
-            guest_name("msgpack/_cmsgpack.cpython-311-x86_64-linux-gnu.so"),
+            guest_name("msgpack/_cmsgpack.cpython-311-x86_64-linux-gnu.so", b""),
             "msgpack/_cmsgpack.cpython-314-wasm32-wasi.so"
         );
-        assert_eq!(guest_name("a/b.abi3.so"), "a/b.abi3.so");
-        assert_eq!(guest_name("a/libfoo.so"), "a/libfoo.so");
+        assert_eq!(guest_name("a/b.abi3.so", b""), "a/b.abi3.so");
+        assert_eq!(guest_name("a/libfoo.so", b""), "a/libfoo.so");
+        // A bare `.so` is an extension module when it exports its init
+        // function (a module exporting `PyInit_cells` and nothing else).
+        let module = |export: &str| {
+            // (module (func) (export "<export>" (func 0))), by hand.
+            let mut m = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x03\x02\x01\0".to_vec();
+            m.extend([7, 4 + export.len() as u8, 1, export.len() as u8]);
+            m.extend(export.as_bytes());
+            m.extend([0, 0, 10, 4, 1, 2, 0, 0x0b]);
+            m
+        };
+        assert_eq!(
+            guest_name("h3/_cy/cells.so", &module("PyInit_cells")),
+            "h3/_cy/cells.cpython-314-wasm32-wasi.so"
+        );
+        assert_eq!(
+            guest_name("h3/_cy/cells.so", &module("h3_cells")),
+            "h3/_cy/cells.so"
+        );
     }
 
     #[test]
