@@ -224,10 +224,18 @@ def _threads_deferred(threading):
     def lazy_local(name):
         if name != "local":
             raise AttributeError(f"module 'threading' has no attribute {name!r}")
+        if sys._getframe(1).f_globals.get("__name__") == "asyncio.events":
+            # Its `_RunningLoop` only backs the pure-Python fallback of
+            # `_asyncio`, which keeps the running loop per thread state;
+            # asyncio is imported at start-up, and this keeps
+            # `_threading_local` out of idle sandboxes.
+            return real_local
         from _threading_local import local
 
         threading.local = local
         return local
+
+    real_local = threading.local
 
     del threading.local
     threading.__getattr__ = lazy_local

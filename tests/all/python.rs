@@ -420,7 +420,9 @@ async fn thread_locals_are_per_thread_and_waits_that_cannot_end_raise() {
     // the code that started it ends (ThreadBlocked, to the excepthook).
     let mut sb = sandbox().await;
     let code = r#"
-import threading, queue, asyncio
+import threading, queue, asyncio, sys
+# asyncio (imported at start-up) does not pull the pure-Python locals in.
+print("_threading_local" in sys.modules)
 local = threading.local(); local.x = "main"; seen = []
 def w():
     seen.append(getattr(local, "x", None)); local.x = "thread"
@@ -449,7 +451,8 @@ except RuntimeError as e: print(str(e)[:33])
 "#;
     assert_eq!(
         sb.execute(code).await.unwrap().stdout,
-        "[None] main\n\
+        "False\n\
+         [None] main\n\
          worker did [0, 2, 4, 6]\n\
          [('waiter', 'ThreadBlocked')] False\n\
          deadlock: this wait could never e\n\
