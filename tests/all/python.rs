@@ -428,6 +428,12 @@ def w():
     seen.append(getattr(local, "x", None)); local.x = "thread"
 t = threading.Thread(target=w); t.start(); t.join()
 print(seen, local.x)
+import contextvars
+var = contextvars.ContextVar("var", default="unset"); var.set("main")
+def v():
+    seen.append(var.get()); var.set("thread")
+t = threading.Thread(target=v); t.start(); t.join()
+print(seen[-1], var.get())
 q, done = queue.Queue(), []
 def worker():
     while True:
@@ -453,6 +459,7 @@ except RuntimeError as e: print(str(e)[:33])
         sb.execute(code).await.unwrap().stdout,
         "False\n\
          [None] main\n\
+         unset main\n\
          worker did [0, 2, 4, 6]\n\
          [('waiter', 'ThreadBlocked')] False\n\
          deadlock: this wait could never e\n\

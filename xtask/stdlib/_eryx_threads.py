@@ -75,6 +75,14 @@ def install(threading):
             raise RuntimeError("thread.__init__() not called")
         if self._started.is_set():
             raise RuntimeError("threads can only be started once")
+        if self._context is None:
+            # As a real start: the thread runs in a copy of the starter's
+            # context (`-X thread_inherit_context`) or an empty one, so its
+            # `ContextVar.set` calls do not leak into the starter's.
+            import contextvars, sys
+
+            inherit = sys.flags.thread_inherit_context
+            self._context = contextvars.copy_context() if inherit else contextvars.Context()
         self._eryx_state = "pending"
         self._started.set()
         pending.append(self)
@@ -90,7 +98,7 @@ def install(threading):
         threading._active[ident] = self
         running.append(self)
         try:
-            self.run()
+            self._context.run(self.run)
         except ThreadBlocked:
             if not self.daemon:
                 self._invoke_excepthook(self)
