@@ -73,6 +73,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "argon2-cffi-bindings==26.2.0",
     // C++ on numpy, its thread pool patched out (recipe).
     "numexpr==2.14.2",
+    // scikit-build-core with Cython: FindPython names its modules `x.so`.
+    "h3==4.5.0",
     "argon2-cffi==25.1.0",
 ];
 
@@ -258,6 +260,34 @@ with open("raw.bin", "rb") as f:
         ],
         "{}",
         stdout
+    );
+}
+
+#[tokio::test]
+async fn h3_built_with_cmake_imports_its_cython_modules() {
+    // scikit-build-core ran CMake with eryx's toolchain file; FindPython
+    // named the Cython modules `h3/_cy/cells.so` (no suffix, which CPython
+    // would not import) and the wheel repair gave them the guest's suffix.
+    // The cell is the one h3's documentation gives for these coordinates.
+    let stdout = run_with(
+        &[wheel("h3-")],
+        r#"
+import h3
+c = h3.latlng_to_cell(37.7749, -122.4194, 9)
+print(c, [round(x, 3) for x in h3.cell_to_latlng(c)], len(h3.grid_disk(c, 1)), h3.get_resolution(c))
+print(h3._cy.cells.__file__.rsplit("/", 1)[1])
+try:
+    h3.latlng_to_cell(37.7, -122.4, 99)
+except h3.H3BaseException as e:
+    print(type(e).__name__)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "89283082803ffff [37.774, -122.418] 7 9\n\
+         cells.cpython-314-wasm32-wasi.so\n\
+         H3ResDomainError\n"
     );
 }
 

@@ -68,6 +68,8 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "argon2-cffi-bindings==26.2.0",
     // C++ on numpy, its thread pool patched out (recipe).
     "numexpr==2.14.2",
+    // scikit-build-core with Cython: FindPython names its modules `x.so`.
+    "h3==4.5.0",
     "argon2-cffi==25.1.0",
 ];
 
