@@ -241,6 +241,55 @@ def _threads_deferred(threading):
     threading.__getattr__ = lazy_local
 
 
+_FOREVER = (
+    "deadlock: {} with nothing to wait for and no timeout would wait forever (the "
+    "sandbox has no threads or signals to end it); pass a timeout"
+)
+
+
+def _select_without_forever(module):
+    """WASI traps on a poll with no subscriptions and no timeout, which
+    would lose the sandbox; `select.select([], [], [])` and a `poll()`
+    object with nothing registered raise RuntimeError instead when they are
+    asked to wait forever."""
+    select = module.select
+    poll = module.poll
+
+    def select_(rlist, wlist, xlist, timeout=None):
+        if timeout is None and not (rlist or wlist or xlist):
+            raise RuntimeError(_FOREVER.format("select()"))
+        return select(rlist, wlist, xlist, timeout)
+
+    class Poll:
+        __slots__ = ("_poll", "_fds")
+
+        def __init__(self):
+            self._poll = poll()
+            self._fds = set()
+
+        def register(self, fd, eventmask=module.POLLIN | module.POLLPRI | module.POLLOUT):
+            self._poll.register(fd, eventmask)
+            self._fds.add(fd if isinstance(fd, int) else fd.fileno())
+
+        def modify(self, fd, eventmask):
+            self._poll.modify(fd, eventmask)
+
+        def unregister(self, fd):
+            self._poll.unregister(fd)
+            self._fds.discard(fd if isinstance(fd, int) else fd.fileno())
+
+        def poll(self, timeout=None):
+            if not self._fds and (timeout is None or timeout < 0):
+                raise RuntimeError(_FOREVER.format("poll()"))
+            return self._poll.poll(timeout)
+
+    select_.__doc__ = select.__doc__
+    Poll.__name__ = Poll.__qualname__ = "poll"
+    Poll.__module__ = "select"
+    module.select = select_
+    module.poll = Poll
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -277,6 +326,11 @@ class _PatchOnImport:
 sys.meta_path.insert(0, _PatchOnImport)
 if "threading" in sys.modules:
     _threads_deferred(sys.modules["threading"])
+# Built into this libpython (and imported by asyncio at start-up anyway).
+import select as _select
+
+_select_without_forever(_select)
+del _select
 
 
 #: How many executed sources stay registered with `linecache`, so that

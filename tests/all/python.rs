@@ -472,6 +472,47 @@ except RuntimeError as e: print(str(e)[:33])
 }
 
 #[tokio::test]
+async fn select_and_poll_that_would_wait_forever_raise_and_the_session_goes_on() {
+    // WASI traps on a poll with nothing to wait for and no timeout, which
+    // lost the session; select(), poll() and the selectors built on them
+    // raise instead, and waits that can end still work.
+    let mut sb = sandbox().await;
+    let code = r#"
+import select, selectors, os, tempfile
+for wait in (lambda: select.select([], [], []), lambda: select.poll().poll(),
+             lambda: select.poll().poll(-1), lambda: selectors.DefaultSelector().select()):
+    try: wait()
+    except RuntimeError as e: print(e)
+print(select.select([], [], [], 0.01))
+p = select.poll()
+print(type(p).__name__, p.poll(0))
+with tempfile.TemporaryFile() as f:
+    p.register(f, select.POLLIN); print(p.poll() == [(f.fileno(), select.POLLIN)])
+    p.unregister(f.fileno())
+    r, w, x = select.select([f], [], []); print(r == [f])
+try: p.poll()
+except RuntimeError as e: print(type(e).__name__)
+"#;
+    let forever = |what: &str| {
+        format!(
+            "deadlock: {what} with nothing to wait for and no timeout would wait forever (the \
+             sandbox has no threads or signals to end it); pass a timeout\n"
+        )
+    };
+    assert_eq!(
+        sb.execute(code).await.unwrap().stdout,
+        format!(
+            "{}{}{}{}([], [], [])\npoll []\nTrue\nTrue\nRuntimeError\n",
+            forever("select()"),
+            forever("poll()"),
+            forever("poll()"),
+            forever("poll()"),
+        )
+    );
+    assert_eq!(sb.execute("print(1 + 1)").await.unwrap().stdout, "2\n");
+}
+
+#[tokio::test]
 async fn process_pools_run_their_tasks_inline_with_real_results_errors_and_callbacks() {
     // WASI has no processes: multiprocessing.Pool (and ThreadPool,
     // multiprocessing.dummy) and ProcessPoolExecutor run each task in the
