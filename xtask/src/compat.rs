@@ -266,6 +266,8 @@ fn run_module_to_the_end(
 ) -> Result<Value> {
     let mut skip: Vec<String> = Vec::new();
     let mut stopped = Vec::new();
+    // The runs that were stopped count in the module's wall time too.
+    let mut earlier_seconds = 0.0;
     loop {
         let mut r = run_module(eryx, bundle, suite, cache, module, &skip)?;
         let crashed_in = r["crashed_in"].as_str().map(str::to_string);
@@ -282,9 +284,12 @@ fn run_module_to_the_end(
                 "traceback": "",
             }));
             skip.push(test);
+            earlier_seconds += r["wall_seconds"].as_f64().unwrap_or(0.0);
             continue;
         }
         if !stopped.is_empty() {
+            let total = earlier_seconds + r["wall_seconds"].as_f64().unwrap_or(0.0);
+            r["wall_seconds"] = json!((total * 100.0).round() / 100.0);
             let errors = r["errors"].as_array_mut();
             match errors {
                 Some(errors) => errors.extend(stopped),
