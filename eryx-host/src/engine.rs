@@ -67,6 +67,13 @@ fn engine(
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // C++ exceptions in extensions are wasm exceptions: each throw
+    // allocates an exception object in the GC heap, which the
+    // reference-counting collector frees when the exception is caught (the
+    // null collector would keep every one: 6 million throws grew the
+    // process by 140 MB).
+    config.wasm_exceptions(true);
+    config.collector(wasmtime::Collector::DeferredReferenceCounting);
     // For profiling guest code with `perf` (`ERYX_PERF_MAP=1`): wasmtime
     // writes /tmp/perf-PID.map naming every compiled wasm function. It
     // does not change the compiled code.
@@ -102,6 +109,8 @@ fn engine(
             .total_memories(sandboxes.saturating_mul(2))
             .total_tables(sandboxes.saturating_mul(4))
             .total_stacks(sandboxes.saturating_mul(2))
+            // One GC heap per sandbox that throws a C++ exception.
+            .total_gc_heaps(sandboxes)
             .max_core_instances_per_component(64)
             .max_memories_per_component(4)
             .max_tables_per_component(8)
@@ -873,10 +882,29 @@ pub(crate) async fn prepare(
     pool: Option<u32>,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
+    // wasmtime's wizer cannot snapshot a library that imports an exception
+    // tag (C++ built with exceptions): such a set starts Python in every
+    // sandbox, as with `preinit(false)`.
+    let unsnapshottable = preinit
+        .is_some()
+        .then(|| extensions.iter().find(|e| e.info().imports_tags))
+        .flatten();
+    let preinit = if unsnapshottable.is_some() {
+        None
+    } else {
+        preinit
+    };
     let key = memo_key(bundle, extensions, preinit.as_ref(), pool);
     let mut memo = memo().lock().await;
     if let Some(p) = memo.get(&key) {
         return Ok(p.clone());
+    }
+    if let Some(ext) = unsnapshottable {
+        progress(&format!(
+            "not pre-initialising this set: {} has C++ exception code, which wasmtime's \
+             wizer cannot snapshot (each sandbox starts Python itself)",
+            ext.guest_path()
+        ));
     }
     let functions = match cache {
         CacheDir::Dir(dir) => Some(dir.join("functions")),

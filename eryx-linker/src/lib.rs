@@ -30,7 +30,7 @@ pub use error::{BoxError, LinkError};
 pub use extension::{Extension, is_library_name};
 pub use layout::{EXTENSION_SUFFIXES, GUEST_STDLIB, SITE_PACKAGES};
 pub use libraries::{
-    BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, PYTHON_LIBRARY, RUNTIME_LIBRARY,
+    BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, EH_LIBRARY, PYTHON_LIBRARY, RUNTIME_LIBRARY,
 };
 pub use link::{
     SANDBOX_WIT, SANDBOX_WORLD, SHADOW_STACK_BYTES, bindings, link, link_with_extensions,

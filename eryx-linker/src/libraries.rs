@@ -15,6 +15,11 @@ pub const RUNTIME_LIBRARY: &str = "liberyx_runtime.so";
 /// `wit/sandbox.wit` (it names [`RUNTIME_LIBRARY`] as its interpreter).
 pub const BINDINGS_LIBRARY: &str = "liberyx_bindings.so";
 
+/// The C++ exception runtime (built by `cargo xtask dist`): libc++abi's
+/// throw/catch machinery and personality routine, libunwind's wasm part,
+/// and the `__cpp_exception` tag every library's exception code imports.
+pub const EH_LIBRARY: &str = "libunwind.so";
+
 /// The CPython library.
 pub const PYTHON_LIBRARY: &str = "libpython3.14.so";
 
@@ -52,6 +57,11 @@ pub const BASE_LIBRARIES: &[BaseLibrary] = &[
     BaseLibrary {
         name: "libwasi-emulated-signal.so",
         purpose: "signal() emulation, needed by libpython",
+    },
+    BaseLibrary {
+        name: EH_LIBRARY,
+        purpose: "C++ exceptions (before libc++abi.so: its exception-pointer functions \
+                  replace libc++abi's stubs)",
     },
     BaseLibrary {
         name: "libc++abi.so",

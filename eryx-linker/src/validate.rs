@@ -24,6 +24,10 @@ pub struct LibraryInfo {
     pub exports: Vec<String>,
     /// `(module, name)` of the functions it imports.
     pub function_imports: Vec<(String, String)>,
+    /// Whether it imports an exception tag: it has C++ exception code
+    /// (which shares `libunwind.so`'s `__cpp_exception`). wasmtime's wizer
+    /// cannot pre-initialise a component with such a library.
+    pub imports_tags: bool,
 }
 
 fn hint(bytes: &[u8]) -> &'static str {
@@ -101,9 +105,12 @@ pub fn validate_library(name: &str, bytes: &[u8]) -> Result<LibraryInfo, LinkErr
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     let import = import.map_err(malformed)?;
-                    if let TypeRef::Func(_) = import.ty {
-                        info.function_imports
-                            .push((import.module.to_string(), import.name.to_string()));
+                    match import.ty {
+                        TypeRef::Func(_) => info
+                            .function_imports
+                            .push((import.module.to_string(), import.name.to_string())),
+                        TypeRef::Tag(_) => info.imports_tags = true,
+                        _ => {}
                     }
                 }
             }

@@ -75,6 +75,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "numexpr==2.14.2",
     // scikit-build-core with Cython: FindPython names its modules `x.so`.
     "h3==4.5.0",
+    // C++ whose solver reports conflicts by throwing.
+    "kiwisolver==1.5.1",
     "argon2-cffi==25.1.0",
 ];
 
@@ -288,6 +290,54 @@ except h3.H3BaseException as e:
         "89283082803ffff [37.774, -122.418] 7 9\n\
          cells.cpython-314-wasm32-wasi.so\n\
          H3ResDomainError\n"
+    );
+}
+
+#[tokio::test]
+async fn kiwisolver_reports_its_cpp_exceptions_as_python_exceptions() {
+    // kiwisolver's C++ solver throws (UnsatisfiableConstraint, ...) and its
+    // binding catches each type and raises the Python exception of that
+    // name: wasm exceptions thrown in one function and caught several
+    // frames up, through destructors. Thousands of throws in a row leave
+    // the sandbox as it was.
+    let stdout = run_with(
+        &[wheel("kiwisolver-")],
+        r#"
+import kiwisolver as kiwi
+x, y, z = kiwi.Variable("x"), kiwi.Variable("y"), kiwi.Variable("z")
+s = kiwi.Solver()
+c = x + y == 10
+s.addConstraint(c); s.addConstraint(x - y == 2); s.updateVariables()
+print(x.value(), y.value())
+tries = [
+    lambda: s.addConstraint(x == 3),
+    lambda: s.addConstraint(c),
+    lambda: s.removeConstraint(z == 1),
+    lambda: s.addEditVariable(z, "required"),
+    lambda: s.suggestValue(z, 1.0),
+]
+for t in tries:
+    try: t()
+    except Exception as e: print(type(e).__name__)
+s.addConstraint((x == 3) | "weak"); s.updateVariables(); print(x.value())
+n = 0
+for i in range(5000):
+    try: s.addConstraint(c)
+    except kiwi.DuplicateConstraint: n += 1
+print(n)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "6.0 4.0\n\
+         UnsatisfiableConstraint\n\
+         DuplicateConstraint\n\
+         UnknownConstraint\n\
+         BadRequiredStrength\n\
+         UnknownEditVariable\n\
+         6.0\n\
+         5000\n"
     );
 }
 

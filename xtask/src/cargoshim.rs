@@ -23,22 +23,7 @@ pub(crate) const SCRIPT: &str = "eryx-cargo";
 
 /// Writes the `CARGO` script for setuptools-rust into `dir`; returns its path.
 pub(crate) fn write_script(dir: &Path, xtask: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(SCRIPT);
-    let quoted = xtask.display().to_string().replace('\'', r"'\''");
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\n# Written by `cargo xtask wheel` (eryx): setuptools-rust's cargo.\n\
-             exec '{quoted}' cargo-shim \"$@\"\n"
-        ),
-    )?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    }
-    Ok(path)
+    crate::fsutil::write_xtask_script(dir, SCRIPT, "setuptools-rust's cargo", xtask, "cargo-shim")
 }
 
 /// What a `cargo rustc` command line asks for.

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use eryx_linker::bundle::{
     ADAPTER_FILE, FileEntry, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, Role, Versions, sha256_hex,
 };
-use eryx_linker::{Bundle, RUNTIME_LIBRARY, validate_library};
+use eryx_linker::{Bundle, EH_LIBRARY, RUNTIME_LIBRARY, validate_library};
 use sha2::{Digest, Sha256};
 
 use crate::fetch::{self, CPY_VERSION, FetchRecord};
@@ -103,6 +103,7 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(crate::stdlib_ext::input_fingerprint(root)?.as_bytes());
+    h.update(crate::cxxeh::fingerprint().as_bytes());
     h.update(crate::tzdata::WHEEL_SHA256.as_bytes());
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
@@ -330,6 +331,7 @@ fn assemble(
     record: &FetchRecord,
     runtime: &Path,
     modules: &[crate::stdlib_ext::Built],
+    eh: &crate::cxxeh::Built,
     tzdata: &Path,
 ) -> Result<()> {
     if dist.exists() {
@@ -348,6 +350,19 @@ fn assemble(
         sha256: sha256_hex(&bytes),
         size: bytes.len() as u64,
         origin: "built from eryx-runtime by `cargo xtask dist`".to_string(),
+    });
+    let bytes = std::fs::read(&eh.path)?;
+    std::fs::write(dist.join("lib").join(EH_LIBRARY), &bytes)?;
+    files.push(FileEntry {
+        name: EH_LIBRARY.to_string(),
+        path: format!("lib/{EH_LIBRARY}"),
+        role: Role::Library,
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        origin: format!(
+            "built by `cargo xtask dist` from {}",
+            eh.origin.lines().next().unwrap_or_default()
+        ),
     });
     for f in &record.files {
         let mut entry = f.clone();
@@ -537,8 +552,9 @@ pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
     crate::codegen::codegen(root, true)?;
     let runtime = build_runtime(root, &tools)?;
     let modules = crate::stdlib_ext::build(root, &tools)?;
+    let eh = crate::cxxeh::build(root, &tools)?;
     let tzdata = crate::tzdata::fetch(root)?;
-    assemble(root, &dist, &record, &runtime, &modules, &tzdata)?;
+    assemble(root, &dist, &record, &runtime, &modules, &eh, &tzdata)?;
     progress!("validating the bundle:");
     validate(&dist)?;
     compile_stdlib(root, &dist)?;

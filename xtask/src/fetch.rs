@@ -21,7 +21,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use eryx_linker::bundle::{FileEntry, Role, sha256_hex};
-use eryx_linker::{BASE_LIBRARIES, LinkError, RUNTIME_LIBRARY, validate_library};
+use eryx_linker::{BASE_LIBRARIES, EH_LIBRARY, LinkError, RUNTIME_LIBRARY, validate_library};
 use serde::{Deserialize, Serialize};
 
 use crate::{process, progress};
@@ -366,7 +366,7 @@ fn extract(wheel: &Path, dir: &Path) -> Result<FetchRecord> {
     let missing: Vec<&str> = BASE_LIBRARIES
         .iter()
         .map(|l| l.name)
-        .filter(|n| *n != RUNTIME_LIBRARY && !found.contains_key(n))
+        .filter(|n| *n != RUNTIME_LIBRARY && *n != EH_LIBRARY && !found.contains_key(n))
         .collect();
     if !missing.is_empty() || adapter.is_none() || stdlib.is_none() {
         bail!(

@@ -1,6 +1,6 @@
 //! File helpers shared by the xtask steps.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -26,4 +26,32 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes an executable `/bin/sh` script `dir/name` that runs this xtask
+/// binary's `subcommand` with the script's arguments (the `cargo`, `cc` and
+/// `c++` a package build runs); `purpose` goes into its comment line.
+pub(crate) fn write_xtask_script(
+    dir: &Path,
+    name: &str,
+    purpose: &str,
+    xtask: &Path,
+    subcommand: &str,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    let quoted = xtask.display().to_string().replace('\'', r"'\''");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n# Written by `cargo xtask wheel` (eryx): {purpose}.\n\
+             exec '{quoted}' {subcommand} \"$@\"\n"
+        ),
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(path)
 }

@@ -22,6 +22,7 @@ mod cext;
 mod clibs;
 mod codegen;
 mod compat;
+mod cxxeh;
 mod debian;
 mod dist;
 mod ext;

@@ -32,7 +32,9 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
-const BUILD_REVISION: u32 = 5;
+/// 7: C++ sources get callback adapters too (fpcast.rs); 6 was a
+/// development build that compiled all C++ with exceptions.
+const BUILD_REVISION: u32 = 7;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
@@ -123,6 +125,12 @@ struct Recipe {
     /// switch for a build without threads.
     #[serde(default)]
     cflags: Vec<String>,
+    /// Compile the package's C++ with exceptions (kiwisolver's solver
+    /// reports errors by throwing). Off by default: a set with such a
+    /// library gets no pre-initialised snapshot (wasmtime's wizer cannot
+    /// snapshot modules that import an exception tag).
+    #[serde(default)]
+    cxx_exceptions: bool,
 }
 
 /// The recipe of project `name`, if it has one.
@@ -286,27 +294,16 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
 /// `eryx-wasm-cc` and `eryx-wasm-c++` in `dir`: the cross compiler as
 /// single programs, which CMake needs (`CMAKE_C_COMPILER` names one file).
 fn compiler_scripts(dir: &Path, xtask: &Path) -> Result<[PathBuf; 2]> {
-    std::fs::create_dir_all(dir)?;
-    let quoted = xtask.display().to_string().replace('\'', r"'\''");
-    let mut out = Vec::new();
-    for tool in ["wasm-cc", "wasm-c++"] {
-        let path = dir.join(format!("eryx-{tool}"));
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\n# Written by `cargo xtask wheel` (eryx): the guest's compiler.\n\
-                 exec '{quoted}' {tool} \"$@\"\n"
-            ),
-        )?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        }
-        out.push(path);
-    }
-    let [cc, cxx] = <[PathBuf; 2]>::try_from(out).expect("two scripts");
-    Ok([cc, cxx])
+    let script = |tool: &str| {
+        crate::fsutil::write_xtask_script(
+            dir,
+            &format!("eryx-{tool}"),
+            "the guest's compiler",
+            xtask,
+            tool,
+        )
+    };
+    Ok([script("wasm-cc")?, script("wasm-c++")?])
 }
 
 /// CMake's toolchain file for the guest (scikit-build-core builds): a
@@ -386,6 +383,9 @@ impl Builder {
         );
         let cython_cxx_glue = work.join("eryx-cython-cxx.h");
         std::fs::write(&cython_cxx_glue, crate::wasmcc::CYTHON_CXX_GLUE)?;
+        let cxx_shim = work.join("cxx-shim");
+        std::fs::create_dir_all(&cxx_shim)?;
+        std::fs::write(cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM)?;
         let cfg = CcConfig {
             clang: tools.clang.clone(),
             clangxx,
@@ -396,6 +396,9 @@ impl Builder {
             lib_dir,
             base_exports,
             cython_cxx_glue: Some(cython_cxx_glue),
+            cxx_shim: Some(cxx_shim),
+            wasm_opt: Some(crate::cxxeh::wasm_opt(root)?),
+            cxx_exceptions: false,
         };
         let cc_config = work.join("cc.json");
         std::fs::write(&cc_config, serde_json::to_vec_pretty(&cfg)?)?;
@@ -748,6 +751,10 @@ impl Builder {
             // wasm wheels to the host.
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env(
+                crate::wasmcc::CXX_EXCEPTIONS_ENV,
+                if recipe.cxx_exceptions { "1" } else { "0" },
+            )
             .envs(&recipe.env);
         let (status, text) = run_with_progress(&mut pip, name).with_context(|| {
             format!("cannot run {python} -m pip (Python and pip are needed to run build backends)")

@@ -70,6 +70,8 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "numexpr==2.14.2",
     // scikit-build-core with Cython: FindPython names its modules `x.so`.
     "h3==4.5.0",
+    // C++ whose solver reports conflicts by throwing.
+    "kiwisolver==1.5.1",
     "argon2-cffi==25.1.0",
 ];
 

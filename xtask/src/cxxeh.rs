@@ -1,0 +1,367 @@
+//! C++ exceptions in the guest: the exception runtime (`libunwind.so`) and
+//! the step that makes clang's exception code loadable by wasmtime.
+//!
+//! - clang 19 compiles `-fwasm-exceptions` to the *legacy* instructions of
+//!   the exception-handling proposal (`try`/`catch`/`rethrow`); wasmtime 48
+//!   implements only the standardised form (`try_table`, `exnref`).
+//!   Binaryen's `wasm-opt --translate-to-exnref` rewrites one into the other
+//!   (a PIC library keeps its `dylink.0` section). Binaryen comes from the
+//!   npm registry (its JavaScript build, run by the machine's Node.js), or
+//!   from `ERYX_WASM_OPT` (a native `wasm-opt`, version 119 or later).
+//! - The bundle's libc++/libc++abi (componentize-py's) are built without
+//!   exceptions: no `__cxa_throw`, no personality routine. `libunwind.so`
+//!   supplies them, compiled from LLVM 19's libc++abi and libunwind sources
+//!   (Debian's `llvm-toolchain-19` source package, checked against its
+//!   `Sources` index), and defines the `__cpp_exception` tag that every
+//!   library's exception code imports (wit-component's linker resolves it
+//!   like a function). It is a base library, listed before libc++abi.so so
+//!   that its exception-pointer functions win over libc++abi's stubs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use eryx_linker::sha256_hex;
+
+use crate::toolchain::Toolchain;
+use crate::{debian, process, progress};
+
+/// The npm package and version of binaryen.
+const BINARYEN: &str = "binaryen@132.0.0";
+
+/// The environment variable naming a native `wasm-opt` to use instead.
+pub(crate) const WASM_OPT_ENV: &str = "ERYX_WASM_OPT";
+
+/// The Debian source package with LLVM 19's runtimes (the same LLVM as the
+/// sysroot's libc++ headers and the compiler).
+const LLVM_SOURCE: &str = "llvm-toolchain-19";
+
+/// The members of the LLVM tarball the runtime is built from.
+const LLVM_MEMBERS: &[&str] = &[
+    "*/libunwind/include/*",
+    "*/libunwind/src/*",
+    "*/libcxxabi/include/*",
+    "*/libcxxabi/src/*",
+    "*/libcxx/src/include/*",
+];
+
+/// libc++abi's exception machinery: throwing, catching, the personality
+/// routine, the emergency heap and the terminate handlers it calls.
+const LIBCXXABI_SOURCES: &[&str] = &[
+    "cxa_exception.cpp",
+    "cxa_personality.cpp",
+    "abort_message.cpp",
+    "fallback_malloc.cpp",
+    "cxa_handlers.cpp",
+];
+
+/// The exception tag, defined here: LLVM 19's libunwind only imports it.
+const TAG_ASM: &str = "\
+.tagtype __cpp_exception i32
+.globl __cpp_exception
+__cpp_exception:
+";
+
+/// What the library exports (a name that is not defined fails the link):
+/// the tag, the landing-pad context that compiled code writes to, the
+/// personality routine and libc++abi's and libunwind's exception API.
+const EXPORTS: &[&str] = &[
+    "__cpp_exception",
+    "__wasm_lpad_context",
+    "__gxx_personality_wasm0",
+    "__cxa_allocate_dependent_exception",
+    "__cxa_allocate_exception",
+    "__cxa_begin_catch",
+    "__cxa_call_terminate",
+    "__cxa_call_unexpected",
+    "__cxa_current_exception_type",
+    "__cxa_current_primary_exception",
+    "__cxa_decrement_exception_refcount",
+    "__cxa_end_catch",
+    "__cxa_free_dependent_exception",
+    "__cxa_free_exception",
+    "__cxa_get_exception_ptr",
+    "__cxa_increment_exception_refcount",
+    "__cxa_init_primary_exception",
+    "__cxa_rethrow",
+    "__cxa_rethrow_primary_exception",
+    "__cxa_throw",
+    "__cxa_uncaught_exception",
+    "__cxa_uncaught_exceptions",
+    "_Unwind_CallPersonality",
+    "_Unwind_DeleteException",
+    "_Unwind_GetIP",
+    "_Unwind_GetLanguageSpecificData",
+    "_Unwind_GetRegionStart",
+    "_Unwind_RaiseException",
+    "_Unwind_SetGR",
+    "_Unwind_SetIP",
+];
+
+/// Definitions for a single-threaded, hidden-by-default build.
+const DEFINES: &[&str] = &[
+    "-DNDEBUG",
+    "-D_LIBCPP_BUILDING_LIBRARY",
+    "-D_LIBCXXABI_BUILDING_LIBRARY",
+    "-DLIBCXXABI_USE_LLVM_UNWINDER",
+    "-D_LIBCPP_HAS_NO_THREADS",
+    "-D_LIBCXXABI_HAS_NO_THREADS",
+    "-D_LIBUNWIND_HAS_NO_THREADS",
+    "-D_LIBUNWIND_HIDE_SYMBOLS",
+];
+
+/// The flags `wasm-opt` gets: the features of the input it must accept,
+/// names kept, only the translation done.
+const WASM_OPT_FLAGS: &[&str] = &[
+    "--enable-exception-handling",
+    "--enable-reference-types",
+    "--translate-to-exnref",
+    "-g",
+];
+
+/// The `wasm-opt` to run: `ERYX_WASM_OPT`, else binaryen's npm package
+/// (installed into `target/fetch` on first use).
+pub(crate) fn wasm_opt(root: &Path) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(WASM_OPT_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let dir = root.join("target/fetch").join(BINARYEN.replace('@', "-"));
+    let bin = dir.join("node_modules/binaryen/bin/wasm-opt");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let has = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(has("node") && has("npm")) {
+        if crate::toolchain::is_debian_root() {
+            progress!("installing Node.js and npm with apt (for binaryen's wasm-opt)");
+            process::run(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-q", "nodejs", "npm"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+                "apt-get install nodejs npm",
+            )?;
+        } else {
+            bail!(
+                "C++ exceptions need binaryen's wasm-opt: install Node.js and npm (it is \
+                 fetched from the npm registry as {BINARYEN}), or set {WASM_OPT_ENV} to a \
+                 wasm-opt of binaryen 119 or later"
+            );
+        }
+    }
+    progress!("fetching {BINARYEN} from the npm registry (wasm-opt, for C++ exceptions)");
+    std::fs::create_dir_all(&dir)?;
+    process::run(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg(BINARYEN),
+        &format!("npm install {BINARYEN}"),
+    )?;
+    if !bin.is_file() {
+        bail!("npm installed {BINARYEN} but {} is missing", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Whether a linked library has code compiled with `-fwasm-exceptions`
+/// (its `target_features` section lists `+exception-handling`).
+pub(crate) fn uses_exceptions(wasm: &[u8]) -> Result<bool> {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let wasmparser::Payload::CustomSection(c) = payload?
+            && c.name() == "target_features"
+        {
+            let mut r = wasmparser::BinaryReader::new(c.data(), 0);
+            let count = r.read_var_u32()?;
+            for _ in 0..count {
+                let prefix = r.read_u8()?;
+                let name = r.read_string()?;
+                if prefix == b'+' && name == "exception-handling" {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Rewrites `path`'s legacy exception instructions into the standardised
+/// ones wasmtime runs (in place).
+pub(crate) fn translate(wasm_opt: &Path, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("exnref.tmp");
+    let out = Command::new(wasm_opt)
+        .args(WASM_OPT_FLAGS)
+        .arg(path)
+        .arg("-o")
+        .arg(&tmp)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (binaryen's wasm-opt; {WASM_OPT_ENV} overrides it)",
+                wasm_opt.display()
+            )
+        })?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "{}: wasm-opt could not translate its C++ exception code: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The unpacked LLVM sources (downloaded once into `target/fetch/src`).
+fn llvm_sources(root: &Path) -> Result<(PathBuf, String)> {
+    let dir = root.join("target/fetch/src").join(LLVM_SOURCE);
+    let origin_file = dir.join("ORIGIN");
+    if let Ok(origin) = std::fs::read_to_string(&origin_file)
+        && let Some(top) = std::fs::read_dir(dir.join("src"))?
+            .flatten()
+            .find(|e| e.path().is_dir())
+    {
+        return Ok((top.path(), origin));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let unpacked = debian::fetch_source(LLVM_SOURCE, None, LLVM_MEMBERS, &dir)?;
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.path().is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    std::fs::write(&origin_file, &unpacked.origin)?;
+    Ok((unpacked.dir, unpacked.origin))
+}
+
+/// The built exception runtime.
+pub(crate) struct Built {
+    /// `target/wasm/eh/libunwind.so` (translated).
+    pub(crate) path: PathBuf,
+    /// Where its sources came from.
+    pub(crate) origin: String,
+}
+
+/// Everything the runtime's bytes depend on besides the sources' origin
+/// (part of the dist stamp).
+pub(crate) fn fingerprint() -> String {
+    format!(
+        "{BINARYEN} {LLVM_MEMBERS:?} {LIBCXXABI_SOURCES:?} {TAG_ASM:?} {EXPORTS:?} \
+         {DEFINES:?} {WASM_OPT_FLAGS:?}"
+    )
+}
+
+/// Builds `libunwind.so` (or reuses the last build of the same inputs).
+pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
+    let (top, origin) = llvm_sources(root)?;
+    let wasm_opt = wasm_opt(root)?;
+    let sysroot = crate::sysroot::sysroot(root)?;
+    let work = root.join("target/wasm/eh");
+    std::fs::create_dir_all(&work)?;
+    let so = work.join("libunwind.so");
+    let stamp = work.join("stamp");
+    let key = sha256_hex(format!("{}\n{}\n{origin}", fingerprint(), tools.versions).as_bytes());
+    if so.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+        return Ok(Built { path: so, origin });
+    }
+    progress!(
+        "building libunwind.so (C++ exceptions) from {}",
+        origin.lines().next().unwrap_or(LLVM_SOURCE)
+    );
+    let mut common = crate::wasmcc::compile_flags(&sysroot.dir, None);
+    common.extend(
+        ["-O2", "-fwasm-exceptions", "-fvisibility=hidden"]
+            .iter()
+            .chain(DEFINES)
+            .map(|s| s.to_string()),
+    );
+    for inc in ["libunwind/include", "libcxxabi/include", "libcxx/src"] {
+        common.push(format!("-I{}", top.join(inc).display()));
+    }
+    let mut objects = Vec::new();
+    let mut compile = |src: &Path, extra: &[String]| -> Result<()> {
+        let obj = work.join(format!("{:02}.o", objects.len()));
+        let mut cc = Command::new(&tools.clang);
+        cc.args(&common)
+            .args(extra)
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(&obj);
+        process::capture(&mut cc, &format!("compiling {}", src.display()))?;
+        objects.push(obj);
+        Ok(())
+    };
+    let tag = work.join("tag.s");
+    std::fs::write(&tag, TAG_ASM)?;
+    compile(&tag, &[])?;
+    compile(&top.join("libunwind/src/Unwind-wasm.c"), &[])?;
+    let cxx_include = sysroot
+        .cxx_include
+        .as_ref()
+        .context("the sysroot has no libc++ headers")?;
+    let cxx = [
+        "-std=c++20".to_string(),
+        "-nostdinc++".to_string(),
+        "-isystem".to_string(),
+        cxx_include.display().to_string(),
+    ];
+    for src in LIBCXXABI_SOURCES {
+        compile(&top.join("libcxxabi/src").join(src), &cxx)?;
+    }
+    let exports: Vec<&str> = EXPORTS.to_vec();
+    crate::cext::link(
+        tools,
+        &objects,
+        &exports,
+        &crate::fetch::fetch_dir(root).join("lib"),
+        &["c++abi".to_string(), "c".to_string()],
+        sysroot.builtins.as_deref(),
+        &so,
+    )?;
+    for o in &objects {
+        let _ = std::fs::remove_file(o);
+    }
+    translate(&wasm_opt, &so)?;
+    std::fs::write(&stamp, &key)?;
+    Ok(Built { path: so, origin })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_features(features: &[(u8, &str)]) -> Vec<u8> {
+        let mut data = vec![features.len() as u8];
+        for (prefix, name) in features {
+            data.push(*prefix);
+            data.push(name.len() as u8);
+            data.extend_from_slice(name.as_bytes());
+        }
+        let mut module = wasm_encoder::Module::new();
+        module.section(&wasm_encoder::CustomSection {
+            name: "target_features".into(),
+            data: data.into(),
+        });
+        module.finish()
+    }
+
+    #[test]
+    fn exception_code_is_recognised_by_its_target_features() {
+        assert!(
+            uses_exceptions(&with_features(&[
+                (b'+', "bulk-memory"),
+                (b'+', "exception-handling")
+            ]))
+            .unwrap()
+        );
+        assert!(!uses_exceptions(&with_features(&[(b'+', "bulk-memory")])).unwrap());
+        assert!(!uses_exceptions(&with_features(&[(b'-', "exception-handling")])).unwrap());
+        assert!(!uses_exceptions(&wasm_encoder::Module::new().finish()).unwrap());
+    }
+}
