@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use eryx_linker::sha256_hex;
 
 use crate::toolchain::Toolchain;
-use crate::{debian, process, progress};
+use crate::{process, progress};
 
 /// The npm package and version of binaryen.
 const BINARYEN: &str = "binaryen@132.0.0";
@@ -217,28 +217,6 @@ pub(crate) fn translate(wasm_opt: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The unpacked LLVM sources (downloaded once into `target/fetch/src`).
-fn llvm_sources(root: &Path) -> Result<(PathBuf, String)> {
-    let dir = root.join("target/fetch/src").join(LLVM_SOURCE);
-    let origin_file = dir.join("ORIGIN");
-    if let Ok(origin) = std::fs::read_to_string(&origin_file)
-        && let Some(top) = std::fs::read_dir(dir.join("src"))?
-            .flatten()
-            .find(|e| e.path().is_dir())
-    {
-        return Ok((top.path(), origin));
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let unpacked = debian::fetch_source(LLVM_SOURCE, None, LLVM_MEMBERS, &dir)?;
-    for entry in std::fs::read_dir(&dir)?.flatten() {
-        if entry.path().is_file() {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    std::fs::write(&origin_file, &unpacked.origin)?;
-    Ok((unpacked.dir, unpacked.origin))
-}
-
 /// The built exception runtime.
 pub(crate) struct Built {
     /// `target/wasm/eh/libunwind.so` (translated).
@@ -258,7 +236,8 @@ pub(crate) fn fingerprint() -> String {
 
 /// Builds `libunwind.so` (or reuses the last build of the same inputs).
 pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
-    let (top, origin) = llvm_sources(root)?;
+    let (top, origin) =
+        crate::stdlib_ext::debian_sources(root, LLVM_SOURCE, LLVM_SOURCE, None, LLVM_MEMBERS)?;
     let wasm_opt = wasm_opt(root)?;
     let sysroot = crate::sysroot::sysroot(root)?;
     let work = root.join("target/wasm/eh");

@@ -341,29 +341,35 @@ fn assemble(
     std::fs::create_dir_all(dist.join("adapter"))?;
     let fetched = fetch::fetch_dir(root);
     let mut files = Vec::new();
-    let bytes = std::fs::read(runtime)?;
-    std::fs::write(dist.join("lib").join(RUNTIME_LIBRARY), &bytes)?;
-    files.push(FileEntry {
-        name: RUNTIME_LIBRARY.to_string(),
-        path: format!("lib/{RUNTIME_LIBRARY}"),
-        role: Role::Runtime,
-        sha256: sha256_hex(&bytes),
-        size: bytes.len() as u64,
-        origin: "built from eryx-runtime by `cargo xtask dist`".to_string(),
-    });
-    let bytes = std::fs::read(&eh.path)?;
-    std::fs::write(dist.join("lib").join(EH_LIBRARY), &bytes)?;
-    files.push(FileEntry {
-        name: EH_LIBRARY.to_string(),
-        path: format!("lib/{EH_LIBRARY}"),
-        role: Role::Library,
-        sha256: sha256_hex(&bytes),
-        size: bytes.len() as u64,
-        origin: format!(
+    // The libraries `cargo xtask dist` builds itself.
+    let mut add_built = |name: &str, from: &Path, role: Role, origin: String| -> Result<()> {
+        let bytes = std::fs::read(from)?;
+        std::fs::write(dist.join("lib").join(name), &bytes)?;
+        files.push(FileEntry {
+            name: name.to_string(),
+            path: format!("lib/{name}"),
+            role,
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            origin,
+        });
+        Ok(())
+    };
+    add_built(
+        RUNTIME_LIBRARY,
+        runtime,
+        Role::Runtime,
+        "built from eryx-runtime by `cargo xtask dist`".to_string(),
+    )?;
+    add_built(
+        EH_LIBRARY,
+        &eh.path,
+        Role::Library,
+        format!(
             "built by `cargo xtask dist` from {}",
             eh.origin.lines().next().unwrap_or_default()
         ),
-    });
+    )?;
     for f in &record.files {
         let mut entry = f.clone();
         match f.role {

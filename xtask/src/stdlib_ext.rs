@@ -230,9 +230,27 @@ pub(crate) fn input_fingerprint(root: &Path) -> Result<String> {
 
 /// The unpacked sources of `lib` (downloaded once into `target/fetch/src`).
 pub(crate) fn library_sources(root: &Path, lib: &Library) -> Result<(PathBuf, String)> {
-    let dir = root
-        .join("target/fetch/src")
-        .join(format!("{}-{}", lib.package, lib.version));
+    debian_sources(
+        root,
+        &format!("{}-{}", lib.package, lib.version),
+        lib.package,
+        Some(lib.version),
+        &[],
+    )
+}
+
+/// The upstream sources of Debian source `package` (`version`, else the
+/// newest), only the tar `members` matching (all when empty), downloaded
+/// and unpacked once into `target/fetch/src/<dir_name>`; returns the
+/// unpacked top directory and the origin record.
+pub(crate) fn debian_sources(
+    root: &Path,
+    dir_name: &str,
+    package: &str,
+    version: Option<&str>,
+    members: &[&str],
+) -> Result<(PathBuf, String)> {
+    let dir = root.join("target/fetch/src").join(dir_name);
     let origin_file = dir.join("ORIGIN");
     if let Ok(origin) = std::fs::read_to_string(&origin_file)
         && let Some(top) = std::fs::read_dir(dir.join("src"))?
@@ -242,7 +260,7 @@ pub(crate) fn library_sources(root: &Path, lib: &Library) -> Result<(PathBuf, St
         return Ok((top.path(), origin));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let unpacked = debian::fetch_source(lib.package, Some(lib.version), &[], &dir)?;
+    let unpacked = debian::fetch_source(package, version, members, &dir)?;
     // Only the unpacked tree is kept.
     for entry in std::fs::read_dir(&dir)?.flatten() {
         if entry.path().is_file() {
