@@ -49,14 +49,16 @@ const WASM_STACK: usize = 512 << 20;
 fn engine(
     functions: Option<&Path>,
     pool: Option<u32>,
+    exceptions: bool,
 ) -> Result<(Engine, Option<Arc<FunctionCache>>), Error> {
-    type Engines = HashMap<(Option<PathBuf>, Option<u32>), (Engine, Option<Arc<FunctionCache>>)>;
+    type Engines =
+        HashMap<(Option<PathBuf>, Option<u32>, bool), (Engine, Option<Arc<FunctionCache>>)>;
     static ENGINES: OnceLock<std::sync::Mutex<Engines>> = OnceLock::new();
     let mut engines = ENGINES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let key = (functions.map(Path::to_path_buf), pool);
+    let key = (functions.map(Path::to_path_buf), pool, exceptions);
     if let Some(found) = engines.get(&key) {
         return Ok(found.clone());
     }
@@ -68,12 +70,18 @@ fn engine(
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
     // C++ exceptions in extensions are wasm exceptions: each throw
-    // allocates an exception object in the GC heap, which the
-    // reference-counting collector frees when the exception is caught (the
-    // null collector would keep every one: 6 million throws grew the
-    // process by 140 MB).
+    // allocates an exception object in the GC heap. For a set with such a
+    // library the reference-counting collector frees each one when it is
+    // caught (the null collector keeps every one, outside the memory limit:
+    // 6 million throws grew the process by 140 MB). The others get the null
+    // collector: reference counting cost every sandbox ~0.7 ms at creation,
+    // ~0.05 ms per call and ~0.3 MiB (bench A/B, 2026-12-02).
     config.wasm_exceptions(true);
-    config.collector(wasmtime::Collector::DeferredReferenceCounting);
+    config.collector(if exceptions {
+        wasmtime::Collector::DeferredReferenceCounting
+    } else {
+        wasmtime::Collector::Null
+    });
     // For profiling guest code with `perf` (`ERYX_PERF_MAP=1`): wasmtime
     // writes /tmp/perf-PID.map naming every compiled wasm function. It
     // does not change the compiled code.
@@ -882,18 +890,13 @@ pub(crate) async fn prepare(
     pool: Option<u32>,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
-    // wasmtime's wizer cannot snapshot a library that imports an exception
-    // tag (C++ built with exceptions): such a set starts Python in every
-    // sandbox, as with `preinit(false)`.
-    let unsnapshottable = preinit
-        .is_some()
-        .then(|| extensions.iter().find(|e| e.info().imports_tags))
-        .flatten();
-    let preinit = if unsnapshottable.is_some() {
-        None
-    } else {
-        preinit
-    };
+    // A library that imports an exception tag (C++ built with exceptions)
+    // gets the engine whose collector frees thrown objects, and no
+    // snapshot: wasmtime's wizer cannot snapshot it, so such a set starts
+    // Python in every sandbox, as with `preinit(false)`.
+    let thrower = extensions.iter().find(|e| e.info().imports_tags);
+    let unsnapshottable = thrower.filter(|_| preinit.is_some());
+    let preinit = preinit.filter(|_| thrower.is_none());
     let key = memo_key(bundle, extensions, preinit.as_ref(), pool);
     let mut memo = memo().lock().await;
     if let Some(p) = memo.get(&key) {
@@ -910,7 +913,7 @@ pub(crate) async fn prepare(
         CacheDir::Dir(dir) => Some(dir.join("functions")),
         CacheDir::Disabled => None,
     };
-    let (engine, functions) = engine(functions.as_deref(), pool)?;
+    let (engine, functions) = engine(functions.as_deref(), pool, thrower.is_some())?;
     let job = Job {
         engine,
         functions,
