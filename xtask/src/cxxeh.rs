@@ -331,6 +331,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_or_missing_wasm_opt_is_named_and_leaves_no_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("m.so");
+        std::fs::write(&lib, b"\0asm").unwrap();
+        let err = translate(Path::new("/bin/false"), &lib)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.so: wasm-opt could not translate its C++ exception code"),
+            "{err}"
+        );
+        assert!(!lib.with_extension("exnref.tmp").exists());
+        let err = translate(&dir.path().join("no-wasm-opt"), &lib)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no-wasm-opt (binaryen's wasm-opt; ERYX_WASM_OPT overrides it)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn exception_code_is_recognised_by_its_target_features() {
         assert!(
             uses_exceptions(&with_features(&[
