@@ -69,8 +69,8 @@ fn engine(
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
-    // C++ exceptions in extensions are wasm exceptions: each throw
-    // allocates an exception object in the GC heap. For a set with such a
+    // C++ exceptions and C's `longjmp` in extensions are wasm exceptions:
+    // each throw allocates an exception object in the GC heap. For a set with such a
     // library the reference-counting collector frees each one when it is
     // caught (the null collector keeps every one, outside the memory limit:
     // 6 million throws grew the process by 140 MB). The others get the null
@@ -890,13 +890,16 @@ pub(crate) async fn prepare(
     pool: Option<u32>,
     progress: Progress,
 ) -> Result<Arc<Prepared>, Error> {
-    // A library that imports an exception tag (C++ built with exceptions)
-    // gets the engine whose collector frees thrown objects, and no
-    // snapshot: wasmtime's wizer cannot snapshot it, so such a set starts
-    // Python in every sandbox, as with `preinit(false)`.
-    let thrower = extensions.iter().find(|e| e.info().imports_tags);
-    let unsnapshottable = thrower.filter(|_| preinit.is_some());
-    let preinit = preinit.filter(|_| thrower.is_none());
+    // A set with a library that throws wasm exceptions (C++ built with
+    // exceptions, C's `longjmp`) gets the engine whose collector frees
+    // thrown objects. One that imports the exception tag (C++, which
+    // shares libunwind.so's) gets no snapshot: wasmtime's wizer cannot
+    // snapshot it, so such a set starts Python in every sandbox, as with
+    // `preinit(false)`.
+    let throws = extensions.iter().any(|e| e.info().uses_exceptions());
+    let importer = extensions.iter().find(|e| e.info().imports_tags);
+    let unsnapshottable = importer.filter(|_| preinit.is_some());
+    let preinit = preinit.filter(|_| importer.is_none());
     let key = memo_key(bundle, extensions, preinit.as_ref(), pool);
     let mut memo = memo().lock().await;
     if let Some(p) = memo.get(&key) {
@@ -913,7 +916,7 @@ pub(crate) async fn prepare(
         CacheDir::Dir(dir) => Some(dir.join("functions")),
         CacheDir::Disabled => None,
     };
-    let (engine, functions) = engine(functions.as_deref(), pool, thrower.is_some())?;
+    let (engine, functions) = engine(functions.as_deref(), pool, throws)?;
     let job = Job {
         engine,
         functions,

@@ -28,6 +28,17 @@ pub struct LibraryInfo {
     /// (which shares `libunwind.so`'s `__cpp_exception`). wasmtime's wizer
     /// cannot pre-initialise a component with such a library.
     pub imports_tags: bool,
+    /// Whether it defines an exception tag of its own: C that calls
+    /// `setjmp` (each such library keeps its `longjmp` tag to itself).
+    pub defines_tags: bool,
+}
+
+impl LibraryInfo {
+    /// Whether its code throws or catches wasm exceptions (C++ exceptions,
+    /// `longjmp`): each throw allocates in wasmtime's GC heap.
+    pub fn uses_exceptions(&self) -> bool {
+        self.imports_tags || self.defines_tags
+    }
 }
 
 fn hint(bytes: &[u8]) -> &'static str {
@@ -114,6 +125,7 @@ pub fn validate_library(name: &str, bytes: &[u8]) -> Result<LibraryInfo, LinkErr
                     }
                 }
             }
+            Payload::TagSection(reader) => info.defines_tags |= reader.count() > 0,
             Payload::ExportSection(reader) => {
                 for export in reader {
                     info.exports

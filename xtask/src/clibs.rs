@@ -174,6 +174,65 @@ fn libxml2_sources(top: &Path) -> Result<Vec<PathBuf>> {
     ))
 }
 
+/// libjpeg-turbo's library (CMakeLists.txt's `JPEG_SOURCES` with
+/// arithmetic coding, without SIMD): the files compiled once, and those
+/// compiled once per sample precision through `src/wrapper/<name>-<bits>.c`.
+fn libjpeg_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    const ONCE: &[&str] = &[
+        "jcapimin",
+        "jchuff",
+        "jcicc",
+        "jcinit",
+        "jclhuff",
+        "jcmarker",
+        "jcmaster",
+        "jcomapi",
+        "jcparam",
+        "jcphuff",
+        "jctrans",
+        "jdapimin",
+        "jdatadst",
+        "jdatasrc",
+        "jdhuff",
+        "jdicc",
+        "jdinput",
+        "jdlhuff",
+        "jdmarker",
+        "jdmaster",
+        "jdphuff",
+        "jdtrans",
+        "jerror",
+        "jfdctflt",
+        "jmemmgr",
+        "jmemnobs",
+        "jpeg_nbits",
+        "jaricom",
+        "jcarith",
+        "jdarith",
+    ];
+    const BITS_8_12_16: &[&str] = &[
+        "jcapistd", "jccolor", "jcdiffct", "jclossls", "jcmainct", "jcprepct", "jcsample",
+        "jdapistd", "jdcolor", "jddiffct", "jdlossls", "jdmainct", "jdpostct", "jdsample",
+        "jutils",
+    ];
+    const BITS_8_12: &[&str] = &[
+        "jccoefct", "jcdctmgr", "jdcoefct", "jddctmgr", "jdmerge", "jfdctfst", "jfdctint",
+        "jidctflt", "jidctfst", "jidctint", "jidctred", "jquant1", "jquant2",
+    ];
+    let mut out: Vec<PathBuf> = ONCE
+        .iter()
+        .map(|f| top.join("src").join(format!("{f}.c")))
+        .collect();
+    for (names, bits) in [(BITS_8_12_16, &[8, 12, 16][..]), (BITS_8_12, &[8, 12][..])] {
+        for f in names {
+            for b in bits {
+                out.push(top.join("src/wrapper").join(format!("{f}-{b}.c")));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("{}", dir.display()))?
@@ -238,6 +297,31 @@ const LIBXML2_VERSION_H: &[(&str, &str)] = &[
     ("WITH_SCHEMATRON", "1"),
     ("WITH_MODULES", "0"),
     ("WITH_ZLIB", "0"),
+];
+
+/// libjpeg-turbo's public configuration: the libjpeg 6.2 API (Debian's
+/// `libjpeg62-turbo`), arithmetic coding, no SIMD (none for wasm).
+const LIBJPEG_CONFIG_H: &[(&str, &str)] = &[
+    ("JPEG_LIB_VERSION", "62"),
+    ("VERSION", "3.1.3"),
+    ("LIBJPEG_TURBO_VERSION_NUMBER", "3001003"),
+    ("C_ARITH_CODING_SUPPORTED", "1"),
+    ("D_ARITH_CODING_SUPPORTED", "1"),
+];
+
+/// libjpeg-turbo's internal configuration for wasm32 (a 4-byte `size_t`,
+/// `unsigned long` as wide, one thread).
+const LIBJPEG_CONFIGINT_H: &[(&str, &str)] = &[
+    ("BUILD", "eryx"),
+    ("HIDDEN", "__attribute__((visibility(\"hidden\")))"),
+    ("INLINE", "__inline__ __attribute__((always_inline))"),
+    ("THREAD_LOCAL", ""),
+    ("CMAKE_PROJECT_NAME", "libjpeg-turbo"),
+    ("VERSION", "3.1.3"),
+    ("SIZE_T", "4"),
+    ("HAVE_BUILTIN_CTZL", "1"),
+    ("C_ARITH_CODING_SUPPORTED", "1"),
+    ("D_ARITH_CODING_SUPPORTED", "1"),
 ];
 
 /// WASI's answers to libxslt's configure checks.
@@ -421,6 +505,52 @@ const CLIBS: &[CLib] = &[
         deps: &["xml2"],
         extra_sources: &[],
     },
+    CLib {
+        name: "jpeg",
+        upstream_version: "3.1.3",
+        library: Library {
+            package: "libjpeg-turbo",
+            version: "1:3.1.3-4",
+            sources: unused,
+            includes: &["src"],
+            defines: &[],
+            config_h: None,
+        },
+        archives: &[Archive {
+            link_name: "jpeg",
+            sources: libjpeg_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "libjpeg",
+            libs: "-ljpeg",
+            requires: "",
+        }],
+        headers: &[
+            ("src/jpeglib.h", ""),
+            ("src/jmorecfg.h", ""),
+            ("src/jerror.h", ""),
+            ("jconfig.h", ""),
+        ],
+        generated: &[
+            Generated {
+                template: "src/jconfig.h.in",
+                output: "jconfig.h",
+                values: LIBJPEG_CONFIG_H,
+            },
+            Generated {
+                template: "src/jconfigint.h.in",
+                output: "jconfigint.h",
+                values: LIBJPEG_CONFIGINT_H,
+            },
+            Generated {
+                template: "src/jversion.h.in",
+                output: "jversion.h",
+                values: &[("COPYRIGHT_YEAR", "1991-2025")],
+            },
+        ],
+        deps: &[],
+        extra_sources: &[],
+    },
     // eryx's own libffi (`xtask/clibs/ffi/`): libffi has no WASI port.
     CLib {
         name: "ffi",
@@ -525,9 +655,25 @@ pub(crate) fn known() -> Vec<&'static str> {
 }
 
 /// `template` with every `@NAME@` replaced; an `@NAME@` left without a
-/// value is an error (a configure step this build does not know).
+/// value is an error (a configure step this build does not know). A CMake
+/// `#cmakedefine NAME REST` line becomes `#define NAME REST` when `values`
+/// has `NAME`, else a comment saying it is undefined (as CMake writes it
+/// for a variable that is not set).
 fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String> {
-    let mut text = template.to_string();
+    let mut text = String::with_capacity(template.len());
+    for line in template.split_inclusive('\n') {
+        let Some(rest) = line.trim_start().strip_prefix("#cmakedefine ") else {
+            text.push_str(line);
+            continue;
+        };
+        let rest = rest.trim_end();
+        let name = rest.split_whitespace().next().unwrap_or_default();
+        if values.iter().any(|(k, _)| *k == name) {
+            text.push_str(&format!("#define {rest}\n"));
+        } else {
+            text.push_str(&format!("/* #undef {name} */\n"));
+        }
+    }
     for (k, v) in values {
         text = text.replace(&format!("@{k}@"), v);
     }
@@ -573,6 +719,9 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     let gen_dir = work.join("gen");
     std::fs::create_dir_all(&gen_dir)?;
     let mut flags = library_flags(&sysroot.dir, &lib.library, &top, &work)?;
+    // C libraries report errors with `setjmp`/`longjmp` (libjpeg's callers,
+    // FreeType): see `crate::sjlj`.
+    flags.extend(crate::sjlj::COMPILE_FLAGS.map(String::from));
     let mut key_input = String::new();
     for g in lib.generated {
         let template = std::fs::read_to_string(top.join(g.template))
@@ -768,6 +917,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("@WITH_X@"), "{err}");
+    }
+
+    #[test]
+    fn cmake_defines_are_defined_when_given_and_commented_out_otherwise() {
+        let t = "#cmakedefine A 1\n  #cmakedefine B\n#cmakedefine C 1\n#define S @SIZE@\n";
+        let filled = fill_template(t, &[("A", "1"), ("B", "1"), ("SIZE", "4")]).unwrap();
+        assert_eq!(
+            filled,
+            "#define A 1\n#define B\n/* #undef C */\n#define S 4\n"
+        );
     }
 
     #[test]

@@ -168,21 +168,51 @@ pub(crate) fn wasm_opt(root: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Whether a linked library has code compiled with `-fwasm-exceptions`
-/// (its `target_features` section lists `+exception-handling`).
+/// Whether a linked library has legacy exception code to translate: C++
+/// compiled with `-fwasm-exceptions` or C that calls `setjmp`
+/// ([`crate::sjlj`]). Only code compiled with the exception-handling
+/// feature (its `target_features` section lists `+exception-handling`)
+/// can; since every guest compile turns it on for `setjmp`, the function
+/// bodies are read for the legacy instructions (`try`, `catch`,
+/// `catch_all`, `rethrow`, `delegate`). Code that cannot be read counts as
+/// having them (`wasm-opt` rewrites only what needs it).
 pub(crate) fn uses_exceptions(wasm: &[u8]) -> Result<bool> {
+    use wasmparser::{Operator, Payload};
+    let mut feature = false;
+    let mut bodies = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
-        if let wasmparser::Payload::CustomSection(c) = payload?
-            && c.name() == "target_features"
-        {
-            let mut r = wasmparser::BinaryReader::new(c.data(), 0);
-            let count = r.read_var_u32()?;
-            for _ in 0..count {
-                let prefix = r.read_u8()?;
-                let name = r.read_string()?;
-                if prefix == b'+' && name == "exception-handling" {
-                    return Ok(true);
+        match payload? {
+            Payload::CustomSection(c) if c.name() == "target_features" => {
+                let mut r = wasmparser::BinaryReader::new(c.data(), 0);
+                let count = r.read_var_u32()?;
+                for _ in 0..count {
+                    let prefix = r.read_u8()?;
+                    let name = r.read_string()?;
+                    feature |= prefix == b'+' && name == "exception-handling";
                 }
+            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
+            _ => {}
+        }
+    }
+    if !feature {
+        return Ok(false);
+    }
+    for body in bodies {
+        let Ok(mut ops) = body.get_operators_reader() else {
+            return Ok(true);
+        };
+        while !ops.eof() {
+            match ops.read() {
+                Ok(
+                    Operator::Try { .. }
+                    | Operator::Catch { .. }
+                    | Operator::CatchAll
+                    | Operator::Rethrow { .. }
+                    | Operator::Delegate { .. },
+                ) => return Ok(true),
+                Ok(_) => {}
+                Err(_) => return Ok(true),
             }
         }
     }
@@ -315,18 +345,43 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
 mod tests {
     use super::*;
 
-    fn with_features(features: &[(u8, &str)]) -> Vec<u8> {
+    /// A module with the `target_features` section `features` and one
+    /// function whose body is `code`.
+    fn module(features: &[(u8, &str)], code: &[wasm_encoder::Instruction<'_>]) -> Vec<u8> {
+        use wasm_encoder::*;
         let mut data = vec![features.len() as u8];
         for (prefix, name) in features {
             data.push(*prefix);
             data.push(name.len() as u8);
             data.extend_from_slice(name.as_bytes());
         }
-        let mut module = wasm_encoder::Module::new();
-        module.section(&wasm_encoder::CustomSection {
-            name: "target_features".into(),
-            data: data.into(),
+        let mut types = TypeSection::new();
+        types.ty().function([], []);
+        types.ty().function([ValType::I32], []);
+        let mut tags = TagSection::new();
+        tags.tag(TagType {
+            kind: TagKind::Exception,
+            func_type_idx: 1,
         });
+        let mut funcs = FunctionSection::new();
+        funcs.function(0);
+        let mut body = Function::new([]);
+        for i in code {
+            body.instruction(i);
+        }
+        body.instruction(&Instruction::End);
+        let mut bodies = CodeSection::new();
+        bodies.function(&body);
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&funcs)
+            .section(&tags)
+            .section(&bodies)
+            .section(&CustomSection {
+                name: "target_features".into(),
+                data: data.into(),
+            });
         module.finish()
     }
 
@@ -353,16 +408,26 @@ mod tests {
     }
 
     #[test]
-    fn exception_code_is_recognised_by_its_target_features() {
-        assert!(
-            uses_exceptions(&with_features(&[
-                (b'+', "bulk-memory"),
-                (b'+', "exception-handling")
-            ]))
-            .unwrap()
-        );
-        assert!(!uses_exceptions(&with_features(&[(b'+', "bulk-memory")])).unwrap());
-        assert!(!uses_exceptions(&with_features(&[(b'-', "exception-handling")])).unwrap());
+    fn legacy_exception_code_is_recognised_and_standard_code_is_not() {
+        use wasm_encoder::{BlockType, Instruction as I};
+        let eh = [(b'+', "bulk-memory"), (b'+', "exception-handling")];
+        let legacy = [
+            I::Try(BlockType::Empty),
+            I::Nop,
+            I::CatchAll,
+            I::Rethrow(0),
+            I::End,
+        ];
+        assert!(uses_exceptions(&module(&eh, &legacy)).unwrap());
+        let legacy_catch = [I::Try(BlockType::Empty), I::Catch(0), I::Drop, I::End];
+        assert!(uses_exceptions(&module(&eh, &legacy_catch)).unwrap());
+        // Compiled with the feature but calling no setjmp and catching
+        // nothing; or already translated (`throw` is in both forms).
+        assert!(!uses_exceptions(&module(&eh, &[I::Nop])).unwrap());
+        assert!(!uses_exceptions(&module(&eh, &[I::I32Const(1), I::Throw(0)])).unwrap());
+        // Without the feature nothing is read.
+        assert!(!uses_exceptions(&module(&[(b'+', "bulk-memory")], &legacy)).unwrap());
+        assert!(!uses_exceptions(&module(&[(b'-', "exception-handling")], &legacy)).unwrap());
         assert!(!uses_exceptions(&wasm_encoder::Module::new().finish()).unwrap());
     }
 }

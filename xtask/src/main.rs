@@ -34,6 +34,7 @@ mod numpy_include;
 mod numpy_tests;
 mod process;
 mod pyo3;
+mod sjlj;
 mod stdlib_ext;
 mod sysroot;
 mod toolchain;

@@ -310,16 +310,35 @@ pub(crate) fn compile(
     sources: &[PathBuf],
     work: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let mut objects = Vec::new();
-    for (i, src) in sources.iter().enumerate() {
-        let obj = work.join(format!("{i:03}.o"));
-        let mut cc = Command::new(&tools.clang);
-        cc.args(flags).arg("-c").arg(src).arg("-o").arg(&obj);
-        // Captured: 80 files would flood the log; a failure shows the
-        // command and the compiler's message.
-        process::capture(&mut cc, &format!("compiling {}", src.display()))?;
-        objects.push(obj);
-    }
+    let objects: Vec<PathBuf> = (0..sources.len())
+        .map(|i| work.join(format!("{i:03}.o")))
+        .collect();
+    // One compiler per core, each taking the next file.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.min(sources.len()))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let (Some(src), Some(obj)) = (sources.get(i), objects.get(i)) else {
+                            return Ok(());
+                        };
+                        let mut cc = Command::new(&tools.clang);
+                        cc.args(flags).arg("-c").arg(src).arg("-o").arg(obj);
+                        // Captured: 80 files would flood the log; a failure
+                        // shows the command and the compiler's message.
+                        process::capture(&mut cc, &format!("compiling {}", src.display()))?;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a compile thread panicked")))
+        })
+    })?;
     Ok(objects)
 }
 

@@ -51,6 +51,12 @@ pub(crate) struct CcConfig {
     /// recipe says `cxx-exceptions = true` (through [`CXX_EXCEPTIONS_ENV`]).
     #[serde(default)]
     pub(crate) cxx_exceptions: bool,
+    /// The archive with the hidden `setjmp`/`longjmp` tag
+    /// ([`crate::sjlj::TAG_ARCHIVE`]): when set, compiles get `setjmp`
+    /// ([`crate::sjlj::COMPILE_FLAGS`]) and links this archive and
+    /// wasi-libc's `libsetjmp.a`.
+    #[serde(default)]
+    pub(crate) sjlj_tag: Option<PathBuf>,
 }
 
 /// Cython's C++ exception glue for a C++ runtime without exceptions.
@@ -388,6 +394,9 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
         flags.push(format!("-Wl,--export-if-defined={init}"));
     }
     flags.push(format!("-I{}", cfg.python_include.display()));
+    if cfg.sjlj_tag.is_some() {
+        flags.extend(crate::sjlj::COMPILE_FLAGS.map(String::from));
+    }
     if cxx && cfg.cxx_exceptions {
         // Last, so that it wins over a package's `-fno-exceptions` or
         // `-fexceptions` (which, alone, is no exception model for wasm).
@@ -412,6 +421,14 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
             if cfg.cxx_exceptions {
                 flags.push("-lunwind".into());
             }
+        }
+        // Pulled in only by a library that calls `setjmp`/`longjmp`; the
+        // hidden tag first, so that it wins over libsetjmp's exported one.
+        if let Some(tag) = &cfg.sjlj_tag
+            && let Some(runtime) = crate::sjlj::runtime(&cfg.sysroot)
+        {
+            flags.push(tag.display().to_string());
+            flags.push(runtime.display().to_string());
         }
         if let Some(b) = &cfg.builtins {
             flags.push(b.display().to_string());
@@ -681,6 +698,7 @@ mod tests {
             cxx_shim: Some("/eryx/cxx-shim".into()),
             wasm_opt: Some("/eryx/wasm-opt".into()),
             cxx_exceptions: false,
+            sjlj_tag: Some("/eryx/liberyx-sjlj.a".into()),
         }
     }
 
@@ -794,6 +812,40 @@ mod tests {
         let out = rewrite(&cfg, true, &s(&["a.o", "-o", "m.so"]));
         assert!(out.contains(&"-lunwind".to_string()), "{out:?}");
         assert!(out.contains(&"/s/usr/include/wasm32-wasi/c++/v1".to_string()));
+    }
+
+    #[test]
+    fn compiles_can_call_setjmp_and_links_take_the_hidden_tag_before_libsetjmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("usr/lib/wasm32-wasip2");
+        std::fs::create_dir_all(&lib).unwrap();
+        let runtime = lib.join("libsetjmp.a");
+        std::fs::write(&runtime, b"!<arch>\n").unwrap();
+        let cfg = CcConfig {
+            sysroot: dir.path().join("usr"),
+            ..cfg()
+        };
+        let sjlj = s(&crate::sjlj::COMPILE_FLAGS);
+        for cxx in [false, true] {
+            let out = rewrite(&cfg, cxx, &s(&["-c", "a.c"]));
+            assert!(out.windows(3).any(|w| w == sjlj), "{out:?}");
+            assert!(!out.iter().any(|a| a.ends_with(".a")), "{out:?}");
+        }
+        let out = rewrite(&cfg, false, &s(&["a.o", "-o", "m.so"]));
+        let pos = |a: &str| out.iter().position(|x| x == a).unwrap();
+        let runtime = runtime.display().to_string();
+        assert!(pos("a.o") < pos("/eryx/liberyx-sjlj.a"), "{out:?}");
+        assert!(pos("/eryx/liberyx-sjlj.a") < pos(&runtime), "{out:?}");
+        // An older config without the tag: no setjmp, as before.
+        let old = CcConfig {
+            sjlj_tag: None,
+            ..cfg
+        };
+        let out = rewrite(&old, false, &s(&["a.o", "-o", "m.so"]));
+        assert!(
+            !out.iter().any(|a| a.contains("sjlj") || a == &runtime),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -32,9 +32,10 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
-/// 7: C++ sources get callback adapters too (fpcast.rs); 6 was a
-/// development build that compiled all C++ with exceptions.
-const BUILD_REVISION: u32 = 7;
+/// 8: every compile can call `setjmp` (sjlj.rs); 7: C++ sources get
+/// callback adapters too (fpcast.rs); 6 was a development build that
+/// compiled all C++ with exceptions.
+const BUILD_REVISION: u32 = 8;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
@@ -386,6 +387,10 @@ impl Builder {
         let cxx_shim = work.join("cxx-shim");
         std::fs::create_dir_all(&cxx_shim)?;
         std::fs::write(cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM)?;
+        let ar = on_path("llvm-ar-19")
+            .or_else(|| on_path("llvm-ar"))
+            .unwrap_or_else(|| "ar".into());
+        let sjlj_tag = crate::sjlj::tag_archive(&tools.clang, &ar, &work.join("sjlj"))?;
         let cfg = CcConfig {
             clang: tools.clang.clone(),
             clangxx,
@@ -399,13 +404,11 @@ impl Builder {
             cxx_shim: Some(cxx_shim),
             wasm_opt: Some(crate::cxxeh::wasm_opt(root)?),
             cxx_exceptions: false,
+            sjlj_tag: Some(sjlj_tag),
         };
         let cc_config = work.join("cc.json");
         std::fs::write(&cc_config, serde_json::to_vec_pretty(&cfg)?)?;
         let exe = std::env::current_exe()?;
-        let ar = on_path("llvm-ar-19")
-            .or_else(|| on_path("llvm-ar"))
-            .unwrap_or_else(|| "ar".into());
         let cross = format!(
             "# Written by `cargo xtask wheel`: meson's view of the guest.\n\
              [binaries]\n\
