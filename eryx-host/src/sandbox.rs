@@ -385,6 +385,7 @@ impl SandboxBuilder {
                 site_hash,
             })
         };
+        let snapshottable = !extensions.iter().any(|e| e.info().imports_tags);
         let prepared = prepare(
             &bundle,
             &extensions,
@@ -417,6 +418,7 @@ impl SandboxBuilder {
         };
         let mut sandbox = Sandbox {
             prepared,
+            snapshottable,
             host_fns: Arc::new(self.host_fns),
             sink: None,
             scratch,
@@ -547,6 +549,8 @@ impl CancelHandle {
 /// next call runs on a fresh instance.
 pub struct Sandbox {
     prepared: Arc<Prepared>,
+    /// See [`Sandbox::snapshottable`].
+    snapshottable: bool,
     host_fns: crate::host_fn::HostFns,
     /// Where the next call's output goes as it is written.
     sink: Option<crate::host_fn::Sink>,
@@ -586,6 +590,15 @@ impl Sandbox {
     /// not ready; see [`SandboxBuilder::snapshot_policy`]).
     pub fn preinitialised(&self) -> bool {
         self.prepared.preinitialised
+    }
+
+    /// Whether this sandbox's set of extensions can be pre-initialised at
+    /// all: `false` when one of its libraries has C++ exception code (it
+    /// imports the exception tag, which wasmtime's wizer cannot snapshot),
+    /// so every sandbox of the set starts Python itself whatever the
+    /// snapshot policy (the eryx CLI then builds no snapshot after a run).
+    pub fn snapshottable(&self) -> bool {
+        self.snapshottable
     }
 
     /// A handle that cancels this sandbox's running call from another task.

@@ -300,6 +300,15 @@ async fn kiwisolver_reports_its_cpp_exceptions_as_python_exceptions() {
     // name: wasm exceptions thrown in one function and caught several
     // frames up, through destructors. Thousands of throws in a row leave
     // the sandbox as it was.
+    let sb = support::builder()
+        .package(wheel("kiwisolver-"))
+        .build()
+        .await
+        .unwrap();
+    // Its C++ imports the exception tag: no snapshot, ever (the CLI then
+    // starts no background snapshot build).
+    assert!(!sb.snapshottable() && !sb.preinitialised());
+    assert!(support::builder().build().await.unwrap().snapshottable());
     let stdout = run_with(
         &[wheel("kiwisolver-")],
         r#"
@@ -471,7 +480,7 @@ a = np.asarray(im)
 print(a.shape, a.dtype, a[20, 20].tolist(), Image.fromarray(a[::2, ::2]).size)
 small.save("/tmp/out.png")
 print(Image.open("/tmp/out.png").size, features.check("zlib"), features.check("webp"),
-      features.check("freetype2"))
+      features.check("raqm"))
 # Pillow's Tk glue (its module slot had the wrong type for wasm, a trap:
 # a recipe patch) loads and finds no Tk.
 try:
@@ -554,6 +563,44 @@ print(sorted(errors), Image.open(io.BytesIO(data)).convert("RGB").getpixel((1, 1
          L 1 (64, 48)\n\
          (16, 12)\n\
          ['broken data stream when reading image file'] True\n"
+    );
+}
+
+#[tokio::test]
+async fn pillow_renders_text_with_freetype() {
+    // FreeType 2.14 is built for the guest (Pillow's recipe), so Pillow's
+    // default font is its embedded TrueType font and text is anti-aliased;
+    // every figure here is what native Pillow 13.0.0 (also FreeType
+    // 2.14.3) prints for the same script.
+    let stdout = run_with(
+        &[wheel("pillow-")],
+        r#"
+from PIL import Image, ImageDraw, ImageFont, features
+print(features.check("freetype2"), features.version("freetype2") is not None)
+font = ImageFont.load_default(size=24)
+print(type(font).__name__, font.getname())
+im = Image.new("L", (220, 40), 0)
+d = ImageDraw.Draw(im)
+d.text((4, 4), "Hello, eryx!", font=font, fill=255)
+print(d.textbbox((4, 4), "Hello, eryx!", font=font), im.getbbox(), sum(im.histogram()[129:]))
+# A glyph far larger than the rasteriser's bands (FreeType renders it
+# band by band).
+big = ImageFont.load_default(size=900)
+im = Image.new("L", (1400, 1000), 0)
+ImageDraw.Draw(im).text((0, 0), "@g", font=big, fill=255)
+print(im.getbbox(), sum(im.histogram()[129:]) // 1000)
+outline = font.getmask("eryx", mode="1")
+print(outline.size)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "True True\n\
+         FreeTypeFont ('Aileron', 'Regular')\n\
+         (4, 11, 122, 33) (6, 11, 121, 33) 570\n\
+         (49, 275, 1251, 1000) 303\n\
+         (46, 18)\n"
     );
 }
 

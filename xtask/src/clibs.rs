@@ -45,6 +45,9 @@ struct PkgConfig {
     libs: &'static str,
     /// `Requires:` (modules of other prefixes on `PKG_CONFIG_LIBDIR`).
     requires: &'static str,
+    /// The directory under `include/` that `Cflags:` names (FreeType's
+    /// headers are in `include/freetype2`); empty for `include/` itself.
+    include_subdir: &'static str,
 }
 
 /// A file made from a template by replacing `@NAME@`.
@@ -233,6 +236,56 @@ fn libjpeg_sources(top: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// FreeType's library (CMakeLists.txt's `BASE_SRCS`: every font driver,
+/// rasteriser and the cache; its own copy of zlib's inflate for `.gz`
+/// fonts; no bzip2), with the portable `ftsystem.c` (stdio, no mmap).
+fn freetype_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    const FILES: &[&str] = &[
+        "autofit/autofit.c",
+        "base/ftbase.c",
+        "base/ftbbox.c",
+        "base/ftbdf.c",
+        "base/ftbitmap.c",
+        "base/ftcid.c",
+        "base/ftfstype.c",
+        "base/ftgasp.c",
+        "base/ftglyph.c",
+        "base/ftgxval.c",
+        "base/ftinit.c",
+        "base/ftmm.c",
+        "base/ftotval.c",
+        "base/ftpatent.c",
+        "base/ftpfr.c",
+        "base/ftstroke.c",
+        "base/ftsynth.c",
+        "base/fttype1.c",
+        "base/ftwinfnt.c",
+        "base/ftsystem.c",
+        "base/ftdebug.c",
+        "bdf/bdf.c",
+        "cache/ftcache.c",
+        "cff/cff.c",
+        "cid/type1cid.c",
+        "gzip/ftgzip.c",
+        "lzw/ftlzw.c",
+        "pcf/pcf.c",
+        "pfr/pfr.c",
+        "psaux/psaux.c",
+        "pshinter/pshinter.c",
+        "psnames/psnames.c",
+        "raster/raster.c",
+        "sdf/sdf.c",
+        "sfnt/sfnt.c",
+        "smooth/smooth.c",
+        "svg/svg.c",
+        "truetype/truetype.c",
+        "type1/type1.c",
+        "type42/type42.c",
+        "winfonts/winfnt.c",
+    ];
+    Ok(files(top, "src", FILES))
+}
+
 fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("{}", dir.display()))?
@@ -385,6 +438,7 @@ const CLIBS: &[CLib] = &[
             module: "zlib",
             libs: "-lz",
             requires: "",
+            include_subdir: "",
         }],
         headers: &[("zlib.h", ""), ("zconf.h", "")],
         generated: &[],
@@ -415,6 +469,7 @@ const CLIBS: &[CLib] = &[
             module: "yaml-0.1",
             libs: "-lyaml",
             requires: "",
+            include_subdir: "",
         }],
         headers: &[("include/yaml.h", "")],
         generated: &[],
@@ -446,6 +501,7 @@ const CLIBS: &[CLib] = &[
             module: "libxml-2.0",
             libs: "-lxml2",
             requires: "",
+            include_subdir: "",
         }],
         headers: &[("include/libxml/", "libxml")],
         generated: &[Generated {
@@ -482,11 +538,13 @@ const CLIBS: &[CLib] = &[
                 module: "libxslt",
                 libs: "-lxslt",
                 requires: "libxml-2.0",
+                include_subdir: "",
             },
             PkgConfig {
                 module: "libexslt",
                 libs: "-lexslt",
                 requires: "libxslt",
+                include_subdir: "",
             },
         ],
         headers: &[("libxslt/", "libxslt"), ("libexslt/", "libexslt")],
@@ -524,6 +582,7 @@ const CLIBS: &[CLib] = &[
             module: "libjpeg",
             libs: "-ljpeg",
             requires: "",
+            include_subdir: "",
         }],
         headers: &[
             ("src/jpeglib.h", ""),
@@ -551,6 +610,37 @@ const CLIBS: &[CLib] = &[
         deps: &[],
         extra_sources: &[],
     },
+    // Its rasterisers recover from overflows with setjmp/longjmp.
+    CLib {
+        name: "freetype",
+        upstream_version: "2.14.3",
+        library: Library {
+            package: "freetype",
+            version: "2.14.3+dfsg-3",
+            sources: unused,
+            includes: &["include"],
+            defines: &["-DFT2_BUILD_LIBRARY"],
+            config_h: None,
+        },
+        archives: &[Archive {
+            link_name: "freetype",
+            sources: freetype_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "freetype2",
+            libs: "-lfreetype",
+            requires: "",
+            include_subdir: "freetype2",
+        }],
+        headers: &[
+            ("include/ft2build.h", "freetype2"),
+            ("include/freetype/", "freetype2/freetype"),
+            ("include/freetype/config/", "freetype2/freetype/config"),
+        ],
+        generated: &[],
+        deps: &[],
+        extra_sources: &[],
+    },
     // eryx's own libffi (`xtask/clibs/ffi/`): libffi has no WASI port.
     CLib {
         name: "ffi",
@@ -571,6 +661,7 @@ const CLIBS: &[CLib] = &[
             module: "libffi",
             libs: "-lffi",
             requires: "",
+            include_subdir: "",
         }],
         headers: &[("ffi/ffi.h", "")],
         generated: &[],
@@ -624,7 +715,10 @@ pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
         out.push_str(a.link_name);
     }
     for p in lib.pkg_config {
-        out.push_str(&format!(" {} {} {}", p.module, p.libs, p.requires));
+        out.push_str(&format!(
+            " {} {} {} {}",
+            p.module, p.libs, p.requires, p.include_subdir
+        ));
     }
     for extra in lib.extra_sources {
         let path = root.join("xtask/clibs").join(extra);
@@ -760,7 +854,10 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         archives.push((a.link_name, sources));
     }
     for p in lib.pkg_config {
-        key_input.push_str(&format!("{} {} {}\n", p.module, p.libs, p.requires));
+        key_input.push_str(&format!(
+            "{} {} {} {}\n",
+            p.module, p.libs, p.requires, p.include_subdir
+        ));
     }
     key_input.push_str(&own_headers(root, lib)?);
     let key = sha256_hex(
@@ -797,7 +894,8 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         );
         let objects = compile(tools, &flags, sources, &work)?;
         let archive = libdir.join(format!("lib{link_name}.a"));
-        process::run(
+        // Captured: the command names every object.
+        process::capture(
             Command::new(ar).arg("rcs").arg(&archive).args(&objects),
             &format!("archiving {}", archive.display()),
         )?;
@@ -829,7 +927,7 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     for p in lib.pkg_config {
         std::fs::write(
             libdir.join("pkgconfig").join(format!("{}.pc", p.module)),
-            pkg_config_file(&prefix, p.module, lib.upstream_version, p.libs, p.requires),
+            pkg_config_file(&prefix, p, lib.upstream_version),
         )?;
     }
     std::fs::write(prefix.join("ORIGIN"), &origin)?;
@@ -838,23 +936,24 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
 }
 
 /// A pkg-config module for a library in `prefix`.
-fn pkg_config_file(
-    prefix: &Path,
-    module: &str,
-    version: &str,
-    libs: &str,
-    requires: &str,
-) -> String {
-    let requires = if requires.is_empty() {
+fn pkg_config_file(prefix: &Path, p: &PkgConfig, version: &str) -> String {
+    let requires = if p.requires.is_empty() {
         String::new()
     } else {
-        format!("Requires: {requires}\n")
+        format!("Requires: {}\n", p.requires)
+    };
+    let include = if p.include_subdir.is_empty() {
+        "${includedir}".to_string()
+    } else {
+        format!("${{includedir}}/{}", p.include_subdir)
     };
     format!(
         "prefix={}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n\
          Name: {module}\nDescription: {module} built by eryx for wasm32-wasi\n\
-         Version: {version}\n{requires}Libs: -L${{libdir}} {libs}\nCflags: -I${{includedir}}\n",
-        prefix.display()
+         Version: {version}\n{requires}Libs: -L${{libdir}} {libs}\nCflags: -I{include}\n",
+        prefix.display(),
+        module = p.module,
+        libs = p.libs,
     )
 }
 
@@ -864,17 +963,34 @@ mod tests {
 
     #[test]
     fn the_pkg_config_module_points_into_the_prefix() {
-        let pc = pkg_config_file(Path::new("/p/zlib"), "zlib", "1.3.2", "-lz", "");
+        let zlib = PkgConfig {
+            module: "zlib",
+            libs: "-lz",
+            requires: "",
+            include_subdir: "",
+        };
+        let pc = pkg_config_file(Path::new("/p/zlib"), &zlib, "1.3.2");
         assert!(pc.starts_with("prefix=/p/zlib\n"), "{pc}");
         assert!(pc.contains("Version: 1.3.2\n"), "{pc}");
         assert!(pc.contains("Libs: -L${libdir} -lz\n"), "{pc}");
         assert!(pc.contains("Cflags: -I${includedir}\n"), "{pc}");
         assert!(!pc.contains("Requires"), "{pc}");
-        let pc = pkg_config_file(Path::new("/p/x"), "libxslt", "1", "-lxslt", "libxml-2.0");
+        let xslt = PkgConfig {
+            module: "libxslt",
+            libs: "-lxslt",
+            requires: "libxml-2.0",
+            include_subdir: "",
+        };
+        let pc = pkg_config_file(Path::new("/p/x"), &xslt, "1");
         assert!(
             pc.contains("Requires: libxml-2.0\nLibs: -L${libdir} -lxslt\n"),
             "{pc}"
         );
+        // FreeType's headers are one level down, as its own .pc says.
+        let freetype = CLIBS.iter().find(|c| c.name == "freetype").unwrap();
+        let pc = pkg_config_file(Path::new("/p/ft"), &freetype.pkg_config[0], "2.14.3");
+        assert!(pc.contains("Cflags: -I${includedir}/freetype2\n"), "{pc}");
+        assert!(pc.contains("Name: freetype2\n"), "{pc}");
     }
 
     #[test]
