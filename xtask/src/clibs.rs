@@ -286,6 +286,25 @@ fn freetype_sources(top: &Path) -> Result<Vec<PathBuf>> {
     Ok(files(top, "src", FILES))
 }
 
+/// libwebp (decoder, encoder, their DSP code without SIMD: the x86, ARM
+/// and MIPS files compile to nothing for wasm, and sharpyuv, which the
+/// encoder calls).
+fn libwebp_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for dir in ["src/dec", "src/dsp", "src/enc", "src/utils", "sharpyuv"] {
+        out.extend(c_files_in(top.join(dir))?);
+    }
+    Ok(out)
+}
+
+fn libwebpdemux_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    c_files_in(top.join("src/demux"))
+}
+
+fn libwebpmux_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    c_files_in(top.join("src/mux"))
+}
+
 fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("{}", dir.display()))?
@@ -637,6 +656,58 @@ const CLIBS: &[CLib] = &[
             ("include/freetype/", "freetype2/freetype"),
             ("include/freetype/config/", "freetype2/freetype/config"),
         ],
+        generated: &[],
+        deps: &[],
+        extra_sources: &[],
+    },
+    // Without its config.h: no threads, SIMD only where the compiler
+    // says so (never for wasm32 here).
+    CLib {
+        name: "webp",
+        upstream_version: "1.6.0",
+        library: Library {
+            package: "libwebp",
+            version: "1.6.0-0.1",
+            sources: unused,
+            includes: &[".", "src"],
+            defines: &[],
+            config_h: None,
+        },
+        archives: &[
+            Archive {
+                link_name: "webp",
+                sources: libwebp_sources,
+            },
+            Archive {
+                link_name: "webpdemux",
+                sources: libwebpdemux_sources,
+            },
+            Archive {
+                link_name: "webpmux",
+                sources: libwebpmux_sources,
+            },
+        ],
+        pkg_config: &[
+            PkgConfig {
+                module: "libwebp",
+                libs: "-lwebp",
+                requires: "",
+                include_subdir: "",
+            },
+            PkgConfig {
+                module: "libwebpdemux",
+                libs: "-lwebpdemux",
+                requires: "libwebp",
+                include_subdir: "",
+            },
+            PkgConfig {
+                module: "libwebpmux",
+                libs: "-lwebpmux",
+                requires: "libwebp",
+                include_subdir: "",
+            },
+        ],
+        headers: &[("src/webp/", "webp")],
         generated: &[],
         deps: &[],
         extra_sources: &[],
