@@ -1034,32 +1034,20 @@ mod tests {
 
     #[test]
     fn the_pkg_config_module_points_into_the_prefix() {
-        let zlib = PkgConfig {
-            module: "zlib",
-            libs: "-lz",
-            requires: "",
-            include_subdir: "",
-        };
-        let pc = pkg_config_file(Path::new("/p/zlib"), &zlib, "1.3.2");
+        let module = |lib: &str| &find(lib).unwrap().pkg_config[0];
+        let pc = pkg_config_file(Path::new("/p/zlib"), module("zlib"), "1.3.2");
         assert!(pc.starts_with("prefix=/p/zlib\n"), "{pc}");
         assert!(pc.contains("Version: 1.3.2\n"), "{pc}");
         assert!(pc.contains("Libs: -L${libdir} -lz\n"), "{pc}");
         assert!(pc.contains("Cflags: -I${includedir}\n"), "{pc}");
         assert!(!pc.contains("Requires"), "{pc}");
-        let xslt = PkgConfig {
-            module: "libxslt",
-            libs: "-lxslt",
-            requires: "libxml-2.0",
-            include_subdir: "",
-        };
-        let pc = pkg_config_file(Path::new("/p/x"), &xslt, "1");
+        let pc = pkg_config_file(Path::new("/p/x"), module("xslt"), "1");
         assert!(
             pc.contains("Requires: libxml-2.0\nLibs: -L${libdir} -lxslt\n"),
             "{pc}"
         );
         // FreeType's headers are one level down, as its own .pc says.
-        let freetype = CLIBS.iter().find(|c| c.name == "freetype").unwrap();
-        let pc = pkg_config_file(Path::new("/p/ft"), &freetype.pkg_config[0], "2.14.3");
+        let pc = pkg_config_file(Path::new("/p/ft"), module("freetype"), "2.14.3");
         assert!(pc.contains("Cflags: -I${includedir}/freetype2\n"), "{pc}");
         assert!(pc.contains("Name: freetype2\n"), "{pc}");
     }
