@@ -879,6 +879,13 @@ fn build_in_background(job: Job, key: String) {
     }
 }
 
+/// The library that keeps a set from being pre-initialised: one that
+/// imports an exception tag (C++ exception code), which wasmtime's wizer
+/// cannot snapshot.
+pub(crate) fn snapshot_blocker(extensions: &[Extension]) -> Option<&Extension> {
+    extensions.iter().find(|e| e.info().imports_tags)
+}
+
 /// The prepared component for a bundle and extension set, compiled (or
 /// loaded) once per process per configuration.
 pub(crate) async fn prepare(
@@ -897,7 +904,7 @@ pub(crate) async fn prepare(
     // snapshot it, so such a set starts Python in every sandbox, as with
     // `preinit(false)`.
     let throws = extensions.iter().any(|e| e.info().uses_exceptions());
-    let importer = extensions.iter().find(|e| e.info().imports_tags);
+    let importer = snapshot_blocker(extensions);
     let unsnapshottable = importer.filter(|_| preinit.is_some());
     let preinit = preinit.filter(|_| importer.is_none());
     let key = memo_key(bundle, extensions, preinit.as_ref(), pool);

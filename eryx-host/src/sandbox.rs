@@ -385,7 +385,7 @@ impl SandboxBuilder {
                 site_hash,
             })
         };
-        let snapshottable = !extensions.iter().any(|e| e.info().imports_tags);
+        let snapshottable = crate::engine::snapshot_blocker(&extensions).is_none();
         let prepared = prepare(
             &bundle,
             &extensions,
