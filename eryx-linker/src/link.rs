@@ -171,6 +171,20 @@ pub(crate) fn stdlib_extensions(bundle: &Bundle) -> Result<Vec<Extension>, LinkE
     Ok(out)
 }
 
+/// Whether `symbol` is a C++ type_info (`_ZTI`), its name (`_ZTS`), a
+/// vtable (`_ZTV`), VTT (`_ZTT`) or construction vtable (`_ZTC`): objects
+/// the compiler emits, with vague linkage, into every library that uses
+/// the class, and exports when the class is visible (pybind11 makes its
+/// exception classes so, to be caught across modules: every pybind11
+/// module carries `typeinfo for pybind11::error_already_set`). The
+/// one-definition rule makes the copies equal; the first one serves all,
+/// as with a native dynamic linker.
+fn is_cxx_vague_linkage(symbol: &str) -> bool {
+    ["_ZTI", "_ZTS", "_ZTV", "_ZTT", "_ZTC"]
+        .iter()
+        .any(|p| symbol.starts_with(p))
+}
+
 /// The checks wit-component does not make, or makes without naming the
 /// extension:
 /// - every `needed` library is a base library or another extension;
@@ -179,7 +193,8 @@ pub(crate) fn stdlib_extensions(bundle: &Bundle) -> Result<Vec<Extension>, LinkE
 /// - no two extensions export the same symbol: wit-component would silently
 ///   let the first one win, so the rule is to refuse, whatever the order.
 ///   `PyInit_*` are exempt: CPython looks them up per library with `dlsym`,
-///   and two packages may each ship a module of the same name.
+///   and two packages may each ship a module of the same name; so are C++
+///   type_info objects, their names and vtables ([`is_cxx_vague_linkage`]).
 fn check_extensions(
     base_exports: &HashSet<String>,
     extensions: &[Extension],
@@ -205,7 +220,10 @@ fn check_extensions(
     let mut owner: HashMap<&str, &str> = HashMap::new();
     for ext in extensions {
         for symbol in &ext.info().exports {
-            if symbol.starts_with("PyInit_") || is_linker_internal(symbol) {
+            if symbol.starts_with("PyInit_")
+                || is_linker_internal(symbol)
+                || is_cxx_vague_linkage(symbol)
+            {
                 continue;
             }
             if let Some(first) = owner.insert(symbol, ext.guest_path()) {
@@ -260,4 +278,27 @@ fn check_extensions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_cxx_vague_linkage;
+
+    #[test]
+    fn cxx_type_info_and_vtables_may_be_shared_but_functions_may_not() {
+        for shared in [
+            "_ZTIN8pybind1117error_already_setE",
+            "_ZTSN8pybind1110cast_errorE",
+            "_ZTVN8pybind1111value_errorE",
+        ] {
+            assert!(is_cxx_vague_linkage(shared), "{shared}");
+        }
+        for own in [
+            "_ZN8pybind116detail8get_typeEv",
+            "shared_helper",
+            "FT_Init_FreeType",
+        ] {
+            assert!(!is_cxx_vague_linkage(own), "{own}");
+        }
+    }
 }

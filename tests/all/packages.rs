@@ -77,6 +77,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "h3==4.5.0",
     // C++ whose solver reports conflicts by throwing.
     "kiwisolver==1.5.1",
+    // pybind11 C++ (with exceptions), on FreeType and Qhull built for the
+    // guest; contourpy's threaded generator runs on one thread (recipes).
+    // 3.10: 3.11 also needs HarfBuzz, SheenBidi and libraqm.
+    "matplotlib==3.10.9",
     "argon2-cffi==25.1.0",
 ];
 
@@ -644,6 +648,93 @@ print(a.n_frames, a.is_animated, seen)
          WEBP RGBA (64, 48) True\n\
          True True\n\
          3 True [(255, 0, 0), (0, 128, 0), (0, 0, 255)]\n"
+    );
+}
+
+#[tokio::test]
+async fn matplotlib_plots_contours_and_triangulates_with_its_native_code() {
+    // matplotlib's pybind11 modules (Agg, FreeType text, paths, images,
+    // Qhull, triangulation), contourpy's and kiwisolver's C++; every figure
+    // is what native matplotlib 3.10.9 prints for the same script. A
+    // degenerate triangulation makes Qhull `longjmp` out of its computation
+    // and matplotlib throw a C++ exception that pybind11 turns into the
+    // Python one.
+    let stdout = run_with(
+        &wheels(&[
+            "matplotlib-",
+            "contourpy-",
+            "kiwisolver-",
+            "numpy-",
+            "pillow-",
+            "cycler-",
+            "fonttools-",
+            "pyparsing-",
+            "python_dateutil-",
+            "packaging-",
+        ]),
+        r#"
+import io
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import tri
+
+print(matplotlib.__version__, matplotlib.get_backend())
+# Lines and fills, no text: Agg's pixels.
+fig = plt.figure(figsize=(2, 1.5), dpi=100)
+ax = fig.add_axes((0, 0, 1, 1))
+ax.set_axis_off()
+x = np.linspace(0, 6, 61)
+ax.plot(x, np.sin(x), lw=2, color="tab:blue")
+ax.fill_between(x, -1, np.cos(x) / 2, color="tab:orange", alpha=0.5)
+fig.canvas.draw()
+buf = np.asarray(fig.canvas.buffer_rgba())
+print(buf.shape, (buf[..., :3] != 255).any(axis=-1).sum())
+plt.close(fig)
+# Text through FreeType, and every file format.
+fig, ax = plt.subplots(figsize=(3, 2))
+ax.plot([1, 2, 3], [3, 1, 2], "o-")
+ax.set_title("eryx")
+ax.set_xlabel("x")
+for fmt in ("png", "svg", "pdf", "ps"):
+    out = io.BytesIO()
+    fig.savefig(out, format=fmt)
+    print(fmt, out.getvalue()[:5])
+print(ax.title.get_window_extent(fig.canvas.get_renderer()).width > 10)
+plt.close(fig)
+# Contours (contourpy) and a Delaunay triangulation (Qhull).
+X, Y = np.meshgrid(np.linspace(-2, 2, 41), np.linspace(-2, 2, 41))
+cs = plt.contour(X, Y, X**2 + Y**2, levels=[0.5, 1, 2])
+print([len(p.vertices) for p in cs.get_paths()])
+plt.close("all")
+t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+tr = tri.Triangulation(np.r_[0, np.cos(t)], np.r_[0, np.sin(t)])
+print(len(tr.triangles), tr.edges.shape)
+for _ in range(3):
+    try:
+        tri.Triangulation([0, 1, 2], [0, 1, 2])
+    except Exception as e:
+        print(type(e).__name__, str(e).splitlines()[0])
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "3.10.9 agg\n\
+         (150, 200, 4) 13708\n\
+         png b'\\x89PNG\\r'\n\
+         svg b'<?xml'\n\
+         pdf b'%PDF-'\n\
+         ps b'%!PS-'\n\
+         True\n\
+         [61, 85, 117]\n\
+         12 (24, 2)\n\
+         RuntimeError Error in qhull Delaunay triangulation calculation: singular input data \
+         (exitcode=2); use python verbose option (-v) to see original qhull error.\n\
+         RuntimeError Error in qhull Delaunay triangulation calculation: singular input data \
+         (exitcode=2); use python verbose option (-v) to see original qhull error.\n\
+         RuntimeError Error in qhull Delaunay triangulation calculation: singular input data \
+         (exitcode=2); use python verbose option (-v) to see original qhull error.\n"
     );
 }
 

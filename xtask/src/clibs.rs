@@ -48,6 +48,20 @@ struct PkgConfig {
     /// The directory under `include/` that `Cflags:` names (FreeType's
     /// headers are in `include/freetype2`); empty for `include/` itself.
     include_subdir: &'static str,
+    /// `Version:` where the library's own `.pc` file does not give its
+    /// release (FreeType's is its libtool version, which builds such as
+    /// matplotlib's compare against); empty for the upstream version.
+    version: &'static str,
+}
+
+impl PkgConfig {
+    /// Every field, for the keys that say when the library changed.
+    fn describe(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.module, self.libs, self.requires, self.include_subdir, self.version
+        )
+    }
 }
 
 /// A file made from a template by replacing `@NAME@`.
@@ -305,6 +319,31 @@ fn libwebpmux_sources(top: &Path) -> Result<Vec<PathBuf>> {
     c_files_in(top.join("src/mux"))
 }
 
+/// Qhull's reentrant library (`libqhull_r`, as Debian's `libqhull-r8.0`):
+/// everything but its programs and the C++ interface.
+fn qhull_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    const FILES: &[&str] = &[
+        "geom2_r.c",
+        "geom_r.c",
+        "global_r.c",
+        "io_r.c",
+        "libqhull_r.c",
+        "mem_r.c",
+        "merge_r.c",
+        "poly2_r.c",
+        "poly_r.c",
+        "qset_r.c",
+        "random_r.c",
+        "rboxlib_r.c",
+        "stat_r.c",
+        "usermem_r.c",
+        "userprintf_r.c",
+        "userprintf_rbox_r.c",
+        "user_r.c",
+    ];
+    Ok(files(top, "src/libqhull_r", FILES))
+}
+
 fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("{}", dir.display()))?
@@ -437,6 +476,21 @@ const LIBEXSLT_VERSION_H: &[(&str, &str)] = &[
     ("WITH_CRYPTO", "0"),
 ];
 
+/// Read before every FreeType source (`-include`). FreeType declares its
+/// API with default visibility whatever `-fvisibility` says, so every
+/// extension linking it would export `FT_*` (and `TT_RunIns`, ...): two
+/// such extensions in one set (Pillow's `_imagingft` and matplotlib's
+/// `ft2font`) then export the same symbols, which the linker refuses. Its
+/// macro header has an include guard and the attribute is expanded where
+/// `FT_EXPORT` is used, so redefining it here, after the header, makes the
+/// API hidden like the rest of the library.
+const FREETYPE_HIDDEN_API: &str = "\
+/* Written by `cargo xtask wheel` (eryx): FreeType's API stays inside the extension. */
+#include <freetype/config/public-macros.h>
+#undef FT_PUBLIC_FUNCTION_ATTRIBUTE
+#define FT_PUBLIC_FUNCTION_ATTRIBUTE
+";
+
 const CLIBS: &[CLib] = &[
     CLib {
         name: "zlib",
@@ -458,6 +512,7 @@ const CLIBS: &[CLib] = &[
             libs: "-lz",
             requires: "",
             include_subdir: "",
+            version: "",
         }],
         headers: &[("zlib.h", ""), ("zconf.h", "")],
         generated: &[],
@@ -489,6 +544,7 @@ const CLIBS: &[CLib] = &[
             libs: "-lyaml",
             requires: "",
             include_subdir: "",
+            version: "",
         }],
         headers: &[("include/yaml.h", "")],
         generated: &[],
@@ -521,6 +577,7 @@ const CLIBS: &[CLib] = &[
             libs: "-lxml2",
             requires: "",
             include_subdir: "",
+            version: "",
         }],
         headers: &[("include/libxml/", "libxml")],
         generated: &[Generated {
@@ -558,12 +615,14 @@ const CLIBS: &[CLib] = &[
                 libs: "-lxslt",
                 requires: "libxml-2.0",
                 include_subdir: "",
+                version: "",
             },
             PkgConfig {
                 module: "libexslt",
                 libs: "-lexslt",
                 requires: "libxslt",
                 include_subdir: "",
+                version: "",
             },
         ],
         headers: &[("libxslt/", "libxslt"), ("libexslt/", "libexslt")],
@@ -602,6 +661,7 @@ const CLIBS: &[CLib] = &[
             libs: "-ljpeg",
             requires: "",
             include_subdir: "",
+            version: "",
         }],
         headers: &[
             ("src/jpeglib.h", ""),
@@ -638,8 +698,8 @@ const CLIBS: &[CLib] = &[
             version: "2.14.3+dfsg-3",
             sources: unused,
             includes: &["include"],
-            defines: &["-DFT2_BUILD_LIBRARY"],
-            config_h: None,
+            defines: &["-DFT2_BUILD_LIBRARY", "-include", "config.h"],
+            config_h: Some(FREETYPE_HIDDEN_API),
         },
         archives: &[Archive {
             link_name: "freetype",
@@ -650,6 +710,7 @@ const CLIBS: &[CLib] = &[
             libs: "-lfreetype",
             requires: "",
             include_subdir: "freetype2",
+            version: "26.6.20",
         }],
         headers: &[
             ("include/ft2build.h", "freetype2"),
@@ -670,7 +731,9 @@ const CLIBS: &[CLib] = &[
             version: "1.6.0-0.1",
             sources: unused,
             includes: &[".", "src"],
-            defines: &[],
+            // Its API is declared with default visibility, which
+            // `-fvisibility=hidden` does not override (see `FREETYPE_HIDDEN_API`).
+            defines: &["-DWEBP_EXTERN=extern"],
             config_h: None,
         },
         archives: &[
@@ -693,21 +756,54 @@ const CLIBS: &[CLib] = &[
                 libs: "-lwebp",
                 requires: "",
                 include_subdir: "",
+                version: "",
             },
             PkgConfig {
                 module: "libwebpdemux",
                 libs: "-lwebpdemux",
                 requires: "libwebp",
                 include_subdir: "",
+                version: "",
             },
             PkgConfig {
                 module: "libwebpmux",
                 libs: "-lwebpmux",
                 requires: "libwebp",
                 include_subdir: "",
+                version: "",
             },
         ],
         headers: &[("src/webp/", "webp")],
+        generated: &[],
+        deps: &[],
+        extra_sources: &[],
+    },
+    // Qhull reports errors by `longjmp`ing out of the computation
+    // (`qh_errexit`) to the `setjmp` of `qh_new_qhull`: both are in this
+    // library.
+    CLib {
+        name: "qhull",
+        upstream_version: "8.0.2",
+        library: Library {
+            package: "qhull",
+            version: "2020.2-9",
+            sources: unused,
+            includes: &["src"],
+            defines: &[],
+            config_h: None,
+        },
+        archives: &[Archive {
+            link_name: "qhull_r",
+            sources: qhull_sources,
+        }],
+        pkg_config: &[PkgConfig {
+            module: "qhull_r",
+            libs: "-lqhull_r",
+            requires: "",
+            include_subdir: "",
+            version: "",
+        }],
+        headers: &[("src/libqhull_r/", "libqhull_r")],
         generated: &[],
         deps: &[],
         extra_sources: &[],
@@ -733,6 +829,7 @@ const CLIBS: &[CLib] = &[
             libs: "-lffi",
             requires: "",
             include_subdir: "",
+            version: "",
         }],
         headers: &[("ffi/ffi.h", "")],
         generated: &[],
@@ -786,10 +883,8 @@ pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
         out.push_str(a.link_name);
     }
     for p in lib.pkg_config {
-        out.push_str(&format!(
-            " {} {} {} {}",
-            p.module, p.libs, p.requires, p.include_subdir
-        ));
+        out.push(' ');
+        out.push_str(&p.describe());
     }
     for extra in lib.extra_sources {
         let path = root.join("xtask/clibs").join(extra);
@@ -925,10 +1020,8 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         archives.push((a.link_name, sources));
     }
     for p in lib.pkg_config {
-        key_input.push_str(&format!(
-            "{} {} {} {}\n",
-            p.module, p.libs, p.requires, p.include_subdir
-        ));
+        key_input.push_str(&p.describe());
+        key_input.push('\n');
     }
     key_input.push_str(&own_headers(root, lib)?);
     let key = sha256_hex(
@@ -1007,7 +1100,14 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
 }
 
 /// A pkg-config module for a library in `prefix`.
-fn pkg_config_file(prefix: &Path, p: &PkgConfig, version: &str) -> String {
+/// The `.pc` file of module `p` in `prefix`; `upstream_version` unless the
+/// module says otherwise ([`PkgConfig::version`]).
+fn pkg_config_file(prefix: &Path, p: &PkgConfig, upstream_version: &str) -> String {
+    let version = if p.version.is_empty() {
+        upstream_version
+    } else {
+        p.version
+    };
     let requires = if p.requires.is_empty() {
         String::new()
     } else {
@@ -1050,6 +1150,8 @@ mod tests {
         let pc = pkg_config_file(Path::new("/p/ft"), module("freetype"), "2.14.3");
         assert!(pc.contains("Cflags: -I${includedir}/freetype2\n"), "{pc}");
         assert!(pc.contains("Name: freetype2\n"), "{pc}");
+        // Its version is the libtool one, as FreeType's own .pc gives it.
+        assert!(pc.contains("Version: 26.6.20\n"), "{pc}");
     }
 
     #[test]

@@ -392,11 +392,21 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
         // After the package's own flags: the last export-dynamic flag wins.
         flags.push("-Wl,--no-export-dynamic".into());
         flags.push(format!("-Wl,--export-if-defined={init}"));
+        // Its static constructors: the component's start-up calls them
+        // (after applying its data relocations) only when exported. Without
+        // this, C++ globals with constructors stayed zero (matplotlib's
+        // enum tables were empty and its module failed to initialise).
+        flags.push("-Wl,--export-if-defined=__wasm_call_ctors".into());
     }
     flags.push(format!("-I{}", cfg.python_include.display()));
     if cfg.sjlj_tag.is_some() {
         flags.extend(crate::sjlj::COMPILE_FLAGS.map(String::from));
     }
+    // Code is generated when compiling: with a package's `-flto` it would be
+    // generated at the link, without the exception and `setjmp` models set
+    // here (matplotlib's `b_lto=true` lost every C++ `catch`, so the first
+    // Python error raised through pybind11 trapped).
+    flags.push("-fno-lto".into());
     if cxx && cfg.cxx_exceptions {
         // Last, so that it wins over a package's `-fno-exceptions` or
         // `-fexceptions` (which, alone, is no exception model for wasm).
@@ -805,9 +815,11 @@ mod tests {
             cxx_exceptions: true,
             ..cfg()
         };
-        let out = rewrite(&cfg, true, &s(&["-fno-exceptions", "-c", "a.cpp"]));
+        let out = rewrite(&cfg, true, &s(&["-fno-exceptions", "-flto", "-c", "a.cpp"]));
         let pos = |a: &str| out.iter().position(|x| x == a).unwrap();
         assert!(pos("-fwasm-exceptions") > pos("-fno-exceptions"), "{out:?}");
+        // A package's link-time code generation would drop them.
+        assert!(pos("-fno-lto") > pos("-flto"), "{out:?}");
         assert!(!out.iter().any(|a| a.contains("cython-cxx")), "{out:?}");
         let out = rewrite(&cfg, true, &s(&["a.o", "-o", "m.so"]));
         assert!(out.contains(&"-lunwind".to_string()), "{out:?}");
@@ -926,6 +938,11 @@ mod tests {
         );
         assert!(
             at("-Wl,--export-if-defined=PyInit__block").is_some(),
+            "{out:?}"
+        );
+        // And their static constructors, which start-up calls.
+        assert!(
+            at("-Wl,--export-if-defined=__wasm_call_ctors").is_some(),
             "{out:?}"
         );
         assert_eq!(

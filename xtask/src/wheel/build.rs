@@ -32,10 +32,12 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
-/// 8: every compile can call `setjmp` (sjlj.rs); 7: C++ sources get
-/// callback adapters too (fpcast.rs); 6 was a development build that
-/// compiled all C++ with exceptions.
-const BUILD_REVISION: u32 = 8;
+/// 10: `-fno-lto` on every compile, extensions export their static
+/// constructors (wasmcc.rs), meson's cross file names pkg-config (9 was a
+/// development build); 8: every compile can call `setjmp` (sjlj.rs); 7:
+/// C++ sources get callback adapters too (fpcast.rs); 6 was a development
+/// build that compiled all C++ with exceptions.
+const BUILD_REVISION: u32 = 10;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
@@ -415,7 +417,8 @@ impl Builder {
              c = ['{exe}', 'wasm-cc']\n\
              cpp = ['{exe}', 'wasm-c++']\n\
              ar = '{ar}'\n\
-             strip = 'true'\n\n\
+             strip = 'true'\n\
+             pkg-config = 'pkg-config'\n\n\
              [host_machine]\n\
              system = 'wasi'\n\
              cpu_family = 'wasm32'\n\
@@ -729,11 +732,10 @@ impl Builder {
         for s in config_settings.iter().chain(&recipe.config_settings) {
             pip.arg(format!("--config-settings={s}"));
         }
-        if !recipe.c_libraries.is_empty() {
-            // Only these: never the host's libraries of the same names.
-            pip.env("PKG_CONFIG_LIBDIR", std::env::join_paths(&pkg_config_dirs)?)
-                .env("PKG_CONFIG_PATH", "");
-        }
+        // Only the C libraries built for the guest (none unless the recipe
+        // names some): never the host's libraries of the same names.
+        pip.env("PKG_CONFIG_LIBDIR", std::env::join_paths(&pkg_config_dirs)?)
+            .env("PKG_CONFIG_PATH", "");
         pip.env(CONFIG_ENV, &self.cc_config)
             .env("CC", format!("{exe} wasm-cc"))
             .env("CXX", format!("{exe} wasm-c++"))

@@ -72,6 +72,10 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "h3==4.5.0",
     // C++ whose solver reports conflicts by throwing.
     "kiwisolver==1.5.1",
+    // pybind11 C++ (with exceptions), on FreeType and Qhull built for the
+    // guest; contourpy's threaded generator runs on one thread (recipes).
+    // 3.10: 3.11 also needs HarfBuzz, SheenBidi and libraqm.
+    "matplotlib==3.10.9",
     "argon2-cffi==25.1.0",
 ];
 
