@@ -80,7 +80,10 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<ExitCode> {
     ]);
     process::run(&mut build, "building the eryx CLI and eryx-bench")?;
     let cpy = componentize_py(root);
-    let mut run = Command::new(root.join("target/debug/eryx-bench"));
+    let mut run = Command::new(
+        crate::cargo_target_dir(root, std::env::var_os("CARGO_TARGET_DIR"))
+            .join("debug/eryx-bench"),
+    );
     run.arg("all").arg("--root").arg(root);
     if quick {
         run.arg("--quick");

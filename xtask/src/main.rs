@@ -169,7 +169,18 @@ pub(crate) fn build_cli(root: &Path) -> Result<PathBuf> {
         "eryx",
     ]);
     process::run(&mut build, "building the eryx CLI")?;
-    Ok(root.join("target/debug/eryx"))
+    Ok(cargo_target_dir(root, std::env::var_os("CARGO_TARGET_DIR")).join("debug/eryx"))
+}
+
+/// Where cargo puts what it builds for the workspace at `root`: `env`
+/// (`CARGO_TARGET_DIR`, relative to `root` when relative), else
+/// `root/target`. xtask's own files (`target/dist`, `target/wheels`, ...)
+/// stay under `root/target` either way.
+pub(crate) fn cargo_target_dir(root: &Path, env: Option<std::ffi::OsString>) -> PathBuf {
+    match env {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
 }
 
 fn run(args: &[String]) -> Result<ExitCode> {
@@ -234,4 +245,28 @@ fn test(args: &[String]) -> Result<ExitCode> {
     }
     // A short compatibility run: CPython's own tests for a few modules.
     compat::compat(&root, &["--quick".to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cargo_target_dir;
+    use std::path::Path;
+
+    #[test]
+    fn cargo_builds_go_where_cargo_target_dir_says() {
+        let root = Path::new("/repo");
+        assert_eq!(cargo_target_dir(root, None), Path::new("/repo/target"));
+        assert_eq!(
+            cargo_target_dir(root, Some("".into())),
+            Path::new("/repo/target")
+        );
+        assert_eq!(
+            cargo_target_dir(root, Some("/elsewhere".into())),
+            Path::new("/elsewhere")
+        );
+        assert_eq!(
+            cargo_target_dir(root, Some("out".into())),
+            Path::new("/repo/out")
+        );
+    }
 }
