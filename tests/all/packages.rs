@@ -707,6 +707,11 @@ X, Y = np.meshgrid(np.linspace(-2, 2, 41), np.linspace(-2, 2, 41))
 cs = plt.contour(X, Y, X**2 + Y**2, levels=[0.5, 1, 2])
 print([len(p.vertices) for p in cs.get_paths()])
 plt.close("all")
+# contourpy's threaded generator, on the one thread the guest has (4
+# chunks: 96 points, as native contourpy traces with its threads).
+import contourpy
+g = contourpy.contour_generator(X, Y, X**2 + Y**2, name="threaded", chunk_count=4, thread_count=0)
+print(contourpy.max_threads(), g.thread_count, sum(len(p) for p in g.lines(1.0)))
 t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
 tr = tri.Triangulation(np.r_[0, np.cos(t)], np.r_[0, np.sin(t)])
 print(len(tr.triangles), tr.edges.shape)
@@ -728,6 +733,7 @@ for _ in range(3):
          ps b'%!PS-'\n\
          True\n\
          [61, 85, 117]\n\
+         1 1 96\n\
          12 (24, 2)\n\
          RuntimeError Error in qhull Delaunay triangulation calculation: singular input data \
          (exitcode=2); use python verbose option (-v) to see original qhull error.\n\

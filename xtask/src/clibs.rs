@@ -320,28 +320,9 @@ fn libwebpmux_sources(top: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Qhull's reentrant library (`libqhull_r`, as Debian's `libqhull-r8.0`):
-/// everything but its programs and the C++ interface.
+/// every C file of it (its programs and C++ interface are elsewhere).
 fn qhull_sources(top: &Path) -> Result<Vec<PathBuf>> {
-    const FILES: &[&str] = &[
-        "geom2_r.c",
-        "geom_r.c",
-        "global_r.c",
-        "io_r.c",
-        "libqhull_r.c",
-        "mem_r.c",
-        "merge_r.c",
-        "poly2_r.c",
-        "poly_r.c",
-        "qset_r.c",
-        "random_r.c",
-        "rboxlib_r.c",
-        "stat_r.c",
-        "usermem_r.c",
-        "userprintf_r.c",
-        "userprintf_rbox_r.c",
-        "user_r.c",
-    ];
-    Ok(files(top, "src/libqhull_r", FILES))
+    c_files_in(top.join("src/libqhull_r"))
 }
 
 fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
@@ -1099,7 +1080,6 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
     Ok(prefix)
 }
 
-/// A pkg-config module for a library in `prefix`.
 /// The `.pc` file of module `p` in `prefix`; `upstream_version` unless the
 /// module says otherwise ([`PkgConfig::version`]).
 fn pkg_config_file(prefix: &Path, p: &PkgConfig, upstream_version: &str) -> String {
