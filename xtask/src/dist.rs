@@ -205,6 +205,9 @@ pub(crate) fn build_staticlib(
             || k.starts_with("PYO3_")
             || k == "RUSTFLAGS"
             || k == "CARGO"
+            // A linting wrapper (CI's clippy-driver, see .ci/run) is a host
+            // rustc: it would replace the guest's and fail on wasm32.
+            || k == "RUSTC_WORKSPACE_WRAPPER"
         {
             cmd.env_remove(k.as_ref());
         }
