@@ -10,6 +10,51 @@
 use crate::layout::{ABI3_SUFFIX, EXTENSION_SUFFIXES};
 use crate::{LibraryInfo, LinkError, validate_library};
 
+/// What a shared library exports its static constructors as (wasm-ld's
+/// name); the component's start-up calls every library's.
+const CALL_CTORS: &str = "__wasm_call_ctors";
+
+/// What an extension module's static constructors are exported as once
+/// added: not [`CALL_CTORS`], so that the component's start-up, which runs
+/// before the interpreter exists, does not call them. The runtime calls
+/// them when the module is first imported, just before its `PyInit_*`, as
+/// `dlopen` does natively (C++ globals whose constructors call the Python
+/// API need that). Same length as `__wasm_call_ctors`: the name is
+/// rewritten in place.
+pub const DEFERRED_CTORS: &str = "__eryx_call_ctors";
+
+/// Renames an extension's `__wasm_call_ctors` export to
+/// [`DEFERRED_CTORS`] in place; whether it had one. `bytes` is a module
+/// [`validate_library`] accepted.
+fn defer_constructors(bytes: &mut [u8]) -> bool {
+    const _: () = assert!(CALL_CTORS.len() == DEFERRED_CTORS.len());
+    let mut at = None;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::ExportSection(exports)) = payload else {
+            continue;
+        };
+        for entry in exports.into_iter_with_offsets() {
+            // An export starts with its name: a LEB128 length (one byte
+            // for 17) and the bytes.
+            if let Ok((offset, export)) = entry
+                && export.name == CALL_CTORS
+            {
+                at = usize::try_from(offset).ok().map(|o| o + 1);
+            }
+        }
+        break;
+    }
+    match at {
+        Some(start)
+            if bytes.get(start..start + CALL_CTORS.len()) == Some(CALL_CTORS.as_bytes()) =>
+        {
+            bytes[start..start + CALL_CTORS.len()].copy_from_slice(DEFERRED_CTORS.as_bytes());
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A validated extension module, or a shared library that extension
 /// modules need by name (see [`Extension::library`]).
 #[derive(Debug, Clone)]
@@ -54,7 +99,15 @@ impl Extension {
                 },
             });
         }
-        let info = validate_library(&guest_path, &bytes)?;
+        let mut bytes = bytes;
+        let mut info = validate_library(&guest_path, &bytes)?;
+        if defer_constructors(&mut bytes) {
+            for name in &mut info.exports {
+                if name == CALL_CTORS {
+                    *name = DEFERRED_CTORS.to_string();
+                }
+            }
+        }
         Ok(Extension {
             guest_path,
             bytes,

@@ -27,7 +27,7 @@ mod validate;
 
 pub use bundle::{Bundle, BundleError, Manifest, sha256_hex};
 pub use error::{BoxError, LinkError};
-pub use extension::{Extension, is_library_name};
+pub use extension::{DEFERRED_CTORS, Extension, is_library_name};
 pub use layout::{EXTENSION_SUFFIXES, GUEST_STDLIB, SITE_PACKAGES};
 pub use libraries::{
     BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, EH_LIBRARY, PYTHON_LIBRARY, RUNTIME_LIBRARY,

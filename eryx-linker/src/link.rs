@@ -148,6 +148,7 @@ fn is_linker_internal(symbol: &str) -> bool {
         symbol,
         "__wasm_apply_data_relocs"
             | "__wasm_call_ctors"
+            | crate::extension::DEFERRED_CTORS
             | "_initialize"
             | "__dso_handle"
             | "__wasm_set_libdl_table"

@@ -10,9 +10,12 @@
 //! - `emit(fd, text)` → passes output to the host as it is written;
 //! - `memory([limit])` → `(limit, size)`: the sandbox's memory limit (set
 //!   first when given; the host caps it at the embedder's) and the size of
-//!   linear memory, in bytes (what `resource` reports).
+//!   linear memory, in bytes (what `resource` reports);
+//! - `constructors(path)` → runs the static constructors of the extension
+//!   module at `path` the first time (the prelude calls it before each
+//!   extension's `PyInit_*`).
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ptr::NonNull;
 
 use eryx_cpython_sys as ffi;
@@ -250,8 +253,75 @@ unsafe extern "C" fn memory(
     }
 }
 
+unsafe extern "C" {
+    /// The component's built-in libdl: a handle for a library linked into
+    /// it (by the name it was linked under), or NULL.
+    fn dlopen(path: *const c_char, flags: c_int) -> *mut c_void;
+    /// The address of an exported function of a `dlopen`ed library, or NULL.
+    fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void;
+}
+
+/// wasi-libc's `RTLD_NOW`.
+const RTLD_NOW: c_int = 2;
+
+/// What eryx-linker exports an extension module's static constructors as
+/// (`eryx_linker::DEFERRED_CTORS`), so that the component's start-up does
+/// not run them before the interpreter exists.
+const DEFERRED_CTORS: &CStr = c"__eryx_call_ctors";
+
+thread_local! {
+    /// The libraries whose constructors [`constructors`] has run (handles).
+    static CONSTRUCTED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `_host.constructors(path)`: runs the static constructors of the
+/// extension module linked at `path`, once per module, as `dlopen` does
+/// natively when a module is first imported. Nothing to do for a path that
+/// is not linked (CPython's own `dlopen` then reports the import error) or
+/// a module without constructors.
+unsafe extern "C" fn constructors(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `call`.
+    unsafe {
+        if ffi::PyTuple_Size(args) != 1 {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"constructors(path)".as_ptr());
+            return std::ptr::null_mut();
+        }
+        let Some(path) = text(ffi::PyTuple_GetItem(args, 0), c"path must be a str") else {
+            return std::ptr::null_mut();
+        };
+        let Ok(path) = std::ffi::CString::new(path) else {
+            ffi::PyErr_SetString(ffi::PyExc_ValueError, c"path contains a NUL".as_ptr());
+            return std::ptr::null_mut();
+        };
+        let handle = dlopen(path.as_ptr(), RTLD_NOW);
+        let first = !handle.is_null()
+            && CONSTRUCTED.with_borrow_mut(|done| {
+                let new = !done.contains(&(handle as usize));
+                if new {
+                    done.push(handle as usize);
+                }
+                new
+            });
+        if first {
+            let ctors = dlsym(handle, DEFERRED_CTORS.as_ptr());
+            // The symbol is wasm-ld's `__wasm_call_ctors` under another
+            // name: a `void(void)` function.
+            if !ctors.is_null() {
+                let run: unsafe extern "C" fn() = std::mem::transmute(ctors);
+                run();
+            }
+        }
+        let none = &raw mut ffi::_Py_NoneStruct;
+        ffi::Py_IncRef(none);
+        none
+    }
+}
+
 /// The module's functions (CPython keeps pointers to them).
-static mut METHODS: [ffi::PyMethodDef; 7] = [
+static mut METHODS: [ffi::PyMethodDef; 8] = [
     ffi::PyMethodDef {
         ml_name: c"call".as_ptr(),
         ml_meth: Some(call),
@@ -285,6 +355,12 @@ static mut METHODS: [ffi::PyMethodDef; 7] = [
     ffi::PyMethodDef {
         ml_name: c"memory".as_ptr(),
         ml_meth: Some(memory),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"constructors".as_ptr(),
+        ml_meth: Some(constructors),
         ml_flags: ffi::METH_VARARGS,
         ml_doc: std::ptr::null(),
     },

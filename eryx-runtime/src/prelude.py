@@ -94,6 +94,27 @@ builtins.exit = _Quitter("exit")
 builtins.quit = _Quitter("quit")
 
 
+def _constructors_at_import(imp):
+    """Runs each extension module's static constructors when it is first
+    imported, just before its `PyInit_*`, as `dlopen` does natively: the
+    component's start-up runs before the interpreter exists, so C++ globals
+    whose constructors call the Python API could not run there."""
+    create_dynamic = imp.create_dynamic
+    constructors = _host.constructors
+
+    def create_dynamic_constructed(spec, *args):
+        if isinstance(spec.origin, str):
+            constructors(spec.origin)
+        return create_dynamic(spec, *args)
+
+    create_dynamic_constructed.__name__ = create_dynamic.__name__
+    create_dynamic_constructed.__doc__ = create_dynamic.__doc__
+    imp.create_dynamic = create_dynamic_constructed
+
+
+_constructors_at_import(__import__("_imp"))
+
+
 def _without_self_pipe(loop_class):
     """asyncio's selector loop wakes itself through a `socket.socketpair()`,
     which WASI does not have; with no threads and no signal handlers in the

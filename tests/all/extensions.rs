@@ -601,6 +601,32 @@ async fn a_c_extension_on_the_limited_api_runs() {
     assert_eq!(e.type_name, "TypeError");
 }
 
+/// The `ctors` example: a static constructor that calls the Python API runs
+/// when the module is first imported, with the interpreter running, and
+/// only once (natively `dlopen` runs it then; the component's start-up,
+/// before the interpreter exists, must not).
+#[tokio::test]
+async fn an_extensions_static_constructors_run_at_its_first_import() {
+    let pkg = tempfile::tempdir().unwrap();
+    let file = "ctors.cpython-314-wasm32-wasi.so";
+    std::fs::copy(example_file(file), pkg.path().join(file)).unwrap();
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    let out = sb
+        .execute(
+            "import sys, ctors\n\
+             print(ctors.state())\n\
+             del sys.modules['ctors']\n\
+             import ctors\n\
+             print(ctors.state())",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "(1, 1, 'made by a static constructor')\n(1, 1, 'made by a static constructor')\n"
+    );
+}
+
 /// The `checksum` example: a C extension whose `@dylink.0` needs
 /// `libcrc.so`, a plain C library shipped in the same package.
 fn checksum_package(with_library: bool) -> tempfile::TempDir {

@@ -142,3 +142,33 @@ fn split_imports_the_library_modules_unchanged() {
     assert!(whole.modules.is_empty());
     assert_eq!(whole.component, linked);
 }
+
+/// An extension module's static constructors are exported under another
+/// name once added, so that the component's start-up (which calls every
+/// library's `__wasm_call_ctors`) leaves them to its first import; the
+/// module stays valid.
+#[test]
+fn an_extensions_constructors_are_renamed_for_its_first_import() {
+    let path = crate::support::example_file("ctors.cpython-314-wasm32-wasi.so");
+    let bytes = std::fs::read(&path).unwrap();
+    let before = validate_library("ctors", &bytes).unwrap();
+    assert!(before.exports.iter().any(|e| e == "__wasm_call_ctors"));
+    let guest = format!(
+        "{}/ctors.cpython-314-wasm32-wasi.so",
+        eryx_linker::SITE_PACKAGES
+    );
+    let ext = eryx_linker::Extension::new(guest, bytes.clone()).unwrap();
+    let exports = |b: &[u8]| validate_library("ctors", b).unwrap().exports;
+    for names in [exports(ext.bytes()), ext.info().exports.clone()] {
+        assert!(
+            names.iter().any(|e| e == eryx_linker::DEFERRED_CTORS),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|e| e == "__wasm_call_ctors"), "{names:?}");
+        assert!(names.iter().any(|e| e == "PyInit_ctors"), "{names:?}");
+    }
+    assert_eq!(ext.bytes().len(), bytes.len());
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(ext.bytes())
+        .expect("the renamed module validates");
+}

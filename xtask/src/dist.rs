@@ -48,6 +48,11 @@ pub(crate) fn link_flags(exports: &[&str]) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     flags.extend(exports.iter().map(|name| format!("-Wl,--export={name}")));
+    if exports.iter().any(|name| name.starts_with("PyInit_")) {
+        // An extension module's static constructors: eryx-linker renames
+        // the export so that they run at the module's first import.
+        flags.push(crate::wasmcc::EXPORT_CTORS.to_string());
+    }
     flags
 }
 

@@ -151,4 +151,5 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "examples/extensions/numstats",
     "examples/extensions/cvec",
     "examples/extensions/checksum",
+    "examples/extensions/ctors",
 ];

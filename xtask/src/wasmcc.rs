@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::sysroot::C_TARGET;
 
+/// Exports a library's static constructors (wasm-ld's `__wasm_call_ctors`,
+/// defined when it has any). eryx-linker renames an extension module's so
+/// that they run when the module is first imported, as `dlopen` runs them
+/// natively (`eryx_linker::DEFERRED_CTORS`).
+pub(crate) const EXPORT_CTORS: &str = "-Wl,--export-if-defined=__wasm_call_ctors";
+
 /// What the wrapper needs to know, as written by `cargo xtask wheel`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CcConfig {
@@ -392,11 +398,10 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
         // After the package's own flags: the last export-dynamic flag wins.
         flags.push("-Wl,--no-export-dynamic".into());
         flags.push(format!("-Wl,--export-if-defined={init}"));
-        // Its static constructors: the component's start-up calls them
-        // (after applying its data relocations) only when exported. Without
-        // this, C++ globals with constructors stayed zero (matplotlib's
-        // enum tables were empty and its module failed to initialise).
-        flags.push("-Wl,--export-if-defined=__wasm_call_ctors".into());
+        // Its static constructors: without the export they never ran, and
+        // C++ globals with constructors stayed zero (matplotlib's enum
+        // tables were empty and its module failed to initialise).
+        flags.push(EXPORT_CTORS.into());
     }
     flags.push(format!("-I{}", cfg.python_include.display()));
     if cfg.sjlj_tag.is_some() {
@@ -940,7 +945,7 @@ mod tests {
             at("-Wl,--export-if-defined=PyInit__block").is_some(),
             "{out:?}"
         );
-        // And their static constructors, which start-up calls.
+        // And their static constructors, which the first import calls.
         assert!(
             at("-Wl,--export-if-defined=__wasm_call_ctors").is_some(),
             "{out:?}"
