@@ -625,6 +625,19 @@ async fn an_extensions_static_constructors_run_at_its_first_import() {
         out.stdout,
         "(1, 1, 'made by a static constructor')\n(1, 1, 'made by a static constructor')\n"
     );
+    // A path that names no library is CPython's to report, as natively.
+    let Error::Python(e) = sb
+        .execute(
+            "import _imp, types\n\
+             _imp.create_dynamic(types.SimpleNamespace(name='x', origin='/site-packages/x\\0.so'))",
+        )
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ValueError", "{}", e.message);
+    assert!(e.message.contains("null"), "{}", e.message);
 }
 
 /// The `checksum` example: a C extension whose `@dylink.0` needs
