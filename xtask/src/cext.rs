@@ -92,7 +92,15 @@ pub(crate) fn include_dir(root: &Path) -> Result<PathBuf> {
             .with_context(|| format!("cannot read {}", sysconfig.display()))?,
     );
     if dir.join("Python.h").is_file() {
-        std::fs::write(dir.join("pyconfig.h"), &pyconfig)?;
+        // Other builds may be compiling against it right now (`cargo xtask
+        // test` builds wheels beside the examples): replaced whole, only
+        // when it changes.
+        let path = dir.join("pyconfig.h");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(pyconfig.as_str()) {
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, pyconfig.as_bytes())?;
+            tmp.persist(&path)?;
+        }
         return Ok(dir);
     }
     let from = if let Some(custom) = std::env::var_os("ERYX_PYTHON_INCLUDE") {

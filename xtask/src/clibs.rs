@@ -946,6 +946,17 @@ fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String> {
 /// inputs); returns its prefix.
 pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathBuf> {
     let lib = find(name)?;
+    // Two wheel builds at once (`cargo xtask test` runs two) may need the
+    // same library (zlib: Pillow and lxml): one fetches and builds it while
+    // the other waits here, then finds it up to date. One lock per library,
+    // so building a dependency inside this call takes another lock.
+    let locks = root.join("target/wasm/clibs/.build");
+    std::fs::create_dir_all(&locks)?;
+    let lock_path = locks.join(format!("{}.lock", lib.name));
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     let sysroot = crate::sysroot::sysroot(root)?;
     let (top, origin) = if own(lib) {
         (

@@ -356,8 +356,8 @@ impl Builder {
     /// Prepares the toolchain: the WASI sysroot, CPython's headers, the
     /// bundle (its libraries are what extensions link against), the cross
     /// compiler's settings and meson's cross file.
-    pub(crate) fn new(root: &Path, out: &Path) -> Result<Builder> {
-        let work = root.join("target/wheels-build");
+    pub(crate) fn new(root: &Path, out: &Path, work: &Path) -> Result<Builder> {
+        let work = work.to_path_buf();
         std::fs::create_dir_all(&work)?;
         let bundle = crate::dist::dist(root)?;
         let tools = crate::toolchain::locate()?;
@@ -811,8 +811,8 @@ impl Builder {
         })?;
         let meta = whl::parse_metadata(&pkg_info)?;
         let out_dir = self
-            .root
-            .join("target/wheels-build/ext")
+            .work
+            .join("ext")
             .join(format!("{}-{}", meta.name, meta.version));
         // `[tool.maturin] features` (jellyfish's module is behind `python`).
         let features: Vec<String> = tool

@@ -219,7 +219,8 @@ impl Index {
             return Ok(dest);
         }
         progress!("downloading {}", file.filename);
-        let partial = dest.with_extension("part");
+        // Per process: two runs sharing a wheelhouse may fetch one file at once.
+        let partial = dest.with_extension(format!("part-{}", std::process::id()));
         process::run(
             Command::new("curl")
                 .args(["-fsSL", "--retry", "3", "-o"])

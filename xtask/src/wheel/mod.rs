@@ -28,8 +28,9 @@ mod index;
 mod whl;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, Stdio};
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
@@ -78,6 +79,93 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "matplotlib==3.10.9",
     "argon2-cffi==25.1.0",
 ];
+
+/// The test packages built on numpy (with numpy): `cargo xtask test` builds
+/// them in a second `cargo xtask wheel` run beside the rest, with its own
+/// build directory. Every package that needs numpy to build is here, so no
+/// sdist is built by both runs (the C libraries both need are built once:
+/// `clibs::prefix` locks).
+const NUMPY_STACK: &[&str] = &["numpy", "pandas", "numexpr", "matplotlib"];
+
+/// Builds [`TEST_PACKAGES`] into `target/wheels`, two builds at a time: most
+/// package builds keep one of CI's two cores busy (setuptools compiles one
+/// file after another, a Rust extension's LTO runs on one core), so the
+/// numpy stack is built by a second `cargo xtask wheel` process while this
+/// one runs `meanwhile` and then builds the rest; the numpy stack's wheels
+/// are then copied beside the rest's.
+pub(crate) fn test_packages(root: &Path, meanwhile: impl FnOnce() -> Result<()>) -> Result<()> {
+    let (numeric, rest): (Vec<String>, Vec<String>) = TEST_PACKAGES
+        .iter()
+        .map(|s| s.to_string())
+        .partition(|p| NUMPY_STACK.iter().any(|n| p.split("==").next() == Some(*n)));
+    let side_out = root.join("target/wheels-numpy");
+    let mut side = Command::new(std::env::current_exe()?);
+    side.arg("wheel")
+        .arg("--out")
+        .arg(&side_out)
+        .arg("--work")
+        .arg(root.join("target/wheels-build-numpy"))
+        .args(&numeric)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    progress!(
+        "building the numpy stack's wheels beside the rest: {}",
+        crate::process::describe(&side)
+    );
+    let mut child = side
+        .spawn()
+        .context("cannot start a second `cargo xtask wheel`")?;
+    // Its lines, marked as its own, as they come.
+    let relays: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("[numpy stack] {line}");
+            }
+        })
+    })
+    .collect();
+    let own = meanwhile().and_then(|()| wheel(root, &rest));
+    if own.is_err() {
+        // The run fails either way: do not wait for the other's builds.
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .context("waiting for the numpy stack's wheel build")?;
+    for r in relays {
+        let _ = r.join();
+    }
+    own.context("building the test packages")?;
+    if !status.success() {
+        bail!(
+            "building the numpy stack's wheels failed ({status}): its output above is marked \
+             `[numpy stack]`"
+        );
+    }
+    let out = root.join("target/wheels");
+    for entry in std::fs::read_dir(&side_out)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "whl") {
+            let dest = out.join(path.file_name().expect("a file"));
+            if std::fs::read(&dest).ok() != Some(std::fs::read(&path)?) {
+                std::fs::copy(&path, &dest)?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
 /// `platform.system()` is `'wasi'`, `platform.release()` is `'0.0.0'`).
@@ -130,9 +218,13 @@ fn guest_python() -> Version {
     Version::from_str("3.14.0").expect("a valid version")
 }
 
-const USAGE: &str = "usage: cargo xtask wheel [--out DIR] [--no-deps] [-r FILE]... SPEC...
+const USAGE: &str =
+    "usage: cargo xtask wheel [--out DIR] [--work DIR] [--no-deps] [-r FILE]... SPEC...
   SPEC: a requirement (`numpy==2.4.6`, `msgpack`, `pydantic>=2`), an sdist (.tar.gz/.zip),
-        a source directory (with pyproject.toml or setup.py), or a wheel (.whl)";
+        a source directory (with pyproject.toml or setup.py), or a wheel (.whl)
+  --out DIR   where the wheels go (default target/wheels)
+  --work DIR  build directory and cache of built wheels (default target/wheels-build);
+              runs at the same time need their own";
 
 /// One thing asked for.
 #[derive(Debug, Clone)]
@@ -141,14 +233,24 @@ enum Spec {
     Path(PathBuf),
 }
 
-fn parse_args(args: &[String]) -> Result<(Vec<Spec>, Option<PathBuf>, bool)> {
+/// What `cargo xtask wheel` was asked for.
+struct Args {
+    specs: Vec<Spec>,
+    out: Option<PathBuf>,
+    work: Option<PathBuf>,
+    deps: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
     let mut specs = Vec::new();
     let mut out = None;
+    let mut work = None;
     let mut deps = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = Some(PathBuf::from(it.next().context(USAGE)?)),
+            "--work" => work = Some(PathBuf::from(it.next().context(USAGE)?)),
             "--no-deps" => deps = false,
             "-r" | "--requirement" => {
                 let file = it.next().context(USAGE)?;
@@ -175,7 +277,12 @@ fn parse_args(args: &[String]) -> Result<(Vec<Spec>, Option<PathBuf>, bool)> {
     if specs.is_empty() {
         bail!("nothing to build\n{USAGE}");
     }
-    Ok((specs, out, deps))
+    Ok(Args {
+        specs,
+        out,
+        work,
+        deps,
+    })
 }
 
 fn spec(s: &str) -> Result<Spec> {
@@ -207,11 +314,17 @@ struct Chosen {
 
 /// `cargo xtask wheel ARGS`.
 pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
-    let (specs, out, deps) = parse_args(args)?;
+    let Args {
+        specs,
+        out,
+        work,
+        deps,
+    } = parse_args(args)?;
     let out = out.unwrap_or_else(|| root.join("target/wheels"));
+    let work = work.unwrap_or_else(|| root.join("target/wheels-build"));
     std::fs::create_dir_all(&out)?;
     let env = guest_markers();
-    let mut builder = build::Builder::new(root, &out)?;
+    let mut builder = build::Builder::new(root, &out, &work)?;
     let mut index = index::Index::new(&out.join(".downloads"));
     let mut chosen: BTreeMap<PackageName, Chosen> = BTreeMap::new();
     let mut queue: VecDeque<(Requirement, String)> = VecDeque::new();
