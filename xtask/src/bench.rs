@@ -59,13 +59,15 @@ fn componentize_py(root: &Path) -> Option<PathBuf> {
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<ExitCode> {
     let quick = args.iter().any(|a| a == "--quick");
     dist::dist(root)?;
-    // numpy and pydantic for the package rows, and the example extensions.
-    crate::wheel::test_packages(root, || {
-        for example in ext::EXAMPLES {
-            ext::build(root, Path::new(example))?;
-        }
-        Ok(())
-    })?;
+    for example in ext::EXAMPLES {
+        ext::build(root, Path::new(example))?;
+    }
+    // numpy and pydantic for the package rows.
+    let wheels: Vec<String> = crate::wheel::TEST_PACKAGES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    crate::wheel::wheel(root, &wheels)?;
     let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     build.current_dir(root).args([
         "build",

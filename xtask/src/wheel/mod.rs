@@ -28,9 +28,8 @@ mod index;
 mod whl;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
@@ -79,93 +78,6 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "matplotlib==3.10.9",
     "argon2-cffi==25.1.0",
 ];
-
-/// The test packages built on numpy (with numpy): `cargo xtask test` builds
-/// them in a second `cargo xtask wheel` run beside the rest, with its own
-/// build directory. Every package that needs numpy to build is here, so no
-/// sdist is built by both runs (the C libraries both need are built once:
-/// `clibs::prefix` locks).
-const NUMPY_STACK: &[&str] = &["numpy", "pandas", "numexpr", "matplotlib"];
-
-/// Builds [`TEST_PACKAGES`] into `target/wheels`, two builds at a time: most
-/// package builds keep one of CI's two cores busy (setuptools compiles one
-/// file after another, a Rust extension's LTO runs on one core), so the
-/// numpy stack is built by a second `cargo xtask wheel` process while this
-/// one runs `meanwhile` and then builds the rest; the numpy stack's wheels
-/// are then copied beside the rest's.
-pub(crate) fn test_packages(root: &Path, meanwhile: impl FnOnce() -> Result<()>) -> Result<()> {
-    let (numeric, rest): (Vec<String>, Vec<String>) = TEST_PACKAGES
-        .iter()
-        .map(|s| s.to_string())
-        .partition(|p| NUMPY_STACK.iter().any(|n| p.split("==").next() == Some(*n)));
-    let side_out = root.join("target/wheels-numpy");
-    let mut side = Command::new(std::env::current_exe()?);
-    side.arg("wheel")
-        .arg("--out")
-        .arg(&side_out)
-        .arg("--work")
-        .arg(root.join("target/wheels-build-numpy"))
-        .args(&numeric)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    progress!(
-        "building the numpy stack's wheels beside the rest: {}",
-        crate::process::describe(&side)
-    );
-    let mut child = side
-        .spawn()
-        .context("cannot start a second `cargo xtask wheel`")?;
-    // Its lines, marked as its own, as they come.
-    let relays: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                eprintln!("[numpy stack] {line}");
-            }
-        })
-    })
-    .collect();
-    let own = meanwhile().and_then(|()| wheel(root, &rest));
-    if own.is_err() {
-        // The run fails either way: do not wait for the other's builds.
-        let _ = child.kill();
-    }
-    let status = child
-        .wait()
-        .context("waiting for the numpy stack's wheel build")?;
-    for r in relays {
-        let _ = r.join();
-    }
-    own.context("building the test packages")?;
-    if !status.success() {
-        bail!(
-            "building the numpy stack's wheels failed ({status}): its output above is marked \
-             `[numpy stack]`"
-        );
-    }
-    let out = root.join("target/wheels");
-    for entry in std::fs::read_dir(&side_out)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "whl") {
-            let dest = out.join(path.file_name().expect("a file"));
-            if std::fs::read(&dest).ok() != Some(std::fs::read(&path)?) {
-                std::fs::copy(&path, &dest)?;
-            }
-        }
-    }
-    Ok(())
-}
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
 /// `platform.system()` is `'wasi'`, `platform.release()` is `'0.0.0'`).
