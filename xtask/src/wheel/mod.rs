@@ -371,6 +371,16 @@ mod tests {
     }
 
     #[test]
+    fn work_names_a_build_directory_and_needs_a_value() {
+        let args: Vec<String> = ["--work", "/tmp/w", "msgpack"].map(String::from).to_vec();
+        let parsed = parse_args(&args).unwrap();
+        assert_eq!(parsed.work.as_deref(), Some(Path::new("/tmp/w")));
+        assert_eq!(parsed.out, None);
+        let err = parse_args(&["--work".to_string()]).err().unwrap();
+        assert!(format!("{err}").contains("--work DIR"), "{err}");
+    }
+
+    #[test]
     fn specs_are_requirements_or_paths() {
         assert!(matches!(
             spec("numpy==2.4.6").unwrap(),
