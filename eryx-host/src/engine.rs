@@ -360,16 +360,16 @@ fn preinitialise(
             ];
             let mut results = vec![Val::Bool(false)];
             execute.call_async(&mut store, &args, &mut results).await?;
-            let snapshot = wizer
-                .snapshot_component(
-                    &cx,
-                    &mut wasmtime_wizer::WasmtimeWizerComponent {
-                        store: &mut store,
-                        instance,
-                    },
-                )
-                .await?;
-            Ok::<_, wasmtime::Error>((snapshot, results))
+            let mut reader = SnapshotReader {
+                store: &mut store,
+                instance,
+                failed: None,
+            };
+            let snapshot = wizer.snapshot_component(&cx, &mut reader).await;
+            if let Some(e) = reader.failed {
+                return Err(e);
+            }
+            Ok::<_, wasmtime::Error>((snapshot?, results))
         })
         .map_err(|e| err("the pre-initialisation run failed", format!("{e:?}")))?;
     // `execute` returns result<output, error>: start-up failures (e.g. a
@@ -387,6 +387,96 @@ fn preinitialise(
             other => Err(err("start-up failed", format!("{other:?}"))),
         },
         other => Err(err("Python did not start", format!("{other:?}"))),
+    }
+}
+
+/// Reads the pre-initialised instance's state for wizer's snapshot: wizer
+/// calls the accessor functions its instrumentation exported (a memory's
+/// bytes, a global's value). wizer's own reader panics when a call fails;
+/// this one records the first failure (a trap, a missing export) and hands
+/// wizer an empty value, and [`preinitialise`] then reports the failure and
+/// drops the snapshot.
+struct SnapshotReader<'a> {
+    store: &'a mut wasmtime::Store<State>,
+    instance: wasmtime::component::Instance,
+    failed: Option<wasmtime::Error>,
+}
+
+impl SnapshotReader<'_> {
+    /// Calls the export `func` of the exported instance `instance`; `None`
+    /// (and the failure recorded) if that fails.
+    async fn call<R>(&mut self, instance: &str, func: &str) -> Option<R>
+    where
+        R: wasmtime::component::Lift + Send + Sync + 'static,
+    {
+        if self.failed.is_some() {
+            return None;
+        }
+        match self.try_call(instance, func).await {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.failed =
+                    Some(e.context(format!("reading `{instance}#{func}` for the snapshot")));
+                None
+            }
+        }
+    }
+
+    async fn try_call<R>(&mut self, instance: &str, func: &str) -> wasmtime::Result<R>
+    where
+        R: wasmtime::component::Lift + Send + Sync + 'static,
+    {
+        let missing =
+            || wasmtime::format_err!("the instrumented component exports no such function");
+        let (_, outer) = self
+            .instance
+            .get_export(&mut *self.store, None, instance)
+            .ok_or_else(missing)?;
+        let (_, index) = self
+            .instance
+            .get_export(&mut *self.store, Some(&outer), func)
+            .ok_or_else(missing)?;
+        let typed = self
+            .instance
+            .get_typed_func::<(), (R,)>(&mut *self.store, index)?;
+        Ok(typed.call_async(&mut *self.store, ()).await?.0)
+    }
+}
+
+impl wasmtime_wizer::ComponentInstanceState for SnapshotReader<'_> {
+    async fn call_func_ret_list_u8(
+        &mut self,
+        instance: &str,
+        func: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) {
+        match self
+            .call::<wasmtime::component::WasmList<u8>>(instance, func)
+            .await
+        {
+            Some(list) => contents(list.as_le_slice(&*self.store)),
+            None => contents(&[]),
+        }
+    }
+
+    async fn call_func_ret_s32(&mut self, instance: &str, func: &str) -> i32 {
+        self.call(instance, func).await.unwrap_or_default()
+    }
+
+    async fn call_func_ret_s64(&mut self, instance: &str, func: &str) -> i64 {
+        self.call(instance, func).await.unwrap_or_default()
+    }
+
+    async fn call_func_ret_f32(&mut self, instance: &str, func: &str) -> u32 {
+        self.call::<f32>(instance, func)
+            .await
+            .map_or(0, f32::to_bits)
+    }
+
+    async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
+        self.call::<f64>(instance, func)
+            .await
+            .map_or(0, f64::to_bits)
     }
 }
 
