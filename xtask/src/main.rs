@@ -208,9 +208,10 @@ fn test(args: &[String]) -> Result<ExitCode> {
     wheel::wheel(&root, &wheels)?;
     let cli = build_cli(&root)?;
     // xtask's own unit tests run on their own: in one `cargo test` with the
-    // rest, its dependencies' features (pep508_rs turns on serde's `rc`)
-    // would unify into eryx-host's and rebuild wasmtime for the tests. With
-    // arguments (`-- --test all -- name`) only the workspace tests run.
+    // rest, the features of its own dependencies (pep508_rs's) would unify
+    // into eryx-host's and change what the tests link against. The crates
+    // both use are compiled once (xtask/Cargo.toml aligns their features).
+    // With arguments (`-- --test all -- name`) only the workspace tests run.
     if args.is_empty() {
         let mut unit = cargo();
         unit.current_dir(&root).args(["test", "-p", "xtask"]);
