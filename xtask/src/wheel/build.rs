@@ -32,13 +32,12 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
-/// 11: Rust extensions get thin LTO over 16 codegen units (dist.rs);
 /// 10: `-fno-lto` on every compile, extensions export their static
 /// constructors (wasmcc.rs), meson's cross file names pkg-config (9 was a
 /// development build); 8: every compile can call `setjmp` (sjlj.rs); 7:
 /// C++ sources get callback adapters too (fpcast.rs); 6 was a development
 /// build that compiled all C++ with exceptions.
-const BUILD_REVISION: u32 = 11;
+const BUILD_REVISION: u32 = 10;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
