@@ -396,13 +396,13 @@ fn preinitialise(
 /// this one records the first failure (a trap, a missing export) and hands
 /// wizer an empty value, and [`preinitialise`] then reports the failure and
 /// drops the snapshot.
-struct SnapshotReader<'a> {
-    store: &'a mut wasmtime::Store<State>,
+struct SnapshotReader<'a, T: 'static> {
+    store: &'a mut wasmtime::Store<T>,
     instance: wasmtime::component::Instance,
     failed: Option<wasmtime::Error>,
 }
 
-impl SnapshotReader<'_> {
+impl<T: Send> SnapshotReader<'_, T> {
     /// Calls the export `func` of the exported instance `instance`; `None`
     /// (and the failure recorded) if that fails.
     async fn call<R>(&mut self, instance: &str, func: &str) -> Option<R>
@@ -443,7 +443,7 @@ impl SnapshotReader<'_> {
     }
 }
 
-impl wasmtime_wizer::ComponentInstanceState for SnapshotReader<'_> {
+impl<T: Send> wasmtime_wizer::ComponentInstanceState for SnapshotReader<'_, T> {
     async fn call_func_ret_list_u8(
         &mut self,
         instance: &str,
@@ -1066,4 +1066,54 @@ pub(crate) async fn prepare(
     );
     memo.insert(key, prepared.clone());
     Ok(prepared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotReader;
+    use wasmtime_wizer::ComponentInstanceState as _;
+
+    /// A read wizer asks for that the instance cannot serve (here: an
+    /// empty component, which exports no accessor) is recorded with the
+    /// function's name, answered with an empty value, and not retried.
+    #[test]
+    fn a_failed_snapshot_read_is_recorded_not_a_panic() {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        // `(component)`: the preamble alone.
+        let empty = wasmtime::component::Component::new(&engine, b"\0asm\x0d\x00\x01\x00").unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::component::Linker::new(&engine)
+            .instantiate(&mut store, &empty)
+            .unwrap();
+        let mut reader = SnapshotReader {
+            store: &mut store,
+            instance,
+            failed: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (value, bytes) = runtime.block_on(async {
+            let value = reader
+                .call_func_ret_s32("wasmtime:wizer/access", "global-0")
+                .await;
+            let mut bytes = None;
+            reader
+                .call_func_ret_list_u8("wasmtime:wizer/access", "memory-0", |b| {
+                    bytes = Some(b.to_vec())
+                })
+                .await;
+            (value, bytes)
+        });
+        assert_eq!(value, 0);
+        assert_eq!(bytes.as_deref(), Some(&[][..]));
+        let message = format!("{:#}", reader.failed.expect("the failure is recorded"));
+        assert!(
+            message.contains("reading `wasmtime:wizer/access#global-0` for the snapshot")
+                && message.contains("exports no such function"),
+            "{message}"
+        );
+    }
 }
