@@ -199,13 +199,19 @@ fn run(args: &[String]) -> Result<ExitCode> {
 
 fn test(args: &[String]) -> Result<ExitCode> {
     let root = root();
+    // Each step's wall time, so that a slow run (CI's) shows where it went.
+    let started = std::time::Instant::now();
+    let step = |what: &str| progress!("test: {what} ({:.0} s in)", started.elapsed().as_secs_f64());
     let bundle = dist::dist(&root)?;
+    step("the bundle is ready");
     for example in ext::EXAMPLES {
         ext::build(&root, Path::new(example))?;
     }
+    step("the example extensions are built");
     // Real packages from PyPI, built from their sdists (tests/all/packages.rs).
     let wheels: Vec<String> = wheel::TEST_PACKAGES.iter().map(|s| s.to_string()).collect();
     wheel::wheel(&root, &wheels)?;
+    step("the test packages' wheels are ready");
     let cli = build_cli(&root)?;
     // xtask's own unit tests run on their own: in one `cargo test` with the
     // rest, the features of its own dependencies (pep508_rs's) would unify
@@ -244,8 +250,11 @@ fn test(args: &[String]) -> Result<ExitCode> {
     if !status.success() {
         return Ok(exit_code(status));
     }
+    step("the tests passed");
     // A short compatibility run: CPython's own tests for a few modules.
-    compat::compat(&root, &["--quick".to_string()])
+    let code = compat::compat(&root, &["--quick".to_string()])?;
+    step("compat --quick is done");
+    Ok(code)
 }
 
 #[cfg(test)]

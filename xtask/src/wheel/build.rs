@@ -32,12 +32,15 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
+/// 12: Rust extensions get thin LTO over 16 codegen units, every symbol
+/// hidden but the exports (dist.rs; 11 was thin LTO without hiding, whose
+/// extensions exported std's symbols);
 /// 10: `-fno-lto` on every compile, extensions export their static
 /// constructors (wasmcc.rs), meson's cross file names pkg-config (9 was a
 /// development build); 8: every compile can call `setjmp` (sjlj.rs); 7:
 /// C++ sources get callback adapters too (fpcast.rs); 6 was a development
 /// build that compiled all C++ with exceptions.
-const BUILD_REVISION: u32 = 10;
+const BUILD_REVISION: u32 = 12;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[

@@ -297,6 +297,7 @@ pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
             }
             None
         } else {
+            let started = std::time::Instant::now();
             let prefer_sdist = build::recipe_prefers_sdist(root, req.name.as_ref())?;
             let pick = index
                 .pick(&req.name, &specifiers, &guest_python(), prefer_sdist)
@@ -321,7 +322,13 @@ pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
                     }
                 }
             };
-            progress!("{} {} ({})", req.name, pick.version, wheel.display());
+            progress!(
+                "{} {} ({}, {:.0} s)",
+                req.name,
+                pick.version,
+                wheel.display(),
+                started.elapsed().as_secs_f64()
+            );
             chosen.insert(
                 req.name.clone(),
                 Chosen {
