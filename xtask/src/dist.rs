@@ -139,6 +139,11 @@ const GUEST_PROFILE: &[(&str, &str)] = &[
     ("CARGO_PROFILE_GUEST_INHERITS", "release"),
     ("CARGO_PROFILE_GUEST_PANIC", "abort"),
     ("CARGO_PROFILE_GUEST_DEBUG", "false"),
+    // A staticlib is not linked by rustc, so a crate's `strip` does nothing
+    // to it (`link_shared` decides what the module keeps); left to the
+    // crate's release profile (pydantic-core's `strip = true`) it only made
+    // cargo build std a second time for that crate (~1 min).
+    ("CARGO_PROFILE_GUEST_STRIP", "none"),
 ];
 
 /// The rest of the `guest` profile for a [`Tuning`].
