@@ -152,10 +152,11 @@ const GUEST_PROFILE: &[(&str, &str)] = &[
 /// the last step of a Rust extension's build one single-threaded LLVM run
 /// over the whole crate graph: pydantic-core took 720 s from a cold target
 /// directory against 435 s with thin LTO (this two-vCPU machine,
-/// 2026-12-03), for a 5.6 MB module instead of 4.3 MB and no measurable
+/// 2026-12-03), for a 5.5 MB module instead of 4.3 MB and no measurable
 /// difference in speed (validating and dumping 2,000 models, best of 25,
 /// three runs each: 30.6-37.9 ms fat, 23.2-40.6 ms thin: the machine's
-/// noise is larger than any difference).
+/// noise is larger than any difference). Thin LTO needs the hidden symbols
+/// of [`tuning_rustflags`].
 /// The runtime: fat LTO into one unit (it is small and its size matters).
 fn tuning_profile(tuning: Tuning) -> [(&'static str, &'static str); 3] {
     match tuning {
@@ -169,6 +170,23 @@ fn tuning_profile(tuning: Tuning) -> [(&'static str, &'static str); 3] {
             ("CARGO_PROFILE_GUEST_LTO", "true"),
             ("CARGO_PROFILE_GUEST_CODEGEN_UNITS", "1"),
         ],
+    }
+}
+
+/// The guest's rustflags for a [`Tuning`] (std is built with them too).
+///
+/// Extensions: every symbol hidden unless exported by name at the link
+/// (`link_shared` exports the init function). Without it thin LTO leaves
+/// std's address-taken functions and statics (`<String as
+/// fmt::Write>::write_fmt`, the panic hook) at default visibility, so the
+/// PIC link exports them through the GOT, and two Rust extensions in one
+/// set clash on the same names (`DuplicateExport`); fat LTO into one unit
+/// internalised them.
+/// The runtime: panics abort at once ([`Tuning::Size`]).
+fn tuning_rustflags(tuning: Tuning) -> &'static str {
+    match tuning {
+        Tuning::Speed => "-C relocation-model=pic -Zdefault-visibility=hidden",
+        Tuning::Size => "-C relocation-model=pic -Zunstable-options -Cpanic=immediate-abort",
     }
 }
 
@@ -225,17 +243,7 @@ pub(crate) fn build_staticlib(
         Tuning::Speed => root.join("target/wasm"),
         Tuning::Size => root.join("target/wasm/size"),
     };
-    // Extensions: every symbol hidden unless exported by name at the link
-    // (`link_shared` exports the init function). Without it thin LTO leaves
-    // std's address-taken functions and statics (`<String as
-    // fmt::Write>::write_fmt`, the panic hook) at default visibility, so the
-    // PIC link exports them through the GOT, and two Rust extensions in one
-    // set clash on the same names (`DuplicateExport`); fat LTO into one unit
-    // internalised them.
-    let rustflags = match tuning {
-        Tuning::Speed => "-C relocation-model=pic -Zdefault-visibility=hidden",
-        Tuning::Size => "-C relocation-model=pic -Zunstable-options -Cpanic=immediate-abort",
-    };
+    let rustflags = tuning_rustflags(tuning);
     let pyo3_config = crate::pyo3::config_file(root)?;
     let mut cmd = Command::new(&tools.cargo);
     // The outer `cargo xtask` sets variables that would confuse the inner
