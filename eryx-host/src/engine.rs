@@ -258,7 +258,7 @@ impl Preinit {
     /// [`STDLIB_PREIMPORTS`] (whose names are part of the tag since they
     /// gained `asyncio`: a changed list makes a new snapshot by itself).
     /// v5: made with a frozen monotonic clock and `HOME` set (see
-    /// [`crate::state::Clock`]). v6: `USER` set.
+    /// [`crate::state::Clock`]). v6: `USER` set. v7: `PYTEST_ADDOPTS` set.
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -266,7 +266,7 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v6:{}:{}:{}:{stdlib_mtime}",
+            "preinit/v7:{}:{}:{}:{stdlib_mtime}",
             STDLIB_PREIMPORTS.join(","),
             self.imports.join(","),
             self.site_hash

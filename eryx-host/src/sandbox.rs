@@ -91,11 +91,13 @@ pub struct Output {
 /// - limits: [`Limits::default`] (30 s per call, 256 MiB of memory, 64 MiB
 ///   of `/tmp`);
 /// - the guest sees only the standard library, read-only, at
-///   `/python/lib/python3.14`, its private `/tmp` (the working directory
-///   and `TMPDIR`, the only environment variable) and `/dev/null` (plus
+///   `/python/lib/python3.14`, its private `/tmp` (the working directory,
+///   `TMPDIR` and `HOME`) and `/dev/null` (plus
 ///   [`SandboxBuilder::package`]s at `/site-packages` and
 ///   [`SandboxBuilder::mount`]s, when given): no other files, no
-///   arguments, no stdin, no host functions, no network;
+///   arguments, no stdin, no host functions, no network; no environment
+///   but `TMPDIR`, `HOME`, `USER=sandbox` and `PYTEST_ADDOPTS` (pytest's
+///   output capture without `os.dup`, which WASI lacks);
 ///   its raw stdout/stderr go to small in-memory buffers, never to the
 ///   host's;
 /// - pre-initialised (see [`SandboxBuilder::preinit`]), no pre-imports, no

@@ -24,6 +24,14 @@ const RAW_OUTPUT_CAP: usize = 64 * 1024;
 
 /// The guest's user name (`USER`): what `getpass.getuser()` returns.
 const GUEST_USER: &str = "sandbox";
+/// pytest's defaults duplicate file descriptors, which WASI cannot do
+/// (`os.dup` raises `OSError: [Errno 58] Not supported`): its output
+/// capture at the descriptor level (`--capture=fd`) and its faulthandler
+/// plugin made `pytest.main()` fail before running a test. These options
+/// capture at the `sys.stdout`/`sys.stderr` level instead and leave the
+/// plugin out; pytest puts them before its own command line, so options
+/// given there (`-s`, `--capture=tee-sys`) still win.
+const GUEST_PYTEST_ADDOPTS: &str = "--capture=sys -p no:faulthandler";
 
 /// Store data of one sandbox instance.
 pub(crate) struct State {
@@ -158,7 +166,8 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 }
 
 impl State {
-    /// Deny by default: no env but `TMPDIR`, `HOME` and `USER`, no args, no stdin
+    /// Deny by default: no env but `TMPDIR`, `HOME`, `USER` and
+    /// `PYTEST_ADDOPTS`, no args, no stdin
     /// (unless given), stdout and stderr into small in-memory pipes, no
     /// network; the stdlib and the packages read-only, the scratch
     /// directory at `/tmp` (when given) and the caller's mounts.
@@ -212,6 +221,7 @@ impl State {
         // username set in the environment" (libraries name cache and lock
         // files after the user with it).
         builder.env("USER", GUEST_USER);
+        builder.env("PYTEST_ADDOPTS", GUEST_PYTEST_ADDOPTS);
         if let Clock::Frozen = clock {
             builder.monotonic_clock(FrozenClock);
         }

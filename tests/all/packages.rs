@@ -1059,9 +1059,10 @@ async fn every_package_at_once() {
 
 #[tokio::test]
 async fn pytest_runs_a_test_suite_in_the_sandbox() {
-    // What an agent does with code it wrote: run its tests. WASI has no
-    // `os.dup`, which pytest's fd-level capture and its faulthandler
-    // plugin need: `--capture=sys -p no:faulthandler` (README).
+    // What an agent does with code it wrote: run its tests, with pytest's
+    // defaults. WASI has no `os.dup`, which pytest's fd-level capture and
+    // its faulthandler plugin need: the sandbox's PYTEST_ADDOPTS switches
+    // them (README); before it, `pytest.main()` failed at start-up.
     let stdout = run_with(
         &wheels(&[
             "pytest-",
@@ -1079,7 +1080,10 @@ with open("proj/test_sample.py", "w") as f:
         def test_ok():
             assert 1 + 1 == 2
         def test_fail():
+            print("noise from a failing test")
             assert [1, 2] == [1, 3]
+        def test_quiet():
+            print("noise from a passing test")
         @pytest.mark.parametrize("n", [1, 2])
         def test_tmp_path(n, tmp_path):
             (tmp_path / "f").write_text("x" * n)
@@ -1090,13 +1094,21 @@ with open("proj/test_sample.py", "w") as f:
             with pytest.raises(ZeroDivisionError):
                 1 / 0
     """))
-code = pytest.main(["-q", "--capture=sys", "-p", "no:faulthandler", "proj"])
+code = pytest.main(["-q", "proj"])
 print("exit", int(code))
 "#,
     )
     .await;
-    assert!(stdout.contains("1 failed, 4 passed"), "{stdout}");
+    assert!(stdout.contains("1 failed, 5 passed"), "{stdout}");
     assert!(stdout.contains("At index 1 diff: 2 != 3"), "{stdout}");
+    // Output is captured: a failing test's is in its report, a passing
+    // test's is not shown at all.
+    assert!(
+        stdout.contains("Captured stdout call")
+            && stdout.matches("noise from a failing test").count() == 1,
+        "{stdout}"
+    );
+    assert!(!stdout.contains("noise from a passing test"), "{stdout}");
     assert!(stdout.trim_end().ends_with("exit 1"), "{stdout}");
 }
 

@@ -24,10 +24,10 @@ async fn preimported_modules_are_loaded_but_not_bound() {
         .await
         .unwrap();
     // The pre-initialisation's ERYX_PREIMPORT is gone; only the sandbox's
-    // own TMPDIR, HOME and USER are set.
+    // own TMPDIR, HOME, USER and PYTEST_ADDOPTS are set.
     assert_eq!(
         out.stdout,
-        "True True False\n{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox'}\n{\"a\": [1, 2]}\n"
+        "True True False\n{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler'}\n{\"a\": [1, 2]}\n"
     );
     // Files not touched before the snapshot are reachable (the WASI handles
     // of the pre-initialisation run are not reused).

@@ -26,6 +26,22 @@ pub(crate) fn write_script(dir: &Path, xtask: &Path) -> Result<PathBuf> {
     crate::fsutil::write_xtask_script(dir, SCRIPT, "setuptools-rust's cargo", xtask, "cargo-shim")
 }
 
+/// Set by the wheel builder to its build directory (`cargo xtask wheel
+/// --work DIR`), so that two runs with their own build directories do not
+/// build extensions into the same place.
+pub(crate) const WORK_ENV: &str = "ERYX_WHEEL_WORK";
+
+/// Where the extension of the crate in directory `name` is built: under the
+/// wheel builder's build directory (`work`, from [`WORK_ENV`]), else under
+/// its default one.
+fn out_dir(root: &Path, work: Option<std::ffi::OsString>, name: &str) -> PathBuf {
+    let work = match work {
+        Some(w) if !w.is_empty() => PathBuf::from(w),
+        _ => root.join("target/wheels-build"),
+    };
+    work.join("ext-setuptools-rust").join(name)
+}
+
 /// What a `cargo rustc` command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 struct RustcRequest {
@@ -126,9 +142,7 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let out_dir = root
-                .join("target/wheels-build/ext-setuptools-rust")
-                .join(name);
+            let out_dir = out_dir(root, std::env::var_os(WORK_ENV), &name);
             progress!(
                 "setuptools-rust asked cargo to build {}: building it for the guest",
                 manifest.display()
@@ -159,6 +173,21 @@ mod tests {
 
     fn strings(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn extensions_are_built_under_the_wheel_builders_directory() {
+        let root = Path::new("/repo");
+        assert_eq!(
+            out_dir(root, Some("/w/numpy-stack".into()), "rust"),
+            Path::new("/w/numpy-stack/ext-setuptools-rust/rust")
+        );
+        for unset in [None, Some("".into())] {
+            assert_eq!(
+                out_dir(root, unset, "rust"),
+                Path::new("/repo/target/wheels-build/ext-setuptools-rust/rust")
+            );
+        }
     }
 
     #[test]

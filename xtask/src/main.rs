@@ -172,6 +172,38 @@ pub(crate) fn build_cli(root: &Path) -> Result<PathBuf> {
     Ok(cargo_target_dir(root, std::env::var_os("CARGO_TARGET_DIR")).join("debug/eryx"))
 }
 
+/// The machine's busy and total CPU time so far (`/proc/stat`'s first line,
+/// in clock ticks), where there is one.
+pub(crate) fn cpu_jiffies() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_line(text.lines().next()?)
+}
+
+/// `cpu user nice system idle iowait irq softirq steal ...` → (busy, total).
+fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let v: Vec<u64> = fields
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = v.try_into().ok()?;
+    let busy = user + nice + system + irq + softirq + steal;
+    Some((busy, busy + idle + iowait))
+}
+
+/// The share of CPU time that was busy between two readings, in percent.
+pub(crate) fn cpu_busy_percent(
+    before: Option<(u64, u64)>,
+    after: Option<(u64, u64)>,
+) -> Option<u64> {
+    let ((b0, t0), (b1, t1)) = (before?, after?);
+    let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
+    Some(100 * b1.saturating_sub(b0) / total)
+}
+
 /// Where cargo puts what it builds for the workspace at `root`: `env`
 /// (`CARGO_TARGET_DIR`, relative to `root` when relative), else
 /// `root/target`. xtask's own files (`target/dist`, `target/wheels`, ...)
@@ -199,9 +231,22 @@ fn run(args: &[String]) -> Result<ExitCode> {
 
 fn test(args: &[String]) -> Result<ExitCode> {
     let root = root();
-    // Each step's wall time, so that a slow run (CI's) shows where it went.
+    // Each step's wall time and how busy the machine's CPUs were during it,
+    // so that a slow run (CI's) shows where it went and whether a step left
+    // a core idle.
     let started = std::time::Instant::now();
-    let step = |what: &str| progress!("test: {what} ({:.0} s in)", started.elapsed().as_secs_f64());
+    let mark = std::cell::Cell::new(cpu_jiffies());
+    let step = |what: &str| {
+        let now = cpu_jiffies();
+        let busy = cpu_busy_percent(mark.get(), now)
+            .map(|p| format!(", CPUs {p}% busy"))
+            .unwrap_or_default();
+        mark.set(now);
+        progress!(
+            "test: {what} ({:.0} s in{busy})",
+            started.elapsed().as_secs_f64()
+        )
+    };
     let bundle = dist::dist(&root)?;
     step("the bundle is ready");
     for example in ext::EXAMPLES {
@@ -259,8 +304,22 @@ fn test(args: &[String]) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::cargo_target_dir;
+    use super::{cargo_target_dir, cpu_busy_percent, parse_cpu_line};
     use std::path::Path;
+
+    #[test]
+    fn cpu_time_comes_from_proc_stat_first_line() {
+        let line = "cpu  100 5 20 800 10 1 2 3 0 0";
+        assert_eq!(parse_cpu_line(line), Some((131, 941)));
+        assert_eq!(parse_cpu_line("cpu0 1 2 3 4 5 6 7 8"), None);
+        assert_eq!(parse_cpu_line("cpu 1 2"), None);
+        assert_eq!(
+            cpu_busy_percent(Some((100, 1000)), Some((250, 1200))),
+            Some(75)
+        );
+        assert_eq!(cpu_busy_percent(Some((100, 1000)), Some((100, 1000))), None);
+        assert_eq!(cpu_busy_percent(None, Some((1, 2))), None);
+    }
 
     #[test]
     fn cargo_builds_go_where_cargo_target_dir_says() {

@@ -360,7 +360,11 @@ impl Builder {
     /// bundle (its libraries are what extensions link against), the cross
     /// compiler's settings and meson's cross file.
     pub(crate) fn new(root: &Path, out: &Path, work: &Path) -> Result<Builder> {
-        let work = work.to_path_buf();
+        // Absolute: build backends run in the package's own directory and
+        // are handed paths under these (the compiler's settings, meson's
+        // cross file, setuptools-rust's build directory).
+        let work = std::path::absolute(work)?;
+        let out = std::path::absolute(out)?;
         std::fs::create_dir_all(&work)?;
         let bundle = crate::dist::dist(root)?;
         let tools = crate::toolchain::locate()?;
@@ -447,7 +451,7 @@ impl Builder {
         )?;
         Ok(Builder {
             root: root.to_path_buf(),
-            out: out.to_path_buf(),
+            out,
             work,
             cc_config,
             cross_file,
@@ -755,6 +759,7 @@ impl Builder {
                 crate::cargoshim::write_script(&self.work.join("bin"), Path::new(&exe))?,
             )
             .env_remove("CARGO_BUILD_TARGET")
+            .env(crate::cargoshim::WORK_ENV, &self.work)
             // A separate cache: pip must never offer these host-tagged
             // wasm wheels to the host.
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))

@@ -298,6 +298,7 @@ pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
             None
         } else {
             let started = std::time::Instant::now();
+            let cpu_before = crate::cpu_jiffies();
             let prefer_sdist = build::recipe_prefers_sdist(root, req.name.as_ref())?;
             let pick = index
                 .pick(&req.name, &specifiers, &guest_python(), prefer_sdist)
@@ -322,8 +323,13 @@ pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
                     }
                 }
             };
+            // With how busy the CPUs were: a build that keeps one of two
+            // cores idle shows ~50%.
+            let busy = crate::cpu_busy_percent(cpu_before, crate::cpu_jiffies())
+                .map(|p| format!(", CPUs {p}% busy"))
+                .unwrap_or_default();
             progress!(
-                "{} {} ({}, {:.0} s)",
+                "{} {} ({}, {:.0} s{busy})",
                 req.name,
                 pick.version,
                 wheel.display(),
