@@ -221,6 +221,23 @@ pub enum Error {
         output: PartialOutput,
     },
 
+    /// The Python process ended itself instead of returning: `os._exit(n)`,
+    /// or C code calling `exit()`/`_exit()`; the session is lost (`sys.exit`
+    /// is not this: it raises `SystemExit`, which [`Output::exit_code`]
+    /// reports and the session survives). WASI's exit carries only success or
+    /// failure, so any nonzero status arrives as 1.
+    ///
+    /// [`Output::exit_code`]: crate::Output::exit_code
+    #[error(
+        "the Python process exited with status {code} (os._exit or exit() in C); the session was reset"
+    )]
+    Exited {
+        /// The exit status: 0, or 1 for any failure status.
+        code: i32,
+        /// What the call printed before it exited.
+        output: PartialOutput,
+    },
+
     /// The guest trapped; the session is lost.
     #[error("the sandbox trapped; the session was reset")]
     Trap {
@@ -265,18 +282,20 @@ impl Error {
                 | Error::Cancelled { .. }
                 | Error::MemoryLimit { .. }
                 | Error::StackOverflow { .. }
+                | Error::Exited { .. }
                 | Error::Trap { .. }
         )
     }
 
     /// What the call printed before it was stopped, for the errors that
-    /// stop a call (timeout, cancellation, memory, stack, trap).
+    /// stop a call (timeout, cancellation, memory, stack, exit, trap).
     pub fn partial_output(&self) -> Option<&PartialOutput> {
         match self {
             Error::Timeout { output, .. }
             | Error::Cancelled { output }
             | Error::MemoryLimit { output, .. }
             | Error::StackOverflow { output }
+            | Error::Exited { output, .. }
             | Error::Trap { output, .. } => Some(output),
             _ => None,
         }

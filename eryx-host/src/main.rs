@@ -270,6 +270,7 @@ fn status_of(result: &Result<Output, Error>) -> u8 {
     match result {
         Ok(out) => out.exit_code.map_or(0, exit_status),
         Err(Error::Python(_)) => 1,
+        Err(Error::Exited { code, .. }) => exit_status(*code),
         Err(_) => 2,
     }
 }
@@ -303,7 +304,11 @@ fn print_json(result: &Result<Output, Error>, elapsed: Duration, preinitialised:
             serde_json::json!({"kind": "sandbox", "message": chain(e)}),
         ),
     };
-    let exit_code = result.as_ref().ok().and_then(|o| o.exit_code);
+    let exit_code = match result {
+        Ok(o) => o.exit_code,
+        Err(Error::Exited { code, .. }) => Some(*code),
+        Err(_) => None,
+    };
     let obj = serde_json::json!({
         "stdout": stdout,
         "stderr": stderr,
@@ -352,6 +357,11 @@ fn print_result(result: &Result<Output, Error>, show_value: bool, streamed: bool
                 let _ = stdout.write_all(p.stdout.as_bytes());
                 let _ = stdout.flush();
                 let _ = stderr.write_all(p.stderr.as_bytes());
+            }
+            // `os._exit(n)` ends the run as it ends `python3`: silently,
+            // with its status.
+            if let Error::Exited { code, .. } = e {
+                return exit_status(*code);
             }
             drop(stderr);
             report(e);
@@ -495,14 +505,17 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
         print_result(&result, true, false);
         if let Err(e) = &result
             && !e.session_survived()
+            && !matches!(e, Error::Exited { .. })
         {
             eprintln!("eryx: the session was lost; continuing in a fresh one");
         }
-        // `exit()`, `quit()`, `sys.exit(n)`: leave with that status.
+        // `exit()`, `quit()`, `sys.exit(n)`, `os._exit(n)`: leave with
+        // that status.
         if let Ok(Output {
             exit_code: Some(code),
             ..
-        }) = &result
+        })
+        | Err(Error::Exited { code, .. }) = &result
         {
             status = exit_status(*code);
             break;

@@ -508,6 +508,14 @@ impl Live {
             Some(Stop::Cancelled) => return Error::Cancelled { output },
             None => {}
         }
+        // libc's `_Exit` (`os._exit`, C's `exit()`) ends the instance
+        // through WASI's exit, which wasmtime-wasi raises as this error.
+        if let Some(wasmtime_wasi::I32Exit(code)) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return Error::Exited {
+                code: *code,
+                output,
+            };
+        }
         if let Some(wasmtime::Trap::StackOverflow) = e.downcast_ref::<wasmtime::Trap>() {
             return Error::StackOverflow { output };
         }

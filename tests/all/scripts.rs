@@ -33,6 +33,38 @@ async fn sys_exit_is_an_outcome_with_a_status_and_the_session_goes_on() {
 }
 
 #[tokio::test]
+async fn os_exit_ends_the_process_with_its_status_and_a_fresh_session_follows() {
+    // `os._exit` skips `finally` and `except` as in CPython: the process
+    // ends there. It was reported as a trap with a wasm backtrace.
+    let mut sb = sandbox().await;
+    sb.execute("x = 1").await.unwrap();
+    let err = sb
+        .execute(
+            "import os\nprint('before', flush=True)\ntry:\n    os._exit(0)\n\
+             finally:\n    print('finally ran')",
+        )
+        .await
+        .unwrap_err();
+    let Error::Exited { code, output } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((*code, output.stdout.as_str()), (0, "before\n"));
+    assert!(!err.session_survived());
+    // WASI's exit says only success or failure: any failure status is 1.
+    let err = sb.execute("import os; os._exit(7)").await.unwrap_err();
+    assert!(matches!(err, Error::Exited { code: 1, .. }), "{err:?}");
+    // The next call runs in a fresh session.
+    let Error::Python(e) = sb.execute("x").await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "NameError");
+    assert_eq!(
+        sb.execute("6 * 7").await.unwrap().value.as_deref(),
+        Some("42")
+    );
+}
+
+#[tokio::test]
 async fn scripts_get_argv_file_and_their_name_in_tracebacks() {
     let mut sb = sandbox().await;
     let argv = ["tool.py".to_string(), "--flag".into(), "x y".into()];
@@ -173,6 +205,35 @@ fn cli_exit_statuses_follow_sys_exit() {
     );
     let out = eryx(&["repl"], Some("x = 4\nexit(x)\nprint('not reached')\n"));
     assert_eq!(out.status.code(), Some(4));
+    // `os._exit` ends the run as it ends python3's: its status, no message.
+    let out = eryx(
+        &["-c", "import os; print('out', flush=True); os._exit(0)"],
+        None,
+    );
+    assert_eq!(
+        (out.status.code(), text(&out.stdout), text(&out.stderr)),
+        (Some(0), "out\n".into(), String::new())
+    );
+    let out = eryx(&["-c", "import os; os._exit(3)"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(1), String::new()),
+        "WASI's exit carries failure as 1"
+    );
+    let out = eryx(&["--json", "-c", "import os; os._exit(0)"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["exit_code"].as_i64(), out.status.code()),
+        (Some(0), Some(0))
+    );
+    let out = eryx(
+        &["repl"],
+        Some("import os\nos._exit(0)\nprint('not reached')\n"),
+    );
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).contains("not reached")),
+        (Some(0), false)
+    );
     assert_eq!(text(&out.stdout), "");
 }
 
