@@ -345,9 +345,17 @@ pub(crate) struct Emitted {
     pub(crate) stdout: String,
     pub(crate) stderr: String,
     pub(crate) sink: Option<Sink>,
+    /// Whether the guest's raw output (below `sys.stdout`) is part of it.
+    pub(crate) raw: bool,
 }
 
 impl Emitted {
+    /// Output the guest wrote to a descriptor, not through `sys.stdout`.
+    pub(crate) fn push_raw(&mut self, fd: u8, text: &str) {
+        self.raw = true;
+        self.push(fd, text);
+    }
+
     pub(crate) fn push(&mut self, fd: u8, text: &str) {
         let stream = if fd == 2 {
             Stream::Stderr

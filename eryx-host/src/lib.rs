@@ -73,6 +73,7 @@ mod host_fn;
 mod mount;
 mod package;
 mod pool;
+mod raw_output;
 mod sandbox;
 mod scratch;
 mod snapshot;

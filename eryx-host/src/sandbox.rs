@@ -432,6 +432,7 @@ impl SandboxBuilder {
             stdin: self.stdin.map(Into::into),
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
+            raw_output: None,
         };
         sandbox.live().await?;
         Ok(sandbox)
@@ -493,6 +494,7 @@ impl Live {
     /// call had printed.
     fn classify(&mut self, e: wasmtime::Error, limits: &Limits) -> Error {
         let state = self.store.data_mut();
+        state.merge_raw_output();
         let emitted = std::mem::take(&mut state.emitted);
         let output = crate::PartialOutput {
             stdout: emitted.stdout,
@@ -573,6 +575,32 @@ pub struct Sandbox {
     stdin: Option<Arc<[u8]>>,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
+    /// The last call's output, when the guest also wrote below
+    /// `sys.stdout` (see `raw_output.rs`).
+    raw_output: Option<RawMerged>,
+}
+
+/// A call's stdout and stderr with the guest's raw output merged in.
+struct RawMerged {
+    stdout: String,
+    stderr: String,
+    truncated: bool,
+}
+
+impl RawMerged {
+    /// The merged streams, each cut at `limit` characters (the guest cut
+    /// its own part there; together they may be longer).
+    fn into_streams(self, limit: usize) -> (String, String, bool) {
+        let cut = |s: String| -> (String, bool) {
+            match s.char_indices().nth(limit) {
+                Some((at, _)) => (s[..at].to_string(), true),
+                None => (s, false),
+            }
+        };
+        let (stdout, a) = cut(self.stdout);
+        let (stderr, b) = cut(self.stderr);
+        (stdout, stderr, self.truncated || a || b)
+    }
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -722,6 +750,7 @@ impl Sandbox {
         // A cancellation requested while no call was running is void.
         self.cancel.store(false, Ordering::SeqCst);
         let sink = self.sink.take();
+        self.raw_output = None;
         let live = self.live().await?;
         let state = live.store.data_mut();
         state.host_calls.clear();
@@ -731,10 +760,23 @@ impl Sandbox {
             sink,
             ..Default::default()
         };
+        state.raw.begin_call(limits.output_chars as usize);
         let result = live.call(export, params, limits.timeout).await;
         match result {
             Ok(r) => {
-                live.store.data_mut().emitted = Default::default();
+                let state = live.store.data_mut();
+                state.merge_raw_output();
+                let emitted = std::mem::take(&mut state.emitted);
+                // Only when the guest wrote below `sys.stdout`: then the
+                // call's output is the merge, in the order it was written.
+                if emitted.raw {
+                    let truncated = state.raw.truncated();
+                    self.raw_output = Some(RawMerged {
+                        stdout: emitted.stdout,
+                        stderr: emitted.stderr,
+                        truncated,
+                    });
+                }
                 Ok(r)
             }
             Err(e) => {
@@ -829,7 +871,14 @@ impl Sandbox {
         let (result,) = self
             .call(world::Sandbox::func_execute, (code.to_owned(), options))
             .await?;
-        let out = result.map_err(guest_error)?;
+        let mut out = result.map_err(guest_error)?;
+        if let Some(merged) = self.raw_output.take() {
+            let (stdout, stderr, truncated) =
+                merged.into_streams(self.limits.output_chars as usize);
+            out.stdout = stdout;
+            out.stderr = stderr;
+            out.truncated |= truncated;
+        }
         if let Some(exc) = out.exception {
             return Err(Error::Python(Box::new(PythonError {
                 type_name: exc.type_name,

@@ -8,19 +8,15 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
 
 use crate::host_fn::{Emitted, HostFns, InFlight};
+use crate::raw_output::RawOutput;
 use crate::scratch::{GUEST_DEV, GUEST_TMP, Handles, Scratch, ScratchView};
 use crate::{Access, BoxError, Limits, Mount};
-
-/// How much of the guest's raw stdout/stderr (bypassing `sys.stdout`, e.g.
-/// `os.write(1, ...)` or CPython's fatal-error output) is kept, for error
-/// messages only; it never reaches the host's own stdio.
-const RAW_OUTPUT_CAP: usize = 64 * 1024;
 
 /// The guest's user name (`USER`): what `getpass.getuser()` returns.
 const GUEST_USER: &str = "sandbox";
@@ -44,7 +40,9 @@ pub(crate) struct State {
     /// as for `allow_blocking_current_thread`).
     inline_reads: bool,
     pub(crate) limits: MemoryLimiter,
-    pub(crate) raw_stderr: MemoryOutputPipe,
+    /// What the guest writes to descriptors 1 and 2 below `sys.stdout`
+    /// (merged into the call's output; never the host's own stdio).
+    pub(crate) raw: RawOutput,
     /// When the running call must stop.
     pub(crate) deadline: Option<Instant>,
     /// Set by a [`crate::CancelHandle`].
@@ -94,6 +92,7 @@ impl crate::world::SandboxImports for State {
     }
 
     fn emit_output(&mut self, fd: u8, text: String) {
+        self.merge_raw_output();
         self.emitted.push(fd, &text);
     }
 
@@ -187,14 +186,14 @@ impl State {
         host_fns: Option<HostFns>,
         clock: Clock,
     ) -> Result<State, BoxError> {
-        let raw_stderr = MemoryOutputPipe::new(RAW_OUTPUT_CAP);
+        let raw = RawOutput::default();
         let mut builder = WasiCtx::builder();
         if let Some(data) = stdin {
             builder.stdin(MemoryInputPipe::new(data.to_vec()));
         }
         builder
-            .stdout(MemoryOutputPipe::new(RAW_OUTPUT_CAP))
-            .stderr(raw_stderr.clone())
+            .stdout(raw.stream(1))
+            .stderr(raw.stream(2))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -258,7 +257,7 @@ impl State {
             handles: Handles::default(),
             inline_reads: mounts.is_empty(),
             limits,
-            raw_stderr,
+            raw,
             deadline: None,
             cancel,
             stopped: None,
@@ -300,9 +299,18 @@ impl State {
         self.limits.hit
     }
 
-    /// What the guest wrote to its raw stderr, lossily decoded.
+    /// The latest of what the guest wrote to its raw stderr, lossily
+    /// decoded (for error messages).
     pub(crate) fn raw_stderr(&self) -> String {
-        String::from_utf8_lossy(&self.raw_stderr.contents()).into_owned()
+        self.raw.stderr_tail()
+    }
+
+    /// Moves the guest's raw output written since the last merge into the
+    /// call's output (before Python-level output that came after it).
+    pub(crate) fn merge_raw_output(&mut self) {
+        for (fd, text) in self.raw.drain() {
+            self.emitted.push_raw(fd, &text);
+        }
     }
 }
 

@@ -362,13 +362,64 @@ _PRELUDE_FILE = __file__
 _counter = 0
 
 
+class _CaptureBuffer(io.BufferedIOBase):
+    """`sys.stdout.buffer`: bytes written here are decoded (the text
+    stream's encoding; bytes it cannot decode become U+FFFD, since the
+    output is text) and written to the text stream, in order with it."""
+
+    def __init__(self, text):
+        self._text = text
+        self._decoder = None
+
+    def _reset_decoder(self):
+        self._decoder = None
+
+    @property
+    def name(self):
+        return self._text.name
+
+    @property
+    def mode(self):
+        return "wb"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return self._text.fileno()
+
+    def write(self, b):
+        data = bytes(memoryview(b))
+        if self._decoder is None:
+            import codecs
+
+            self._decoder = codecs.getincrementaldecoder(self._text.encoding)("replace")
+        text = self._decoder.decode(data)
+        if text:
+            self._text.write(text)
+        return len(data)
+
+    def flush(self):
+        pass
+
+
 class _Capture(io.TextIOBase):
     """A text stream that keeps at most `limit` characters and passes what
     it keeps to the host as it is written (`fd` 1 or 2), so the host can
-    show it live and still has it if the call is stopped."""
+    show it live and still has it if the call is stopped.
+
+    It has what code expects of `sys.stdout`: `buffer` (bytes), `fileno()`
+    (the host merges what is written to the descriptor into the same
+    output, in order), `name`, `reconfigure()`, `detach()`."""
 
     def __init__(self, fd):
         self._fd = fd
+        self._encoding = "utf-8"
+        self._errors = "strict"
+        self.buffer = _CaptureBuffer(self)
         self.reset(0)
 
     def reset(self, limit):
@@ -384,13 +435,56 @@ class _Capture(io.TextIOBase):
     def isatty(self):
         return False
 
+    def fileno(self):
+        return self._fd
+
+    @property
+    def name(self):
+        return "<stdout>" if self._fd == 1 else "<stderr>"
+
+    @property
+    def mode(self):
+        return "w"
+
     @property
     def encoding(self):
-        return "utf-8"
+        return self._encoding
 
     @property
     def errors(self):
-        return "strict"
+        return self._errors
+
+    @property
+    def line_buffering(self):
+        return False
+
+    @property
+    def write_through(self):
+        # What is written is passed on at once.
+        return True
+
+    def reconfigure(
+        self, *, encoding=None, errors=None, newline=None, line_buffering=None, write_through=None
+    ):
+        """As `TextIOWrapper.reconfigure`: the encoding (checked) and errors
+        handler apply to bytes written to `buffer`; text is passed on as
+        it is written, so the rest has nothing to change."""
+        if encoding is not None:
+            import codecs
+
+            codecs.lookup(encoding)
+            self._encoding = encoding
+            if errors is None:
+                errors = "strict"
+        if errors is not None:
+            self._errors = errors
+        self.buffer._reset_decoder()
+
+    def detach(self):
+        """`sys.stdout.detach()` (to wrap the bytes stream in a new
+        `TextIOWrapper`): returns `buffer`. This stream keeps working, since
+        it is the sandbox's output for every call."""
+        return self.buffer
 
     def write(self, s):
         if not isinstance(s, str):
@@ -414,6 +508,11 @@ class _Capture(io.TextIOBase):
 #: still writes into the current call's output.
 _STDOUT = _Capture(1)
 _STDERR = _Capture(2)
+# As in CPython, where they are the streams `sys.stdout` and `sys.stderr`
+# start as: code that writes to them, or restores `sys.stdout =
+# sys.__stdout__`, writes into the call's output.
+sys.__stdout__ = _STDOUT
+sys.__stderr__ = _STDERR
 
 
 _SITE_PACKAGES = "/site-packages"
@@ -901,6 +1000,14 @@ def execute(code, output_limit, filename=None, argv=None):
             # without formatting a traceback.
             exception = _NO_MEMORY_TO_DESCRIBE
     finally:
+        # A stream the code put in place (`TextIOWrapper(sys.stdout.buffer)`)
+        # may hold text it has not passed on yet: CPython flushes at exit.
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not out and stream is not err:
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
         sys.stdout, sys.stderr = saved
     return {
         "stdout": out.getvalue(),

@@ -50,6 +50,56 @@ async fn stdout_and_stderr_are_kept_apart() {
 }
 
 #[tokio::test]
+async fn output_below_sys_stdout_reaches_the_call_in_the_order_written() {
+    // `sys.stdout.buffer`, the descriptors (`os.write`, C code, faulthandler)
+    // and `sys.__stdout__`: the buffer did not exist, and what reached the
+    // descriptors or `sys.__stdout__` was lost without a word.
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+import faulthandler, os, sys
+print("1 print")
+sys.stdout.buffer.write("2 buffer é\n".encode())
+os.write(sys.stdout.fileno(), b"3 fd\n")
+print("4 __stdout__", file=sys.__stdout__)
+sys.stdout.write("5 write\n")
+os.write(2, b"raw \xff err\n")
+faulthandler.dump_traceback(all_threads=False)
+sys.stdout.reconfigure(encoding="latin-1")
+sys.stdout.buffer.write(b"6 latin-1 \xe9\n")
+print(sys.stdout.name, sys.stdout.encoding, sys.__stdout__ is sys.stdout, sys.stdout.isatty())
+sys.stdout.reconfigure(encoding="utf-8")  # as in a process, it would stay
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "1 print\n2 buffer é\n3 fd\n4 __stdout__\n5 write\n6 latin-1 é\n<stdout> latin-1 True False\n"
+    );
+    assert!(
+        out.stderr
+            .starts_with("raw \u{FFFD} err\nStack (most recent call first):\n")
+            && out.stderr.contains("File \"<cell-"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.truncated);
+    // The usual way to change stdout's encoding: a new wrapper over its
+    // bytes, flushed when the call ends as CPython flushes at exit.
+    let out = sb
+        .execute(
+            "import io, sys\nsys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding='utf-8')\n\
+             print('wrapped ✓')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "wrapped ✓\n");
+    assert_eq!(stdout_of("print('next call')").await, "next call\n");
+}
+
+#[tokio::test]
 async fn unicode_output_round_trips() {
     assert_eq!(
         stdout_of("print('héllo wörld ✓ 日本 🐍')").await,

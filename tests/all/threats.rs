@@ -304,14 +304,16 @@ async fn output_flood_is_capped_and_marked_truncated() {
     assert!(out.truncated);
     assert_eq!(out.stdout.len(), 1 << 20);
     assert_eq!(out.stderr, "eeeeeeeeee\n");
+    // A flood below `sys.stdout`, to the descriptor: the same cap.
     let out = sb
-        .execute("import os\nos.write(1, b'raw bytes\\n')\nprint('ok')")
+        .execute("import os\nfor _ in range(3): os.write(1, b'y' * (1 << 20))\nprint('ok')")
         .await
         .unwrap();
-    assert_eq!(
-        out.stdout, "ok\n",
-        "os.write(1) must not reach the captured output or the host"
-    );
+    assert!(out.truncated);
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert!(out.stdout.bytes().all(|b| b == b'y'));
+    let out = sb.execute("print('ok')").await.unwrap();
+    assert_eq!((out.stdout.as_str(), out.truncated), ("ok\n", false));
 }
 
 #[tokio::test]
@@ -504,4 +506,14 @@ async fn output_cap_is_configurable() {
     assert_eq!(out.stdout, "0123456789");
     assert_eq!(out.stderr, "xxxxx");
     assert!(out.truncated);
+    // Written to the descriptor, below `sys.stdout`: the same cap (it was
+    // an `OSError` past 64 KiB, and lost below it).
+    let out = sb
+        .execute("import os\nprint('ab')\nos.write(1, b'x' * 100_000)\nprint('never shown')")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "ab\nxxxxxxx");
+    assert!(out.truncated);
+    let out = sb.execute("print('fits')").await.unwrap();
+    assert_eq!((out.stdout.as_str(), out.truncated), ("fits\n", false));
 }
