@@ -94,6 +94,22 @@ builtins.exit = _Quitter("exit")
 builtins.quit = _Quitter("quit")
 
 
+class _Help:
+    """`help()`, as `site` defines it (`help(obj)` prints pydoc's text for
+    `obj`; pydoc is imported on first use)."""
+
+    def __repr__(self):
+        return "Type help() for interactive help, or help(object) for help about object."
+
+    def __call__(self, *args, **kwds):
+        import pydoc
+
+        return pydoc.help(*args, **kwds)
+
+
+builtins.help = _Help()
+
+
 def _constructors_at_import(imp):
     """Runs each extension module's static constructors when it is first
     imported, just before its `PyInit_*`, as `dlopen` does natively: the

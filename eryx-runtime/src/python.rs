@@ -543,6 +543,11 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure>
         (c"safe_path", 1),
         (c"faulthandler", 0),
         (c"buffered_stdio", 0),
+        // UTF-8 mode (PEP 540): file names, `open()`'s default and the
+        // standard streams are UTF-8. The isolated preset turns it off, and
+        // WASI's C locale would make file names ASCII (`open("café.txt")`
+        // raised UnicodeEncodeError).
+        (c"utf8_mode", 1),
     ];
     for (name, v) in ints {
         // SAFETY: forwarded to the caller.

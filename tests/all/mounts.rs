@@ -205,3 +205,39 @@ fn cli_mount_flag() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn file_names_and_text_files_are_utf8_in_the_guest_and_on_the_host() {
+    // UTF-8 mode (PEP 540): with WASI's C locale the file system encoding
+    // was ASCII and `open("café.txt")` raised UnicodeEncodeError.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("données.csv"), "ville\nZürich\n").unwrap();
+    let mut sb = builder()
+        .mount("/data", dir.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import os, sys, locale
+print(sys.flags.utf8_mode, sys.getfilesystemencoding(), locale.getpreferredencoding(False))
+print(os.listdir("/data"), open("/data/données.csv").read().split())
+with open("/data/日本 ✓.txt", "w") as f:
+    f.write("東京\n")
+with open("/tmp/café.txt", "w") as f:
+    f.write("crème")
+print(sorted(os.listdir("/tmp")), open("/tmp/café.txt", "rb").read())
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "1 utf-8 utf-8\n['données.csv'] ['ville', 'Zürich']\n['café.txt'] b'cr\\xc3\\xa8me'\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("日本 ✓.txt")).unwrap(),
+        "東京\n"
+    );
+}

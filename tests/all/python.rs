@@ -100,6 +100,24 @@ sys.stdout.reconfigure(encoding="utf-8")  # as in a process, it would stay
 }
 
 #[tokio::test]
+async fn help_prints_pydocs_text() {
+    // `site` defines `help`; the sandbox does not import `site`.
+    let out = stdout_of("help(len)\nprint(repr(help))").await;
+    assert!(
+        out.starts_with("Help on built-in function len in module builtins:\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Return the number of items in a container."),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("help(object) for help about object.\n"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn unicode_output_round_trips() {
     assert_eq!(
         stdout_of("print('héllo wörld ✓ 日本 🐍')").await,
