@@ -100,6 +100,23 @@ sys.stdout.reconfigure(encoding="utf-8")  # as in a process, it would stay
 }
 
 #[tokio::test]
+async fn frozen_stdlib_modules_have_their_files_and_sources() {
+    // `os`, `codecs`, `posixpath` are frozen into libpython: without
+    // `sys._stdlib_dir` they had no `__file__` and no source for inspect.
+    let out = stdout_of(
+        "import sys, os, codecs, inspect, runpy\n\
+         print(sys._stdlib_dir, os.__file__, codecs.__file__, runpy.__file__)\n\
+         print(inspect.getsource(os.path.join).splitlines()[0], os.path.isfile(os.__file__))",
+    )
+    .await;
+    assert_eq!(
+        out,
+        "/python/lib/python3.14 /python/lib/python3.14/os.py /python/lib/python3.14/codecs.py \
+         /python/lib/python3.14/runpy.py\ndef join(a, *p): True\n"
+    );
+}
+
+#[tokio::test]
 async fn help_prints_pydocs_text() {
     // `site` defines `help`; the sandbox does not import `site`.
     let out = stdout_of("help(len)\nprint(repr(help))").await;
