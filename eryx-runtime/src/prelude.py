@@ -29,41 +29,6 @@ __import__("os").environ.pop("ERYX_PREIMPORT", None)
 sys.executable = "python3"
 
 
-def _frozen_modules_get_their_files():
-    """Sets `sys._stdlib_dir` and gives the frozen standard-library modules
-    already imported (`os`, `codecs`, `io`, `posixpath`, ...) their
-    `__file__`, as a normal CPython does: the isolated start-up with
-    explicit search paths leaves the stdlib directory unknown, so
-    `os.__file__` was missing (tools find the stdlib by it) and
-    `inspect.getsource(os.path.join)` failed. Frozen modules imported
-    later get theirs from `sys._stdlib_dir` by themselves."""
-    if getattr(sys, "_stdlib_dir", None) is None:
-        major, minor = sys.version_info[:2]
-        sys._stdlib_dir = f"{sys.prefix}/{sys.platlibdir}/python{major}.{minor}"
-    frozen = sys.modules["_frozen_importlib"].FrozenImporter
-    for name, module in list(sys.modules.items()):
-        spec = getattr(module, "__spec__", None)
-        state = getattr(spec, "loader_state", None)
-        if (
-            spec is None
-            or spec.origin != "frozen"
-            or spec.submodule_search_locations is not None
-            or not getattr(state, "origname", None)
-            or getattr(state, "filename", None)
-        ):
-            continue
-        filename, _ = frozen._resolve_filename(state.origname, name, False)
-        if filename:
-            state.filename = filename
-            try:
-                module.__file__ = filename
-            except AttributeError:
-                pass
-
-
-_frozen_modules_get_their_files()
-
-
 def _times(_raw=__import__("os").times):
     """`os.times()` in seconds. wasi-libc's `times()` counts nanoseconds
     while `os.times` divides by `sysconf("SC_CLK_TCK")` (100): every field

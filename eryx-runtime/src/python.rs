@@ -560,6 +560,15 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure>
         return Err(unsafe { config_error(cfg) });
     }
     let stdlib = CString::new(STDLIB).expect("no NUL");
+    // `sys._stdlib_dir`: with explicit search paths CPython leaves it unset,
+    // and then the frozen stdlib modules (`os`, `codecs`, `posixpath`, ...)
+    // have no `__file__` (tools locate the stdlib by `os.__file__`;
+    // `inspect.getsource(os.path.join)` failed).
+    // SAFETY: forwarded to the caller; both strings are NUL-terminated.
+    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"stdlib_dir".as_ptr(), stdlib.as_ptr()) } != 0 {
+        // SAFETY: forwarded to the caller.
+        return Err(unsafe { config_error(cfg) });
+    }
     let site = CString::new(SITE_PACKAGES).expect("no NUL");
     let paths = [stdlib.as_ptr().cast_mut(), site.as_ptr().cast_mut()];
     // SAFETY: forwarded to the caller; valid NUL-terminated items.
