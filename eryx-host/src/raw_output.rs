@@ -15,6 +15,7 @@
 //! written to descriptor 2 are also kept for error messages (a trap's, a
 //! failed start-up's).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -42,8 +43,9 @@ struct Shared {
     limit: usize,
     /// Whether the running call's raw output was cut at the limit.
     truncated: bool,
-    /// The latest bytes written to descriptor 2.
-    stderr_tail: Vec<u8>,
+    /// The latest bytes written to descriptor 2 (a ring: a flood of small
+    /// writes drops from the front without moving the rest).
+    stderr_tail: VecDeque<u8>,
 }
 
 impl Default for Shared {
@@ -54,7 +56,7 @@ impl Default for Shared {
             queued_chars: [0, 0],
             limit: LIMIT_OUTSIDE_CALLS,
             truncated: false,
-            stderr_tail: Vec::new(),
+            stderr_tail: VecDeque::new(),
         }
     }
 }
@@ -63,7 +65,7 @@ impl Shared {
     fn write(&mut self, fd: u8, bytes: &[u8]) {
         let index = usize::from(fd == 2);
         if fd == 2 {
-            self.stderr_tail.extend_from_slice(bytes);
+            self.stderr_tail.extend(bytes);
             let excess = self.stderr_tail.len().saturating_sub(STDERR_TAIL);
             self.stderr_tail.drain(..excess);
         }
@@ -164,7 +166,8 @@ impl RawOutput {
 
     /// The latest output to descriptor 2, lossily decoded.
     pub(crate) fn stderr_tail(&self) -> String {
-        String::from_utf8_lossy(&self.lock().stderr_tail).into_owned()
+        let mut s = self.lock();
+        String::from_utf8_lossy(s.stderr_tail.make_contiguous()).into_owned()
     }
 }
 

@@ -98,8 +98,8 @@ pub struct Output {
 ///   arguments, no stdin, no host functions, no network; no environment
 ///   but `TMPDIR`, `HOME`, `USER=sandbox` and `PYTEST_ADDOPTS` (pytest's
 ///   output capture without `os.dup`, which WASI lacks);
-///   its raw stdout/stderr go to small in-memory buffers, never to the
-///   host's;
+///   what it writes reaches only the call's [`Output`] (and a streaming
+///   callback), never the host's stdio;
 /// - pre-initialised (see [`SandboxBuilder::preinit`]), no pre-imports, no
 ///   instance pool.
 #[derive(Clone, Default)]

@@ -167,7 +167,8 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 impl State {
     /// Deny by default: no env but `TMPDIR`, `HOME`, `USER` and
     /// `PYTEST_ADDOPTS`, no args, no stdin
-    /// (unless given), stdout and stderr into small in-memory pipes, no
+    /// (unless given), stdout and stderr into [`RawOutput`] (merged into the
+    /// call's output), no
     /// network; the stdlib and the packages read-only, the scratch
     /// directory at `/tmp` (when given) and the caller's mounts.
     #[allow(

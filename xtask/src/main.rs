@@ -195,13 +195,17 @@ fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
 }
 
 /// The share of CPU time that was busy between two readings, in percent.
-pub(crate) fn cpu_busy_percent(
-    before: Option<(u64, u64)>,
-    after: Option<(u64, u64)>,
-) -> Option<u64> {
+fn cpu_busy_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<u64> {
     let ((b0, t0), (b1, t1)) = (before?, after?);
     let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
     Some(100 * b1.saturating_sub(b0) / total)
+}
+
+/// `", CPUs N% busy"` for a progress line, or nothing without readings.
+pub(crate) fn cpu_busy_note(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
+    cpu_busy_percent(before, after)
+        .map(|p| format!(", CPUs {p}% busy"))
+        .unwrap_or_default()
 }
 
 /// Where cargo puts what it builds for the workspace at `root`: `env`
@@ -238,9 +242,7 @@ fn test(args: &[String]) -> Result<ExitCode> {
     let mark = std::cell::Cell::new(cpu_jiffies());
     let step = |what: &str| {
         let now = cpu_jiffies();
-        let busy = cpu_busy_percent(mark.get(), now)
-            .map(|p| format!(", CPUs {p}% busy"))
-            .unwrap_or_default();
+        let busy = cpu_busy_note(mark.get(), now);
         mark.set(now);
         progress!(
             "test: {what} ({:.0} s in{busy})",

@@ -325,9 +325,7 @@ pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
             };
             // With how busy the CPUs were: a build that keeps one of two
             // cores idle shows ~50%.
-            let busy = crate::cpu_busy_percent(cpu_before, crate::cpu_jiffies())
-                .map(|p| format!(", CPUs {p}% busy"))
-                .unwrap_or_default();
+            let busy = crate::cpu_busy_note(cpu_before, crate::cpu_jiffies());
             progress!(
                 "{} {} ({}, {:.0} s{busy})",
                 req.name,
