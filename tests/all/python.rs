@@ -70,13 +70,18 @@ sys.stdout.reconfigure(encoding="latin-1")
 sys.stdout.buffer.write(b"6 latin-1 \xe9\n")
 print(sys.stdout.name, sys.stdout.encoding, sys.__stdout__ is sys.stdout, sys.stdout.isatty())
 sys.stdout.reconfigure(encoding="utf-8")  # as in a process, it would stay
+try:
+    sys.stdout.reconfigure(encoding="no-such-codec")
+except LookupError as e:
+    print(e, sys.stdout.encoding)
 "#,
         )
         .await
         .unwrap();
     assert_eq!(
         out.stdout,
-        "1 print\n2 buffer é\n3 fd\n4 __stdout__\n5 write\n6 latin-1 é\n<stdout> latin-1 True False\n"
+        "1 print\n2 buffer é\n3 fd\n4 __stdout__\n5 write\n6 latin-1 é\n<stdout> latin-1 True False\n\
+         unknown encoding: no-such-codec utf-8\n"
     );
     assert!(
         out.stderr

@@ -53,6 +53,10 @@ async fn os_exit_ends_the_process_with_its_status_and_a_fresh_session_follows() 
     // WASI's exit says only success or failure: any failure status is 1.
     let err = sb.execute("import os; os._exit(7)").await.unwrap_err();
     assert!(matches!(err, Error::Exited { code: 1, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the Python process exited with status 1 (os._exit or exit() in C); the session was reset"
+    );
     // The next call runs in a fresh session.
     let Error::Python(e) = sb.execute("x").await.unwrap_err() else {
         panic!()
