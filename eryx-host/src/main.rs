@@ -63,9 +63,16 @@ struct Cli {
     /// Restore the session from FILE if it exists, and save it back after the run.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// Give the guest this process's standard input (read to its end
-    /// first) as `sys.stdin`; by default the guest's stdin is empty.
+    /// Give the guest an empty standard input. By default the guest reads
+    /// this process's stdin as `python3` does (`input()`, `sys.stdin`),
+    /// taking bytes only as it reads them; the REPL's guest always has an
+    /// empty one.
     #[arg(long)]
+    no_stdin: bool,
+    /// The default (the guest reads this process's stdin); kept so that
+    /// command lines written for older versions, which needed it, still
+    /// work.
+    #[arg(long, hide = true, conflicts_with = "no_stdin")]
     stdin: bool,
     /// Start Python in the sandbox instead of using a pre-initialised
     /// snapshot (saves the snapshot step when a package set is used once).
@@ -147,13 +154,6 @@ enum Mode {
         argv: Vec<String>,
     },
     Repl,
-}
-
-/// Whether the code itself comes from stdin (`eryx`, `eryx -`).
-fn reads_code_from_stdin(cli: &Cli) -> bool {
-    cli.code.is_none()
-        && cli.module.is_none()
-        && matches!(cli.args.first().map(String::as_str), None | Some("-"))
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -603,17 +603,13 @@ async fn run(cli: Cli) -> u8 {
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
     }
-    if cli.stdin && !cli.snapshot_only {
-        if matches!(mode, Mode::Repl) || reads_code_from_stdin(&cli) {
-            eprintln!("eryx: --stdin needs the code from -c, -m or a file (stdin is taken)");
-            return 2;
-        }
-        let mut data = Vec::new();
-        if let Err(e) = std::io::stdin().read_to_end(&mut data) {
-            eprintln!("eryx: cannot read stdin: {e}");
-            return 2;
-        }
-        builder = builder.stdin(data);
+    // As `python3`: the script reads this process's stdin (after the code
+    // itself when that came from stdin: then it is at its end, as in
+    // CPython). Not in the REPL, whose line editor owns the terminal: a
+    // read left waiting when a call timed out would take the next line
+    // typed at the prompt.
+    if !cli.no_stdin && !cli.snapshot_only && !matches!(mode, Mode::Repl) {
+        builder = builder.inherit_stdin();
     }
     if cli.no_preinit {
         builder = builder.preinit(false);

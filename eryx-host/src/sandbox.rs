@@ -111,7 +111,7 @@ pub struct SandboxBuilder {
     progress: Option<Progress>,
     packages: Vec<PathBuf>,
     mounts: Vec<Mount>,
-    stdin: Option<Vec<u8>>,
+    stdin: Option<crate::state::GuestStdin>,
     no_preinit: bool,
     snapshot_policy: crate::SnapshotPolicy,
     preimports: Vec<String>,
@@ -256,7 +256,22 @@ impl SandboxBuilder {
     /// `input()`). Default: none; reads see end of file. Each new instance
     /// of the sandbox (after a reset) reads it from the start.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> SandboxBuilder {
-        self.stdin = Some(data.into());
+        let data: Vec<u8> = data.into();
+        self.stdin = Some(crate::state::GuestStdin::Data(data.into()));
+        self
+    }
+
+    /// Gives the guest this process's own standard input, as `python3`
+    /// has it: bytes are taken from the host's stdin only when the guest
+    /// reads (`input()` on a terminal waits for a line; a pipe is read as
+    /// the code consumes it), so nothing is consumed before. What one
+    /// instance read is gone for the next (after a reset), and every
+    /// sandbox of the process given it shares the one stdin. A read that
+    /// waits counts against the call's time limit. Replaces
+    /// [`SandboxBuilder::stdin`]. Meant for command-line tools (the `eryx`
+    /// CLI uses it); a server should pass the bytes instead.
+    pub fn inherit_stdin(mut self) -> SandboxBuilder {
+        self.stdin = Some(crate::state::GuestStdin::Host);
         self
     }
 
@@ -429,7 +444,7 @@ impl SandboxBuilder {
             identity,
             site: Arc::new(site),
             mounts: self.mounts.into(),
-            stdin: self.stdin.map(Into::into),
+            stdin: self.stdin,
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
             raw_output: None,
@@ -572,7 +587,7 @@ pub struct Sandbox {
     identity: String,
     site: Arc<crate::package::SitePackages>,
     mounts: Arc<[Mount]>,
-    stdin: Option<Arc<[u8]>>,
+    stdin: Option<crate::state::GuestStdin>,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
     /// The last call's output, when the guest also wrote below
@@ -654,7 +669,7 @@ impl Sandbox {
                 self.site.dir(),
                 self.scratch.clone(),
                 &self.mounts,
-                self.stdin.as_deref(),
+                self.stdin.as_ref(),
                 &[],
                 &self.limits,
                 self.cancel.clone(),

@@ -164,6 +164,16 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
     }
 }
 
+/// What the guest reads as its standard input (fd 0, `sys.stdin`).
+#[derive(Clone, Debug)]
+pub(crate) enum GuestStdin {
+    /// These bytes, then end of file; each new instance reads them from
+    /// the start.
+    Data(Arc<[u8]>),
+    /// The host process's own stdin, read as the guest asks for it.
+    Host,
+}
+
 impl State {
     /// Deny by default: no env but `TMPDIR`, `HOME`, `USER` and
     /// `PYTEST_ADDOPTS`, no args, no stdin
@@ -180,7 +190,7 @@ impl State {
         package: Option<&std::path::Path>,
         scratch: Option<Arc<Scratch>>,
         mounts: &[Mount],
-        stdin: Option<&[u8]>,
+        stdin: Option<&GuestStdin>,
         env: &[(&str, &str)],
         limits: &Limits,
         cancel: Arc<AtomicBool>,
@@ -189,8 +199,17 @@ impl State {
     ) -> Result<State, BoxError> {
         let raw = RawOutput::default();
         let mut builder = WasiCtx::builder();
-        if let Some(data) = stdin {
-            builder.stdin(MemoryInputPipe::new(data.to_vec()));
+        match stdin {
+            None => {}
+            Some(GuestStdin::Data(data)) => {
+                builder.stdin(MemoryInputPipe::new(data.to_vec()));
+            }
+            // wasmtime-wasi's reader of the process's stdin: a helper thread
+            // that reads only when the guest asks, so nothing is taken from
+            // the host's stdin before the code reads it.
+            Some(GuestStdin::Host) => {
+                builder.stdin(std::io::stdin());
+            }
         }
         builder
             .stdout(raw.stream(1))

@@ -333,24 +333,73 @@ async fn sysconfig_build_arguments_parse() {
 }
 
 #[test]
-fn stdin_reaches_the_guest_only_when_asked() {
-    let code = "import sys; print(repr(sys.stdin.read()))";
-    let out = eryx(&["-c", code], Some("host data\n"));
-    assert_eq!(text(&out.stdout), "''\n", "{}", text(&out.stderr));
-    let out = eryx(&["--stdin", "-c", code], Some("host data\n"));
+fn stdin_reaches_the_guest_as_in_python3() {
+    // By default the script reads the CLI's stdin (`echo x | eryx s.py`).
+    let code = "import sys\nprint(repr(input()))\nprint(repr(sys.stdin.read()))";
+    let out = eryx(&["-c", code], Some("first\nrest\n"));
     assert_eq!(
         text(&out.stdout),
-        "'host data\\n'\n",
+        "'first'\n'rest\\n'\n",
         "{}",
         text(&out.stderr)
     );
-    let out = eryx(&["--stdin", "-"], Some("print(1)"));
-    assert_eq!(out.status.code(), Some(2));
+    // `--stdin`, which older versions needed, is still accepted.
+    let out = eryx(&["--stdin", "-c", code], Some("a\nb"));
+    assert_eq!(text(&out.stdout), "'a'\n'b'\n", "{}", text(&out.stderr));
+    // `--no-stdin`: end of file at once, whatever is piped in.
+    let out = eryx(&["--no-stdin", "-c", code], Some("host data\n"));
+    assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("--stdin needs the code from -c, -m or a file"),
+        text(&out.stderr).contains("EOFError: EOF when reading a line"),
         "{}",
         text(&out.stderr)
     );
+    // Code read from stdin took all of it: `input()` meets its end, as in
+    // `echo 'input()' | python3`.
+    let out = eryx(&["-"], Some("print(input())"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("EOFError"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn stdin_is_read_only_when_the_guest_reads() {
+    // A stdin that never ends (a pipe its writer keeps open): a script that
+    // does not read it finishes, so nothing read it ahead; one that reads a
+    // line gets that line without waiting for the end; one that waits for
+    // more is stopped by the time limit.
+    let run = |code: &str, feed: &[u8]| {
+        let mut child = eryx_command(&cache_dir())
+            .args(["--timeout", "5", "-c", code])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut input, feed).unwrap();
+        std::io::Write::flush(&mut input).unwrap();
+        // `input` stays open until the run ended.
+        let out = child.wait_with_output().unwrap();
+        drop(input);
+        out
+    };
+    let out = run("print('no read')", b"");
+    assert_eq!(text(&out.stdout), "no read\n", "{}", text(&out.stderr));
+    let out = run("print(input('name? ').upper())", b"ada\n");
+    assert_eq!(text(&out.stdout), "name? ADA\n", "{}", text(&out.stderr));
+    let t = Instant::now();
+    let out = run("import sys\nsys.stdin.read()", b"partial\n");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(60));
 }
 
 #[tokio::test]
