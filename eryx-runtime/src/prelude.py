@@ -370,6 +370,45 @@ _select_without_forever(_select)
 del _select
 
 
+def _lookups_say_no_network(module):
+    """The sandbox has no network: every name lookup fails, and WASI's
+    error read "[Errno -4] Non-recoverable error" (what `requests`, `httpx`
+    and `urllib` showed for any URL). The lookups keep their exception
+    class and errno, with a message that says why."""
+
+    def denied(lookup):
+        def wrapper(*args, **kwargs):
+            try:
+                return lookup(*args, **kwargs)
+            except OSError as e:
+                what = f"looking up {args[0]!r}" if args else "a name lookup"
+                raise type(e)(
+                    e.errno,
+                    f"no network in this sandbox ({what}); the host can offer "
+                    "what the code needs as host functions",
+                ) from None
+
+        wrapper.__name__ = wrapper.__qualname__ = lookup.__name__
+        wrapper.__doc__ = lookup.__doc__
+        return wrapper
+
+    socket = sys.modules.get("socket")
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"):
+        original = getattr(module, name)
+        setattr(module, name, denied(original))
+        # `socket` copied these from `_socket` if it was imported first
+        # (its `getaddrinfo` calls `_socket`'s at each call).
+        if socket is not None and getattr(socket, name, None) is original:
+            setattr(socket, name, getattr(module, name))
+
+
+# Built in, and imported by asyncio at start-up.
+import _socket
+
+_lookups_say_no_network(_socket)
+del _socket
+
+
 #: How many executed sources stay registered with `linecache`, so that
 #: tracebacks can show the lines of recent cells.
 _SOURCES_KEPT = 64

@@ -1172,13 +1172,15 @@ print(anyio.run(main))
 try:
     httpx.get("https://example.com", timeout=2)
 except httpx.ConnectError as e:
-    print("ConnectError")
+    print("ConnectError:", e)
 "#,
     )
     .await;
     assert_eq!(
         stdout,
-        "{'path': '/v1/models', 'auth': 'Bearer k'}\n([1, 2, 3], '/async')\nConnectError\n"
+        "{'path': '/v1/models', 'auth': 'Bearer k'}\n([1, 2, 3], '/async')\n\
+         ConnectError: [Errno -4] no network in this sandbox (looking up 'example.com'); \
+         the host can offer what the code needs as host functions\n"
     );
 }
 

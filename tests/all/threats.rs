@@ -354,13 +354,29 @@ def fork():
 
 for name, fn in [('connect', connect), ('resolve', resolve), ('spawn', spawn), ('thread', thread), ('fork', fork)]:
     attempt(name, fn)
+
+# A lookup says why it failed (WASI's words were "Non-recoverable error"),
+# with the class and errno code catches by.
+import socket, urllib.request
+try:
+    socket.gethostbyname('pypi.org')
+except socket.gaierror as e:
+    print(e.errno == socket.EAI_FAIL, e.strerror)
+try:
+    urllib.request.urlopen('http://example.com/x')
+except OSError as e:
+    print(type(e).__name__, e.reason)
 "#,
         )
         .await
         .unwrap();
     assert_eq!(
         out.stdout,
-        "connect True\nresolve True\nspawn True\nthread True\nfork True\n"
+        "connect True\nresolve True\nspawn True\nthread True\nfork True\n\
+         True no network in this sandbox (looking up 'pypi.org'); the host can offer what \
+         the code needs as host functions\n\
+         URLError [Errno -4] no network in this sandbox (looking up 'example.com'); the host \
+         can offer what the code needs as host functions\n"
     );
 }
 
