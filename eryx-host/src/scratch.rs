@@ -218,6 +218,53 @@ pub(crate) fn dev_dir() -> io::Result<&'static Path> {
     }
 }
 
+/// The host directory shown read-only at `/`: only the directories that
+/// lead to the guest's other preopens (`python/lib/python3.14`,
+/// `site-packages`, `tmp`, `dev` and the mount points), all empty, so that
+/// `os.listdir("/")`, `os.walk("/")` or `Path("/").iterdir()` show what
+/// the sandbox holds (they raised `FileNotFoundError`: there was no `/`).
+/// wasi-libc resolves a path through the preopen with the longest prefix,
+/// so these empty directories only answer for `/` and the directories
+/// above a preopen; everything below one is the preopen's. One directory
+/// per set of guest paths, shared by the process's sandboxes; removed with
+/// `/dev`'s by [`remove_orphans`] once the process is gone.
+pub(crate) fn root_dir(guest_paths: &[&str]) -> io::Result<std::path::PathBuf> {
+    static ROOTS: OnceLock<Mutex<std::collections::HashMap<Vec<String>, std::path::PathBuf>>> =
+        OnceLock::new();
+    let mut key: Vec<String> = guest_paths.iter().map(|p| p.to_string()).collect();
+    key.sort();
+    let mut roots = ROOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = roots.get(&key) {
+        return Ok(dir.clone());
+    }
+    let base = base_dir();
+    remove_orphans(&base);
+    let dir = base.join(format!(
+        "eryx-scratch-{}-root-{}",
+        std::process::id(),
+        roots.len()
+    ));
+    let made = (|| {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        for guest in &key {
+            let relative = guest.trim_start_matches('/');
+            if !relative.is_empty() {
+                std::fs::create_dir_all(dir.join(relative))?;
+            }
+        }
+        io::Result::Ok(())
+    })();
+    made.map_err(|e| io::Error::other(format!("cannot create the guest's `/`: {e}")))?;
+    roots.insert(key, dir.clone());
+    Ok(dir)
+}
+
 /// Bytes in use under `dir`: file sizes plus [`ENTRY_COST`] per entry.
 /// Links are not followed.
 pub(crate) fn usage(dir: &Path) -> u64 {

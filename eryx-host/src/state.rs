@@ -255,6 +255,15 @@ impl State {
             builder.preopened_dir(s.path(), GUEST_TMP, FsPerms::ReadWrite)?;
         }
         builder.preopened_dir(crate::scratch::dev_dir()?, GUEST_DEV, FsPerms::ReadOnly)?;
+        let mut guest_paths = vec![GUEST_STDLIB, GUEST_DEV];
+        guest_paths.extend(package.map(|_| SITE_PACKAGES));
+        guest_paths.extend(scratch.as_ref().map(|_| GUEST_TMP));
+        guest_paths.extend(mounts.iter().map(|m| m.guest.as_str()));
+        builder.preopened_dir(
+            crate::scratch::root_dir(&guest_paths)?,
+            "/",
+            FsPerms::ReadOnly,
+        )?;
         for m in mounts {
             let perms = match m.access {
                 Access::ReadOnly => FsPerms::ReadOnly,

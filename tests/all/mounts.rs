@@ -139,6 +139,46 @@ async fn nothing_outside_a_mount_is_reachable() {
 }
 
 #[tokio::test]
+async fn the_root_lists_what_the_sandbox_holds_and_nothing_more() {
+    // `/` was no directory at all (`os.listdir("/")` raised
+    // FileNotFoundError): now it and the directories above each preopen
+    // can be listed, read-only and empty but for the way down.
+    let dir = data_dir();
+    let mut sb = builder()
+        .mount("/mnt/data", dir.path(), Access::ReadOnly)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import os, pathlib
+print(sorted(os.listdir("/")), os.listdir("/mnt"), os.listdir("/python/lib"))
+print(sorted(os.listdir("/mnt/data")) == sorted(os.listdir("/mnt/data/")), os.path.isdir("/"))
+print([p for p, dirs, files in os.walk("/") if files and p.startswith("/mnt")])
+print(sorted(str(p) for p in pathlib.Path("/").iterdir()))
+for attempt in (lambda: open("/new.txt", "w"), lambda: os.mkdir("/mnt/other"), lambda: open("/etc/passwd")):
+    try:
+        attempt()
+    except OSError as e:
+        print(type(e).__name__)
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "['dev', 'mnt', 'python', 'tmp'] ['data'] ['python3.14']\n\
+         True True\n\
+         ['/mnt/data', '/mnt/data/sub']\n\
+         ['/dev', '/mnt', '/python', '/tmp']\n\
+         PermissionError\nPermissionError\nFileNotFoundError\n",
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
 async fn bad_mounts_are_refused_naming_the_fix() {
     let dir = data_dir();
     for (guest, why) in [
