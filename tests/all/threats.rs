@@ -172,12 +172,14 @@ async fn guest_sees_no_host_files_or_environment() {
             r#"
 import os
 print(dict(os.environ))
-for path in ['/etc/passwd', '/root', '/work', '/tmp', '/']:
+for path in ['/etc/passwd', '/root', '/work', '/tmp']:
     try:
         assert os.listdir(path) == [], path  # only the sandbox's empty /tmp
         print(path, 'VISIBLE')
     except OSError as e:
         print(path, type(e).__name__)
+# `/` is the sandbox's own: the way to its preopens, not the host's root.
+print('/', sorted(os.listdir('/')))
 try:
     open('/python/lib/python3.14/os.py', 'a')
     print('stdlib WRITABLE')
@@ -189,7 +191,7 @@ except OSError as e:
         .unwrap();
     assert_eq!(
         out.stdout,
-        "{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ FileNotFoundError\nstdlib PermissionError\n"
+        "{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ ['dev', 'python', 'tmp']\nstdlib PermissionError\n"
     );
 }
 
