@@ -275,7 +275,12 @@ fn status_of(result: &Result<Output, Error>) -> u8 {
     }
 }
 
-fn print_json(result: &Result<Output, Error>, elapsed: Duration, preinitialised: bool) {
+fn print_json(
+    result: &Result<Output, Error>,
+    at_exit: Option<&Output>,
+    elapsed: Duration,
+    preinitialised: bool,
+) {
     let (stdout, stderr, value, truncated, error) = match result {
         Ok(o) => (
             o.stdout.as_str(),
@@ -308,6 +313,14 @@ fn print_json(result: &Result<Output, Error>, elapsed: Duration, preinitialised:
         Ok(o) => o.exit_code,
         Err(Error::Exited { code, .. }) => Some(*code),
         Err(_) => None,
+    };
+    // The `atexit` handlers' output follows the script's, as on a terminal.
+    let (stdout, stderr) = match at_exit {
+        Some(o) => (
+            format!("{stdout}{}", o.stdout),
+            format!("{stderr}{}", o.stderr),
+        ),
+        None => (stdout.to_owned(), stderr.to_owned()),
     };
     let obj = serde_json::json!({
         "stdout": stdout,
@@ -479,6 +492,7 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
     let mut input = Input::new();
     let mut buffer = String::new();
     let mut status = 0;
+    let mut last = Ok(Output::default());
     loop {
         let prompt = if buffer.is_empty() { ">>> " } else { "... " };
         let line = match input.read(prompt) {
@@ -518,10 +532,12 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
         | Err(Error::Exited { code, .. }) = &result
         {
             status = exit_status(*code);
+            last = result;
             break;
         }
     }
     input.save();
+    run_exit_handlers(sandbox, &last, true).await;
     if let Some(path) = state
         && let Err(e) = save_state(sandbox, path).await
     {
@@ -707,23 +723,16 @@ async fn run(cli: Cli) -> u8 {
     } else {
         // Output appears as the script writes it.
         sandbox
-            .run_script_streaming(&code, &filename, &argv, |chunk| {
-                let _ = match chunk.stream {
-                    Stream::Stdout => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(chunk.text.as_bytes())
-                            .and_then(|()| out.flush())
-                    }
-                    Stream::Stderr => std::io::stderr().lock().write_all(chunk.text.as_bytes()),
-                };
-            })
+            .run_script_streaming(&code, &filename, &argv, print_chunk)
             .await
     };
     let elapsed = start.elapsed();
     if cli.json {
-        print_json(&result, elapsed, sandbox.preinitialised());
+        let at_exit = run_exit_handlers(&mut sandbox, &result, false).await;
+        print_json(&result, at_exit.as_ref(), elapsed, sandbox.preinitialised());
     } else {
         print_result(&result, false, true);
+        run_exit_handlers(&mut sandbox, &result, true).await;
     }
     let status = status_of(&result);
     if snapshot_later {
@@ -739,6 +748,53 @@ async fn run(cli: Cli) -> u8 {
         return 2;
     }
     status
+}
+
+/// Writes one piece of live output to the CLI's stdout or stderr.
+fn print_chunk(chunk: eryx_host::Chunk<'_>) {
+    let _ = match chunk.stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(chunk.text.as_bytes())
+                .and_then(|()| out.flush())
+        }
+        Stream::Stderr => std::io::stderr().lock().write_all(chunk.text.as_bytes()),
+    };
+}
+
+/// What `python3` does as it exits: runs the `atexit` handlers (the
+/// code's own, `logging`'s shutdown, a library's clean-up), after the
+/// script whether it returned, raised or called `sys.exit`. An exception
+/// in a handler is printed as CPython prints it ("Exception ignored in
+/// atexit callback") and does not change the exit status. Not run when
+/// the interpreter is gone (a time limit, `os._exit`); a handler that
+/// fails the sandbox (runs into the time limit) is reported on stderr.
+/// `live`: the output goes straight to the CLI's stdout and stderr;
+/// otherwise it is returned.
+async fn run_exit_handlers(
+    sandbox: &mut Sandbox,
+    last: &Result<Output, Error>,
+    live: bool,
+) -> Option<Output> {
+    if let Err(e) = last
+        && (!e.session_survived() || matches!(e, Error::Exited { .. }))
+    {
+        return None;
+    }
+    const CODE: &str = "__import__('atexit')._run_exitfuncs()";
+    let out = if live {
+        sandbox.execute_streaming(CODE, print_chunk).await
+    } else {
+        sandbox.execute(CODE).await
+    };
+    match out {
+        Ok(out) => Some(out),
+        // A handler that ran into the time limit, or a sandbox failure.
+        Err(e) => {
+            report(&e);
+            None
+        }
+    }
 }
 
 /// eryx's long options that take a value (as a separate argument), from

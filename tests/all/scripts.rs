@@ -333,6 +333,63 @@ async fn sysconfig_build_arguments_parse() {
 }
 
 #[test]
+fn atexit_handlers_run_when_the_cli_exits_as_in_python3() {
+    // After the script, whether it returned, raised or called sys.exit; in
+    // reverse order of registration; an exception in one is printed and
+    // leaves the status alone.
+    let code = "import atexit, sys\n\
+                atexit.register(print, 'first registered')\n\
+                def bad(): raise ValueError('oops')\n\
+                atexit.register(bad)\n\
+                atexit.register(print, 'last registered')\n\
+                print('script')\n\
+                sys.exit(3)";
+    let out = eryx(&["-c", code], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "script\nlast registered\nfirst registered\n"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Exception ignored in atexit callback")
+            && stderr.contains("ValueError: oops"),
+        "{stderr}"
+    );
+    // After an uncaught exception too; --json has the handlers' output.
+    let out = eryx(
+        &[
+            "--json",
+            "-c",
+            "import atexit; atexit.register(print, 'bye'); 1/0",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stdout"], "bye\n");
+    assert_eq!(v["error"]["type"], "ZeroDivisionError");
+    // `os._exit` skips them, as in CPython.
+    let out = eryx(
+        &[
+            "-c",
+            "import atexit, os; atexit.register(print, 'never'); os._exit(0)",
+        ],
+        None,
+    );
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str()),
+        (Some(0), "")
+    );
+    // Leaving the REPL runs them.
+    let out = eryx(
+        &["repl"],
+        Some("import atexit\n_ = atexit.register(print, 'left the repl')\nexit(4)\n"),
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "left the repl\n");
+}
+
+#[test]
 fn stdin_reaches_the_guest_as_in_python3() {
     // By default the script reads the CLI's stdin (`echo x | eryx s.py`).
     let code = "import sys\nprint(repr(input()))\nprint(repr(sys.stdin.read()))";
