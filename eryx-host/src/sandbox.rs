@@ -94,7 +94,8 @@ pub struct Output {
 ///   `/python/lib/python3.14`, its private `/tmp` (the working directory,
 ///   `TMPDIR` and `HOME`) and `/dev/null` (plus
 ///   [`SandboxBuilder::package`]s at `/site-packages` and
-///   [`SandboxBuilder::mount`]s, when given): no other files, no
+///   [`SandboxBuilder::mount`]s, when given; `/` and the directories
+///   above these list them, read-only): no other files, no
 ///   arguments, no stdin, no host functions, no network; no environment
 ///   but `TMPDIR`, `HOME`, `USER=sandbox` and `PYTEST_ADDOPTS` (pytest's
 ///   output capture without `os.dup`, which WASI lacks);
@@ -256,8 +257,7 @@ impl SandboxBuilder {
     /// `input()`). Default: none; reads see end of file. Each new instance
     /// of the sandbox (after a reset) reads it from the start.
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> SandboxBuilder {
-        let data: Vec<u8> = data.into();
-        self.stdin = Some(crate::state::GuestStdin::Data(data.into()));
+        self.stdin = Some(crate::state::GuestStdin::Data(data.into().into()));
         self
     }
 

@@ -168,8 +168,8 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 #[derive(Clone, Debug)]
 pub(crate) enum GuestStdin {
     /// These bytes, then end of file; each new instance reads them from
-    /// the start.
-    Data(Arc<[u8]>),
+    /// the start (a `Bytes` clone: no copy per instance).
+    Data(bytes::Bytes),
     /// The host process's own stdin, read as the guest asks for it.
     Host,
 }
@@ -202,7 +202,7 @@ impl State {
         match stdin {
             None => {}
             Some(GuestStdin::Data(data)) => {
-                builder.stdin(MemoryInputPipe::new(data.to_vec()));
+                builder.stdin(MemoryInputPipe::new(data.clone()));
             }
             // wasmtime-wasi's reader of the process's stdin: a helper thread
             // that reads only when the guest asks, so nothing is taken from

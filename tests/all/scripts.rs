@@ -380,6 +380,24 @@ fn atexit_handlers_run_when_the_cli_exits_as_in_python3() {
         (out.status.code(), text(&out.stdout).as_str()),
         (Some(0), "")
     );
+    // A handler that runs into the time limit is reported; the script's
+    // status stands.
+    let out = eryx(
+        &[
+            "--timeout",
+            "1",
+            "-c",
+            "import atexit\nprint('done')\natexit.register(lambda: exec('while True: pass'))",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "done\n");
+    assert!(
+        text(&out.stderr).contains("eryx: execution timed out after 1s"),
+        "{}",
+        text(&out.stderr)
+    );
     // Leaving the REPL runs them.
     let out = eryx(
         &["repl"],
