@@ -131,9 +131,11 @@ pub fn link_with_extensions(
         .encoder()
         .adapter("wasi_snapshot_preview1", &adapter)
         .map_err(|e| LinkError::Adapter { source: boxed(e) })?;
-    linker
+    let component = linker
         .encode()
-        .map_err(|e| LinkError::Link { source: boxed(e) })
+        .map_err(|e| LinkError::Link { source: boxed(e) })?;
+    // The same trampolines in every set: compiled once (see the module).
+    crate::trampolines::rebase(&component)
 }
 
 /// Keeps a dependency's error whole as a `source` (wit-component returns

@@ -180,7 +180,7 @@ fn is_library(module: &[u8]) -> bool {
 
 /// The offset of the section id byte of the module section whose contents
 /// are `contents`: the id, then the contents' length in LEB128.
-fn section_start(bytes: &[u8], contents: &Range<usize>) -> Option<usize> {
+pub(crate) fn section_start(bytes: &[u8], contents: &Range<usize>) -> Option<usize> {
     (1..=5usize).find_map(|len| {
         let start = contents.start.checked_sub(len + 1)?;
         if bytes[start] != ComponentSectionId::CoreModule as u8 {

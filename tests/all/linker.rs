@@ -172,3 +172,96 @@ fn an_extensions_constructors_are_renamed_for_its_first_import() {
         .validate_all(ext.bytes())
         .expect("the renamed module validates");
 }
+
+/// The env module of a component linked with `extensions`: the top-level
+/// core module that defines the function table. Returns its trampoline
+/// bodies (functions that end in `call_indirect`, in order) and the value
+/// global 0 starts with.
+fn env_trampolines(extensions: &[&str]) -> (Vec<Vec<u8>>, i32) {
+    use wasmparser::{ExternalKind, Operator, Parser, Payload};
+    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
+    let extensions: Vec<_> = extensions
+        .iter()
+        .map(|name| {
+            let path = crate::support::example(name);
+            let file = path.file_name().unwrap().to_str().unwrap();
+            let guest = format!("{}/{file}", eryx_linker::SITE_PACKAGES);
+            eryx_linker::Extension::new(guest, std::fs::read(&path).unwrap()).unwrap()
+        })
+        .collect();
+    let component = eryx_linker::link_with_extensions(&bundle, &extensions).unwrap();
+    let mut depth = 0;
+    for payload in Parser::new(0).parse_all(&component) {
+        match payload.unwrap() {
+            Payload::ModuleSection {
+                unchecked_range, ..
+            } => {
+                if depth == 0 {
+                    let module =
+                        &component[unchecked_range.start as usize..unchecked_range.end as usize];
+                    let (mut table, mut bodies, mut base) = (false, Vec::new(), None);
+                    for p in Parser::new(0).parse_all(module) {
+                        match p.unwrap() {
+                            Payload::ExportSection(reader) => {
+                                for e in reader {
+                                    let e = e.unwrap();
+                                    table |= e.kind == ExternalKind::Table
+                                        && e.name == "__indirect_function_table";
+                                }
+                            }
+                            Payload::GlobalSection(reader) => {
+                                let first = reader.into_iter().next().unwrap().unwrap();
+                                let mut ops = first.init_expr.get_operators_reader();
+                                if let Operator::I32Const { value } = ops.read().unwrap() {
+                                    base = Some(value);
+                                }
+                            }
+                            Payload::CodeSectionEntry(body) => {
+                                let ops: Vec<Operator<'_>> = body
+                                    .get_operators_reader()
+                                    .unwrap()
+                                    .into_iter()
+                                    .map(Result::unwrap)
+                                    .collect();
+                                if matches!(
+                                    ops.iter().rev().nth(1),
+                                    Some(Operator::CallIndirect { .. })
+                                ) {
+                                    let range = body.range();
+                                    bodies.push(
+                                        module[range.start as usize..range.end as usize].to_vec(),
+                                    );
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    if table {
+                        return (bodies, base.expect("global 0 starts with a constant"));
+                    }
+                }
+                depth += 1;
+            }
+            Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            _ => {}
+        }
+    }
+    panic!("no module defines the function table");
+}
+
+/// A new extension moves every table slot of the env module's trampolines;
+/// their code stays the same (the base is global 0), so that a new set
+/// finds them in the function cache rather than compiling them again.
+#[test]
+fn the_env_modules_trampolines_are_the_same_in_every_set() {
+    let (small, small_base) = env_trampolines(&["fastsum"]);
+    let (bigger, bigger_base) = env_trampolines(&["fastsum", "wordcount"]);
+    assert!(small.len() > 300, "{} trampolines", small.len());
+    assert_ne!(small_base, bigger_base, "the slots moved");
+    assert!(bigger.len() >= small.len());
+    assert!(
+        small == bigger[..small.len()],
+        "the trampolines of the smaller set are those of the bigger one"
+    );
+}
