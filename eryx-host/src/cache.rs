@@ -689,6 +689,36 @@ mod tests {
         );
     }
 
+    /// Cranelift's keys are 32-byte digests (kept by value in the index);
+    /// keys of other lengths go elsewhere. Both are found again, also after
+    /// the packs were merged.
+    #[test]
+    fn digest_keys_and_other_keys_are_both_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = |i: u8| {
+            let mut k = [0u8; 32];
+            k[0] = 0xab;
+            k[31] = i;
+            k
+        };
+        for round in 0..MAX_PACKS as u8 + 2 {
+            let cache = FunctionCache::new(dir.path().to_path_buf());
+            // Same first bytes for every digest: only the rest tells them
+            // apart (the hasher reads the first eight).
+            cache.insert(&digest(round), vec![round; 3]);
+            cache.insert(&[round; 20], vec![round; 5]);
+            cache.insert(&digest(200), vec![round; 7]);
+            cache.flush().unwrap();
+        }
+        let cache = FunctionCache::new(dir.path().to_path_buf());
+        for round in 0..MAX_PACKS as u8 + 2 {
+            assert_eq!(cache.get(&digest(round)).as_deref(), Some(&[round; 3][..]));
+            assert_eq!(cache.get(&[round; 20]).as_deref(), Some(&[round; 5][..]));
+        }
+        assert!(cache.get(&digest(201)).is_none());
+        assert_eq!(cache.get(&digest(200)).map(|v| v.len()), Some(7));
+    }
+
     #[test]
     fn truncated_packs_are_refused() {
         let mut pack = PACK_MAGIC.to_vec();
