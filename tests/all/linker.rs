@@ -66,20 +66,25 @@ fn bindings_import_the_async_hooks() {
     );
 }
 
-/// The linker skips wit-component's own validation of its output (wasmtime
-/// validates when it compiles); this checks that what it writes is valid.
-#[test]
-fn linked_component_with_extensions_is_valid() {
-    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
-    let extensions: Vec<_> = ["fastsum", "wordcount"]
-        .into_iter()
+/// The example extensions `names`, each at its place in `/site-packages`.
+fn example_extensions(names: &[&str]) -> Vec<eryx_linker::Extension> {
+    names
+        .iter()
         .map(|name| {
             let path = crate::support::example(name);
             let file = path.file_name().unwrap().to_str().unwrap();
             let guest = format!("{}/{file}", eryx_linker::SITE_PACKAGES);
             eryx_linker::Extension::new(guest, std::fs::read(&path).unwrap()).unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// The linker skips wit-component's own validation of its output (wasmtime
+/// validates when it compiles); this checks that what it writes is valid.
+#[test]
+fn linked_component_with_extensions_is_valid() {
+    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
+    let extensions = example_extensions(&["fastsum", "wordcount"]);
     assert_eq!(extensions.len(), 2);
     let component = eryx_linker::link_with_extensions(&bundle, &extensions).unwrap();
     let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
@@ -180,15 +185,7 @@ fn an_extensions_constructors_are_renamed_for_its_first_import() {
 fn env_trampolines(extensions: &[&str]) -> (Vec<Vec<u8>>, i32) {
     use wasmparser::{ExternalKind, Operator, Parser, Payload};
     let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
-    let extensions: Vec<_> = extensions
-        .iter()
-        .map(|name| {
-            let path = crate::support::example(name);
-            let file = path.file_name().unwrap().to_str().unwrap();
-            let guest = format!("{}/{file}", eryx_linker::SITE_PACKAGES);
-            eryx_linker::Extension::new(guest, std::fs::read(&path).unwrap()).unwrap()
-        })
-        .collect();
+    let extensions = example_extensions(extensions);
     let component = eryx_linker::link_with_extensions(&bundle, &extensions).unwrap();
     let mut depth = 0;
     for payload in Parser::new(0).parse_all(&component) {
