@@ -24,6 +24,10 @@ pub struct LibraryInfo {
     pub exports: Vec<String>,
     /// `(module, name)` of the functions it imports.
     pub function_imports: Vec<(String, String)>,
+    /// `(module, name)` of the globals it imports (its `GOT.mem` and
+    /// `GOT.func` entries name the data and functions it takes the address
+    /// of).
+    pub global_imports: Vec<(String, String)>,
     /// Whether it imports an exception tag: it has C++ exception code
     /// (which shares `libunwind.so`'s `__cpp_exception`). wasmtime's wizer
     /// cannot pre-initialise a component with such a library.
@@ -119,6 +123,9 @@ pub fn validate_library(name: &str, bytes: &[u8]) -> Result<LibraryInfo, LinkErr
                     match import.ty {
                         TypeRef::Func(_) => info
                             .function_imports
+                            .push((import.module.to_string(), import.name.to_string())),
+                        TypeRef::Global(_) => info
+                            .global_imports
                             .push((import.module.to_string(), import.name.to_string())),
                         TypeRef::Tag(_) => info.imports_tags = true,
                         _ => {}
