@@ -168,4 +168,15 @@ pub enum LinkError {
         /// What the parser said.
         message: String,
     },
+
+    /// The linked component's env module could not be read to make its
+    /// trampolines the same in every set (a bug: the linker's own output is
+    /// malformed; the message names what the parser or encoder said).
+    #[error(
+        "rewriting the trampolines of the linked component's env module failed: {message} (a bug in eryx-linker or wit-component: report it with the extension set)"
+    )]
+    Rebase {
+        /// What the parser or encoder said.
+        message: String,
+    },
 }

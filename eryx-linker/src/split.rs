@@ -86,10 +86,8 @@ pub fn split(component: &[u8], min_bytes: usize) -> Result<Split, LinkError> {
                 unchecked_range, ..
             } => {
                 if depth == 0 {
-                    let unchecked_range = usize::try_from(unchecked_range.start)
-                        .map_err(|e| err(&e))?
-                        ..usize::try_from(unchecked_range.end).map_err(|e| err(&e))?;
-                    let bytes = &component[unchecked_range.clone()];
+                    let (unchecked_range, bytes) = module_bytes(component, &unchecked_range)
+                        .ok_or_else(|| err(&PAST_THE_END))?;
                     let start = section_start(component, &unchecked_range);
                     // A module whose type cannot be written (e.g. GC
                     // recursion groups) stays where it is.
@@ -163,6 +161,20 @@ pub fn split(component: &[u8], min_bytes: usize) -> Result<Split, LinkError> {
         component: out,
         modules,
     })
+}
+
+/// What a module section that claims more bytes than the component has is.
+pub(crate) const PAST_THE_END: &str = "a core module section runs past the end of the component";
+
+/// The place and bytes of a module section's contents (the parser's
+/// unchecked range), if they are inside `component`.
+pub(crate) fn module_bytes<'a>(
+    component: &'a [u8],
+    range: &Range<u64>,
+) -> Option<(Range<usize>, &'a [u8])> {
+    let range = usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?;
+    let bytes = component.get(range.clone())?;
+    Some((range, bytes))
 }
 
 /// Whether a core module is a shared library (has a `dylink.0` section).

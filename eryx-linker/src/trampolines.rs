@@ -32,9 +32,6 @@ use crate::LinkError;
 /// rebased (see the module docs); unchanged if no top-level core module
 /// has that shape.
 pub fn rebase(component: &[u8]) -> Result<Vec<u8>, LinkError> {
-    let err = |e: &dyn std::fmt::Display| LinkError::Split {
-        message: format!("rebasing the env module's trampolines: {e}"),
-    };
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(component) {
         match payload.map_err(|e| err(&e))? {
@@ -42,9 +39,9 @@ pub fn rebase(component: &[u8]) -> Result<Vec<u8>, LinkError> {
                 unchecked_range, ..
             } => {
                 if depth == 0 {
-                    let range = usize::try_from(unchecked_range.start).map_err(|e| err(&e))?
-                        ..usize::try_from(unchecked_range.end).map_err(|e| err(&e))?;
-                    if let Some(module) = rebase_module(&component[range.clone()])? {
+                    let (range, bytes) = crate::split::module_bytes(component, &unchecked_range)
+                        .ok_or_else(|| err(&crate::split::PAST_THE_END))?;
+                    if let Some(module) = rebase_module(bytes)? {
                         return replace_module(component, &range, &module)
                             .ok_or_else(|| err(&"no section header before the module"));
                     }
@@ -62,6 +59,13 @@ pub fn rebase(component: &[u8]) -> Result<Vec<u8>, LinkError> {
         }
     }
     Ok(component.to_vec())
+}
+
+/// The error for a linked component this module cannot read or rewrite.
+fn err(e: &dyn std::fmt::Display) -> LinkError {
+    LinkError::Rebase {
+        message: e.to_string(),
+    }
 }
 
 /// `component` with the module whose bytes are at `range` replaced.
@@ -85,9 +89,6 @@ struct Trampoline {
 /// The rewritten module, if `module` has trampolines and no imported
 /// globals (the new global must be global 0).
 pub(crate) fn rebase_module(module: &[u8]) -> Result<Option<Vec<u8>>, LinkError> {
-    let err = |e: &dyn std::fmt::Display| LinkError::Split {
-        message: format!("rebasing the env module's trampolines: {e}"),
-    };
     let mut found = Vec::new();
     let mut has_globals = false;
     for payload in Parser::new(0).parse_all(module) {
@@ -330,6 +331,24 @@ mod tests {
         let code = code_section(&module);
         // The other function now reads global 1 (`global.get 1` = 0x23 0x01).
         assert!(code.windows(2).any(|w| w == [0x23, 0x01]));
+    }
+
+    #[test]
+    fn a_malformed_component_is_an_error_naming_the_step() {
+        // A component header, then a core module section cut short.
+        let bytes = b"\0asm\x0d\0\x01\0\x01\x10\0asm";
+        let e = rebase(bytes).unwrap_err();
+        assert!(matches!(e, LinkError::Rebase { .. }), "{e:?}");
+        let message = e.to_string();
+        assert!(
+            message.contains("env module")
+                && message.contains("runs past the end")
+                && message.contains("report it"),
+            "{message}"
+        );
+        // `split` reads components the same way: an error, not a panic.
+        let e = crate::split(bytes, 0).unwrap_err();
+        assert!(e.to_string().contains("runs past the end"), "{e}");
     }
 
     #[test]
