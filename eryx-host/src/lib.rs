@@ -70,6 +70,8 @@ mod cache;
 mod engine;
 mod error;
 mod host_fn;
+#[cfg(unix)]
+mod host_stdin;
 mod mount;
 mod package;
 mod pool;

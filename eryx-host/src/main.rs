@@ -7,9 +7,11 @@
 //! code's `sys.exit()` status, 1 on an uncaught exception, 2 on a sandbox
 //! error.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -64,9 +66,8 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Give the guest an empty standard input. By default the guest reads
-    /// this process's stdin as `python3` does (`input()`, `sys.stdin`),
-    /// taking bytes only as it reads them; the REPL's guest always has an
-    /// empty one.
+    /// this process's stdin as `python3` does (`input()`, `sys.stdin`), in
+    /// the REPL too, taking bytes only as it reads them.
     #[arg(long)]
     no_stdin: bool,
     /// The default (the guest reads this process's stdin); kept so that
@@ -430,7 +431,10 @@ enum Input {
         editor: Box<rustyline::DefaultEditor>,
         history: Option<PathBuf>,
     },
-    Plain(std::io::Stdin),
+    /// Descriptor 0, read a byte at a time: the code the REPL runs reads
+    /// the same descriptor (`input()`), so nothing past the end of a line
+    /// may sit in a buffer of ours (std's `Stdin` keeps 8 KiB).
+    Plain(Option<std::fs::File>),
 }
 
 impl Input {
@@ -448,10 +452,21 @@ impl Input {
                 history,
             };
         }
-        Input::Plain(std::io::stdin())
+        #[cfg(unix)]
+        let file = {
+            use std::os::fd::AsFd as _;
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .ok()
+                .map(std::fs::File::from)
+        };
+        #[cfg(not(unix))]
+        let file = None;
+        Input::Plain(file)
     }
 
-    fn read(&mut self, prompt: &str) -> Line {
+    async fn read(&mut self, prompt: &str) -> Line {
         match self {
             Input::Editor { editor, .. } => match editor.readline(prompt) {
                 Ok(line) => {
@@ -463,12 +478,25 @@ impl Input {
                 Err(rustyline::error::ReadlineError::Interrupted) => Line::Interrupted,
                 Err(_) => Line::Eof,
             },
-            Input::Plain(stdin) => {
+            Input::Plain(slot) => {
                 eprint!("{prompt}");
-                let mut line = String::new();
-                match stdin.lock().read_line(&mut line) {
-                    Ok(0) | Err(_) => Line::Eof,
-                    Ok(_) => Line::Text(line),
+                let Some(mut stdin) = slot.take() else {
+                    return Line::Eof;
+                };
+                // Off the runtime's thread, which meanwhile serves the
+                // Ctrl-C watcher.
+                let read = tokio::task::spawn_blocking(move || {
+                    let line = read_line_unbuffered(&mut stdin);
+                    (stdin, line)
+                });
+                let Ok((stdin, line)) = read.await else {
+                    return Line::Eof;
+                };
+                *slot = Some(stdin);
+                if line.is_empty() {
+                    Line::Eof
+                } else {
+                    Line::Text(String::from_utf8_lossy(&line).into_owned())
                 }
             }
         }
@@ -485,17 +513,48 @@ impl Input {
     }
 }
 
+/// One line from `stdin` (with its newline; empty at end of input), read a
+/// byte at a time so that nothing after it is taken.
+fn read_line_unbuffered(stdin: &mut std::fs::File) -> Vec<u8> {
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        match stdin.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    line
+}
+
 async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
     eprintln!(
-        "eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D or exit() to leave, Ctrl-C drops the input."
+        "eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D or exit() to leave; Ctrl-C drops the input or stops the running cell."
     );
     let mut input = Input::new();
+    // Ctrl-C while a cell runs stops it, as python3's KeyboardInterrupt
+    // does, instead of ending the REPL and its session. On a terminal the
+    // line editor reads Ctrl-C at the prompt as a key; with piped input a
+    // Ctrl-C at the prompt ends the REPL (status 130, as a SIGINT would).
+    let running = Arc::new(AtomicBool::new(false));
+    watch_ctrl_c(
+        sandbox.cancel_handle(),
+        running.clone(),
+        matches!(input, Input::Plain(_)),
+    );
     let mut buffer = String::new();
     let mut status = 0;
     let mut last = Ok(Output::default());
     loop {
         let prompt = if buffer.is_empty() { ">>> " } else { "... " };
-        let line = match input.read(prompt) {
+        let line = match input.read(prompt).await {
             Line::Text(line) => line,
             Line::Interrupted => {
                 eprintln!("KeyboardInterrupt");
@@ -515,8 +574,16 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
             continue;
         }
         let code = std::mem::take(&mut buffer);
-        let result = sandbox.execute(&code).await;
-        print_result(&result, true, false);
+        // Live, as python3 prints: a prompt of `input()` shows before it
+        // waits, a long loop's progress as it comes.
+        running.store(true, Ordering::SeqCst);
+        let result = sandbox.execute_streaming(&code, print_chunk).await;
+        running.store(false, Ordering::SeqCst);
+        if let Err(Error::Cancelled { .. }) = &result {
+            eprintln!("KeyboardInterrupt");
+        } else {
+            print_result(&result, true, true);
+        }
         if let Err(e) = &result
             && !e.session_survived()
             && !matches!(e, Error::Exited { .. })
@@ -545,6 +612,33 @@ async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
         return 2;
     }
     status
+}
+
+/// Elsewhere Ctrl-C keeps its default.
+#[cfg(not(unix))]
+fn watch_ctrl_c(_cancel: eryx_host::CancelHandle, _running: Arc<AtomicBool>, _plain: bool) {}
+
+/// From now on, for the rest of the process (tokio's handler replaces the
+/// default): a SIGINT cancels the sandbox's call while `running`, and
+/// otherwise ends the process if the REPL reads `plain` input.
+#[cfg(unix)]
+fn watch_ctrl_c(cancel: eryx_host::CancelHandle, running: Arc<AtomicBool>, plain: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registered now, not at the task's first poll: a Ctrl-C during the
+    // first cell is caught too.
+    let Ok(mut sigint) = signal(SignalKind::interrupt()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while sigint.recv().await.is_some() {
+            if running.load(Ordering::SeqCst) {
+                cancel.cancel();
+            } else if plain {
+                eprintln!("KeyboardInterrupt");
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 /// `ERYX_SNAPSHOT`: when a new extension set's pre-initialised snapshot is
@@ -619,12 +713,13 @@ async fn run(cli: Cli) -> u8 {
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
     }
-    // As `python3`: the script reads this process's stdin (after the code
+    // As `python3`: the code reads this process's stdin (after the code
     // itself when that came from stdin: then it is at its end, as in
-    // CPython). Not in the REPL, whose line editor owns the terminal: a
-    // read left waiting when a call timed out would take the next line
-    // typed at the prompt.
-    if !cli.no_stdin && !cli.snapshot_only && !matches!(mode, Mode::Repl) {
+    // CPython), in the REPL too (`input()` between prompts). The sandbox
+    // reads only what is there when the guest asks, so a cell stopped while
+    // waiting for input leaves no read behind to take the next line typed
+    // at the prompt.
+    if !cli.no_stdin && !cli.snapshot_only {
         builder = builder.inherit_stdin();
     }
     if cli.no_preinit {

@@ -267,7 +267,10 @@ impl SandboxBuilder {
     /// the code consumes it), so nothing is consumed before. What one
     /// instance read is gone for the next (after a reset), and every
     /// sandbox of the process given it shares the one stdin. A read that
-    /// waits counts against the call's time limit. Replaces
+    /// waits counts against the call's time limit, and a call that ends
+    /// while waiting (a time limit, [`Sandbox::cancel_handle`]) leaves no
+    /// read behind: the next line typed goes to whoever reads stdin next
+    /// (on Unix, where eryx waits with `poll`). Replaces
     /// [`SandboxBuilder::stdin`]. Meant for command-line tools (the `eryx`
     /// CLI uses it); a server should pass the bytes instead.
     pub fn inherit_stdin(mut self) -> SandboxBuilder {

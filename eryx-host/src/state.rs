@@ -204,10 +204,13 @@ impl State {
             Some(GuestStdin::Data(data)) => {
                 builder.stdin(MemoryInputPipe::new(data.clone()));
             }
-            // wasmtime-wasi's reader of the process's stdin: a helper thread
-            // that reads only when the guest asks, so nothing is taken from
-            // the host's stdin before the code reads it.
+            // Read only when the guest asks and only what is there, so
+            // nothing is taken from the host's stdin before the code reads
+            // it, nor after a call that ended while waiting for input.
             Some(GuestStdin::Host) => {
+                #[cfg(unix)]
+                builder.stdin(crate::host_stdin::HostStdin);
+                #[cfg(not(unix))]
                 builder.stdin(std::io::stdin());
             }
         }

@@ -245,3 +245,142 @@ fn a_new_set_runs_at_once_and_its_snapshot_is_built_for_the_next_run() {
         text(&out.stderr)
     );
 }
+
+/// The CLI's REPL on pipes, driven a line at a time while it runs: what it
+/// printed so far is collected as it comes (stdout and stderr apart).
+struct LiveRepl {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl LiveRepl {
+    fn start(args: &[&str]) -> LiveRepl {
+        use std::process::Stdio;
+        let mut child = crate::support::eryx_command(&crate::support::cache_dir())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the eryx CLI");
+        let stdin = child.stdin.take();
+        let collect = |mut from: Box<dyn std::io::Read + Send>| {
+            let into = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let to = into.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = from.read(&mut buf) {
+                    to.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+            into
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        LiveRepl {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn stdout(&self) -> String {
+        text(&self.stdout.lock().unwrap())
+    }
+
+    fn stderr(&self) -> String {
+        text(&self.stderr.lock().unwrap())
+    }
+
+    /// Waits (up to two minutes: a busy machine) until `ready` holds for
+    /// (stdout, stderr).
+    fn wait_until(&self, what: &str, ready: impl Fn(&str, &str) -> bool) {
+        let start = std::time::Instant::now();
+        while !ready(&self.stdout(), &self.stderr()) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(120),
+                "the REPL never showed {what}; stdout {:?}, stderr {:?}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the REPL has shown its `>>> ` prompt `n` times (with
+    /// piped input it prompts on stderr): it has run every cell before.
+    fn wait_for_prompt(&self, n: usize) {
+        self.wait_until(&format!("prompt number {n}"), |_, err| {
+            err.matches(">>> ").count() >= n
+        });
+    }
+
+    /// Ends the input; the exit status, stdout and stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        // The readers end at the pipes' end of file, which has come.
+        self.wait_until("the end of its output", |_, _| {
+            std::sync::Arc::strong_count(&self.stdout) == 1
+                && std::sync::Arc::strong_count(&self.stderr) == 1
+        });
+        (status.code(), self.stdout(), self.stderr())
+    }
+}
+
+#[test]
+fn input_in_the_repl_reads_the_line_typed_after_its_prompt() {
+    let mut repl = LiveRepl::start(&["repl"]);
+    repl.send("name = input('name? ')\n");
+    // The prompt shows while the cell waits (output is live in the REPL).
+    repl.wait_until("input()'s prompt", |out, _| out == "name? ");
+    repl.send("Ada\n");
+    repl.wait_for_prompt(2);
+    repl.send("print(name.upper())\n");
+    let (status, out, err) = repl.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(out, "name? ADA\n");
+}
+
+#[test]
+fn a_cell_stopped_while_input_waits_leaves_the_next_line_to_the_repl() {
+    // wasmtime-wasi's own stdin reader left its read waiting after the
+    // time limit, and that read took the next line meant for the prompt.
+    let mut repl = LiveRepl::start(&["--timeout", "1", "repl"]);
+    repl.send("input('waiting')\n");
+    repl.wait_until("input()'s prompt", |out, _| out == "waiting");
+    repl.wait_for_prompt(2);
+    repl.send("print('after')\n");
+    let (status, out, err) = repl.finish();
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(out, "waitingafter\n", "{err}");
+    assert_eq!(status, Some(0), "{err}");
+}
+
+#[test]
+fn ctrl_c_in_the_repl_stops_the_running_cell_and_the_repl_goes_on() {
+    let mut repl = LiveRepl::start(&["repl"]);
+    repl.send("i = 0\nwhile True:\n    i += 1\n    if i == 1: print('spinning', flush=True)\n\n");
+    repl.wait_until("the loop running", |out, _| out == "spinning\n");
+    let pid = rustix::process::Pid::from_child(&repl.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    repl.wait_until("KeyboardInterrupt", |_, err| {
+        err.contains("KeyboardInterrupt")
+    });
+    repl.send("print('alive')\n");
+    let (status, out, err) = repl.finish();
+    assert_eq!(out, "spinning\nalive\n", "{err}");
+    assert_eq!(status, Some(0), "{err}");
+    // The stopped cell's session is gone (as after a time limit).
+    assert!(err.contains("continuing in a fresh one"), "{err}");
+}
