@@ -224,15 +224,18 @@ pub enum Error {
     /// The Python process ended itself instead of returning: `os._exit(n)`,
     /// or C code calling `exit()`/`_exit()`; the session is lost (`sys.exit`
     /// is not this: it raises `SystemExit`, which [`Output::exit_code`]
-    /// reports and the session survives). WASI's exit carries only success or
-    /// failure, so any nonzero status arrives as 1.
+    /// reports and the session survives). `os._exit(n)` and C's `_exit(n)`
+    /// give their status `n`; C's `exit(n)` goes through WASI's exit alone,
+    /// which carries only success or failure, so its nonzero statuses
+    /// arrive as 1.
     ///
     /// [`Output::exit_code`]: crate::Output::exit_code
     #[error(
         "the Python process exited with status {code} (os._exit or exit() in C); the session was reset"
     )]
     Exited {
-        /// The exit status: 0, or 1 for any failure status.
+        /// The exit status (as the code gave it: the CLI exits with its low
+        /// 8 bits, as POSIX does).
         code: i32,
         /// What the call printed before it exited.
         output: PartialOutput,

@@ -482,6 +482,7 @@ impl Live {
         let deadline = Instant::now() + limit;
         state.deadline = Some(deadline);
         state.stopped = None;
+        state.exiting = None;
         let cancel = state.cancel_flag();
         // The epoch callback stops guest *code*; a guest blocked in a host
         // call (e.g. `time.sleep`) is stopped here instead, by dropping the
@@ -529,12 +530,17 @@ impl Live {
             None => {}
         }
         // libc's `_Exit` (`os._exit`, C's `exit()`) ends the instance
-        // through WASI's exit, which wasmtime-wasi raises as this error.
+        // through WASI's exit, which wasmtime-wasi raises as this error
+        // with 0 or 1; the runtime's `_exit` (`os._exit`) told the exact
+        // status first.
         if let Some(wasmtime_wasi::I32Exit(code)) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            return Error::Exited {
-                code: *code,
-                output,
+            // Only if the two agree on success (the import is the guest's
+            // word; the exit is what happened).
+            let code = match state.exiting.take() {
+                Some(told) if (told == 0) == (*code == 0) => told,
+                _ => *code,
             };
+            return Error::Exited { code, output };
         }
         if let Some(wasmtime::Trap::StackOverflow) = e.downcast_ref::<wasmtime::Trap>() {
             return Error::StackOverflow { output };

@@ -49,6 +49,8 @@ pub(crate) struct State {
     cancel: Arc<AtomicBool>,
     /// Why the epoch callback interrupted the guest, if it did.
     pub(crate) stopped: Option<Stop>,
+    /// The status the guest said it exits with (`os._exit(n)`), if it did.
+    pub(crate) exiting: Option<i32>,
     /// The host functions the guest may call.
     pub(crate) host_fns: HostFns,
     /// Calls per host function in the running `execute`.
@@ -98,6 +100,10 @@ impl crate::world::SandboxImports for State {
 
     fn memory_limit(&mut self) -> u64 {
         self.limits.max_bytes as u64
+    }
+
+    fn exiting(&mut self, status: i32) {
+        self.exiting = Some(status);
     }
 
     fn set_memory_limit(&mut self, bytes: u64) -> u64 {
@@ -293,6 +299,7 @@ impl State {
             deadline: None,
             cancel,
             stopped: None,
+            exiting: None,
             host_fns: host_fns.unwrap_or_default(),
             host_calls: HashMap::new(),
             emitted: Emitted::default(),

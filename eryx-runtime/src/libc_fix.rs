@@ -1,5 +1,11 @@
-//! `write(2)` for libpython and extension modules, fixing one error that
-//! wasi-libc loses.
+//! `write(2)` and `_exit(2)` for libpython and extension modules, fixing
+//! what wasi-libc loses: one error, and the exit status.
+//!
+//! `_exit` (what `os._exit(n)` calls) first tells the host the status,
+//! then exits through libc's `_Exit`, whose WASI exit says only success or
+//! failure (so `os._exit(3)` ended the run with status 1). C code calling
+//! libc's `exit()` still gives only success or failure: libc calls its own
+//! `_Exit` directly.
 //!
 //! wasi-libc reports every failed stream write as `EIO` (it never asks the
 //! host's `filesystem-error-code`), so a write past the `/tmp` budget would
@@ -25,6 +31,15 @@ mod imp {
         fn writev(fd: c_int, iov: *const IoVec, count: c_int) -> isize;
         fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
         fn __errno_location() -> *mut c_int;
+        fn _Exit(status: c_int) -> !;
+    }
+
+    /// POSIX `_exit`: the status to the host, then libc's `_Exit`.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _exit(status: c_int) -> ! {
+        crate::world::exiting(status);
+        // SAFETY: libc's `_Exit` takes any status and does not return.
+        unsafe { _Exit(status) }
     }
 
     // wasi-libc's values (`__errno_values.h`, `unistd.h`).

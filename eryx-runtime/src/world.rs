@@ -492,6 +492,14 @@ pub fn set_memory_limit(bytes: u64) -> u64 {
     }
 }
 
+/// The status the guest is about to exit with (`os._exit(n)`), told
+/// just before it ends the instance through WASI's exit, which carries
+/// only success or failure.
+pub fn exiting(status: i32) {
+    let r = eryx_ffi::call_import(import("exiting"), vec![Value::S32(status)]);
+    let _ = r;
+}
+
 /// The bindings' import `name` (aborts if the bindings lack it: a
 /// runtime built for another WIT).
 fn import(name: &str) -> eryx_ffi::ImportFunc {

@@ -50,12 +50,13 @@ async fn os_exit_ends_the_process_with_its_status_and_a_fresh_session_follows() 
     };
     assert_eq!((*code, output.stdout.as_str()), (0, "before\n"));
     assert!(!err.session_survived());
-    // WASI's exit says only success or failure: any failure status is 1.
+    // Its own status (WASI's exit says only failure: the runtime's `_exit`
+    // tells the host first).
     let err = sb.execute("import os; os._exit(7)").await.unwrap_err();
-    assert!(matches!(err, Error::Exited { code: 1, .. }), "{err:?}");
+    assert!(matches!(err, Error::Exited { code: 7, .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "the Python process exited with status 1 (os._exit or exit() in C); the session was reset"
+        "the Python process exited with status 7 (os._exit or exit() in C); the session was reset"
     );
     // The next call runs in a fresh session.
     let Error::Python(e) = sb.execute("x").await.unwrap_err() else {
@@ -221,9 +222,11 @@ fn cli_exit_statuses_follow_sys_exit() {
     let out = eryx(&["-c", "import os; os._exit(3)"], None);
     assert_eq!(
         (out.status.code(), text(&out.stderr)),
-        (Some(1), String::new()),
-        "WASI's exit carries failure as 1"
+        (Some(3), String::new()),
+        "its own status, though WASI's exit carries only failure (1)"
     );
+    let out = eryx(&["-c", "import os; os._exit(256 + 4)"], None);
+    assert_eq!(out.status.code(), Some(4), "the low 8 bits, as on POSIX");
     let out = eryx(&["--json", "-c", "import os; os._exit(0)"], None);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

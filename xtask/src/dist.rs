@@ -58,7 +58,7 @@ pub(crate) fn link_flags(exports: &[&str]) -> Vec<String> {
 
 /// libc functions the runtime replaces for every library linked after it
 /// (`eryx-runtime/src/libc_fix.rs`, `eryx-runtime/src/deadlock.rs`).
-pub(crate) const LIBC_OVERRIDES: &[&str] = &["write", "pthread_cond_wait"];
+pub(crate) const LIBC_OVERRIDES: &[&str] = &["write", "_exit", "pthread_cond_wait"];
 
 fn runtime_exports() -> Vec<&'static str> {
     let hooks = eryx_ffi::abi::INTRINSICS.iter().map(|i| i.name);
