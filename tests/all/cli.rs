@@ -257,14 +257,7 @@ struct LiveRepl {
 
 impl LiveRepl {
     fn start(args: &[&str]) -> LiveRepl {
-        use std::process::Stdio;
-        let mut child = crate::support::eryx_command(&crate::support::cache_dir())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the eryx CLI");
+        let mut child = crate::support::spawn_eryx(args);
         let stdin = child.stdin.take();
         let collect = |mut from: Box<dyn std::io::Read + Send>| {
             let into = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -113,15 +113,21 @@ pub fn eryx_command(cache: &Path) -> Command {
     cmd
 }
 
-/// Runs the CLI with `args` and `stdin` (closed when `None`).
-pub fn eryx(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = eryx_command(&cache_dir())
+/// Starts the CLI with `args` on the shared cache, its stdin, stdout and
+/// stderr piped.
+pub fn spawn_eryx(args: &[&str]) -> std::process::Child {
+    eryx_command(&cache_dir())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting the eryx CLI");
+        .expect("starting the eryx CLI")
+}
+
+/// Runs the CLI with `args` and `stdin` (closed when `None`).
+pub fn eryx(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = spawn_eryx(args);
     let mut input = child.stdin.take().unwrap();
     if let Some(s) = stdin {
         input.write_all(s.as_bytes()).unwrap();
