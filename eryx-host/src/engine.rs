@@ -125,7 +125,21 @@ fn engine(
             .max_core_instance_size(8 << 20)
             .max_component_instance_size(8 << 20)
             .table_elements(1 << 16)
-            .max_memory_size(1 << 32);
+            .max_memory_size(1 << 32)
+            // A slot's pages stay mapped when its sandbox is dropped: the
+            // kernel's PAGEMAP_SCAN (Linux 6.7+; `Auto` falls back to
+            // `madvise` elsewhere) finds the pages the sandbox wrote and
+            // only those are copied back from the snapshot, so the next
+            // sandbox in the slot takes no page faults for them. Measured
+            // (new sandbox + first result, 500 in a row, medians of 4-5
+            // interleaved runs): 2.62 -> 2.14 ms against the pool without
+            // it, 2.07 -> 1.64-1.70 ms against on-demand allocation; keeping
+            // 8, 32 or 128 MiB resident made no difference, and without
+            // PAGEMAP_SCAN keeping memory resident was slower (3.69 ms: the
+            // whole span is reset).
+            .linear_memory_keep_resident(16 << 20)
+            .table_keep_resident(512 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(limits));
     }
     let cache = functions.map(|dir| Arc::new(FunctionCache::new(dir.to_path_buf())));

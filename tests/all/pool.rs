@@ -45,7 +45,11 @@ async fn pooling_allocator_serves_up_to_its_size() {
         .build()
         .await
         .unwrap();
-    a.execute("x = 1").await.unwrap();
+    // Marks in `a`'s memory: a variable, interpreter state and 4 MiB of
+    // pages written past the snapshot's.
+    a.execute("x = 1\nimport sys\nsys.slot_mark = 'a'\nbig = b'Z' * (4 << 20)")
+        .await
+        .unwrap();
     assert_eq!(
         b.execute("'x' in globals()")
             .await
@@ -64,7 +68,8 @@ async fn pooling_allocator_serves_up_to_its_size() {
         "{err:?}"
     );
     drop(a);
-    // A slot freed is a slot reusable.
+    // A slot freed is a slot reusable, and comes back as the snapshot left
+    // it (its pages are kept resident and reset in place).
     let mut c = crate::support::builder()
         .instance_pool(2)
         .build()
@@ -73,6 +78,14 @@ async fn pooling_allocator_serves_up_to_its_size() {
     assert_eq!(
         c.execute("6 * 7").await.unwrap().value.as_deref(),
         Some("42")
+    );
+    assert_eq!(
+        c.execute("import sys\n('x' in globals(), hasattr(sys, 'slot_mark'))")
+            .await
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("(False, False)")
     );
 }
 
