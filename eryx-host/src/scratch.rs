@@ -18,7 +18,7 @@
 //! files frees space as the guest expects; `ENOSPC` is only returned when
 //! the measured usage plus the new bytes is over the limit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,8 +35,51 @@ use wasmtime_wasi::p2::{
 /// Where the scratch directory appears in the guest.
 pub(crate) const GUEST_TMP: &str = "/tmp";
 
-/// The guest's device directory: only `null` (`os.devnull`) exists there.
+/// The guest's device directory: `null` (`os.devnull`), `zero`, and
+/// `random` / `urandom` (the host's cryptographic generator, as
+/// `os.urandom` is), as on Linux.
 pub(crate) const GUEST_DEV: &str = "/dev";
+
+/// A file of the guest's `/dev`. Each is an empty, read-only file on the
+/// host; [`ScratchView`] gives it its behaviour: writes are discarded
+/// (as Linux does for all four) and reads give nothing (`null`), zero
+/// bytes (`zero`) or random bytes (`random`, `urandom`), without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Device {
+    Null,
+    Zero,
+    Random,
+}
+
+impl Device {
+    /// The device a path under `/dev` names, if any.
+    fn named(path: &str) -> Option<Device> {
+        match path.trim_start_matches("./").trim_end_matches('/') {
+            "null" => Some(Device::Null),
+            "zero" => Some(Device::Zero),
+            "random" | "urandom" => Some(Device::Random),
+            _ => None,
+        }
+    }
+
+    /// `len` bytes read from it (at most [`INLINE_READ_MAX`] at once), or
+    /// `None` for `null`'s end of file.
+    fn read(self, len: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0; len.min(INLINE_READ_MAX)];
+        match self {
+            Device::Null => return None,
+            Device::Zero => {}
+            Device::Random => {
+                use wasmtime_wasi::Rng as _;
+                wasmtime_wasi::thread_rng().fill_bytes(&mut buf);
+            }
+        }
+        Some(buf)
+    }
+}
+
+/// The files of the guest's `/dev`, as [`Device::named`] knows them.
+const DEVICE_FILES: [&str; 4] = ["null", "random", "urandom", "zero"];
 
 /// What one file, directory or link costs besides its bytes (a memory
 /// filesystem's page and inode).
@@ -196,10 +239,11 @@ pub(crate) fn prune_least_recent(
     }
 }
 
-/// The host directory shown read-only at `/dev`: one empty file, `null`.
-/// Shared by every sandbox of the process (nothing can change it: the
-/// preopen is read-only and [`ScratchView`] turns writes to `null` into
-/// no-ops); removed by [`remove_orphans`] once the process is gone.
+/// The host directory shown read-only at `/dev`: an empty file per
+/// [`Device`]. Shared by every sandbox of the process (nothing can change
+/// it: the preopen is read-only and [`ScratchView`] turns writes to the
+/// devices into no-ops); removed by [`remove_orphans`] once the process is
+/// gone.
 pub(crate) fn dev_dir() -> io::Result<&'static Path> {
     static DEV: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
     let made = DEV.get_or_init(|| {
@@ -207,7 +251,9 @@ pub(crate) fn dev_dir() -> io::Result<&'static Path> {
         remove_orphans(&base);
         let dir = base.join(format!("eryx-scratch-{}-dev", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("null"), b"").map_err(|e| e.to_string())?;
+        for name in DEVICE_FILES {
+            std::fs::write(dir.join(name), b"").map_err(|e| e.to_string())?;
+        }
         Ok(dir)
     });
     match made {
@@ -290,12 +336,12 @@ pub(crate) fn usage(dir: &Path) -> u64 {
 }
 
 /// The per-instance part: which descriptor handles point into `/tmp`, are
-/// `/dev`, or are `/dev/null`.
+/// `/dev`, or are one of its devices.
 #[derive(Default)]
 pub(crate) struct Handles {
     scratch: HashSet<u32>,
     dev: HashSet<u32>,
-    null: HashSet<u32>,
+    devices: HashMap<u32, Device>,
 }
 
 /// `wasi:filesystem` as the guest sees it: wasmtime-wasi's, with writes
@@ -322,11 +368,12 @@ impl ScratchView<'_> {
             .filter(|_| self.handles.scratch.contains(&fd.rep()))
     }
 
-    fn is_null(&self, fd: &Resource<types::Descriptor>) -> bool {
-        self.handles.null.contains(&fd.rep())
+    /// Whether `fd` is a device of `/dev` (writes to it are discarded).
+    fn is_device(&self, fd: &Resource<types::Descriptor>) -> bool {
+        self.handles.devices.contains_key(&fd.rep())
     }
 
-    /// A stream that discards what is written (`/dev/null`).
+    /// A stream that discards what is written (the devices of `/dev`).
     fn sink(&mut self) -> FsResult<Resource<DynOutputStream>> {
         let sink: DynOutputStream = Box::new(wasmtime_wasi::p2::pipe::SinkOutputStream);
         Ok(self.fs.table.push(sink)?)
@@ -375,7 +422,7 @@ impl preopens::Host for ScratchView<'_> {
         let dirs = preopens::Host::get_directories(&mut self.fs)?;
         for (fd, name) in &dirs {
             let rep = fd.rep();
-            self.handles.null.remove(&rep);
+            self.handles.devices.remove(&rep);
             if self.scratch.is_some() && name == GUEST_TMP {
                 self.handles.scratch.insert(rep);
             } else {
@@ -427,9 +474,9 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn get_flags(&mut self, fd: Fd) -> FsResult<types::DescriptorFlags> {
-        let null = self.is_null(&fd);
+        let device = self.is_device(&fd);
         let flags = types::HostDescriptor::get_flags(&mut self.fs, fd).await?;
-        Ok(if null {
+        Ok(if device {
             flags | types::DescriptorFlags::WRITE
         } else {
             flags
@@ -441,7 +488,7 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn set_size(&mut self, fd: Fd, size: types::Filesize) -> FsResult<()> {
-        if self.is_null(&fd) {
+        if self.is_device(&fd) {
             return Ok(());
         }
         self.reserve(&fd, size)?;
@@ -463,6 +510,10 @@ impl types::HostDescriptor for ScratchView<'_> {
         len: types::Filesize,
         offset: types::Filesize,
     ) -> FsResult<(Vec<u8>, bool)> {
+        if let Some(device) = self.handles.devices.get(&fd.rep()) {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            return Ok(device.read(len).map_or((Vec::new(), true), |b| (b, false)));
+        }
         types::HostDescriptor::read(&mut self.fs, fd, len, offset).await
     }
 
@@ -472,7 +523,7 @@ impl types::HostDescriptor for ScratchView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        if self.is_null(&fd) {
+        if self.is_device(&fd) {
             return Ok(buf.len() as u64);
         }
         self.reserve(&fd, buf.len() as u64)?;
@@ -546,10 +597,9 @@ impl types::HostDescriptor for ScratchView<'_> {
         flags: types::DescriptorFlags,
     ) -> FsResult<Fd> {
         let scratch = self.budget(&fd).is_some();
-        let null = self.handles.dev.contains(&fd.rep())
-            && path.trim_start_matches("./").trim_end_matches('/') == "null";
-        let (oflags, flags) = if null {
-            // `/dev/null` opens for writing whatever the flags; the host file
+        let device = Device::named(&path).filter(|_| self.handles.dev.contains(&fd.rep()));
+        let (oflags, flags) = if device.is_some() {
+            // A device opens for writing whatever the flags; the host file
             // is opened read-only (the `/dev` preopen is) and writes to it
             // are discarded here.
             if oflags.contains(types::OpenFlags::CREATE | types::OpenFlags::EXCLUSIVE) {
@@ -581,18 +631,17 @@ impl types::HostDescriptor for ScratchView<'_> {
             self.handles.scratch.remove(&rep);
         }
         self.handles.dev.remove(&rep);
-        if null {
-            self.handles.null.insert(rep);
-        } else {
-            self.handles.null.remove(&rep);
-        }
+        match device {
+            Some(device) => self.handles.devices.insert(rep, device),
+            None => self.handles.devices.remove(&rep),
+        };
         Ok(opened)
     }
 
     fn drop(&mut self, fd: Fd) -> wasmtime::Result<()> {
         self.handles.scratch.remove(&fd.rep());
         self.handles.dev.remove(&fd.rep());
-        self.handles.null.remove(&fd.rep());
+        self.handles.devices.remove(&fd.rep());
         types::HostDescriptor::drop(&mut self.fs, fd)
     }
 
@@ -629,6 +678,10 @@ impl types::HostDescriptor for ScratchView<'_> {
         fd: Fd,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynInputStream>> {
+        if let Some(&device) = self.handles.devices.get(&fd.rep()) {
+            let reader: DynInputStream = Box::new(DeviceReader(device));
+            return Ok(self.fs.table.push(reader)?);
+        }
         if self.inline_reads
             && let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = self.fs.table.get(&fd)
             && f.file.metadata().is_ok_and(|m| m.is_file())
@@ -647,7 +700,7 @@ impl types::HostDescriptor for ScratchView<'_> {
         fd: Fd,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
-        if self.is_null(&fd) {
+        if self.is_device(&fd) {
             return self.sink();
         }
         let stream = types::HostDescriptor::write_via_stream(&mut self.fs, again(&fd), offset)?;
@@ -655,7 +708,7 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     fn append_via_stream(&mut self, fd: Fd) -> FsResult<Resource<DynOutputStream>> {
-        if self.is_null(&fd) {
+        if self.is_device(&fd) {
             return self.sink();
         }
         let stream = types::HostDescriptor::append_via_stream(&mut self.fs, again(&fd))?;
@@ -748,6 +801,26 @@ impl InputStream for InlineReader {
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for InlineReader {
+    async fn ready(&mut self) {}
+}
+
+/// A read stream on a device of `/dev`.
+struct DeviceReader(Device);
+
+impl InputStream for DeviceReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        self.0
+            .read(size)
+            .map(Bytes::from)
+            .ok_or(StreamError::Closed)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for DeviceReader {
     async fn ready(&mut self) {}
 }
 

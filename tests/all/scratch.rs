@@ -211,7 +211,7 @@ with open(os.devnull, "ab") as f: f.write(b"y")
 fd = os.open(os.devnull, os.O_WRONLY | os.O_TRUNC); os.write(fd, b"abc"); os.close(fd)
 with contextlib.redirect_stdout(open(os.devnull, "w")): print("hidden")
 logging.basicConfig(filename=os.devnull); logging.error("nothing")
-print(os.listdir("/dev"), repr(open(os.devnull, "rb").read()), os.stat(os.devnull).st_size)
+print(sorted(os.listdir("/dev")), repr(open(os.devnull, "rb").read()), os.stat(os.devnull).st_size)
 for what in (lambda: open("/dev/other", "w"), lambda: os.remove(os.devnull),
              lambda: os.mkdir("/dev/d")):
     try:
@@ -223,7 +223,41 @@ for what in (lambda: open("/dev/other", "w"), lambda: os.remove(os.devnull),
         .await
         .unwrap();
     assert_eq!(
-        out.stdout, "['null'] b'' 0\nrefused\nrefused\nrefused\n",
+        out.stdout, "['null', 'random', 'urandom', 'zero'] b'' 0\nrefused\nrefused\nrefused\n",
+        "{}",
+        out.stderr
+    );
+}
+
+/// `/dev/zero` reads zeros and `/dev/urandom` / `/dev/random` random bytes,
+/// through every way of reading (buffered, `os.read`, `readinto`, a large
+/// read past one host read); writes to them vanish, as on Linux.
+#[tokio::test]
+async fn dev_zero_and_urandom_read_as_on_linux() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+import os
+with open("/dev/zero", "rb") as f:
+    print(f.read(5), len(f.read(3 << 20)), set(f.read(3 << 20)))
+with open("/dev/urandom", "rb") as f:
+    a, b = f.read(32), f.read(32)
+    print(len(a), len(b), a != b, len(set(f.read(1 << 16))) > 200)
+fd = os.open("/dev/random", os.O_RDONLY)
+c = os.read(fd, 16); buf = bytearray(16); n = os.readinto(fd, buf)
+os.close(fd)
+print(len(c), n, any(c) and any(buf) and c != bytes(buf))
+with open("/dev/urandom", "wb") as f: print(f.write(b"entropy"))
+with open("/dev/zero", "w") as f: f.write("gone")
+print(open("/dev/zero", "rb").read(2), os.stat("/dev/urandom").st_size)
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "b'\\x00\\x00\\x00\\x00\\x00' 3145728 {0}\n32 32 True True\n16 16 True\n7\nb'\\x00\\x00' 0\n",
         "{}",
         out.stderr
     );
