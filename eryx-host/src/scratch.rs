@@ -43,7 +43,8 @@ pub(crate) const GUEST_DEV: &str = "/dev";
 /// A file of the guest's `/dev`. Each is an empty, read-only file on the
 /// host; [`ScratchView`] gives it its behaviour: writes are discarded
 /// (as Linux does for all four) and reads give nothing (`null`), zero
-/// bytes (`zero`) or random bytes (`random`, `urandom`), without end.
+/// bytes (`zero`) or random bytes (`random`, `urandom`), without end
+/// ([`DEVICES`] names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Device {
     Null,
@@ -51,35 +52,35 @@ enum Device {
     Random,
 }
 
+/// The files of the guest's `/dev` and what each one is.
+const DEVICES: [(&str, Device); 4] = [
+    ("null", Device::Null),
+    ("random", Device::Random),
+    ("urandom", Device::Random),
+    ("zero", Device::Zero),
+];
+
 impl Device {
     /// The device a path under `/dev` names, if any.
     fn named(path: &str) -> Option<Device> {
-        match path.trim_start_matches("./").trim_end_matches('/') {
-            "null" => Some(Device::Null),
-            "zero" => Some(Device::Zero),
-            "random" | "urandom" => Some(Device::Random),
-            _ => None,
-        }
+        let name = path.trim_start_matches("./").trim_end_matches('/');
+        DEVICES.iter().find(|(n, _)| *n == name).map(|&(_, d)| d)
     }
 
     /// `len` bytes read from it (at most [`INLINE_READ_MAX`] at once), or
     /// `None` for `null`'s end of file.
     fn read(self, len: usize) -> Option<Vec<u8>> {
+        if self == Device::Null {
+            return None;
+        }
         let mut buf = vec![0; len.min(INLINE_READ_MAX)];
-        match self {
-            Device::Null => return None,
-            Device::Zero => {}
-            Device::Random => {
-                use wasmtime_wasi::Rng as _;
-                wasmtime_wasi::thread_rng().fill_bytes(&mut buf);
-            }
+        if self == Device::Random {
+            use wasmtime_wasi::Rng as _;
+            wasmtime_wasi::thread_rng().fill_bytes(&mut buf);
         }
         Some(buf)
     }
 }
-
-/// The files of the guest's `/dev`, as [`Device::named`] knows them.
-const DEVICE_FILES: [&str; 4] = ["null", "random", "urandom", "zero"];
 
 /// What one file, directory or link costs besides its bytes (a memory
 /// filesystem's page and inode).
@@ -251,7 +252,7 @@ pub(crate) fn dev_dir() -> io::Result<&'static Path> {
         remove_orphans(&base);
         let dir = base.join(format!("eryx-scratch-{}-dev", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        for name in DEVICE_FILES {
+        for (name, _) in DEVICES {
             std::fs::write(dir.join(name), b"").map_err(|e| e.to_string())?;
         }
         Ok(dir)
