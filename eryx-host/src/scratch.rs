@@ -107,11 +107,9 @@ impl std::fmt::Debug for Scratch {
 impl Scratch {
     /// A new, empty scratch directory of at most `limit` bytes.
     pub(crate) fn new(limit: u64) -> io::Result<Scratch> {
-        let base = base_dir();
-        remove_orphans(&base);
         let dir = tempfile::Builder::new()
-            .prefix(&format!("eryx-scratch-{}-", std::process::id()))
-            .tempdir_in(&base)?;
+            .prefix("tmp-")
+            .tempdir_in(process_dir()?)?;
         Ok(Scratch {
             dir,
             limit,
@@ -139,31 +137,53 @@ impl Scratch {
     }
 }
 
-/// `/dev/shm` (a memory filesystem on Linux) when it is a writable
-/// directory, else the host's temporary directory.
-fn base_dir() -> std::path::PathBuf {
-    static BASE: OnceLock<std::path::PathBuf> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let shm = Path::new("/dev/shm");
-        let writable = cfg!(target_os = "linux")
-            && tempfile::Builder::new()
-                .prefix("eryx-probe-")
-                .tempdir_in(shm)
-                .is_ok();
-        if writable {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        }
-    })
-    .clone()
-}
+/// The prefix of every process's directory: `eryx-scratch-<pid>-<random>`.
+const PROCESS_DIR_PREFIX: &str = "eryx-scratch-";
 
-/// Removes scratch directories left by eryx processes that no longer run
-/// (killed before they could clean up); once per process.
-fn remove_orphans(base: &Path) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| remove_dead_process_dirs(base, &["eryx-scratch-"]));
+/// This process's private directory, made on first use: the sandboxes'
+/// scratch directories, the guest's `/dev` and its `/` are made inside it.
+///
+/// It is `/dev/shm/eryx-scratch-<pid>-<random>` (a memory filesystem on
+/// Linux; the host's temporary directory where `/dev/shm` cannot be
+/// written), created exclusively under a name no one can guess and
+/// readable by its owner only (0700), so other users of the host can
+/// neither read what a sandbox writes to its `/tmp` nor plant files in
+/// its `/` or `/dev` beforehand. A process does not remove it as it exits
+/// (a library has no hook for that): the next eryx process removes the
+/// directories of processes that are gone before it makes its own.
+fn process_dir() -> io::Result<&'static Path> {
+    static DIR: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+    let made = DIR.get_or_init(|| {
+        let make = |base: &Path| {
+            remove_dead_process_dirs(base, &[PROCESS_DIR_PREFIX]);
+            let prefix = format!("{PROCESS_DIR_PREFIX}{}-", std::process::id());
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(&prefix);
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+            builder.tempdir_in(base).map(tempfile::TempDir::keep)
+        };
+        let shm = Path::new("/dev/shm");
+        let in_shm = if cfg!(target_os = "linux") && shm.is_dir() {
+            make(shm).ok()
+        } else {
+            None
+        };
+        match in_shm {
+            Some(dir) => Ok(dir),
+            None => {
+                let tmp = std::env::temp_dir();
+                make(&tmp)
+                    .map_err(|e| format!("cannot create a directory in {}: {e}", tmp.display()))
+            }
+        }
+    });
+    match made {
+        Ok(dir) => Ok(dir.as_path()),
+        Err(e) => Err(io::Error::other(format!(
+            "cannot create the sandboxes' scratch space: {e}"
+        ))),
+    }
 }
 
 /// Whether process `pid` is known to be gone (Linux: it has no `/proc`
@@ -243,15 +263,13 @@ pub(crate) fn prune_least_recent(
 /// The host directory shown read-only at `/dev`: an empty file per
 /// [`Device`]. Shared by every sandbox of the process (nothing can change
 /// it: the preopen is read-only and [`ScratchView`] turns writes to the
-/// devices into no-ops); removed by [`remove_orphans`] once the process is
+/// devices into no-ops); removed with [`process_dir`] once the process is
 /// gone.
 pub(crate) fn dev_dir() -> io::Result<&'static Path> {
     static DEV: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
     let made = DEV.get_or_init(|| {
-        let base = base_dir();
-        remove_orphans(&base);
-        let dir = base.join(format!("eryx-scratch-{}-dev", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let dir = process_dir().map_err(|e| e.to_string())?.join("dev");
+        std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
         for (name, _) in DEVICES {
             std::fs::write(dir.join(name), b"").map_err(|e| e.to_string())?;
         }
@@ -274,7 +292,7 @@ pub(crate) fn dev_dir() -> io::Result<&'static Path> {
 /// so these empty directories only answer for `/` and the directories
 /// above a preopen; everything below one is the preopen's. One directory
 /// per set of guest paths, shared by the process's sandboxes; removed with
-/// `/dev`'s by [`remove_orphans`] once the process is gone.
+/// `/dev`'s, with [`process_dir`], once the process is gone.
 pub(crate) fn root_dir(guest_paths: &[&str]) -> io::Result<std::path::PathBuf> {
     static ROOTS: OnceLock<Mutex<std::collections::HashMap<Vec<String>, std::path::PathBuf>>> =
         OnceLock::new();
@@ -287,27 +305,18 @@ pub(crate) fn root_dir(guest_paths: &[&str]) -> io::Result<std::path::PathBuf> {
     if let Some(dir) = roots.get(&key) {
         return Ok(dir.clone());
     }
-    let base = base_dir();
-    remove_orphans(&base);
-    let dir = base.join(format!(
-        "eryx-scratch-{}-root-{}",
-        std::process::id(),
-        roots.len()
-    ));
     let made = (|| {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
+        let dir = process_dir()?.join(format!("root-{}", roots.len()));
+        std::fs::create_dir(&dir)?;
         for guest in &key {
             let relative = guest.trim_start_matches('/');
             if !relative.is_empty() {
                 std::fs::create_dir_all(dir.join(relative))?;
             }
         }
-        io::Result::Ok(())
+        io::Result::Ok(dir)
     })();
-    made.map_err(|e| io::Error::other(format!("cannot create the guest's `/`: {e}")))?;
+    let dir = made.map_err(|e| io::Error::other(format!("cannot create the guest's `/`: {e}")))?;
     roots.insert(key, dir.clone());
     Ok(dir)
 }
@@ -910,5 +919,47 @@ mod tests {
         let path = s.path().to_path_buf();
         drop(s);
         assert!(!path.exists(), "dropped with the sandbox");
+    }
+
+    /// Everything a process makes for its sandboxes is inside one
+    /// directory only its owner can open, named so no one can make it first.
+    #[cfg(unix)]
+    #[test]
+    fn process_dir_is_private_and_holds_everything() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = process_dir().unwrap();
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        let ours = format!("{PROCESS_DIR_PREFIX}{}-", std::process::id());
+        assert!(
+            name.len() > ours.len() + 4 && name.starts_with(&ours),
+            "{name}"
+        );
+        let scratch = Scratch::new(1 << 20).unwrap();
+        assert_eq!(scratch.path().parent(), Some(dir));
+        assert_eq!(dev_dir().unwrap().parent(), Some(dir));
+        assert_eq!(root_dir(&["/tmp", "/dev"]).unwrap().parent(), Some(dir));
+    }
+
+    #[test]
+    fn only_dead_processes_directories_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // Above Linux's largest pid (2^22): never a running process.
+        let dead = base
+            .path()
+            .join(format!("{PROCESS_DIR_PREFIX}999999999-abc"));
+        let alive = base
+            .path()
+            .join(format!("{PROCESS_DIR_PREFIX}{}-abc", std::process::id()));
+        let other = base.path().join("eryx-other-999999999-abc");
+        for d in [&dead, &alive, &other] {
+            std::fs::create_dir_all(d.join("dev")).unwrap();
+            std::fs::write(d.join("dev/null"), b"").unwrap();
+        }
+        remove_dead_process_dirs(base.path(), &[PROCESS_DIR_PREFIX]);
+        assert!(!dead.exists());
+        assert!(alive.join("dev/null").exists());
+        assert!(other.exists());
     }
 }
