@@ -1,5 +1,6 @@
-//! `write(2)` and `_exit(2)` for libpython and extension modules, fixing
-//! what wasi-libc loses: one error, and the exit status.
+//! `write(2)`, `_exit(2)` and the `stat(2)` family for libpython and
+//! extension modules, fixing what wasi-libc loses: one error, the exit
+//! status and permission bits.
 //!
 //! `_exit` (what `os._exit(n)` calls) first tells the host the status,
 //! then exits through libc's `_Exit`, whose WASI exit says only success or
@@ -15,10 +16,21 @@
 //! reach before libc's (the runtime is the first library linked), passes
 //! the call to libc's `writev` and turns exactly that case into `ENOSPC`
 //! (`OSError: [Errno 28] No space left on device`).
+//!
+//! WASI has no permission bits: wasi-libc's `stat` family fills only the
+//! file type into `st_mode`, so every file read as mode `0o000`
+//! (`stat.filemode` gave `----------`), and an archive made in the sandbox
+//! (`tarfile`, `zipfile`, `shutil.make_archive`) recorded mode 0 for every
+//! member: extracted on a real machine, its files could not be read.
+//! `stat`, `lstat`, `fstatat` and `fstat` here call libc's and add the bits
+//! a fresh file has on Linux with the usual umask ([`permissions`]). They
+//! are what the guest can do, as far as a mode can say it: write access
+//! still depends on the mount (`os.access` tells), and `chmod` changes
+//! nothing (WASI cannot store a mode).
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
-    use core::ffi::{c_int, c_void};
+    use core::ffi::{c_char, c_int, c_void};
 
     /// `struct iovec`.
     #[repr(C)]
@@ -32,6 +44,122 @@ mod imp {
         fn lseek(fd: c_int, offset: i64, whence: c_int) -> i64;
         fn __errno_location() -> *mut c_int;
         fn _Exit(status: c_int) -> !;
+    }
+
+    /// The start of wasi-libc's `struct stat` (`__struct_stat.h`: three
+    /// 64-bit fields, then `st_mode`); only `st_mode` is read or written.
+    #[repr(C)]
+    pub struct StatHead {
+        dev: u64,
+        ino: u64,
+        nlink: u64,
+        mode: u32,
+    }
+
+    unsafe extern "C" {
+        /// libc's `stat`/`lstat`/`fstatat` of a path (absolute, or relative
+        /// to the working directory), `flags` as `fstatat`'s.
+        fn __wasilibc_stat(path: *const c_char, buf: *mut StatHead, flags: c_int) -> c_int;
+        /// libc's `fstatat` relative to a directory descriptor.
+        fn __wasilibc_nocwd_fstatat(
+            fd: c_int,
+            path: *const c_char,
+            buf: *mut StatHead,
+            flags: c_int,
+        ) -> c_int;
+        /// libc's `fstat`, under the second name `cargo xtask dist` gives it
+        /// in libc.so's exports (`LIBC_ALIASES`): `fstat` itself is this
+        /// module's.
+        fn __eryx_libc_fstat(fd: c_int, buf: *mut StatHead) -> c_int;
+    }
+
+    // wasi-libc's values (`fcntl.h`, `sys/stat.h`).
+    const AT_FDCWD: c_int = -2;
+    const AT_SYMLINK_NOFOLLOW: c_int = 1;
+    const S_IFMT: u32 = 0o170000;
+    const S_IFDIR: u32 = 0o040000;
+    const S_IFLNK: u32 = 0o120000;
+
+    /// The permission bits shown for a file of type `kind`: `rwxr-xr-x`
+    /// for directories, `rwxrwxrwx` for symbolic links (as Linux shows
+    /// them), `rw-r--r--` for the rest.
+    fn permissions(kind: u32) -> u32 {
+        match kind {
+            S_IFDIR => 0o755,
+            S_IFLNK => 0o777,
+            _ => 0o644,
+        }
+    }
+
+    /// `result` of a libc stat call, after adding the permission bits to
+    /// `buf` when it succeeded.
+    ///
+    /// # Safety
+    /// When `result` is 0, `buf` points to the `struct stat` libc filled.
+    unsafe fn with_permissions(result: c_int, buf: *mut StatHead) -> c_int {
+        if result == 0 {
+            // SAFETY: libc filled `*buf` (the caller's contract).
+            let mode = unsafe { &mut (*buf).mode };
+            if *mode & 0o7777 == 0 {
+                *mode |= permissions(*mode & S_IFMT);
+            }
+        }
+        result
+    }
+
+    /// POSIX `stat`.
+    ///
+    /// # Safety
+    /// As `stat(2)`: `path` is a C string, `buf` a writable `struct stat`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut StatHead) -> c_int {
+        // SAFETY: the caller's arguments, passed on as libc's `stat` does.
+        unsafe { with_permissions(__wasilibc_stat(path, buf, 0), buf) }
+    }
+
+    /// POSIX `lstat`.
+    ///
+    /// # Safety
+    /// As `lstat(2)`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut StatHead) -> c_int {
+        // SAFETY: as in `stat`.
+        unsafe { with_permissions(__wasilibc_stat(path, buf, AT_SYMLINK_NOFOLLOW), buf) }
+    }
+
+    /// POSIX `fstatat`, dispatched as wasi-libc's own: the working
+    /// directory's or an absolute path through the preopens, anything else
+    /// relative to `fd`.
+    ///
+    /// # Safety
+    /// As `fstatat(2)`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn fstatat(
+        fd: c_int,
+        path: *const c_char,
+        buf: *mut StatHead,
+        flags: c_int,
+    ) -> c_int {
+        // SAFETY: `path` is a C string (the caller's contract), so its
+        // first byte can be read; the rest as in `stat`.
+        unsafe {
+            let result = if fd == AT_FDCWD || *path == b'/' as c_char {
+                __wasilibc_stat(path, buf, flags)
+            } else {
+                __wasilibc_nocwd_fstatat(fd, path, buf, flags)
+            };
+            with_permissions(result, buf)
+        }
+    }
+
+    /// POSIX `fstat`.
+    ///
+    /// # Safety
+    /// As `fstat(2)`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut StatHead) -> c_int {
+        // SAFETY: as in `stat`.
+        unsafe { with_permissions(__eryx_libc_fstat(fd, buf), buf) }
     }
 
     /// POSIX `_exit`: the status to the host, then libc's `_Exit`.

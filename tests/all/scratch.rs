@@ -286,3 +286,56 @@ async fn files_read_whole_from_any_offset() {
         .unwrap();
     assert_eq!(out.stdout, "True\nTrue\nTrue 119997\nTrue\n");
 }
+
+/// Files show the permission bits a fresh file has on Linux (WASI has
+/// none: every mode read `0o000`), through every stat call, so archives
+/// made in the sandbox record modes that extract to readable files.
+#[tokio::test]
+async fn files_have_permission_bits_and_archives_keep_them() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+import os, stat, tarfile, zipfile
+open("/tmp/p", "w").write("x")
+os.mkdir("/tmp/d")
+os.symlink("p", "/tmp/ln")
+mode = lambda st: stat.filemode(st.st_mode)
+print(mode(os.stat("/tmp/p")), mode(os.stat("/tmp/d")), mode(os.stat(os.__file__)))
+print(mode(os.lstat("/tmp/ln")), mode(os.stat("/tmp/ln")))
+fd = os.open("/tmp/p", os.O_RDONLY)
+print(os.fstat(fd) == os.stat("/tmp/p"), os.fstat(fd).st_size)
+os.close(fd)
+dfd = os.open("/tmp", os.O_RDONLY)
+print(mode(os.stat("d", dir_fd=dfd)), mode(os.stat("ln", dir_fd=dfd, follow_symlinks=False)))
+os.close(dfd)
+print(sorted(mode(e.stat(follow_symlinks=False)) for e in os.scandir("/tmp")))
+with zipfile.ZipFile("/tmp/a.zip", "w") as z:
+    z.write("/tmp/p", "p")
+print(oct(zipfile.ZipFile("/tmp/a.zip").getinfo("p").external_attr >> 16))
+with tarfile.open("/tmp/a.tar", "w") as t:
+    t.add("/tmp/d", "d")
+    t.add("/tmp/p", "d/p")
+print([oct(m.mode) for m in tarfile.open("/tmp/a.tar")])
+try:
+    os.stat("/tmp/missing")
+except FileNotFoundError:
+    print("missing")
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "-rw-r--r-- drwxr-xr-x -rw-r--r--\n\
+         lrwxrwxrwx -rw-r--r--\n\
+         True 1\n\
+         drwxr-xr-x lrwxrwxrwx\n\
+         ['-rw-r--r--', 'drwxr-xr-x', 'lrwxrwxrwx']\n\
+         0o100644\n\
+         ['0o755', '0o644']\n\
+         missing\n",
+        "{}",
+        out.stderr
+    );
+}

@@ -58,7 +58,68 @@ pub(crate) fn link_flags(exports: &[&str]) -> Vec<String> {
 
 /// libc functions the runtime replaces for every library linked after it
 /// (`eryx-runtime/src/libc_fix.rs`, `eryx-runtime/src/deadlock.rs`).
-pub(crate) const LIBC_OVERRIDES: &[&str] = &["write", "_exit", "pthread_cond_wait"];
+pub(crate) const LIBC_OVERRIDES: &[&str] = &[
+    "write",
+    "_exit",
+    "pthread_cond_wait",
+    "stat",
+    "lstat",
+    "fstatat",
+    "fstat",
+];
+
+/// Second names added to libc.so's exports, (alias, libc's function): the
+/// runtime's overrides call libc's own function through them where libc
+/// has no other entry point that does the same (`fstat`; see
+/// `eryx-runtime/src/libc_fix.rs`).
+const LIBC_ALIASES: &[(&str, &str)] = &[("__eryx_libc_fstat", "fstat")];
+
+/// `module` with each `(alias, name)` of `aliases` exported a second time
+/// under `alias`; every other byte as it was.
+fn add_export_aliases(module: &[u8], aliases: &[(&str, &str)]) -> Result<Vec<u8>> {
+    use wasm_encoder::{ExportKind, ExportSection, RawSection};
+    use wasmparser::{ExternalKind, Parser, Payload};
+    let mut out = wasm_encoder::Module::new();
+    let mut added = 0;
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload?;
+        if let Payload::ExportSection(reader) = &payload {
+            let mut exports = ExportSection::new();
+            let mut seen = Vec::new();
+            for export in reader.clone() {
+                let export = export?;
+                let kind = match export.kind {
+                    ExternalKind::Func | ExternalKind::FuncExact => ExportKind::Func,
+                    ExternalKind::Table => ExportKind::Table,
+                    ExternalKind::Memory => ExportKind::Memory,
+                    ExternalKind::Global => ExportKind::Global,
+                    ExternalKind::Tag => ExportKind::Tag,
+                };
+                exports.export(export.name, kind, export.index);
+                seen.push((export.name, kind, export.index));
+            }
+            for (alias, name) in aliases {
+                if seen.iter().any(|(n, ..)| n == alias) {
+                    anyhow::bail!("libc.so already exports {alias}");
+                }
+                let Some(&(_, kind, index)) = seen.iter().find(|(n, ..)| n == name) else {
+                    anyhow::bail!("libc.so does not export {name}");
+                };
+                exports.export(alias, kind, index);
+                added += 1;
+            }
+            out.section(&exports);
+        } else if let Some((id, range)) = payload.as_section() {
+            let range = usize::try_from(range.start)?..usize::try_from(range.end)?;
+            out.section(&RawSection {
+                id,
+                data: &module[range],
+            });
+        }
+    }
+    anyhow::ensure!(added == aliases.len(), "libc.so has no export section");
+    Ok(out.finish())
+}
 
 fn runtime_exports() -> Vec<&'static str> {
     let hooks = eryx_ffi::abi::INTRINSICS.iter().map(|i| i.name);
@@ -437,6 +498,18 @@ fn assemble(
                 crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(ADAPTER_FILE))?;
                 entry.path = ADAPTER_FILE.to_string();
             }
+            _ if f.name == "libc.so" => {
+                let bytes =
+                    add_export_aliases(&std::fs::read(fetched.join(&f.path))?, LIBC_ALIASES)
+                        .context("adding the runtime's aliases to libc.so's exports")?;
+                std::fs::write(dist.join(&f.path), &bytes)?;
+                entry.sha256 = sha256_hex(&bytes);
+                entry.size = bytes.len() as u64;
+                entry.origin = format!(
+                    "{} (with the exports {LIBC_ALIASES:?} added by `cargo xtask dist`)",
+                    f.origin
+                );
+            }
             _ => crate::fsutil::link_or_copy(&fetched.join(&f.path), &dist.join(&f.path))?,
         }
         files.push(entry);
@@ -671,6 +744,65 @@ fn compile_stdlib(root: &Path, dist: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A module exporting `f` (function 0), with a custom section.
+    fn module_exporting_f() -> Vec<u8> {
+        use wasm_encoder::{
+            CodeSection, CustomSection, ExportKind, ExportSection, Function, FunctionSection,
+            Instruction, TypeSection,
+        };
+        let mut m = wasm_encoder::Module::new();
+        m.section(&CustomSection {
+            name: "dylink.0".into(),
+            data: b"\x01\x00".as_slice().into(),
+        });
+        let mut types = TypeSection::new();
+        types.ty().function([], []);
+        m.section(&types);
+        let mut funcs = FunctionSection::new();
+        funcs.function(0);
+        m.section(&funcs);
+        let mut exports = ExportSection::new();
+        exports.export("f", ExportKind::Func, 0);
+        m.section(&exports);
+        let mut code = CodeSection::new();
+        let mut body = Function::new([]);
+        body.instruction(&Instruction::End);
+        code.function(&body);
+        m.section(&code);
+        m.finish()
+    }
+
+    #[test]
+    fn an_export_alias_names_the_same_function() {
+        let out = add_export_aliases(&module_exporting_f(), &[("g", "f")]).unwrap();
+        wasmparser::Validator::new().validate_all(&out).unwrap();
+        let mut exports = Vec::new();
+        let mut customs = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&out) {
+            match payload.unwrap() {
+                wasmparser::Payload::ExportSection(r) => {
+                    for e in r {
+                        let e = e.unwrap();
+                        exports.push((e.name.to_string(), e.index));
+                    }
+                }
+                wasmparser::Payload::CustomSection(c) => {
+                    customs.push((c.name().to_string(), c.data().to_vec()))
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(exports, [("f".to_string(), 0), ("g".to_string(), 0)]);
+        assert_eq!(customs, [("dylink.0".to_string(), vec![1, 0])]);
+        let missing = add_export_aliases(&module_exporting_f(), &[("g", "h")]).unwrap_err();
+        assert!(
+            missing.to_string().contains("does not export h"),
+            "{missing}"
+        );
+        let taken = add_export_aliases(&module_exporting_f(), &[("f", "f")]).unwrap_err();
+        assert!(taken.to_string().contains("already exports f"), "{taken}");
+    }
 
     #[test]
     fn a_crate_is_named_by_its_directory_too() {
