@@ -82,6 +82,15 @@ impl Device {
     }
 }
 
+/// `stat` of one of `/dev`'s files (when `device`): a character device,
+/// as on Linux (the host file is an empty regular file).
+fn as_device(mut stat: types::DescriptorStat, device: bool) -> types::DescriptorStat {
+    if device {
+        stat.type_ = types::DescriptorType::CharacterDevice;
+    }
+    stat
+}
+
 /// What one file, directory or link costs besides its bytes (a memory
 /// filesystem's page and inode).
 pub(crate) const ENTRY_COST: u64 = 4096;
@@ -352,6 +361,8 @@ pub(crate) struct Handles {
     scratch: HashSet<u32>,
     dev: HashSet<u32>,
     devices: HashMap<u32, Device>,
+    /// Directory listings of `/dev` (their devices are listed as such).
+    dev_listings: HashSet<u32>,
 }
 
 /// `wasi:filesystem` as the guest sees it: wasmtime-wasi's, with writes
@@ -494,6 +505,9 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn get_type(&mut self, fd: Fd) -> FsResult<types::DescriptorType> {
+        if self.is_device(&fd) {
+            return Ok(types::DescriptorType::CharacterDevice);
+        }
         types::HostDescriptor::get_type(&mut self.fs, fd).await
     }
 
@@ -541,7 +555,14 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn read_directory(&mut self, fd: Fd) -> FsResult<Resource<types::DirectoryEntryStream>> {
-        types::HostDescriptor::read_directory(&mut self.fs, fd).await
+        let dev = self.handles.dev.contains(&fd.rep());
+        let listing = types::HostDescriptor::read_directory(&mut self.fs, fd).await?;
+        if dev {
+            self.handles.dev_listings.insert(listing.rep());
+        } else {
+            self.handles.dev_listings.remove(&listing.rep());
+        }
+        Ok(listing)
     }
 
     async fn sync(&mut self, fd: Fd) -> FsResult<()> {
@@ -554,7 +575,9 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn stat(&mut self, fd: Fd) -> FsResult<types::DescriptorStat> {
-        types::HostDescriptor::stat(&mut self.fs, fd).await
+        let device = self.is_device(&fd);
+        let stat = types::HostDescriptor::stat(&mut self.fs, fd).await?;
+        Ok(as_device(stat, device))
     }
 
     async fn stat_at(
@@ -563,7 +586,9 @@ impl types::HostDescriptor for ScratchView<'_> {
         path_flags: types::PathFlags,
         path: String,
     ) -> FsResult<types::DescriptorStat> {
-        types::HostDescriptor::stat_at(&mut self.fs, fd, path_flags, path).await
+        let device = self.handles.dev.contains(&fd.rep()) && Device::named(&path).is_some();
+        let stat = types::HostDescriptor::stat_at(&mut self.fs, fd, path_flags, path).await?;
+        Ok(as_device(stat, device))
     }
 
     async fn set_times_at(
@@ -607,7 +632,15 @@ impl types::HostDescriptor for ScratchView<'_> {
         flags: types::DescriptorFlags,
     ) -> FsResult<Fd> {
         let scratch = self.budget(&fd).is_some();
-        let device = Device::named(&path).filter(|_| self.handles.dev.contains(&fd.rep()));
+        let in_dev = self.handles.dev.contains(&fd.rep());
+        let device = Device::named(&path).filter(|_| in_dev);
+        // `/dev` itself again (`opendir("/dev")`, `os.open("/dev")`): its
+        // listings and paths relative to it see the devices too.
+        let dev_again = in_dev
+            && matches!(
+                path.trim_start_matches("./").trim_end_matches('/'),
+                "" | "."
+            );
         let (oflags, flags) = if device.is_some() {
             // A device opens for writing whatever the flags; the host file
             // is opened read-only (the `/dev` preopen is) and writes to it
@@ -640,7 +673,11 @@ impl types::HostDescriptor for ScratchView<'_> {
         } else {
             self.handles.scratch.remove(&rep);
         }
-        self.handles.dev.remove(&rep);
+        if dev_again {
+            self.handles.dev.insert(rep);
+        } else {
+            self.handles.dev.remove(&rep);
+        }
         match device {
             Some(device) => self.handles.devices.insert(rep, device),
             None => self.handles.devices.remove(&rep),
@@ -748,10 +785,20 @@ impl types::HostDirectoryEntryStream for ScratchView<'_> {
         &mut self,
         stream: Resource<types::DirectoryEntryStream>,
     ) -> FsResult<Option<types::DirectoryEntry>> {
-        types::HostDirectoryEntryStream::read_directory_entry(&mut self.fs, stream).await
+        let dev = self.handles.dev_listings.contains(&stream.rep());
+        let mut entry =
+            types::HostDirectoryEntryStream::read_directory_entry(&mut self.fs, stream).await?;
+        if let Some(e) = entry
+            .as_mut()
+            .filter(|e| dev && Device::named(&e.name).is_some())
+        {
+            e.type_ = types::DescriptorType::CharacterDevice;
+        }
+        Ok(entry)
     }
 
     fn drop(&mut self, stream: Resource<types::DirectoryEntryStream>) -> wasmtime::Result<()> {
+        self.handles.dev_listings.remove(&stream.rep());
         types::HostDirectoryEntryStream::drop(&mut self.fs, stream)
     }
 }

@@ -79,14 +79,17 @@ mod imp {
     const S_IFMT: u32 = 0o170000;
     const S_IFDIR: u32 = 0o040000;
     const S_IFLNK: u32 = 0o120000;
+    const S_IFCHR: u32 = 0o020000;
 
     /// The permission bits shown for a file of type `kind`: `rwxr-xr-x`
-    /// for directories, `rwxrwxrwx` for symbolic links (as Linux shows
-    /// them), `rw-r--r--` for the rest.
+    /// for directories, `rwxrwxrwx` for symbolic links, `rw-rw-rw-` for
+    /// character devices (`/dev/null`), as Linux shows them; `rw-r--r--`
+    /// for the rest.
     fn permissions(kind: u32) -> u32 {
         match kind {
             S_IFDIR => 0o755,
             S_IFLNK => 0o777,
+            S_IFCHR => 0o666,
             _ => 0o644,
         }
     }

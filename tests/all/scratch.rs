@@ -339,3 +339,38 @@ except FileNotFoundError:
         out.stderr
     );
 }
+
+/// `/dev`'s files are character devices, as on Linux, however they are
+/// reached: `stat`, an open descriptor, a listing, a path relative to an
+/// open `/dev` (which reads as the device too); `isatty` stays false.
+#[tokio::test]
+async fn dev_files_are_character_devices() {
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute(
+            r#"
+import os, stat, pathlib
+print(stat.filemode(os.stat("/dev/null").st_mode), pathlib.Path("/dev/urandom").is_char_device())
+fd = os.open(os.devnull, os.O_RDWR)
+print(stat.S_ISCHR(os.fstat(fd).st_mode), os.isatty(fd), os.write(fd, b"x"), os.read(fd, 4))
+os.close(fd)
+print(sorted((e.name, e.is_file()) for e in os.scandir("/dev")))
+d = os.open("/dev", os.O_RDONLY)
+z = os.open("zero", os.O_RDONLY, dir_fd=d)
+print(os.read(z, 2), stat.S_ISCHR(os.stat("random", dir_fd=d).st_mode))
+os.close(z)
+os.close(d)
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "crw-rw-rw- True\n\
+         True False 1 b''\n\
+         [('null', False), ('random', False), ('urandom', False), ('zero', False)]\n\
+         b'\\x00\\x00' True\n",
+        "{}",
+        out.stderr
+    );
+}
