@@ -134,10 +134,13 @@ prim! {
 }
 
 fn bug_shape(expected: &str, found: &Value) -> ! {
-    bug(&format!(
-        "expected a {expected} on the stack, found a {}",
-        found.shape()
-    ))
+    bug(&[
+        "expected a ",
+        expected,
+        " on the stack, found a ",
+        found.shape(),
+    ]
+    .concat())
 }
 
 /// `wit_dylib_push_char`

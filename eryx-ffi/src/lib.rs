@@ -80,6 +80,26 @@ pub fn wit() -> Wit {
     unsafe { Wit::from_raw(ptr) }
 }
 
+/// `n` in decimal. The runtime's messages are built without `core::fmt`
+/// (`format!`), whose machinery would otherwise be linked into it (~3 KB)
+/// for a handful of cold error paths.
+pub fn decimal(n: i64) -> String {
+    let mut digits = Vec::with_capacity(20);
+    let mut rest = n.unsigned_abs();
+    loop {
+        digits.push(b'0' + (rest % 10) as u8);
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        digits.push(b'-');
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
 /// Reports a broken invariant of the ABI and aborts (a trap for the host).
 #[cold]
 pub fn bug(msg: &str) -> ! {
@@ -105,12 +125,15 @@ pub unsafe fn initialize<I: Interpreter>(ptr: *const raw::wit_t) {
     // version, which has the same layout in every version.
     let version = unsafe { (*ptr).version };
     if version != raw::WIT_CURRENT_VERSION {
-        bug(&format!(
-            "the bindings carry wit-dylib metadata version {version}, but this runtime implements \
-             version {} (wit-dylib 0.257.1): regenerate the bindings or rebuild the runtime with \
+        bug(&[
+            "the bindings carry wit-dylib metadata version ",
+            &decimal(version.into()),
+            ", but this runtime implements version ",
+            &decimal(raw::WIT_CURRENT_VERSION.into()),
+            " (wit-dylib 0.257.1): regenerate the bindings or rebuild the runtime with \
              `cargo xtask dist` so that both use the same wit-dylib",
-            raw::WIT_CURRENT_VERSION
-        ));
+        ]
+        .concat());
     }
     WIT.store(ptr.cast_mut(), Ordering::Release);
     I::initialize(wit());
@@ -395,4 +418,23 @@ macro_rules! __cased {
             $crate::hooks::$hpop(unsafe { $crate::hooks::cx(cx) }, ty)
         }
     )*};
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_writes_every_i64_as_display_does() {
+        for n in [
+            0,
+            7,
+            -7,
+            10,
+            1_234_567,
+            i64::from(i32::MAX) + 1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(super::decimal(n), n.to_string());
+        }
+    }
 }

@@ -26,10 +26,17 @@ pub trait Field<S: Fields + ?Sized>: Sized {
 #[cold]
 pub fn bad_argument(func: &str, param: &str, found: Option<&Value>) -> ! {
     let found = found.map_or("nothing", Value::shape);
-    bug(&format!(
-        "export `{func}`: parameter `{param}` arrived as {found}; the bindings were generated \
-         from another wit/sandbox.wit: rebuild with `cargo xtask dist`"
-    ))
+    bug(&[
+        "export `",
+        func,
+        "`: parameter `",
+        param,
+        "` arrived as ",
+        found,
+        "; the bindings were generated from another wit/sandbox.wit: rebuild with \
+         `cargo xtask dist`",
+    ]
+    .concat())
 }
 
 /// Checks the bindings' metadata: exactly these `exports`, in order, and
@@ -39,12 +46,14 @@ pub fn bad_argument(func: &str, param: &str, found: Option<&Value>) -> ! {
 pub fn check_world(wit: Wit, exports: &[&str], variants: &[(&str, &[&str])]) {
     let names: Vec<&str> = wit.export_funcs().map(|f| f.name()).collect();
     if names != exports {
-        bug(&format!(
-            "the bindings export [{}], this runtime implements [{}]: rebuild with \
-             `cargo xtask dist`",
-            names.join(", "),
-            exports.join(", ")
-        ));
+        bug(&[
+            "the bindings export [",
+            &names.join(", "),
+            "], this runtime implements [",
+            &exports.join(", "),
+            "]: rebuild with `cargo xtask dist`",
+        ]
+        .concat());
     }
     for (name, cases) in variants {
         let found: Option<Vec<&str>> = (0..wit.variant_count())
@@ -52,13 +61,18 @@ pub fn check_world(wit: Wit, exports: &[&str], variants: &[(&str, &[&str])]) {
             .map(|i| wit.variant_case_names(i).collect());
         if found.as_deref() != Some(*cases) {
             // Joined by hand: `{:?}` would link Debug's escaping tables
-            // into the runtime.
-            let found = found.map_or("none".to_string(), |f| format!("[{}]", f.join(", ")));
-            bug(&format!(
-                "the bindings' variant `{name}` has cases {found}, this runtime builds \
-                 [{}]: rebuild with `cargo xtask dist`",
-                cases.join(", ")
-            ));
+            // into the runtime (and `format!` its formatting machinery).
+            let found = found.map_or("none".to_string(), |f| ["[", &f.join(", "), "]"].concat());
+            bug(&[
+                "the bindings' variant `",
+                name,
+                "` has cases ",
+                &found,
+                ", this runtime builds [",
+                &cases.join(", "),
+                "]: rebuild with `cargo xtask dist`",
+            ]
+            .concat());
         }
     }
 }

@@ -16,12 +16,12 @@ pub struct Runtime;
 
 /// The interpreter, started on first use; a failed start-up is the `init` error.
 fn python() -> Result<Python, Error> {
-    Python::get().map_err(|f| Error::Init(f.to_string()))
+    Python::get().map_err(|f| Error::Init(f.message().to_string()))
 }
 
 /// A runtime failure as the WIT's `internal` error, naming the export.
 fn internal(export: &str) -> impl FnOnce(Failure) -> Error + '_ {
-    move |f| Error::Internal(format!("{export}: {f}"))
+    move |f| Error::Internal([export, ": ", f.message()].concat())
 }
 
 impl world::Exports for Runtime {
@@ -49,7 +49,7 @@ impl world::Exports for Runtime {
         if let Ok(py) = Python::get()
             && let Err(f) = py.clear()
         {
-            eryx_ffi::bug(&format!("clear-state: {f}"));
+            eryx_ffi::bug(&["clear-state: ", f.message()].concat());
         }
     }
 }

@@ -36,13 +36,12 @@ impl Failure {
 
     /// Prefixes the message with what was being done.
     fn context(self, what: &str) -> Failure {
-        Failure(format!("{what}: {}", self.0))
+        Failure([what, ": ", &self.0].concat())
     }
-}
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
     }
 }
 
@@ -473,11 +472,11 @@ fn freeze_startup_objects(py: Python) -> Result<(), Failure> {
 fn preimport(py: Python, list: &str) -> Result<(), Failure> {
     for name in list.split(',').filter(|n| !n.is_empty()) {
         let c_name =
-            CString::new(name).map_err(|_| Failure(format!("bad module name `{name}`")))?;
+            CString::new(name).map_err(|_| Failure(["bad module name `", name, "`"].concat()))?;
         // SAFETY: interpreter running, GIL held (token); NUL-terminated name.
         let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr()) };
         py.own(module)
-            .map_err(|e| Failure(format!("pre-import of `{name}` raised {e}")))?;
+            .map_err(|e| Failure(["pre-import of `", name, "` raised ", e.message()].concat()))?;
     }
     if list.is_empty() {
         return Ok(());
@@ -607,9 +606,16 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure>
     if unsafe { ffi::Py_InitializeFromInitConfig(cfg) } != 0 {
         // SAFETY: forwarded to the caller.
         let msg = unsafe { config_error(cfg) };
-        return Err(Failure(format!(
-            "Python failed to start: {msg} (the standard library is expected read-only at {STDLIB})"
-        )));
+        return Err(Failure(
+            [
+                "Python failed to start: ",
+                msg.message(),
+                " (the standard library is expected read-only at ",
+                STDLIB,
+                ")",
+            ]
+            .concat(),
+        ));
     }
     Ok(())
 }
@@ -639,19 +645,24 @@ fn load_prelude(py: Python) -> Result<Prelude, Failure> {
     let module = py
         .own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })
         .map_err(|e| {
-            fail(e.context(&format!(
-                "importing `_eryx_prelude` from the bundle's stdlib ({STDLIB}; a bundle \
-                 from `cargo xtask dist` has it)"
-            )))
+            fail(
+                e.context(
+                    &[
+                        "importing `_eryx_prelude` from the bundle's stdlib (",
+                        STDLIB,
+                        "; a bundle from `cargo xtask dist` has it)",
+                    ]
+                    .concat(),
+                ),
+            )
         })?;
     let get = |name: &CStr| -> Result<Obj, Failure> {
         // SAFETY: as above; a live module object and a NUL-terminated name.
         py.own(unsafe { ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()) })
             .map_err(|e| {
-                fail(e.context(&format!(
-                    "the prelude defines no `{}`",
-                    name.to_string_lossy()
-                )))
+                fail(
+                    e.context(&["the prelude defines no `", &name.to_string_lossy(), "`"].concat()),
+                )
             })
     };
     Ok(Prelude {
@@ -683,9 +694,14 @@ impl PyFields<'_> {
             if !unsafe { ffi::PyErr_Occurred() }.is_null() {
                 return Err(self.py.take_error());
             }
-            return Err(Failure(format!(
-                "the prelude's result has no field `{name}` (prelude.py and wit/sandbox.wit disagree)"
-            )));
+            return Err(Failure(
+                [
+                    "the prelude's result has no field `",
+                    name,
+                    "` (prelude.py and wit/sandbox.wit disagree)",
+                ]
+                .concat(),
+            ));
         }
         Ok(item)
     }
@@ -722,9 +738,18 @@ impl Field<PyFields<'_>> for Option<i32> {
         if v == -1 && !unsafe { ffi::PyErr_Occurred() }.is_null() {
             return Err(src.py.take_error());
         }
-        i32::try_from(v)
-            .map(Some)
-            .map_err(|_| Failure(format!("field `{name}`: {v} is not an s32")))
+        i32::try_from(v).map(Some).map_err(|_| {
+            Failure(
+                [
+                    "field `",
+                    name,
+                    "`: ",
+                    &eryx_ffi::decimal(v),
+                    " is not an s32",
+                ]
+                .concat(),
+            )
+        })
     }
 }
 

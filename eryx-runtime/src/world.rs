@@ -386,7 +386,7 @@ pub fn call<E: Exports>(name: &str, args: Vec<Value>) -> Option<Value> {
             E::clear_state();
             None
         }
-        other => eryx_ffi::bug(&format!("unknown export `{other}`")),
+        other => eryx_ffi::bug(&["unknown export `", other, "`"].concat()),
     }
 }
 
@@ -507,9 +507,14 @@ fn import(name: &str) -> eryx_ffi::ImportFunc {
         .import_funcs()
         .find(|f| f.interface().is_none() && f.name() == name)
         .unwrap_or_else(|| {
-            eryx_ffi::bug(&format!(
-                "the bindings have no import `{name}`: rebuild with `cargo xtask dist`"
-            ))
+            eryx_ffi::bug(
+                &[
+                    "the bindings have no import `",
+                    name,
+                    "`: rebuild with `cargo xtask dist`",
+                ]
+                .concat(),
+            )
         })
 }
 

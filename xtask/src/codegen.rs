@@ -314,7 +314,7 @@ impl Gen<'_> {
                  /// runtime built for another WIT).\n\
                  fn import(name: &str) -> eryx_ffi::ImportFunc {\n\
                  \x20   eryx_ffi::wit().import_funcs().find(|f| f.interface().is_none() && f.name() == name)\n\
-                 \x20       .unwrap_or_else(|| eryx_ffi::bug(&format!(\"the bindings have no import `{name}`: rebuild with `cargo xtask dist`\")))\n\
+                 \x20       .unwrap_or_else(|| eryx_ffi::bug(&[\"the bindings have no import `\", name, \"`: rebuild with `cargo xtask dist`\"].concat()))\n\
                  }\n\n",
             );
         }
@@ -531,7 +531,7 @@ impl Gen<'_> {
             out.push_str("        }\n");
         }
         out.push_str(
-            "        other => eryx_ffi::bug(&format!(\"unknown export `{other}`\")),\n    }\n}\n\n",
+            "        other => eryx_ffi::bug(&[\"unknown export `\", other, \"`\"].concat()),\n    }\n}\n\n",
         );
         self.out.push_str(&out);
         Ok(())
