@@ -63,7 +63,7 @@ const DEVICES: [(&str, Device); 4] = [
 impl Device {
     /// The device a path under `/dev` names, if any.
     fn named(path: &str) -> Option<Device> {
-        let name = path.trim_start_matches("./").trim_end_matches('/');
+        let name = dev_entry(path);
         DEVICES.iter().find(|(n, _)| *n == name).map(|&(_, d)| d)
     }
 
@@ -80,6 +80,13 @@ impl Device {
         }
         Some(buf)
     }
+}
+
+/// A path relative to `/dev` as the name of its entry: `./null/` is
+/// `null`, `.` and `./` are `""` (`/dev` itself).
+fn dev_entry(path: &str) -> &str {
+    let name = path.trim_start_matches("./").trim_end_matches('/');
+    if name == "." { "" } else { name }
 }
 
 /// `stat` of one of `/dev`'s files (when `device`): a character device,
@@ -163,28 +170,11 @@ const PROCESS_DIR_PREFIX: &str = "eryx-scratch-";
 fn process_dir() -> io::Result<&'static Path> {
     static DIR: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
     let made = DIR.get_or_init(|| {
-        let make = |base: &Path| {
-            remove_dead_process_dirs(base, &[PROCESS_DIR_PREFIX]);
-            let prefix = format!("{PROCESS_DIR_PREFIX}{}-", std::process::id());
-            let mut builder = tempfile::Builder::new();
-            builder.prefix(&prefix);
-            #[cfg(unix)]
-            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
-            builder.tempdir_in(base).map(tempfile::TempDir::keep)
-        };
         let shm = Path::new("/dev/shm");
-        let in_shm = if cfg!(target_os = "linux") && shm.is_dir() {
-            make(shm).ok()
-        } else {
-            None
-        };
-        match in_shm {
-            Some(dir) => Ok(dir),
-            None => {
-                let tmp = std::env::temp_dir();
-                make(&tmp)
-                    .map_err(|e| format!("cannot create a directory in {}: {e}", tmp.display()))
-            }
+        let in_shm = cfg!(target_os = "linux") && shm.is_dir();
+        match in_shm.then(|| make_process_dir(shm)) {
+            Some(Ok(dir)) => Ok(dir),
+            _ => make_process_dir(&std::env::temp_dir()),
         }
     });
     match made {
@@ -193,6 +183,21 @@ fn process_dir() -> io::Result<&'static Path> {
             "cannot create the sandboxes' scratch space: {e}"
         ))),
     }
+}
+
+/// Makes a process directory in `base` (see [`process_dir`]), after
+/// removing those of processes that are gone.
+fn make_process_dir(base: &Path) -> Result<std::path::PathBuf, String> {
+    remove_dead_process_dirs(base, &[PROCESS_DIR_PREFIX]);
+    let prefix = format!("{PROCESS_DIR_PREFIX}{}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder
+        .tempdir_in(base)
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))
 }
 
 /// Whether process `pid` is known to be gone (Linux: it has no `/proc`
@@ -636,11 +641,7 @@ impl types::HostDescriptor for ScratchView<'_> {
         let device = Device::named(&path).filter(|_| in_dev);
         // `/dev` itself again (`opendir("/dev")`, `os.open("/dev")`): its
         // listings and paths relative to it see the devices too.
-        let dev_again = in_dev
-            && matches!(
-                path.trim_start_matches("./").trim_end_matches('/'),
-                "" | "."
-            );
+        let dev_again = in_dev && dev_entry(&path).is_empty();
         let (oflags, flags) = if device.is_some() {
             // A device opens for writing whatever the flags; the host file
             // is opened read-only (the `/dev` preopen is) and writes to it
@@ -987,6 +988,29 @@ mod tests {
         assert_eq!(scratch.path().parent(), Some(dir));
         assert_eq!(dev_dir().unwrap().parent(), Some(dir));
         assert_eq!(root_dir(&["/tmp", "/dev"]).unwrap().parent(), Some(dir));
+    }
+
+    #[test]
+    fn a_process_dir_that_cannot_be_made_names_where() {
+        let base = tempfile::tempdir().unwrap();
+        let missing = base.path().join("missing");
+        let e = make_process_dir(&missing).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "cannot create a directory in {}: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dev_paths_name_their_entry() {
+        assert_eq!(dev_entry("./null/"), "null");
+        assert_eq!(dev_entry("."), "");
+        assert_eq!(dev_entry("./"), "");
+        assert_eq!(Device::named("./zero"), Some(Device::Zero));
+        assert_eq!(Device::named("."), None);
     }
 
     #[test]
