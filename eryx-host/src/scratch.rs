@@ -164,18 +164,22 @@ const PROCESS_DIR_PREFIX: &str = "eryx-scratch-";
 /// written), created exclusively under a name no one can guess and
 /// readable by its owner only (0700), so other users of the host can
 /// neither read what a sandbox writes to its `/tmp` nor plant files in
-/// its `/` or `/dev` beforehand. A process does not remove it as it exits
-/// (a library has no hook for that): the next eryx process removes the
-/// directories of processes that are gone before it makes its own.
+/// its `/` or `/dev` beforehand. It is removed as the process exits
+/// normally (returning from `main`, `std::process::exit`: see
+/// [`remove_at_exit`]); what a killed process leaves is removed by the next
+/// eryx process before it makes its own.
 fn process_dir() -> io::Result<&'static Path> {
-    static DIR: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
-    let made = DIR.get_or_init(|| {
+    let made = PROCESS_DIR.get_or_init(|| {
         let shm = Path::new("/dev/shm");
         let in_shm = cfg!(target_os = "linux") && shm.is_dir();
-        match in_shm.then(|| make_process_dir(shm)) {
+        let made = match in_shm.then(|| make_process_dir(shm)) {
             Some(Ok(dir)) => Ok(dir),
             _ => make_process_dir(&std::env::temp_dir()),
+        };
+        if made.is_ok() {
+            remove_at_exit();
         }
+        made
     });
     match made {
         Ok(dir) => Ok(dir.as_path()),
@@ -184,6 +188,36 @@ fn process_dir() -> io::Result<&'static Path> {
         ))),
     }
 }
+
+/// The process directory once made (see [`process_dir`]).
+static PROCESS_DIR: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+
+/// Has the C library remove the process directory, with every sandbox's
+/// files in it, when the process exits normally: a CLI run or a test
+/// binary leaves nothing behind in `/dev/shm` (memory, until removed).
+/// Registered once, by [`process_dir`] when it made the directory.
+#[cfg(unix)]
+fn remove_at_exit() {
+    extern "C" fn remove() {
+        if let Some(Ok(dir)) = PROCESS_DIR.get() {
+            // Errors are ignored (nothing can report them at exit); a
+            // directory left behind is swept by the next eryx process.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    // SAFETY: `remove` is a plain `extern "C" fn()` as `atexit` expects;
+    // it only reads a static that is initialised before it is registered
+    // and never unwinds (`remove_dir_all` reports errors, it does not
+    // panic). A failed registration (the C library's table is full) only
+    // leaves the directory for the next process's sweep.
+    unsafe {
+        libc::atexit(remove);
+    }
+}
+
+/// Elsewhere the next eryx process sweeps the directory.
+#[cfg(not(unix))]
+fn remove_at_exit() {}
 
 /// Makes a process directory in `base` (see [`process_dir`]), after
 /// removing those of processes that are gone.
@@ -988,6 +1022,42 @@ mod tests {
         assert_eq!(scratch.path().parent(), Some(dir));
         assert_eq!(dev_dir().unwrap().parent(), Some(dir));
         assert_eq!(root_dir(&["/tmp", "/dev"]).unwrap().parent(), Some(dir));
+    }
+
+    /// A process that exits normally leaves no directory behind: this
+    /// test runs itself in a child process, which makes a sandbox's
+    /// scratch directory with a file in it, never drops it, and exits.
+    #[cfg(unix)]
+    #[test]
+    fn the_process_dir_is_removed_when_the_process_exits() {
+        const CHILD: &str = "ERYX_TEST_SCRATCH_CHILD";
+        const NAME: &str = "scratch::tests::the_process_dir_is_removed_when_the_process_exits";
+        if std::env::var_os(CHILD).is_some() {
+            let scratch = Scratch::new(1 << 20).unwrap();
+            std::fs::write(scratch.path().join("left"), b"behind").unwrap();
+            dev_dir().unwrap();
+            println!("process dir: {}", process_dir().unwrap().display());
+            // Not dropped: only the exit hook can remove it.
+            std::mem::forget(scratch);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = stdout
+            .lines()
+            .find_map(|l| Some(l.split_once("process dir: ")?.1))
+            .unwrap_or_else(|| panic!("the child ran no test: {stdout}"));
+        assert!(dir.contains(PROCESS_DIR_PREFIX), "{dir}");
+        assert!(!Path::new(dir).exists(), "{dir} was left behind");
     }
 
     #[test]
