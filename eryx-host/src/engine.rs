@@ -581,7 +581,8 @@ impl Compiler<'_> {
                     ));
                     let module = Module::new(self.engine, module_bytes).map_err(compile_err)?;
                     if let Some(cache) = &self.cache {
-                        cache.store(&key, &module, &[], &self.keep)?;
+                        // The component's store, after the loop, trims once.
+                        cache.store_untrimmed(&key, &module, &[])?;
                     }
                     self.work.modules += 1;
                     self.work.module_bytes += module_bytes.len();
