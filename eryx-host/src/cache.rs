@@ -804,6 +804,31 @@ mod tests {
         }
     }
 
+    /// A compilation's module entries are stored without trimming, so none
+    /// of them is evicted before the component's store, which trims once
+    /// and keeps its own entry.
+    #[test]
+    fn only_the_last_store_of_a_compilation_trims() {
+        let dir = tempfile::tempdir().unwrap();
+        // A cap every entry is over: any trim would remove all it may.
+        let cache = ComponentCache::new(dir.path().to_path_buf(), 1);
+        let engine = Engine::default();
+        // The smallest valid module: the magic number and version.
+        let module = wasmtime::Module::new(&engine, b"\0asm\x01\0\0\0").unwrap();
+        cache.store_untrimmed("a", &module, &[]).unwrap();
+        cache.store_untrimmed("b", &module, &[]).unwrap();
+        for key in ["a", "b"] {
+            let (path, check) = cache.entry(key);
+            assert!(path.exists() && check.exists(), "{key} was evicted");
+        }
+        cache.store("c", &module, &[], &[]).unwrap();
+        for key in ["a", "b"] {
+            assert!(!cache.entry(key).0.exists(), "{key} outlived the trim");
+        }
+        let (path, check) = cache.entry("c");
+        assert!(path.exists() && check.exists(), "the stored entry is kept");
+    }
+
     #[test]
     fn trim_removes_least_recently_used_first() {
         let dir = tempfile::tempdir().unwrap();
