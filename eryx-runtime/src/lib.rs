@@ -9,7 +9,8 @@
 //! - [`world`] is the sandbox world's typed view, generated from
 //!   `wit/sandbox.wit` by `cargo xtask codegen`;
 //! - [`exports`] implements its exports on Python;
-//! - [`python`] owns every CPython call.
+//! - [`python`] owns every CPython call;
+//! - [`cell`] reads where a session cell's last statement begins.
 //!
 //! The interpreter starts on the first export call (not in the instance's
 //! constructors), so a start-up failure is reported as the `init` error of
@@ -20,6 +21,7 @@
 )]
 #![deny(missing_docs)]
 
+pub mod cell;
 mod deadlock;
 pub mod exports;
 mod host;

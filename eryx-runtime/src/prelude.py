@@ -660,95 +660,30 @@ def _run_coroutine(coro):
     return _loop.run_until_complete(coro)
 
 
-#: Words that begin a statement which is not an expression. Compound ones
-#: take everything after their colon into their body, semicolons included.
-_COMPOUND_WORDS = frozenset(
-    ("async", "class", "def", "for", "if", "try", "while", "with")
-)
-_SIMPLE_WORDS = frozenset(
-    ("assert", "break", "continue", "del", "from", "global", "import",
-     "nonlocal", "pass", "raise", "return")
-)
-#: Clauses that continue the compound statement above them.
-_CLAUSE_WORDS = ("elif", "else", "except", "finally")
-_TARGET_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,[] *"
-)
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
-def _is_assignment(line):
-    """Whether `line`, the first line of a statement, assigns to or
-    annotates plain targets (`x = ...`, `a.b, c[0] += ...`, `x: int = ...`):
-    then the statement cannot be an expression. Anything unusual answers
-    False (the slower, exact path)."""
-    eq = line.find("=")
-    colon = line.find(":")
-    if 0 < colon and (eq < 0 or colon < eq) and not line.startswith("=", colon + 1):
-        head = line[:colon]
-    elif eq > 0 and not line.startswith("=", eq + 1):
-        # Without an augmented operator (`<` and `>` only doubled: `x <= 1`).
-        head = line[:eq].rstrip().rstrip("+-*/%@&|^")
-        if head.endswith(("<<", ">>")):
-            head = head[:-2]
-    else:
-        return False
-    return (
-        _TARGET_CHARS.issuperset(head)
-        and head.count("[") == head.count("]")
-        and not keyword.iskeyword(head.partition(" ")[0])
-    )
-
-
-def _last_statement_start(code):
-    """Where the cell's last top-level statement begins: the offset of a
-    line at column 0 that starts it, or None when that is not plain to see
-    (a closing bracket or string at column 0, a backslash continuation)."""
-    found = None
-    end = len(code)
-    while end > 0:
-        newline = code.rfind("\n", 0, end)
-        start = newline + 1
-        first = code[start:start + 1]
-        end = newline
-        if first in " \t\f#\n":
-            continue  # blank ("" too), indented or a comment
-        if found is not None:
-            if first != "@":
-                break
-            found = start  # a decorator of the statement found
-        elif first in ")]}'\"":
-            return None
-        elif code.startswith(_CLAUSE_WORDS, start) and (
-            code[start:start + 16].partition(":")[0].split(None, 1)[0] in _CLAUSE_WORDS
-        ):
-            continue  # `else:`, `except E:`: part of the statement above
-        else:
-            found = start
-    if found and code.endswith("\\\n", 0, found):
-        return None
-    return found
-
-
-def _compile_cell(code, filename):
+def _compile_cell(code, filename, split):
     """Compiles a cell: (statements, last), a list of code objects to run in
     order and the code of a trailing expression whose value the call
     returns, or None.
 
-    The cell's source is compiled as it is when its last statement begins on
-    a line of its own: the lines before it, then that statement (an
-    expression in `eval` mode, padded with newlines so tracebacks name its
-    line). Otherwise, and when that fails, the cell goes through `ast`,
-    which gives the same result at about twice the cost (AST objects made
-    and read back): so syntax errors are reported from the whole cell.
+    `split` is the runtime's reading of the source (`eryx-runtime/src/
+    cell.rs`): (start, newlines, expression) when the cell's last statement
+    begins on a line of its own at character `start`, else None. Then the
+    lines before it are compiled as they are, and the statement after
+    `newlines` newlines (so tracebacks name its line), in `eval` mode if it
+    is an expression. Otherwise, and when either part does not compile, the
+    cell goes through `ast`, which gives the same result at about twice the
+    cost (AST objects made and read back): so syntax errors are reported
+    from the whole cell.
     """
-    if "\r" not in code and "__future__" not in code:
-        start = _last_statement_start(code)
-        if start is not None:
-            try:
-                return _compile_split(code, start, filename)
-            except SyntaxError:
-                pass
+    if split is not None:
+        start, newlines, expression = split
+        try:
+            return _compile_split(code, filename, start, newlines, expression)
+        except SyntaxError:
+            pass
     tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST | _FLAGS)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -756,34 +691,26 @@ def _compile_cell(code, filename):
     return [compile(tree, filename, "exec", _FLAGS)], last
 
 
-def _compile_split(code, start, filename):
-    """`_compile_cell` for a cell whose last statement begins at `start`, at
-    column 0. Raises SyntaxError when the code before `start` is not complete
-    on its own, or the last statement is none this path can classify."""
-    tail = code[start:]
-    first_line = tail.partition("\n")[0]
-    word = first_line[:10].partition(" ")[0].rstrip(":")
+def _compile_split(code, filename, start, newlines, expression):
+    """`_compile_cell` along the runtime's split; raises SyntaxError when a
+    part does not compile on its own."""
     statements = []
     if start:
-        padded = "\n" * code.count("\n", 0, start) + tail
-        if not code[:start].isspace():
-            statements.append(compile(code[:start], filename, "exec", _FLAGS))
+        head = code[:start]
+        if not head.isspace():
+            statements.append(compile(head, filename, "exec", _FLAGS))
+        tail = "\n" * newlines + code[start:]
     else:
-        padded = code
-    if word in _COMPOUND_WORDS or (
-        ";" not in tail and (word in _SIMPLE_WORDS or _is_assignment(first_line))
-    ):
-        statements.append(compile(padded, filename, "exec", _FLAGS))
-        return statements, None
-    if ";" in tail or "*" in first_line:
-        # `a = 1; b` and `*a, b` are expressions that eval mode refuses.
-        raise SyntaxError("not split")
-    return statements, compile(padded, filename, "eval", _FLAGS)
+        tail = code
+    if expression:
+        return statements, compile(tail, filename, "eval", _FLAGS)
+    statements.append(compile(tail, filename, "exec", _FLAGS))
+    return statements, None
 
 
-def _run(code, filename, namespace):
+def _run(code, filename, namespace, split):
     """Compiles and runs `code`; returns the value of a trailing expression."""
-    statements, last = _compile_cell(code, filename)
+    statements, last = _compile_cell(code, filename, split)
     for body in statements:
         result = eval(body, namespace)
         if body.co_flags & _CO_COROUTINE:
@@ -998,11 +925,12 @@ def _bind_host_functions():
 _CO_COROUTINE = 0x80
 
 
-def execute(code, output_limit, filename=None, argv=None):
+def execute(code, output_limit, filename=None, argv=None, split=None):
     """Runs `code` in `__main__`, keeping `output_limit` characters per stream.
 
     With `filename` the code runs as that script (`__file__`, tracebacks);
-    with `argv`, `sys.argv` is set first. Returns the WIT `output` record as a
+    with `argv`, `sys.argv` is set first; `split` is the runtime's reading of
+    the source (see `_compile_cell`). Returns the WIT `output` record as a
     dict keyed by its field names (the runtime reads it by name, see
     `eryx-runtime/src/world.rs`).
     """
@@ -1038,7 +966,7 @@ def execute(code, output_limit, filename=None, argv=None):
     exception = None
     exit_code = None
     try:
-        result = _run(code, filename, namespace)
+        result = _run(code, filename, namespace, split)
         if result is not None:
             builtins._ = result
             value = repr(result)

@@ -943,6 +943,22 @@ async fn trailing_value_follows_the_last_statement_in_tricky_cells() {
         ("from __future__ import annotations\n8", Some("8")),
         ("match 3:\n    case 3:\n        m = 1\nm", Some("1")),
         ("match = 2\nmatch", Some("2")),
+        // Characters outside ASCII before the split: it is made in
+        // characters, not bytes.
+        ("é = 'ü'\né * 2", Some("'üü'")),
+        ("# ünïcode comment ✓\nπ = 3\nπ + 1", Some("4")),
+        ("s = '日本'\n\ns", Some("'日本'")),
+        ("x = 1\nelsewhere = 2\nelsewhere", Some("2")),
+        ("x = 1\nelse_ = 2\nelse_ + x", Some("3")),
+        ("lambda: 1", Some("<function <lambda> at")),
+        ("v = 1\nv if v else 2", Some("1")),
+        ("k = [0]\nk[0] == 0", Some("True")),
+        ("k = {}\nk.get('a', 1) or 2", Some("1")),
+        ("n = 2\nn >> 1", Some("1")),
+        ("n = 2\nn >>= 1\nn", Some("1")),
+        ("not_ = 1\nnot not_", Some("False")),
+        ("assert 1, 'a=b'", None),
+        ("del_ = 5\ndel_", Some("5")),
     ];
     let mut sb = sandbox().await;
     for (code, want) in cases {
@@ -950,7 +966,13 @@ async fn trailing_value_follows_the_last_statement_in_tricky_cells() {
             .execute(code)
             .await
             .unwrap_or_else(|e| panic!("{code:?}: {e}"));
-        assert_eq!(out.value.as_deref(), *want, "cell {code:?}");
+        match (out.value.as_deref(), *want) {
+            // A function's repr has its address.
+            (Some(got), Some(want)) if want.ends_with(" at") => {
+                assert!(got.starts_with(want), "cell {code:?}: {got}")
+            }
+            (got, want) => assert_eq!(got, want, "cell {code:?}"),
+        }
     }
 }
 
@@ -966,6 +988,8 @@ async fn tracebacks_name_the_cells_lines() {
             &["line 4", "line 2"][..],
         ),
         ("x = 1\nif x:\n    1/0", &["line 3"][..]),
+        ("s = 'ünï'\n\n1/0", &["line 3"][..]),
+        ("s = 'ünï'\n\nlen(s) / 0", &["line 3", "len(s) / 0"][..]),
     ] {
         let Error::Python(e) = sb.execute(code).await.unwrap_err() else {
             panic!("{code:?}")
