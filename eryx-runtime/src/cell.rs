@@ -14,20 +14,6 @@
 //! The statement tests ([`is_assignment`], the keyword lists) therefore
 //! answer "statement" only when that is plain to see.
 
-/// How the prelude compiles a cell whose last statement begins on a line of
-/// its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Split {
-    /// Where the last statement begins, in characters (Python's indices).
-    pub start: usize,
-    /// Newlines before `start`: the statement is compiled after as many,
-    /// so that its line numbers are the cell's.
-    pub newlines: usize,
-    /// Whether the last statement is compiled as an expression (`eval`
-    /// mode; its value is the cell's) rather than as a statement.
-    pub expression: bool,
-}
-
 /// Python's hard keywords, each with what a statement that begins with it
 /// is here: `c` compound (its body, after the colon, takes semicolons
 /// too), `s` a simple statement, `l` a clause that continues the compound
@@ -49,40 +35,33 @@ fn keyword(word: &[u8]) -> Option<u8> {
         })
 }
 
-/// The plan for `code`, or `None` when the cell should go through `ast`: it
-/// has a carriage return or a `__future__` import, its last statement does
-/// not plainly begin at column 0 (a closing bracket or a string there, a
-/// backslash continuation before it), or it is an expression that `eval`
-/// mode refuses (`a = 1; b`, `*a, b`).
+/// The plan for `code`: `2 * start + expression`, where `start` is where
+/// its last statement begins, in characters (Python's indices), and
+/// `expression` whether that statement is compiled as an expression
+/// (`eval` mode; its value is the cell's). `None` when the cell should go
+/// through `ast`: its last statement does not plainly begin at column 0
+/// (a closing bracket or a string there, a backslash continuation before
+/// it), or it is an expression that `eval` mode refuses (`a = 1; b`,
+/// `*a, b`). (The prelude itself sends cells with a carriage return or a
+/// `__future__` import through `ast`.)
 #[inline(never)]
-pub fn split(code: &str) -> Option<Split> {
+pub fn split(code: &str) -> Option<usize> {
     // Bytes throughout: every character compared is ASCII, and byte-wise
     // code keeps the runtime small (`str`'s pattern searchers are not).
     let code = code.as_bytes();
-    if code.contains(&b'\r') || code.windows(10).any(|w| w == b"__future__") {
-        return None;
-    }
     let start = last_statement_start(code)?;
     let tail = &code[start..];
     let first_line = &tail[..position(tail, b'\n').unwrap_or(tail.len())];
-    let semicolon = tail.contains(&b';');
+    let semicolon = position(tail, b';').is_some();
     let kind = keyword(first_word(first_line));
     let statement =
         kind == Some(b'c') || (!semicolon && (kind == Some(b's') || is_assignment(first_line)));
-    if !statement && (semicolon || first_line.contains(&b'*')) {
+    if !statement && (semicolon || position(first_line, b'*').is_some()) {
         return None;
     }
-    let (mut chars, mut newlines) = (0, 0);
-    for &b in &code[..start] {
-        // Characters: bytes that do not continue a UTF-8 sequence.
-        chars += usize::from(b & 0xc0 != 0x80);
-        newlines += usize::from(b == b'\n');
-    }
-    Some(Split {
-        start: chars,
-        newlines,
-        expression: !statement,
-    })
+    // Characters: bytes that do not continue a UTF-8 sequence.
+    let chars = code[..start].iter().filter(|&&b| b & 0xc0 != 0x80).count();
+    Some(2 * chars + usize::from(!statement))
 }
 
 /// The first index of `byte` in `s`.
@@ -90,16 +69,14 @@ fn position(s: &[u8], byte: u8) -> Option<usize> {
     s.iter().position(|&b| b == byte)
 }
 
-/// The statement's first word: up to the first space within its first ten
-/// bytes, without trailing colons (`try:` is `try`). Every keyword compared
-/// with it is ASCII and shorter, so bytes and characters agree.
+/// A statement's first word: up to a colon or whitespace (`try:` is
+/// `try`). Every keyword compared with it is ASCII.
 fn first_word(line: &[u8]) -> &[u8] {
-    let window = &line[..line.len().min(10)];
-    let mut word = &window[..position(window, b' ').unwrap_or(window.len())];
-    while let [rest @ .., b':'] = word {
-        word = rest;
-    }
-    word
+    let end = line
+        .iter()
+        .position(|&b| b == b':' || b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    &line[..end]
 }
 
 /// The byte offset of the line at column 0 that begins the cell's last
@@ -123,7 +100,7 @@ fn last_statement_start(code: &[u8]) -> Option<usize> {
                 found = Some(start);
             }
             Some(b')' | b']' | b'}' | b'\'' | b'"') => return None,
-            Some(_) if is_clause(&code[start..]) => continue,
+            Some(_) if keyword(first_word(&code[start..])) == Some(b'l') => continue,
             Some(_) => found = Some(start),
         }
     }
@@ -132,17 +109,6 @@ fn last_statement_start(code: &[u8]) -> Option<usize> {
         return None;
     }
     Some(found)
-}
-
-/// Whether `line` begins with `else`, `elif`, `except` or `finally` as a
-/// word (before any colon or whitespace, within its first 16 bytes).
-fn is_clause(line: &[u8]) -> bool {
-    let window = &line[..line.len().min(16)];
-    let end = window
-        .iter()
-        .position(|&b| b == b':' || b.is_ascii_whitespace())
-        .unwrap_or(window.len());
-    keyword(&window[..end]) == Some(b'l')
 }
 
 /// Whether `line`, the first line of a statement, assigns to or annotates

@@ -669,19 +669,20 @@ def _compile_cell(code, filename, split):
     returns, or None.
 
     `split` is the runtime's reading of the source (`eryx-runtime/src/
-    cell.rs`): (start, newlines, expression) when the cell's last statement
+    cell.rs`): `2 * start + expression` when the cell's last statement
     begins on a line of its own at character `start`, else None. Then the
-    lines before it are compiled as they are, and the statement after
-    `newlines` newlines (so tracebacks name its line), in `eval` mode if it
-    is an expression. Otherwise, and when either part does not compile, the
-    cell goes through `ast`, which gives the same result at about twice the
-    cost (AST objects made and read back): so syntax errors are reported
-    from the whole cell.
+    lines before it are compiled as they are, and the statement after as
+    many newlines (so tracebacks name its line), in `eval` mode if it is an
+    expression. Otherwise (also for a carriage return or a `__future__`
+    import, which must stay with the whole cell), and when either part does
+    not compile, the cell goes through `ast`, which gives the same result at
+    about twice the cost (AST objects made and read back): so syntax errors
+    are reported from the whole cell.
     """
-    if split is not None:
-        start, newlines, expression = split
+    if split is not None and "\r" not in code and "__future__" not in code:
+        start, expression = divmod(split, 2)
         try:
-            return _compile_split(code, filename, start, newlines, expression)
+            return _compile_split(code, filename, start, expression)
         except SyntaxError:
             pass
     tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST | _FLAGS)
@@ -691,7 +692,7 @@ def _compile_cell(code, filename, split):
     return [compile(tree, filename, "exec", _FLAGS)], last
 
 
-def _compile_split(code, filename, start, newlines, expression):
+def _compile_split(code, filename, start, expression):
     """`_compile_cell` along the runtime's split; raises SyntaxError when a
     part does not compile on its own."""
     statements = []
@@ -699,7 +700,7 @@ def _compile_split(code, filename, start, newlines, expression):
         head = code[:start]
         if not head.isspace():
             statements.append(compile(head, filename, "exec", _FLAGS))
-        tail = "\n" * newlines + code[start:]
+        tail = "\n" * code.count("\n", 0, start) + code[start:]
     else:
         tail = code
     if expression:

@@ -228,16 +228,9 @@ impl Python {
 
     /// `callable(*args)`.
     fn call(self, callable: &Obj, args: Vec<Obj>) -> Result<Obj, Failure> {
-        let tuple = self.tuple(args)?;
-        // SAFETY: interpreter running, GIL held (token); both are live objects.
-        self.own(unsafe { ffi::PyObject_CallObject(callable.as_ptr(), tuple.as_ptr()) })
-    }
-
-    /// A tuple of `items`.
-    fn tuple(self, items: Vec<Obj>) -> Result<Obj, Failure> {
         // SAFETY: interpreter running, GIL held (token).
-        let tuple = self.own(unsafe { ffi::PyTuple_New(items.len() as isize) })?;
-        for (i, a) in items.into_iter().enumerate() {
+        let tuple = self.own(unsafe { ffi::PyTuple_New(args.len() as isize) })?;
+        for (i, a) in args.into_iter().enumerate() {
             let ptr = a.as_ptr();
             std::mem::forget(a);
             // SAFETY: as above; `PyTuple_SetItem` steals the reference we
@@ -246,7 +239,8 @@ impl Python {
                 return Err(self.take_error());
             }
         }
-        Ok(tuple)
+        // SAFETY: as above; both are live objects.
+        self.own(unsafe { ffi::PyObject_CallObject(callable.as_ptr(), tuple.as_ptr()) })
     }
 
     /// `t[i]` of a tuple, borrowed.
@@ -274,14 +268,10 @@ impl Python {
             Some(args) => self.str_tuple(args)?,
             None => self.retain(self.none()),
         };
+        // The prelude's `_compile_cell` reads it (see `cell::split`).
         let split = match crate::cell::split(code_text) {
-            // The prelude's `_compile_cell` reads it as (start, newlines,
-            // expression).
-            Some(s) => self.tuple(vec![
-                self.usize_obj(s.start)?,
-                self.usize_obj(s.newlines)?,
-                self.bool_obj(s.expression),
-            ])?,
+            // SAFETY: interpreter running, GIL held (token).
+            Some(s) => self.own(unsafe { ffi::PyLong_FromUnsignedLong(s as std::ffi::c_ulong) })?,
             None => self.retain(self.none()),
         };
         let r = self.call(
@@ -289,12 +279,6 @@ impl Python {
             vec![code, limit, filename, argv, split],
         )?;
         Output::read_from(&PyFields { py: self, obj: &r })
-    }
-
-    /// A Python `int` from a `usize`.
-    fn usize_obj(self, v: usize) -> Result<Obj, Failure> {
-        // SAFETY: interpreter running, GIL held (token).
-        self.own(unsafe { ffi::PyLong_FromUnsignedLong(v as std::ffi::c_ulong) })
     }
 
     /// A tuple of `str`s.
