@@ -976,6 +976,91 @@ async fn trailing_value_follows_the_last_statement_in_tricky_cells() {
     }
 }
 
+/// The runtime's reading of where a cell's last statement begins
+/// (`eryx-runtime/src/cell.rs`) never changes what a cell does: over every
+/// pair of these lines (1,600 cells), the value or exception of the cell is
+/// what the prelude's exact path (`ast`, no split) gives. A wrong split
+/// would show as a lost value (an expression taken for a statement) or a
+/// different error.
+#[tokio::test]
+async fn splitting_cells_gives_what_the_exact_path_gives() {
+    let lines = [
+        "x = 1",
+        "x += 2",
+        "x",
+        "x * 2",
+        "y: int = 3",
+        "(x, y)",
+        "x == 1",
+        "x <= 2",
+        "d = {'k': 1}",
+        "d['k'] += 1",
+        "d['k']",
+        "import os",
+        "os.sep",
+        "pass",
+        "if x:\n    z = 1\nelse:\n    z = 2",
+        "z",
+        "def f(a=1):\n    return a",
+        "f()",
+        "@(lambda g: 7)\ndef h(): return 5",
+        "h",
+        "for i in range(2): i",
+        "s = '''\nq = 1\n'''",
+        "s",
+        "é = 'ü'",
+        "é * 2",
+        "a = 1; a",
+        "lambda: 0",
+        "not x",
+        "x if x else 0",
+        "# a comment",
+        "",
+        "n = 4\nn >> 1",
+        "[*range(2)]",
+        "*range(2), 3",
+        "try:\n    1/0\nexcept ZeroDivisionError:\n    e = 'caught'",
+        "class C:\n    k = 1",
+        "C.k",
+        "match x:\n    case _:\n        m = x",
+        "v = 3 + \\\n 1",
+        "(v\n)",
+    ];
+    // Function reprs carry their addresses.
+    let strip = |s: &str| s.split(" at 0x").next().unwrap_or_default().to_string();
+    let mut sb = sandbox().await;
+    let mut cells = 0;
+    for a in lines {
+        for b in lines {
+            let code = format!("{a}\n{b}");
+            sb.clear().await.unwrap();
+            let literal = serde_json::to_string(&code).unwrap();
+            let reference = format!(
+                "import _eryx_prelude as _p\n\
+                 _ns = {{'__name__': '__main__', '__builtins__': __builtins__}}\n\
+                 try:\n    _v = _p._run({literal}, '<ref>', _ns, None)\n    \
+                 _r = 'value ' + ('None' if _v is None else repr(_v))\n\
+                 except BaseException as _e:\n    _r = 'error ' + type(_e).__name__\n\
+                 print(_r)"
+            );
+            let want = sb
+                .execute(&reference)
+                .await
+                .unwrap_or_else(|e| panic!("reference run of {code:?}: {e}"))
+                .stdout;
+            sb.clear().await.unwrap();
+            let got = match sb.execute(&code).await {
+                Ok(out) => format!("value {}", out.value.as_deref().unwrap_or("None")),
+                Err(Error::Python(e)) => format!("error {}", e.type_name),
+                Err(e) => panic!("{code:?}: {e}"),
+            };
+            assert_eq!(strip(&got), strip(want.trim_end()), "cell {code:?}");
+            cells += 1;
+        }
+    }
+    assert_eq!(cells, lines.len() * lines.len());
+}
+
 /// Tracebacks name the lines of the cell, also for its last statement.
 #[tokio::test]
 async fn tracebacks_name_the_cells_lines() {
