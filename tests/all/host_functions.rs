@@ -74,6 +74,14 @@ async fn values_cross_as_json_and_the_rest_is_refused_in_the_guest() {
 v = echo(n=None, t=True, i=-(2**63), u=2**64 - 1, f=1.5, s='é', l=[1, (2, 3)], d={'k': {}})
 print(v == {'n': None, 't': True, 'i': -(2**63), 'u': 2**64 - 1, 'f': 1.5, 's': 'é',
             'l': [1, [2, 3]], 'd': {'k': {}}})
+# Subclasses of the JSON types cross as their base values; no arguments
+# are an empty object.
+import enum
+class E(enum.IntEnum):
+    A = 7
+class S(str):
+    pass
+print(echo(e=E.A, s=S('x'), l=[E.A]), echo(), echo(S('p'), -0.0))
 for bad in (b'bytes', float('nan'), 2**64, {1: 'x'}, {1, 2}):
     try:
         echo(x=bad)
@@ -90,6 +98,7 @@ except TypeError as e:
     assert_eq!(
         out.stdout,
         "True\n\
+         {'e': 7, 'l': [7], 's': 'x'} {} ['p', -0.0]\n\
          TypeError echo()['x']: bytes cannot be passed to the host (JSON values only: None, bool, int, float, str, list, dict)\n\
          TypeError echo()['x']: nan is not a JSON number\n\
          TypeError echo()['x']: integers passed to the host must fit in 64 bits\n\
@@ -97,8 +106,8 @@ except TypeError as e:
          TypeError echo()['x']: set cannot be passed to the host (JSON values only: None, bool, int, float, str, list, dict)\n\
          echo(): pass positional or keyword arguments, not both\n"
     );
-    // Only the valid call reached the host.
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    // Only the valid calls reached the host.
+    assert_eq!(seen.lock().unwrap().len(), 4);
 }
 
 #[tokio::test]
