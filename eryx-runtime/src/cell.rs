@@ -11,7 +11,7 @@
 //! the cell through `ast`, which is exact. So an answer here may be
 //! unhelpful but never wrong in effect, except in one direction it must
 //! avoid: calling a trailing *expression* a statement would lose its value.
-//! The statement tests ([`is_assignment`], the keyword lists) therefore
+//! The statement tests ([`is_assignment`], the keyword table) therefore
 //! answer "statement" only when that is plain to see.
 
 /// Python's hard keywords, each with what a statement that begins with it

@@ -833,19 +833,16 @@ def _json_codec():
         import json
         from json import encoder
 
-        make = encoder.c_make_encoder
-        if make is None:
-            encode = json.JSONEncoder(separators=(",", ":")).encode
-        else:
-            # As `json.dumps(value, separators=(",", ":"))` does it, minus
-            # the circular-reference markers (`_check_json` walked it).
-            chunks = make(
-                None, json.JSONEncoder().default, encoder.encode_basestring_ascii,
-                None, ":", ",", False, False, True,
-            )
+        # As `json.dumps(value, separators=(",", ":"))` does it (`_json` is
+        # built into libpython), minus the circular-reference markers
+        # (`_check_json` walked the value).
+        chunks = encoder.c_make_encoder(
+            None, json.JSONEncoder().default, encoder.encode_basestring_ascii,
+            None, ":", ",", False, False, True,
+        )
 
-            def encode(value, _join="".join, _chunks=chunks):
-                return _join(_chunks(value, 0))
+        def encode(value, _join="".join, _chunks=chunks):
+            return _join(_chunks(value, 0))
 
         _codec = (encode, json.JSONDecoder().scan_once)
     return _codec

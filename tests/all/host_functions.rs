@@ -91,6 +91,13 @@ try:
     echo(1, k=2)
 except TypeError as e:
     print(e)
+# An answer that is not JSON (the host never sends one) is reported by
+# `json`, not taken in part.
+import _eryx_prelude
+try:
+    _eryx_prelude._outcome('echo', True, ['{"a": 1} x'])
+except ValueError as e:
+    print(type(e).__name__, e)
 "#,
         )
         .await
@@ -104,7 +111,8 @@ except TypeError as e:
          TypeError echo()['x']: integers passed to the host must fit in 64 bits\n\
          TypeError echo()['x']: dict keys passed to the host must be str, not int\n\
          TypeError echo()['x']: set cannot be passed to the host (JSON values only: None, bool, int, float, str, list, dict)\n\
-         echo(): pass positional or keyword arguments, not both\n"
+         echo(): pass positional or keyword arguments, not both\n\
+         JSONDecodeError Extra data: line 1 column 10 (char 9)\n"
     );
     // Only the valid calls reached the host.
     assert_eq!(seen.lock().unwrap().len(), 4);
