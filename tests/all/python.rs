@@ -213,6 +213,66 @@ for bad, mod in ((b"BZh9 junk", bz2), (b"not xz", lzma)):
 }
 
 #[tokio::test]
+async fn compression_zstd_works_as_in_python_3_14() {
+    // Python 3.14's `compression.zstd` on eryx's `_zstd` (libzstd built
+    // into the bundle), and the archive formats that use it.
+    let code = r#"
+import io, os, shutil, tarfile, zipfile
+from compression import zstd
+from compression.zstd import (ZstdCompressor, ZstdDecompressor, ZstdDict, ZstdError,
+                              CompressionParameter as CP, DecompressionParameter as DP)
+data = b"eryx " * 50_000 + bytes(range(256)) * 40
+packed = zstd.compress(data, level=19)
+assert zstd.decompress(packed) == data and len(packed) < len(data) // 100
+print(zstd.zstd_version_info >= (1, 5, 7), zstd.get_frame_info(packed).decompressed_size == len(data))
+print(CP.nb_workers.bounds(), DP.window_log_max.bounds()[0] >= 10)
+# incremental, with an output cap, and data after the frame
+c = ZstdCompressor(options={CP.checksum_flag: 1, CP.compression_level: 5})
+frame = c.compress(data[:1000]) + c.compress(data[1000:], c.FLUSH_FRAME)
+d = ZstdDecompressor()
+out = d.decompress(frame + b"tail", max_length=1000)
+print(len(out), d.needs_input, d.eof)
+while not d.eof:
+    out += d.decompress(b"", 100_000)
+print(out == data, d.unused_data)
+# dictionaries: trained, digested, as a prefix
+samples = [b"colour=%d shape=%d size=%d" % (i % 7, i % 5, i) for i in range(400)]
+td = zstd.train_dict(samples, 2048)
+for how in (td, td.as_undigested_dict, td.as_prefix):
+    assert zstd.decompress(zstd.compress(samples[3], zstd_dict=how), how) == samples[3]
+print(td.dict_id > 0, len(td) <= 2048)
+# archives
+with open("data.bin", "wb") as f: f.write(data)
+with tarfile.open("a.tar.zst", "w:zst") as t: t.add("data.bin")
+with tarfile.open("a.tar.zst") as t: assert t.extractfile("data.bin").read() == data
+with zipfile.ZipFile("a.zip", "w", compression=zipfile.ZIP_ZSTANDARD) as z: z.write("data.bin")
+with zipfile.ZipFile("a.zip") as z: assert z.read("data.bin") == data
+with zstd.open("f.zst", "wt", encoding="utf-8") as f: f.write("line 1\nline 2\n")
+with zstd.open("f.zst", "rt", encoding="utf-8") as f: print(f.readlines())
+# what goes wrong says what
+for bad in (lambda: zstd.decompress(b"not zstd at all"),
+            lambda: zstd.decompress(packed[:-5]),
+            lambda: ZstdCompressor(level=99),
+            lambda: ZstdCompressor(options={CP.window_log: 100}),
+            lambda: ZstdDecompressor(zstd_dict=b"raw bytes")):
+    try:
+        bad()
+    except (ZstdError, ValueError, TypeError) as e:
+        print(type(e).__name__, str(e)[:72])
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "True True\n(0, 0) True\n1000 False False\nTrue b'tail'\nTrue True\n\
+         ['line 1\\n', 'line 2\\n']\n\
+         ZstdError Unable to decompress Zstandard data: Unknown frame descriptor\n\
+         ZstdError Compressed data ended before the end-of-stream marker was reached\n\
+         ValueError illegal compression level 99; the valid range is [-131072, 22]\n\
+         ValueError compression parameter 'window_log' received an illegal value 100; the va\n\
+         TypeError zstd_dict argument should be a ZstdDict object (or one of its .as_digest\n"
+    );
+}
+
+#[tokio::test]
 async fn zoneinfo_has_the_time_zone_database() {
     // WASI has no /usr/share/zoneinfo: the bundle carries PyPI's `tzdata`.
     let code = r#"

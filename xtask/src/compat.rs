@@ -97,6 +97,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_weakref",
     "test_zipfile",
     "test_zlib",
+    "test_zstd",
 ];
 
 /// The short list `cargo xtask test` runs.
@@ -106,6 +107,7 @@ pub(crate) const QUICK: &[&str] = &[
     "test_base64",
     "test_operator",
     "test_lzma",
+    "test_zstd",
     "test_pwd",
     "test_grp",
     "test_fcntl",

@@ -1,10 +1,11 @@
 //! The standard-library extension modules the bundled CPython build lacks:
-//! `_bz2` (behind `bz2`) and `_lzma` (behind `lzma`), which `tarfile`,
-//! `zipfile` and `shutil` use for `.bz2`/`.xz` archives.
+//! `_bz2` (behind `bz2`), `_lzma` (behind `lzma`) and `_zstd` (behind
+//! Python 3.14's `compression.zstd`), which `tarfile`, `zipfile` and
+//! `shutil` use for `.bz2`/`.xz`/`.zst` archives.
 //!
-//! libbzip2 and liblzma are compiled from their upstream sources, as
-//! Debian's `bzip2` and `xz-utils` source packages carry them (tarballs
-//! checked against Debian's `Sources` index). The modules themselves are
+//! libbzip2, liblzma and libzstd are compiled from their upstream sources,
+//! as Debian's `bzip2`, `xz-utils` and `libzstd` source packages carry them
+//! (tarballs checked against Debian's `Sources` index). The modules themselves are
 //! eryx's (`xtask/modules/`): CPython's `Modules/_bz2module.c` and
 //! `_lzmamodule.c` would be the natural choice, but CPython's source tarball
 //! is not reachable from the registries this project builds from, so the
@@ -61,6 +62,23 @@ fn bzip2_sources(top: &Path) -> Result<Vec<PathBuf>> {
     .iter()
     .map(|f| top.join(f))
     .collect())
+}
+
+/// libzstd: compression, decompression and the dictionary builder (what
+/// `compression.zstd.train_dict` and `finalize_dict` use).
+fn zstd_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for dir in ["common", "compress", "decompress", "dictBuilder"] {
+        let dir = top.join("lib").join(dir);
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "c") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// liblzma without threads (no `*_mt.c`, output queue or CPU count), table
@@ -175,6 +193,23 @@ const MODULES: &[Module] = &[
             ],
             defines: &["-DHAVE_CONFIG_H", "-DLZMA_API_STATIC"],
             config_h: Some(LZMA_CONFIG_H),
+        }),
+    },
+    Module {
+        name: "_zstd",
+        library: Some(Library {
+            package: "libzstd",
+            version: "1.5.7+dfsg-3",
+            sources: zstd_sources,
+            includes: &["lib", "lib/common"],
+            // No threads (`nb_workers` is bounded to 0), no x86 assembly,
+            // no legacy formats; xxhash's symbols renamed as upstream does.
+            defines: &[
+                "-DZSTD_DISABLE_ASM",
+                "-DZSTD_LEGACY_SUPPORT=0",
+                "-DXXH_NAMESPACE=ZSTD_",
+            ],
+            config_h: None,
         }),
     },
     // WASI's descriptor flags and ioctls through wasi-libc; the sandbox's
