@@ -249,6 +249,8 @@ with zipfile.ZipFile("a.zip", "w", compression=zipfile.ZIP_ZSTANDARD) as z: z.wr
 with zipfile.ZipFile("a.zip") as z: assert z.read("data.bin") == data
 with zstd.open("f.zst", "wt", encoding="utf-8") as f: f.write("line 1\nline 2\n")
 with zstd.open("f.zst", "rt", encoding="utf-8") as f: print(f.readlines())
+shutil.unpack_archive(shutil.make_archive("arch", "zstdtar", base_dir="data.bin"), "out")
+print(open("out/data.bin", "rb").read() == data)
 # what goes wrong says what
 for bad in (lambda: zstd.decompress(b"not zstd at all"),
             lambda: zstd.decompress(packed[:-5]),
@@ -263,7 +265,7 @@ for bad in (lambda: zstd.decompress(b"not zstd at all"),
     assert_eq!(
         stdout_of(code).await,
         "True True\n(0, 0) True\n1000 False False\nTrue b'tail'\nTrue True\n\
-         ['line 1\\n', 'line 2\\n']\n\
+         ['line 1\\n', 'line 2\\n']\nTrue\n\
          ZstdError Unable to decompress Zstandard data: Unknown frame descriptor\n\
          ZstdError Compressed data ended before the end-of-stream marker was reached\n\
          ValueError illegal compression level 99; the valid range is [-131072, 22]\n\
