@@ -275,6 +275,60 @@ for bad in (lambda: zstd.decompress(b"not zstd at all"),
 }
 
 #[tokio::test]
+async fn hashlib_derives_keys_without_openssl() {
+    // CPython takes `pbkdf2_hmac` and `scrypt` from OpenSSL's `_hashlib`;
+    // the WASI build has none, eryx's `_eryx_kdf` stands in.
+    let code = r#"
+import hashlib, hmac, os
+# RFC 6070 (PBKDF2-HMAC-SHA1) and RFC 7914 (scrypt) test vectors
+print(hashlib.pbkdf2_hmac("sha1", b"password", b"salt", 4096).hex())
+print(hashlib.pbkdf2_hmac("sha1", b"pass\0word", b"sa\0lt", 4096, 16).hex())
+print(hashlib.scrypt(b"password", salt=b"NaCl", n=1024, r=8, p=16)[:16].hex())
+# against PBKDF2 written out with the stdlib's hmac, every kind of hash
+def reference(name, pw, salt, rounds, dklen):
+    out, block = b"", 1
+    while len(out) < dklen:
+        u = t = hmac.new(pw, salt + block.to_bytes(4, "big"), name).digest()
+        for _ in range(rounds - 1):
+            u = hmac.new(pw, u, name).digest()
+            t = bytes(a ^ b for a, b in zip(t, u))
+        out, block = out + t, block + 1
+    return out[:dklen]
+checked = 0
+for name in ("sha1", "sha224", "sha256", "sha384", "sha512", "md5", "sha3_256", "blake2s"):
+    for n in (0, 1, 63, 64, 65, 128, 129, 300):
+        pw, salt = os.urandom(n), os.urandom(n % 70)
+        for rounds, dklen in ((1, 7), (3, 100)):
+            assert hashlib.pbkdf2_hmac(name, pw, salt, rounds, dklen) == reference(name, pw, salt, rounds, dklen), (name, n)
+            checked += 1
+print(checked, len(hashlib.pbkdf2_hmac("SHA-512", b"p", b"s", 1)), "pbkdf2_hmac" in hashlib.__all__)
+for bad in (lambda: hashlib.pbkdf2_hmac("unknown", b"p", b"s", 1),
+            lambda: hashlib.pbkdf2_hmac("sha256", b"p", b"s", 0),
+            lambda: hashlib.pbkdf2_hmac("sha256", "p", b"s", 1),
+            lambda: hashlib.scrypt(b"p", salt=b"s", n=3, r=8, p=1),
+            lambda: hashlib.scrypt(b"p", salt=b"s", n=2**20, r=8, p=1),
+            lambda: hashlib.scrypt(b"p", n=2, r=8, p=1)):
+    try:
+        bad()
+    except (ValueError, TypeError) as e:
+        print(type(e).__name__, str(e)[:60])
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "4b007901b765489abead49d926f721d065a429c1\n\
+         56fa6aa75548099dcc37d7f03425e0c3\n\
+         fdbabe1c9d3472007856e7190d01e9fe\n\
+         128 64 True\n\
+         ValueError unsupported hash type unknown\n\
+         ValueError iteration value must be greater than 0.\n\
+         TypeError a bytes-like object is required, not 'str'\n\
+         ValueError n must be a power of 2 greater than 1.\n\
+         ValueError Invalid parameter combination for n, r, p, maxmem: scrypt wo\n\
+         TypeError scrypt() missing required keyword argument 'salt'\n"
+    );
+}
+
+#[tokio::test]
 async fn zoneinfo_has_the_time_zone_database() {
     // WASI has no /usr/share/zoneinfo: the bundle carries PyPI's `tzdata`.
     let code = r#"

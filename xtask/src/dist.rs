@@ -167,6 +167,7 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(compile_stdlib_code().as_bytes());
     h.update(SYSCONFIG_FILES.join(",").as_bytes());
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
+    h.update(HASHLIB_KDF.as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(crate::stdlib_ext::input_fingerprint(root)?.as_bytes());
     h.update(crate::cxxeh::fingerprint().as_bytes());
@@ -596,6 +597,23 @@ fn balance_config_args(text: &str) -> String {
 /// stamp so that a change to the fix rebuilds the bundle.
 const SYSCONFIG_PROBE: &str = "    'CONFIG_ARGS': \"'-C' '--host=x\",\n";
 
+/// Appended to the bundle's `hashlib.py`: CPython takes `pbkdf2_hmac` and
+/// `scrypt` from OpenSSL's `_hashlib`, which the WASI build lacks, so
+/// without this Django's and Werkzeug's password hashing (and anything else
+/// deriving keys) fails with `AttributeError`. `_eryx_kdf` is eryx's
+/// (`xtask/modules/_eryx_kdf.c`).
+const HASHLIB_KDF: &str = "
+# eryx: the WASI build of CPython has no OpenSSL `_hashlib`; eryx's
+# `_eryx_kdf` module gives `pbkdf2_hmac` and `scrypt` instead.
+if 'pbkdf2_hmac' not in globals():
+    try:
+        from _eryx_kdf import pbkdf2_hmac, scrypt
+    except ImportError:
+        pass
+    else:
+        __all__ += ('pbkdf2_hmac',)
+";
+
 /// Fixes the bundle's copy of the stdlib (the copy may be hard links to
 /// the fetched files: each fixed file is replaced, not written through).
 fn fix_stdlib(stdlib: &Path) -> Result<()> {
@@ -608,6 +626,12 @@ fn fix_stdlib(stdlib: &Path) -> Result<()> {
             std::fs::remove_file(&path)?;
             std::fs::write(&path, fixed)?;
         }
+    }
+    let hashlib = stdlib.join("hashlib.py");
+    let text = std::fs::read_to_string(&hashlib).context("the stdlib has no hashlib.py")?;
+    if !text.contains("_eryx_kdf") {
+        std::fs::remove_file(&hashlib)?;
+        std::fs::write(&hashlib, text + HASHLIB_KDF)?;
     }
     Ok(())
 }

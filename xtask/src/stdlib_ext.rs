@@ -1,7 +1,9 @@
 //! The standard-library extension modules the bundled CPython build lacks:
 //! `_bz2` (behind `bz2`), `_lzma` (behind `lzma`) and `_zstd` (behind
 //! Python 3.14's `compression.zstd`), which `tarfile`, `zipfile` and
-//! `shutil` use for `.bz2`/`.xz`/`.zst` archives.
+//! `shutil` use for `.bz2`/`.xz`/`.zst` archives; and two of eryx's own with
+//! no library under them: `fcntl` and `_eryx_kdf` (`hashlib.pbkdf2_hmac`
+//! and `hashlib.scrypt`, which CPython takes from OpenSSL).
 //!
 //! libbzip2, liblzma and libzstd are compiled from their upstream sources,
 //! as Debian's `bzip2`, `xz-utils` and `libzstd` source packages carry them
@@ -211,6 +213,11 @@ const MODULES: &[Module] = &[
             ],
             config_h: None,
         }),
+    },
+    // `hashlib.pbkdf2_hmac` and `hashlib.scrypt` (OpenSSL's in CPython).
+    Module {
+        name: "_eryx_kdf",
+        library: None,
     },
     // WASI's descriptor flags and ioctls through wasi-libc; the sandbox's
     // own file locks (see the module's notes).
