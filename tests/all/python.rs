@@ -329,6 +329,33 @@ for bad in (lambda: hashlib.pbkdf2_hmac("unknown", b"p", b"s", 1),
 }
 
 #[tokio::test]
+async fn termios_exists_and_refuses_as_for_a_descriptor_that_is_no_terminal() {
+    let code = r#"
+import errno, termios, tty, sys
+mode = [0, 0, 0, 0, 0, 0, [b"\x00"] * termios.NCCS]
+tty.cfmakeraw(mode)
+print(mode[2] & termios.CSIZE == termios.CS8, mode[3] & termios.ICANON, termios.TCSAFLUSH)
+for fd in (0, 1, sys.stdout, 99):
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as e:
+        print(errno.errorcode[e.args[0]])
+try:
+    tty.setraw(0)
+except termios.error as e:
+    print("setraw", errno.errorcode[e.args[0]])
+try:
+    termios.tcgetattr("0")
+except TypeError as e:
+    print("TypeError")
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "True 0 2\nENOTTY\nENOTTY\nENOTTY\nEBADF\nsetraw ENOTTY\nTypeError\n"
+    );
+}
+
+#[tokio::test]
 async fn zoneinfo_has_the_time_zone_database() {
     // WASI has no /usr/share/zoneinfo: the bundle carries PyPI's `tzdata`.
     let code = r#"
