@@ -861,7 +861,10 @@ fn print_chunk(chunk: eryx_host::Chunk<'_>) {
 /// code's own, `logging`'s shutdown, a library's clean-up), after the
 /// script whether it returned, raised or called `sys.exit`. An exception
 /// in a handler is printed as CPython prints it ("Exception ignored in
-/// atexit callback") and does not change the exit status. Not run when
+/// atexit callback") and does not change the exit status. Then flushes
+/// the files the code left open, as CPython's finalisation does when it
+/// frees them: `out = open("/mnt/out.csv", "w")` written and never closed
+/// (or `open("/dev/stdout", "w")`) lost its last buffer otherwise. Not run when
 /// the interpreter is gone (a time limit, `os._exit`); a handler that
 /// fails the sandbox (runs into the time limit) is reported on stderr.
 /// `live`: the output goes straight to the CLI's stdout and stderr;
@@ -876,7 +879,16 @@ async fn run_exit_handlers(
     {
         return None;
     }
-    const CODE: &str = "__import__('atexit')._run_exitfuncs()";
+    const CODE: &str = "__import__('atexit')._run_exitfuncs()\n\
+        def _eryx_flush_open_files():\n\
+        \x20   import gc, io\n\
+        \x20   kinds = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)\n\
+        \x20   for f in [o for o in gc.get_objects() if isinstance(o, kinds)]:\n\
+        \x20       try:\n\
+        \x20           f.closed or f.flush()\n\
+        \x20       except Exception:\n\
+        \x20           pass\n\
+        _eryx_flush_open_files()\n";
     let out = if live {
         sandbox.execute_streaming(CODE, print_chunk).await
     } else {

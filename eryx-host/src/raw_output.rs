@@ -144,6 +144,12 @@ impl RawOutput {
         }
     }
 
+    /// Queues `bytes` written to descriptor `fd` (1 or 2) by other means
+    /// than its stream (`pwrite` on `/dev/stdout`).
+    pub(crate) fn write(&self, fd: u8, bytes: &[u8]) {
+        self.lock().write(fd, bytes);
+    }
+
     /// Starts a call that may write `limit` characters per stream; what an
     /// earlier call or the start-up left queued is dropped.
     pub(crate) fn begin_call(&self, limit: usize) {

@@ -93,7 +93,7 @@ pub struct Output {
 /// - the guest sees only the standard library, read-only, at
 ///   `/python/lib/python3.14`, its private `/tmp` (the working directory,
 ///   `TMPDIR` and `HOME`) and `/dev` (`null`, `zero`, `random`,
-///   `urandom`) (plus
+///   `urandom`, and `stdin` / `stdout` / `stderr`, the standard streams) (plus
 ///   [`SandboxBuilder::package`]s at `/site-packages` and
 ///   [`SandboxBuilder::mount`]s, when given; `/` and the directories
 ///   above these list them, read-only): no other files, no

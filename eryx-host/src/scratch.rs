@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime_wasi::cli::StdinStream;
 use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
 use wasmtime_wasi::p2::{
@@ -32,30 +33,49 @@ use wasmtime_wasi::p2::{
     StreamError, StreamResult,
 };
 
+use crate::raw_output::RawOutput;
+
 /// Where the scratch directory appears in the guest.
 pub(crate) const GUEST_TMP: &str = "/tmp";
 
 /// The guest's device directory: `null` (`os.devnull`), `zero`, and
 /// `random` / `urandom` (the host's cryptographic generator, as
-/// `os.urandom` is), as on Linux.
+/// `os.urandom` is), and `stdin` / `stdout` / `stderr` (the guest's
+/// descriptors 0, 1 and 2 again), as on Linux.
 pub(crate) const GUEST_DEV: &str = "/dev";
 
 /// A file of the guest's `/dev`. Each is an empty, read-only file on the
-/// host; [`ScratchView`] gives it its behaviour: writes are discarded
-/// (as Linux does for all four) and reads give nothing (`null`), zero
-/// bytes (`zero`) or random bytes (`random`, `urandom`), without end
-/// ([`DEVICES`] names them).
+/// host; [`ScratchView`] gives it its behaviour ([`DEVICES`] names them):
+/// - `null`, `zero`, `random`, `urandom`: writes are discarded (as Linux
+///   does for all four) and reads give nothing (`null`), zero bytes
+///   (`zero`) or random bytes (`random`, `urandom`), without end;
+/// - `stdout`, `stderr`: writes go where descriptors 1 and 2 go (the
+///   call's output, in order with `print`'s), reads give end of file;
+/// - `stdin`: reads take from the guest's standard input (the same bytes
+///   `sys.stdin` reads: what one takes the other does not see), or give
+///   end of file when the sandbox has none; writes are discarded.
+///
+/// Scripts name them where they want a path for the standard streams:
+/// `open("/dev/stdout", "w")`, `logging.FileHandler("/dev/stderr")`,
+/// `json.load(open("/dev/stdin"))`. On Linux they are links to
+/// `/proc/self/fd/N`; here they are character devices, like the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Device {
     Null,
     Zero,
     Random,
+    Stdin,
+    Stdout,
+    Stderr,
 }
 
 /// The files of the guest's `/dev` and what each one is.
-const DEVICES: [(&str, Device); 4] = [
+const DEVICES: [(&str, Device); 7] = [
     ("null", Device::Null),
     ("random", Device::Random),
+    ("stderr", Device::Stderr),
+    ("stdin", Device::Stdin),
+    ("stdout", Device::Stdout),
     ("urandom", Device::Random),
     ("zero", Device::Zero),
 ];
@@ -68,9 +88,10 @@ impl Device {
     }
 
     /// `len` bytes read from it (at most [`INLINE_READ_MAX`] at once), or
-    /// `None` for `null`'s end of file.
+    /// `None` for end of file (`null`, and `stdin` / `stdout` / `stderr`
+    /// here: [`ScratchView`] reads the guest's stdin itself when it has one).
     fn read(self, len: usize) -> Option<Vec<u8>> {
-        if self == Device::Null {
+        if !matches!(self, Device::Zero | Device::Random) {
             return None;
         }
         let mut buf = vec![0; len.min(INLINE_READ_MAX)];
@@ -412,6 +433,11 @@ pub(crate) struct ScratchView<'a> {
     pub(crate) handles: &'a mut Handles,
     /// Regular files are read on the calling thread ([`InlineReader`]).
     pub(crate) inline_reads: bool,
+    /// Where `/dev/stdout` and `/dev/stderr` write: descriptors 1 and 2.
+    pub(crate) raw: &'a RawOutput,
+    /// What `/dev/stdin` reads: descriptor 0's input, if the sandbox has
+    /// any (a `&mut`, which is `Send` for a `Send` stream).
+    pub(crate) stdin: &'a mut Option<Box<dyn StdinStream>>,
 }
 
 /// Selects [`ScratchView`] as the data of the filesystem interfaces.
@@ -428,15 +454,26 @@ impl ScratchView<'_> {
             .filter(|_| self.handles.scratch.contains(&fd.rep()))
     }
 
-    /// Whether `fd` is a device of `/dev` (writes to it are discarded).
+    /// Whether `fd` is a device of `/dev` (writes to it do not reach its
+    /// host file).
     fn is_device(&self, fd: &Resource<types::Descriptor>) -> bool {
         self.handles.devices.contains_key(&fd.rep())
     }
 
-    /// A stream that discards what is written (the devices of `/dev`).
-    fn sink(&mut self) -> FsResult<Resource<DynOutputStream>> {
-        let sink: DynOutputStream = Box::new(wasmtime_wasi::p2::pipe::SinkOutputStream);
-        Ok(self.fs.table.push(sink)?)
+    /// The device `fd` is, if it is one.
+    fn device(&self, fd: &Resource<types::Descriptor>) -> Option<Device> {
+        self.handles.devices.get(&fd.rep()).copied()
+    }
+
+    /// The output stream of a device: descriptor 1 or 2 for `stdout` and
+    /// `stderr`, one that discards what is written for the others.
+    fn device_output(&mut self, device: Device) -> FsResult<Resource<DynOutputStream>> {
+        let stream: DynOutputStream = match device {
+            Device::Stdout => Box::new(self.raw.stream(1)),
+            Device::Stderr => Box::new(self.raw.stream(2)),
+            _ => Box::new(wasmtime_wasi::p2::pipe::SinkOutputStream),
+        };
+        Ok(self.fs.table.push(stream)?)
     }
 
     fn reserve(&self, fd: &Resource<types::Descriptor>, bytes: u64) -> FsResult<()> {
@@ -573,7 +610,11 @@ impl types::HostDescriptor for ScratchView<'_> {
         len: types::Filesize,
         offset: types::Filesize,
     ) -> FsResult<(Vec<u8>, bool)> {
-        if let Some(device) = self.handles.devices.get(&fd.rep()) {
+        if let Some(device) = self.device(&fd) {
+            if device == Device::Stdin && self.stdin.is_some() {
+                // A stream has no offsets (Linux: `ESPIPE` for a pipe).
+                return Err(types::ErrorCode::InvalidSeek.into());
+            }
             let len = usize::try_from(len).unwrap_or(usize::MAX);
             return Ok(device.read(len).map_or((Vec::new(), true), |b| (b, false)));
         }
@@ -586,8 +627,15 @@ impl types::HostDescriptor for ScratchView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        if self.is_device(&fd) {
-            return Ok(buf.len() as u64);
+        if let Some(device) = self.device(&fd) {
+            let n = buf.len() as u64;
+            if let Device::Stdout | Device::Stderr = device {
+                // The offset means nothing to a stream (Linux ignores it
+                // for a pipe or terminal too).
+                self.raw
+                    .write(if device == Device::Stdout { 1 } else { 2 }, &buf);
+            }
+            return Ok(n);
         }
         self.reserve(&fd, buf.len() as u64)?;
         types::HostDescriptor::write(&mut self.fs, fd, buf, offset).await
@@ -760,8 +808,12 @@ impl types::HostDescriptor for ScratchView<'_> {
         fd: Fd,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynInputStream>> {
-        if let Some(&device) = self.handles.devices.get(&fd.rep()) {
-            let reader: DynInputStream = Box::new(DeviceReader(device));
+        if let Some(device) = self.device(&fd) {
+            let reader: DynInputStream = match (device, self.stdin.as_deref()) {
+                // Shares its progress with descriptor 0's streams.
+                (Device::Stdin, Some(stdin)) => stdin.p2_stream(),
+                _ => Box::new(DeviceReader(device)),
+            };
             return Ok(self.fs.table.push(reader)?);
         }
         if self.inline_reads
@@ -782,16 +834,16 @@ impl types::HostDescriptor for ScratchView<'_> {
         fd: Fd,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
-        if self.is_device(&fd) {
-            return self.sink();
+        if let Some(device) = self.device(&fd) {
+            return self.device_output(device);
         }
         let stream = types::HostDescriptor::write_via_stream(&mut self.fs, again(&fd), offset)?;
         self.counted(&fd, stream)
     }
 
     fn append_via_stream(&mut self, fd: Fd) -> FsResult<Resource<DynOutputStream>> {
-        if self.is_device(&fd) {
-            return self.sink();
+        if let Some(device) = self.device(&fd) {
+            return self.device_output(device);
         }
         let stream = types::HostDescriptor::append_via_stream(&mut self.fs, again(&fd))?;
         self.counted(&fd, stream)

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::StdinStream;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -39,6 +40,8 @@ pub(crate) struct State {
     /// Whether file reads may run on the calling thread (no caller mounts,
     /// as for `allow_blocking_current_thread`).
     inline_reads: bool,
+    /// Descriptor 0's input again, for `/dev/stdin` (`None`: no stdin).
+    stdin: Option<Box<dyn StdinStream>>,
     pub(crate) limits: MemoryLimiter,
     /// What the guest writes to descriptors 1 and 2 below `sys.stdout`
     /// (merged into the call's output; never the host's own stdio).
@@ -205,21 +208,28 @@ impl State {
     ) -> Result<State, BoxError> {
         let raw = RawOutput::default();
         let mut builder = WasiCtx::builder();
-        match stdin {
-            None => {}
+        // Each is given twice: to WASI for descriptor 0 and to `/dev/stdin`
+        // (the two share their progress: a `MemoryInputPipe`'s clones share
+        // one buffer, the others read the one process stdin).
+        let stdin: Option<Box<dyn StdinStream>> = match stdin {
+            None => None,
             Some(GuestStdin::Data(data)) => {
-                builder.stdin(MemoryInputPipe::new(data.clone()));
+                let pipe = MemoryInputPipe::new(data.clone());
+                builder.stdin(pipe.clone());
+                Some(Box::new(pipe))
             }
             // Read only when the guest asks and only what is there, so
             // nothing is taken from the host's stdin before the code reads
             // it, nor after a call that ended while waiting for input.
             Some(GuestStdin::Host) => {
                 #[cfg(unix)]
-                builder.stdin(crate::host_stdin::HostStdin);
+                let host = || crate::host_stdin::HostStdin;
                 #[cfg(not(unix))]
-                builder.stdin(std::io::stdin());
+                let host = std::io::stdin;
+                builder.stdin(host());
+                Some(Box::new(host()))
             }
-        }
+        };
         builder
             .stdout(raw.stream(1))
             .stderr(raw.stream(2))
@@ -294,6 +304,7 @@ impl State {
             scratch,
             handles: Handles::default(),
             inline_reads: mounts.is_empty(),
+            stdin,
             limits,
             raw,
             deadline: None,
@@ -314,6 +325,8 @@ impl State {
             scratch: self.scratch.as_ref(),
             handles: &mut self.handles,
             inline_reads: self.inline_reads,
+            raw: &self.raw,
+            stdin: &mut self.stdin,
         }
     }
 

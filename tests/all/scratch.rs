@@ -223,10 +223,57 @@ for what in (lambda: open("/dev/other", "w"), lambda: os.remove(os.devnull),
         .await
         .unwrap();
     assert_eq!(
-        out.stdout, "['null', 'random', 'urandom', 'zero'] b'' 0\nrefused\nrefused\nrefused\n",
+        out.stdout,
+        "['null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero'] b'' 0\n\
+         refused\nrefused\nrefused\n",
         "{}",
         out.stderr
     );
+}
+
+/// `/dev/stdout` and `/dev/stderr` write where descriptors 1 and 2 do (the
+/// call's output, in order with `print`'s) however they are opened and
+/// written; `/dev/stdin` reads the sandbox's stdin and shares its progress
+/// with `sys.stdin`, as on Linux (they were missing: `PermissionError` for
+/// the two outputs, `FileNotFoundError` for stdin).
+#[tokio::test]
+async fn dev_stdin_stdout_and_stderr_are_the_standard_streams() {
+    let mut sb = builder().stdin("abcdef\n").build().await.unwrap();
+    let out = sb
+        .execute(
+            r#"
+import errno, logging, os, stat, sys
+fd = os.open("/dev/stdin", os.O_RDONLY); print(os.read(fd, 3)); os.close(fd)
+print(repr(sys.stdin.read()), repr(open("/dev/stdin").read()))
+print("one")
+with open("/dev/stdout", "w") as f: f.write("two\n")
+print("three")
+fd = os.open("/dev/stdout", os.O_WRONLY | os.O_APPEND); os.write(fd, b"four\n")
+os.pwrite(fd, b"five\n", 1000); os.close(fd)
+log = logging.getLogger("x"); log.addHandler(logging.FileHandler("/dev/stderr"))
+log.error("six")
+print(stat.S_ISCHR(os.stat("/dev/stdout").st_mode), open("/dev/stderr", "rb").read())
+try:
+    os.pread(os.open("/dev/stdin", os.O_RDONLY), 4, 0)
+except OSError as e:
+    print(e.errno == errno.ESPIPE)
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "b'abc'\n'def\\n' ''\none\ntwo\nthree\nfour\nfive\nTrue b''\nTrue\n",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr, "six\n");
+    // Without a stdin, `/dev/stdin` is at its end, as descriptor 0 is.
+    let mut sb = sandbox().await;
+    let out = sb
+        .execute("print(repr(open('/dev/stdin').read()), repr(open('/dev/stdin', 'rb').read(9)))")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "'' b''\n", "{}", out.stderr);
 }
 
 /// `/dev/zero` reads zeros and `/dev/urandom` / `/dev/random` random bytes,
@@ -368,7 +415,8 @@ os.close(d)
         out.stdout,
         "crw-rw-rw- True\n\
          True False 1 b''\n\
-         [('null', False), ('random', False), ('urandom', False), ('zero', False)]\n\
+         [('null', False), ('random', False), ('stderr', False), ('stdin', False), \
+         ('stdout', False), ('urandom', False), ('zero', False)]\n\
          b'\\x00\\x00' True\n",
         "{}",
         out.stderr

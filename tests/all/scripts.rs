@@ -444,6 +444,34 @@ fn stdin_reaches_the_guest_as_in_python3() {
 }
 
 #[test]
+fn files_left_open_are_flushed_as_the_script_exits() {
+    // As CPython's finalisation frees them: a file written and never
+    // closed keeps its last buffer, whether the script returned or called
+    // `sys.exit`, and `/dev/stdout` opened by hand reaches the output.
+    let dir = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/mnt:rw", dir.path().display());
+    let code = "import sys\nout = open('/mnt/out.csv', 'w'); out.write('a,b\\n1,2\\n')\n\
+                raw = open('/mnt/raw.bin', 'wb'); raw.write(b'xy')\n\
+                term = open('/dev/stdout', 'w'); term.write('bye')\nsys.exit(3)";
+    let out = eryx(&["--mount", &mount, "-c", code], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "bye");
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    assert_eq!(read("out.csv"), b"a,b\n1,2\n");
+    assert_eq!(read("raw.bin"), b"xy");
+}
+
+#[test]
+fn dev_stdin_reads_what_is_piped_to_the_cli() {
+    // `cmd | eryx script.py` with a script that names the path, as scripts
+    // written for Linux do; what it writes to `/dev/stdout` is the CLI's.
+    let code = "import json\nrows = json.load(open('/dev/stdin'))\n\
+                with open('/dev/stdout', 'w') as out: json.dump(sum(rows), out)";
+    let out = eryx(&["-c", code], Some("[1, 2, 39]"));
+    assert_eq!(text(&out.stdout), "42", "{}", text(&out.stderr));
+}
+
+#[test]
 fn stdin_is_read_only_when_the_guest_reads() {
     // A stdin that never ends (a pipe its writer keeps open): a script that
     // does not read it finishes, so nothing read it ahead; one that reads a
