@@ -73,6 +73,31 @@ def _ids():
 _ids()
 del _ids
 
+
+def _system(command):
+    """Execute the command in a subshell: here there are no processes, so
+    nothing runs. As on a machine without the command, this says so on
+    stderr and returns the shell's status for "not found" (127, as a wait
+    status): `os.system("clear")` in a script written for a terminal goes
+    on instead of ending in `AttributeError` (the WASI build has no
+    `os.system`), and code that checks the status sees a failure."""
+    if not isinstance(command, (str, bytes, __import__("os").PathLike)):
+        raise TypeError(
+            f"expected str, bytes or os.PathLike object, not {type(command).__name__}"
+        )
+    sys.stderr.write(
+        f"eryx: os.system({command!r}) did not run: this sandbox runs no "
+        "processes (status 127, as for a command that is not found); the "
+        "host can offer what the code needs as host functions\n"
+    )
+    return 127 << 8
+
+
+if not hasattr(__import__("os"), "system"):
+    _system.__name__ = _system.__qualname__ = "system"
+    __import__("os").system = _system
+del _system
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

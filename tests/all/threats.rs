@@ -368,6 +368,11 @@ try:
     urllib.request.urlopen('http://example.com/x')
 except OSError as e:
     print(type(e).__name__, e.reason)
+
+# `os.system` runs nothing: it says so and returns the shell's "not found"
+# status, as on a machine without the command (scripts call `clear`).
+import os
+print(os.system('ls > /tmp/listing'), os.path.exists('/tmp/listing'))
 "#,
         )
         .await
@@ -378,7 +383,14 @@ except OSError as e:
          True no network in this sandbox (looking up 'pypi.org'); the host can offer what \
          the code needs as host functions\n\
          URLError [Errno -4] no network in this sandbox (looking up 'example.com'); the host \
-         can offer what the code needs as host functions\n"
+         can offer what the code needs as host functions\n\
+         32512 False\n"
+    );
+    assert_eq!(
+        out.stderr,
+        "eryx: os.system('ls > /tmp/listing') did not run: this sandbox runs no processes \
+         (status 127, as for a command that is not found); the host can offer what the code \
+         needs as host functions\n"
     );
 }
 
