@@ -118,6 +118,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A variable given to [`crate::SandboxBuilder::env`] cannot be set.
+    #[error("cannot set the environment variable {name:?}: {reason}")]
+    BadEnv {
+        /// The variable's name, as given.
+        name: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
     /// Pre-initialising Python (start-up and pre-imports, snapshotted) failed.
     #[error(
         "pre-initialising Python failed: {message}; build with `.preinit(false)` (CLI: --no-preinit) to start Python in each sandbox instead"

@@ -84,6 +84,11 @@ struct Cli {
     /// extension set).
     #[arg(long, hide = true)]
     snapshot_only: bool,
+    /// Set an environment variable in the guest: `NAME=VALUE`, or `NAME`
+    /// for this process's value (left out when it is unset). Repeatable.
+    /// Nothing of this process's environment reaches the guest otherwise.
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
     /// Show a host directory to the guest: `HOST:GUEST[:ro|rw]` (read-only
     /// unless `:rw`), e.g. `--mount ./data:/data`. Repeatable. Nothing of the
     /// host is visible otherwise.
@@ -713,6 +718,19 @@ async fn run(cli: Cli) -> u8 {
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
     }
+    for spec in &cli.env {
+        match spec.split_once('=') {
+            Some((name, value)) => builder = builder.env(name, value),
+            None => match std::env::var(spec) {
+                Ok(value) => builder = builder.env(spec, value),
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    eprintln!("eryx: --env {spec}: this process's value is not valid UTF-8");
+                    return 2;
+                }
+            },
+        }
+    }
     // As `python3`: the code reads this process's stdin (after the code
     // itself when that came from stdin: then it is at its end, as in
     // CPython), in the REPL too (`input()` between prompts). The sandbox
@@ -904,13 +922,17 @@ async fn run_exit_handlers(
     }
 }
 
-/// eryx's long options that take a value (as a separate argument), from
-/// the clap definition itself.
+/// eryx's options that take a value (as a separate argument), long and
+/// short, from the clap definition itself.
 fn value_options() -> Vec<String> {
     <Cli as clap::CommandFactory>::command()
         .get_arguments()
         .filter(|a| a.get_action().takes_values())
-        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|c| format!("-{c}"));
+            long.into_iter().chain(short)
+        })
         .collect()
 }
 

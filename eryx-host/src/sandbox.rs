@@ -99,7 +99,8 @@ pub struct Output {
 ///   above these list them, read-only): no other files, no
 ///   arguments, no stdin, no host functions, no network; no environment
 ///   but `TMPDIR`, `HOME`, `USER=sandbox` and `PYTEST_ADDOPTS` (pytest's
-///   output capture without `os.dup`, which WASI lacks);
+///   output capture without `os.dup`, which WASI lacks) and the variables
+///   given to [`SandboxBuilder::env`];
 ///   what it writes reaches only the call's [`Output`] (and a streaming
 ///   callback), never the host's stdio;
 /// - pre-initialised (see [`SandboxBuilder::preinit`]), no pre-imports, no
@@ -114,6 +115,7 @@ pub struct SandboxBuilder {
     packages: Vec<PathBuf>,
     mounts: Vec<Mount>,
     stdin: Option<crate::state::GuestStdin>,
+    env: Vec<(String, String)>,
     no_preinit: bool,
     snapshot_policy: crate::SnapshotPolicy,
     preimports: Vec<String>,
@@ -282,6 +284,19 @@ impl SandboxBuilder {
         self
     }
 
+    /// Sets the environment variable `name` to `value` in the guest
+    /// (`os.environ`, `os.getenv`, C code's `getenv`), in every instance of
+    /// the sandbox, pre-initialised ones too. Repeatable; a later value of
+    /// the same name wins, and a name eryx sets itself (`TMPDIR`, `HOME`,
+    /// `USER`, `PYTEST_ADDOPTS`) takes the given value instead. Nothing of
+    /// the host's own environment reaches the guest otherwise. A name must
+    /// be non-empty without `=` or NUL, a value without NUL; checked when
+    /// the sandbox is built ([`Error::BadEnv`]).
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> SandboxBuilder {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
     /// Shows the host directory `host` to the guest at `guest` (an absolute
     /// path such as `/data`), read-only or read-write. Repeatable; mounts may
     /// not nest or overlap `/python` and `/site-packages`. The guest cannot
@@ -355,6 +370,9 @@ impl SandboxBuilder {
         };
         for (i, m) in self.mounts.iter().enumerate() {
             m.check(&self.mounts[..i])?;
+        }
+        for (name, value) in &self.env {
+            check_env(name, value)?;
         }
         let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
@@ -452,6 +470,7 @@ impl SandboxBuilder {
             site: Arc::new(site),
             mounts: self.mounts.into(),
             stdin: self.stdin,
+            env: self.env.into(),
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
             raw_output: None,
@@ -601,6 +620,7 @@ pub struct Sandbox {
     site: Arc<crate::package::SitePackages>,
     mounts: Arc<[Mount]>,
     stdin: Option<crate::state::GuestStdin>,
+    env: Arc<[(String, String)]>,
     cancel: Arc<AtomicBool>,
     live: Option<Live>,
     /// The last call's output, when the guest also wrote below
@@ -677,13 +697,18 @@ impl Sandbox {
     /// The live instance, made (and Python started) if there is none.
     async fn live(&mut self) -> Result<&mut Live, Error> {
         if self.live.is_none() {
+            let env: Vec<(&str, &str)> = self
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let state = State::new(
                 &self.stdlib,
                 self.site.dir(),
                 self.scratch.clone(),
                 &self.mounts,
                 self.stdin.as_ref(),
-                &[],
+                &env,
                 &self.limits,
                 self.cancel.clone(),
                 Some(self.host_fns.clone()),
@@ -967,6 +992,29 @@ impl Sandbox {
 }
 
 /// Maps the guest's `error` variant onto the host's errors.
+/// Whether `name=value` can be an environment variable (see
+/// [`SandboxBuilder::env`]).
+fn check_env(name: &str, value: &str) -> Result<(), Error> {
+    let bad = |reason: &str| {
+        Err(Error::BadEnv {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if name.is_empty() {
+        return bad("the name is empty; give a name such as `API_URL`");
+    }
+    if name.contains('=') {
+        return bad(
+            "a name cannot contain `=` (it separates name and value); pass the value separately",
+        );
+    }
+    if name.contains('\0') || value.contains('\0') {
+        return bad("a name or value cannot contain a NUL character");
+    }
+    Ok(())
+}
+
 fn guest_error(e: GuestError) -> Error {
     match e {
         GuestError::Init(message) => Error::GuestInit { message },

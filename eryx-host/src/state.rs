@@ -184,8 +184,9 @@ pub(crate) enum GuestStdin {
 }
 
 impl State {
-    /// Deny by default: no env but `TMPDIR`, `HOME`, `USER` and
-    /// `PYTEST_ADDOPTS`, no args, no stdin
+    /// Deny by default: no env but `TMPDIR`, `HOME`, `USER`,
+    /// `PYTEST_ADDOPTS` and `env` (whose values win over these four), no
+    /// args, no stdin
     /// (unless given), stdout and stderr into [`RawOutput`] (merged into the
     /// call's output), no
     /// network; the stdlib and the packages read-only, the scratch
@@ -246,25 +247,37 @@ impl State {
             // be able to drop it.
             .allow_blocking_current_thread(mounts.is_empty());
         // `tempfile` and friends find the scratch directory by `TMPDIR` (set
-        // in every store, the pre-initialising one too: a snapshot keeps the
-        // environment Python read at start-up). The runtime makes it the
-        // working directory.
-        builder.env("TMPDIR", GUEST_TMP);
+        // in every store, the pre-initialising one too; the runtime reads
+        // the environment again in an instance made from a snapshot). The
+        // runtime makes it the working directory.
+        //
         // `Path.home()` raises and `expanduser("~")` is left as it is
         // without `HOME` (there is no password database either): caches and
         // config files that libraries keep under `~` go to `/tmp`.
-        builder.env("HOME", GUEST_TMP);
+        //
         // `getpass.getuser()` looks at `LOGNAME`, `USER`, ... and then the
         // password database, which WASI has none of: it raised "No
         // username set in the environment" (libraries name cache and lock
         // files after the user with it).
-        builder.env("USER", GUEST_USER);
-        builder.env("PYTEST_ADDOPTS", GUEST_PYTEST_ADDOPTS);
+        let mut vars: Vec<(&str, &str)> = vec![
+            ("TMPDIR", GUEST_TMP),
+            ("HOME", GUEST_TMP),
+            ("USER", GUEST_USER),
+            ("PYTEST_ADDOPTS", GUEST_PYTEST_ADDOPTS),
+        ];
+        // One entry per name (libc's `getenv` would find the first of two),
+        // the caller's value winning.
+        for &(k, v) in env {
+            match vars.iter_mut().find(|(name, _)| *name == k) {
+                Some(slot) => slot.1 = v,
+                None => vars.push((k, v)),
+            }
+        }
+        for (k, v) in vars {
+            builder.env(k, v);
+        }
         if let Clock::Frozen = clock {
             builder.monotonic_clock(FrozenClock);
-        }
-        for (k, v) in env {
-            builder.env(k, v);
         }
         builder.preopened_dir(stdlib, GUEST_STDLIB, FsPerms::ReadOnly)?;
         if let Some(dir) = package {

@@ -5,7 +5,7 @@ module `_eryx_prelude` of the bundle's stdlib (`cargo xtask dist` puts this
 file there and compiles it to bytecode), after the runtime has registered
 the built-in module `_host` (the world's imports). Its frames are cut from
 tracebacks by their file name. The runtime calls `execute`, `clear`,
-`snapshot` and `restore`; everything else is private.
+`snapshot`, `restore` and `sync_environ`; everything else is private.
 """
 
 import ast
@@ -1013,6 +1013,20 @@ def _bind_host_functions():
 
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.
 _CO_COROUTINE = 0x80
+
+
+def sync_environ(*flat):
+    """Makes `os.environ` (and `os.environb`) the instance's environment,
+    given as `name, value, name, value, ...` in bytes, without calling
+    `putenv` (libc has them already). Called by the runtime before the first
+    `execute` of an instance made from a pre-initialised snapshot: CPython
+    filled the dict when the snapshot's Python started, with the
+    environment of that start."""
+    import os
+
+    data = os.environ._data  # the dict behind both mappings (`posix.environ`)
+    data.clear()
+    data.update(zip(flat[::2], flat[1::2]))
 
 
 def execute(code, output_limit, filename=None, argv=None, split=None):

@@ -14,6 +14,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use eryx_cpython_sys as ffi;
 
@@ -74,6 +75,7 @@ struct Prelude {
     clear: Obj,
     snapshot: Obj,
     restore: Obj,
+    sync_environ: Obj,
     /// The interned `str`s of the record field names read so far (a
     /// handful), so reading a result does not make a `str` per field.
     keys: std::cell::RefCell<Vec<(&'static str, Obj)>>,
@@ -102,7 +104,16 @@ impl Python {
         // that touches `STATE`; no reference to it outlives the match.
         let state = unsafe { &mut *STATE.0.get() };
         match state {
-            State::Ready(_) => Ok(Python { _private: () }),
+            State::Ready(_) => {
+                let py = Python { _private: () };
+                // Not in the call that started Python: the pre-initialising
+                // store's first call leaves the flag for the snapshot.
+                if ENVIRON_STALE.swap(false, Ordering::Relaxed) {
+                    py.sync_environ()
+                        .map_err(|e| e.context("reading the sandbox's environment"))?;
+                }
+                Ok(py)
+            }
             State::Failed(msg) => Err(msg.clone()),
             State::Uninit => match start() {
                 Ok(prelude) => {
@@ -281,6 +292,27 @@ impl Python {
         Output::read_from(&PyFields { py: self, obj: &r })
     }
 
+    /// Makes libc's environment and `os.environ` this instance's (see
+    /// [`ENVIRON_STALE`]): wasi-libc forgets the one it read, so the next
+    /// look reads the host's again, and the prelude puts that into
+    /// `os.environ` (whose dict CPython filled at start-up).
+    fn sync_environ(self) -> Result<(), Failure> {
+        #[cfg(target_arch = "wasm32")]
+        // SAFETY: a plain libc call on the one thread; nothing holds a
+        // pointer into the old environment (CPython copied it into
+        // `os.environ`, and `getenv` results are not kept across calls).
+        unsafe {
+            __wasilibc_deinitialize_environ()
+        };
+        let mut flat = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            flat.push(self.new_bytes(name.as_encoded_bytes())?);
+            flat.push(self.new_bytes(value.as_encoded_bytes())?);
+        }
+        self.call(&self.prelude().sync_environ, flat)?;
+        Ok(())
+    }
+
     /// A tuple of `str`s.
     fn str_tuple(self, items: &[String]) -> Result<Obj, Failure> {
         // SAFETY: interpreter running, GIL held (token).
@@ -446,8 +478,12 @@ fn start() -> Result<Prelude, Failure> {
     unsafe { ffi::PyInitConfig_Free(cfg) };
     result?;
     let py = Python { _private: () };
-    // Read before the prelude drops it from the environment.
-    let preimports = std::env::var("ERYX_PREIMPORT").unwrap_or_default();
+    // Read before the prelude drops it from the environment. Set only in the
+    // store the host pre-initialises a component in: the instances made from
+    // that snapshot must read their own environment.
+    let preimports = std::env::var("ERYX_PREIMPORT");
+    ENVIRON_STALE.store(preimports.is_ok(), Ordering::Relaxed);
+    let preimports = preimports.unwrap_or_default();
     let prelude = load_prelude(py)?;
     preimport(py, &preimports)?;
     freeze_startup_objects(py)?;
@@ -514,8 +550,20 @@ fn preimport(py: Python, list: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Whether `os.environ` (and libc's environment) may be another instance's:
+/// set by a start-up that is being pre-initialised, so it holds in every
+/// instance made from the snapshot, whose host may give it other
+/// variables (the embedder's); cleared by the instance's first call
+/// ([`Python::get`] once Python runs), which reads the environment again
+/// ([`Python::sync_environ`]). An instance that started Python itself read
+/// its own environment at start-up.
+static ENVIRON_STALE: AtomicBool = AtomicBool::new(false);
+
 #[cfg(target_arch = "wasm32")]
 unsafe extern "C" {
+    /// wasi-libc: forgets the environment it read (the next look at it
+    /// asks the host again).
+    fn __wasilibc_deinitialize_environ();
     /// wasi-libc: forgets the preopened directories, so that the next path
     /// lookup asks the host for them again.
     fn __wasilibc_reset_preopens();
@@ -679,6 +727,7 @@ fn load_prelude(py: Python) -> Result<Prelude, Failure> {
         clear: get(c"clear")?,
         snapshot: get(c"snapshot")?,
         restore: get(c"restore")?,
+        sync_environ: get(c"sync_environ")?,
         keys: Default::default(),
     })
 }

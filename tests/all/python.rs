@@ -1,8 +1,10 @@
 //! Python runs: output, stdlib imports, exceptions.
 
+use std::time::Duration;
+
 use eryx_host::Error;
 
-use crate::support::{sandbox, stdout_of};
+use crate::support::{builder, sandbox, stdout_of};
 
 #[tokio::test]
 async fn print_goes_to_stdout() {
@@ -408,6 +410,69 @@ import getpass; print(getpass.getuser())
         out.stdout,
         "True True True\nTrue True True\n/tmp /tmp/.cache/x\nTrue\nsandbox\n"
     );
+}
+
+/// `SandboxBuilder::env` reaches `os.environ` (and libc's `getenv`) in a
+/// pre-initialised sandbox, whose snapshot was made with another
+/// environment, in a sandbox that starts Python itself, and in the new
+/// instance after a reset; a later value wins, eryx's own defaults can be
+/// replaced, and the code's own changes stay for the session.
+#[tokio::test]
+async fn environment_variables_reach_every_instance() {
+    let code = "import os, sys, tempfile\n\
+                print(os.environ.get('API_URL'), os.getenv('MODE'), os.environb.get(b'MODE'))\n\
+                print(os.path.expanduser('~'), tempfile.gettempdir(), 'ERYX_PREIMPORT' in os.environ)";
+    let expected = "http://api.test/v1 second b'second'\n/tmp/home /tmp False\n";
+    for preinit in [true, false] {
+        let mut sb = builder()
+            .preinit(preinit)
+            .timeout(Duration::from_secs(2))
+            .env("API_URL", "http://api.test/v1")
+            .env("MODE", "first")
+            .env("MODE", "second")
+            .env("HOME", "/tmp/home")
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(sb.preinitialised(), preinit);
+        let out = sb.execute(code).await.unwrap();
+        assert_eq!(out.stdout, expected, "preinit {preinit}: {}", out.stderr);
+        let out = sb
+            .execute("os.environ['MODE'] = 'changed'; os.environ.pop('API_URL')")
+            .await
+            .unwrap();
+        assert_eq!(out.stderr, "");
+        let out = sb
+            .execute("print(os.getenv('MODE'), os.getenv('API_URL'))")
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "changed None\n");
+        // A reset (here: a time limit) gives a new instance its own copy.
+        let err = sb.execute("while True: pass").await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        let out = sb.execute(code).await.unwrap();
+        assert_eq!(out.stdout, expected, "preinit {preinit}, after a reset");
+    }
+    // Without any, the environment is eryx's four.
+    let out = stdout_of("import os; print(sorted(os.environ))").await;
+    assert_eq!(out, "['HOME', 'PYTEST_ADDOPTS', 'TMPDIR', 'USER']\n");
+}
+
+#[tokio::test]
+async fn environment_variables_that_cannot_be_set_are_refused_by_name() {
+    for (name, value, says) in [
+        ("", "x", "the name is empty"),
+        ("A=B", "x", "cannot contain `=`"),
+        ("NUL", "a\0b", "NUL"),
+    ] {
+        let err = builder().env(name, value).build().await.unwrap_err();
+        let Error::BadEnv { name: got, reason } = &err else {
+            panic!("{name:?}: {err:?}");
+        };
+        assert_eq!(got, name);
+        assert!(reason.contains(says), "{name:?}: {reason}");
+        assert!(err.to_string().contains(&format!("{name:?}")), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -462,6 +462,44 @@ fn files_left_open_are_flushed_as_the_script_exits() {
 }
 
 #[test]
+fn env_options_set_the_guests_environment() {
+    // `-e NAME=VALUE`, `--env NAME` (this process's value; left out when
+    // unset); nothing else of this process's environment gets in.
+    let out = eryx_command(&cache_dir())
+        .env("FROM_HOST", "host value")
+        .env("NOT_PASSED", "secret")
+        .env_remove("UNSET_HERE")
+        .args([
+            "-e",
+            "API_URL=http://x/?a=b",
+            "--env",
+            "FROM_HOST",
+            "--env=UNSET_HERE",
+        ])
+        .args([
+            "-c",
+            "import os; print([(k, os.environ.get(k)) for k in \
+                ('API_URL', 'FROM_HOST', 'UNSET_HERE', 'NOT_PASSED')])",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "[('API_URL', 'http://x/?a=b'), ('FROM_HOST', 'host value'), ('UNSET_HERE', None), \
+         ('NOT_PASSED', None)]\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = eryx(&["-e", "=oops", "-c", "pass"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot set the environment variable \"\": the name is empty"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn dev_stdin_reads_what_is_piped_to_the_cli() {
     // `cmd | eryx script.py` with a script that names the path, as scripts
     // written for Linux do; what it writes to `/dev/stdout` is the CLI's.
