@@ -98,6 +98,36 @@ if not hasattr(__import__("os"), "system"):
     __import__("os").system = _system
 del _system
 
+
+def _terminal():
+    """`os.get_terminal_size()` and `os.getlogin()`, which the WASI build
+    lacks: scripts that call them directly ended in `AttributeError`.
+    There is no terminal here, so the first fails as Linux fails it on a
+    descriptor that is not one (`OSError` ENOTTY; EBADF when closed), which
+    such scripts catch (`shutil.get_terminal_size()` falls back to
+    `COLUMNS` / `LINES`, then 80x24); the second names the sandbox's user,
+    as `getpass.getuser()` and `pwd` do."""
+    import errno
+    import os
+
+    def get_terminal_size(fd=1, /):
+        """Return the size of the terminal window as (columns, lines): here
+        no descriptor is a terminal, so this raises `OSError` (ENOTTY)."""
+        os.fstat(fd)  # EBADF for a descriptor that is not open
+        raise OSError(errno.ENOTTY, os.strerror(errno.ENOTTY))
+
+    def getlogin():
+        """Return the name of the user logged in (the sandbox's user)."""
+        return __import__("getpass").getuser()
+
+    for fn in (get_terminal_size, getlogin):
+        if not hasattr(os, fn.__name__):
+            setattr(os, fn.__name__, fn)
+
+
+_terminal()
+del _terminal
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

@@ -350,10 +350,21 @@ try:
     termios.tcgetattr("0")
 except TypeError as e:
     print("TypeError")
+# `os.get_terminal_size` (absent in the WASI build) fails the same way, so
+# the usual fallback runs; `shutil`'s reads `COLUMNS` first.
+import os, shutil
+for fd in (1, 99):
+    try:
+        os.get_terminal_size(fd)
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+os.environ["COLUMNS"] = "100"
+print(shutil.get_terminal_size().columns, os.getlogin())
 "#;
     assert_eq!(
         stdout_of(code).await,
-        "True 0 2\nENOTTY\nENOTTY\nENOTTY\nEBADF\nsetraw ENOTTY\nTypeError\n"
+        "True 0 2\nENOTTY\nENOTTY\nENOTTY\nEBADF\nsetraw ENOTTY\nTypeError\n\
+         ENOTTY\nEBADF\n100 sandbox\n"
     );
 }
 
