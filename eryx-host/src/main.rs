@@ -99,6 +99,40 @@ struct Cli {
     /// the script untouched).
     #[arg(value_name = "FILE ARGS")]
     args: Vec<String>,
+    /// Warning control, as `python3 -W ARG` (`-W error`,
+    /// `-W ignore::DeprecationWarning`): added to `sys.warnoptions` and
+    /// applied before the code runs. Repeatable.
+    #[arg(short = 'W', value_name = "ARG")]
+    warnings: Vec<String>,
+    /// Enter the REPL after running the code, as `python3 -i` (also after
+    /// an exception or `sys.exit`), with the script's names.
+    #[arg(short = 'i', conflicts_with = "json")]
+    inspect: bool,
+    /// `python3`'s -u: accepted; output is unbuffered here anyway.
+    #[arg(short = 'u')]
+    unbuffered: bool,
+    /// `python3`'s -B: accepted; nothing writes bytecode here.
+    #[arg(short = 'B')]
+    no_bytecode: bool,
+    /// `python3`'s -E, -s, -I, -P: accepted; the sandbox sees none of the
+    /// host's environment, user site or script directory anyway.
+    #[arg(short = 'E')]
+    ignore_environment: bool,
+    #[arg(short = 's', hide = true)]
+    no_user_site: bool,
+    #[arg(short = 'I', hide = true)]
+    isolate: bool,
+    #[arg(short = 'P', hide = true)]
+    safe_path: bool,
+    /// `python3`'s -q: accepted; the REPL's banner is one line.
+    #[arg(short = 'q', hide = true)]
+    quiet: bool,
+    /// `python3`'s -O / -OO: refused with a reason.
+    #[arg(short = 'O', action = clap::ArgAction::Count, hide = true)]
+    optimize: u8,
+    /// `python3`'s -X OPTION: refused with a reason.
+    #[arg(short = 'X', value_name = "OPTION", hide = true)]
+    xoptions: Vec<String>,
 }
 
 fn parse_mount(s: &str) -> Result<Mount, String> {
@@ -708,6 +742,20 @@ async fn run(cli: Cli) -> u8 {
             }
         }
     };
+    if cli.optimize > 0 {
+        eprintln!(
+            "eryx: -O is not supported: the sandbox's Python is pre-initialised without \
+             optimisation, so `assert` statements run; remove -O"
+        );
+        return 2;
+    }
+    if let Some(x) = cli.xoptions.first() {
+        eprintln!(
+            "eryx: -X {x} is not supported: the sandbox's Python is pre-initialised with its own \
+             options; remove -X"
+        );
+        return 2;
+    }
     let mut builder = Sandbox::builder();
     if std::io::stderr().is_terminal() {
         builder = builder.on_progress(|msg| eprintln!("eryx: {msg}..."));
@@ -817,6 +865,12 @@ async fn run(cli: Cli) -> u8 {
         eprintln!("eryx: {e:#}");
         return 2;
     }
+    if !cli.warnings.is_empty()
+        && let Err(e) = apply_warning_options(&mut sandbox, &cli.warnings).await
+    {
+        report(&e);
+        return 2;
+    }
     let (code, filename, argv) = match mode {
         Mode::Repl => {
             if snapshot_later {
@@ -845,6 +899,18 @@ async fn run(cli: Cli) -> u8 {
         print_json(&result, at_exit.as_ref(), elapsed, sandbox.preinitialised());
     } else {
         print_result(&result, false, true);
+        if cli.inspect
+            && result
+                .as_ref()
+                .map_or_else(|e| e.session_survived(), |_| true)
+        {
+            // As `python3 -i`: the REPL goes on in the script's session
+            // (its own exit runs the `atexit` handlers and saves `--state`).
+            if snapshot_later {
+                build_snapshot_later();
+            }
+            return repl(&mut sandbox, cli.state.as_deref()).await;
+        }
         run_exit_handlers(&mut sandbox, &result, true).await;
     }
     let status = status_of(&result);
@@ -861,6 +927,22 @@ async fn run(cli: Cli) -> u8 {
         return 2;
     }
     status
+}
+
+/// `-W` options, as `python3` applies them at start-up: into
+/// `sys.warnoptions` (which `unittest` and pytest read) and the warning
+/// filters; an invalid one is reported ("Invalid -W option ignored") and
+/// left out, as CPython does.
+async fn apply_warning_options(sandbox: &mut Sandbox, options: &[String]) -> Result<(), Error> {
+    // A JSON array of strings is a Python list literal of them.
+    let list = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
+    let code = format!(
+        "import sys as _s, warnings as _w\n_s.warnoptions.extend({list})\n\
+         _w._processoptions({list})\ndel _s, _w\n"
+    );
+    let out = sandbox.execute(&code).await?;
+    eprint!("{}", out.stderr);
+    Ok(())
 }
 
 /// Writes one piece of live output to the CLI's stdout or stderr.

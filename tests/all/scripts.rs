@@ -500,6 +500,56 @@ fn env_options_set_the_guests_environment() {
 }
 
 #[test]
+fn python3_flags_work_or_are_refused_by_name() {
+    // Command lines written for `python3`: the isolation and buffering
+    // flags change nothing here and are accepted; `-W` filters warnings
+    // and fills `sys.warnoptions`; `-i` goes on in the REPL with the
+    // script's names; `-O` and `-X` say why they are refused.
+    let code = "import sys, warnings\nprint(sys.warnoptions)\n\
+                warnings.warn('old', DeprecationWarning)";
+    let out = eryx(
+        &[
+            "-u",
+            "-B",
+            "-E",
+            "-s",
+            "-I",
+            "-P",
+            "-q",
+            "-W",
+            "error::DeprecationWarning",
+            "-W",
+            "nonsense:x",
+            "-c",
+            code,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "['error::DeprecationWarning', 'nonsense:x']\n"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("Invalid -W option ignored: invalid action: 'nonsense'\n")
+            && err.ends_with("DeprecationWarning: old\n"),
+        "{err}"
+    );
+    let out = eryx(&["-i", "-c", "x = 21"], Some("print(x * 2)\nexit(3)\n"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "42\n");
+    for (flag, says) in [
+        (&["-O"][..], "-O is not supported"),
+        (&["-X", "dev"][..], "-X dev is not supported"),
+    ] {
+        let out = eryx(&[flag, &["-c", "pass"]].concat(), None);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn dev_stdin_reads_what_is_piped_to_the_cli() {
     // `cmd | eryx script.py` with a script that names the path, as scripts
     // written for Linux do; what it writes to `/dev/stdout` is the CLI's.
