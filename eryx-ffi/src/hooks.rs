@@ -182,12 +182,8 @@ pub fn pop_handle_like(cx: &mut Call) -> u32 {
 pub unsafe fn push_string(cx: &mut Call, ptr: *mut u8, len: usize) {
     // SAFETY: forwarded to the caller.
     let bytes = unsafe { take_bytes(ptr, len) };
-    let s = match String::from_utf8(bytes) {
-        Ok(s) => s,
-        // The canonical ABI guarantees UTF-8; never trust it into UB.
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    };
-    cx.push(Value::String(s));
+    // The canonical ABI guarantees UTF-8; never trust it into UB.
+    cx.push(Value::String(crate::utf8_or_replaced(bytes)));
 }
 
 /// `wit_dylib_pop_string`: the bytes stay alive until the call is dropped.

@@ -294,9 +294,9 @@ unsafe extern "C" fn constructors(
         };
         // A path with a NUL names no library: CPython's own `dlopen`
         // reports that one, as natively.
-        let handle = match std::ffi::CString::new(path) {
-            Ok(path) => dlopen(path.as_ptr(), RTLD_NOW),
-            Err(_) => std::ptr::null_mut(),
+        let handle = match crate::nul_terminated(path) {
+            Some(path) => dlopen(path.as_ptr().cast(), RTLD_NOW),
+            None => std::ptr::null_mut(),
         };
         let first = !handle.is_null()
             && CONSTRUCTED.with_borrow_mut(|done| {

@@ -30,4 +30,17 @@ mod pyalloc;
 pub mod python;
 pub mod world;
 
+/// `s` with a NUL appended, for C, or `None` if it has a NUL of its own.
+/// Not `CString::new`: its NUL search is `memchr`, ~1.5 KB of this
+/// library's code for a few short names.
+pub(crate) fn nul_terminated(s: &str) -> Option<Vec<u8>> {
+    if s.bytes().any(|b| b == 0) {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(s.len() + 1);
+    bytes.extend_from_slice(s.as_bytes());
+    bytes.push(0);
+    Some(bytes)
+}
+
 eryx_ffi::export!(exports::Runtime);

@@ -1045,18 +1045,21 @@ def _bind_host_functions():
 _CO_COROUTINE = 0x80
 
 
-def sync_environ(*flat):
+def sync_environ(*entries):
     """Makes `os.environ` (and `os.environb`) the instance's environment,
-    given as `name, value, name, value, ...` in bytes, without calling
-    `putenv` (libc has them already). Called by the runtime before the first
-    `execute` of an instance made from a pre-initialised snapshot: CPython
-    filled the dict when the snapshot's Python started, with the
-    environment of that start."""
+    given as libc's `NAME=VALUE` entries in bytes, without calling `putenv`
+    (libc has them already). Called by the runtime before the first call of
+    an instance made from a pre-initialised snapshot: CPython filled the
+    dict when the snapshot's Python started, with the environment of that
+    start."""
     import os
 
     data = os.environ._data  # the dict behind both mappings (`posix.environ`)
     data.clear()
-    data.update(zip(flat[::2], flat[1::2]))
+    for entry in entries:
+        name, eq, value = entry.partition(b"=")
+        if eq and name not in data:  # as CPython: the first of a name wins
+            data[name] = value
 
 
 def execute(code, output_limit, filename=None, argv=None, split=None):

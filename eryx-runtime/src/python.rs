@@ -12,7 +12,7 @@
 //! the standard library location is set explicitly: the host mounts it
 //! read-only at [`STDLIB`].
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, c_char};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -144,10 +144,10 @@ impl Python {
         if let Some((_, key)) = keys.iter().find(|(n, _)| *n == name) {
             return Ok(key.as_ptr());
         }
-        let c = CString::new(name).expect("WIT names have no NUL");
+        let c = crate::nul_terminated(name).expect("WIT names have no NUL");
         // SAFETY: interpreter running, GIL held (token); a NUL-terminated
         // UTF-8 string.
-        let key = self.own(unsafe { ffi::PyUnicode_InternFromString(c.as_ptr()) })?;
+        let key = self.own(unsafe { ffi::PyUnicode_InternFromString(c.as_ptr().cast()) })?;
         let ptr = key.as_ptr();
         keys.push((name, key));
         Ok(ptr)
@@ -206,7 +206,7 @@ impl Python {
             // SAFETY: CPython returns a buffer of `len` bytes of valid UTF-8
             // that lives as long as `o`; we copy it at once.
             let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
-            return String::from_utf8_lossy(bytes).into_owned();
+            return eryx_ffi::utf8_or_replaced(bytes.to_vec());
         }
         // SAFETY: as above.
         unsafe { ffi::PyErr_Clear() };
@@ -223,7 +223,7 @@ impl Python {
                     // SAFETY: the buffer has `len` bytes and lives as long as `b`.
                     let bytes =
                         unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize) };
-                    return String::from_utf8_lossy(bytes).into_owned();
+                    return eryx_ffi::utf8_or_replaced(bytes.to_vec());
                 }
                 // SAFETY: as above.
                 unsafe { ffi::PyErr_Clear() };
@@ -297,19 +297,27 @@ impl Python {
     /// look reads the host's again, and the prelude puts that into
     /// `os.environ` (whose dict CPython filled at start-up).
     fn sync_environ(self) -> Result<(), Failure> {
+        // Filled only in the guest (the host build has no wasi-libc).
+        #[cfg_attr(
+            not(target_arch = "wasm32"),
+            allow(unused_mut, reason = "filled only in the guest")
+        )]
+        let mut entries = Vec::new();
         #[cfg(target_arch = "wasm32")]
-        // SAFETY: a plain libc call on the one thread; nothing holds a
+        // SAFETY: plain libc calls on the one thread. Nothing holds a
         // pointer into the old environment (CPython copied it into
-        // `os.environ`, and `getenv` results are not kept across calls).
+        // `os.environ`; `getenv` results are not kept across calls); the new
+        // one is a NULL-terminated array of NUL-terminated strings that
+        // stays as it is while we copy each into a `bytes`.
         unsafe {
-            __wasilibc_deinitialize_environ()
-        };
-        let mut flat = Vec::new();
-        for (name, value) in std::env::vars_os() {
-            flat.push(self.new_bytes(name.as_encoded_bytes())?);
-            flat.push(self.new_bytes(value.as_encoded_bytes())?);
+            __wasilibc_deinitialize_environ();
+            let mut cursor = __wasilibc_get_environ();
+            while !cursor.is_null() && !(*cursor).is_null() {
+                entries.push(self.new_bytes(CStr::from_ptr(*cursor).to_bytes())?);
+                cursor = cursor.add(1);
+            }
         }
-        self.call(&self.prelude().sync_environ, flat)?;
+        self.call(&self.prelude().sync_environ, entries)?;
         Ok(())
     }
 
@@ -455,11 +463,9 @@ unsafe fn config_error(cfg: *mut ffi::PyInitConfig) -> Failure {
     // SAFETY: forwarded to the caller; `msg` is a valid out-pointer.
     if unsafe { ffi::PyInitConfig_GetError(cfg, &mut msg) } == 1 && !msg.is_null() {
         // SAFETY: CPython returns a NUL-terminated string owned by `cfg`.
-        Failure(
-            unsafe { CStr::from_ptr(msg) }
-                .to_string_lossy()
-                .into_owned(),
-        )
+        Failure(eryx_ffi::utf8_or_replaced(
+            unsafe { CStr::from_ptr(msg) }.to_bytes().to_vec(),
+        ))
     } else {
         Failure::new("unknown configuration error")
     }
@@ -515,11 +521,15 @@ fn freeze_startup_objects(py: Python) -> Result<(), Failure> {
 /// host sets it only in the store it pre-initialises a component in (a
 /// sandbox's environment is empty), so that the snapshot has them loaded.
 fn preimport(py: Python, list: &str) -> Result<(), Failure> {
-    for name in list.split(',').filter(|n| !n.is_empty()) {
-        let c_name =
-            CString::new(name).map_err(|_| Failure(["bad module name `", name, "`"].concat()))?;
+    #[allow(
+        clippy::manual_pattern_char_comparison,
+        reason = "`split(',')` searches with `memchr`: ~1 KB more of the runtime"
+    )]
+    for name in list.split(|c| c == ',').filter(|n| !n.is_empty()) {
+        let c_name = crate::nul_terminated(name)
+            .ok_or_else(|| Failure(["bad module name `", name, "`"].concat()))?;
         // SAFETY: interpreter running, GIL held (token); NUL-terminated name.
-        let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr()) };
+        let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr().cast()) };
         py.own(module)
             .map_err(|e| Failure(["pre-import of `", name, "` raised ", e.message()].concat()))?;
     }
@@ -564,6 +574,9 @@ unsafe extern "C" {
     /// wasi-libc: forgets the environment it read (the next look at it
     /// asks the host again).
     fn __wasilibc_deinitialize_environ();
+    /// wasi-libc: the environment, `NAME=VALUE` strings (read from the host
+    /// first if it was forgotten).
+    fn __wasilibc_get_environ() -> *const *const c_char;
     /// wasi-libc: forgets the preopened directories, so that the next path
     /// lookup asks the host for them again.
     fn __wasilibc_reset_preopens();
@@ -628,24 +641,28 @@ unsafe fn configure_and_init(cfg: *mut ffi::PyInitConfig) -> Result<(), Failure>
         // SAFETY: forwarded to the caller.
         unsafe { set_int(cfg, name, *v)? };
     }
-    let home = CString::new(HOME).expect("no NUL");
+    let home = crate::nul_terminated(HOME).expect("no NUL");
     // SAFETY: forwarded to the caller; both strings are NUL-terminated.
-    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"home".as_ptr(), home.as_ptr()) } != 0 {
+    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"home".as_ptr(), home.as_ptr().cast()) } != 0 {
         // SAFETY: forwarded to the caller.
         return Err(unsafe { config_error(cfg) });
     }
-    let stdlib = CString::new(STDLIB).expect("no NUL");
+    let stdlib = crate::nul_terminated(STDLIB).expect("no NUL");
     // `sys._stdlib_dir`: with explicit search paths CPython leaves it unset,
     // and then the frozen stdlib modules (`os`, `codecs`, `posixpath`, ...)
     // have no `__file__` (tools locate the stdlib by `os.__file__`;
     // `inspect.getsource(os.path.join)` failed).
     // SAFETY: forwarded to the caller; both strings are NUL-terminated.
-    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"stdlib_dir".as_ptr(), stdlib.as_ptr()) } != 0 {
+    if unsafe { ffi::PyInitConfig_SetStr(cfg, c"stdlib_dir".as_ptr(), stdlib.as_ptr().cast()) } != 0
+    {
         // SAFETY: forwarded to the caller.
         return Err(unsafe { config_error(cfg) });
     }
-    let site = CString::new(SITE_PACKAGES).expect("no NUL");
-    let paths = [stdlib.as_ptr().cast_mut(), site.as_ptr().cast_mut()];
+    let site = crate::nul_terminated(SITE_PACKAGES).expect("no NUL");
+    let paths: [*mut c_char; 2] = [
+        stdlib.as_ptr().cast_mut().cast(),
+        site.as_ptr().cast_mut().cast(),
+    ];
     // SAFETY: forwarded to the caller; valid NUL-terminated items.
     if unsafe {
         ffi::PyInitConfig_SetStrList(
@@ -718,7 +735,14 @@ fn load_prelude(py: Python) -> Result<Prelude, Failure> {
         py.own(unsafe { ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()) })
             .map_err(|e| {
                 fail(
-                    e.context(&["the prelude defines no `", &name.to_string_lossy(), "`"].concat()),
+                    e.context(
+                        &[
+                            "the prelude defines no `",
+                            &eryx_ffi::utf8_or_replaced(name.to_bytes().to_vec()),
+                            "`",
+                        ]
+                        .concat(),
+                    ),
                 )
             })
     };
