@@ -124,8 +124,8 @@ struct Cli {
     isolate: bool,
     #[arg(short = 'P', hide = true)]
     safe_path: bool,
-    /// `python3`'s -q: accepted; the REPL's banner is one line.
-    #[arg(short = 'q', hide = true)]
+    /// `python3`'s -q: the REPL starts without its banner line.
+    #[arg(short = 'q')]
     quiet: bool,
     /// `python3`'s -O / -OO: refused with a reason.
     #[arg(short = 'O', action = clap::ArgAction::Count, hide = true)]
@@ -573,10 +573,12 @@ fn read_line_unbuffered(stdin: &mut std::fs::File) -> Vec<u8> {
     line
 }
 
-async fn repl(sandbox: &mut Sandbox, state: Option<&Path>) -> u8 {
-    eprintln!(
-        "eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D or exit() to leave; Ctrl-C drops the input or stops the running cell."
-    );
+async fn repl(sandbox: &mut Sandbox, state: Option<&Path>, quiet: bool) -> u8 {
+    if !quiet {
+        eprintln!(
+            "eryx: Python 3.14 in a WebAssembly sandbox. Ctrl-D or exit() to leave; Ctrl-C drops the input or stops the running cell."
+        );
+    }
     let mut input = Input::new();
     // Ctrl-C while a cell runs stops it, as python3's KeyboardInterrupt
     // does, instead of ending the REPL and its session. On a terminal the
@@ -876,7 +878,7 @@ async fn run(cli: Cli) -> u8 {
             if snapshot_later {
                 build_snapshot_later();
             }
-            return repl(&mut sandbox, cli.state.as_deref()).await;
+            return repl(&mut sandbox, cli.state.as_deref(), cli.quiet).await;
         }
         Mode::Script {
             code,
@@ -909,7 +911,7 @@ async fn run(cli: Cli) -> u8 {
             if snapshot_later {
                 build_snapshot_later();
             }
-            return repl(&mut sandbox, cli.state.as_deref()).await;
+            return repl(&mut sandbox, cli.state.as_deref(), cli.quiet).await;
         }
         run_exit_handlers(&mut sandbox, &result, true).await;
     }

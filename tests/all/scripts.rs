@@ -539,6 +539,15 @@ fn python3_flags_work_or_are_refused_by_name() {
     let out = eryx(&["-i", "-c", "x = 21"], Some("print(x * 2)\nexit(3)\n"));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "42\n");
+    assert!(text(&out.stderr).contains("in a WebAssembly sandbox"));
+    // `-q`: the REPL without its banner.
+    let out = eryx(&["-q", "-i", "-c", "x = 1"], Some("print(x)\n"));
+    assert_eq!(text(&out.stdout), "1\n", "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("WebAssembly"),
+        "{}",
+        text(&out.stderr)
+    );
     for (flag, says) in [
         (&["-O"][..], "-O is not supported"),
         (&["-X", "dev"][..], "-X dev is not supported"),
