@@ -187,13 +187,45 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 enum Mode {
-    /// Code to run as the script `filename` with `sys.argv` = `argv`.
+    /// Code to run as the script `filename` with `sys.argv` = `argv`;
+    /// `path0`: the guest directory that goes first on `sys.path` (a script
+    /// file inside a mount: its directory, as `python3 FILE` puts it).
     Script {
         code: String,
         filename: String,
         argv: Vec<String>,
+        path0: Option<String>,
     },
     Repl,
+}
+
+/// Where the script `file` is, when a mount holds it: the host file to read
+/// and its path in the guest. `file` may name the host file (`eryx --mount
+/// .:/app main.py`) or its guest path (`eryx --mount .:/app /app/main.py`).
+/// `None` when no mount holds it.
+fn script_in_mount(file: &str, mounts: &[Mount]) -> Option<(PathBuf, String)> {
+    let join = |guest: &str, rel: &Path| {
+        let mut path = guest.trim_end_matches('/').to_string();
+        for part in rel.components() {
+            path.push('/');
+            path.push_str(&part.as_os_str().to_string_lossy());
+        }
+        path
+    };
+    if let Ok(host) = std::fs::canonicalize(file)
+        && host.is_file()
+    {
+        return mounts.iter().find_map(|m| {
+            let root = std::fs::canonicalize(&m.host).ok()?;
+            let rel = host.strip_prefix(&root).ok()?;
+            Some((host.clone(), join(&m.guest, rel)))
+        });
+    }
+    mounts.iter().find_map(|m| {
+        let rel = Path::new(file).strip_prefix(&m.guest).ok()?;
+        let host = m.host.join(rel);
+        host.is_file().then(|| (host, join(&m.guest, rel)))
+    })
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -212,6 +244,7 @@ fn mode(cli: &Cli) -> anyhow::Result<Mode> {
             code: code.clone(),
             filename: "<string>".into(),
             argv,
+            path0: None,
         });
     }
     if let Some(module) = &cli.module {
@@ -222,6 +255,7 @@ fn mode(cli: &Cli) -> anyhow::Result<Mode> {
             code: format!("import runpy\nrunpy._run_module_as_main({module:?})\n"),
             filename: "<run_module>".into(),
             argv,
+            path0: None,
         });
     }
     let (file, rest) = match args.as_slice() {
@@ -232,6 +266,7 @@ fn mode(cli: &Cli) -> anyhow::Result<Mode> {
                 code: read_stdin()?,
                 filename: "<stdin>".into(),
                 argv: vec![String::new()],
+                path0: None,
             });
         }
         [run, file, rest @ ..] if run == "run" => (file, rest),
@@ -246,6 +281,24 @@ fn mode(cli: &Cli) -> anyhow::Result<Mode> {
             code: read_stdin()?,
             filename: "<stdin>".into(),
             argv,
+            path0: None,
+        });
+    }
+    // A script inside a mount runs from its guest path, so that its
+    // directory's modules import and `__file__` finds files beside it.
+    if let Some((host, guest)) = script_in_mount(file, &cli.mount) {
+        let code = std::fs::read_to_string(&host)
+            .with_context(|| format!("cannot read {}", host.display()))?;
+        let dir = guest
+            .rsplit_once('/')
+            .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+        let mut argv = argv;
+        argv[0] = guest.clone();
+        return Ok(Mode::Script {
+            code,
+            path0: Some(dir.to_string()),
+            filename: guest,
+            argv,
         });
     }
     let code = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
@@ -253,6 +306,7 @@ fn mode(cli: &Cli) -> anyhow::Result<Mode> {
         code,
         filename: file.clone(),
         argv,
+        path0: None,
     })
 }
 
@@ -867,12 +921,26 @@ async fn run(cli: Cli) -> u8 {
         eprintln!("eryx: {e:#}");
         return 2;
     }
-    if !cli.warnings.is_empty()
-        && let Err(e) = apply_warning_options(&mut sandbox, &cli.warnings).await
+    let path0 = match &mode {
+        Mode::Script { path0, .. } => path0.as_deref(),
+        Mode::Repl => None,
+    };
+    if (!cli.warnings.is_empty() || path0.is_some())
+        && let Err(e) = prepare_run(&mut sandbox, &cli.warnings, path0).await
     {
         report(&e);
         return 2;
     }
+    // A script read from this machine outside every mount, for the hint
+    // after a failed import of a module beside it.
+    let host_script = match &mode {
+        Mode::Script {
+            filename,
+            path0: None,
+            ..
+        } if !filename.starts_with('<') => Some(PathBuf::from(filename)),
+        _ => None,
+    };
     let (code, filename, argv) = match mode {
         Mode::Repl => {
             if snapshot_later {
@@ -884,6 +952,7 @@ async fn run(cli: Cli) -> u8 {
             code,
             filename,
             argv,
+            ..
         } => (code, filename, argv),
     };
     let start = Instant::now();
@@ -901,6 +970,9 @@ async fn run(cli: Cli) -> u8 {
         print_json(&result, at_exit.as_ref(), elapsed, sandbox.preinitialised());
     } else {
         print_result(&result, false, true);
+        if let (Some(script), Err(Error::Python(e))) = (&host_script, &result) {
+            hint_sibling_module(script, e);
+        }
         if cli.inspect
             && result
                 .as_ref()
@@ -931,17 +1003,61 @@ async fn run(cli: Cli) -> u8 {
     status
 }
 
-/// `-W` options, as `python3` applies them at start-up: into
+/// After `ModuleNotFoundError` in a script read from this machine: if the
+/// module is a file or package beside the script, says how to make it
+/// importable (the sandbox sees only mounted directories; `python3
+/// main.py` would have found it).
+fn hint_sibling_module(script: &Path, e: &eryx_host::PythonError) {
+    if e.type_name != "ModuleNotFoundError" {
+        return;
+    }
+    let Some(name) = e
+        .message
+        .strip_prefix("No module named '")
+        .and_then(|rest| rest.split('\'').next())
+    else {
+        return;
+    };
+    let top = name.split('.').next().unwrap_or(name);
+    let dir = match script.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.join(format!("{top}.py")).is_file() || dir.join(top).join("__init__.py").is_file() {
+        let file = script.file_name().unwrap_or_default().to_string_lossy();
+        eprintln!(
+            "eryx: `{top}` is beside the script on this machine, but the sandbox sees only \
+             mounted directories: mount the script's directory and run the script from it, \
+             e.g. `eryx --mount {}:/app /app/{file}`",
+            dir.display()
+        );
+    }
+}
+
+/// What `python3` sets up before the code: the `-W` options, into
 /// `sys.warnoptions` (which `unittest` and pytest read) and the warning
-/// filters; an invalid one is reported ("Invalid -W option ignored") and
-/// left out, as CPython does.
-async fn apply_warning_options(sandbox: &mut Sandbox, options: &[String]) -> Result<(), Error> {
-    // A JSON array of strings is a Python list literal of them.
-    let list = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
-    let code = format!(
-        "import sys as _s, warnings as _w\n_s.warnoptions.extend({list})\n\
-         _w._processoptions({list})\ndel _s, _w\n"
-    );
+/// filters (an invalid one is reported, "Invalid -W option ignored", and
+/// left out, as CPython does), and the script's directory first on
+/// `sys.path` (`path0`).
+async fn prepare_run(
+    sandbox: &mut Sandbox,
+    warnings: &[String],
+    path0: Option<&str>,
+) -> Result<(), Error> {
+    // JSON strings and arrays of them are Python literals too.
+    let mut code = String::from("import sys as _s\n");
+    if !warnings.is_empty() {
+        let list = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into());
+        code.push_str(&format!(
+            "import warnings as _w\n_s.warnoptions.extend({list})\n_w._processoptions({list})\n\
+             del _w\n"
+        ));
+    }
+    if let Some(dir) = path0 {
+        let dir = serde_json::to_string(dir).unwrap_or_else(|_| "'/'".into());
+        code.push_str(&format!("_s.path.insert(0, {dir})\n"));
+    }
+    code.push_str("del _s\n");
     let out = sandbox.execute(&code).await?;
     eprint!("{}", out.stderr);
     Ok(())

@@ -559,6 +559,52 @@ fn python3_flags_work_or_are_refused_by_name() {
 }
 
 #[test]
+fn a_script_in_a_mount_imports_its_neighbours_as_with_python3() {
+    // A project of several files: run from a mount (named by its host path
+    // or its guest path), the script's directory is first on `sys.path`,
+    // `__file__` and `sys.argv[0]` are its guest path, and files beside it
+    // open. Outside every mount, a failed import of a module beside it says
+    // how to mount it.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("pkg")).unwrap();
+    std::fs::write(
+        root.join("main.py"),
+        "import os, sys, helper\nfrom pkg import mod\n\
+         print(__file__, sys.argv, sys.path[0], helper.X + mod.Y)\n\
+         print(open(os.path.join(os.path.dirname(__file__), 'data.txt')).read())\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("helper.py"), "X = 40\n").unwrap();
+    std::fs::write(root.join("pkg/mod.py"), "Y = 2\n").unwrap();
+    std::fs::write(root.join("data.txt"), "beside").unwrap();
+    let mount = format!("{}:/app", root.display());
+    let host_path = root.join("main.py").display().to_string();
+    for file in ["/app/main.py", host_path.as_str()] {
+        let out = eryx(&["--mount", &mount, file, "arg"], None);
+        assert_eq!(
+            text(&out.stdout),
+            "/app/main.py ['/app/main.py', 'arg'] /app 42\nbeside\n",
+            "{file}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = eryx(&[&host_path], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ModuleNotFoundError: No module named 'helper'")
+            && err.contains(&format!(
+                "`helper` is beside the script on this machine, but the sandbox sees only \
+                 mounted directories: mount the script's directory and run the script from it, \
+                 e.g. `eryx --mount {}:/app /app/main.py`",
+                root.display()
+            )),
+        "{err}"
+    );
+}
+
+#[test]
 fn dev_stdin_reads_what_is_piped_to_the_cli() {
     // `cmd | eryx script.py` with a script that names the path, as scripts
     // written for Linux do; what it writes to `/dev/stdout` is the CLI's.
