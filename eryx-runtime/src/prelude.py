@@ -1039,6 +1039,26 @@ def _bind_host_functions():
         setattr(mod, name, f)
         if name.isidentifier() and not keyword.iskeyword(name) and not hasattr(builtins, name):
             setattr(builtins, name, f)
+    _python_variables()
+
+
+def _python_variables():
+    """`PYTHONPATH` and `PYTHONWARNINGS` from the sandbox's environment
+    (`SandboxBuilder::env`, `eryx -e`), which CPython's isolated start-up
+    ignores (and a snapshot's start-up never saw): once per instance, at
+    its first code, as `python3` applies them at start-up (the path's
+    entries before the stdlib; the warning options before any `-W`)."""
+    import os
+
+    path = os.environ.get("PYTHONPATH")
+    if path:
+        sys.path[0:0] = [p for p in path.split(os.pathsep) if p]
+    options = [o for o in os.environ.get("PYTHONWARNINGS", "").split(",") if o]
+    if options:
+        import warnings
+
+        sys.warnoptions[0:0] = options
+        warnings._processoptions(options)
 
 
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.

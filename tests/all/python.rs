@@ -469,6 +469,41 @@ async fn environment_variables_reach_every_instance() {
     assert_eq!(out, "['HOME', 'PYTEST_ADDOPTS', 'TMPDIR', 'USER']\n");
 }
 
+/// `PYTHONPATH` and `PYTHONWARNINGS` given with `env` take effect as in
+/// `python3` (CPython's isolated start-up, and a snapshot's, ignore them).
+#[tokio::test]
+async fn pythonpath_and_pythonwarnings_take_effect() {
+    let lib = tempfile::tempdir().unwrap();
+    std::fs::write(
+        lib.path().join("shared_lib.py"),
+        "VALUE = 'from the mount'\n",
+    )
+    .unwrap();
+    for preinit in [true, false] {
+        let mut sb = builder()
+            .preinit(preinit)
+            .mount("/lib", lib.path(), eryx_host::Access::ReadOnly)
+            .env("PYTHONPATH", "/lib")
+            .env("PYTHONWARNINGS", "error::UserWarning")
+            .build()
+            .await
+            .unwrap();
+        let out = sb
+            .execute(
+                "import sys, warnings, shared_lib\n\
+                 print(shared_lib.VALUE, sys.path[0], sys.warnoptions)\n\
+                 try:\n    warnings.warn('careful')\nexcept UserWarning as e:\n    print('raised', e)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.stdout, "from the mount /lib ['error::UserWarning']\nraised careful\n",
+            "preinit {preinit}: {}",
+            out.stderr
+        );
+    }
+}
+
 #[tokio::test]
 async fn environment_variables_that_cannot_be_set_are_refused_by_name() {
     for (name, value, says) in [
