@@ -223,8 +223,12 @@ fn script_in_mount(file: &str, mounts: &[Mount]) -> Option<(PathBuf, String)> {
     }
     mounts.iter().find_map(|m| {
         let rel = Path::new(file).strip_prefix(&m.guest).ok()?;
+        // Only plain names below the mount point: `/app/../x` is not in it.
+        let plain = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
         let host = m.host.join(rel);
-        host.is_file().then(|| (host, join(&m.guest, rel)))
+        (plain && host.is_file()).then(|| (host, join(&m.guest, rel)))
     })
 }
 
@@ -1199,6 +1203,32 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("-1M").is_err());
+    }
+
+    #[test]
+    fn a_script_is_found_in_a_mount_by_host_or_guest_path_and_only_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let proj = dir.path().join("proj");
+        std::fs::create_dir_all(proj.join("sub")).unwrap();
+        std::fs::write(proj.join("sub/main.py"), "").unwrap();
+        std::fs::write(dir.path().join("outside.py"), "").unwrap();
+        let mounts = [Mount {
+            guest: "/app".into(),
+            host: proj.clone(),
+            access: Access::ReadOnly,
+        }];
+        let host = proj.join("sub/main.py").canonicalize().unwrap();
+        let found = |file: &str| script_in_mount(file, &mounts);
+        let expected = Some((host.clone(), "/app/sub/main.py".to_string()));
+        assert_eq!(found(&host.display().to_string()), expected);
+        assert_eq!(found("/app/sub/main.py"), expected);
+        assert_eq!(found("/app/../outside.py"), None);
+        assert_eq!(found("/app2/sub/main.py"), None);
+        assert_eq!(
+            found(&dir.path().join("outside.py").display().to_string()),
+            None
+        );
+        assert_eq!(found("/app/sub/missing.py"), None);
     }
 
     #[test]
