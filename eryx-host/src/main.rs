@@ -1110,7 +1110,8 @@ async fn run_exit_handlers(
         \x20           f.closed or f.flush()\n\
         \x20       except Exception:\n\
         \x20           pass\n\
-        _eryx_flush_open_files()\n";
+        _eryx_flush_open_files()\n\
+        del _eryx_flush_open_files\n";
     let out = if live {
         sandbox.execute_streaming(CODE, print_chunk).await
     } else {

@@ -459,6 +459,20 @@ fn files_left_open_are_flushed_as_the_script_exits() {
     let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
     assert_eq!(read("out.csv"), b"a,b\n1,2\n");
     assert_eq!(read("raw.bin"), b"xy");
+    // The flushing leaves no name of its own in the session `--state` saves.
+    let state = dir.path().join("s.bin").display().to_string();
+    let out = eryx(&["--state", &state, "-c", "x = 1"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = eryx(
+        &[
+            "--state",
+            &state,
+            "-c",
+            "print(sorted(k for k in globals() if not k.startswith('__')))",
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "['x']\n", "{}", text(&out.stderr));
 }
 
 #[test]
@@ -490,6 +504,21 @@ fn env_options_set_the_guests_environment() {
         "{}",
         text(&out.stderr)
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let out = eryx_command(&cache_dir())
+            .env("NOT_UTF8", std::ffi::OsStr::from_bytes(b"\xff"))
+            .args(["--env", "NOT_UTF8", "-c", "pass"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("--env NOT_UTF8: this process's value is not valid UTF-8"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
     let out = eryx(&["-e", "=oops", "-c", "pass"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(
