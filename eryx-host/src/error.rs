@@ -127,6 +127,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The directory given to [`crate::SandboxBuilder::working_dir`] cannot
+    /// be the working directory.
+    #[error("cannot make {path:?} the working directory: {reason}")]
+    BadWorkingDir {
+        /// The guest path, as given.
+        path: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
     /// Pre-initialising Python (start-up and pre-imports, snapshotted) failed.
     #[error(
         "pre-initialising Python failed: {message}; build with `.preinit(false)` (CLI: --no-preinit) to start Python in each sandbox instead"

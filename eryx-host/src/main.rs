@@ -94,6 +94,13 @@ struct Cli {
     /// host is visible otherwise.
     #[arg(long, value_name = "HOST:GUEST[:ro|rw]", value_parser = parse_mount)]
     mount: Vec<Mount>,
+    /// The guest's working directory: `/tmp` or a directory in a mount.
+    /// Default: this process's working directory when a mount shows it
+    /// (`--mount .:/app` runs in `/app`, as `python3` runs in the shell's
+    /// directory), else `/tmp`. Then `-m`, `-c` and the REPL also find
+    /// modules there first, as `python3`'s do (not with -P or -I).
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
     /// `FILE [ARGS...]`, `run FILE [ARGS...]`, `- [ARGS...]` for stdin, or
     /// `repl`; with `-c`/`-m`: the ARGS (everything after them is passed to
     /// the script untouched).
@@ -115,7 +122,8 @@ struct Cli {
     #[arg(short = 'B')]
     no_bytecode: bool,
     /// `python3`'s -E, -s, -I, -P: accepted; the sandbox sees none of the
-    /// host's environment, user site or script directory anyway.
+    /// host's environment or user site anyway. -P and -I leave the
+    /// script's directory (or the working directory) off `sys.path`.
     #[arg(short = 'E')]
     ignore_environment: bool,
     #[arg(short = 's', hide = true)]
@@ -204,22 +212,10 @@ enum Mode {
 /// .:/app main.py`) or its guest path (`eryx --mount .:/app /app/main.py`).
 /// `None` when no mount holds it.
 fn script_in_mount(file: &str, mounts: &[Mount]) -> Option<(PathBuf, String)> {
-    let join = |guest: &str, rel: &Path| {
-        let mut path = guest.trim_end_matches('/').to_string();
-        for part in rel.components() {
-            path.push('/');
-            path.push_str(&part.as_os_str().to_string_lossy());
-        }
-        path
-    };
     if let Ok(host) = std::fs::canonicalize(file)
         && host.is_file()
     {
-        return mounts.iter().find_map(|m| {
-            let root = std::fs::canonicalize(&m.host).ok()?;
-            let rel = host.strip_prefix(&root).ok()?;
-            Some((host.clone(), join(&m.guest, rel)))
-        });
+        return guest_path(&host, mounts).map(|guest| (host, guest));
     }
     mounts.iter().find_map(|m| {
         let rel = Path::new(file).strip_prefix(&m.guest).ok()?;
@@ -228,8 +224,44 @@ fn script_in_mount(file: &str, mounts: &[Mount]) -> Option<(PathBuf, String)> {
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
         let host = m.host.join(rel);
-        (plain && host.is_file()).then(|| (host, join(&m.guest, rel)))
+        (plain && host.is_file()).then(|| (host, join_guest(&m.guest, rel)))
     })
+}
+
+/// `rel`'s components below the guest directory `guest`.
+fn join_guest(guest: &str, rel: &Path) -> String {
+    let mut path = guest.trim_end_matches('/').to_string();
+    for part in rel.components() {
+        path.push('/');
+        path.push_str(&part.as_os_str().to_string_lossy());
+    }
+    path
+}
+
+/// The guest path of the canonical host path `host`, when a mount shows it
+/// (the deepest mount's, should mounts of nested host directories both).
+fn guest_path(host: &Path, mounts: &[Mount]) -> Option<String> {
+    mounts
+        .iter()
+        .filter_map(|m| {
+            let root = std::fs::canonicalize(&m.host).ok()?;
+            let rel = host.strip_prefix(&root).ok()?;
+            Some((root.components().count(), join_guest(&m.guest, rel)))
+        })
+        .max_by_key(|(depth, _)| *depth)
+        .map(|(_, guest)| guest)
+}
+
+/// The guest's working directory: `--workdir`'s, or, as `python3` runs in
+/// the shell's, this process's working directory's guest path when a mount
+/// shows it (`eryx --mount .:/app` runs in `/app`); `None` leaves the
+/// sandbox's default (`/tmp`).
+fn working_dir(cli: &Cli) -> Option<String> {
+    if let Some(dir) = &cli.workdir {
+        return Some(dir.clone());
+    }
+    let here = std::env::current_dir().ok()?;
+    guest_path(&std::fs::canonicalize(here).ok()?, &cli.mount)
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -826,6 +858,10 @@ async fn run(cli: Cli) -> u8 {
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
     }
+    let workdir = working_dir(&cli);
+    if let Some(dir) = &workdir {
+        builder = builder.working_dir(dir);
+    }
     for spec in &cli.env {
         match spec.split_once('=') {
             Some((name, value)) => builder = builder.env(name, value),
@@ -925,10 +961,21 @@ async fn run(cli: Cli) -> u8 {
         eprintln!("eryx: {e:#}");
         return 2;
     }
+    // What goes first on `sys.path`, as `python3` puts it there: a script's
+    // directory; the working directory for `-m`; `''` (the working
+    // directory, wherever it is then) for `-c`, stdin and the REPL. Only
+    // when the working directory is a chosen one: `/tmp` starts empty.
     let path0 = match &mode {
-        Mode::Script { path0, .. } => path0.as_deref(),
-        Mode::Repl => None,
+        _ if cli.safe_path || cli.isolate => None,
+        Mode::Script { path0: Some(p), .. } => Some(p.clone()),
+        Mode::Script { filename, .. } if filename == "<run_module>" => workdir.clone(),
+        Mode::Script { filename, .. } if filename.starts_with('<') => {
+            workdir.as_ref().map(|_| String::new())
+        }
+        Mode::Script { .. } => None,
+        Mode::Repl => workdir.as_ref().map(|_| String::new()),
     };
+    let path0 = path0.as_deref();
     if (!cli.warnings.is_empty() || path0.is_some())
         && let Err(e) = prepare_run(&mut sandbox, &cli.warnings, path0).await
     {
@@ -1041,8 +1088,8 @@ fn hint_sibling_module(script: &Path, e: &eryx_host::PythonError) {
 /// What `python3` sets up before the code: the `-W` options, into
 /// `sys.warnoptions` (which `unittest` and pytest read) and the warning
 /// filters (an invalid one is reported, "Invalid -W option ignored", and
-/// left out, as CPython does), and the script's directory first on
-/// `sys.path` (`path0`).
+/// left out, as CPython does), and the script's directory (or the working
+/// directory) first on `sys.path` (`path0`).
 async fn prepare_run(
     sandbox: &mut Sandbox,
     warnings: &[String],
@@ -1061,8 +1108,12 @@ async fn prepare_run(
         let dir = serde_json::to_string(dir).unwrap_or_else(|_| "'/'".into());
         code.push_str(&format!("_s.path.insert(0, {dir})\n"));
     }
-    code.push_str("del _s\n");
-    let out = sandbox.execute(&code).await?;
+    // Run as a named script, not a numbered cell (a REPL after it starts
+    // at `<cell-1>`), its source not kept for tracebacks.
+    code.push_str("del _s\n__import__('linecache').cache.pop('<eryx-preamble>', None)\n");
+    let out = sandbox
+        .run_script(&code, "<eryx-preamble>", &[String::new()])
+        .await?;
     eprint!("{}", out.stderr);
     Ok(())
 }

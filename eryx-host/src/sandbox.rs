@@ -98,9 +98,10 @@ pub struct Output {
 ///   [`SandboxBuilder::mount`]s, when given; `/` and the directories
 ///   above these list them, read-only): no other files, no
 ///   arguments, no stdin, no host functions, no network; no environment
-///   but `TMPDIR`, `HOME`, `USER=sandbox` and `PYTEST_ADDOPTS` (pytest's
-///   output capture without `os.dup`, which WASI lacks) and the variables
-///   given to [`SandboxBuilder::env`];
+///   but `TMPDIR`, `HOME`, `USER=sandbox`, `PWD` and `PYTEST_ADDOPTS`
+///   (pytest's output capture without `os.dup`, which WASI lacks) and the
+///   variables given to [`SandboxBuilder::env`]; `/tmp` the working
+///   directory (see [`SandboxBuilder::working_dir`]);
 ///   what it writes reaches only the call's [`Output`] (and a streaming
 ///   callback), never the host's stdio;
 /// - pre-initialised (see [`SandboxBuilder::preinit`]), no pre-imports, no
@@ -116,6 +117,7 @@ pub struct SandboxBuilder {
     mounts: Vec<Mount>,
     stdin: Option<crate::state::GuestStdin>,
     env: Vec<(String, String)>,
+    working_dir: Option<String>,
     no_preinit: bool,
     snapshot_policy: crate::SnapshotPolicy,
     preimports: Vec<String>,
@@ -297,6 +299,21 @@ impl SandboxBuilder {
         self
     }
 
+    /// Makes `dir` (a guest path: `/tmp`, or a directory in a mount such as
+    /// `/app` or `/app/src`) the working directory each instance of the
+    /// sandbox starts in (default `/tmp`), pre-initialised ones too:
+    /// relative paths (`open("data.csv")`) and `os.getcwd()` start there,
+    /// and `PWD` names it, as a shell's would. The code may `os.chdir`
+    /// elsewhere; a new instance (after a time limit) starts in `dir`
+    /// again. Checked when the sandbox is built
+    /// ([`Error::BadWorkingDir`]): a directory in a mount must exist on the
+    /// host, and `/tmp` (an empty scratch directory) has no subdirectories
+    /// yet.
+    pub fn working_dir(mut self, dir: impl Into<String>) -> SandboxBuilder {
+        self.working_dir = Some(dir.into());
+        self
+    }
+
     /// Shows the host directory `host` to the guest at `guest` (an absolute
     /// path such as `/data`), read-only or read-write. Repeatable; mounts may
     /// not nest or overlap `/python` and `/site-packages`. The guest cannot
@@ -373,6 +390,12 @@ impl SandboxBuilder {
         }
         for (name, value) in &self.env {
             check_env(name, value)?;
+        }
+        let mut env = self.env;
+        if let Some(dir) = &self.working_dir {
+            check_working_dir(dir, &self.mounts, self.limits.tmp_bytes > 0)?;
+            // The runtime enters `PWD` at an instance's first code.
+            env.push(("PWD".into(), dir.clone()));
         }
         let bundle = eryx_linker::Bundle::open(&dir).map_err(eryx_linker::LinkError::from)?;
         let stdlib = bundle.stdlib_dir().map_err(eryx_linker::LinkError::from)?;
@@ -470,7 +493,7 @@ impl SandboxBuilder {
             site: Arc::new(site),
             mounts: self.mounts.into(),
             stdin: self.stdin,
-            env: self.env.into(),
+            env: env.into(),
             cancel: Arc::new(AtomicBool::new(false)),
             live: None,
             raw_output: None,
@@ -1013,6 +1036,62 @@ fn check_env(name: &str, value: &str) -> Result<(), Error> {
         return bad("a name or value cannot contain a NUL character");
     }
     Ok(())
+}
+
+/// Whether the guest path `dir` can be the working directory (see
+/// [`SandboxBuilder::working_dir`]), given the sandbox's checked mounts and
+/// whether it has a scratch `/tmp`.
+fn check_working_dir(dir: &str, mounts: &[Mount], scratch: bool) -> Result<(), Error> {
+    let bad = |reason: String| {
+        Err(Error::BadWorkingDir {
+            path: dir.to_owned(),
+            reason,
+        })
+    };
+    let plain = Path::new(dir)
+        .components()
+        .skip(1)
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !dir.starts_with('/') || !plain || (dir.ends_with('/') && dir != "/") {
+        return bad(
+            "give an absolute guest path without `.`, `..` or a trailing `/`, e.g. `/app`".into(),
+        );
+    }
+    let tmp = crate::scratch::GUEST_TMP;
+    let mount = mounts.iter().find(|m| {
+        dir == m.guest
+            || dir
+                .strip_prefix(m.guest.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    match mount {
+        Some(m) => {
+            let rel = dir[m.guest.len()..].trim_start_matches('/');
+            let host = m.host.join(rel);
+            if host.is_dir() {
+                Ok(())
+            } else {
+                bad(format!(
+                    "its host directory {} (in the mount at `{}`) does not exist or is not a \
+                     directory; create it or name another",
+                    host.display(),
+                    m.guest
+                ))
+            }
+        }
+        None if dir == tmp && scratch => Ok(()),
+        None if dir == tmp => bad(format!(
+            "this sandbox has no `{tmp}` (its size limit is 0); mount a directory and name it"
+        )),
+        None if dir.starts_with(&format!("{tmp}/")) => bad(format!(
+            "the scratch directory `{tmp}` starts empty; use `{tmp}` itself (the code can \
+             create a directory there and `os.chdir` into it), or mount a host directory"
+        )),
+        None => bad(format!(
+            "it is in no mount; mount the host directory first (`SandboxBuilder::mount`, CLI \
+             `--mount HOST:GUEST`) and name a directory in it, or use `{tmp}`"
+        )),
+    }
 }
 
 fn guest_error(e: GuestError) -> Error {

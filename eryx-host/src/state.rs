@@ -264,6 +264,9 @@ impl State {
             ("HOME", GUEST_TMP),
             ("USER", GUEST_USER),
             ("PYTEST_ADDOPTS", GUEST_PYTEST_ADDOPTS),
+            // The working directory, as a shell keeps it; the runtime
+            // enters another one given here (`SandboxBuilder::working_dir`).
+            ("PWD", GUEST_TMP),
         ];
         // One entry per name (libc's `getenv` would find the first of two),
         // the caller's value winning.

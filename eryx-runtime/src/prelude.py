@@ -1043,7 +1043,7 @@ def _bind_host_functions():
 
 
 def _python_variables():
-    """`PYTHONPATH` and `PYTHONWARNINGS` from the sandbox's environment
+    """`PYTHONPATH`, `PYTHONWARNINGS` and `PWD` from the sandbox's environment
     (`SandboxBuilder::env`, `eryx -e`), which CPython's isolated start-up
     ignores (and a snapshot's start-up never saw): once per instance, at
     its first code, as `python3` applies them at start-up (the path's
@@ -1059,6 +1059,18 @@ def _python_variables():
 
         sys.warnoptions[0:0] = options
         warnings._processoptions(options)
+    # The working directory (`SandboxBuilder::working_dir`, `eryx -w`): the
+    # runtime starts every instance in /tmp.
+    pwd = os.environ.get("PWD")
+    if pwd and pwd != os.getcwd():
+        try:
+            os.chdir(pwd)
+        except OSError as e:
+            print(
+                f"eryx: cannot enter the working directory {pwd!r} ({e.strerror}); "
+                f"staying in {os.getcwd()}",
+                file=sys.stderr,
+            )
 
 
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.

@@ -203,6 +203,117 @@ async fn bad_mounts_are_refused_naming_the_fix() {
     assert!(err.to_string().contains("is not a directory"), "{err}");
 }
 
+/// `SandboxBuilder::working_dir`: relative paths, `os.getcwd()` and `PWD`
+/// start in the given directory in a pre-initialised sandbox (whose
+/// snapshot started in `/tmp`) and in one that starts Python itself, and
+/// again in the new instance after a reset; the code's own `chdir` holds
+/// for the session.
+#[tokio::test]
+async fn the_working_dir_is_where_every_instance_starts() {
+    let dir = data_dir();
+    let code = "import os\nprint(os.getcwd(), os.environ['PWD'], open('deep.txt').read(), \
+                os.path.abspath('x'))";
+    let expected = "/data/sub /data/sub deep /data/sub/x\n";
+    for preinit in [true, false] {
+        let mut sb = builder()
+            .preinit(preinit)
+            .timeout(std::time::Duration::from_secs(2))
+            .mount("/data", dir.path(), Access::ReadOnly)
+            .working_dir("/data/sub")
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(sb.preinitialised(), preinit);
+        let out = sb.execute(code).await.unwrap();
+        assert_eq!(out.stdout, expected, "preinit {preinit}: {}", out.stderr);
+        let out = sb
+            .execute("os.chdir('..'); print(open('in.txt').read(), end='')")
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "hello from the host\n");
+        let err = sb.execute("while True: pass").await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+        let out = sb.execute(code).await.unwrap();
+        assert_eq!(out.stdout, expected, "preinit {preinit}, after a reset");
+    }
+    // The default: /tmp.
+    let out = crate::support::stdout_of("import os; print(os.getcwd(), os.environ['PWD'])").await;
+    assert_eq!(out, "/tmp /tmp\n");
+}
+
+#[tokio::test]
+async fn bad_working_dirs_are_refused_naming_the_fix() {
+    let dir = data_dir();
+    for (wd, says) in [
+        ("data", "absolute guest path"),
+        ("/data/../etc", "without `.`, `..`"),
+        ("/data/missing", "does not exist"),
+        ("/data/in.txt", "is not a directory"),
+        ("/elsewhere", "in no mount"),
+        ("/tmp/work", "starts empty"),
+    ] {
+        let err = builder()
+            .mount("/data", dir.path(), Access::ReadOnly)
+            .working_dir(wd)
+            .build()
+            .await
+            .unwrap_err();
+        let Error::BadWorkingDir { path, reason } = &err else {
+            panic!("{wd}: {err:?}");
+        };
+        assert_eq!(path, wd);
+        assert!(reason.contains(says), "{wd}: {reason}");
+    }
+    let err = builder()
+        .tmp_limit(0)
+        .working_dir("/tmp")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has no `/tmp`"), "{err}");
+}
+
+/// The CLI runs in this process's working directory's guest path when a
+/// mount shows it, as `python3` runs in the shell's: `-m` finds the
+/// project's packages, `-c` its files; `-w` picks another; `-P` leaves the
+/// directory off `sys.path`.
+#[test]
+fn cli_runs_in_the_mounted_working_directory() {
+    let dir = data_dir();
+    std::fs::create_dir(dir.path().join("tool")).unwrap();
+    std::fs::write(dir.path().join("tool/__init__.py"), "").unwrap();
+    std::fs::write(
+        dir.path().join("tool/__main__.py"),
+        "import os, sys\nprint(os.getcwd(), sys.path[0], sys.argv[1:], open('in.txt').read(), end='')\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = crate::support::eryx_command(&crate::support::cache_dir())
+            .current_dir(dir.path())
+            .args(["--mount", ".:/app"])
+            .args(args)
+            .output()
+            .unwrap();
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (out, err) = run(&["-m", "tool", "a"]);
+    assert_eq!(out, "/app /app ['a'] hello from the host\n", "{err}");
+    let (out, err) = run(&[
+        "-c",
+        "import os, sys; print(os.getcwd(), repr(sys.path[0]))",
+    ]);
+    assert_eq!(out, "/app ''\n", "{err}");
+    let (out, err) = run(&["-w", "/app/sub", "-c", "print(open('deep.txt').read())"]);
+    assert_eq!(out, "deep\n", "{err}");
+    let (out, err) = run(&["-P", "-m", "tool"]);
+    assert!(err.contains("No module named tool"), "{out}{err}");
+    let (_, err) = run(&["-w", "/nowhere", "-c", "1"]);
+    assert!(
+        err.contains("\"/nowhere\"") && err.contains("in no mount"),
+        "{err}"
+    );
+}
+
 #[test]
 fn cli_mount_flag() {
     let dir = data_dir();

@@ -464,9 +464,9 @@ async fn environment_variables_reach_every_instance() {
         let out = sb.execute(code).await.unwrap();
         assert_eq!(out.stdout, expected, "preinit {preinit}, after a reset");
     }
-    // Without any, the environment is eryx's four.
+    // Without any, the environment is eryx's five.
     let out = stdout_of("import os; print(sorted(os.environ))").await;
-    assert_eq!(out, "['HOME', 'PYTEST_ADDOPTS', 'TMPDIR', 'USER']\n");
+    assert_eq!(out, "['HOME', 'PWD', 'PYTEST_ADDOPTS', 'TMPDIR', 'USER']\n");
 }
 
 /// `PYTHONPATH` and `PYTHONWARNINGS` given with `env` take effect as in
