@@ -27,6 +27,13 @@
 //! are what the guest can do, as far as a mode can say it: write access
 //! still depends on the mount (`os.access` tells), and `chmod` changes
 //! nothing (WASI cannot store a mode).
+//!
+//! wasi-libc has no time zones: its `localtime_r` and `mktime` are UTC's.
+//! Here, when `TZ` names a zone (`Europe/Berlin`, as on Linux), they ask
+//! the prelude's `local_time`, which reads the bundled IANA database
+//! through `zoneinfo`; with no `TZ` (or `UTC`) they are libc's `gmtime_r`
+//! and `timegm`, with no call into Python. So `time.localtime()`,
+//! `datetime.now()`, `.astimezone()` and `time.mktime` follow `TZ`.
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
@@ -199,5 +206,82 @@ mod imp {
             }
         }
         n
+    }
+
+    /// wasi-libc's `struct tm` (`__struct_tm.h`): the nine `int` fields,
+    /// the UTC offset (an `int` in wasi-libc) and the zone's abbreviation.
+    #[repr(C)]
+    pub struct Tm {
+        fields: [c_int; 9],
+        gmtoff: c_int,
+        zone: *const c_char,
+    }
+
+    unsafe extern "C" {
+        fn gmtime_r(t: *const i64, tm: *mut Tm) -> *mut Tm;
+        fn timegm(tm: *mut Tm) -> i64;
+        fn getenv(name: *const c_char) -> *const c_char;
+    }
+
+    /// Whether `TZ` is set (to a zone, perhaps `UTC`).
+    fn zoned() -> bool {
+        // SAFETY: libc's `getenv` of a NUL-terminated name; the result is
+        // NULL or a NUL-terminated string, whose first byte is read at once.
+        unsafe {
+            let tz = getenv(c"TZ".as_ptr());
+            !tz.is_null() && *tz != 0
+        }
+    }
+
+    /// `tm` filled from [`crate::python::zone_time`]'s answer for the
+    /// `len` bytes at `arg`; returns the timestamp, or `None` (and `tm`
+    /// untouched) without one.
+    ///
+    /// # Safety
+    /// `arg` points to `len` readable bytes, `tm` to a writable `Tm`.
+    unsafe fn zone_time(arg: *const c_void, len: isize, tm: *mut Tm) -> Option<i64> {
+        let mut out = [0u8; 52];
+        // SAFETY: the caller's buffer.
+        if !zoned() || !unsafe { crate::python::zone_time(arg.cast(), len, &mut out) } {
+            return None;
+        }
+        // SAFETY: `out` holds a `time_t` and then a `struct tm` as this
+        // target lays it out (44 bytes; `Tm` has no padding).
+        unsafe { core::ptr::copy_nonoverlapping(out[8..].as_ptr(), tm.cast::<u8>(), 44) };
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&out[..8]);
+        Some(i64::from_le_bytes(t))
+    }
+
+    /// POSIX `localtime_r`.
+    ///
+    /// # Safety
+    /// As `localtime_r(3)`: `t` readable, `tm` writable.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn localtime_r(t: *const i64, tm: *mut Tm) -> *mut Tm {
+        // SAFETY: the caller's pointers (its contract).
+        unsafe {
+            if zone_time(t.cast(), 8, tm).is_some() {
+                return tm;
+            }
+            gmtime_r(t, tm)
+        }
+    }
+
+    /// C `mktime`: `tm` (local time, fields in any range) to a timestamp,
+    /// `tm` normalised.
+    ///
+    /// # Safety
+    /// As `mktime(3)`: `tm` readable and writable.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn mktime(tm: *mut Tm) -> i64 {
+        // SAFETY: the caller's pointer (its contract).
+        unsafe {
+            // The nine fields, as they are.
+            if let Some(t) = zone_time(tm.cast(), 36, tm) {
+                return t;
+            }
+            timegm(tm)
+        }
     }
 }

@@ -1043,7 +1043,7 @@ def _bind_host_functions():
 
 
 def _python_variables():
-    """`PYTHONPATH`, `PYTHONWARNINGS` and `PWD` from the sandbox's environment
+    """`PYTHONPATH`, `PYTHONWARNINGS`, `TZ` and `PWD` from the sandbox's environment
     (`SandboxBuilder::env`, `eryx -e`), which CPython's isolated start-up
     ignores (and a snapshot's start-up never saw): once per instance, at
     its first code, as `python3` applies them at start-up (the path's
@@ -1059,6 +1059,13 @@ def _python_variables():
 
         sys.warnoptions[0:0] = options
         warnings._processoptions(options)
+    # `time.tzset` for code that changes `TZ`; the module's zone attributes
+    # follow the sandbox's `TZ` (the module was set up without it).
+    import time
+
+    time.tzset = _tzset
+    if os.environ.get("TZ"):
+        _tzset()
     # The working directory (`SandboxBuilder::working_dir`, `eryx -w`): the
     # runtime starts every instance in /tmp.
     pwd = os.environ.get("PWD")
@@ -1071,6 +1078,92 @@ def _python_variables():
                 f"staying in {os.getcwd()}",
                 file=sys.stderr,
             )
+
+
+#: The zones `TZ` has named (`None`: not one `zoneinfo` knows), and each
+#: abbreviation as the `bytes` (NUL-terminated inside) whose text libc's
+#: `struct tm` points at (kept for good: a `struct tm` may outlive any call).
+_zones = {}
+_abbreviations = {}
+
+
+def _local_zone():
+    import os
+
+    name = os.environ.get("TZ", "").removeprefix(":")
+    if name not in _zones:
+        try:
+            import zoneinfo
+
+            _zones[name] = zoneinfo.ZoneInfo(name)
+        except Exception:
+            _zones[name] = None
+    return _zones[name]
+
+
+def local_time(data):
+    """Local time in the zone `TZ` names, for libc's `localtime_r` and
+    `mktime` (the runtime's `zone_time`). `data` is a `time_t` (8 bytes) or
+    a `struct tm`'s nine `int`s (year since 1900, month 0-11 and the rest
+    in any range, normalised as C's `mktime` does; its DST flag picks
+    between an hour that comes twice). Returns the `time_t` and the whole
+    `struct tm` (with the UTC offset and the address of the abbreviation's
+    text) packed as wasi-libc lays them out; `None` for a zone `zoneinfo`
+    does not know or a time outside `datetime`'s range (libc then gives
+    UTC)."""
+    try:
+        zone = _local_zone()
+        if zone is None:
+            return None
+        import struct
+        from datetime import datetime, timedelta
+
+        if len(data) == 8:
+            (t,) = struct.unpack("<q", data)
+            dt = datetime.fromtimestamp(t, zone)
+        else:
+            second, minute, hour, day, month, year, _, _, isdst = struct.unpack("<9i", data)
+            years, month = divmod(month, 12)
+            wall = datetime(year + 1900 + years, month + 1, 1) + timedelta(
+                days=day - 1, hours=hour, minutes=minute, seconds=second
+            )
+            dt = wall.replace(tzinfo=zone)
+            later = dt.replace(fold=1)
+            if isdst >= 0 and bool(dt.dst()) != bool(isdst) and bool(later.dst()) == bool(isdst):
+                dt = later
+            t = int(dt.timestamp())
+            dt = datetime.fromtimestamp(t, zone)
+        abbreviation = dt.tzname() or ""
+        text = _abbreviations.setdefault(abbreviation, abbreviation.encode())
+        # The address of a `bytes`' text: CPython's size of it counts the
+        # header before the text, the text and its NUL.
+        address = id(text) + sys.getsizeof(text) - len(text) - 1
+        tm = dt.timetuple()
+        return struct.pack(
+            "<q10iI", t, tm.tm_sec, tm.tm_min, tm.tm_hour, tm.tm_mday, tm.tm_mon - 1,
+            tm.tm_year - 1900, (tm.tm_wday + 1) % 7, tm.tm_yday - 1, 1 if dt.dst() else 0,
+            int(dt.utcoffset().total_seconds()), address,
+        )
+    except Exception:
+        return None
+
+
+def _tzset():
+    """`time.tzset()`, which WASI's CPython lacks: sets `time.timezone`,
+    `altzone`, `daylight` and `tzname` from the zone `TZ` names now, as
+    CPython does on a platform without `tzname` (from local time in January
+    and July of this year). Local time itself follows `TZ` at once."""
+    import time
+
+    year = (365 * 24 + 6) * 3600
+    t = int(time.time()) // year * year
+    jan, jul = time.localtime(t), time.localtime(t + year // 2)
+    jan_zone, jul_zone = -jan.tm_gmtoff, -jul.tm_gmtoff
+    if jan_zone < jul_zone:  # the southern hemisphere: DST in January
+        jan, jul, jan_zone, jul_zone = jul, jan, jul_zone, jan_zone
+    time.timezone, time.altzone = jan_zone, jul_zone
+    time.daylight = int(jan_zone != jul_zone)
+    time.tzname = (jan.tm_zone, jul.tm_zone)
 
 
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.

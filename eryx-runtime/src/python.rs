@@ -76,6 +76,11 @@ struct Prelude {
     snapshot: Obj,
     restore: Obj,
     sync_environ: Obj,
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        expect(dead_code, reason = "read by the guest's libc overrides only")
+    )]
+    local_time: Obj,
     /// The interned `str`s of the record field names read so far (a
     /// handful), so reading a result does not make a `str` per field.
     keys: std::cell::RefCell<Vec<(&'static str, Obj)>>,
@@ -585,6 +590,53 @@ unsafe extern "C" {
     static mut __wasilibc_cwd: *const core::ffi::c_char;
 }
 
+/// Local time for libc's `localtime_r` and `mktime` (see `libc_fix`):
+/// the prelude's `local_time(data)` in the zone `TZ` names, `data` the
+/// `len` bytes at `arg` (a `time_t`, or a `struct tm`'s nine fields).
+/// Fills `out` with its answer, a `time_t` and a whole `struct tm` as
+/// wasi-libc lays them out, and returns true; false when there is no
+/// answer (no interpreter yet, an unknown zone, a time out of range): then
+/// the caller gives UTC, as it does when called while an exception is set.
+/// An exception raised on the way is dropped; callable from C code without
+/// the GIL.
+///
+/// # Safety
+/// `arg` points to `len` readable bytes.
+#[cfg(target_arch = "wasm32")]
+pub(crate) unsafe fn zone_time(arg: *const c_char, len: isize, out: &mut [u8; 52]) -> bool {
+    // SAFETY: the guest is single-threaded; a shared look at `STATE`, which
+    // changes only in `Python::get` (which makes no libc time calls while
+    // it holds a reference).
+    let State::Ready(prelude) = (unsafe { &*STATE.0.get() }) else {
+        return false;
+    };
+    // SAFETY: the interpreter runs (`Ready`); the GIL is taken for the
+    // calls and given back after. `y#` takes a pointer and a `Py_ssize_t`, the
+    // caller's buffer; the answer's bytes are copied while it lives.
+    unsafe {
+        let gil = ffi::PyGILState_Ensure();
+        // Called while an exception is being raised: UTC, not a call.
+        if !ffi::PyErr_Occurred().is_null() {
+            ffi::PyGILState_Release(gil);
+            return false;
+        }
+        let result =
+            ffi::PyObject_CallFunction(prelude.local_time.as_ptr(), c"y#".as_ptr(), arg, len);
+        let mut ptr: *mut c_char = std::ptr::null_mut();
+        let mut n: isize = 0;
+        let ok = !result.is_null()
+            && ffi::PyBytes_AsStringAndSize(result, &mut ptr, &mut n) == 0
+            && n == out.len() as isize;
+        if ok {
+            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), out.as_mut_ptr(), out.len());
+        }
+        ffi::Py_DecRef(result);
+        ffi::PyErr_Clear();
+        ffi::PyGILState_Release(gil);
+        ok
+    }
+}
+
 /// The sandbox's scratch directory, the working directory every instance
 /// starts in (the host sets `TMPDIR` to it too).
 #[cfg(target_arch = "wasm32")]
@@ -752,6 +804,7 @@ fn load_prelude(py: Python) -> Result<Prelude, Failure> {
         snapshot: get(c"snapshot")?,
         restore: get(c"restore")?,
         sync_environ: get(c"sync_environ")?,
+        local_time: get(c"local_time")?,
         keys: Default::default(),
     })
 }

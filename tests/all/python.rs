@@ -504,6 +504,54 @@ async fn pythonpath_and_pythonwarnings_take_effect() {
     }
 }
 
+/// `TZ` gives local time as on Linux: `time.localtime`, `mktime`,
+/// `strftime("%Z")`, the `time` module's zone attributes, naive
+/// `datetime`s and `.astimezone()` follow it (libc's own functions are
+/// UTC-only in WASI), in a pre-initialised sandbox and in one that starts
+/// Python itself; `time.tzset()` takes a changed `TZ`; without one, UTC.
+#[tokio::test]
+async fn tz_gives_local_time() {
+    let code = r#"
+import datetime, time, zoneinfo
+t = 1751371200  # 2025-07-01 12:00 UTC
+print(time.tzname, time.timezone, time.altzone, time.daylight)
+print(time.strftime("%Y-%m-%d %H:%M %Z %z", time.localtime(t)), time.localtime(t).tm_isdst)
+print(time.mktime(time.localtime(t)) == t, time.mktime((2025, 1, 1, 0, 0, 0, 0, 1, -1)))
+# 02:30 on 2025-10-26 comes twice; the DST flag picks which.
+print(time.mktime((2025, 10, 26, 2, 30, 0, 0, 1, 1)), time.mktime((2025, 10, 26, 2, 30, 0, 0, 1, 0)))
+print(datetime.datetime.fromtimestamp(t), datetime.datetime(2025, 1, 1).timestamp())
+now = datetime.datetime.now().astimezone()
+print(now.utcoffset() == datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Berlin")).utcoffset())
+import os
+os.environ["TZ"] = "Australia/Sydney"
+time.tzset()
+print(time.tzname, time.timezone, time.localtime(t).tm_hour)
+"#;
+    let expected = "('CET', 'CEST') -3600 -7200 1\n\
+                    2025-07-01 14:00 CEST +0200 1\n\
+                    True 1735686000.0\n\
+                    1761438600.0 1761442200.0\n\
+                    2025-07-01 14:00:00 1735686000.0\n\
+                    True\n\
+                    ('AEST', 'AEDT') -36000 22\n";
+    for preinit in [true, false] {
+        let mut sb = builder()
+            .preinit(preinit)
+            .env("TZ", "Europe/Berlin")
+            .build()
+            .await
+            .unwrap();
+        let out = sb.execute(code).await.unwrap();
+        assert_eq!(out.stdout, expected, "preinit {preinit}: {}", out.stderr);
+    }
+    let out = stdout_of(
+        "import time, datetime\nprint(time.tzname, time.localtime(0).tm_hour, \
+         datetime.datetime.fromtimestamp(0))",
+    )
+    .await;
+    assert_eq!(out, "('UTC', 'UTC') 0 1970-01-01 00:00:00\n");
+}
+
 #[tokio::test]
 async fn environment_variables_that_cannot_be_set_are_refused_by_name() {
     for (name, value, says) in [

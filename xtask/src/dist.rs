@@ -66,6 +66,8 @@ pub(crate) const LIBC_OVERRIDES: &[&str] = &[
     "lstat",
     "fstatat",
     "fstat",
+    "localtime_r",
+    "mktime",
 ];
 
 /// Second names added to libc.so's exports, (alias, libc's function): the
