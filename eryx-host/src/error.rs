@@ -137,6 +137,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`crate::Sandbox::write_file`] or [`crate::Sandbox::read_file`]
+    /// failed.
+    #[error("guest file {path:?}: {reason}")]
+    File {
+        /// The guest path, as given.
+        path: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
     /// Pre-initialising Python (start-up and pre-imports, snapshotted) failed.
     #[error(
         "pre-initialising Python failed: {message}; build with `.preinit(false)` (CLI: --no-preinit) to start Python in each sandbox instead"

@@ -69,6 +69,7 @@ mod bytecode;
 mod cache;
 mod engine;
 mod error;
+mod files;
 mod host_fn;
 #[cfg(unix)]
 mod host_stdin;

@@ -920,6 +920,26 @@ impl Sandbox {
             .await
     }
 
+    /// Writes `data` to the file `path` as the guest sees it: in its
+    /// `/tmp` (counted against [`Limits::tmp_bytes`]) or in a read-write
+    /// mount. Missing parent directories are made; an existing file is
+    /// replaced. For the code's inputs (`/tmp/data.csv`) without a host
+    /// directory to mount. The sandbox's `/tmp` lasts as long as the
+    /// [`Sandbox`], across resets. Errors: [`Error::File`], naming the path
+    /// and the fix (not in `/tmp` or a mount, a read-only mount, no space
+    /// left, `..` in the path).
+    pub fn write_file(&self, path: &str, data: &[u8]) -> Result<(), Error> {
+        crate::files::write(path, data, self.scratch.as_deref(), &self.mounts)
+    }
+
+    /// The contents of the file `path` as the guest sees it, in its `/tmp`
+    /// or a mount: what the code wrote there (`/tmp/chart.png`). Errors:
+    /// [`Error::File`] (no such file, a directory, not in `/tmp` or a
+    /// mount, larger than 1 GiB).
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, Error> {
+        crate::files::read(path, self.scratch.as_deref(), &self.mounts)
+    }
+
     /// Runs a small cell that leaves no trace (no `<cell-N>` number, no
     /// variable, no `_`), so that the first call of this instance pays for
     /// the page faults and lazy initialisation a new instance takes on its

@@ -161,7 +161,7 @@ impl Scratch {
 
     /// Takes `bytes` from the budget, measuring the directory when the
     /// running bound says there is not enough left.
-    fn reserve(&self, bytes: u64) -> bool {
+    pub(crate) fn reserve(&self, bytes: u64) -> bool {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         if used.saturating_add(bytes) > self.limit {
             *used = usage(self.dir.path());

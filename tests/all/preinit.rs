@@ -27,7 +27,7 @@ async fn preimported_modules_are_loaded_but_not_bound() {
     // own TMPDIR, HOME, USER and PYTEST_ADDOPTS are set.
     assert_eq!(
         out.stdout,
-        "True True False\n{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler'}\n{\"a\": [1, 2]}\n"
+        "True True False\n{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler', 'PWD': '/tmp'}\n{\"a\": [1, 2]}\n"
     );
     // Files not touched before the snapshot are reachable (the WASI handles
     // of the pre-initialisation run are not reused).

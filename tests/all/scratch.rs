@@ -422,3 +422,103 @@ os.close(d)
         out.stderr
     );
 }
+
+/// `Sandbox::write_file` / `read_file`: the host gives the code its inputs
+/// in `/tmp` (parent directories made) and takes back what it wrote; a
+/// read-write mount works too, a read-only one refuses writes.
+#[tokio::test]
+async fn the_host_writes_and_reads_guest_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    let mut sb = builder()
+        .mount("/out", dir.path(), Access::ReadWrite)
+        .mount("/ro", ro.path(), Access::ReadOnly)
+        .build()
+        .await
+        .unwrap();
+    sb.write_file("/tmp/in/data.csv", b"a,b\n1,2\n").unwrap();
+    let out = sb
+        .execute(
+            "import csv\nrows = list(csv.DictReader(open('/tmp/in/data.csv')))\n\
+             open('/tmp/result.bin', 'wb').write(bytes(range(256)))\n\
+             open('/out/report.txt', 'w').write(str(rows))\nprint(rows)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "[{'a': '1', 'b': '2'}]\n", "{}", out.stderr);
+    assert_eq!(
+        sb.read_file("/tmp/result.bin").unwrap(),
+        (0..=255).collect::<Vec<u8>>()
+    );
+    assert_eq!(
+        sb.read_file("/out/report.txt").unwrap(),
+        b"[{'a': '1', 'b': '2'}]"
+    );
+    // Replacing a file; a mount's file reaches the host directory.
+    sb.write_file("/tmp/in/data.csv", b"new").unwrap();
+    sb.write_file("/out/sub/from_host.txt", b"x").unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("sub/from_host.txt")).unwrap(),
+        b"x"
+    );
+    let out = sb
+        .execute("print(open('/tmp/in/data.csv').read(), open('/out/sub/from_host.txt').read())")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "new x\n");
+    let refused = |r: Result<(), Error>, says: &str| {
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::File { .. }), "{err:?}");
+        assert!(err.to_string().contains(says), "{says}: {err}");
+    };
+    refused(sb.write_file("/ro/x", b"x"), "read-only");
+    refused(sb.write_file("tmp/x", b"x"), "absolute guest path");
+    refused(sb.write_file("/tmp/../etc/x", b"x"), "without `.` or `..`");
+    refused(
+        sb.write_file("/etc/passwd", b"x"),
+        "neither in `/tmp` nor in a mount",
+    );
+    refused(sb.read_file("/tmp/missing").map(drop), "no such file");
+    refused(sb.read_file("/tmp/in").map(drop), "directory");
+    assert!(std::fs::read_dir(ro.path()).unwrap().next().is_none());
+}
+
+/// A link the code made cannot lead the host's `write_file` out of `/tmp`,
+/// and writes count against `/tmp`'s limit.
+#[tokio::test]
+async fn host_file_writes_stay_in_tmp_and_its_budget() {
+    let outside = tempfile::tempdir().unwrap();
+    let mut sb = builder()
+        .tmp_limit(64 << 10)
+        .mount("/m", outside.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            "import os\nfor target, name in [('..', 'up'), ('../m', 'tom')]:\n    \
+             try:\n        os.symlink(target, '/tmp/' + name); print('made', name)\n    \
+             except OSError as e:\n        print(name, type(e).__name__)",
+        )
+        .await
+        .unwrap();
+    for name in ["up", "tom"] {
+        if out.stdout.contains(&format!("made {name}")) {
+            let err = sb
+                .write_file(&format!("/tmp/{name}/escaped.txt"), b"x")
+                .unwrap_err();
+            assert!(matches!(err, Error::File { .. }), "{err:?}");
+        }
+    }
+    assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+    let err = sb
+        .write_file("/tmp/big", &vec![0u8; 100 << 10])
+        .unwrap_err();
+    assert!(err.to_string().contains("no space left"), "{err}");
+    sb.write_file("/tmp/small", &[1u8; 1000]).unwrap();
+    let out = sb
+        .execute("import os; print(os.path.getsize('/tmp/small'))")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "1000\n");
+}
