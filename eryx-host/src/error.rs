@@ -127,6 +127,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A name given to [`crate::SandboxBuilder::function`] cannot name a
+    /// host function.
+    #[error("cannot offer the host function {name:?}: {reason}")]
+    BadFunction {
+        /// The name, as given.
+        name: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
     /// The directory given to [`crate::SandboxBuilder::working_dir`] cannot
     /// be the working directory.
     #[error("cannot make {path:?} the working directory: {reason}")]

@@ -9,6 +9,10 @@
 //! wasmtime-wasi resolves the guest's own paths with), so a link the code
 //! made (`/tmp/out -> ../../etc`) cannot lead the host outside the
 //! directory either.
+//!
+//! The other way round, [`statvfs`] answers the guest's `os.statvfs`
+//! (`shutil.disk_usage`), which WASI has no call for: the prelude asks the
+//! host through a host call of a reserved name ([`STATVFS_CALL`]).
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -183,4 +187,83 @@ pub(crate) fn read(
         .read_to_end(&mut data)
         .map_err(|e| io_error(path, e))?;
     Ok(data)
+}
+
+/// The host call the prelude's `os.statvfs` makes (a name no host function
+/// can be given: [`crate::SandboxBuilder::function`] refuses a NUL).
+pub(crate) const STATVFS_CALL: &str = "\0statvfs";
+
+/// `ST_RDONLY`.
+const READ_ONLY: u64 = 1;
+
+/// `os.statvfs` of the guest path `path` (absolute, links resolved by the
+/// guest, known to exist), as the JSON list of `statvfs_result`'s ten
+/// fields: `/tmp` is its size limit and what is left of it (4 KiB blocks,
+/// as the budget counts: a file, directory or link takes one); a mount is
+/// its host file system's figures (read-only when mounted so); the rest
+/// (the stdlib, the packages, `/`, `/dev`) is read-only and full.
+pub(crate) fn statvfs(path: &str, scratch: Option<&Scratch>, mounts: &[Mount]) -> String {
+    let inside = |dir: &str| {
+        path == dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    const BLOCK: u64 = ENTRY_COST;
+    let fields: [u64; 10] = if let Some(m) = mounts.iter().find(|m| inside(&m.guest)) {
+        let ro = if m.access == Access::ReadOnly {
+            READ_ONLY
+        } else {
+            0
+        };
+        match host_statvfs(&m.host) {
+            Some(
+                [
+                    bsize,
+                    frsize,
+                    blocks,
+                    bfree,
+                    bavail,
+                    files,
+                    ffree,
+                    favail,
+                    namemax,
+                ],
+            ) => [
+                bsize, frsize, blocks, bfree, bavail, files, ffree, favail, ro, namemax,
+            ],
+            None => [BLOCK, BLOCK, 0, 0, 0, 0, 0, 0, ro, 255],
+        }
+    } else if let (true, Some(s)) = (inside(GUEST_TMP), scratch) {
+        let total = s.limit() / BLOCK;
+        let free = s.limit().saturating_sub(crate::scratch::usage(s.path())) / BLOCK;
+        [BLOCK, BLOCK, total, free, free, total, free, free, 0, 255]
+    } else {
+        [BLOCK, BLOCK, 0, 0, 0, 0, 0, 0, READ_ONLY, 255]
+    };
+    serde_json::to_string(&fields).unwrap_or_default()
+}
+
+/// The host's `statvfs` of `dir`: block size, fragment size, blocks, free,
+/// available, files, free and available files, longest name.
+#[cfg(unix)]
+fn host_statvfs(dir: &Path) -> Option<[u64; 9]> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some([
+        st.f_bsize,
+        st.f_frsize,
+        st.f_blocks,
+        st.f_bfree,
+        st.f_bavail,
+        st.f_files,
+        st.f_ffree,
+        st.f_favail,
+        st.f_namemax,
+    ])
+}
+
+/// Elsewhere the figures are not known.
+#[cfg(not(unix))]
+fn host_statvfs(_dir: &Path) -> Option<[u64; 9]> {
+    None
 }

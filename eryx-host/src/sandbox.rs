@@ -349,7 +349,9 @@ impl SandboxBuilder {
     /// keys; anything else (bytes, sets, NaN, bigger ints) is a `TypeError`
     /// in the guest before the host is called. Each call runs as its own
     /// tokio task: other sandboxes run meanwhile, a panic is contained, and
-    /// awaited calls of one sandbox run at once (`asyncio.gather`).
+    /// awaited calls of one sandbox run at once (`asyncio.gather`). A name
+    /// must be non-empty without NUL characters; checked when the sandbox
+    /// is built ([`Error::BadFunction`]).
     pub fn function<F, Fut>(self, name: impl Into<String>, f: F) -> SandboxBuilder
     where
         F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
@@ -390,6 +392,16 @@ impl SandboxBuilder {
         }
         for (name, value) in &self.env {
             check_env(name, value)?;
+        }
+        if let Some(name) = self
+            .host_fns
+            .keys()
+            .find(|n| n.is_empty() || n.contains('\0'))
+        {
+            return Err(Error::BadFunction {
+                name: name.clone(),
+                reason: "a name must be non-empty, without NUL characters".into(),
+            });
         }
         let mut env = self.env;
         if let Some(dir) = &self.working_dir {

@@ -154,6 +154,11 @@ impl Scratch {
         })
     }
 
+    /// The size limit, in bytes.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// The host directory (never shown to the guest).
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()

@@ -37,6 +37,8 @@ pub(crate) struct State {
     scratch: Option<Arc<Scratch>>,
     /// Which of this instance's descriptor handles point into `/tmp`.
     handles: Handles,
+    /// The caller's mounts (for `os.statvfs`).
+    mounts: Vec<Mount>,
     /// Whether file reads may run on the calling thread (no caller mounts,
     /// as for `allow_blocking_current_thread`).
     inline_reads: bool,
@@ -70,6 +72,10 @@ impl crate::world::SandboxImports for State {
         name: String,
         arguments: String,
     ) -> Result<String, crate::world::HostError> {
+        if name == crate::files::STATVFS_CALL {
+            let scratch = self.scratch.as_deref();
+            return Ok(crate::files::statvfs(&arguments, scratch, &self.mounts));
+        }
         crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
     }
 
@@ -319,6 +325,7 @@ impl State {
             },
             scratch,
             handles: Handles::default(),
+            mounts: mounts.to_vec(),
             inline_reads: mounts.is_empty(),
             stdin,
             limits,

@@ -128,6 +128,37 @@ def _terminal():
 _terminal()
 del _terminal
 
+
+def _filesystem_statistics():
+    """`os.statvfs` (and with it `shutil.disk_usage`), which WASI lacks:
+    libraries check free space before writing caches or downloads. The
+    host answers (a host call of a name no host function can have): `/tmp`
+    shows its size limit and what is left of it, a mount its host file
+    system (read-only when mounted so), the rest is read-only and full."""
+    import errno
+    import os
+
+    def statvfs(path):
+        """Perform a statvfs system call on the given path."""
+        if isinstance(path, int):
+            os.fstat(path)  # EBADF for a descriptor that is not open
+            raise OSError(errno.ENOTSUP, "statvfs of a file descriptor is not supported here; pass its path")
+        os.stat(path)  # FileNotFoundError and the like, as Linux raises them
+        ok, *rest = _host.call("\0statvfs", os.path.realpath(os.fsdecode(path)))
+        return os.statvfs_result(tuple(__import__("json").loads(rest[0])))
+
+    if not hasattr(os, "statvfs"):
+        os.statvfs = statvfs
+        shutil = sys.modules.get("shutil")
+        if shutil is not None and not hasattr(shutil, "disk_usage"):
+            import importlib
+
+            importlib.reload(shutil)
+
+
+_filesystem_statistics()
+del _filesystem_statistics
+
 # `traceback`, `pickle` and `importlib` are imported when first needed: they
 # pull in a dozen modules that start-up does not need.
 

@@ -393,3 +393,16 @@ async fn the_time_limit_applies_while_awaiting_a_host_call() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(sb.execute("print(2)").await.unwrap().stdout, "2\n");
 }
+
+#[tokio::test]
+async fn function_names_with_nul_are_refused() {
+    let err = builder()
+        .function("a\0b", |_| async { Ok(serde_json::json!(1)) })
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::BadFunction { name, .. } if name == "a\0b"),
+        "{err:?}"
+    );
+}

@@ -522,3 +522,42 @@ async fn host_file_writes_stay_in_tmp_and_its_budget() {
         .unwrap();
     assert_eq!(out.stdout, "1000\n");
 }
+
+/// `os.statvfs` / `shutil.disk_usage` (which WASI lacks): `/tmp` is its
+/// size limit and what is left of it, a mount its host file system
+/// (read-only when mounted so), the rest read-only; errors as on Linux.
+#[tokio::test]
+async fn disk_usage_reports_tmp_budget_and_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = builder()
+        .tmp_limit(1 << 20)
+        .mount("/rw", dir.path(), Access::ReadWrite)
+        .mount("/ro", dir.path(), Access::ReadOnly)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import os, shutil
+before = shutil.disk_usage("/tmp")
+open("/tmp/blob", "wb").write(bytes(100_000))
+after = shutil.disk_usage("/tmp")
+print(before.total, before.free, after.free, before.free - after.free >= 100_000)
+rw, ro = os.statvfs("/rw"), os.statvfs("/ro")
+print(rw.f_blocks > 0, rw.f_flag, ro.f_flag, os.statvfs("/python/lib/python3.14").f_flag)
+for bad in ("/tmp/missing", 1):
+    try:
+        os.statvfs(bad)
+    except OSError as e:
+        print(type(e).__name__)
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "1048576 1048576 942080 True\nTrue 0 1 1\nFileNotFoundError\nOSError\n",
+        "{}",
+        out.stderr
+    );
+}
