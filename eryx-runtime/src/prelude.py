@@ -1116,20 +1116,44 @@ def _python_variables():
 #: `struct tm` points at (kept for good: a `struct tm` may outlive any call).
 _zones = {}
 _abbreviations = {}
+#: The C `datetime` and `zoneinfo` modules, kept from start-up: code may
+#: block or swap `datetime` later (CPython's tests run the pure-Python one
+#: with `sys.modules["_datetime"] = None`), and then `zoneinfo` would come
+#: from the pure-Python fallback, whose zones the C types refuse.
+_C_DATETIME = __import__("_datetime")
+_C_ZONEINFO = __import__("_zoneinfo")
 
 
 def _local_zone():
+    """The zone `TZ` names: an IANA key (`Europe/Berlin`) or, as glibc
+    reads it, a POSIX rule (`EST+05EDT,M3.2.0,M11.1.0`); `None` for
+    neither."""
     import os
 
     name = os.environ.get("TZ", "").removeprefix(":")
     if name not in _zones:
         try:
-            import zoneinfo
-
-            _zones[name] = zoneinfo.ZoneInfo(name)
+            _zones[name] = _C_ZONEINFO.ZoneInfo(name)
         except Exception:
-            _zones[name] = None
+            _zones[name] = _posix_zone(name)
     return _zones[name]
+
+
+def _posix_zone(rule):
+    """A zone following the POSIX `TZ` rule `rule` at all times, or `None`
+    if `zoneinfo` cannot read it: a TZif file (RFC 8536) without
+    transitions, whose footer is the rule."""
+    import io
+    import struct
+
+    # No transitions; one local time type (UTC, named "UTC"), as data
+    # blocks of version 1 and 2 both.
+    header = b"TZif2" + bytes(15) + struct.pack(">6l", 0, 0, 0, 0, 1, 4)
+    block = header + struct.pack(">lBB", 0, 0, 0) + b"UTC\0"
+    try:
+        return _C_ZONEINFO.ZoneInfo.from_file(io.BytesIO(block + block + b"\n" + rule.encode() + b"\n"), key=rule)
+    except Exception:
+        return None
 
 
 def local_time(data):
@@ -1147,7 +1171,8 @@ def local_time(data):
         if zone is None:
             return None
         import struct
-        from datetime import datetime, timedelta
+
+        datetime, timedelta = _C_DATETIME.datetime, _C_DATETIME.timedelta
 
         if len(data) == 8:
             (t,) = struct.unpack("<q", data)

@@ -526,6 +526,10 @@ import os
 os.environ["TZ"] = "Australia/Sydney"
 time.tzset()
 print(time.tzname, time.timezone, time.localtime(t).tm_hour)
+# A POSIX rule, as glibc reads `TZ`.
+os.environ["TZ"] = "EST+05EDT,M3.2.0,M11.1.0"
+time.tzset()
+print(time.tzname, time.altzone, time.localtime(t).tm_hour)
 "#;
     let expected = "('CET', 'CEST') -3600 -7200 1\n\
                     2025-07-01 14:00 CEST +0200 1\n\
@@ -533,7 +537,8 @@ print(time.tzname, time.timezone, time.localtime(t).tm_hour)
                     1761438600.0 1761442200.0\n\
                     2025-07-01 14:00:00 1735686000.0\n\
                     True\n\
-                    ('AEST', 'AEDT') -36000 22\n";
+                    ('AEST', 'AEDT') -36000 22\n\
+                    ('EST', 'EDT') 14400 8\n";
     for preinit in [true, false] {
         let mut sb = builder()
             .preinit(preinit)
@@ -567,6 +572,19 @@ async fn environment_variables_that_cannot_be_set_are_refused_by_name() {
         assert!(reason.contains(says), "{name:?}: {reason}");
         assert!(err.to_string().contains(&format!("{name:?}")), "{err}");
     }
+}
+
+/// `platform` describes the sandbox without an interpreter binary to read:
+/// `libc_ver()` scanned the file `sys.executable` names and raised
+/// `FileNotFoundError` (CPython's `test_time` did not load).
+#[tokio::test]
+async fn platform_works_without_an_interpreter_binary() {
+    let out = stdout_of(
+        "import platform, sys\nprint(sys.executable, platform.libc_ver(), platform.system(), \
+         platform.machine())",
+    )
+    .await;
+    assert_eq!(out, "python3 ('', '') wasi wasm32\n");
 }
 
 #[tokio::test]

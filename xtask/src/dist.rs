@@ -170,6 +170,7 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(SYSCONFIG_FILES.join(",").as_bytes());
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(HASHLIB_KDF.as_bytes());
+    h.update(PLATFORM_LIBC_VER.as_bytes());
     h.update(serde_json::to_vec(record)?);
     h.update(crate::stdlib_ext::input_fingerprint(root)?.as_bytes());
     h.update(crate::cxxeh::fingerprint().as_bytes());
@@ -616,6 +617,23 @@ if 'pbkdf2_hmac' not in globals():
         __all__ += ('pbkdf2_hmac',)
 ";
 
+/// Appended to the bundle's `platform.py`: `libc_ver()` scans the file
+/// `sys.executable` names for the C library's version, and the sandbox has
+/// no interpreter binary (the prelude sets `sys.executable` to `python3`
+/// for the messages that name it), so it raised `FileNotFoundError`
+/// (CPython's `test_time` did not load). As CPython does when it has no
+/// executable to read, it reports nothing.
+const PLATFORM_LIBC_VER: &str = "
+# eryx: no interpreter binary to scan (`sys.executable` names none).
+_eryx_libc_ver = libc_ver
+
+
+def libc_ver(executable=None, lib='', version='', chunksize=16384):
+    if executable is None and not os.path.isfile(sys.executable):
+        return lib, version
+    return _eryx_libc_ver(executable, lib, version, chunksize)
+";
+
 /// Fixes the bundle's copy of the stdlib (the copy may be hard links to
 /// the fetched files: each fixed file is replaced, not written through).
 fn fix_stdlib(stdlib: &Path) -> Result<()> {
@@ -629,11 +647,17 @@ fn fix_stdlib(stdlib: &Path) -> Result<()> {
             std::fs::write(&path, fixed)?;
         }
     }
-    let hashlib = stdlib.join("hashlib.py");
-    let text = std::fs::read_to_string(&hashlib).context("the stdlib has no hashlib.py")?;
-    if !text.contains("_eryx_kdf") {
-        std::fs::remove_file(&hashlib)?;
-        std::fs::write(&hashlib, text + HASHLIB_KDF)?;
+    for (name, marker, block) in [
+        ("hashlib.py", "_eryx_kdf", HASHLIB_KDF),
+        ("platform.py", "_eryx_libc_ver", PLATFORM_LIBC_VER),
+    ] {
+        let path = stdlib.join(name);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("the stdlib has no {name}"))?;
+        if !text.contains(marker) {
+            std::fs::remove_file(&path)?;
+            std::fs::write(&path, text + block)?;
+        }
     }
     Ok(())
 }
