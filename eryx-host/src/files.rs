@@ -239,7 +239,8 @@ pub(crate) fn statvfs(path: &str, scratch: Option<&Scratch>, mounts: &[Mount]) -
         let free = s.limit().saturating_sub(crate::scratch::usage(s.path())) / BLOCK;
         [BLOCK, BLOCK, total, free, free, total, free, free, 0, 255]
     } else {
-        [BLOCK, BLOCK, 0, 0, 0, 0, 0, 0, READ_ONLY, 255]
+        // One block, in use: a size (code checks `total > 0`), none free.
+        [BLOCK, BLOCK, 1, 0, 0, 1, 0, 0, READ_ONLY, 255]
     };
     serde_json::to_string(&fields).unwrap_or_default()
 }

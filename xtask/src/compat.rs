@@ -90,6 +90,7 @@ pub(crate) const MODULES: &[&str] = &[
     "test_struct",
     "test_tempfile",
     "test_textwrap",
+    "test_time",
     "test_tuple",
     "test_typing",
     "test_unicodedata",
