@@ -6,8 +6,10 @@
 //! ```
 //!
 //! The guest reads city names from a host directory mounted read-only at
-//! `/data`, asks the host for each city's weather (an async Rust function),
-//! and prints a line per city while it runs.
+//! `/data` and its unit from a file the host puts in its `/tmp`
+//! (`write_file`), asks the host for each city's weather (an async Rust
+//! function), prints a line per city while it runs and leaves a CSV report
+//! in `/tmp` that the host reads back (`read_file`).
 
 use std::time::Duration;
 
@@ -17,15 +19,23 @@ use serde_json::{Value, json};
 const SCRIPT: &str = r#"
 import asyncio
 
+import csv, json
+
 cities = open("/data/cities.txt").read().split()
+unit = json.load(open("/tmp/settings.json"))["unit"]
 print(f"asking the host about {len(cities)} cities")
+rows = []
 
 async def report(city):
     w = await get_weather(city=city)
-    print(f"{w['city']:>8}: {w['temp_c']} °C")
+    temp = w["temp_c"] if unit == "C" else round(w["temp_c"] * 9 / 5 + 32)
+    rows.append((city, temp))
+    print(f"{w['city']:>8}: {temp} °{unit}")
 
 for city in cities:
     await report(city)
+with open("/tmp/report.csv", "w", newline="") as f:
+    csv.writer(f).writerows(rows)
 try:
     await get_weather(city="Atlantis")
 except eryx.HostError as e:
@@ -54,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .mount("/data", data.path(), Access::ReadOnly)
         .build()
         .await?;
+    sandbox.write_file("/tmp/settings.json", br#"{"unit": "F"}"#)?;
     let out = sandbox
         .execute_streaming(&format!("import eryx\n{SCRIPT}"), |chunk| {
             match chunk.stream {
@@ -63,5 +74,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     println!("(done: {} lines of output)", out.stdout.lines().count());
+    let report = sandbox.read_file("/tmp/report.csv")?;
+    print!(
+        "the report it left in /tmp:\n{}",
+        String::from_utf8_lossy(&report)
+    );
     Ok(())
 }
