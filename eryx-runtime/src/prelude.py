@@ -1090,11 +1090,8 @@ def _python_variables():
 
         sys.warnoptions[0:0] = options
         warnings._processoptions(options)
-    # `time.tzset` for code that changes `TZ`; the module's zone attributes
-    # follow the sandbox's `TZ` (the module was set up without it).
-    import time
-
-    time.tzset = _tzset
+    # The `time` module's zone attributes follow the sandbox's `TZ` (the
+    # module was set up without it).
     if os.environ.get("TZ"):
         _tzset()
     # The working directory (`SandboxBuilder::working_dir`, `eryx -w`): the
@@ -1116,12 +1113,33 @@ def _python_variables():
 #: `struct tm` points at (kept for good: a `struct tm` may outlive any call).
 _zones = {}
 _abbreviations = {}
-#: The C `datetime` and `zoneinfo` modules, kept from start-up: code may
-#: block or swap `datetime` later (CPython's tests run the pure-Python one
-#: with `sys.modules["_datetime"] = None`), and then `zoneinfo` would come
-#: from the pure-Python fallback, whose zones the C types refuse.
-_C_DATETIME = __import__("_datetime")
-_C_ZONEINFO = __import__("_zoneinfo")
+_zone_modules_loaded = None
+
+
+def _zone_modules():
+    """The C `_datetime` and `_zoneinfo` modules, imported at the first use
+    of local time (not at start-up: each instance would carry them, ~0.3
+    MiB measured), even while the code has swapped in the pure-Python
+    `datetime` (CPython's tests run with `sys.modules["_datetime"] = None`),
+    whose zones the C types refuse: `_zoneinfo` takes the C types from
+    `datetime.datetime_CAPI` as it loads, so `datetime` is the C module
+    while it does. The code's own `sys.modules` entries are put back."""
+    global _zone_modules_loaded
+    if _zone_modules_loaded is None:
+        names = ("datetime", "_datetime", "_zoneinfo")
+        saved = {n: sys.modules.pop(n) for n in names if n in sys.modules}
+        try:
+            import _datetime
+
+            sys.modules["datetime"] = _datetime
+            import _zoneinfo
+
+            _zone_modules_loaded = _datetime, _zoneinfo
+        finally:
+            for n in names:
+                sys.modules.pop(n, None)
+            sys.modules.update(saved)
+    return _zone_modules_loaded
 
 
 def _local_zone():
@@ -1133,7 +1151,7 @@ def _local_zone():
     name = os.environ.get("TZ", "").removeprefix(":")
     if name not in _zones:
         try:
-            _zones[name] = _C_ZONEINFO.ZoneInfo(name)
+            _zones[name] = _zone_modules()[1].ZoneInfo(name)
         except Exception:
             _zones[name] = _posix_zone(name)
     return _zones[name]
@@ -1151,7 +1169,7 @@ def _posix_zone(rule):
     header = b"TZif2" + bytes(15) + struct.pack(">6l", 0, 0, 0, 0, 1, 4)
     block = header + struct.pack(">lBB", 0, 0, 0) + b"UTC\0"
     try:
-        return _C_ZONEINFO.ZoneInfo.from_file(io.BytesIO(block + block + b"\n" + rule.encode() + b"\n"), key=rule)
+        return _zone_modules()[1].ZoneInfo.from_file(io.BytesIO(block + block + b"\n" + rule.encode() + b"\n"), key=rule)
     except Exception:
         return None
 
@@ -1172,7 +1190,8 @@ def local_time(data):
             return None
         import struct
 
-        datetime, timedelta = _C_DATETIME.datetime, _C_DATETIME.timedelta
+        c_datetime = _zone_modules()[0]
+        datetime, timedelta = c_datetime.datetime, c_datetime.timedelta
 
         if len(data) == 8:
             (t,) = struct.unpack("<q", data)
@@ -1220,6 +1239,11 @@ def _tzset():
     time.timezone, time.altzone = jan_zone, jul_zone
     time.daylight = int(jan_zone != jul_zone)
     time.tzname = (jan.tm_zone, jul.tm_zone)
+
+
+# For code that changes `TZ` (at load: part of the snapshot, not a page
+# each instance copies).
+__import__("time").tzset = _tzset
 
 
 #: `inspect.CO_COROUTINE`: set on code compiled from top-level `await`.

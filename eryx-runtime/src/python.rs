@@ -604,9 +604,10 @@ unsafe extern "C" {
 /// `arg` points to `len` readable bytes.
 #[cfg(target_arch = "wasm32")]
 pub(crate) unsafe fn zone_time(arg: *const c_char, len: isize, out: &mut [u8; 52]) -> bool {
-    // SAFETY: the guest is single-threaded; a shared look at `STATE`, which
-    // changes only in `Python::get` (which makes no libc time calls while
-    // it holds a reference).
+    // SAFETY: the guest is single-threaded; a shared look at `STATE`,
+    // which is written once, by `Python::get` after start-up returns (a
+    // call during start-up sees `Uninit` and answers UTC); `Python::prelude`
+    // reads it the same way while Python runs.
     let State::Ready(prelude) = (unsafe { &*STATE.0.get() }) else {
         return false;
     };
