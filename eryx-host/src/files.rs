@@ -15,12 +15,12 @@
 //! host through a host call of a reserved name ([`STATVFS_CALL`]).
 
 use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use cap_primitives::fs::{DirOptions, OpenOptions};
 
 use crate::Error;
-use crate::mount::{Access, Mount};
+use crate::mount::{Access, Mount, below, is_plain_absolute};
 use crate::scratch::{ENTRY_COST, GUEST_TMP, Scratch};
 
 /// The largest file [`read`] returns (the guest's memory limit is far
@@ -53,24 +53,20 @@ fn locate<'a>(
     mounts: &[Mount],
     write: bool,
 ) -> Result<Place<'a>, Error> {
-    let mut parts = Path::new(path).components();
-    let plain = path.starts_with('/')
-        && parts.next() == Some(Component::RootDir)
-        && parts.clone().all(|c| matches!(c, Component::Normal(_)));
-    if !plain || path.ends_with('/') {
+    if !is_plain_absolute(path) {
         return Err(bad(
             path,
             "give an absolute guest path to a file, without `.` or `..`, e.g. `/tmp/input.csv`",
         ));
     }
-    let below = |dir: &str| {
-        path.strip_prefix(dir)
-            .and_then(|rest| rest.strip_prefix('/'))
+    // A file strictly below `dir`.
+    let inside = |dir: &str| {
+        below(path, dir)
             .filter(|rest| !rest.is_empty())
             .map(PathBuf::from)
     };
     // A mount at `/tmp` replaces the scratch directory.
-    if let Some(m) = mounts.iter().find(|m| below(&m.guest).is_some()) {
+    if let Some(m) = mounts.iter().find(|m| inside(&m.guest).is_some()) {
         if write && m.access == Access::ReadOnly {
             return Err(bad(
                 path,
@@ -82,11 +78,11 @@ fn locate<'a>(
         }
         return Ok(Place {
             root: m.host.clone(),
-            rel: below(&m.guest).unwrap_or_default(),
+            rel: inside(&m.guest).unwrap_or_default(),
             budget: None,
         });
     }
-    match (below(GUEST_TMP), scratch) {
+    match (inside(GUEST_TMP), scratch) {
         (Some(rel), Some(s)) => Ok(Place {
             root: s.path().to_path_buf(),
             rel,
@@ -203,12 +199,7 @@ const READ_ONLY: u64 = 1;
 /// its host file system's figures (read-only when mounted so); the rest
 /// (the stdlib, the packages, `/`, `/dev`) is read-only and full.
 pub(crate) fn statvfs(path: &str, scratch: Option<&Scratch>, mounts: &[Mount]) -> String {
-    let inside = |dir: &str| {
-        path == dir
-            || path
-                .strip_prefix(dir)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
+    let inside = |dir: &str| below(path, dir).is_some();
     const BLOCK: u64 = ENTRY_COST;
     let fields: [u64; 10] = if let Some(m) = mounts.iter().find(|m| inside(&m.guest)) {
         let ro = if m.access == Access::ReadOnly {

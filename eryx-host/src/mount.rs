@@ -93,18 +93,41 @@ impl Mount {
 
 /// Whether one of two absolute guest paths contains the other.
 fn overlaps(a: &str, b: &str) -> bool {
-    let within = |inner: &str, outer: &str| {
-        inner == outer
-            || inner
-                .strip_prefix(outer)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
-    within(a, b) || within(b, a)
+    below(a, b).is_some() || below(b, a).is_some()
+}
+
+/// The part of the guest path `path` below the guest directory `dir`:
+/// `Some("")` for `dir` itself, `Some("x/y")` for `dir/x/y`, `None` for a
+/// path elsewhere (`/app2` is not below `/app`).
+pub(crate) fn below<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+    match path.strip_prefix(dir)? {
+        "" => Some(""),
+        rest => rest.strip_prefix('/'),
+    }
+}
+
+/// Whether `path` is an absolute guest path of plain names only (no `.`,
+/// `..`, empty component or trailing `/`); `/` itself is not.
+pub(crate) fn is_plain_absolute(path: &str) -> bool {
+    path.strip_prefix('/')
+        .is_some_and(|rest| rest.split('/').all(|name| !matches!(name, "" | "." | "..")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn below_and_plain_paths() {
+        assert_eq!(below("/app", "/app"), Some(""));
+        assert_eq!(below("/app/src/x", "/app"), Some("src/x"));
+        assert_eq!(below("/app2/x", "/app"), None);
+        assert_eq!(below("/ap", "/app"), None);
+        assert!(is_plain_absolute("/tmp/a.csv"));
+        for bad in ["/", "tmp/a", "/tmp/", "/tmp/../etc", "/tmp/./a", "/tmp//a"] {
+            assert!(!is_plain_absolute(bad), "{bad}");
+        }
+    }
 
     fn mount(guest: &str) -> Mount {
         Mount {

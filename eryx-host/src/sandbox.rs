@@ -1080,25 +1080,17 @@ fn check_working_dir(dir: &str, mounts: &[Mount], scratch: bool) -> Result<(), E
             reason,
         })
     };
-    let plain = Path::new(dir)
-        .components()
-        .skip(1)
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if !dir.starts_with('/') || !plain || (dir.ends_with('/') && dir != "/") {
+    if !crate::mount::is_plain_absolute(dir) {
         return bad(
             "give an absolute guest path without `.`, `..` or a trailing `/`, e.g. `/app`".into(),
         );
     }
     let tmp = crate::scratch::GUEST_TMP;
-    let mount = mounts.iter().find(|m| {
-        dir == m.guest
-            || dir
-                .strip_prefix(m.guest.as_str())
-                .is_some_and(|rest| rest.starts_with('/'))
-    });
+    let mount = mounts
+        .iter()
+        .find_map(|m| crate::mount::below(dir, &m.guest).map(|rel| (m, rel)));
     match mount {
-        Some(m) => {
-            let rel = dir[m.guest.len()..].trim_start_matches('/');
+        Some((m, rel)) => {
             let host = m.host.join(rel);
             if host.is_dir() {
                 Ok(())
@@ -1115,7 +1107,7 @@ fn check_working_dir(dir: &str, mounts: &[Mount], scratch: bool) -> Result<(), E
         None if dir == tmp => bad(format!(
             "this sandbox has no `{tmp}` (its size limit is 0); mount a directory and name it"
         )),
-        None if dir.starts_with(&format!("{tmp}/")) => bad(format!(
+        None if crate::mount::below(dir, tmp).is_some() => bad(format!(
             "the scratch directory `{tmp}` starts empty; use `{tmp}` itself (the code can \
              create a directory there and `os.chdir` into it), or mount a host directory"
         )),

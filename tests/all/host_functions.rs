@@ -405,4 +405,5 @@ async fn function_names_with_nul_are_refused() {
         matches!(&err, Error::BadFunction { name, .. } if name == "a\0b"),
         "{err:?}"
     );
+    assert!(err.to_string().contains("without NUL characters"), "{err}");
 }

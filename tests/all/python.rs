@@ -530,6 +530,10 @@ print(time.tzname, time.timezone, time.localtime(t).tm_hour)
 os.environ["TZ"] = "EST+05EDT,M3.2.0,M11.1.0"
 time.tzset()
 print(time.tzname, time.altzone, time.localtime(t).tm_hour)
+# Neither a zone nor a rule: UTC, as glibc gives.
+os.environ["TZ"] = "No/Such,,Zone"
+time.tzset()
+print(time.tzname, time.localtime(t).tm_hour)
 "#;
     let expected = "('CET', 'CEST') -3600 -7200 1\n\
                     2025-07-01 14:00 CEST +0200 1\n\
@@ -538,7 +542,8 @@ print(time.tzname, time.altzone, time.localtime(t).tm_hour)
                     2025-07-01 14:00:00 1735686000.0\n\
                     True\n\
                     ('AEST', 'AEDT') -36000 22\n\
-                    ('EST', 'EDT') 14400 8\n";
+                    ('EST', 'EDT') 14400 8\n\
+                    ('UTC', 'UTC') 12\n";
     for preinit in [true, false] {
         let mut sb = builder()
             .preinit(preinit)
