@@ -236,6 +236,25 @@ fn rss_mib() -> f64 {
     proc_status_kib("VmRSS:") / 1024.0
 }
 
+/// This process's proportional (`Pss`) and unique (`Private_Clean` +
+/// `Private_Dirty`) set sizes, in MiB (Linux `smaps_rollup`). RSS counts a
+/// page of the compiled file once per sandbox that maps it although the
+/// page cache holds it once; these two say what each sandbox really adds.
+fn pss_uss_mib() -> (f64, f64) {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (
+        field("Pss:"),
+        field("Private_Clean:") + field("Private_Dirty:"),
+    )
+}
+
 fn proc_status_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -301,7 +320,11 @@ async fn child(args: Child) -> Result<()> {
                 sandbox.execute("1 + 1").await?;
                 held.push(sandbox);
             }
-            println!("{}", json!({"rss_mib": rss_mib(), "n": held.len()}));
+            let (pss, uss) = pss_uss_mib();
+            println!(
+                "{}",
+                json!({"rss_mib": rss_mib(), "pss_mib": pss, "uss_mib": uss, "n": held.len()})
+            );
         }
         Child::CpyFirst(_) => bail!("cpy-first runs outside the Tokio runtime"),
     }
@@ -960,25 +983,34 @@ fn big_set(ctx: &Ctx, report: &mut Report) -> Result<()> {
 
 fn idle(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let counts: &[usize] = if ctx.quick { &[1, 10] } else { &[1, 10, 100] };
-    let mut rss = BTreeMap::new();
+    let mut sizes = BTreeMap::new();
     for &n in counts {
         let (v, _) = run_child(ctx, &["idle", "--n", &n.to_string()])?;
-        let mib = v["rss_mib"].as_f64().unwrap_or(f64::NAN);
+        let mib = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
         report.add(
             &format!("idle_{n}_sandboxes_rss_mib"),
             &format!("RSS of a process holding {n} idle sandboxes"),
             "MiB",
-            vec![mib],
+            vec![mib("rss_mib")],
         );
-        rss.insert(n, mib);
+        sizes.insert(n, [mib("rss_mib"), mib("pss_mib"), mib("uss_mib")]);
     }
     let (lo, hi) = (counts[counts.len() - 2], counts[counts.len() - 1]);
-    report.add(
-        "idle_sandbox_rss_mib",
-        "RSS per additional idle sandbox",
-        "MiB",
-        vec![(rss[&hi] - rss[&lo]) / (hi - lo) as f64],
-    );
+    let rows = [
+        ("idle_sandbox_rss_mib", "RSS per additional idle sandbox"),
+        (
+            "idle_sandbox_pss_mib",
+            "... proportional set (PSS: shared pages of the compiled file counted once)",
+        ),
+        (
+            "idle_sandbox_uss_mib",
+            "... unique set (USS: pages no other sandbox shares)",
+        ),
+    ];
+    for (i, (key, label)) in rows.into_iter().enumerate() {
+        let per = (sizes[&hi][i] - sizes[&lo][i]) / (hi - lo) as f64;
+        report.add(key, label, "MiB", vec![per]);
+    }
     Ok(())
 }
 
