@@ -12,7 +12,9 @@
 //!
 //! The other way round, [`statvfs`] answers the guest's `os.statvfs`
 //! (`shutil.disk_usage`), which WASI has no call for: the prelude asks the
-//! host through a host call of a reserved name ([`STATVFS_CALL`]).
+//! host through a host call of a reserved name ([`STATVFS_CALL`]); so does
+//! its SQLite set-up, which asks [`private`] whether a database file is in
+//! the sandbox's own `/tmp`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -234,6 +236,24 @@ pub(crate) fn statvfs(path: &str, scratch: Option<&Scratch>, mounts: &[Mount]) -
         [BLOCK, BLOCK, 1, 0, 0, 1, 0, 0, READ_ONLY, 255]
     };
     serde_json::to_string(&fields).unwrap_or_default()
+}
+
+/// The reserved host call that asks whether a guest path is in the
+/// sandbox's private scratch directory (see [`private`]).
+pub(crate) const PRIVATE_CALL: &str = "\0private";
+
+/// Whether `path` (absolute, resolved in the guest) is in this sandbox's
+/// own `/tmp`, which no other sandbox or process can open (not a mount,
+/// not a mount inside it): JSON `true` or `false`. The prelude opens
+/// SQLite databases there with the `unix` VFS, whose locks let readers in
+/// while a writer prepares its change but only keep connections of one
+/// process apart; elsewhere SQLite's WASI default (a lock directory, which
+/// other sandboxes on the same mount also respect) stays.
+pub(crate) fn private(path: &str, scratch: Option<&Scratch>, mounts: &[Mount]) -> String {
+    let private = scratch.is_some()
+        && below(path, GUEST_TMP).is_some()
+        && !mounts.iter().any(|m| below(path, &m.guest).is_some());
+    private.to_string()
 }
 
 /// The host's `statvfs` of `dir`: block size, fragment size, blocks, free,

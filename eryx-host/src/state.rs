@@ -76,6 +76,10 @@ impl crate::world::SandboxImports for State {
             let scratch = self.scratch.as_deref();
             return Ok(crate::files::statvfs(&arguments, scratch, &self.mounts));
         }
+        if name == crate::files::PRIVATE_CALL {
+            let scratch = self.scratch.as_deref();
+            return Ok(crate::files::private(&arguments, scratch, &self.mounts));
+        }
         crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
     }
 

@@ -34,6 +34,11 @@
 //! through `zoneinfo`; with no `TZ` (or `UTC`) they are libc's `gmtime_r`
 //! and `timegm`, with no call into Python. So `time.localtime()`,
 //! `datetime.now()`, `.astimezone()` and `time.mktime` follow `TZ`.
+//!
+//! wasi-libc's `fcntl` refuses POSIX record locks (`F_SETLK`, `F_GETLK`);
+//! here they succeed as they do within one process (see `fcntl` below),
+//! which lets SQLite's `unix` VFS, whose locks let readers in while a
+//! writer prepares its change, run on the sandbox's private `/tmp`.
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
@@ -206,6 +211,43 @@ mod imp {
             }
         }
         n
+    }
+
+    // SQLite's record-lock commands on wasm32 (`os_unix.c` defines them
+    // for WASI, whose libc has none: musl's 32-bit values) and the lock
+    // type `F_GETLK` answers with.
+    const F_GETLK: c_int = 12;
+    const F_SETLKW: c_int = 14;
+    const F_UNLCK: i16 = 2;
+
+    unsafe extern "C" {
+        /// libc's `fcntl`, under its second name (`LIBC_ALIASES`). Both
+        /// take the variadic argument as wasm32 C passes it: a pointer to
+        /// the caller's argument area.
+        fn __eryx_libc_fcntl(fd: c_int, cmd: c_int, args: *const *mut i16) -> c_int;
+    }
+
+    /// POSIX `fcntl`, with the record locks WASI lacks: the sandbox is one
+    /// process and POSIX record locks never conflict within a process, so
+    /// setting one succeeds and `F_GETLK` finds none (its `l_type`, the
+    /// first field of `struct flock`, becomes `F_UNLCK`). SQLite's `unix`
+    /// VFS keeps its connections' locks apart itself and asks the system
+    /// only for other processes'. Every other command is libc's.
+    ///
+    /// # Safety
+    /// As `fcntl(2)`: `args` points to the caller's variadic arguments, a
+    /// `struct flock *` first for the lock commands.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, args: *const *mut i16) -> c_int {
+        if !(F_GETLK..=F_SETLKW).contains(&cmd) {
+            // SAFETY: the caller's arguments, passed on as they came.
+            return unsafe { __eryx_libc_fcntl(fd, cmd, args) };
+        }
+        if cmd == F_GETLK {
+            // SAFETY: `F_GETLK`'s argument is the caller's `struct flock`.
+            unsafe { **args = F_UNLCK };
+        }
+        0
     }
 
     /// wasi-libc's `struct tm` (`__struct_tm.h`): the nine `int` fields,

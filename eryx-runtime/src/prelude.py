@@ -413,6 +413,69 @@ def _select_without_forever(module):
     module.poll = Poll
 
 
+def _sqlite_readers_share(module):
+    """SQLite's WASI build locks a database with a lock directory
+    (`unix-dotfile`), which lets one connection at a time in: a second
+    connection could not even read while a first had begun to write
+    (`database is locked`, after `timeout` seconds of waiting), where on
+    Linux it reads the last committed state. The runtime's `fcntl` gives
+    SQLite's own `unix` VFS the record locks it needs within one process,
+    and that VFS keeps a process's connections apart as Linux does; it
+    cannot see other processes, so only databases in the sandbox's private
+    `/tmp` (the host answers which paths those are) are opened with it.
+    Elsewhere (a mount other sandboxes may share) the lock directory stays,
+    and so does a `vfs=` the caller chose."""
+    import functools
+
+    connect = module.connect
+
+    def unix_vfs(database, uri):
+        import os
+        from urllib.parse import quote, unquote
+
+        name = os.fsdecode(database)
+        if uri:
+            if not name.startswith("file:"):
+                return None
+            body, hash_, fragment = name[5:].partition("#")
+            path, q, query = body.partition("?")
+            if "vfs=" in query or "mode=memory" in query:
+                return None
+            if path.startswith("//"):
+                authority, _, path = path[2:].partition("/")
+                if authority not in ("", "localhost"):
+                    return None
+                path = "/" + path
+            path = unquote(path)
+            new = f"file:{body}{'&' if q else '?'}vfs=unix{hash_}{fragment}"
+        else:
+            path = name
+            new = None
+        if path in ("", ":memory:"):
+            return None
+        path = os.path.realpath(path)
+        ok, *answer = _host.call("\0private", path)
+        if not ok or answer[0] != "true":
+            return None
+        return new or f"file:{quote(path)}?vfs=unix"
+
+    @functools.wraps(connect)
+    def sqlite_connect(database, *args, **kwargs):
+        # (A caller passing `uri` positionally, as the 8th argument, is
+        # left as it is.)
+        if len(args) < 7:
+            try:
+                target = unix_vfs(database, kwargs.get("uri", False))
+            except (TypeError, ValueError, OSError):
+                target = None
+            if target is not None:
+                database = target
+                kwargs["uri"] = True
+        return connect(database, *args, **kwargs)
+
+    module.connect = sqlite_connect
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -424,6 +487,7 @@ class _PatchOnImport:
         "concurrent.futures.process": _process_pool_executor_inline,
         "multiprocessing.pool": _process_pools_inline,
         "threading": _threads_deferred,
+        "sqlite3.dbapi2": _sqlite_readers_share,
     }
 
     @classmethod

@@ -392,3 +392,113 @@ print(sorted(os.listdir("/tmp")), open("/tmp/café.txt", "rb").read())
         "東京\n"
     );
 }
+
+/// SQLite in the private `/tmp` locks as on Linux (a reader sees the last
+/// commit while another connection writes; a second writer is refused; no
+/// lock directory), through the runtime's `fcntl` record locks and the
+/// `unix` VFS; on a mount (also one that replaces `/tmp`), which other
+/// sandboxes may share, the WASI
+/// build's lock directory stays (a reader waits for the writer), and it
+/// keeps two sandboxes on one database apart.
+#[tokio::test]
+async fn sqlite_readers_share_a_private_database_and_mounts_keep_the_lock_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = r#"
+import os, sqlite3
+def trial(path):
+    w = sqlite3.connect(path, isolation_level=None)
+    w.execute("create table if not exists t(x)")
+    w.execute("insert into t values (0)")
+    w.execute("begin immediate")
+    w.execute("insert into t values (1)")
+    lockdir = os.path.exists(path + ".lock")
+    r = sqlite3.connect(path, timeout=0)
+    try:
+        seen = r.execute("select count(*) from t").fetchone()[0]
+    except sqlite3.OperationalError as e:
+        seen = str(e)
+    try:
+        r.execute("insert into t values (2)")
+        second = "written"
+    except sqlite3.OperationalError as e:
+        second = str(e)
+    w.execute("commit")
+    after = r.execute("select count(*) from t").fetchone()[0]
+    check = r.execute("pragma integrity_check").fetchone()[0]
+    print(path, lockdir, seen, second, after, check)
+trial("/tmp/w?eird#name.db")
+trial("data.db")
+trial("/data/shared.db")
+"#;
+    let mut sb = builder()
+        .mount("/data", dir.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb.execute(code).await.unwrap();
+    assert_eq!(
+        out.stdout,
+        "/tmp/w?eird#name.db False 1 database is locked 2 ok\n\
+         data.db False 1 database is locked 2 ok\n\
+         /data/shared.db True database is locked database is locked 2 ok\n",
+        "{}",
+        out.stderr
+    );
+    // A second sandbox on the mounted database waits for the first's lock
+    // directory: what keeps sandboxes that share a mount apart.
+    let mut first = builder()
+        .mount("/data", dir.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let mut second = builder()
+        .mount("/data", dir.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    first
+        .execute(
+            "import sqlite3\n\
+             w = sqlite3.connect('/data/shared.db', isolation_level=None)\n\
+             w.execute('begin immediate')\n\
+             w.execute('insert into t values (3)')",
+        )
+        .await
+        .unwrap();
+    let out = second
+        .execute(
+            "import sqlite3\n\
+             try:\n    sqlite3.connect('/data/shared.db', timeout=0).execute('select 1 from t').fetchall()\n\
+             except sqlite3.OperationalError as e:\n    print(e)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "database is locked\n");
+    first.execute("w.execute('commit')").await.unwrap();
+    let out = second
+        .execute(
+            "sqlite3.connect('/data/shared.db').execute('select count(*) from t').fetchone()[0]",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.value.as_deref(), Some("3"));
+    // A host directory mounted at `/tmp` is not private either.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sb = builder()
+        .mount("/tmp", tmp.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(&format!(
+            "{}\ntrial('/tmp/t.db')",
+            code.replace("trial(\"", "# (\"")
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "/tmp/t.db True database is locked database is locked 2 ok\n",
+        "{}",
+        out.stderr
+    );
+}

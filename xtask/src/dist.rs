@@ -68,13 +68,17 @@ pub(crate) const LIBC_OVERRIDES: &[&str] = &[
     "fstat",
     "localtime_r",
     "mktime",
+    "fcntl",
 ];
 
 /// Second names added to libc.so's exports, (alias, libc's function): the
 /// runtime's overrides call libc's own function through them where libc
-/// has no other entry point that does the same (`fstat`; see
+/// has no other entry point that does the same (`fstat`, `fcntl`; see
 /// `eryx-runtime/src/libc_fix.rs`).
-const LIBC_ALIASES: &[(&str, &str)] = &[("__eryx_libc_fstat", "fstat")];
+const LIBC_ALIASES: &[(&str, &str)] = &[
+    ("__eryx_libc_fstat", "fstat"),
+    ("__eryx_libc_fcntl", "fcntl"),
+];
 
 /// `module` with each `(alias, name)` of `aliases` exported a second time
 /// under `alias`; every other byte as it was.
