@@ -471,7 +471,33 @@ def _sqlite_readers_share(module):
             if target is not None:
                 database = target
                 kwargs["uri"] = True
-        return connect(database, *args, **kwargs)
+        if not args:
+            return connect(database, **kwargs)
+        # Positional arguments make `connect` warn (deprecated in 3.14),
+        # naming the frame that called it: this one. The warnings are
+        # caught and issued again, those that name this frame for the
+        # caller's line (a factory's own `__init__` warns for its line).
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            connection = connect(database, *args, **kwargs)
+        caller = sys._getframe(1)
+        for w in caught:
+            if w.filename == _PRELUDE_FILE:
+                where = caller.f_code.co_filename, caller.f_lineno, caller.f_globals
+            else:
+                where = w.filename, w.lineno, {}
+            warnings.warn_explicit(
+                w.message,
+                w.category,
+                where[0],
+                where[1],
+                # (As `warn` names it; `None` would drop the warning.)
+                module=where[2].get("__name__") or where[0].removesuffix(".py"),
+                registry=where[2].setdefault("__warningregistry__", {}),
+            )
+        return connection
 
     module.connect = sqlite_connect
 

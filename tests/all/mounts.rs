@@ -429,6 +429,12 @@ def trial(path):
 trial("/tmp/w?eird#name.db")
 trial("data.db")
 trial("/data/shared.db")
+# The deprecation warnings of positional arguments still name the caller.
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    sqlite3.connect(":memory:", 1.0)
+print(sorted({(w.filename, w.category.__name__) for w in caught}), len(caught))
 "#;
     let mut sb = builder()
         .mount("/data", dir.path(), Access::ReadWrite)
@@ -440,7 +446,8 @@ trial("/data/shared.db")
         out.stdout,
         "/tmp/w?eird#name.db False 1 database is locked 2 ok\n\
          data.db False 1 database is locked 2 ok\n\
-         /data/shared.db True database is locked database is locked 2 ok\n",
+         /data/shared.db True database is locked database is locked 2 ok\n\
+         [('<cell-1>', 'DeprecationWarning')] 2\n",
         "{}",
         out.stderr
     );
@@ -497,7 +504,9 @@ trial("/data/shared.db")
         .await
         .unwrap();
     assert_eq!(
-        out.stdout, "/tmp/t.db True database is locked database is locked 2 ok\n",
+        out.stdout,
+        "[('<cell-1>', 'DeprecationWarning')] 2\n\
+         /tmp/t.db True database is locked database is locked 2 ok\n",
         "{}",
         out.stderr
     );
