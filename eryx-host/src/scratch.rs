@@ -821,15 +821,22 @@ impl types::HostDescriptor for ScratchView<'_> {
             };
             return Ok(self.fs.table.push(reader)?);
         }
-        if self.inline_reads
-            && let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = self.fs.table.get(&fd)
-            && f.file.metadata().is_ok_and(|m| m.is_file())
-        {
-            let reader: DynInputStream = Box::new(InlineReader {
-                file: f.file.clone(),
-                position: offset,
-            });
-            return Ok(self.fs.table.push(reader)?);
+        if let Ok(wasmtime_wasi::filesystem::Descriptor::File(f)) = self.fs.table.get(&fd) {
+            if !self.inline_reads {
+                let reader: DynInputStream = Box::new(OffloadedReader {
+                    file: f.file.clone(),
+                    position: offset,
+                    state: Offload::Idle,
+                });
+                return Ok(self.fs.table.push(reader)?);
+            }
+            if f.file.metadata().is_ok_and(|m| m.is_file()) {
+                let reader: DynInputStream = Box::new(InlineReader {
+                    file: f.file.clone(),
+                    position: offset,
+                });
+                return Ok(self.fs.table.push(reader)?);
+            }
         }
         types::HostDescriptor::read_via_stream(&mut self.fs, fd, offset)
     }
@@ -921,7 +928,7 @@ impl Counted {
 /// trip per read, ~40 for `import json`. A regular file's `pread` does not
 /// wait on anything, and a FIFO or device is never given this stream (nor
 /// any file when the sandbox has caller mounts, whose files a call's time
-/// limit must be able to walk away from).
+/// limit must be able to walk away from: [`OffloadedReader`]).
 struct InlineReader {
     file: Arc<std::fs::File>,
     position: u64,
@@ -951,6 +958,133 @@ impl InputStream for InlineReader {
 #[wasmtime_wasi::async_trait]
 impl Pollable for InlineReader {
     async fn ready(&mut self) {}
+}
+
+/// A read stream over a file when the sandbox has caller mounts: each read
+/// runs on tokio's blocking pool, so a slow or hung host file system never
+/// holds the sandbox's thread past its time limit (as wasmtime-wasi's own
+/// file stream does), and the end of the file ends only the read that met
+/// it: the next read sees what was written since, as `read(2)` does.
+/// wasmtime-wasi's stream stays at its end for good once a read meets it,
+/// and wasi-libc keeps a descriptor's stream across reads: a file read
+/// while empty (SQLite opening a new database) then read nothing more
+/// through that descriptor, however much another wrote to it (SQLite:
+/// "file is not a database" on the second connection's first query).
+struct OffloadedReader {
+    file: Arc<std::fs::File>,
+    position: u64,
+    state: Offload,
+}
+
+/// Where an [`OffloadedReader`]'s read is.
+enum Offload {
+    Idle,
+    Reading(tokio::task::JoinHandle<io::Result<Vec<u8>>>),
+    /// A finished read not yet handed to the guest: its bytes (empty at the
+    /// end of the file) or its error.
+    Done(io::Result<Vec<u8>>),
+    /// Bytes read and not yet handed out.
+    Ready(Bytes),
+}
+
+impl OffloadedReader {
+    /// Starts reading up to `size` bytes at the current position.
+    fn start(&mut self, size: usize) {
+        let file = self.file.clone();
+        let offset = self.position;
+        let size = size.min(INLINE_READ_MAX);
+        self.state = Offload::Reading(tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; size];
+            let n = read_at(&file, &mut buf, offset)?;
+            buf.truncate(n);
+            Ok(buf)
+        }));
+    }
+
+    /// The finished read's outcome as the state, from its task's result.
+    fn finished(result: Result<io::Result<Vec<u8>>, tokio::task::JoinError>) -> Offload {
+        Offload::Done(result.unwrap_or_else(|e| Err(io::Error::other(e))))
+    }
+
+    /// Hands out up to `size` bytes of what was read: the end of the file
+    /// and errors once each, after which the stream reads again.
+    fn take(&mut self, size: usize) -> StreamResult<Bytes> {
+        match std::mem::replace(&mut self.state, Offload::Idle) {
+            Offload::Done(Ok(data)) if data.is_empty() => Err(StreamError::Closed),
+            Offload::Done(Ok(data)) => {
+                self.state = Offload::Ready(Bytes::from(data));
+                self.take(size)
+            }
+            Offload::Done(Err(e)) => Err(StreamError::LastOperationFailed(e.into())),
+            Offload::Ready(mut bytes) => {
+                let chunk = bytes.split_to(size.min(bytes.len()));
+                self.position += chunk.len() as u64;
+                if !bytes.is_empty() {
+                    self.state = Offload::Ready(bytes);
+                }
+                Ok(chunk)
+            }
+            other => {
+                self.state = other;
+                Ok(Bytes::new())
+            }
+        }
+    }
+
+    /// Waits for the read in flight, if any.
+    async fn settle(&mut self) {
+        if let Offload::Reading(task) = &mut self.state {
+            let result = task.await;
+            self.state = Self::finished(result);
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl InputStream for OffloadedReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        if let Offload::Reading(task) = &mut self.state {
+            // Done by now? (A no-op waker: the guest polls `ready` to wait.)
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(result) = std::pin::Pin::new(task).poll(&mut cx) {
+                self.state = Self::finished(result);
+            }
+        }
+        if let Offload::Idle = self.state {
+            self.start(size);
+            return Ok(Bytes::new());
+        }
+        self.take(size)
+    }
+
+    async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        if let Offload::Idle = self.state {
+            self.start(size);
+        }
+        self.settle().await;
+        self.take(size)
+    }
+
+    async fn cancel(&mut self) {
+        // A read in flight finishes on its own; nothing waits for it.
+        self.state = Offload::Idle;
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for OffloadedReader {
+    async fn ready(&mut self) {
+        if let Offload::Idle = self.state {
+            self.start(4096);
+        }
+        self.settle().await;
+    }
 }
 
 /// A read stream on a device of `/dev`.

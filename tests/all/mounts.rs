@@ -511,3 +511,51 @@ print(sorted({(w.filename, w.category.__name__) for w in caught}), len(caught))
         out.stderr
     );
 }
+
+/// With a caller mount, reads of files go through the host's blocking pool
+/// (`OffloadedReader`); the end of a file ends only the read that met it.
+/// A descriptor read to its end while the file was empty reads what is
+/// written later, as on Linux (wasmtime-wasi's own stream stayed at its
+/// end: a second SQLite connection opened on a new database saw an empty
+/// file and failed "file is not a database").
+#[tokio::test]
+async fn with_a_mount_a_file_read_to_its_end_reads_what_is_written_later() {
+    let dir = data_dir();
+    let mut sb = builder()
+        .mount("/data", dir.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import sqlite3
+for path in ("/tmp/grow.txt", "/data/grow.txt"):
+    w = open(path, "w+")
+    r = open(path)
+    first = r.read()
+    w.write("hello")
+    w.flush()
+    print(path, repr(first), repr(r.read()), repr(r.read()))
+for path in ("/tmp/new.db", "/data/new.db"):
+    a = sqlite3.connect(path, isolation_level=None)
+    b = sqlite3.connect(path, isolation_level=None)
+    a.execute("create table t(x)")
+    a.execute("insert into t values (1)")
+    print(path, b.execute("select * from t").fetchall())
+print(open("/data/in.txt").read(), end="")
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "/tmp/grow.txt '' 'hello' ''\n\
+         /data/grow.txt '' 'hello' ''\n\
+         /tmp/new.db [(1,)]\n\
+         /data/new.db [(1,)]\n\
+         hello from the host\n",
+        "{}",
+        out.stderr
+    );
+}
