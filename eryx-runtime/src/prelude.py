@@ -143,9 +143,11 @@ def _filesystem_statistics():
         if isinstance(path, int):
             os.fstat(path)  # EBADF for a descriptor that is not open
             raise OSError(errno.ENOTSUP, "statvfs of a file descriptor is not supported here; pass its path")
-        os.stat(path)  # FileNotFoundError and the like, as Linux raises them
+        # FileNotFoundError and the like, as Linux raises them; its device
+        # number names the file system, as Linux's f_fsid does.
+        device = os.stat(path).st_dev
         ok, *rest = _host.call("\0statvfs", os.path.realpath(os.fsdecode(path)))
-        return os.statvfs_result(tuple(__import__("json").loads(rest[0])))
+        return os.statvfs_result(tuple(__import__("json").loads(rest[0])), {"f_fsid": device})
 
     if not hasattr(os, "statvfs"):
         os.statvfs = statvfs

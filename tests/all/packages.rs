@@ -269,6 +269,34 @@ with open("raw.bin", "rb") as f:
     );
 }
 
+/// numpy reads ctypes types as dtypes (through `_ctypes`, whose base class
+/// it checks) and ctypes arrays through their typed buffers; both gave
+/// bytes or object dtypes before.
+#[tokio::test]
+async fn numpy_reads_ctypes_types_and_arrays() {
+    let stdout = run_with(
+        &[wheel("numpy-")],
+        r#"
+import ctypes, numpy as np
+a = (ctypes.c_double * 3)(1.5, 2, 3)
+print(np.asarray(a).dtype, np.asarray(a).tolist(), np.ctypeslib.as_array((ctypes.c_int * 3 * 2)()).shape)
+print(np.dtype(ctypes.c_long), np.dtype(ctypes.c_int.__ctype_be__), np.dtype(ctypes.c_ubyte * 4))
+class P(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
+print(np.dtype(P).itemsize, np.dtype(P).fields["y"][1])
+points = np.frombuffer((P * 2)((1, 2.5), (3, 4.5)), dtype=np.dtype(P))
+print(points["x"].tolist(), points["y"].tolist())
+# An unaligned record: a packed structure of its 6 bytes.
+print(np.ctypeslib.as_ctypes_type(np.int64).__name__, ctypes.sizeof(np.ctypeslib.as_ctypes_type(np.dtype([("a", np.int16), ("b", np.float32)]))))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "float64 [1.5, 2.0, 3.0] (2, 3)\nint32 >i4 ('u1', (4,))\n16 8\n[1, 3] [2.5, 4.5]\nc_longlong 6\n"
+    );
+}
+
 #[tokio::test]
 async fn h3_built_with_cmake_imports_its_cython_modules() {
     // scikit-build-core ran CMake with eryx's toolchain file; FindPython

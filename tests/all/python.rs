@@ -368,6 +368,27 @@ print(shutil.get_terminal_size().columns, os.getlogin())
     );
 }
 
+/// Python 3.13 pickled paths as `pathlib._local.PosixPath` (its classes
+/// lived there); the bundled 3.14.0 lacks that module, so such data did not
+/// load (`ModuleNotFoundError`) until eryx added it back.
+#[tokio::test]
+async fn paths_pickled_by_python_3_13_load() {
+    let code = r#"
+import pathlib, pickle
+# pickle.dumps({"out": PosixPath("/tmp/out.csv")}, protocol=4) as 3.13 writes it
+data = (b"\x80\x04\x95A\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x03out\x94\x8c\x0epathlib._local"
+        b"\x94\x8c\tPosixPath\x94\x93\x94\x8c\x01/\x94\x8c\x03tmp\x94\x8c\x07out.csv\x94\x87\x94R\x94s.")
+out = pickle.loads(data)["out"]
+print(type(out).__name__, out, out == pathlib.Path("/tmp/out.csv"))
+import pathlib._local
+print(pathlib._local.PurePosixPath is pathlib.PurePosixPath)
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "PosixPath /tmp/out.csv True\nTrue\n"
+    );
+}
+
 #[tokio::test]
 async fn zoneinfo_has_the_time_zone_database() {
     // WASI has no /usr/share/zoneinfo: the bundle carries PyPI's `tzdata`.
@@ -1108,6 +1129,45 @@ except ValueError as e:
          OSError True\nOSError True\nOSError True\nOSError True\n\
          AttributeError function 'printf' not found: the eryx sandbox has no C symbols for ctypes to call\n\
          ValueError True\n"
+    );
+}
+
+/// ctypes objects' buffers: typed as CPython's where a memoryview can say
+/// it (simple types, arrays of them), bytes otherwise, and as large as
+/// `resize` made them (CPython's test_io fills such buffers); `_ctypes`
+/// imports (numpy looks up ctypes' base classes there) and loads no library.
+#[tokio::test]
+async fn ctypes_buffers_are_typed_and_follow_resize() {
+    let code = r#"
+from ctypes import *
+m = memoryview((c_double * 2)(0.5, 2))
+print(m.format, m.shape, m.tolist(), memoryview(c_int(-7)).tolist(), memoryview(c_char(b"x")).tolist())
+grid = ((c_int * 3) * 2)()
+grid[1][2] = 7
+print(memoryview(grid).shape, memoryview(grid).tolist(), memoryview(c_int.__ctype_be__(1)).format)
+class Empty(Structure):
+    pass
+e = Empty()
+resize(e, 5)
+memoryview(e).cast("B")[:] = b"abcde"
+print(sizeof(e), bytes(e), c_int.from_buffer(grid, 20).value, bytes(c_short(258)))
+resize(e, 2)
+print(sizeof(e), bytes(e))
+import _ctypes
+print(issubclass(c_int, _ctypes._SimpleCData), issubclass(type(grid), _ctypes.Array), _ctypes.sizeof(c_long))
+try:
+    _ctypes.dlopen("libc.so.6")
+except OSError as e:
+    print("OSError", "not available in the eryx sandbox" in str(e))
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "d (2,) [0.5, 2.0] -7 b'x'\n\
+         (2, 3) [[0, 0, 0], [0, 0, 7]] B\n\
+         5 b'abcde' 7 b'\\x02\\x01'\n\
+         2 b'ab'\n\
+         True True 4\n\
+         OSError True\n"
     );
 }
 

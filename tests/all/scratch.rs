@@ -525,7 +525,8 @@ async fn host_file_writes_stay_in_tmp_and_its_budget() {
 
 /// `os.statvfs` / `shutil.disk_usage` (which WASI lacks): `/tmp` is its
 /// size limit and what is left of it, a mount its host file system
-/// (read-only when mounted so), the rest read-only; errors as on Linux.
+/// (read-only when mounted so), the rest read-only; `f_fsid` is the file
+/// system's device number; errors as on Linux.
 #[tokio::test]
 async fn disk_usage_reports_tmp_budget_and_mounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -546,6 +547,8 @@ after = shutil.disk_usage("/tmp")
 print(before.total, before.free, after.free, before.free - after.free >= 100_000)
 rw, ro = os.statvfs("/rw"), os.statvfs("/ro")
 print(rw.f_blocks > 0, rw.f_flag, ro.f_flag, os.statvfs("/python/lib/python3.14").f_flag)
+# f_fsid (by name only, as on Linux) names the file system: the device.
+print(type(rw.f_fsid) is int, rw.f_fsid == ro.f_fsid == os.stat("/rw").st_dev)
 for bad in ("/tmp/missing", 1):
     try:
         os.statvfs(bad)
@@ -556,7 +559,7 @@ for bad in ("/tmp/missing", 1):
         .await
         .unwrap();
     assert_eq!(
-        out.stdout, "1048576 1048576 942080 True\nTrue 0 1 1\nFileNotFoundError\nOSError\n",
+        out.stdout, "1048576 1048576 942080 True\nTrue 0 1 1\nTrue True\nFileNotFoundError\nOSError\n",
         "{}",
         out.stderr
     );

@@ -340,6 +340,9 @@ _CODECS = {
     "O": _object_codec(),
 }
 _INTEGER_CODES = "bBhHvqQiIlL?"
+# The simple types' codes a memoryview can cast to (wasm32's native sizes
+# are ctypes' here: `l` is 4 bytes on both sides).
+_MEMORYVIEW_CODES = "cbBhHiIlLqQfd?"
 _SIGNED_CODES = "bhvqil"
 
 
@@ -357,6 +360,22 @@ class _CDataType(type):
         return _array_type(cls, length)
 
     __rmul__ = __mul__
+
+    def _eryx_layout(cls):
+        """`(format, shape)` of this type's buffer as a memoryview can
+        cast it, or None for plain bytes."""
+        if "_eryx_layout_" not in cls.__dict__:
+            layout = None
+            code = getattr(cls, "_type_", None)
+            if isinstance(cls, _ArrayType) and isinstance(code, _CDataType):
+                inner = code._eryx_layout()
+                if inner is not None:
+                    layout = (inner[0], [cls._length_, *inner[1]])
+            elif isinstance(cls, _SimpleType) and cls._eryx_order == "little":
+                if isinstance(code, str) and code in _MEMORYVIEW_CODES:
+                    layout = (code, [])
+            cls._eryx_layout_ = layout
+        return cls._eryx_layout_
 
     def _view(cls, mem, off):
         obj = object.__new__(cls)
@@ -419,7 +438,17 @@ class _CData:
         return obj
 
     def __buffer__(self, flags):
-        return memoryview(self._mem.data)[self._off : self._off + type(self)._eryx_size]
+        cls = type(self)
+        size = sizeof(self)  # more than the type's after `resize`
+        view = memoryview(self._mem.data)[self._off : self._off + size]
+        # Typed as CPython's are where a memoryview can say it (simple
+        # types and arrays of them, in the platform's byte order), so that
+        # `memoryview(x).tolist()` and `numpy.asarray(c_double * 3)` read
+        # values, not bytes; structures and swapped types stay bytes.
+        layout = cls._eryx_layout()
+        if layout is not None and size == cls._eryx_size and size:
+            view = view.cast("B").cast(*layout)
+        return view
 
     @property
     def _b_base_(self):
@@ -438,6 +467,12 @@ class _CData:
 
     def __ctypes_from_outparam__(self):
         return self
+
+
+# Where CPython's base of every C type lives: numpy tells ctypes types from
+# others by this base's module (`npy_ctypes_check`) and then reads their
+# layout from their attributes, through `_ctypes` (eryx's, beside this).
+_CData.__module__ = "_ctypes"
 
 
 def _rebuild(cls, raw, state):
@@ -1167,7 +1202,8 @@ def addressof(obj):
 
 
 def resize(obj, size):
-    """Grows the memory an instance owns (its address changes)."""
+    """Sets the size of the memory an instance owns, never below its type's
+    (its address changes as it grows)."""
     if not isinstance(obj, _CData):
         raise TypeError("excepted ctypes instance")
     if size < type(obj)._eryx_size:
@@ -1177,6 +1213,8 @@ def resize(obj, size):
     if size > len(obj._mem.data):
         obj._mem.data.extend(bytes(size - len(obj._mem.data)))
         obj._mem.base_ = None
+    else:
+        del obj._mem.data[size:]
 
 
 def _address_of(arg):
