@@ -383,10 +383,7 @@ print(type(out).__name__, out, out == pathlib.Path("/tmp/out.csv"))
 import pathlib._local
 print(pathlib._local.PurePosixPath is pathlib.PurePosixPath)
 "#;
-    assert_eq!(
-        stdout_of(code).await,
-        "PosixPath /tmp/out.csv True\nTrue\n"
-    );
+    assert_eq!(stdout_of(code).await, "PosixPath /tmp/out.csv True\nTrue\n");
 }
 
 #[tokio::test]

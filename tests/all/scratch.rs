@@ -559,7 +559,8 @@ for bad in ("/tmp/missing", 1):
         .await
         .unwrap();
     assert_eq!(
-        out.stdout, "1048576 1048576 942080 True\nTrue 0 1 1\nTrue True\nFileNotFoundError\nOSError\n",
+        out.stdout,
+        "1048576 1048576 942080 True\nTrue 0 1 1\nTrue True\nFileNotFoundError\nOSError\n",
         "{}",
         out.stderr
     );
