@@ -584,7 +584,39 @@ def _lookups_say_no_network(module):
 import _socket
 
 _lookups_say_no_network(_socket)
-del _socket
+
+
+def _host_name(_socket):
+    """The machine's name is `localhost`. WASI has none, and wasi-libc
+    answered "(none)" (Linux's name for a host whose name was never set):
+    `email.utils.make_msgid()` put it in Message-IDs (`<...@(none)>`, a
+    comment where the domain belongs), and `platform.node()`,
+    `socket.getfqdn()` and loggers reported it."""
+    import os
+
+    if _socket.gethostname() != "(none)":
+        return
+    uname = os.uname
+
+    def os_uname():
+        r = uname()
+        return os.uname_result((r.sysname, "localhost", r.release, r.version, r.machine))
+
+    def gethostname():
+        return "localhost"
+
+    for fn, original in ((os_uname, uname), (gethostname, _socket.gethostname)):
+        fn.__name__ = fn.__qualname__ = original.__name__
+        fn.__doc__ = original.__doc__
+    os.uname = os_uname
+    socket = sys.modules.get("socket")
+    if socket is not None and socket.gethostname is _socket.gethostname:
+        socket.gethostname = gethostname
+    _socket.gethostname = gethostname
+
+
+_host_name(_socket)
+del _socket, _host_name
 
 
 #: How many executed sources stay registered with `linecache`, so that

@@ -441,6 +441,23 @@ import getpass; print(getpass.getuser())
     );
 }
 
+/// The sandbox's machine is `localhost`: wasi-libc said "(none)", which
+/// made Message-IDs invalid (`<...@(none)>`: a comment where the domain
+/// goes) and was what `platform.node()` and loggers reported.
+#[tokio::test]
+async fn the_machine_is_called_localhost() {
+    let code = r#"
+import os, socket, platform, email.utils, email.headerregistry
+print(socket.gethostname(), os.uname().nodename, platform.node(), socket.getfqdn(), os.uname().sysname)
+msgid = email.utils.make_msgid()
+print(msgid.endswith("@localhost>"), email.headerregistry.HeaderRegistry()("Message-ID", msgid).defects)
+"#;
+    assert_eq!(
+        stdout_of(code).await,
+        "localhost localhost localhost localhost wasi\nTrue ()\n"
+    );
+}
+
 /// `SandboxBuilder::env` reaches `os.environ` (and libc's `getenv`) in a
 /// pre-initialised sandbox, whose snapshot was made with another
 /// environment, in a sandbox that starts Python itself, and in the new
