@@ -4,8 +4,8 @@ CPython's `_ctypes` is the C module under `ctypes`; the sandbox's CPython
 has none (no libffi for WASI), and eryx's `ctypes` is written in Python.
 Libraries that recognise ctypes objects by their base classes import
 `_ctypes` for them: numpy does, to read a ctypes type as a dtype
-(`np.dtype(c_int)`, `np.ctypeslib.as_ctypes`, structures as structured
-arrays). This module gives them eryx's classes; loading a C library stays
+(`np.dtype(c_int)`, `np.dtype(MyStructure)`, `np.ctypeslib.as_ctypes_type`).
+This module gives them eryx's classes; loading a C library stays
 impossible (`dlopen` raises OSError, as `ctypes.CDLL` does).
 """
 
