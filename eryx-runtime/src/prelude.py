@@ -44,9 +44,10 @@ __import__("os").times = _times
 
 
 def _thread_time():
-    """`time.thread_time()`, which the WASI build lacks (no per-thread CPU
-    clock): the sandbox's Python runs on one thread, so it is the process's
-    CPU time (profilers and benchmarks call it)."""
+    """`time.thread_time()`, which the WASI build lacks (profilers and
+    benchmarks call it): the sandbox's Python runs on one thread, so it is
+    `time.process_time()`, which WASI, having no CPU clocks, counts from the
+    sandbox's start, sleeps included."""
     import time
 
     if not hasattr(time, "thread_time"):
@@ -57,50 +58,20 @@ def _thread_time():
         def thread_time_ns():
             return time.process_time_ns()
 
+        clock_info = time.get_clock_info
+
+        def get_clock_info(name):
+            return clock_info("process_time" if name == "thread_time" else name)
+
         for fn in (thread_time, thread_time_ns):
-            fn.__doc__ = f"{fn.__name__}() -> CPU time of the current thread (the sandbox's one thread: the process's)."
+            fn.__doc__ = f"{fn.__name__}() -> the current thread's time: the sandbox's one thread's, `process_time`."
+        get_clock_info.__doc__ = clock_info.__doc__
         time.thread_time, time.thread_time_ns = thread_time, thread_time_ns
+        time.get_clock_info = get_clock_info
 
 
 _thread_time()
 del _thread_time
-
-
-def _symlink_targets_made_relative():
-    """WASI refuses a link whose target is an absolute path (it could lead
-    out of the directory the sandbox was given), so
-    `os.symlink("/tmp/data.csv", "/tmp/latest.csv")` raised PermissionError
-    where Linux makes the link. When the target and the link lie under the
-    same top-level directory (`/tmp`, a mount), the link is made with the
-    target relative to the link's directory, which names the same file;
-    `os.readlink` then shows that relative path."""
-    import os
-
-    symlink = os.symlink
-
-    def os_symlink(src, dst, target_is_directory=False, *, dir_fd=None):
-        try:
-            return symlink(src, dst, target_is_directory, dir_fd=dir_fd)
-        except PermissionError:
-            target = os.fsdecode(src)
-            if dir_fd is not None or not target.startswith("/"):
-                raise
-            target = os.path.normpath(target)
-            where = os.path.dirname(os.path.abspath(os.fsdecode(dst)))
-            if target.split("/")[1] != where.split("/")[1] or target == "/":
-                raise
-            relative = os.path.relpath(target, where)
-            if isinstance(src, bytes):
-                relative = os.fsencode(relative)
-            return symlink(relative, dst, target_is_directory)
-
-    os_symlink.__name__ = os_symlink.__qualname__ = "symlink"
-    os_symlink.__doc__ = symlink.__doc__
-    os.symlink = os_symlink
-
-
-_symlink_targets_made_relative()
-del _symlink_targets_made_relative
 
 
 def _ids():
