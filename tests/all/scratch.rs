@@ -159,6 +159,54 @@ shutil.copy('/tmp/in.txt', '/out/back.txt')
     );
 }
 
+/// `os.stat` of a symbolic link describes its target, identity included
+/// (wasi-libc gave the link's own inode): `shutil.copyfile` onto a link to
+/// its source raises `SameFileError` as on Linux, where it used to empty
+/// the file; in `/tmp` and in a mount.
+#[tokio::test]
+async fn stat_through_a_link_is_its_targets_and_copying_onto_it_is_refused() {
+    let host = tempfile::tempdir().unwrap();
+    let mut sb = builder()
+        .tmp_limit(1 << 20)
+        .mount("/data", host.path(), Access::ReadWrite)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import os, pathlib, shutil
+for d in ("/tmp", "/data"):
+    open(f"{d}/data.txt", "w").write("precious")
+    os.mkdir(f"{d}/dir")
+    os.symlink("data.txt", f"{d}/link.txt")
+    os.symlink("dir", f"{d}/dirlink")
+    os.symlink("missing", f"{d}/dangling")
+    same = (os.path.samefile(f"{d}/data.txt", f"{d}/link.txt"), os.path.samefile(f"{d}/dir", f"{d}/dirlink"),
+            pathlib.Path(f"{d}/link.txt").samefile(f"{d}/data.txt"),
+            os.stat(f"{d}/link.txt").st_ino != os.lstat(f"{d}/link.txt").st_ino)
+    try:
+        shutil.copyfile(f"{d}/data.txt", f"{d}/link.txt")
+    except shutil.SameFileError:
+        same += ("SameFileError",)
+    try:
+        os.stat(f"{d}/dangling")
+    except FileNotFoundError:
+        same += ("FileNotFoundError",)
+    print(d, *same, open(f"{d}/data.txt").read(), os.path.isdir(f"{d}/dirlink"))
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "/tmp True True True True SameFileError FileNotFoundError precious True\n\
+         /data True True True True SameFileError FileNotFoundError precious True\n",
+        "{}",
+        out.stderr
+    );
+}
+
 #[tokio::test]
 async fn a_mount_at_tmp_replaces_the_scratch_directory() {
     let host = tempfile::tempdir().unwrap();
