@@ -108,6 +108,10 @@ def _stat_follows_links():
 
     os_stat.__name__ = os_stat.__qualname__ = "stat"
     os_stat.__doc__ = stat.__doc__
+    # What it supports, as `shutil.rmtree`, `os.fwalk` and `copystat` check.
+    for supports in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks):
+        if stat in supports:
+            supports.add(os_stat)
     os.stat = os_stat
 
 

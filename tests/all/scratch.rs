@@ -194,6 +194,8 @@ for d in ("/tmp", "/data"):
     except FileNotFoundError:
         same += ("FileNotFoundError",)
     print(d, *same, open(f"{d}/data.txt").read(), os.path.isdir(f"{d}/dirlink"))
+# It is in the sets that `os.fwalk`, `shutil.copystat` and the like check.
+print(os.stat in os.supports_dir_fd, os.stat in os.supports_fd, os.stat in os.supports_follow_symlinks)
 "#,
         )
         .await
@@ -201,7 +203,8 @@ for d in ("/tmp", "/data"):
     assert_eq!(
         out.stdout,
         "/tmp True True True True SameFileError FileNotFoundError precious True\n\
-         /data True True True True SameFileError FileNotFoundError precious True\n",
+         /data True True True True SameFileError FileNotFoundError precious True\n\
+         True True True\n",
         "{}",
         out.stderr
     );
