@@ -26,7 +26,9 @@
 //! a fresh file has on Linux with the usual umask ([`permissions`]). They
 //! are what the guest can do, as far as a mode can say it: write access
 //! still depends on the mount (`os.access` tells), and `chmod` changes
-//! nothing (WASI cannot store a mode).
+//! nothing (WASI cannot store a mode). A followed symbolic link also gets
+//! its target's inode, which wasi-libc's own `stat` gives wrong
+//! ([`libc_stat`]).
 //!
 //! wasi-libc has no time zones: its `localtime_r` and `mktime` are UTC's.
 //! Here, when `TZ` names a zone (`Europe/Berlin`, as on Linux), they ask
@@ -83,6 +85,12 @@ mod imp {
         /// in libc.so's exports (`LIBC_ALIASES`): `fstat` itself is this
         /// module's.
         fn __eryx_libc_fstat(fd: c_int, buf: *mut StatHead) -> c_int;
+        /// libc's `open` of a path (absolute, or relative to the working
+        /// directory) without a mode.
+        fn __wasilibc_open_nomode(path: *const c_char, flags: c_int) -> c_int;
+        /// libc's `openat` relative to a directory descriptor.
+        fn __wasilibc_nocwd_openat_nomode(fd: c_int, path: *const c_char, flags: c_int) -> c_int;
+        fn close(fd: c_int) -> c_int;
     }
 
     // wasi-libc's values (`fcntl.h`, `sys/stat.h`).
@@ -92,6 +100,7 @@ mod imp {
     const S_IFDIR: u32 = 0o040000;
     const S_IFLNK: u32 = 0o120000;
     const S_IFCHR: u32 = 0o020000;
+    const O_RDONLY: c_int = 0x0400_0000;
 
     /// The permission bits shown for a file of type `kind`: `rwxr-xr-x`
     /// for directories, `rwxrwxrwx` for symbolic links, `rw-rw-rw-` for
@@ -122,6 +131,59 @@ mod imp {
         result
     }
 
+    /// libc's stat of `path` relative to `fd` (`AT_FDCWD`, or ignored for
+    /// an absolute path) with `flags`, as wasi-libc's `fstatat` dispatches;
+    /// one that follows a symbolic link gives its target's identity.
+    ///
+    /// wasi-libc asks the host for a file's identity (`st_dev`, `st_ino`)
+    /// without following a link whatever it was asked (its `fstatat`
+    /// tests `flag | AT_SYMLINK_NOFOLLOW`), so a followed link had its
+    /// target's fields but its own inode: `os.path.samefile(f, link)` was
+    /// False and `shutil.copyfile(f, link)`, which must refuse, emptied
+    /// `f`. So a followed stat looks without following first (the same
+    /// host calls as before for anything that is not a link) and answers
+    /// a link with the `fstat` of its opened target, whose identity the
+    /// host reports right.
+    ///
+    /// # Safety
+    /// `path` is a C string, `buf` a writable `struct stat`.
+    unsafe fn libc_stat(fd: c_int, path: *const c_char, buf: *mut StatHead, flags: c_int) -> c_int {
+        // SAFETY: `path` is a C string (the caller's contract), so its
+        // first byte can be read; libc gets the caller's arguments.
+        unsafe {
+            let at_path = fd == AT_FDCWD || *path == b'/' as c_char;
+            let stat_with = |flags| {
+                if at_path {
+                    __wasilibc_stat(path, buf, flags)
+                } else {
+                    __wasilibc_nocwd_fstatat(fd, path, buf, flags)
+                }
+            };
+            if flags & AT_SYMLINK_NOFOLLOW != 0 {
+                return stat_with(flags);
+            }
+            let result = stat_with(AT_SYMLINK_NOFOLLOW);
+            if result != 0 || (*buf).mode & S_IFMT != S_IFLNK {
+                return result;
+            }
+            // A link: its target's fields (and errors: a dangling link).
+            let result = stat_with(0);
+            let target = if result != 0 {
+                -1
+            } else if at_path {
+                __wasilibc_open_nomode(path, O_RDONLY)
+            } else {
+                __wasilibc_nocwd_openat_nomode(fd, path, O_RDONLY)
+            };
+            if target < 0 {
+                return result;
+            }
+            let identified = __eryx_libc_fstat(target, buf);
+            close(target);
+            if identified == 0 { 0 } else { stat_with(0) }
+        }
+    }
+
     /// POSIX `stat`.
     ///
     /// # Safety
@@ -129,7 +191,7 @@ mod imp {
     #[unsafe(no_mangle)]
     pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut StatHead) -> c_int {
         // SAFETY: the caller's arguments, passed on as libc's `stat` does.
-        unsafe { with_permissions(__wasilibc_stat(path, buf, 0), buf) }
+        unsafe { with_permissions(libc_stat(AT_FDCWD, path, buf, 0), buf) }
     }
 
     /// POSIX `lstat`.
@@ -155,16 +217,8 @@ mod imp {
         buf: *mut StatHead,
         flags: c_int,
     ) -> c_int {
-        // SAFETY: `path` is a C string (the caller's contract), so its
-        // first byte can be read; the rest as in `stat`.
-        unsafe {
-            let result = if fd == AT_FDCWD || *path == b'/' as c_char {
-                __wasilibc_stat(path, buf, flags)
-            } else {
-                __wasilibc_nocwd_fstatat(fd, path, buf, flags)
-            };
-            with_permissions(result, buf)
-        }
+        // SAFETY: as in `stat`.
+        unsafe { with_permissions(libc_stat(fd, path, buf, flags), buf) }
     }
 
     /// POSIX `fstat`.

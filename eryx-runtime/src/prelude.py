@@ -74,51 +74,6 @@ _thread_time()
 del _thread_time
 
 
-def _stat_follows_links():
-    """`os.stat` of a symbolic link reported the link's own inode and
-    device with its target's other fields: wasi-libc asks the host for the
-    file's identity without following the link whatever `stat` was asked
-    (`fstatat`'s `(flag | AT_SYMLINK_NOFOLLOW) ? 0 : FOLLOW`). So
-    `os.path.samefile(f, link_to_f)` was False and `shutil.copyfile(f,
-    link_to_f)`, which must raise `SameFileError`, emptied `f`. Here a path
-    is looked at without following first (one host call, as before, for
-    anything that is not a link); a link's target is opened and its
-    descriptor's `fstat` (whose identity is right) is the answer. importlib
-    uses `posix.stat` and is not slowed."""
-    import os
-    from stat import S_ISLNK
-
-    stat = os.stat
-
-    def os_stat(path, *, dir_fd=None, follow_symlinks=True):
-        if not follow_symlinks or isinstance(path, int):
-            return stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-        result = stat(path, dir_fd=dir_fd, follow_symlinks=False)
-        if not S_ISLNK(result.st_mode):
-            return result
-        result = stat(path, dir_fd=dir_fd)  # errors as Linux's (dangling link)
-        try:
-            fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
-        except OSError:
-            return result
-        try:
-            return os.fstat(fd)
-        finally:
-            os.close(fd)
-
-    os_stat.__name__ = os_stat.__qualname__ = "stat"
-    os_stat.__doc__ = stat.__doc__
-    # What it supports, as `shutil.rmtree`, `os.fwalk` and `copystat` check.
-    for supports in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks):
-        if stat in supports:
-            supports.add(os_stat)
-    os.stat = os_stat
-
-
-_stat_follows_links()
-del _stat_follows_links
-
-
 def _ids():
     """`os.getuid()`, `os.getgid()` and `os.umask()`, which the WASI build
     lacks (tools that are not written for WASI call them: pytest's
