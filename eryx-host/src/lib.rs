@@ -67,6 +67,7 @@
 
 mod bytecode;
 mod cache;
+mod cpu;
 mod engine;
 mod error;
 mod files;

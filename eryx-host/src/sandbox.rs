@@ -542,6 +542,7 @@ impl Live {
         state.stopped = None;
         state.exiting = None;
         let cancel = state.cancel_flag();
+        let cpu = state.cpu.clone();
         // The epoch callback stops guest *code*; a guest blocked in a host
         // call (e.g. `time.sleep`) is stopped here instead, by dropping the
         // call. Either way the instance is discarded afterwards.
@@ -557,7 +558,7 @@ impl Live {
             }
         };
         let result = tokio::select! {
-            r = func.call_async(&mut self.store, params) => r,
+            r = crate::cpu::CpuTimed::new(func.call_async(&mut self.store, params), cpu) => r,
             stop = watchdog => {
                 self.store.data_mut().stopped = Some(stop);
                 Err(wasmtime::Error::msg("interrupted while blocked in a host call"))

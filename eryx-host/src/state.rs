@@ -64,6 +64,8 @@ pub(crate) struct State {
     pub(crate) emitted: Emitted,
     /// Host calls started by the running call and not yet collected.
     pub(crate) inflight: InFlight,
+    /// The guest's CPU time (`time.process_time()`).
+    pub(crate) cpu: Arc<crate::cpu::CpuClock>,
 }
 
 impl crate::world::SandboxImports for State {
@@ -75,6 +77,9 @@ impl crate::world::SandboxImports for State {
         if name == crate::files::STATVFS_CALL {
             let scratch = self.scratch.as_deref();
             return Ok(crate::files::statvfs(&arguments, scratch, &self.mounts));
+        }
+        if name == crate::cpu::CPU_CALL {
+            return Ok(self.cpu.now().as_nanos().to_string());
         }
         if name == crate::files::PRIVATE_CALL {
             let scratch = self.scratch.as_deref();
@@ -342,6 +347,7 @@ impl State {
             host_calls: HashMap::new(),
             emitted: Emitted::default(),
             inflight: InFlight::default(),
+            cpu: Arc::default(),
         })
     }
 

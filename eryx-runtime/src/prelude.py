@@ -29,13 +29,23 @@ __import__("os").environ.pop("ERYX_PREIMPORT", None)
 sys.executable = "python3"
 
 
+def _cpu_ns():
+    """The sandbox's CPU time in nanoseconds, which the host counts: the
+    time the guest's code ran, without its sleeps and its waits for host
+    functions. (WASI has no CPU clocks: wasi-libc counted process time from
+    the sandbox's start, sleeps included.)"""
+    ok, *answer = _host.call("\0cpu", "")
+    return int(answer[0]) if ok else 0
+
+
 def _times(_raw=__import__("os").times):
-    """`os.times()` in seconds. wasi-libc's `times()` counts nanoseconds
-    while `os.times` divides by `sysconf("SC_CLK_TCK")` (100): every field
-    came out ten million times too large."""
+    """`os.times()` in seconds, its user time the sandbox's CPU time.
+    wasi-libc's `times()` counts nanoseconds while `os.times` divides by
+    `sysconf("SC_CLK_TCK")` (100): every field came out ten million times
+    too large."""
     import os
-    scale = os.sysconf("SC_CLK_TCK") / 1e9
-    return os.times_result([v * scale for v in _raw()])
+    elapsed = _raw()[4] * os.sysconf("SC_CLK_TCK") / 1e9
+    return os.times_result((_cpu_ns() / 1e9, 0.0, 0.0, 0.0, elapsed))
 
 
 _times.__name__ = _times.__qualname__ = "times"
@@ -43,35 +53,54 @@ _times.__doc__ = __import__("os").times.__doc__
 __import__("os").times = _times
 
 
-def _thread_time():
-    """`time.thread_time()`, which the WASI build lacks (profilers and
-    benchmarks call it): the sandbox's Python runs on one thread, so it is
-    `time.process_time()`, which WASI, having no CPU clocks, counts from the
-    sandbox's start, sleeps included."""
+def _cpu_clocks():
+    """`time.process_time()` and `time.thread_time()` (which the WASI build
+    lacks; profilers and benchmarks call it) read the host's count of the
+    sandbox's CPU time (`_cpu_ns`): the sandbox's Python runs on one
+    thread, so the two are the same clock."""
     import time
 
-    if not hasattr(time, "thread_time"):
+    def process_time_ns():
+        return _cpu_ns()
 
-        def thread_time():
-            return time.process_time()
+    def process_time():
+        return _cpu_ns() / 1e9
 
-        def thread_time_ns():
-            return time.process_time_ns()
+    def thread_time_ns():
+        return _cpu_ns()
 
-        clock_info = time.get_clock_info
+    def thread_time():
+        return _cpu_ns() / 1e9
 
-        def get_clock_info(name):
-            return clock_info("process_time" if name == "thread_time" else name)
+    clock_info = time.get_clock_info
+    info = types.SimpleNamespace(
+        implementation="eryx: the host's count of the sandbox's running time",
+        monotonic=True,
+        adjustable=False,
+        resolution=1e-09,
+    )
 
-        for fn in (thread_time, thread_time_ns):
-            fn.__doc__ = f"{fn.__name__}() -> the current thread's time: the sandbox's one thread's, `process_time`."
-        get_clock_info.__doc__ = clock_info.__doc__
-        time.thread_time, time.thread_time_ns = thread_time, thread_time_ns
-        time.get_clock_info = get_clock_info
+    def get_clock_info(name):
+        if name in ("process_time", "thread_time"):
+            return types.SimpleNamespace(**vars(info))
+        return clock_info(name)
+
+    for fn, doc in (
+        (process_time, "process_time() -> float\n\nThe sandbox's CPU time in seconds (sleeps and waits for host functions not included)."),
+        (process_time_ns, "process_time_ns() -> int\n\nThe sandbox's CPU time in nanoseconds."),
+        (thread_time, "thread_time() -> float\n\nThe sandbox's CPU time in seconds: its one thread's."),
+        (thread_time_ns, "thread_time_ns() -> int\n\nThe sandbox's CPU time in nanoseconds: its one thread's."),
+    ):
+        fn.__doc__ = doc
+        fn.__module__ = "time"
+    get_clock_info.__doc__ = clock_info.__doc__
+    time.process_time, time.process_time_ns = process_time, process_time_ns
+    time.thread_time, time.thread_time_ns = thread_time, thread_time_ns
+    time.get_clock_info = get_clock_info
 
 
-_thread_time()
-del _thread_time
+_cpu_clocks()
+del _cpu_clocks
 
 
 def _ids():

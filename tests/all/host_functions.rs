@@ -227,6 +227,56 @@ async fn sandboxes_waiting_on_a_slow_host_function_run_concurrently() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
 
+/// `time.process_time()` is the sandbox's CPU time: sleeps, waits for a
+/// host function and the time between a session's calls do not count,
+/// the guest's own work does (WASI has no CPU clocks; wasi-libc counted
+/// from the sandbox's start, so all three counted before).
+#[tokio::test]
+async fn process_time_counts_the_guests_work_and_not_its_waits() {
+    let mut sb = builder()
+        .function("slow", |_| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(json!("done"))
+        })
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            r#"
+import os, resource, time
+t0 = time.process_time()
+time.sleep(0.3)
+t1 = time.process_time()
+slow()
+t2 = time.process_time()
+w = time.perf_counter()
+while time.perf_counter() - w < 0.2:
+    pass
+t3 = time.process_time()
+print(t1 - t0 < 0.1, t2 - t1 < 0.1, 0.15 < t3 - t2 < 1.0)
+print(time.thread_time() >= t3, time.process_time_ns() >= int(t3 * 1e9) - 1000)
+print(abs(os.times().user - time.process_time()) < 0.05)
+print(abs(resource.getrusage(resource.RUSAGE_SELF).ru_utime - time.process_time()) < 0.05)
+info = time.get_clock_info("process_time")
+print(info.monotonic, info.adjustable, time.get_clock_info("thread_time").monotonic)
+before = time.process_time()
+"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "True True True\nTrue True\nTrue\nTrue\nTrue False True\n"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = sb
+        .execute("print(0 <= time.process_time() - before < 0.1)")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "True\n");
+}
+
 #[tokio::test]
 async fn cancelling_while_a_host_call_waits_stops_the_host_task() {
     struct Flag(Arc<AtomicBool>);

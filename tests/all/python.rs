@@ -433,7 +433,7 @@ print(pathlib.Path.home(), os.path.expanduser("~/.cache/x"))
 pathlib.Path.home().joinpath(".config").mkdir()
 print(os.path.isdir(os.path.expanduser("~/.config")))
 import getpass; print(getpass.getuser())
-# No per-thread CPU clock in WASI: the one thread's is the process's.
+# The one thread's CPU clock is the process's.
 print(0 <= time.thread_time() < 60, time.thread_time_ns() > 0)
 "#;
     let out = sb.execute(code).await.expect("running the clock checks");
