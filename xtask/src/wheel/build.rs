@@ -55,9 +55,60 @@ const PURE_BACKENDS: &[&str] = &[
     "whey",
 ];
 
+/// A C, C++, Cython or Rust source file of the package itself (not of its
+/// tests, documentation or examples) under `dir`, if there is one: the
+/// shallowest, so the package's own rather than a vendored library's.
+fn native_source(dir: &Path) -> Option<PathBuf> {
+    const SKIPPED: &[&str] = &["doc", "docs", "example", "examples", "bench", "benchmarks"];
+    const NATIVE: &[&str] = &["c", "cc", "cpp", "cxx", "pyx", "rs"];
+    let mut queue = std::collections::VecDeque::from([(dir.to_path_buf(), 0)]);
+    while let Some((d, depth)) = queue.pop_front() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let skipped = file_name.starts_with('.')
+                    || file_name.contains("test")
+                    || SKIPPED.contains(&&*file_name);
+                if depth < 6 && !skipped {
+                    queue.push_back((path, depth + 1));
+                }
+            } else if path
+                .extension()
+                .is_some_and(|e| NATIVE.contains(&&*e.to_string_lossy()))
+            {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn native_sources_are_the_packages_own_not_its_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("tests/data")).unwrap();
+        std::fs::write(root.join("tests/data/fixture.c"), "").unwrap();
+        std::fs::create_dir_all(root.join("src/pkg")).unwrap();
+        std::fs::write(root.join("src/pkg/__init__.py"), "").unwrap();
+        assert_eq!(native_source(root), None);
+        std::fs::write(root.join("src/pkg/_speedups.cxx"), "").unwrap();
+        assert_eq!(
+            native_source(root),
+            Some(root.join("src/pkg/_speedups.cxx"))
+        );
+    }
 
     #[test]
     fn entry_points_come_from_pyproject() {
@@ -651,6 +702,20 @@ impl Builder {
         };
         let wheel = whl::repair(&host_wheel, &self.out, original_requires_python.as_deref())
             .with_context(|| format!("making {name}'s wheel a guest wheel"))?;
+        let pure = wheel
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with("-none-any.whl"));
+        if pure && let Some(source) = native_source(&dir) {
+            progress!(
+                "  note: {name}'s wheel is pure Python although its source has native code \
+                 ({}): its build left that part out (an optional extension, skipped or failed; \
+                 a recipe in xtask/recipes/ can turn it on). Its build output: {}",
+                source.strip_prefix(&dir).unwrap_or(&source).display(),
+                self.work
+                    .join(format!("{}-build.log", normalized(&name)))
+                    .display()
+            );
+        }
         self.add_bytecode(&wheel)
     }
 
@@ -772,9 +837,9 @@ impl Builder {
         let (status, text) = run_with_progress(&mut pip, name).with_context(|| {
             format!("cannot run {python} -m pip (Python and pip are needed to run build backends)")
         })?;
+        let log = self.work.join(format!("{}-build.log", normalized(name)));
+        std::fs::write(&log, &text)?;
         if !status.success() {
-            let log = self.work.join(format!("{}-build.log", normalized(name)));
-            std::fs::write(&log, &text)?;
             bail!(
                 "building {name} failed (`{}`); its errors follow, all of its output is in {}:\n{}",
                 process::describe(&pip),
