@@ -167,7 +167,10 @@ pub(crate) fn classify(text: &str) -> &'static str {
         "fork",
         "[errno 58]",
         "[errno 52]",
-        "not supported",
+        // (Not "not supported" alone: a `TypeError`'s "'<' not supported
+        // between instances" is no policy.)
+        "not supported on",
+        "is not supported",
         "operation not permitted",
         "permissionerror",
         "signal",
@@ -537,5 +540,10 @@ mod tests {
             classify("RecursionError: maximum recursion depth exceeded").starts_with("recursion")
         );
         assert!(classify("AssertionError: 1 != 2").starts_with("unexplained"));
+        assert!(
+            classify("TypeError: '<' not supported between instances of 'str' and 'int'")
+                .starts_with("unexplained")
+        );
+        assert!(classify("OSError: os.dup is not supported").starts_with("sandbox"));
     }
 }
