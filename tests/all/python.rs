@@ -1115,15 +1115,20 @@ print(ba.hex(), c_int.from_buffer_copy(b"\x02\x00\x00\x00").value, py_object([1]
 add = CFUNCTYPE(c_int, c_int, c_int)(lambda a, b: a + b)
 print(add(2, 3), add(2**31, 0), ctypes.util.find_library("c"))
 for bad in (lambda: CDLL("libc.so.6"), lambda: cdll.LoadLibrary("libm.so"),
-            lambda: pythonapi.Py_IncRef, lambda: CFUNCTYPE(c_int)(0x1234)()):
+            lambda: CFUNCTYPE(c_int)(0x1234)()):
     try:
         bad()
     except OSError as e:
         print("OSError", "not available in the eryx sandbox" in str(e))
-try:
-    CDLL(None).printf
-except AttributeError as e:
-    print("AttributeError", e)
+# A function looked up by name is not found, as a symbol a library lacks:
+# code probing for one (pycryptodome, for `PyBytes_FromStringAndSize`)
+# catches AttributeError and takes its other way.
+for missing in (lambda: CDLL(None).printf, lambda: pythonapi.Py_IncRef,
+                lambda: PYFUNCTYPE(py_object, c_ssize_t)(("PyBytes_FromStringAndSize", pythonapi))):
+    try:
+        missing()
+    except AttributeError as e:
+        print("AttributeError", str(e).split(":")[0])
 try:
     c_int.from_address(0x10)
 except ValueError as e:
@@ -1142,8 +1147,10 @@ except ValueError as e:
          [1, 2, 3, 0, 9] [2, 3] b'HEllo' b'HEllo\\x00\\x00\\x00' b'HEl' b'abc'\n\
          00000000ffffffff 2 [1]\n\
          5 -2147483648 None\n\
-         OSError True\nOSError True\nOSError True\nOSError True\n\
-         AttributeError function 'printf' not found: the eryx sandbox has no C symbols for ctypes to call\n\
+         OSError True\nOSError True\nOSError True\n\
+         AttributeError function 'printf' not found\n\
+         AttributeError function 'Py_IncRef' not found\n\
+         AttributeError function 'PyBytes_FromStringAndSize' not found\n\
          ValueError True\n"
     );
 }

@@ -16,8 +16,10 @@ space holding only the memory of ctypes objects; an address outside it
 raises ValueError. Function pointer types wrap Python callables.
 
 What it cannot have is foreign code: loading a shared library (`CDLL`,
-`cdll.NAME`, `pythonapi`) or calling a function pointer that is not a
-Python callable raises OSError saying so.
+`cdll.NAME`) or calling a function pointer that is not a Python callable
+raises OSError saying so; a function looked up by name (in `CDLL(None)`,
+`pythonapi`, or as `FUNCTYPE(...)((name, library))`) is not found
+(AttributeError, as for a symbol a library lacks).
 """
 
 import math as _math
@@ -1370,7 +1372,14 @@ class _CFuncPtr(_CData, metaclass=_FuncPtrType):
         if isinstance(target, int):
             _put_u32(self._mem, self._off, target)
         elif isinstance(target, tuple):
-            raise _no_foreign_code(f"the foreign function {target[0]!r}")
+            # `(name, library)`: the library has no symbols here (one that
+            # could not be loaded raised OSError already), and a missing
+            # symbol is an AttributeError in CPython's ctypes too, which
+            # code that probes for a C function catches.
+            raise AttributeError(
+                f"function {target[0]!r} not found: the eryx sandbox has no C "
+                "symbols for ctypes to call"
+            )
         elif callable(target):
             self._callable = target
             _put_u32(self._mem, self._off, (id(target) & 0xFFFFFFF0) | 1)
@@ -1484,14 +1493,28 @@ cdll = LibraryLoader(CDLL)
 pydll = LibraryLoader(PyDLL)
 
 
-class _NoPythonAPI:
+class _NoPythonAPI(PyDLL):
+    """`ctypes.pythonapi`: CPython's C API as a library, whose functions
+    ctypes cannot call here. Each lookup raises AttributeError, as for a
+    symbol a library lacks, so code that probes for a C API function with
+    `except AttributeError` (pycryptodome does) takes its other way."""
+
+    def __init__(self):
+        super().__init__(None)
+
     def __getattr__(self, name):
-        if name.startswith("__"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        raise _no_foreign_code(f"ctypes.pythonapi.{name}")
+        raise AttributeError(
+            f"function {name!r} not found: ctypes.pythonapi has no C functions "
+            "to call in the eryx sandbox (no foreign code); a native extension "
+            "linked into the sandbox can call the C API"
+        )
+
+    __getitem__ = __getattr__
 
     def __repr__(self):
-        return "<ctypes.pythonapi: not available in the eryx sandbox>"
+        return "<ctypes.pythonapi: no C functions in the eryx sandbox>"
 
 
 pythonapi = _NoPythonAPI()
