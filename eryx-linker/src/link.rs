@@ -243,11 +243,17 @@ fn is_cxx_vague_linkage(symbol: &str) -> bool {
 /// - every `needed` library is a base library or another extension;
 /// - every function an extension imports from `env` is exported by a base
 ///   library or an extension (all missing ones are listed);
-/// - no two extensions export the same symbol: wit-component would silently
-///   let the first one win, so the rule is to refuse, whatever the order.
-///   `PyInit_*` are exempt: CPython looks them up per library with `dlsym`,
-///   and two packages may each ship a module of the same name; so are C++
-///   type_info objects, their names and vtables ([`is_cxx_vague_linkage`]).
+/// - no two extensions export a symbol that a library imports: wit-component
+///   would silently let the first one win, so the rule is to refuse,
+///   whatever the order. A symbol nothing imports is only ever looked up in
+///   its own library (`dlsym` on the handle `dlopen` gave, which is how
+///   CPython finds `PyInit_*` and how cffi and ctypes find a plain
+///   library's functions), so two libraries may each have one, as
+///   libraries loaded `RTLD_LOCAL` may natively (pycryptodome's `_nat` and
+///   `_ec_nat` both define `nat_words_alloc`). `PyInit_*` are exempt
+///   however imported: two packages may each ship a module of the same
+///   name; so are C++ type_info objects, their names and vtables
+///   ([`is_cxx_vague_linkage`]).
 fn check_extensions(
     base_exports: &HashSet<String>,
     extensions: &[Extension],
@@ -270,12 +276,21 @@ fn check_extensions(
             });
         }
     }
+    let imported: HashSet<&str> = extensions
+        .iter()
+        .flat_map(|e| {
+            let info = e.info();
+            info.function_imports.iter().chain(&info.global_imports)
+        })
+        .map(|(_, name)| name.as_str())
+        .collect();
     let mut owner: HashMap<&str, &str> = HashMap::new();
     for ext in extensions {
         for symbol in &ext.info().exports {
             if symbol.starts_with("PyInit_")
                 || is_linker_internal(symbol)
                 || is_cxx_vague_linkage(symbol)
+                || !imported.contains(symbol.as_str())
             {
                 continue;
             }

@@ -564,6 +564,28 @@ def _sqlite_readers_share(module):
     module.connect = sqlite_connect
 
 
+def _cffi_paths_normalized(backend):
+    """cffi's `ffi.dlopen(path)` with a path as the sandbox names it: the
+    built-in `dlopen` finds a linked library by the exact, normalized path
+    it was linked under (`/site-packages/pkg/_x.abi3.so`), so a path with
+    `..` in it (pycryptodome's loader asks for
+    `.../Crypto/Util/../Util/_cpuid_c.abi3.so`) or relative to the working
+    directory was not found. A name without a slash is left to the search
+    as before."""
+    load_library = backend.load_library
+
+    def load(path=None, *args, **kwargs):
+        if isinstance(path, (str, bytes)) and (b"/" if isinstance(path, bytes) else "/") in path:
+            import os
+
+            path = os.path.abspath(path)
+        return load_library(path, *args, **kwargs)
+
+    load.__name__ = load.__qualname__ = "load_library"
+    load.__doc__ = load_library.__doc__
+    backend.load_library = load
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -576,6 +598,7 @@ class _PatchOnImport:
         "multiprocessing.pool": _process_pools_inline,
         "threading": _threads_deferred,
         "sqlite3.dbapi2": _sqlite_readers_share,
+        "_cffi_backend": _cffi_paths_normalized,
     }
 
     @classmethod

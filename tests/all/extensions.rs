@@ -376,14 +376,19 @@ async fn a_needed_library_outside_the_set_is_refused() {
 async fn clashing_exports_are_refused_in_either_order() {
     let a = dylib(&["PyInit_a", "shared_helper"], &[], &[]);
     let b = dylib(&["PyInit_b", "shared_helper"], &[], &[]);
+    // A symbol two libraries define clashes when a library imports it
+    // (which one it got would depend on the order)...
+    let user = dylib(&["PyInit_user"], &["shared_helper"], &[]);
     for files in [
         [
             ("a.cpython-314-wasm32-wasi.so", a.clone()),
             ("b.cpython-314-wasm32-wasi.so", b.clone()),
+            ("user.cpython-314-wasm32-wasi.so", user.clone()),
         ],
         [
             ("a.cpython-314-wasm32-wasi.so", b.clone()),
             ("b.cpython-314-wasm32-wasi.so", a.clone()),
+            ("user.cpython-314-wasm32-wasi.so", user.clone()),
         ],
     ] {
         let msg = build_error(&files).await;
@@ -392,6 +397,16 @@ async fn clashing_exports_are_refused_in_either_order() {
             "{msg}"
         );
     }
+    // ...and not when nothing imports it: each library's own is what
+    // `dlsym` finds on its handle, as with libraries loaded `RTLD_LOCAL`.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.cpython-314-wasm32-wasi.so"), &a).unwrap();
+    std::fs::write(dir.path().join("b.cpython-314-wasm32-wasi.so"), &b).unwrap();
+    builder()
+        .package(dir.path())
+        .build()
+        .await
+        .expect("two libraries each defining a symbol that nothing imports");
     // Modules of the same name in two packages are fine: PyInit_* is looked up per library.
     let fastsum = std::fs::read(example("fastsum")).unwrap();
     let dir = tempfile::tempdir().unwrap();

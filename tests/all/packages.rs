@@ -959,6 +959,64 @@ except NotImplementedError as e:
     );
 }
 
+/// pycryptodome's C code is 43 plain libraries (`.abi3.so` without
+/// `PyInit_`) that its Python side opens with cffi's `ffi.dlopen` and calls
+/// through eryx's libffi. Before: the libraries were linked with only the
+/// (absent) init function exported, two of them clashed on a helper
+/// nothing imports, the paths it opens have `..` in them, and its probe
+/// of `ctypes.pythonapi` raised OSError, which it does not catch.
+#[tokio::test]
+async fn pycryptodome_runs_its_c_through_cffi() {
+    let stdout = run_with(
+        &[
+            wheel("cffi-"),
+            wheel("pycparser-"),
+            wheel("pycryptodome-"),
+        ],
+        r#"
+import hashlib
+from Crypto.Util import _raw_api
+from Crypto.Hash import SHA256, SHA3_256, HMAC
+from Crypto.Cipher import AES, ChaCha20_Poly1305
+from Crypto.Protocol.KDF import PBKDF2
+from Crypto.PublicKey import RSA, ECC
+from Crypto.Signature import pkcs1_15, DSS
+print(_raw_api.backend, SHA256.new(b"abc").hexdigest() == hashlib.sha256(b"abc").hexdigest(),
+      SHA3_256.new(b"x").hexdigest() == hashlib.sha3_256(b"x").hexdigest(),
+      HMAC.new(b"k", b"m", SHA256).hexdigest() == __import__("hmac").new(b"k", b"m", "sha256").hexdigest())
+# FIPS-197's AES-128 example, then an authenticated round trip.
+k = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+print(AES.new(k, AES.MODE_ECB).encrypt(bytes.fromhex("00112233445566778899aabbccddeeff")).hex())
+c = AES.new(k, AES.MODE_GCM); ct, tag = c.encrypt_and_digest(b"hello")
+print(AES.new(k, AES.MODE_GCM, nonce=c.nonce).decrypt_and_verify(ct, tag))
+try:
+    AES.new(k, AES.MODE_GCM, nonce=c.nonce).decrypt_and_verify(ct, bytes(16))
+except ValueError as e:
+    print("ValueError", e)
+c2 = ChaCha20_Poly1305.new(key=bytes(32)); ct2, t2 = c2.encrypt_and_digest(b"data")
+print(ChaCha20_Poly1305.new(key=bytes(32), nonce=c2.nonce).decrypt_and_verify(ct2, t2))
+print(PBKDF2("pw", b"salt", 16, count=1000, hmac_hash_module=SHA256) == hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000, 16))
+# RSA and ECC pass a 64-bit seed to C (monty_pow, ec_nat_scalar).
+key = RSA.generate(1024)
+h = SHA256.new(b"msg"); sig = pkcs1_15.new(key).sign(h)
+pkcs1_15.new(key.publickey()).verify(h, sig)
+try:
+    pkcs1_15.new(key.publickey()).verify(SHA256.new(b"other"), sig)
+except ValueError as e:
+    print("rsa", len(sig), "ValueError", e)
+ek = ECC.generate(curve="P-256"); s = DSS.new(ek, "fips-186-3").sign(h)
+DSS.new(ek.public_key(), "fips-186-3").verify(h, s); print("ecc", len(s))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "cffi True True True\n69c4e0d86a7b0430d8cdb78070b4c55a\nb'hello'\n\
+         ValueError MAC check failed\nb'data'\nTrue\n\
+         rsa 128 ValueError Invalid signature\necc 64\n"
+    );
+}
+
 #[tokio::test]
 async fn lxml_parses_queries_transforms_and_validates_on_libxml2_and_libxslt() {
     // lxml's recipe builds libxml2 and libxslt (with libexslt) for the

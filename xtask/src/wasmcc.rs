@@ -530,6 +530,39 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
     if links(&args)
         && let Some(output) = output_file(&args)
     {
+        if let Some(init) = extension_init(&output)
+            && let Ok(bytes) = std::fs::read(&output)
+            && !symbols(&bytes)?.1.contains(&init)
+        {
+            // Named like an extension module but without its init function:
+            // a plain C library that Python code loads itself (pycryptodome's
+            // `.abi3.so` files, opened with cffi's or ctypes' `dlopen`). Its
+            // functions must be exported for `dlsym` to find them, and
+            // clang gives wasm code hidden visibility unless it says
+            // otherwise (on Linux these are default-visibility symbols), so
+            // all of its global symbols are.
+            let plain: Vec<String> = argv
+                .iter()
+                .filter(|a| *a != &format!("-Wl,--export-if-defined={init}"))
+                .map(|a| {
+                    if a == "-Wl,--no-export-dynamic" {
+                        "-Wl,--export-all".to_string()
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect();
+            let out = run(compiler, &plain)?;
+            print_stderr(&String::from_utf8_lossy(&out.stderr));
+            if !out.status.success() {
+                return Ok(crate::exit_code(out.status));
+            }
+            eprintln!(
+                "[eryx] note: {} defines no {init}: linked as a plain library that exports \
+                 its functions (for dlopen: cffi, ctypes)",
+                output.display()
+            );
+        }
         let missing = unresolved(&cfg, &args, &output)?;
         if !missing.is_empty() {
             let _ = std::fs::remove_file(&output);

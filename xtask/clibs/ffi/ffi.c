@@ -52,10 +52,14 @@ enum pass {
 };
 
 /* cif->flags: the result's pass in the low byte; CALLABLE when ffi_call
-   can make the call; VARIADIC with the fixed argument count in `bytes`. */
+   can make the call; VARIADIC with the fixed argument count in `bytes`;
+   WIDE when one argument is a 64-bit integer. */
 #define CALLABLE 0x100u
 #define VARIADIC 0x200u
+#define WIDE 0x400u
 #define MAX_WORDS 8
+/* Arguments in all (the 64-bit one included) of a call with a WIDE one. */
+#define MAX_WIDE_ARGS 6
 
 static size_t align_up(size_t n, size_t a) { return a ? (n + a - 1) / a * a : n; }
 
@@ -147,11 +151,14 @@ static ffi_status prep(ffi_cif *cif, ffi_abi abi, unsigned nfixed, unsigned ntot
   cif->bytes = variadic ? nfixed : 0;
   enum pass result = classify(rtype);
   unsigned words = result == PASS_MEMORY ? 1 : 0;
+  unsigned wide = 0;
   int callable = result != PASS_UNKNOWN;
   for (unsigned i = 0; i < nfixed; i++) {
     enum pass p = classify(atypes[i]);
     if (p == PASS_I32 || p == PASS_MEMORY)
       words++;
+    else if (p == PASS_I64)
+      wide++;
     else if (p != PASS_NONE)
       callable = 0;
   }
@@ -161,8 +168,12 @@ static ffi_status prep(ffi_cif *cif, ffi_abi abi, unsigned nfixed, unsigned ntot
       if (classify(atypes[i]) == PASS_UNKNOWN)
         callable = 0;
   }
-  cif->flags = (unsigned)result | (callable && words <= MAX_WORDS ? CALLABLE : 0) |
-               (variadic ? VARIADIC : 0);
+  if (wide == 0)
+    callable = callable && words <= MAX_WORDS;
+  else
+    callable = callable && wide == 1 && words + 1 <= MAX_WIDE_ARGS;
+  cif->flags = (unsigned)result | (callable ? CALLABLE : 0) | (variadic ? VARIADIC : 0) |
+               (wide ? WIDE : 0);
   return FFI_OK;
 }
 
@@ -250,9 +261,10 @@ static void unsupported(ffi_cif *cif) {
            "cannot call a C function of type %s through a pointer in the eryx "
            "sandbox: its libffi (WASI has no real one) calls functions whose "
            "arguments are integers of up to 32 bits, pointers or structs, at "
-           "most %d; declare the function in cffi's API mode (ffi.set_source) "
-           "so the call is compiled",
-           signature, MAX_WORDS);
+           "most %d, or those and one 64-bit integer, at most %d in all; "
+           "declare the function in cffi's API mode (ffi.set_source) so the "
+           "call is compiled",
+           signature, MAX_WORDS, MAX_WIDE_ARGS);
   int gil = PyGILState_Ensure();
   PyErr_SetString(PyExc_NotImplementedError, message);
   PyGILState_Release(gil);
@@ -290,6 +302,43 @@ static void unsupported(ffi_cif *cif) {
   default: r ((R(*)(T8))fn)(V8); break;                                        \
   }
 
+/* Calls fn with the one 64-bit argument x at position `at` of `count`
+   arguments, the 32-bit words w around it (case 8 * count + at). */
+#define U uint32_t
+#define L uint64_t
+#define CALL_WIDE(R, r)                                                        \
+  switch (8 * count + at) {                                                    \
+  case 8: r ((R(*)(L))fn)(x); break;                                           \
+  case 16: r ((R(*)(L, U))fn)(x, w[0]); break;                                 \
+  case 17: r ((R(*)(U, L))fn)(w[0], x); break;                                 \
+  case 24: r ((R(*)(L, U, U))fn)(x, w[0], w[1]); break;                        \
+  case 25: r ((R(*)(U, L, U))fn)(w[0], x, w[1]); break;                        \
+  case 26: r ((R(*)(U, U, L))fn)(w[0], w[1], x); break;                        \
+  case 32: r ((R(*)(L, U, U, U))fn)(x, w[0], w[1], w[2]); break;               \
+  case 33: r ((R(*)(U, L, U, U))fn)(w[0], x, w[1], w[2]); break;               \
+  case 34: r ((R(*)(U, U, L, U))fn)(w[0], w[1], x, w[2]); break;               \
+  case 35: r ((R(*)(U, U, U, L))fn)(w[0], w[1], w[2], x); break;               \
+  case 40: r ((R(*)(L, U, U, U, U))fn)(x, w[0], w[1], w[2], w[3]); break;      \
+  case 41: r ((R(*)(U, L, U, U, U))fn)(w[0], x, w[1], w[2], w[3]); break;      \
+  case 42: r ((R(*)(U, U, L, U, U))fn)(w[0], w[1], x, w[2], w[3]); break;      \
+  case 43: r ((R(*)(U, U, U, L, U))fn)(w[0], w[1], w[2], x, w[3]); break;      \
+  case 44: r ((R(*)(U, U, U, U, L))fn)(w[0], w[1], w[2], w[3], x); break;      \
+  case 48: r ((R(*)(L, U, U, U, U, U))fn)(x, w[0], w[1], w[2], w[3], w[4]); break; \
+  case 49: r ((R(*)(U, L, U, U, U, U))fn)(w[0], x, w[1], w[2], w[3], w[4]); break; \
+  case 50: r ((R(*)(U, U, L, U, U, U))fn)(w[0], w[1], x, w[2], w[3], w[4]); break; \
+  case 51: r ((R(*)(U, U, U, L, U, U))fn)(w[0], w[1], w[2], x, w[3], w[4]); break; \
+  case 52: r ((R(*)(U, U, U, U, L, U))fn)(w[0], w[1], w[2], w[3], x, w[4]); break; \
+  case 53: r ((R(*)(U, U, U, U, U, L))fn)(w[0], w[1], w[2], w[3], w[4], x); break; \
+  default: break;                                                              \
+  }
+/* Either call, as the cif says. */
+#define CALL(R, r)                                                             \
+  if (cif->flags & WIDE) {                                                     \
+    CALL_WIDE(R, r)                                                            \
+  } else {                                                                     \
+    CALL_AS(R, r)                                                              \
+  }
+
 void ffi_call(ffi_cif *cif, void (*fn)(void), void *rvalue, void **avalue) {
   enum pass result = (enum pass)(cif->flags & 0xffu);
   if (!(cif->flags & CALLABLE)) {
@@ -301,6 +350,9 @@ void ffi_call(ffi_cif *cif, void (*fn)(void), void *rvalue, void **avalue) {
   unsigned nfixed = (cif->flags & VARIADIC) ? cif->bytes : cif->nargs;
   uint32_t w[MAX_WORDS];
   unsigned count = 0;
+  /* The 64-bit argument of a WIDE call, and its position. */
+  uint64_t x = 0;
+  unsigned at = 0;
   /* Copies of structs passed by value, and the variadic buffer. */
   size_t scratch = 0;
   for (unsigned i = 0; i < cif->nargs; i++)
@@ -313,6 +365,10 @@ void ffi_call(ffi_cif *cif, void (*fn)(void), void *rvalue, void **avalue) {
     ffi_type *t = cif->arg_types[i];
     switch (classify(t)) {
     case PASS_NONE:
+      break;
+    case PASS_I64:
+      memcpy(&x, avalue[i], sizeof x);
+      at = count;
       break;
     case PASS_MEMORY: {
       used = align_up(used, t->alignment > 16 ? 16 : t->alignment);
@@ -339,14 +395,16 @@ void ffi_call(ffi_cif *cif, void (*fn)(void), void *rvalue, void **avalue) {
     }
     w[count++] = (uint32_t)(uintptr_t)buffer;
   }
+  if (cif->flags & WIDE)
+    count++; /* the 64-bit argument is one of them */
   switch (result) {
   case PASS_NONE:
   case PASS_MEMORY:
-    CALL_AS(void, );
+    CALL(void, );
     break;
   case PASS_I32: {
     uint32_t r = 0;
-    CALL_AS(uint32_t, r =);
+    CALL(uint32_t, r =);
     if (cif->rtype->type == FFI_TYPE_STRUCT)
       memcpy(rvalue, &r, cif->rtype->size);
     else
@@ -355,19 +413,19 @@ void ffi_call(ffi_cif *cif, void (*fn)(void), void *rvalue, void **avalue) {
   }
   case PASS_I64: {
     uint64_t r = 0;
-    CALL_AS(uint64_t, r =);
+    CALL(uint64_t, r =);
     memcpy(rvalue, &r, sizeof r);
     break;
   }
   case PASS_F32: {
     float r = 0;
-    CALL_AS(float, r =);
+    CALL(float, r =);
     memcpy(rvalue, &r, sizeof r);
     break;
   }
   case PASS_F64: {
     double r = 0;
-    CALL_AS(double, r =);
+    CALL(double, r =);
     memcpy(rvalue, &r, sizeof r);
     break;
   }

@@ -8,8 +8,10 @@
    - describing types and call interfaces (ffi_prep_cif, struct layout):
      everything cffi's API mode needs, whose calls are compiled C;
    - ffi_call for functions whose arguments are all 32-bit integers or
-     pointers in wasm's C ABI (up to 8 of them), returning nothing, an
-     integer, a pointer, a float or a double;
+     pointers in wasm's C ABI (up to 8 of them), or those and one 64-bit
+     integer anywhere among them (up to 6 in all: pycryptodome's
+     `monty_pow(..., uint64_t seed)`), returning nothing, an integer, a
+     pointer, a float or a double;
    - nothing else: another ffi_call raises a Python exception
      (NotImplementedError) naming the signature, and closures
      (ffi.callback) are refused by ffi_prep_closure. */

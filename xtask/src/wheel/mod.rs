@@ -77,6 +77,9 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     // 3.10: 3.11 also needs HarfBuzz, SheenBidi and libraqm.
     "matplotlib==3.10.9",
     "argon2-cffi==25.1.0",
+    // C libraries without PyInit (plain `.abi3.so`), opened with cffi's
+    // ABI mode; RSA and ECC pass a 64-bit argument through ffi_call.
+    "pycryptodome==4.5.0",
 ];
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
