@@ -14,6 +14,12 @@ async fn weather(args: Value) -> eryx_host::HostFnResult {
     Ok(json!({"city": args["city"], "temp_c": 21}))
 }
 
+/// A host function that takes 0.3 s (on the host's timer, not the guest's).
+async fn slow(_: Value) -> eryx_host::HostFnResult {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(json!("done"))
+}
+
 #[tokio::test]
 async fn host_functions_are_names_awaitable_and_callable() {
     let mut sb = builder()
@@ -204,10 +210,7 @@ async fn ten_thousand_calls_in_a_loop() {
 
 #[tokio::test]
 async fn sandboxes_waiting_on_a_slow_host_function_run_concurrently() {
-    let b = builder().function("slow", |_| async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(json!("done"))
-    });
+    let b = builder().function("slow", slow);
     let mut sandboxes = Vec::new();
     for _ in 0..32 {
         sandboxes.push(b.clone().build().await.unwrap());
@@ -233,14 +236,7 @@ async fn sandboxes_waiting_on_a_slow_host_function_run_concurrently() {
 /// from the sandbox's start, so all three counted before).
 #[tokio::test]
 async fn process_time_counts_the_guests_work_and_not_its_waits() {
-    let mut sb = builder()
-        .function("slow", |_| async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok(json!("done"))
-        })
-        .build()
-        .await
-        .unwrap();
+    let mut sb = builder().function("slow", slow).build().await.unwrap();
     let out = sb
         .execute(
             r#"
