@@ -1128,7 +1128,7 @@ for missing in (lambda: CDLL(None).printf, lambda: pythonapi.Py_IncRef,
     try:
         missing()
     except AttributeError as e:
-        print("AttributeError", str(e).split(":")[0])
+        print("AttributeError", e if "printf" in str(e) else str(e).split(":")[0])
 try:
     c_int.from_address(0x10)
 except ValueError as e:
@@ -1148,7 +1148,7 @@ except ValueError as e:
          00000000ffffffff 2 [1]\n\
          5 -2147483648 None\n\
          OSError True\nOSError True\nOSError True\n\
-         AttributeError function 'printf' not found\n\
+         AttributeError function 'printf' not found: the eryx sandbox has no C symbols for ctypes to call\n\
          AttributeError function 'Py_IncRef' not found\n\
          AttributeError function 'PyBytes_FromStringAndSize' not found\n\
          ValueError True\n"
