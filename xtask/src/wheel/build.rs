@@ -221,6 +221,8 @@ pub(crate) struct Builder {
     bundle: PathBuf,
     cli: Option<PathBuf>,
     tools: crate::toolchain::Toolchain,
+    /// setuptools' extra configuration file (`DIST_EXTRA_CONFIG`).
+    setuptools_config: PathBuf,
 }
 
 fn read_pyproject(dir: &Path) -> Result<Option<toml::Value>> {
@@ -489,6 +491,21 @@ impl Builder {
             exe = exe.display(),
             ar = ar.display(),
         );
+        // setuptools builds a package's extensions one after another unless
+        // told otherwise, and compiles each one's sources in turn: with
+        // several extensions (lxml has 8, aiohttp 6, pycryptodome 50) one
+        // core sat idle. Its `parallel` builds extensions side by side (the
+        // sources of one extension still go one by one). Not part of the
+        // memo's key: the same objects come out in any order.
+        let setuptools_config = work.join("setuptools-extra.cfg");
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::fs::write(
+            &setuptools_config,
+            format!(
+                "# Written by `cargo xtask wheel` (DIST_EXTRA_CONFIG).\n\
+                 [build_ext]\nparallel = {jobs}\n"
+            ),
+        )?;
         let cross_file = work.join("wasm32-wasi.meson.cross");
         std::fs::write(&cross_file, cross)?;
         let cmake_toolchain = work.join("wasm32-wasi.cmake");
@@ -509,6 +526,7 @@ impl Builder {
             cmake_toolchain,
             bundle,
             cli: None,
+            setuptools_config,
             tools,
         })
     }
@@ -829,6 +847,7 @@ impl Builder {
             // wasm wheels to the host.
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("DIST_EXTRA_CONFIG", &self.setuptools_config)
             .env(
                 crate::wasmcc::CXX_EXCEPTIONS_ENV,
                 if recipe.cxx_exceptions { "1" } else { "0" },
