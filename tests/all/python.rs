@@ -107,6 +107,35 @@ except LookupError as e:
 }
 
 #[tokio::test]
+async fn every_stdlib_module_has_bytecode_that_records_its_guest_path() {
+    // `cargo xtask dist` deals the stdlib's sources out to one guest per
+    // core; each source outside the test and Tk directories must have come
+    // out with its `.pyc`, naming the path the guest imports it from.
+    let out = stdout_of(
+        "import os, re, sys, importlib.util, marshal\n\
+         skip = re.compile(r'/(test|tests|idle_test|idlelib|tkinter|turtledemo|__phello__)/')\n\
+         root = sys._stdlib_dir\n\
+         n, missing = 0, []\n\
+         for d, dirs, files in os.walk(root):\n\
+         \x20   dirs[:] = [x for x in dirs if x != '__pycache__']\n\
+         \x20   for f in files:\n\
+         \x20       p = os.path.join(d, f)\n\
+         \x20       if f.endswith('.py') and not skip.search(p):\n\
+         \x20           n += 1\n\
+         \x20           if not os.path.exists(importlib.util.cache_from_source(p)):\n\
+         \x20               missing.append(p)\n\
+         with open(importlib.util.cache_from_source(os.path.join(root, 'json/decoder.py')), 'rb') as f:\n\
+         \x20   code = marshal.loads(f.read()[16:])\n\
+         print(n > 500, missing[:5], code.co_filename)",
+    )
+    .await;
+    assert_eq!(
+        out, "True [] /python/lib/python3.14/json/decoder.py\n",
+        "sources without bytecode in the bundle"
+    );
+}
+
+#[tokio::test]
 async fn frozen_stdlib_modules_have_their_files_and_sources() {
     // `os`, `codecs`, `posixpath` are frozen into libpython: without
     // `sys._stdlib_dir` they had no `__file__` and no source for inspect.

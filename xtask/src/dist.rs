@@ -170,7 +170,15 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
     h.update(link_flags(&runtime_exports()).join(" ").as_bytes());
     h.update(SIZE_TUNING.as_bytes());
     h.update(format!("{GUEST_PROFILE:?}{:?}", tuning_profile(Tuning::Size)).as_bytes());
-    h.update(compile_stdlib_code().as_bytes());
+    // What decides the stdlib's bytecode (not how the work is shared out).
+    h.update(
+        format!(
+            "{} {STDLIB_BYTECODE_SKIP} unchecked-hash {}",
+            eryx_linker::GUEST_STDLIB,
+            eryx_linker::layout::PYC_WRITE_ALL
+        )
+        .as_bytes(),
+    );
     h.update(SYSCONFIG_FILES.join(",").as_bytes());
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(HASHLIB_KDF.as_bytes());
@@ -750,48 +758,34 @@ pub(crate) fn dist(root: &Path) -> Result<PathBuf> {
 /// guest (the read-only copy at its usual place runs the interpreter).
 const STDLIB_BUILD_MOUNT: &str = "/build/stdlib";
 
-/// The bytecode compilation run inside the guest (only CPython 3.14 itself
-/// writes 3.14 bytecode), over the writable mount, recording the stdlib's
-/// real guest path in each code object. Unchecked-hash `.pyc` files: the
-/// bundle is immutable once built, so imports skip the source check.
-fn compile_stdlib_code() -> String {
-    format!(
-        r#"
-import compileall, py_compile, re, os
-{WRITE_ALL}
-src, ddir = "{STDLIB_BUILD_MOUNT}", "{stdlib}"
-skip = re.compile(r"/(test|tests|idle_test|idlelib|tkinter|turtledemo|__phello__)/")
-ok = compileall.compile_dir(
-    src, ddir=ddir, quiet=2, workers=1, rx=skip,
-    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-n = sum(len(f) for d, _, f in os.walk(src) if d.endswith("__pycache__"))
-print(f"{{n}} bytecode files ({{'all compiled' if ok else 'some sources skipped'}})")
-"#,
-        stdlib = eryx_linker::GUEST_STDLIB,
-        WRITE_ALL = eryx_linker::layout::PYC_WRITE_ALL,
-    )
-}
+/// The stdlib's sources that get no bytecode (tests, IDLE, Tk): matched
+/// against each source's guest path.
+const STDLIB_BYTECODE_SKIP: &str =
+    r"/(test|tests|idle_test|idlelib|tkinter|turtledemo|__phello__)/";
 
 /// Compiles the stdlib's bytecode caches into the bundle (`__pycache__`
 /// beside each module), so that interpreter start-up and imports read
-/// bytecode instead of compiling sources every time. Runs the `eryx` CLI
-/// with the bundle's stdlib mounted read-write (`--mount`), the one place
-/// that mount is ever writable.
+/// bytecode instead of compiling sources every time: in the guest (only
+/// CPython 3.14 itself writes 3.14 bytecode), with the bundle's stdlib
+/// mounted read-write (the one place that mount is ever writable) and the
+/// stdlib's real guest path recorded in each code object. Unchecked-hash
+/// `.pyc` files: the bundle is immutable once built, so imports skip the
+/// source check.
 fn compile_stdlib(root: &Path, dist: &Path) -> Result<()> {
     let exe = crate::build_cli(root)?;
-    let mount = format!(
-        "{}:{STDLIB_BUILD_MOUNT}:rw",
-        dist.join(eryx_linker::bundle::STDLIB_DIR).display()
-    );
-    let mut run = Command::new(exe);
-    run.arg("--bundle")
-        .arg(dist)
-        .args(["--no-preinit", "--mount", &mount, "--timeout", "900", "-c"])
-        .arg(compile_stdlib_code())
-        .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"));
-    progress!("compiling the stdlib to bytecode in the guest (~1 min)");
-    let out = process::capture(&mut run, "compiling the stdlib")?;
-    progress!("  {}", String::from_utf8_lossy(&out.stdout).trim());
+    progress!("compiling the stdlib to bytecode in the guest (~30 s)");
+    let done = crate::bytecode::compile(&crate::bytecode::Job {
+        cli: &exe,
+        bundle: dist,
+        dir: &dist.join(eryx_linker::bundle::STDLIB_DIR),
+        mount: STDLIB_BUILD_MOUNT,
+        ddir: eryx_linker::GUEST_STDLIB,
+        skip: Some(STDLIB_BYTECODE_SKIP),
+        cache_dir: &root.join("target/eryx-cache"),
+        timeout_secs: 900,
+    })
+    .context("compiling the stdlib")?;
+    progress!("  {done}");
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod bytecode;
 mod cargoshim;
 mod cext;
 mod clibs;

@@ -1035,28 +1035,17 @@ impl Builder {
         let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?)?;
         zip.extract(tree.path())?;
         drop(zip);
-        let code = format!(
-            r#"
-import compileall, py_compile, os
-{write_all}
-ok = compileall.compile_dir("/build/wheel", ddir="{sp}", quiet=2, workers=1,
-    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-n = sum(len(f) for d, _, f in os.walk("/build/wheel") if d.endswith("__pycache__"))
-print(n, "ok" if ok else "some sources did not compile")
-"#,
-            sp = "/site-packages",
-            write_all = eryx_linker::layout::PYC_WRITE_ALL,
-        );
-        let mut run = Command::new(&cli);
-        run.arg("--bundle")
-            .arg(&self.bundle)
-            .arg("--no-preinit")
-            .arg("--mount")
-            .arg(format!("{}:/build/wheel:rw", tree.path().display()))
-            .args(["--timeout", "600", "-c", &code])
-            .env("ERYX_CACHE_DIR", self.root.join("target/eryx-cache"));
-        let out = process::capture(&mut run, "compiling the wheel's bytecode in the guest")?;
-        let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let report = crate::bytecode::compile(&crate::bytecode::Job {
+            cli: &cli,
+            bundle: &self.bundle,
+            dir: tree.path(),
+            mount: "/build/wheel",
+            ddir: "/site-packages",
+            skip: None,
+            cache_dir: &self.root.join("target/eryx-cache"),
+            timeout_secs: 600,
+        })
+        .context("compiling the wheel's bytecode")?;
         // Re-read the wheel's entries and add the new __pycache__ files.
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut info = None;
@@ -1081,7 +1070,7 @@ print(n, "ok" if ok else "some sources did not compile")
             .unwrap_or(super::WASI_TAG)
             .to_string();
         let written = whl::write(&self.out, &info, &tag, &files)?;
-        progress!("{}: bytecode compiled in the guest ({report} files)", name);
+        progress!("{}: bytecode compiled in the guest ({report})", name);
         Ok(written)
     }
 }
