@@ -23,7 +23,7 @@
 //! [`Interpreter::call_export`] returns the result, which is handed to the
 //! export's `task.return` before `wit_dylib_export_async_call` returns EXIT.
 //!
-//! ```ignore
+//! ```text
 //! struct Python;
 //! impl eryx_ffi::Interpreter for Python {
 //!     fn call_export(func: eryx_ffi::ExportFunc, args: Vec<eryx_ffi::Value>) -> Option<eryx_ffi::Value> {

@@ -41,48 +41,13 @@ fn wheel(prefix: &str) -> PathBuf {
     found.sort();
     found.pop().unwrap_or_else(|| {
         panic!(
-            "no {prefix}*.whl in {}: run `cargo xtask test` (or `cargo xtask wheel {}`)",
+            "no {prefix}*.whl in {}: run `cargo xtask test` (or `cargo xtask wheel -r \
+             tests/packages.txt`; for the tests of tests/packages-all.txt, `cargo xtask test \
+             --all-packages`)",
             dir.display(),
-            crate::packages::TEST_PACKAGES.join(" ")
         )
     })
 }
-
-/// What `cargo xtask test` builds for these tests (keep in sync with xtask).
-pub const TEST_PACKAGES: &[&str] = &[
-    "markupsafe==3.0.4",
-    "msgpack==1.2.4",
-    "pydantic==2.14.4",
-    "numpy==2.5.5",
-    "pandas==3.1.1",
-    "pytest==9.2.0",
-    "sympy==1.14.0",
-    "httpx==0.28.1",
-    "regex==2026.11.19",
-    "xxhash==4.1.0",
-    "orjson==3.13.0",
-    "pillow==13.0.0",
-    "pyyaml==6.0.4",
-    "lxml==6.1.3",
-    "aiohttp==3.14.5",
-    "bcrypt==5.0.0",
-    "zstandard==0.25.0",
-    "jellyfish==1.3.0",
-    "lz4==4.4.5",
-    // Built with scikit-build-core (CMake, eryx's toolchain file).
-    "argon2-cffi-bindings==26.2.0",
-    // C++ on numpy, its thread pool patched out (recipe).
-    "numexpr==2.14.2",
-    // scikit-build-core with Cython: FindPython names its modules `x.so`.
-    "h3==4.5.0",
-    // C++ whose solver reports conflicts by throwing.
-    "kiwisolver==1.5.1",
-    // pybind11 C++ (with exceptions), on FreeType and Qhull built for the
-    // guest; contourpy's threaded generator runs on one thread (recipes).
-    // 3.10: 3.11 also needs HarfBuzz, SheenBidi and libraqm.
-    "matplotlib==3.10.9",
-    "argon2-cffi==25.1.0",
-];
 
 /// The wheels of these projects (file-name prefixes, see [`wheel`]).
 fn wheels(prefixes: &[&str]) -> Vec<PathBuf> {
@@ -398,6 +363,7 @@ print(n)
 }
 
 #[tokio::test]
+#[ignore = "heavy package (tests/packages-all.txt): run with `cargo xtask test --all-packages`"]
 async fn numexpr_evaluates_on_one_thread_and_pandas_uses_it() {
     // numexpr's C++ VM started a pthread pool at import (and masked signals
     // with pthread_sigmask, which WASI lacks): its recipe keeps the VM on
@@ -425,6 +391,7 @@ print(df.eval("x + y", engine="numexpr").sum(), df.query("x > 990").shape)
 }
 
 #[tokio::test]
+#[ignore = "heavy package (tests/packages-all.txt): run with `cargo xtask test --all-packages`"]
 async fn pandas_frames_groupby_rolling_dates_and_files() {
     // pandas compiles against numpy's headers (the guest's, not the build
     // environment's), its window aggregations are Cython compiled as C++
@@ -695,6 +662,7 @@ print(a.n_frames, a.is_animated, seen)
 }
 
 #[tokio::test]
+#[ignore = "heavy package (tests/packages-all.txt): run with `cargo xtask test --all-packages`"]
 async fn matplotlib_plots_contours_and_triangulates_with_its_native_code() {
     // matplotlib's pybind11 modules (Agg, FreeType text, paths, images,
     // Qhull, triangulation), contourpy's and kiwisolver's C++; every figure

@@ -63,10 +63,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<ExitCode> {
         ext::build(root, Path::new(example))?;
     }
     // numpy and pydantic for the package rows.
-    let wheels: Vec<String> = crate::wheel::TEST_PACKAGES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let wheels = crate::wheel::requirement_lines(crate::wheel::TEST_PACKAGES);
     crate::wheel::wheel(root, &wheels)?;
     let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     build.current_dir(root).args([

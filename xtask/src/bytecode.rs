@@ -161,3 +161,116 @@ fn count(dir: &Path, suffix: &str) -> Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job<'a>(cli: &'a Path, dir: &'a Path, bundle: &'a Path) -> Job<'a> {
+        Job {
+            cli,
+            bundle,
+            dir,
+            mount: "/build/tree",
+            ddir: "/site-packages",
+            skip: Some("/skipped/"),
+            cache_dir: dir,
+            timeout_secs: 120,
+        }
+    }
+
+    #[test]
+    fn a_cli_that_cannot_start_or_fails_is_named_with_its_output() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::write(tree.path().join("a.py"), "x = 1\n").unwrap();
+        let missing = tree.path().join("no-such-eryx");
+        let err = compile(&job(&missing, tree.path(), tree.path()))
+            .err()
+            .expect("a missing CLI compiled")
+            .to_string();
+        assert!(
+            err.starts_with("compiling bytecode in the guest: cannot start `")
+                && err.contains("no-such-eryx"),
+            "{err}"
+        );
+        let failing = tree.path().join("failing-eryx");
+        std::fs::write(
+            &failing,
+            "#!/bin/sh\necho 'bundle is damaged' >&2\nexit 3\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let err = format!(
+            "{:#}",
+            compile(&job(&failing, tree.path(), tree.path()))
+                .err()
+                .expect("a failing CLI compiled")
+        );
+        assert!(
+            err.starts_with("compiling bytecode in the guest failed (exit status: 3): `")
+                && err.ends_with("\nbundle is damaged"),
+            "{err}"
+        );
+    }
+
+    /// The real guest (`cargo xtask test` builds the bundle and the CLI
+    /// before these tests run): sources dealt out to several guests each get
+    /// their `.pyc`, skipped and broken ones none, and the report says so.
+    #[test]
+    fn every_source_gets_bytecode_from_one_of_the_guests() {
+        let root = crate::root();
+        let bundle = root.join("target/dist");
+        assert!(
+            bundle.join("manifest.json").is_file(),
+            "no bundle in {}: run `cargo xtask dist` first",
+            bundle.display()
+        );
+        let cli = crate::build_cli(&root).unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        let pkg = tree.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("skipped")).unwrap();
+        for i in 0..450 {
+            std::fs::write(pkg.join(format!("m{i}.py")), format!("VALUE = {i}\n")).unwrap();
+        }
+        std::fs::write(pkg.join("broken.py"), "def (:\n").unwrap();
+        std::fs::write(pkg.join("skipped/s.py"), "x = 1\n").unwrap();
+        let cache = root.join("target/eryx-cache");
+        let done = compile(&Job {
+            cache_dir: &cache,
+            ..job(&cli, tree.path(), &bundle)
+        })
+        .unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(done.guests, 3.min(cores));
+        assert_eq!(done.files, 450);
+        assert!(!done.all_ok);
+        for i in 0..450 {
+            let pyc = pkg.join(format!("__pycache__/m{i}.cpython-314.pyc"));
+            let bytes = std::fs::read(&pyc).unwrap_or_else(|e| panic!("{}: {e}", pyc.display()));
+            // Unchecked-hash: flags 0b01 after the magic number.
+            assert_eq!(bytes[4..8], [1, 0, 0, 0], "{}", pyc.display());
+            let recorded = format!("/site-packages/pkg/m{i}.py");
+            assert!(
+                bytes
+                    .windows(recorded.len())
+                    .any(|w| w == recorded.as_bytes()),
+                "{} does not record {recorded}",
+                pyc.display()
+            );
+        }
+        assert!(!pkg.join("__pycache__/broken.cpython-314.pyc").exists());
+        assert!(!pkg.join("skipped/__pycache__").exists());
+        assert_eq!(
+            done.to_string(),
+            format!(
+                "450 bytecode files (some sources did not compile), {} guest{}",
+                done.guests,
+                if done.guests == 1 { "" } else { "s" }
+            )
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! - `codegen`: the files generated from `wit/sandbox.wit`;
 //! - `dist`: build `liberyx_runtime.so` and assemble `target/dist`;
 //! - `run -- ARGS`: `dist`, build the `eryx` CLI, run it with ARGS;
-//! - `test [-- ARGS]`: `dist`, then `cargo test --workspace`;
+//! - `test [--all-packages] [-- ARGS]`: `dist`, the test packages'
+//!   wheels, then `cargo test --workspace`;
 //! - `bench [--quick]`: measure eryx against componentize-py and python3;
 //! - `compat [--quick] [MODULE...]`: CPython's own tests in the sandbox.
 //! - `wheel SPEC...`: Python packages → wheels for the guest (`wheel/`).
@@ -56,8 +57,11 @@ commands:
   codegen [--check]  write (or check) the files generated from wit/sandbox.wit
   dist               build liberyx_runtime.so and assemble the bundle in target/dist
   run [-- ARGS...]   dist, build the eryx CLI, run it with ARGS (e.g. -- -c 'print(1+1)')
-  test [-- ARGS...]  dist, then cargo test --workspace (extra ARGS go to cargo test),
-                     then `compat --quick`
+  test [--all-packages] [-- ARGS...]
+                     dist, the test packages' wheels (tests/packages.txt), then cargo test
+                     --workspace (extra ARGS go to cargo test), then `compat --quick`;
+                     --all-packages: also the heavy ones (tests/packages-all.txt) and
+                     their tests, which are ignored otherwise
   bench [--quick]    measure eryx against componentize-py 0.25.1 and native python3;
                      writes target/bench/report.md and report.json
   compat [--quick] [MODULE...]
@@ -234,7 +238,28 @@ fn run(args: &[String]) -> Result<ExitCode> {
     Ok(exit_code(status))
 }
 
+/// `cargo xtask test [--all-packages] [-- ARGS]`'s options: whether the
+/// heavy test packages are built and their tests run, and what goes to
+/// `cargo test` (with `--include-ignored` added for `--all-packages`).
+fn test_args(args: &[String]) -> (bool, Vec<String>) {
+    let all = args.first().is_some_and(|a| a == "--all-packages");
+    let mut rest: Vec<String> = args.iter().skip(usize::from(all)).cloned().collect();
+    if all {
+        if rest.first().is_some_and(|a| a == "--") {
+            rest.remove(0);
+        }
+        // The test binaries' own arguments come after cargo's `--`.
+        match rest.iter().position(|a| a == "--") {
+            Some(i) => rest.insert(i + 1, "--include-ignored".into()),
+            None => rest.extend(["--".into(), "--include-ignored".into()]),
+        }
+    }
+    (all, rest)
+}
+
 fn test(args: &[String]) -> Result<ExitCode> {
+    let (all_packages, args) = test_args(args);
+    let args = args.as_slice();
     let root = root();
     // Each step's wall time and how busy the machine's CPUs were during it,
     // so that a slow run (CI's) shows where it went and whether a step left
@@ -256,8 +281,13 @@ fn test(args: &[String]) -> Result<ExitCode> {
         ext::build(&root, Path::new(example))?;
     }
     step("the example extensions are built");
-    // Real packages from PyPI, built from their sdists (tests/all/packages.rs).
-    let wheels: Vec<String> = wheel::TEST_PACKAGES.iter().map(|s| s.to_string()).collect();
+    // Real packages from PyPI, built from their sdists (tests/all/packages.rs):
+    // tests/packages.txt, and with `--all-packages` tests/packages-all.txt
+    // (whose tests are `#[ignore]`d otherwise).
+    let mut wheels = wheel::requirement_lines(wheel::TEST_PACKAGES);
+    if all_packages {
+        wheels.extend(wheel::requirement_lines(wheel::ALL_TEST_PACKAGES));
+    }
     wheel::wheel(&root, &wheels)?;
     step("the test packages' wheels are ready");
     let cli = build_cli(&root)?;
@@ -266,7 +296,7 @@ fn test(args: &[String]) -> Result<ExitCode> {
     // into eryx-host's and change what the tests link against. The crates
     // both use are compiled once (xtask/Cargo.toml aligns their features).
     // With arguments (`-- --test all -- name`) only the workspace tests run.
-    if args.is_empty() {
+    if args.is_empty() || (all_packages && args == ["--", "--include-ignored"]) {
         let mut unit = cargo();
         unit.current_dir(&root).args(["test", "-p", "xtask"]);
         progress!("running xtask's unit tests: {}", process::describe(&unit));
@@ -307,8 +337,40 @@ fn test(args: &[String]) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cargo_target_dir, cpu_busy_percent, parse_cpu_line};
+    use super::{cargo_target_dir, cpu_busy_percent, parse_cpu_line, test_args};
     use std::path::Path;
+
+    #[test]
+    fn all_packages_adds_include_ignored_for_the_test_binaries() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(test_args(&[]), (false, vec![]));
+        assert_eq!(
+            test_args(&s(&["--test", "all", "--", "numpy"])),
+            (false, s(&["--test", "all", "--", "numpy"]))
+        );
+        assert_eq!(
+            test_args(&s(&["--all-packages"])),
+            (true, s(&["--", "--include-ignored"]))
+        );
+        assert_eq!(
+            test_args(&s(&[
+                "--all-packages",
+                "--",
+                "--test",
+                "all",
+                "--",
+                "pandas"
+            ])),
+            (
+                true,
+                s(&["--test", "all", "--", "--include-ignored", "pandas"])
+            )
+        );
+        assert_eq!(
+            test_args(&s(&["--all-packages", "--", "--test", "all"])),
+            (true, s(&["--test", "all", "--", "--include-ignored"]))
+        );
+    }
 
     #[test]
     fn cpu_time_comes_from_proc_stat_first_line() {

@@ -43,44 +43,23 @@ use crate::progress;
 pub(crate) use build::on_path;
 pub(crate) use whl::WASI_TAG;
 
-/// The packages `cargo xtask test` builds for `tests/all/packages.rs`.
-pub(crate) const TEST_PACKAGES: &[&str] = &[
-    "markupsafe==3.0.4",
-    "msgpack==1.2.4",
-    "pydantic==2.14.4",
-    "numpy==2.5.5",
-    "pandas==3.1.1",
-    "pytest==9.2.0",
-    "sympy==1.14.0",
-    "httpx==0.28.1",
-    "regex==2026.11.19",
-    "xxhash==4.1.0",
-    "orjson==3.13.0",
-    "pillow==13.0.0",
-    "pyyaml==6.0.4",
-    "lxml==6.1.3",
-    "aiohttp==3.14.5",
-    "bcrypt==5.0.0",
-    "zstandard==0.25.0",
-    "jellyfish==1.3.0",
-    "lz4==4.4.5",
-    // Built with scikit-build-core (CMake, eryx's toolchain file).
-    "argon2-cffi-bindings==26.2.0",
-    // C++ on numpy, its thread pool patched out (recipe).
-    "numexpr==2.14.2",
-    // scikit-build-core with Cython: FindPython names its modules `x.so`.
-    "h3==4.5.0",
-    // C++ whose solver reports conflicts by throwing.
-    "kiwisolver==1.5.1",
-    // pybind11 C++ (with exceptions), on FreeType and Qhull built for the
-    // guest; contourpy's threaded generator runs on one thread (recipes).
-    // 3.10: 3.11 also needs HarfBuzz, SheenBidi and libraqm.
-    "matplotlib==3.10.9",
-    "argon2-cffi==25.1.0",
-    // C libraries without PyInit (plain `.abi3.so`), opened with cffi's
-    // ABI mode; RSA and ECC pass a 64-bit argument through ffi_call.
-    "pycryptodome==4.5.0",
-];
+/// The packages `cargo xtask test` builds for `tests/all/packages.rs`
+/// (`tests/packages.txt`, which the tests read too).
+pub(crate) const TEST_PACKAGES: &str = include_str!("../../../tests/packages.txt");
+
+/// The heavier ones that only `cargo xtask test --all-packages` builds and
+/// tests (`tests/packages-all.txt`).
+pub(crate) const ALL_TEST_PACKAGES: &str = include_str!("../../../tests/packages-all.txt");
+
+/// The requirements of a requirements file's text (comments and blank
+/// lines dropped), as `cargo xtask wheel` arguments.
+pub(crate) fn requirement_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 /// The guest as PEP 508 markers see it (read off the guest's CPython:
 /// `platform.system()` is `'wasi'`, `platform.release()` is `'0.0.0'`).
@@ -171,17 +150,13 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 let file = it.next().context(USAGE)?;
                 let text = std::fs::read_to_string(file)
                     .with_context(|| format!("cannot read the requirements file {file}"))?;
-                for line in text.lines() {
-                    let line = line.split('#').next().unwrap_or("").trim();
-                    if line.is_empty() {
-                        continue;
-                    }
+                for line in requirement_lines(&text) {
                     if line.starts_with('-') {
                         bail!(
                             "{file}: pip options are not supported in requirements files: `{line}`"
                         );
                     }
-                    specs.push(spec(line)?);
+                    specs.push(spec(&line)?);
                 }
             }
             "-h" | "--help" => bail!("{USAGE}"),
@@ -382,6 +357,25 @@ mod tests {
         assert!(!extra.evaluate_markers(&env, &[]));
         let email = pep508_rs::ExtraName::from_str("email").unwrap();
         assert!(extra.evaluate_markers(&env, &[email]));
+    }
+
+    #[test]
+    fn the_test_package_lists_are_pinned_requirements() {
+        let core = requirement_lines(TEST_PACKAGES);
+        let all = requirement_lines(ALL_TEST_PACKAGES);
+        assert!(core.iter().any(|r| r == "numpy==2.5.5"), "{core:?}");
+        assert!(all.iter().any(|r| r.starts_with("pandas==")), "{all:?}");
+        for r in core.iter().chain(&all) {
+            let req: Requirement = Requirement::from_str(r).unwrap();
+            assert!(
+                matches!(&req.version_or_url, Some(VersionOrUrl::VersionSpecifier(s)) if s.to_string().starts_with("==")),
+                "{r} is not pinned"
+            );
+            assert!(
+                !(core.contains(r) && all.contains(r)),
+                "{r} is in both lists"
+            );
+        }
     }
 
     #[test]
