@@ -278,6 +278,7 @@ print(np.ctypeslib.as_ctypes_type(np.int64).__name__, ctypes.sizeof(np.ctypeslib
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn h3_built_with_cmake_imports_its_cython_modules() {
     // scikit-build-core ran CMake with eryx's toolchain file; FindPython
     // named the Cython modules `h3/_cy/cells.so` (no suffix, which CPython
@@ -363,7 +364,7 @@ print(n)
 }
 
 #[tokio::test]
-#[ignore = "heavy package (tests/packages-all.txt): run with `cargo xtask test --all-packages`"]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn numexpr_evaluates_on_one_thread_and_pandas_uses_it() {
     // numexpr's C++ VM started a pthread pool at import (and masked signals
     // with pthread_sigmask, which WASI lacks): its recipe keeps the VM on
@@ -391,7 +392,7 @@ print(df.eval("x + y", engine="numexpr").sum(), df.query("x > 990").shape)
 }
 
 #[tokio::test]
-#[ignore = "heavy package (tests/packages-all.txt): run with `cargo xtask test --all-packages`"]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn pandas_frames_groupby_rolling_dates_and_files() {
     // pandas compiles against numpy's headers (the guest's, not the build
     // environment's), its window aggregations are Cython compiled as C++
@@ -662,7 +663,7 @@ print(a.n_frames, a.is_animated, seen)
 }
 
 #[tokio::test]
-#[ignore = "heavy package (tests/packages-all.txt): run with `cargo xtask test --all-packages`"]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn matplotlib_plots_contours_and_triangulates_with_its_native_code() {
     // matplotlib's pybind11 modules (Agg, FreeType text, paths, images,
     // Qhull, triangulation), contourpy's and kiwisolver's C++; every figure
@@ -852,6 +853,7 @@ except zstd.ZstdError as e:
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn jellyfish_gets_its_maturin_features() {
     // jellyfish's PyO3 module is behind the `python` feature that its
     // `[tool.maturin] features` turns on; built without it the crate had
