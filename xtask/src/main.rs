@@ -238,27 +238,50 @@ fn run(args: &[String]) -> Result<ExitCode> {
     Ok(exit_code(status))
 }
 
-/// `cargo xtask test [--all-packages] [-- ARGS]`'s options: whether the
-/// heavy test packages are built and their tests run, and what goes to
-/// `cargo test` (with `--include-ignored` added for `--all-packages`).
-fn test_args(args: &[String]) -> (bool, Vec<String>) {
-    let all = args.first().is_some_and(|a| a == "--all-packages");
-    let mut rest: Vec<String> = args.iter().skip(usize::from(all)).cloned().collect();
-    if all {
-        if rest.first().is_some_and(|a| a == "--") {
-            rest.remove(0);
-        }
+/// `cargo xtask test [--all-packages] [-- ARGS]`'s options.
+#[derive(Debug, PartialEq, Eq)]
+struct TestArgs {
+    /// The heavy test packages are built and their tests run.
+    all_packages: bool,
+    /// ARGS were given: only the workspace tests they select run (not
+    /// xtask's unit tests).
+    selected: bool,
+    /// What goes to `cargo test` (with `--include-ignored` added for
+    /// `--all-packages`).
+    cargo: Vec<String>,
+}
+
+fn test_args(args: &[String]) -> TestArgs {
+    let all_packages = args.first().is_some_and(|a| a == "--all-packages");
+    let mut cargo: Vec<String> = args
+        .iter()
+        .skip(usize::from(all_packages))
+        .cloned()
+        .collect();
+    if all_packages && cargo.first().is_some_and(|a| a == "--") {
+        cargo.remove(0);
+    }
+    let selected = !cargo.is_empty();
+    if all_packages {
         // The test binaries' own arguments come after cargo's `--`.
-        match rest.iter().position(|a| a == "--") {
-            Some(i) => rest.insert(i + 1, "--include-ignored".into()),
-            None => rest.extend(["--".into(), "--include-ignored".into()]),
+        match cargo.iter().position(|a| a == "--") {
+            Some(i) => cargo.insert(i + 1, "--include-ignored".into()),
+            None => cargo.extend(["--".into(), "--include-ignored".into()]),
         }
     }
-    (all, rest)
+    TestArgs {
+        all_packages,
+        selected,
+        cargo,
+    }
 }
 
 fn test(args: &[String]) -> Result<ExitCode> {
-    let (all_packages, args) = test_args(args);
+    let TestArgs {
+        all_packages,
+        selected,
+        cargo: args,
+    } = test_args(args);
     let args = args.as_slice();
     let root = root();
     // Each step's wall time and how busy the machine's CPUs were during it,
@@ -296,7 +319,7 @@ fn test(args: &[String]) -> Result<ExitCode> {
     // into eryx-host's and change what the tests link against. The crates
     // both use are compiled once (xtask/Cargo.toml aligns their features).
     // With arguments (`-- --test all -- name`) only the workspace tests run.
-    if args.is_empty() || (all_packages && args == ["--", "--include-ignored"]) {
+    if !selected {
         let mut unit = cargo();
         unit.current_dir(&root).args(["test", "-p", "xtask"]);
         progress!("running xtask's unit tests: {}", process::describe(&unit));
@@ -337,20 +360,29 @@ fn test(args: &[String]) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cargo_target_dir, cpu_busy_percent, parse_cpu_line, test_args};
+    use super::{TestArgs, cargo_target_dir, cpu_busy_percent, parse_cpu_line, test_args};
     use std::path::Path;
 
     #[test]
     fn all_packages_adds_include_ignored_for_the_test_binaries() {
         let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        assert_eq!(test_args(&[]), (false, vec![]));
+        let t = |all_packages, selected, cargo: &[&str]| TestArgs {
+            all_packages,
+            selected,
+            cargo: s(cargo),
+        };
+        assert_eq!(test_args(&[]), t(false, false, &[]));
         assert_eq!(
             test_args(&s(&["--test", "all", "--", "numpy"])),
-            (false, s(&["--test", "all", "--", "numpy"]))
+            t(false, true, &["--test", "all", "--", "numpy"])
         );
         assert_eq!(
             test_args(&s(&["--all-packages"])),
-            (true, s(&["--", "--include-ignored"]))
+            t(true, false, &["--", "--include-ignored"])
+        );
+        assert_eq!(
+            test_args(&s(&["--all-packages", "--"])),
+            t(true, false, &["--", "--include-ignored"])
         );
         assert_eq!(
             test_args(&s(&[
@@ -361,14 +393,15 @@ mod tests {
                 "--",
                 "pandas"
             ])),
-            (
+            t(
                 true,
-                s(&["--test", "all", "--", "--include-ignored", "pandas"])
+                true,
+                &["--test", "all", "--", "--include-ignored", "pandas"]
             )
         );
         assert_eq!(
             test_args(&s(&["--all-packages", "--", "--test", "all"])),
-            (true, s(&["--test", "all", "--", "--include-ignored"]))
+            t(true, true, &["--test", "all", "--", "--include-ignored"])
         );
     }
 
