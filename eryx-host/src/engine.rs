@@ -273,6 +273,7 @@ impl Preinit {
     /// gained `asyncio`: a changed list makes a new snapshot by itself).
     /// v5: made with a frozen monotonic clock and `HOME` set (see
     /// [`crate::state::Clock`]). v6: `USER` set. v7: `PYTEST_ADDOPTS` set.
+    /// v8: the exports no module uses pruned ([`eryx_linker::prune_exports`]).
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -280,7 +281,7 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v7:{}:{}:{}:{stdlib_mtime}",
+            "preinit/v8:{}:{}:{}:{stdlib_mtime}",
             STDLIB_PREIMPORTS.join(","),
             self.imports.join(","),
             self.site_hash
@@ -760,6 +761,9 @@ fn compile(
     if let Some(spec) = preinit {
         progress("pre-initialising Python (start-up and imports, snapshotted once)");
         bytes = preinitialise(&mut compiler, &bytes, spec)?;
+        // Compiled whole and never linked again: the exports no module
+        // uses go (fewer names for every fresh process to read back).
+        bytes = eryx_linker::prune_exports(&bytes).component;
     }
     progress(if functions.is_some() {
         "compiling the component (functions compiled before come from the cache)"

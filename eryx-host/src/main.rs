@@ -1152,17 +1152,9 @@ async fn run_exit_handlers(
     {
         return None;
     }
-    const CODE: &str = "__import__('atexit')._run_exitfuncs()\n\
-        def _eryx_flush_open_files():\n\
-        \x20   import gc, io\n\
-        \x20   kinds = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)\n\
-        \x20   for f in [o for o in gc.get_objects() if isinstance(o, kinds)]:\n\
-        \x20       try:\n\
-        \x20           f.closed or f.flush()\n\
-        \x20       except Exception:\n\
-        \x20           pass\n\
-        _eryx_flush_open_files()\n\
-        del _eryx_flush_open_files\n";
+    // The prelude's function (compiled into the stdlib's bytecode): only
+    // this line is compiled now.
+    const CODE: &str = "__import__('_eryx_prelude').at_exit()\n";
     let out = if live {
         sandbox.execute_streaming(CODE, print_chunk).await
     } else {

@@ -22,6 +22,7 @@ mod extension;
 pub mod layout;
 mod libraries;
 mod link;
+mod prune;
 mod split;
 mod trampolines;
 mod validate;
@@ -36,6 +37,7 @@ pub use libraries::{
 pub use link::{
     SANDBOX_WIT, SANDBOX_WORLD, SHADOW_STACK_BYTES, bindings, link, link_with_extensions,
 };
+pub use prune::{Pruned, prune_exports};
 pub use split::{ImportedModule, SPLIT_MIN_BYTES, Split, split};
 pub use validate::{LibraryInfo, validate_library};
 

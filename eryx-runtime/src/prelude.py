@@ -5,7 +5,8 @@ module `_eryx_prelude` of the bundle's stdlib (`cargo xtask dist` puts this
 file there and compiles it to bytecode), after the runtime has registered
 the built-in module `_host` (the world's imports). Its frames are cut from
 tracebacks by their file name. The runtime calls `execute`, `clear`,
-`snapshot`, `restore` and `sync_environ`; everything else is private.
+`snapshot`, `restore` and `sync_environ`, the CLI's code `at_exit`;
+everything else is private.
 """
 
 import ast
@@ -1549,6 +1550,25 @@ def execute(code, output_limit, filename=None, argv=None, split=None):
         "truncated": out.truncated or err.truncated,
         "exit_code": exit_code,
     }
+
+
+def at_exit():
+    """What `python3` does as it exits, for the `eryx` CLI (which runs
+    `__import__("_eryx_prelude").at_exit()` after a script): runs the
+    `atexit` handlers (an exception in one is printed by `atexit` and does
+    not stop the rest), then flushes the files the code left open, as
+    CPython's finalisation does when it frees them. Compiled with the rest
+    of the prelude, so the call compiles one line, not this function."""
+    import atexit
+    import gc
+
+    atexit._run_exitfuncs()
+    kinds = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
+    for f in [o for o in gc.get_objects() if isinstance(o, kinds)]:
+        try:
+            f.closed or f.flush()
+        except Exception:
+            pass
 
 
 def clear():

@@ -148,6 +148,79 @@ fn split_imports_the_library_modules_unchanged() {
     assert_eq!(whole.component, linked);
 }
 
+/// `prune_exports` removes the exports no other module of the component
+/// uses: libpython keeps what the runtime imports from it and loses the
+/// rest of its ~1,860; the result validates, pruning it again removes
+/// nothing, and a component it cannot analyse (one with a nested
+/// component) comes back unchanged.
+#[test]
+fn prune_drops_the_exports_no_module_imports() {
+    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
+    let linked = eryx_linker::link(&bundle).unwrap();
+    let pruned = eryx_linker::prune_exports(&linked);
+    assert!(pruned.removed > 1000, "removed {}", pruned.removed);
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    validator
+        .validate_all(&pruned.component)
+        .expect("the pruned component validates");
+    assert_eq!(eryx_linker::prune_exports(&pruned.component).removed, 0);
+
+    // libpython is the biggest module, before and after.
+    let biggest = |component: &[u8]| -> Vec<u8> {
+        let mut modules = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(component) {
+            if let Ok(wasmparser::Payload::ModuleSection {
+                unchecked_range, ..
+            }) = payload
+            {
+                let range = usize::try_from(unchecked_range.start).unwrap()
+                    ..usize::try_from(unchecked_range.end).unwrap();
+                modules.push(component[range].to_vec());
+            }
+        }
+        modules.into_iter().max_by_key(Vec::len).unwrap()
+    };
+    let exports = |module: &[u8]| validate_library("module", module).unwrap().exports;
+    let libpython = bundle.read_file(eryx_linker::PYTHON_LIBRARY).unwrap();
+    assert_eq!(biggest(&linked), libpython);
+    let before = exports(&libpython);
+    let after = exports(&biggest(&pruned.component));
+    assert!(
+        after.len() * 2 < before.len(),
+        "{} of {}",
+        after.len(),
+        before.len()
+    );
+    assert!(after.iter().all(|e| before.contains(e)));
+    // Every symbol the runtime imports from libpython is still there.
+    let runtime = bundle.read_file(eryx_linker::RUNTIME_LIBRARY).unwrap();
+    let mut needed = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&runtime) {
+        if let Ok(wasmparser::Payload::ImportSection(reader)) = payload {
+            for import in reader.into_imports() {
+                let import = import.unwrap();
+                if import.module == "env" && before.iter().any(|e| e == import.name) {
+                    needed += 1;
+                    assert!(after.iter().any(|e| e == import.name), "{}", import.name);
+                }
+            }
+        }
+    }
+    assert!(needed > 10, "{needed}");
+
+    // A nested component could use any export: left whole.
+    let mut nested = wasm_encoder::Component::new();
+    nested.section(&wasm_encoder::NestedComponentSection(
+        &wasm_encoder::Component::new(),
+    ));
+    let nested = nested.finish();
+    let mut with_nested = linked.clone();
+    with_nested.extend_from_slice(&nested[8..]);
+    let kept = eryx_linker::prune_exports(&with_nested);
+    assert_eq!(kept.removed, 0);
+    assert_eq!(kept.component, with_nested);
+}
+
 /// An extension module's static constructors are exported under another
 /// name once added, so that the component's start-up (which calls every
 /// library's `__wasm_call_ctors`) leaves them to its first import; the
