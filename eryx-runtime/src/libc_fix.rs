@@ -30,7 +30,8 @@
 //! its target's inode, which wasi-libc's own `stat` gives wrong
 //! ([`libc_stat`]).
 //!
-//! wasi-libc has no time zones: its `localtime_r` and `mktime` are UTC's.
+//! wasi-libc has no time zones: its `localtime_r` and `mktime` are UTC's
+//! (and so its `ctime_r`, which is replaced too).
 //! Here, when `TZ` names a zone (`Europe/Berlin`, as on Linux), they ask
 //! the prelude's `local_time`, which reads the bundled IANA database
 //! through `zoneinfo`; with no `TZ` (or `UTC`) they are libc's `gmtime_r`
@@ -316,6 +317,7 @@ mod imp {
     unsafe extern "C" {
         fn gmtime_r(t: *const i64, tm: *mut Tm) -> *mut Tm;
         fn timegm(tm: *mut Tm) -> i64;
+        fn asctime_r(tm: *const Tm, buf: *mut c_char) -> *mut c_char;
         fn getenv(name: *const c_char) -> *const c_char;
     }
 
@@ -361,6 +363,30 @@ mod imp {
                 return tm;
             }
             gmtime_r(t, tm)
+        }
+    }
+
+    /// POSIX `ctime_r`: `localtime_r` (this one, so it follows `TZ`) and
+    /// libc's `asctime_r`. libc's own called the runtime's `localtime_r`
+    /// through an import, which made libc depend on the runtime; `cargo
+    /// xtask dist` points that import at libc's own function, whose only
+    /// caller was libc's `ctime_r`, replaced by this one.
+    ///
+    /// # Safety
+    /// As `ctime_r(3)`: `t` readable, `buf` 26 writable bytes.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn ctime_r(t: *const i64, buf: *mut c_char) -> *mut c_char {
+        let mut tm = Tm {
+            fields: [0; 9],
+            gmtoff: 0,
+            zone: core::ptr::null(),
+        };
+        // SAFETY: the caller's pointers (its contract); `tm` is ours.
+        unsafe {
+            if localtime_r(t, &mut tm).is_null() {
+                return core::ptr::null_mut();
+            }
+            asctime_r(&tm, buf)
         }
     }
 

@@ -67,6 +67,7 @@ pub(crate) const LIBC_OVERRIDES: &[&str] = &[
     "fstatat",
     "fstat",
     "localtime_r",
+    "ctime_r",
     "mktime",
     "fcntl",
 ];
@@ -79,6 +80,156 @@ const LIBC_ALIASES: &[(&str, &str)] = &[
     ("__eryx_libc_fstat", "fstat"),
     ("__eryx_libc_fcntl", "fcntl"),
 ];
+
+/// A second export name for a function: `(alias, name)`.
+type ExportAlias = (String, String);
+
+/// The prefix of the names [`redirect_override_imports`] gives libc.so's
+/// own imports of functions the runtime overrides.
+const SELF_IMPORT_PREFIX: &str = "__eryx_libc_self_";
+
+/// libc.so imports some functions it defines itself (wasm-ld leaves an
+/// import for a symbol another of its objects calls by its public name),
+/// one of them overridden by the runtime (`localtime_r`, called by libc's
+/// `ctime_r`; see [`LIBC_OVERRIDES`]). wit-component resolves such an
+/// import to the runtime's export, so libc and the runtime depended on each
+/// other, and a library in such a cycle is instantiated after the other:
+/// libc came last, and every call from the runtime and from libpython into
+/// libc (~400 functions: `malloc`, `memcpy`, ...) went through a stub of
+/// the component's `env` module and an indirect call, each stub a table
+/// entry filled at every instantiation.
+///
+/// So each such import is renamed to [`SELF_IMPORT_PREFIX`]`name`, which
+/// libc exports as a second name of its own function (the returned
+/// aliases, for [`add_export_aliases`]); libc then depends on no other
+/// library and is instantiated first. This changes nothing another library
+/// can see only while the functions that call those imports are
+/// themselves overridden by the runtime and called by nothing else in
+/// libc, nor in a table: checked here, and the build fails otherwise.
+fn redirect_override_imports(module: &[u8]) -> Result<(Vec<u8>, Vec<ExportAlias>)> {
+    use std::collections::{HashMap, HashSet};
+    use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+    use wasm_encoder::{ImportSection, RawSection};
+    use wasmparser::{ElementItems, Operator, Parser, Payload, TypeRef};
+    let mut out = wasm_encoder::Module::new();
+    let mut aliases = Vec::new();
+    // The redirected imports' function indices, with their names.
+    let mut redirected: HashMap<u32, String> = HashMap::new();
+    let mut imported_functions = 0u32;
+    // Defined functions exported under an overridden name.
+    let mut overridden: HashSet<u32> = HashSet::new();
+    // What each function body calls or takes the reference of.
+    let mut references: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut in_tables: Vec<u32> = Vec::new();
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload?;
+        match &payload {
+            Payload::ImportSection(reader) => {
+                let mut imports = ImportSection::new();
+                for import in reader.clone().into_imports() {
+                    let import = import?;
+                    let mut name = import.name.to_string();
+                    if matches!(import.ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
+                        if import.module == "env" && LIBC_OVERRIDES.contains(&import.name) {
+                            name = format!("{SELF_IMPORT_PREFIX}{}", import.name);
+                            aliases.push((name.clone(), import.name.to_string()));
+                            redirected.insert(imported_functions, import.name.to_string());
+                        }
+                        imported_functions += 1;
+                    }
+                    imports.import(
+                        import.module,
+                        &name,
+                        RoundtripReencoder.entity_type(import.ty)?,
+                    );
+                }
+                out.section(&imports);
+                continue;
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader.clone() {
+                    let export = export?;
+                    if export.kind == wasmparser::ExternalKind::Func
+                        && LIBC_OVERRIDES.contains(&export.name)
+                    {
+                        overridden.insert(export.index);
+                    }
+                }
+            }
+            Payload::ElementSection(reader) => {
+                for element in reader.clone() {
+                    match element?.items {
+                        ElementItems::Functions(funcs) => {
+                            for f in funcs {
+                                in_tables.push(f?);
+                            }
+                        }
+                        ElementItems::Expressions(_, exprs) => {
+                            for expr in exprs {
+                                for op in expr?.get_operators_reader() {
+                                    if let Operator::RefFunc { function_index } = op? {
+                                        in_tables.push(function_index);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let index = imported_functions + u32::try_from(references.len())?;
+                let mut called = Vec::new();
+                for op in body.get_operators_reader()? {
+                    match op? {
+                        Operator::Call { function_index }
+                        | Operator::ReturnCall { function_index }
+                        | Operator::RefFunc { function_index } => called.push(function_index),
+                        _ => {}
+                    }
+                }
+                references.push((index, called));
+            }
+            _ => {}
+        }
+        if let Some((id, range)) = payload.as_section() {
+            let range = usize::try_from(range.start)?..usize::try_from(range.end)?;
+            out.section(&RawSection {
+                id,
+                data: &module[range],
+            });
+        }
+    }
+    // The functions that use a redirected import: each must be overridden,
+    // and reached by nothing in libc but each other.
+    let users: HashSet<u32> = references
+        .iter()
+        .filter(|(_, called)| called.iter().any(|f| redirected.contains_key(f)))
+        .map(|(index, _)| *index)
+        .collect();
+    let why = "(see LIBC_OVERRIDES in xtask/src/dist.rs: the runtime must override it too)";
+    for user in &users {
+        anyhow::ensure!(
+            overridden.contains(user),
+            "libc.so's function {user} calls its import of {:?}, and is not overridden by \
+             the runtime {why}",
+            redirected.values().collect::<Vec<_>>()
+        );
+    }
+    for (index, called) in &references {
+        if let Some(f) = called.iter().find(|f| users.contains(f))
+            && !users.contains(index)
+        {
+            anyhow::bail!("libc.so's function {index} calls {f}, which the redirect changes {why}");
+        }
+    }
+    if let Some(f) = in_tables
+        .iter()
+        .find(|f| users.contains(f) || redirected.contains_key(f))
+    {
+        anyhow::bail!("libc.so's table holds function {f}, which the redirect changes {why}");
+    }
+    Ok((out.finish(), aliases))
+}
 
 /// `module` with each `(alias, name)` of `aliases` exported a second time
 /// under `alias`; every other byte as it was.
@@ -179,6 +330,7 @@ fn input_hash(root: &Path, tools: &Toolchain, record: &FetchRecord) -> Result<St
         )
         .as_bytes(),
     );
+    h.update(format!("{LIBC_ALIASES:?} {LIBC_OVERRIDES:?} {SELF_IMPORT_PREFIX}").as_bytes());
     h.update(SYSCONFIG_FILES.join(",").as_bytes());
     h.update(balance_config_args(SYSCONFIG_PROBE).as_bytes());
     h.update(HASHLIB_KDF.as_bytes());
@@ -515,14 +667,26 @@ fn assemble(
                 entry.path = ADAPTER_FILE.to_string();
             }
             _ if f.name == "libc.so" => {
-                let bytes =
-                    add_export_aliases(&std::fs::read(fetched.join(&f.path))?, LIBC_ALIASES)
-                        .context("adding the runtime's aliases to libc.so's exports")?;
+                let (bytes, mut aliases) =
+                    redirect_override_imports(&std::fs::read(fetched.join(&f.path))?)
+                        .context("redirecting libc.so's imports of its own functions")?;
+                aliases.extend(
+                    LIBC_ALIASES
+                        .iter()
+                        .map(|(a, n)| (a.to_string(), n.to_string())),
+                );
+                let pairs: Vec<(&str, &str)> = aliases
+                    .iter()
+                    .map(|(a, n)| (a.as_str(), n.as_str()))
+                    .collect();
+                let bytes = add_export_aliases(&bytes, &pairs)
+                    .context("adding the runtime's aliases to libc.so's exports")?;
                 std::fs::write(dist.join(&f.path), &bytes)?;
                 entry.sha256 = sha256_hex(&bytes);
                 entry.size = bytes.len() as u64;
                 entry.origin = format!(
-                    "{} (with the exports {LIBC_ALIASES:?} added by `cargo xtask dist`)",
+                    "{} (with the exports {pairs:?} added by `cargo xtask dist`, and its \
+                     imports of them renamed so)",
                     f.origin
                 );
             }
@@ -819,6 +983,90 @@ mod tests {
         code.function(&body);
         m.section(&code);
         m.finish()
+    }
+
+    /// A module importing `env.localtime_r` (one of the runtime's
+    /// overrides) and exporting its own `localtime_r`, and a second
+    /// function, exported as `caller`, that calls the import.
+    fn module_importing_an_override(caller: &str) -> Vec<u8> {
+        use wasm_encoder::{
+            CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+            ImportSection, Instruction, Module, TypeSection,
+        };
+        let mut m = Module::new();
+        let mut types = TypeSection::new();
+        types.ty().function([], []);
+        m.section(&types);
+        let mut imports = ImportSection::new();
+        imports.import("env", "localtime_r", EntityType::Function(0));
+        imports.import("env", "strlen", EntityType::Function(0));
+        m.section(&imports);
+        let mut funcs = FunctionSection::new();
+        funcs.function(0);
+        funcs.function(0);
+        m.section(&funcs);
+        let mut exports = ExportSection::new();
+        exports.export("localtime_r", ExportKind::Func, 2);
+        exports.export(caller, ExportKind::Func, 3);
+        m.section(&exports);
+        let mut code = CodeSection::new();
+        for calls in [1, 0] {
+            let mut body = Function::new([]);
+            body.instruction(&Instruction::Call(calls));
+            body.instruction(&Instruction::End);
+            code.function(&body);
+        }
+        m.section(&code);
+        m.finish()
+    }
+
+    #[test]
+    fn libc_imports_of_overridden_functions_are_redirected_to_its_own() {
+        // The import's only caller is `ctime_r`, which the runtime overrides.
+        let (out, aliases) =
+            redirect_override_imports(&module_importing_an_override("ctime_r")).unwrap();
+        let alias = format!("{SELF_IMPORT_PREFIX}localtime_r");
+        assert_eq!(aliases, [(alias.clone(), "localtime_r".to_string())]);
+        let pairs: Vec<(&str, &str)> = aliases
+            .iter()
+            .map(|(a, n)| (a.as_str(), n.as_str()))
+            .collect();
+        let out = add_export_aliases(&out, &pairs).unwrap();
+        wasmparser::Validator::new().validate_all(&out).unwrap();
+        let mut imports = Vec::new();
+        let mut exports = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&out) {
+            match payload.unwrap() {
+                wasmparser::Payload::ImportSection(r) => {
+                    for i in r.into_imports() {
+                        imports.push(i.unwrap().name.to_string());
+                    }
+                }
+                wasmparser::Payload::ExportSection(r) => {
+                    for e in r {
+                        let e = e.unwrap();
+                        exports.push((e.name.to_string(), e.index));
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(imports, [alias.clone(), "strlen".to_string()]);
+        assert_eq!(
+            exports,
+            [
+                ("localtime_r".to_string(), 2),
+                ("ctime_r".to_string(), 3),
+                (alias, 2)
+            ]
+        );
+        // A caller the runtime does not override would change behaviour.
+        let err = redirect_override_imports(&module_importing_an_override("asctime")).unwrap_err();
+        assert!(
+            err.to_string().contains("calls its import of")
+                && err.to_string().contains("not overridden"),
+            "{err}"
+        );
     }
 
     #[test]
