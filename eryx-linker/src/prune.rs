@@ -27,7 +27,8 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use wasm_encoder::{Encode, ExportKind, ExportSection};
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+use wasm_encoder::{Encode, ExportSection};
 use wasmparser::{
     ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind, Instance, Parser, Payload,
 };
@@ -242,15 +243,7 @@ fn without_exports(bytes: &[u8], keep: &HashSet<String>) -> Option<(Vec<u8>, usi
             for export in reader {
                 let export = export.ok()?;
                 if keep.contains(export.name) {
-                    let kind = match export.kind {
-                        wasmparser::ExternalKind::Func | wasmparser::ExternalKind::FuncExact => {
-                            ExportKind::Func
-                        }
-                        wasmparser::ExternalKind::Table => ExportKind::Table,
-                        wasmparser::ExternalKind::Memory => ExportKind::Memory,
-                        wasmparser::ExternalKind::Global => ExportKind::Global,
-                        wasmparser::ExternalKind::Tag => ExportKind::Tag,
-                    };
+                    let kind = RoundtripReencoder.export_kind(export.kind).ok()?;
                     exports.export(export.name, kind, export.index);
                 } else {
                     dropped += 1;

@@ -685,8 +685,8 @@ fn assemble(
                 entry.sha256 = sha256_hex(&bytes);
                 entry.size = bytes.len() as u64;
                 entry.origin = format!(
-                    "{} (with the exports {pairs:?} added by `cargo xtask dist`, and its \
-                     imports of them renamed so)",
+                    "{} (with the exports {pairs:?} added by `cargo xtask dist`; its imports of \
+                     the runtime's overrides renamed to the `{SELF_IMPORT_PREFIX}` ones)",
                     f.origin
                 );
             }
@@ -985,13 +985,25 @@ mod tests {
         m.finish()
     }
 
+    /// How [`module_importing_an_override`]'s caller is reached.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Reached {
+        /// Only through its export.
+        Export,
+        /// Also by a call from a third function (exported as `asctime`).
+        Call,
+        /// Also through the module's table.
+        Table,
+    }
+
     /// A module importing `env.localtime_r` (one of the runtime's
     /// overrides) and exporting its own `localtime_r`, and a second
     /// function, exported as `caller`, that calls the import.
-    fn module_importing_an_override(caller: &str) -> Vec<u8> {
+    fn module_importing_an_override(caller: &str, reached: Reached) -> Vec<u8> {
         use wasm_encoder::{
-            CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
-            ImportSection, Instruction, Module, TypeSection,
+            CodeSection, ConstExpr, ElementSection, Elements, EntityType, ExportKind,
+            ExportSection, Function, FunctionSection, ImportSection, Instruction, Module, RefType,
+            TableSection, TableType, TypeSection,
         };
         let mut m = Module::new();
         let mut types = TypeSection::new();
@@ -1002,15 +1014,37 @@ mod tests {
         imports.import("env", "strlen", EntityType::Function(0));
         m.section(&imports);
         let mut funcs = FunctionSection::new();
-        funcs.function(0);
-        funcs.function(0);
+        for _ in 0..3 {
+            funcs.function(0);
+        }
         m.section(&funcs);
+        let mut tables = TableSection::new();
+        tables.table(TableType {
+            element_type: RefType::FUNCREF,
+            minimum: 1,
+            maximum: None,
+            table64: false,
+            shared: false,
+        });
+        m.section(&tables);
         let mut exports = ExportSection::new();
         exports.export("localtime_r", ExportKind::Func, 2);
         exports.export(caller, ExportKind::Func, 3);
+        exports.export("asctime", ExportKind::Func, 4);
         m.section(&exports);
+        if reached == Reached::Table {
+            let mut elements = ElementSection::new();
+            let funcs = [3];
+            elements.active(
+                None,
+                &ConstExpr::i32_const(0),
+                Elements::Functions(funcs[..].into()),
+            );
+            m.section(&elements);
+        }
         let mut code = CodeSection::new();
-        for calls in [1, 0] {
+        let fourth = if reached == Reached::Call { 3 } else { 1 };
+        for calls in [1, 0, fourth] {
             let mut body = Function::new([]);
             body.instruction(&Instruction::Call(calls));
             body.instruction(&Instruction::End);
@@ -1024,7 +1058,8 @@ mod tests {
     fn libc_imports_of_overridden_functions_are_redirected_to_its_own() {
         // The import's only caller is `ctime_r`, which the runtime overrides.
         let (out, aliases) =
-            redirect_override_imports(&module_importing_an_override("ctime_r")).unwrap();
+            redirect_override_imports(&module_importing_an_override("ctime_r", Reached::Export))
+                .unwrap();
         let alias = format!("{SELF_IMPORT_PREFIX}localtime_r");
         assert_eq!(aliases, [(alias.clone(), "localtime_r".to_string())]);
         let pairs: Vec<(&str, &str)> = aliases
@@ -1057,14 +1092,35 @@ mod tests {
             [
                 ("localtime_r".to_string(), 2),
                 ("ctime_r".to_string(), 3),
+                ("asctime".to_string(), 4),
                 (alias, 2)
             ]
         );
         // A caller the runtime does not override would change behaviour.
-        let err = redirect_override_imports(&module_importing_an_override("asctime")).unwrap_err();
+        let err =
+            redirect_override_imports(&module_importing_an_override("strftime", Reached::Export))
+                .unwrap_err();
         assert!(
             err.to_string().contains("calls its import of")
                 && err.to_string().contains("not overridden"),
+            "{err}"
+        );
+        // So would an overridden caller that libc itself still calls, or
+        // one in its table.
+        let err =
+            redirect_override_imports(&module_importing_an_override("ctime_r", Reached::Call))
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("function 4 calls 3, which the redirect changes"),
+            "{err}"
+        );
+        let err =
+            redirect_override_imports(&module_importing_an_override("ctime_r", Reached::Table))
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("table holds function 3, which the redirect changes"),
             "{err}"
         );
     }
