@@ -476,6 +476,54 @@ def _select_without_forever(module):
     module.poll = Poll
 
 
+class _TZifReader:
+    """The file `zoneinfo._common.load_data` reads, ending in ValueError
+    where CPython 3.14.0's reader would loop forever: it reads the footer's
+    TZ string one byte at a time until a newline, and a file truncated
+    there gives it empty reads without end. A well-formed file never has a
+    one-byte read at its end."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file):
+        self._file = file
+
+    def read(self, size=-1):
+        data = self._file.read(size)
+        if size == 1 and not data:
+            raise ValueError("Invalid TZif file: the data ends inside its footer")
+        return data
+
+    def seek(self, *args):
+        return self._file.seek(*args)
+
+
+def _tzif_reader_checked(module):
+    """Two robustness fixes of later 3.14 releases, for CPython 3.14.0's
+    TZif reader (`zoneinfo._common.load_data`, which both `zoneinfo`
+    implementations call, `ZoneInfo.from_file` on any file included): a
+    truncated footer made it loop forever (see `_TZifReader`), and it did
+    not check that each transition's local time type index is below the
+    file's count of types, so the C `_zoneinfo` read past its array (here
+    the sandbox trapped). Both raise ValueError now, as in CPython 3.14.10
+    (`test_zoneinfo`'s `test_bad_zones`, `test_invalid_transition_index`)."""
+    load_data = module.load_data
+
+    def checked(fobj):
+        data = load_data(_TZifReader(fobj))
+        trans_idx, utcoff = data[0], data[2]
+        if trans_idx and max(trans_idx) >= len(utcoff):
+            raise ValueError(
+                "Invalid TZif file: a transition names local time type "
+                f"{max(trans_idx)}, and the file has {len(utcoff)}"
+            )
+        return data
+
+    checked.__name__ = checked.__qualname__ = "load_data"
+    checked.__doc__ = load_data.__doc__
+    module.load_data = checked
+
+
 def _sqlite_readers_share(module):
     """SQLite's WASI build locks a database with a lock directory
     (`unix-dotfile`), which lets one connection at a time in: a second
@@ -599,6 +647,7 @@ class _PatchOnImport:
         "multiprocessing.pool": _process_pools_inline,
         "threading": _threads_deferred,
         "sqlite3.dbapi2": _sqlite_readers_share,
+        "zoneinfo._common": _tzif_reader_checked,
         "_cffi_backend": _cffi_paths_normalized,
     }
 

@@ -447,6 +447,64 @@ except ZoneInfoNotFoundError as e:
 }
 
 #[tokio::test]
+async fn malformed_time_zone_files_raise_value_error() {
+    // CPython 3.14.0's TZif reader looped forever on a truncated footer
+    // (this call hit the time limit), and a transition naming a local time
+    // type past the file's count made the C `_zoneinfo` read past its
+    // array (the sandbox trapped). Both are ValueError, as in 3.14.10; a
+    // well-formed file read the same way still loads.
+    let code = r#"
+import io, struct, zoneinfo, zoneinfo._common, zoneinfo._zoneinfo
+from datetime import datetime
+
+def tzif(version, transitions, types, footer=b""):
+    # One data block (RFC 8536): header, transition times (32-bit in v1,
+    # 64-bit in v2+), their type indices, the types, their names.
+    def block(v, wide):
+        names = b"STD\0DST\0"
+        out = b"TZif" + v + b" " * 15
+        out += struct.pack(">6l", 0, 0, 0, len(transitions), len(types), len(names))
+        out += struct.pack(f">{len(transitions)}{'q' if wide else 'l'}", *(t for t, _ in transitions))
+        out += bytes(i for _, i in transitions)
+        for utoff, dst, name in types:
+            out += struct.pack(">lbb", utoff, dst, name)
+        return out + names
+    if version == b"\0":
+        return block(version, False)
+    return block(version, False) + block(version, True) + footer
+
+types = [(0, 0, 0), (3600, 1, 4)]
+good = zoneinfo.ZoneInfo.from_file(io.BytesIO(tzif(b"2", [(1_700_000_000, 1)], types, b"\nDST-1\n")))
+print(good.utcoffset(datetime(2020, 1, 1)), good.utcoffset(datetime(2024, 1, 1)))
+cases = {
+    "truncated footer": tzif(b"2", [(1_700_000_000, 1)], types, b"\nSTD0"),
+    "type index 2 of 2": tzif(b"\0", [(1_700_000_000, 2)], types),
+}
+for what, data in cases.items():
+    for impl in (zoneinfo.ZoneInfo, zoneinfo._zoneinfo.ZoneInfo):
+        try:
+            impl.from_file(io.BytesIO(data))
+        except ValueError as e:
+            print(what, impl.__module__, "ValueError:", e)
+print(zoneinfo._common.load_data.__name__)
+"#;
+    let out = stdout_of(code).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines[0], "0:00:00 1:00:00");
+    assert!(lines[1].starts_with("truncated footer"), "{out}");
+    assert!(
+        lines[1].ends_with("the data ends inside its footer"),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("names local time type 2, and the file has 2"),
+        "{out}"
+    );
+    assert_eq!(lines[5], "load_data");
+}
+
+#[tokio::test]
 async fn process_clocks_start_with_the_sandbox_home_is_tmp_and_the_user_has_a_name() {
     // A pre-initialised sandbox: what the guest read of the monotonic
     // clock while the snapshot was made must not put its process clocks
