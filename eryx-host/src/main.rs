@@ -37,9 +37,10 @@ struct Cli {
     /// standard library or a package).
     #[arg(short = 'm', value_name = "MODULE")]
     module: Option<String>,
-    /// Wall-clock limit per execution, in seconds (default 30).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
+    /// Wall-clock limit per execution: seconds, or with a unit: `500ms`,
+    /// `2s`, `5m`, `1h` (default 30s).
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    timeout: Option<Duration>,
     /// Memory limit, e.g. `256M`, `1G` or bytes (default 256M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<usize>,
@@ -192,6 +193,33 @@ fn parse_size(s: &str) -> Result<usize, String> {
         return Err(format!("`{s}` is not a positive size"));
     }
     Ok((n * mult as f64) as usize)
+}
+
+/// A time limit: seconds (`30`, `0.5`) or a number with a unit (`500ms`,
+/// `2s`, `5m`, `1h`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let num = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &t[num.len()..];
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{s}` (give seconds, or ms, s, m or h: `500ms`, `2s`)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a time (seconds, or e.g. `500ms`, `2s`, `5m`)"))?;
+    if n.is_nan() || n <= 0.0 {
+        return Err(format!("`{s}` is not a positive time"));
+    }
+    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("`{s}` is too long a time"))
 }
 
 enum Mode {
@@ -892,12 +920,8 @@ async fn run(cli: Cli) -> u8 {
     } else {
         SnapshotPolicy::Skip
     });
-    if let Some(secs) = cli.timeout {
-        if !(secs.is_finite() && secs > 0.0) {
-            eprintln!("eryx: --timeout must be a positive number of seconds");
-            return 2;
-        }
-        builder = builder.timeout(Duration::from_secs_f64(secs));
+    if let Some(limit) = cli.timeout {
+        builder = builder.timeout(limit);
     }
     for package in &cli.package {
         builder = builder.package(package);
@@ -1239,6 +1263,32 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0.3"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(
+            parse_duration("2x")
+                .unwrap_err()
+                .contains("unknown unit `x`")
+        );
+        assert!(
+            parse_duration("0")
+                .unwrap_err()
+                .contains("not a positive time")
+        );
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("nan").is_err());
+        assert!(parse_duration("s").is_err());
+        // Past what a `Duration` holds: an error, not a panic.
+        assert!(parse_duration("1e20").unwrap_err().contains("too long"));
+        assert!(parse_duration("inf").is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -26,12 +26,19 @@ const STARTUP_OPTIONS: world::ExecuteOptions = world::ExecuteOptions {
 /// it is dropped (guest code is stopped by the epoch callback on time).
 const WATCHDOG_GRACE: Duration = Duration::from_millis(50);
 
+/// The longest time limit a call is given: a longer [`Limits::timeout`]
+/// (`Duration::MAX` for "no limit") is cut to a century, which is never
+/// reached and keeps the deadline arithmetic from overflowing (it
+/// panicked before).
+const LONGEST_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Resource limits of a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time one `execute` (or snapshot/restore) may take. Untrusted
     /// code can loop forever; past this the guest is interrupted, the call
-    /// fails with [`Error::Timeout`] and the session is reset. Default 30 s.
+    /// fails with [`Error::Timeout`] and the session is reset. Default 30 s;
+    /// `Duration::MAX` (or anything over a century) is a century.
     pub timeout: Duration,
     /// Bytes of linear memory the guest may grow to. Untrusted code can
     /// allocate without bound; Python sees `MemoryError` where CPython can
@@ -537,7 +544,7 @@ impl Live {
     {
         let func = export(&self.exports);
         let state = self.store.data_mut();
-        let deadline = Instant::now() + limit;
+        let deadline = Instant::now() + limit.min(LONGEST_LIMIT);
         state.deadline = Some(deadline);
         state.stopped = None;
         state.exiting = None;

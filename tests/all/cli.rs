@@ -144,6 +144,19 @@ fn timeout_and_memory_flags_apply() {
     );
     let out = eryx(&["--memory", "12Q", "-c", "1"], None);
     assert_eq!(out.status.code(), Some(2));
+    // Times take a unit; a wrong one, or one too long, is a usage error
+    // (exit 2) that says what to give, not a panic.
+    let out = eryx(&["--timeout", "250ms", "-c", "while True: pass"], None);
+    assert!(
+        text(&out.stderr).contains("timed out after 250ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    for (bad, says) in [("2x", "unknown unit `x`"), ("1e20", "too long a time")] {
+        let out = eryx(&["--timeout", bad, "-c", "1"], None);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
 }
 
 #[test]

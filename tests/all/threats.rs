@@ -51,6 +51,25 @@ async fn infinite_loop_is_stopped_by_the_time_limit() {
 }
 
 #[tokio::test]
+async fn a_time_limit_of_duration_max_means_no_limit_and_no_panic() {
+    // `Instant::now() + Duration::MAX` panicked in the host on every call.
+    let mut sb = builder().timeout(Duration::MAX).build().await.unwrap();
+    let out = sb
+        .execute("import time; time.sleep(0.05); 6 * 7")
+        .await
+        .unwrap();
+    assert_eq!(out.value.as_deref(), Some("42"));
+    // A cancellation still stops such a call.
+    let cancel = sb.cancel_handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let err = sb.execute("while True: pass").await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
+}
+
+#[tokio::test]
 async fn memory_bomb_gets_memory_error_and_the_host_lives() {
     let mut sb = builder().memory_limit(64 << 20).build().await.unwrap();
     let r = sb.execute("x = bytearray(200 * 1024 * 1024)").await;
