@@ -815,9 +815,31 @@ async fn warm(ctx: &Ctx, report: &mut Report) -> Result<()> {
     }
     report.add(
         "session_call_ms",
-        "a call in a session of 100 small executions",
+        "a call in a session of 100 small executions (the same cell: compiled once)",
         "ms",
         sessions,
+    );
+    // The same with a different cell each time: each one is compiled.
+    let mut distinct = Vec::new();
+    let mut n = 0u64;
+    for _ in 0..if ctx.quick { 3 } else { 10 } {
+        let cells: Vec<String> = (0..100)
+            .map(|_| {
+                n += 1;
+                format!("x += {n}")
+            })
+            .collect();
+        let start = Instant::now();
+        for cell in &cells {
+            sandbox.execute(cell).await?;
+        }
+        distinct.push(ms(start) / 100.0);
+    }
+    report.add(
+        "session_call_new_cell_ms",
+        "a call in a session of 100 small executions, a new cell each time",
+        "ms",
+        distinct,
     );
 
     // Host functions: the cost of one call from Python (a loop of 10,000

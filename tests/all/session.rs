@@ -20,6 +20,49 @@ async fn variables_persist_between_calls() {
 }
 
 #[tokio::test]
+async fn a_cell_run_again_behaves_as_a_fresh_one() {
+    // A cell run again reuses its compiled code (the prelude's `_compiled`):
+    // its results, and the cell names in tracebacks and in the functions it
+    // defines (two levels deep here), must be the new cell's.
+    let mut sb = sandbox().await;
+    let code = "n = globals().get('n', 0) + 1\n\
+                def f():\n    def g():\n        return 1 / (n - 2)\n    return g()\n\
+                f()";
+    let first = sb.execute(code).await.unwrap();
+    assert_eq!(first.value.as_deref(), Some("-1.0"));
+    let Error::Python(e) = sb.execute(code).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.type_name, "ZeroDivisionError");
+    assert!(
+        e.traceback.contains("File \"<cell-2>\", line 4, in g")
+            && e.traceback.contains("return 1 / (n - 2)")
+            && !e.traceback.contains("<cell-1>"),
+        "{}",
+        e.traceback
+    );
+    assert_eq!(
+        sb.execute(code).await.unwrap().value.as_deref(),
+        Some("1.0")
+    );
+    let names = sb
+        .execute("f.__code__.co_filename, [c for c in f.__code__.co_consts if hasattr(c, 'co_filename')][0].co_filename")
+        .await
+        .unwrap();
+    assert_eq!(names.value.as_deref(), Some("('<cell-3>', '<cell-3>')"));
+    // The same source as an expression cell and after `clear()`.
+    assert_eq!(
+        sb.execute("n * 2").await.unwrap().value.as_deref(),
+        Some("6")
+    );
+    sb.clear().await.unwrap();
+    assert_eq!(
+        sb.execute(code).await.unwrap().value.as_deref(),
+        Some("-1.0")
+    );
+}
+
+#[tokio::test]
 async fn sandboxes_do_not_share_state() {
     let mut a = sandbox().await;
     let mut b = sandbox().await;
