@@ -820,14 +820,23 @@ class _Capture(io.TextIOBase):
         self._encoding = "utf-8"
         self._errors = "strict"
         self.buffer = _CaptureBuffer(self)
-        self.reset(0)
-
-    def reset(self, limit):
-        """Starts a call: empty, keeping at most `limit` characters."""
         self._parts = []
         self._size = 0
-        self._limit = limit
+        self._limit = 0
         self.truncated = False
+
+    def reset(self, limit):
+        """Starts a call: empty, keeping at most `limit` characters (a
+        stream still empty from the last call is left as it is)."""
+        if self._size or self.truncated or self._limit != limit:
+            self._parts = []
+            self._size = 0
+            self._limit = limit
+            self.truncated = False
+
+    def take(self):
+        """What the call wrote (`getvalue`, for `execute`'s result)."""
+        return "".join(self._parts) if self._size else ""
 
     def writable(self):
         return True
@@ -1645,16 +1654,17 @@ def execute(code, output_limit, filename=None, argv=None, split=None):
     finally:
         # A stream the code put in place (`TextIOWrapper(sys.stdout.buffer)`)
         # may hold text it has not passed on yet: CPython flushes at exit.
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not out and stream is not err:
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
+        if sys.stdout is not out or sys.stderr is not err:
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not out and stream is not err:
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
         sys.stdout, sys.stderr = saved
     return {
-        "stdout": out.getvalue(),
-        "stderr": err.getvalue(),
+        "stdout": out.take(),
+        "stderr": err.take(),
         "value": value,
         "exception": exception,
         "truncated": out.truncated or err.truncated,
