@@ -834,10 +834,6 @@ class _Capture(io.TextIOBase):
             self._limit = limit
             self.truncated = False
 
-    def take(self):
-        """What the call wrote (`getvalue`, for `execute`'s result)."""
-        return "".join(self._parts) if self._size else ""
-
     def writable(self):
         return True
 
@@ -1077,6 +1073,9 @@ _COMPILED_KEPT = 32
 _COMPILED_SOURCE_MAX = 16 << 10
 
 
+_CodeType = types.CodeType
+
+
 def _refiled(code, filename):
     """`code` (and the code objects nested in it) with `co_filename` set."""
     consts = code.co_consts
@@ -1087,9 +1086,6 @@ def _refiled(code, filename):
             )
             return code.replace(co_filename=filename, co_consts=consts)
     return code.replace(co_filename=filename)
-
-
-_CodeType = types.CodeType
 
 
 def _compile_cached(code, filename, split):
@@ -1105,8 +1101,6 @@ def _compile_cached(code, filename, split):
         return found
     _compiled[key] = found
     statements, last = found
-    if statements and statements[0].co_filename == filename:
-        return found
     return (
         [_refiled(body, filename) for body in statements],
         None if last is None else _refiled(last, filename),
@@ -1663,8 +1657,8 @@ def execute(code, output_limit, filename=None, argv=None, split=None):
                         pass
         sys.stdout, sys.stderr = saved
     return {
-        "stdout": out.take(),
-        "stderr": err.take(),
+        "stdout": out.getvalue(),
+        "stderr": err.getvalue(),
         "value": value,
         "exception": exception,
         "truncated": out.truncated or err.truncated,
