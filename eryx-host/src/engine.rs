@@ -510,12 +510,17 @@ struct Work {
 }
 
 /// The cache key of one library module: its content and the host.
-fn module_key(bytes: &[u8], host: u64) -> String {
+fn module_key(bytes: &[u8], sha256: Option<&str>, host: u64) -> String {
     let mut h = Sha256::new();
     hash_parts(&mut h, &["module/v1"]);
     hash_parts(&mut h, &ENGINE_PARTS);
     hash_parts(&mut h, &[&format!("{host:016x}")]);
-    h.update(Sha256::digest(bytes));
+    // The linker knows the hash of most modules (checked against the
+    // bundle's manifest, or taken for the extension's cache key already).
+    match sha256.and_then(|hex| <[u8; 32]>::try_from(hex::decode(hex).ok()?).ok()) {
+        Some(digest) => h.update(digest),
+        None => h.update(Sha256::digest(bytes)),
+    }
     hex::encode(h.finalize())
 }
 
@@ -564,11 +569,39 @@ impl Compiler<'_> {
     /// needs to find the modules again.
     fn compile_split(&mut self, bytes: &[u8]) -> Result<(Compiled, Vec<String>), Error> {
         let split = eryx_linker::split(bytes, eryx_linker::SPLIT_MIN_BYTES)?;
+        let modules = split
+            .modules
+            .iter()
+            .map(|m| (m.name.as_str(), &bytes[m.range.clone()], None))
+            .collect();
+        self.compile_parts(&split.component, modules)
+    }
+
+    /// [`Self::compile_split`] of a component split at the link (see
+    /// `eryx_linker::link_split`).
+    fn compile_linked(
+        &mut self,
+        linked: &eryx_linker::SplitLink<'_>,
+    ) -> Result<(Compiled, Vec<String>), Error> {
+        let modules = linked
+            .modules
+            .iter()
+            .map(|m| (m.name.as_str(), &*m.bytes, Some(m.sha256.as_str())))
+            .collect();
+        self.compile_parts(&linked.component, modules)
+    }
+
+    /// Compiles `component` and the modules it imports (by name, with their
+    /// bytes and, if known, their sha256 in hex).
+    fn compile_parts(
+        &mut self,
+        component: &[u8],
+        imported: Vec<(&str, &[u8], Option<&str>)>,
+    ) -> Result<(Compiled, Vec<String>), Error> {
         let mut modules = Vec::new();
         let mut notes = Vec::new();
-        for imported in &split.modules {
-            let module_bytes = &bytes[imported.range.clone()];
-            let key = module_key(module_bytes, self.host);
+        for (name, module_bytes, sha256) in imported {
+            let key = module_key(module_bytes, sha256, self.host);
             let cached = self
                 .cache
                 .as_ref()
@@ -594,12 +627,12 @@ impl Compiler<'_> {
                 let (path, check) = cache.entry(&key);
                 self.keep.extend([path, check]);
             }
-            notes.push(format!("{IMPORT_NOTE} {} {key}", imported.name));
-            modules.push((imported.name.clone(), module));
+            notes.push(format!("{IMPORT_NOTE} {name} {key}"));
+            modules.push((name.to_string(), module));
         }
-        let component = Component::new(self.engine, &split.component).map_err(compile_err)?;
         self.work.modules += 1;
-        self.work.module_bytes += split.component.len();
+        self.work.module_bytes += component.len();
+        let component = Component::new(self.engine, component).map_err(compile_err)?;
         Ok((Compiled { component, modules }, notes))
     }
 }
@@ -754,6 +787,16 @@ fn compile(
     }
     let started = std::time::Instant::now();
     progress("linking the component");
+    if preinit.is_none() {
+        // Linked split: the big modules never go into a component.
+        let linked = eryx_linker::link_split(bundle, extensions, eryx_linker::SPLIT_MIN_BYTES)?;
+        if let Some(functions) = functions {
+            functions.start();
+        }
+        progress(compiling_note(functions));
+        let (compiled, notes) = compiler.compile_linked(&linked)?;
+        return finish(&mut compiler, functions, started, &key, compiled, &notes);
+    }
     let mut bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
     if let Some(functions) = functions {
         functions.start();
@@ -765,35 +808,46 @@ fn compile(
         // uses go (fewer names for every fresh process to read back).
         bytes = eryx_linker::prune_exports(&bytes).component;
     }
-    progress(if functions.is_some() {
-        "compiling the component (functions compiled before come from the cache)"
-    } else {
-        "compiling the component (no cache)"
-    });
+    progress(compiling_note(functions));
     // The pre-initialised component is what every later sandbox of the set
     // is made from, so it is compiled whole: instantiating imported modules
     // resolves their ~1,000 imports by name each time (measured: 1.8 vs
     // 1.1 ms per new sandbox, 17-20 vs 11-15 ms per fresh `eryx -c`). It is
     // built in the background by default, off the first result's path;
     // its functions mostly come from the function cache.
-    let (compiled, notes) = if preinit.is_some() {
-        let component = Component::new(engine, &bytes).map_err(compile_err)?;
-        compiler.work.modules += 1;
-        compiler.work.module_bytes += bytes.len();
-        (
-            Compiled {
-                component,
-                modules: Vec::new(),
-            },
-            Vec::new(),
-        )
-    } else {
-        compiler.compile_split(&bytes)?
+    let component = Component::new(engine, &bytes).map_err(compile_err)?;
+    compiler.work.modules += 1;
+    compiler.work.module_bytes += bytes.len();
+    let compiled = Compiled {
+        component,
+        modules: Vec::new(),
     };
+    finish(&mut compiler, functions, started, &key, compiled, &[])
+}
+
+/// The progress line before compiling.
+fn compiling_note(functions: Option<&FunctionCache>) -> &'static str {
+    if functions.is_some() {
+        "compiling the component (functions compiled before come from the cache)"
+    } else {
+        "compiling the component (no cache)"
+    }
+}
+
+/// After a compilation: the progress line saying what it did, and the
+/// component into the cache.
+fn finish(
+    compiler: &mut Compiler<'_>,
+    functions: Option<&FunctionCache>,
+    started: std::time::Instant,
+    key: &str,
+    compiled: Compiled,
+    notes: &[String],
+) -> Result<Compiled, Error> {
     if let Some(functions) = functions {
         let stats = functions.flush()?;
         let work = &compiler.work;
-        progress(&format!(
+        (compiler.progress)(&format!(
             "compiled {} new module{} ({:.1} MB) in {} ms: {} functions compiled, {} from the cache",
             work.modules,
             if work.modules == 1 { "" } else { "s" },
@@ -804,7 +858,7 @@ fn compile(
         ));
     }
     if let Some(cache) = &compiler.cache {
-        cache.store(&key, &compiled.component, &notes, &compiler.keep)?;
+        cache.store(key, &compiled.component, notes, &compiler.keep)?;
     }
     Ok(compiled)
 }

@@ -173,6 +173,11 @@ impl Extension {
         &self.bytes
     }
 
+    /// Takes the module bytes out (the extension is spent after).
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
     /// What validation found.
     pub fn info(&self) -> &LibraryInfo {
         &self.info

@@ -23,6 +23,7 @@ pub mod layout;
 mod libraries;
 mod link;
 mod prune;
+mod skeleton;
 mod split;
 mod trampolines;
 mod validate;
@@ -35,7 +36,8 @@ pub use libraries::{
     BASE_LIBRARIES, BINDINGS_LIBRARY, BaseLibrary, EH_LIBRARY, PYTHON_LIBRARY, RUNTIME_LIBRARY,
 };
 pub use link::{
-    SANDBOX_WIT, SANDBOX_WORLD, SHADOW_STACK_BYTES, bindings, link, link_with_extensions,
+    SANDBOX_WIT, SANDBOX_WORLD, SHADOW_STACK_BYTES, SplitLink, SplitModule, bindings, link,
+    link_split, link_with_extensions,
 };
 pub use prune::{Pruned, prune_exports};
 pub use split::{ImportedModule, SPLIT_MIN_BYTES, Split, split};

@@ -60,6 +60,16 @@ pub const SPLIT_MIN_BYTES: usize = 32 * 1024;
 /// A component it cannot rewrite safely (one that defines core types of
 /// its own) comes back whole, with no modules.
 pub fn split(component: &[u8], min_bytes: usize) -> Result<Split, LinkError> {
+    split_by(component, |bytes| {
+        Ok(bytes.len() >= min_bytes && is_library(bytes))
+    })
+}
+
+/// [`split`] for the top-level modules `take` says yes to.
+pub(crate) fn split_by(
+    component: &[u8],
+    mut take: impl FnMut(&[u8]) -> Result<bool, LinkError>,
+) -> Result<Split, LinkError> {
     let err = |e: &dyn std::fmt::Display| LinkError::Split {
         message: e.to_string(),
     };
@@ -91,9 +101,7 @@ pub fn split(component: &[u8], min_bytes: usize) -> Result<Split, LinkError> {
                     let start = section_start(component, &unchecked_range);
                     // A module whose type cannot be written (e.g. GC
                     // recursion groups) stays where it is.
-                    let ty = (bytes.len() >= min_bytes && is_library(bytes))
-                        .then(|| module_type(bytes).ok())
-                        .flatten();
+                    let ty = take(bytes)?.then(|| module_type(bytes).ok()).flatten();
                     if let (Some(ty), Some(start)) = (ty, start) {
                         out.extend_from_slice(&component[copied_to..start]);
                         let mut types = CoreTypeSection::new();
@@ -217,7 +225,9 @@ fn push_section(out: &mut Vec<u8>, id: ComponentSectionId, section: &impl Encode
 
 /// The type of a core module: its imports and exports, in order, with the
 /// function types they use.
-fn module_type(bytes: &[u8]) -> Result<ModuleType, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) fn module_type(
+    bytes: &[u8],
+) -> Result<ModuleType, Box<dyn std::error::Error + Send + Sync>> {
     let mut re = RoundtripReencoder;
     let mut ty = ModuleType::new();
     // Each index space's entity types, imports first.

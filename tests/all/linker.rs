@@ -148,6 +148,57 @@ fn split_imports_the_library_modules_unchanged() {
     assert_eq!(whole.component, linked);
 }
 
+/// Linking big libraries as skeletons (see `eryx_linker::link_split`)
+/// gives exactly what linking them whole does: the same component once the
+/// real modules are back, and the same split component, importing the same
+/// bytes (each with its sha256), as splitting the whole link.
+#[test]
+fn linking_skeletons_gives_what_linking_whole_libraries_gives() {
+    let bundle = eryx_linker::Bundle::open(crate::support::bundle()).unwrap();
+    // Two extensions big enough to be split and two that are not.
+    let extensions = example_extensions(&["fastsum", "wordcount", "ctors", "_native"]);
+    assert!(
+        extensions
+            .iter()
+            .any(|e| e.bytes().len() < eryx_linker::SPLIT_MIN_BYTES)
+    );
+    assert!(
+        extensions
+            .iter()
+            .any(|e| e.bytes().len() >= eryx_linker::SPLIT_MIN_BYTES)
+    );
+    // With no module big enough, nothing is a skeleton or split.
+    let whole = eryx_linker::link_split(&bundle, &extensions, usize::MAX).unwrap();
+    assert!(whole.modules.is_empty());
+    let whole = whole.component;
+    assert_eq!(
+        eryx_linker::link_with_extensions(&bundle, &extensions).unwrap(),
+        whole,
+        "skeletons filled back in"
+    );
+    let expected = eryx_linker::split(&whole, eryx_linker::SPLIT_MIN_BYTES).unwrap();
+    let linked =
+        eryx_linker::link_split(&bundle, &extensions, eryx_linker::SPLIT_MIN_BYTES).unwrap();
+    assert_eq!(linked.component, expected.component);
+    assert_eq!(linked.modules.len(), expected.modules.len());
+    // The base libraries (libc among them: it carries WIT metadata, which
+    // the linker reads from the skeleton and drops from what it embeds),
+    // the two big extensions.
+    assert!(linked.modules.len() >= 8, "{}", linked.modules.len());
+    let libpython = bundle.read_file(eryx_linker::PYTHON_LIBRARY).unwrap();
+    assert!(linked.modules.iter().any(|m| *m.bytes == libpython[..]));
+    for (got, want) in linked.modules.iter().zip(&expected.modules) {
+        assert_eq!(got.name, want.name);
+        assert!(*got.bytes == whole[want.range.clone()], "{}", got.name);
+        assert_eq!(
+            got.sha256,
+            eryx_linker::sha256_hex(&got.bytes),
+            "{}",
+            got.name
+        );
+    }
+}
+
 /// `prune_exports` removes the exports no other module of the component
 /// uses: libpython keeps what the runtime imports from it and loses the
 /// rest of its ~1,860; the result validates, pruning it again removes
