@@ -49,5 +49,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Bumped whenever the linker's output for the same inputs changes (part of
 /// cache keys, so that no stale compiled component is reused): 2 = the
 /// output is no longer validated by wit-component; 3 = an 8 MiB shadow stack;
-/// 4 = the env module's trampolines read their slot base from a global.
-pub const LINK_REVISION: u32 = 4;
+/// 4 = the env module's trampolines read their slot base from a global;
+/// 5 = the env module's trampolines nothing uses are dropped.
+pub const LINK_REVISION: u32 = 5;

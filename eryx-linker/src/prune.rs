@@ -91,7 +91,7 @@ pub fn prune_exports(component: &[u8]) -> Pruned {
 /// For each top-level module the component instantiates, in order: its
 /// contents and the export names used. `None`: a component this analysis
 /// does not cover.
-fn used_exports(component: &[u8]) -> Option<Vec<(Range<usize>, HashSet<String>)>> {
+pub(crate) fn used_exports(component: &[u8]) -> Option<Vec<(Range<usize>, HashSet<String>)>> {
     // The core module index space: `Some` for a module defined here.
     let mut modules: Vec<Option<ModuleInfo>> = Vec::new();
     // The core instance index space: the module each one instantiates.

@@ -378,7 +378,8 @@ fn env_trampolines(extensions: &[&str]) -> (Vec<Vec<u8>>, i32) {
 fn the_env_modules_trampolines_are_the_same_in_every_set() {
     let (small, small_base) = env_trampolines(&["fastsum"]);
     let (bigger, bigger_base) = env_trampolines(&["fastsum", "wordcount"]);
-    assert!(small.len() > 300, "{} trampolines", small.len());
+    // The base set's ~220 that something uses (the others are dropped).
+    assert!(small.len() > 150, "{} trampolines", small.len());
     assert_ne!(small_base, bigger_base, "the slots moved");
     assert!(bigger.len() >= small.len());
     assert!(
