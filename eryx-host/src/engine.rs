@@ -578,17 +578,20 @@ impl Compiler<'_> {
     }
 
     /// [`Self::compile_split`] of a component split at the link (see
-    /// `eryx_linker::link_split`).
+    /// `eryx_linker::link_split`), with the modules [`preload`] has ready.
     fn compile_linked(
         &mut self,
         linked: &eryx_linker::SplitLink<'_>,
+        preloaded: Preloaded,
     ) -> Result<(Compiled, Vec<String>), Error> {
         let modules = linked
             .modules
             .iter()
             .map(|m| (m.name.as_str(), &*m.bytes, Some(m.sha256.as_str())))
             .collect();
-        self.compile_parts(&linked.component, modules)
+        self.work.modules += preloaded.work.modules;
+        self.work.module_bytes += preloaded.work.module_bytes;
+        self.compile_with(&linked.component, modules, preloaded.modules)
     }
 
     /// Compiles `component` and the modules it imports (by name, with their
@@ -598,29 +601,30 @@ impl Compiler<'_> {
         component: &[u8],
         imported: Vec<(&str, &[u8], Option<&str>)>,
     ) -> Result<(Compiled, Vec<String>), Error> {
+        self.compile_with(component, imported, HashMap::new())
+    }
+
+    /// [`Self::compile_parts`], taking the modules in `ready` (by sha256)
+    /// as they are.
+    fn compile_with(
+        &mut self,
+        component: &[u8],
+        imported: Vec<(&str, &[u8], Option<&str>)>,
+        mut ready: HashMap<String, (String, Module)>,
+    ) -> Result<(Compiled, Vec<String>), Error> {
         let mut modules = Vec::new();
         let mut notes = Vec::new();
         for (name, module_bytes, sha256) in imported {
-            let key = module_key(module_bytes, sha256, self.host);
-            let cached = self
-                .cache
-                .as_ref()
-                .and_then(|c| c.load::<Module>(self.engine, &key));
-            let module = match cached {
-                Some((module, _)) => module,
+            let (key, module) = match sha256.and_then(|s| ready.remove(s)) {
+                Some(found) => found,
                 None => {
-                    (self.progress)(&format!(
-                        "compiling a library module ({:.1} MB, once)",
-                        module_bytes.len() as f64 / 1e6
-                    ));
-                    let module = Module::new(self.engine, module_bytes).map_err(compile_err)?;
-                    if let Some(cache) = &self.cache {
-                        // The component's store, after the loop, trims once.
-                        cache.store_untrimmed(&key, &module, &[])?;
-                    }
-                    self.work.modules += 1;
-                    self.work.module_bytes += module_bytes.len();
-                    module
+                    let key = module_key(module_bytes, sha256, self.host);
+                    let cache = self.cache.as_ref();
+                    let (module, work) =
+                        library_module(self.engine, cache, &key, module_bytes, self.progress)?;
+                    self.work.modules += work.modules;
+                    self.work.module_bytes += work.module_bytes;
+                    (key, module)
                 }
             };
             if let Some(cache) = &self.cache {
@@ -635,6 +639,86 @@ impl Compiler<'_> {
         let component = Component::new(self.engine, component).map_err(compile_err)?;
         Ok((Compiled { component, modules }, notes))
     }
+}
+
+/// A library module from the cache, or compiled (and stored) if it is not
+/// there; what compiling it cost.
+fn library_module(
+    engine: &Engine,
+    cache: Option<&ComponentCache>,
+    key: &str,
+    bytes: &[u8],
+    progress: &Progress,
+) -> Result<(Module, Work), Error> {
+    if let Some((module, _)) = cache.and_then(|c| c.load::<Module>(engine, key)) {
+        return Ok((module, Work::default()));
+    }
+    progress(&format!(
+        "compiling a library module ({:.1} MB, once)",
+        bytes.len() as f64 / 1e6
+    ));
+    let module = Module::new(engine, bytes).map_err(compile_err)?;
+    if let Some(cache) = cache {
+        // The component's store, after the link, trims once.
+        cache.store_untrimmed(key, &module, &[])?;
+    }
+    let work = Work {
+        modules: 1,
+        module_bytes: bytes.len(),
+    };
+    Ok((module, work))
+}
+
+/// Library modules made ready while the component is linked.
+#[derive(Default)]
+struct Preloaded {
+    /// By the sha256 of their bytes: the cache key and the module.
+    modules: HashMap<String, (String, Module)>,
+    work: Work,
+}
+
+/// Gets the library modules a new set will import ready while its
+/// component is linked (on another core: the link is single-threaded):
+/// the bundle's big libraries that are in the cache already (by the
+/// manifest's hashes; their bytes are read by the link) and the
+/// extensions' big modules, loaded or compiled. What it misses (a
+/// library's first compilation, libc: its linked bytes lose their WIT
+/// metadata) the compilation after the link does. Measured on numpy's
+/// set: ~50 ms of loads off a new set's path.
+fn preload(
+    engine: &Engine,
+    cache: Option<&ComponentCache>,
+    host: u64,
+    bundle: &eryx_linker::Bundle,
+    extensions: &[Extension],
+    progress: &Progress,
+) -> Result<Preloaded, Error> {
+    use eryx_linker::bundle::Role;
+    let mut out = Preloaded::default();
+    let big = |size: usize| size >= eryx_linker::SPLIT_MIN_BYTES;
+    if let Some(cache) = cache {
+        for file in &bundle.manifest().files {
+            let library = matches!(file.role, Role::Runtime | Role::Library | Role::Extension);
+            if !library || !big(usize::try_from(file.size).unwrap_or(usize::MAX)) {
+                continue;
+            }
+            let key = module_key(&[], Some(&file.sha256), host);
+            if let Some((module, _)) = cache.load::<Module>(engine, &key) {
+                out.modules.insert(file.sha256.clone(), (key, module));
+            }
+        }
+    }
+    for ext in extensions {
+        if !big(ext.bytes().len()) || out.modules.contains_key(ext.sha256()) {
+            continue;
+        }
+        let key = module_key(ext.bytes(), Some(ext.sha256()), host);
+        let (module, work) = library_module(engine, cache, &key, ext.bytes(), progress)?;
+        out.work.modules += work.modules;
+        out.work.module_bytes += work.module_bytes;
+        out.modules.insert(ext.sha256().to_string(), (key, module));
+    }
+    Ok(out)
 }
 
 /// The cache key of a component (with the host and pre-initialisation).
@@ -788,13 +872,23 @@ fn compile(
     let started = std::time::Instant::now();
     progress("linking the component");
     if preinit.is_none() {
-        // Linked split: the big modules never go into a component.
-        let linked = eryx_linker::link_split(bundle, extensions, eryx_linker::SPLIT_MIN_BYTES)?;
+        // Linked split: the big modules never go into a component; those
+        // it will import are loaded (or compiled) meanwhile.
         if let Some(functions) = functions {
             functions.start();
         }
+        let cache = compiler.cache.as_ref();
+        let (linked, preloaded) = std::thread::scope(|s| {
+            let loader = s.spawn(|| preload(engine, cache, host, bundle, extensions, progress));
+            let linked = eryx_linker::link_split(bundle, extensions, eryx_linker::SPLIT_MIN_BYTES);
+            let preloaded = loader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (linked, preloaded)
+        });
+        let (linked, preloaded) = (linked?, preloaded?);
         progress(compiling_note(functions));
-        let (compiled, notes) = compiler.compile_linked(&linked)?;
+        let (compiled, notes) = compiler.compile_linked(&linked, preloaded)?;
         return finish(&mut compiler, functions, started, &key, compiled, &notes);
     }
     let mut bytes = eryx_linker::link_with_extensions(bundle, extensions)?;
