@@ -109,8 +109,10 @@ pub struct SplitModule<'a> {
 /// What [`split`](crate::split) with `min_bytes` makes of
 /// [`link_with_extensions`]'s component, without ever putting the big
 /// modules into a component: they are linked as skeletons (see the
-/// `skeleton` module), which makes a link of numpy's set ~4x faster, and
-/// come back as the bytes the caller compiles.
+/// `skeleton` module), which cut a link of numpy's set from ~250 to
+/// ~155 ms, and come back as the bytes the caller compiles. With
+/// `min_bytes` above every module's size nothing is a skeleton or split:
+/// `component` is then [`link_with_extensions`]'s.
 pub fn link_split<'a>(
     bundle: &Bundle,
     extensions: &'a [Extension],

@@ -1,15 +1,16 @@
 //! Linking big libraries as skeletons.
 //!
 //! `wit_component::Linker` reads only a library's `dylink.0` section, its
-//! types, imports and exports; the code and data it copies into the
-//! component unchanged. Yet it copies each library's bytes several times on
-//! the way (reading its metadata, taking it as an adapter, encoding), which
-//! for libpython, libc and numpy's 33 MB was most of a link's ~240 ms.
+//! types, imports, exports and WIT metadata; the code and data it copies
+//! into the component unchanged. Yet it copies each library's bytes several
+//! times on the way (reading its metadata, taking it as an adapter,
+//! encoding): for libpython, libc and numpy's 33 MB, copies and the page
+//! faults they cause were about half of a ~250 ms link.
 //!
 //! So the linker is given a *skeleton* of each big library instead: the
 //! same sections, except that every function body is `unreachable`, the
-//! data segments and custom sections are gone (but `dylink.0`), and a
-//! custom section [`MARKER`] holds the library's index. Everything the
+//! data segments and custom sections are gone (but `dylink.0` and the WIT
+//! metadata), and a custom section [`MARKER`] holds the library's index. Everything the
 //! linker decides from (symbols, sizes, types, the order of libraries)
 //! is unchanged, so its output differs from the one for the whole
 //! libraries only in those modules' bytes; [`fill`] puts the real bytes
