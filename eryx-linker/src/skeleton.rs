@@ -40,17 +40,10 @@ pub(crate) const MARKER: &str = "eryx-skeleton";
 /// then drops it from what it embeds (see [`without_metadata`]).
 pub(crate) fn skeleton(module: &[u8], index: u32) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(module.len() / 16);
-    let mut parser = Parser::new(0);
-    let mut rest = module;
     // `dylink.0` must be the first section of a shared library.
     let mut sections = 0usize;
-    loop {
-        let (consumed, payload) = match parser.parse(rest, true).ok()? {
-            wasmparser::Chunk::NeedMoreData(_) => return None,
-            wasmparser::Chunk::Parsed { consumed, payload } => (consumed, payload),
-        };
-        let at = module.len() - rest.len();
-        rest = &rest[consumed..];
+    for item in Sections::new(module) {
+        let (payload, raw) = item.ok()?;
         let is_dylink = matches!(&payload, Payload::CustomSection(c) if c.name() == "dylink.0");
         if !matches!(payload, Payload::Version { .. }) {
             if sections == 0 && !is_dylink {
@@ -59,16 +52,15 @@ pub(crate) fn skeleton(module: &[u8], index: u32) -> Option<Vec<u8>> {
             sections += 1;
         }
         match payload {
-            Payload::Version { .. } => out.extend_from_slice(&module[at..at + consumed]),
             Payload::CustomSection(c) => {
                 if c.name() == MARKER {
                     return None;
                 }
                 if is_dylink || is_metadata(c.name()) {
-                    out.extend_from_slice(&module[at..at + consumed]);
+                    out.extend_from_slice(raw);
                 }
             }
-            Payload::CodeSectionStart { count, size, .. } => {
+            Payload::CodeSectionStart { count, .. } => {
                 // Each body: its size (3), no locals, `unreachable`, `end`.
                 let mut section = Vec::with_capacity(5 + 4 * count as usize);
                 count.encode(&mut section);
@@ -77,12 +69,9 @@ pub(crate) fn skeleton(module: &[u8], index: u32) -> Option<Vec<u8>> {
                 }
                 out.push(wasm_encoder::SectionId::Code as u8);
                 section.encode(&mut out);
-                parser.skip_section();
-                rest = rest.get(usize::try_from(size).ok()?..)?;
             }
-            Payload::DataSection(_) | Payload::DataCountSection { .. } => {}
-            Payload::End(_) => break,
-            _ => out.extend_from_slice(&module[at..at + consumed]),
+            Payload::DataSection(_) | Payload::DataCountSection { .. } | Payload::End(_) => {}
+            _ => out.extend_from_slice(raw),
         }
     }
     let mut marker = Vec::new();
@@ -104,34 +93,18 @@ fn is_metadata(name: &str) -> bool {
 pub(crate) fn without_metadata(module: &[u8]) -> Option<Vec<u8>> {
     let mut out = wasm_encoder::Module::new();
     let mut found = false;
-    let mut parser = Parser::new(0);
-    let mut rest = module;
-    loop {
-        let (consumed, payload) = match parser.parse(rest, true).ok()? {
-            wasmparser::Chunk::NeedMoreData(_) => return None,
-            wasmparser::Chunk::Parsed { consumed, payload } => (consumed, payload),
-        };
-        rest = &rest[consumed..];
+    for item in Sections::new(module) {
+        let (payload, _) = item.ok()?;
         if let Payload::CustomSection(c) = &payload
             && is_metadata(c.name())
         {
             found = true;
-            continue;
-        }
-        if let Some((id, range)) = payload.as_section() {
+        } else if let Some((id, range)) = payload.as_section() {
             let range = usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?;
             out.section(&wasm_encoder::RawSection {
                 id,
                 data: module.get(range)?,
             });
-        }
-        match payload {
-            Payload::CodeSectionStart { size, .. } => {
-                parser.skip_section();
-                rest = rest.get(usize::try_from(size).ok()?..)?;
-            }
-            Payload::End(_) => break,
-            _ => {}
         }
     }
     found.then(|| out.finish())
@@ -139,34 +112,19 @@ pub(crate) fn without_metadata(module: &[u8]) -> Option<Vec<u8>> {
 
 /// The library index a module's [`MARKER`] names, if it has one.
 pub(crate) fn marker(module: &[u8]) -> Result<Option<u32>, LinkError> {
-    let mut parser = Parser::new(0);
-    let mut rest = module;
-    loop {
-        let (consumed, payload) = match parser.parse(rest, true).map_err(|e| err(&e))? {
-            wasmparser::Chunk::NeedMoreData(_) => return Err(err(&"a truncated module")),
-            wasmparser::Chunk::Parsed { consumed, payload } => (consumed, payload),
-        };
-        rest = &rest[consumed..];
-        match payload {
-            Payload::CustomSection(c) if c.name() == MARKER => {
-                let index = c
-                    .data()
-                    .try_into()
-                    .map(u32::from_le_bytes)
-                    .map_err(|_| err(&"a skeleton marker that is not 4 bytes"))?;
-                return Ok(Some(index));
-            }
-            Payload::CodeSectionStart { size, .. } => {
-                parser.skip_section();
-                rest = usize::try_from(size)
-                    .ok()
-                    .and_then(|size| rest.get(size..))
-                    .ok_or_else(|| err(&"a truncated code section"))?;
-            }
-            Payload::End(_) => return Ok(None),
-            _ => {}
+    for item in Sections::new(module) {
+        if let (Payload::CustomSection(c), _) = item?
+            && c.name() == MARKER
+        {
+            let index = c
+                .data()
+                .try_into()
+                .map(u32::from_le_bytes)
+                .map_err(|_| err(&"a skeleton marker that is not 4 bytes"))?;
+            return Ok(Some(index));
         }
     }
+    Ok(None)
 }
 
 /// Which skeleton a top-level module of the linked component is: `Ok(None)`
@@ -190,36 +148,90 @@ pub(crate) fn which(module: &[u8], skeletons: &[Option<Vec<u8>>]) -> Result<Opti
 /// (nested modules and components are skipped whole, unparsed).
 pub(crate) fn top_level_modules(component: &[u8]) -> Result<Vec<Range<usize>>, LinkError> {
     let mut out = Vec::new();
-    let mut parser = Parser::new(0);
-    let mut rest = component;
-    loop {
-        let (consumed, payload) = match parser.parse(rest, true).map_err(|e| err(&e))? {
-            wasmparser::Chunk::NeedMoreData(_) => return Err(err(&"a truncated component")),
-            wasmparser::Chunk::Parsed { consumed, payload } => (consumed, payload),
+    for item in Sections::new(component) {
+        if let (
+            Payload::ModuleSection {
+                unchecked_range, ..
+            },
+            _,
+        ) = item?
+        {
+            let (range, _) = crate::split::module_bytes(component, &unchecked_range)
+                .ok_or_else(|| err(&crate::split::PAST_THE_END))?;
+            out.push(range);
+        }
+    }
+    Ok(out)
+}
+
+/// The payloads of a module or component at its top level, each with the
+/// bytes it was read from. A code section, a nested module or component
+/// comes as one payload whose bytes include its contents, which are not
+/// parsed.
+struct Sections<'a> {
+    parser: Parser,
+    all: &'a [u8],
+    rest: &'a [u8],
+    done: bool,
+}
+
+impl<'a> Sections<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Sections {
+            parser: Parser::new(0),
+            all: bytes,
+            rest: bytes,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Sections<'a> {
+    type Item = Result<(Payload<'a>, &'a [u8]), LinkError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let at = self.all.len() - self.rest.len();
+        let parsed = match self.parser.parse(self.rest, true) {
+            Ok(wasmparser::Chunk::Parsed { consumed, payload }) => Ok((consumed, payload)),
+            Ok(wasmparser::Chunk::NeedMoreData(_)) => Err(err(&"a truncated module or component")),
+            Err(e) => Err(err(&e)),
         };
-        rest = &rest[consumed..];
-        match &payload {
+        let (consumed, payload) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        // What the parser would descend into next: passed over (the
+        // parser itself has moved past a nested module's or component's).
+        let contents = match &payload {
+            Payload::CodeSectionStart { size, .. } => {
+                self.parser.skip_section();
+                usize::try_from(*size).ok()
+            }
             Payload::ModuleSection {
                 unchecked_range, ..
             }
             | Payload::ComponentSection {
                 unchecked_range, ..
-            } => {
-                let is_module = matches!(payload, Payload::ModuleSection { .. });
-                let (range, _) = crate::split::module_bytes(component, unchecked_range)
-                    .ok_or_else(|| err(&crate::split::PAST_THE_END))?;
-                // The parser has moved past the section; its bytes are
-                // still in `rest`.
-                rest = rest
-                    .get(range.len()..)
-                    .ok_or_else(|| err(&crate::split::PAST_THE_END))?;
-                if is_module {
-                    out.push(range);
-                }
+            } => usize::try_from(unchecked_range.end - unchecked_range.start).ok(),
+            Payload::End(_) => {
+                self.done = true;
+                Some(0)
             }
-            Payload::End(_) => return Ok(out),
-            _ => {}
-        }
+            _ => Some(0),
+        };
+        let end = contents.and_then(|n| at.checked_add(consumed)?.checked_add(n));
+        let Some(raw) = end.and_then(|end| self.all.get(at..end)) else {
+            self.done = true;
+            return Some(Err(err(&crate::split::PAST_THE_END)));
+        };
+        self.rest = &self.all[at + raw.len()..];
+        Some(Ok((payload, raw)))
     }
 }
 
