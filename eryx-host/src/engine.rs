@@ -510,16 +510,17 @@ struct Work {
 }
 
 /// The cache key of one library module: its content and the host.
-fn module_key(bytes: &[u8], sha256: Option<&str>, host: u64) -> String {
+fn module_key(sha256: &str, host: u64) -> String {
     let mut h = Sha256::new();
     hash_parts(&mut h, &["module/v1"]);
     hash_parts(&mut h, &ENGINE_PARTS);
     hash_parts(&mut h, &[&format!("{host:016x}")]);
-    // The linker knows the hash of most modules (checked against the
-    // bundle's manifest, or taken for the extension's cache key already).
-    match sha256.and_then(|hex| <[u8; 32]>::try_from(hex::decode(hex).ok()?).ok()) {
-        Some(digest) => h.update(digest),
-        None => h.update(Sha256::digest(bytes)),
+    // The module's digest (the linker and the bundle's manifest know it;
+    // text that is not one is hashed as it is: another key, never a wrong
+    // one).
+    match hex::decode(sha256) {
+        Ok(digest) if digest.len() == 32 => h.update(digest),
+        _ => h.update(sha256.as_bytes()),
     }
     hex::encode(h.finalize())
 }
@@ -569,12 +570,18 @@ impl Compiler<'_> {
     /// needs to find the modules again.
     fn compile_split(&mut self, bytes: &[u8]) -> Result<(Compiled, Vec<String>), Error> {
         let split = eryx_linker::split(bytes, eryx_linker::SPLIT_MIN_BYTES)?;
+        let hashes: Vec<String> = split
+            .modules
+            .iter()
+            .map(|m| eryx_linker::sha256_hex(&bytes[m.range.clone()]))
+            .collect();
         let modules = split
             .modules
             .iter()
-            .map(|m| (m.name.as_str(), &bytes[m.range.clone()], None))
+            .zip(&hashes)
+            .map(|(m, sha256)| (m.name.as_str(), &bytes[m.range.clone()], sha256.as_str()))
             .collect();
-        self.compile_parts(&split.component, modules)
+        self.compile_with(&split.component, modules, HashMap::new())
     }
 
     /// [`Self::compile_split`] of a component split at the link (see
@@ -587,7 +594,7 @@ impl Compiler<'_> {
         let modules = linked
             .modules
             .iter()
-            .map(|m| (m.name.as_str(), &*m.bytes, Some(m.sha256.as_str())))
+            .map(|m| (m.name.as_str(), &*m.bytes, m.sha256.as_str()))
             .collect();
         self.work.modules += preloaded.work.modules;
         self.work.module_bytes += preloaded.work.module_bytes;
@@ -595,30 +602,21 @@ impl Compiler<'_> {
     }
 
     /// Compiles `component` and the modules it imports (by name, with their
-    /// bytes and, if known, their sha256 in hex).
-    fn compile_parts(
-        &mut self,
-        component: &[u8],
-        imported: Vec<(&str, &[u8], Option<&str>)>,
-    ) -> Result<(Compiled, Vec<String>), Error> {
-        self.compile_with(component, imported, HashMap::new())
-    }
-
-    /// [`Self::compile_parts`], taking the modules in `ready` (by sha256)
-    /// as they are.
+    /// bytes and sha256 in hex), taking those in `ready` (by sha256) as
+    /// they are.
     fn compile_with(
         &mut self,
         component: &[u8],
-        imported: Vec<(&str, &[u8], Option<&str>)>,
+        imported: Vec<(&str, &[u8], &str)>,
         mut ready: HashMap<String, (String, Module)>,
     ) -> Result<(Compiled, Vec<String>), Error> {
         let mut modules = Vec::new();
         let mut notes = Vec::new();
         for (name, module_bytes, sha256) in imported {
-            let (key, module) = match sha256.and_then(|s| ready.remove(s)) {
+            let (key, module) = match ready.remove(sha256) {
                 Some(found) => found,
                 None => {
-                    let key = module_key(module_bytes, sha256, self.host);
+                    let key = module_key(sha256, self.host);
                     let cache = self.cache.as_ref();
                     let (module, work) =
                         library_module(self.engine, cache, &key, module_bytes, self.progress)?;
@@ -702,7 +700,7 @@ fn preload(
             if !library || !big(usize::try_from(file.size).unwrap_or(usize::MAX)) {
                 continue;
             }
-            let key = module_key(&[], Some(&file.sha256), host);
+            let key = module_key(&file.sha256, host);
             if let Some((module, _)) = cache.load::<Module>(engine, &key) {
                 out.modules.insert(file.sha256.clone(), (key, module));
             }
@@ -712,7 +710,7 @@ fn preload(
         if !big(ext.bytes().len()) || out.modules.contains_key(ext.sha256()) {
             continue;
         }
-        let key = module_key(ext.bytes(), Some(ext.sha256()), host);
+        let key = module_key(ext.sha256(), host);
         let (module, work) = library_module(engine, cache, &key, ext.bytes(), progress)?;
         out.work.modules += work.modules;
         out.work.module_bytes += work.module_bytes;

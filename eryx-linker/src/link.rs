@@ -77,7 +77,11 @@ pub fn link_with_extensions(
     extensions: &[Extension],
 ) -> Result<Vec<u8>, LinkError> {
     let linked = link_parts(bundle, extensions, SPLIT_MIN_BYTES)?;
-    let real: Vec<&[u8]> = linked.real.iter().map(|r| &*r.bytes).collect();
+    let real: Vec<&[u8]> = linked
+        .real
+        .iter()
+        .map(|r| r.as_ref().map_or(&[][..], |r| &r.bytes))
+        .collect();
     match crate::skeleton::fill(&linked.component, &linked.skeletons, &real)? {
         Some(component) => Ok(component),
         None => Ok(link_parts(bundle, extensions, usize::MAX)?.component),
@@ -156,7 +160,7 @@ pub fn link_split<'a>(
             modules,
         });
     }
-    let mut real: Vec<Option<Real<'a>>> = linked.real.into_iter().map(Some).collect();
+    let mut real = linked.real;
     let modules = split
         .modules
         .into_iter()
@@ -192,8 +196,8 @@ struct Linked<'a> {
     /// By library index: the skeleton it was linked as, if any, as the
     /// linker embeds it.
     skeletons: Vec<Option<Vec<u8>>>,
-    /// By library index: its real bytes (empty for libraries linked whole).
-    real: Vec<Real<'a>>,
+    /// By library index: its real bytes, if it was linked as a skeleton.
+    real: Vec<Option<Real<'a>>>,
 }
 
 /// Where a library came from, to hand its bytes back after the link.
@@ -319,38 +323,32 @@ fn link_parts<'a>(
     let mut real = Vec::with_capacity(kinds.len());
     for (source, skeleton) in kinds.into_iter().zip(&skeletons) {
         if skeleton.is_none() {
-            real.push(Real {
-                bytes: Cow::Borrowed(&[]),
-                sha256: String::new(),
-            });
+            real.push(None);
             continue;
         }
-        real.push(match source {
+        let (bytes, sha256) = match source {
             Source::Base(i) => {
                 let (name, bytes) = &mut libraries[i];
-                Real {
-                    sha256: bundle.entry(name)?.sha256.clone(),
-                    bytes: Cow::Owned(std::mem::take(bytes)),
-                }
+                let sha256 = bundle.entry(name)?.sha256.clone();
+                (Cow::Owned(std::mem::take(bytes)), sha256)
             }
             Source::Stdlib(i) => {
                 let sha256 = stdlib[i].sha256().to_string();
-                Real {
-                    bytes: Cow::Owned(stdlib[i].take_bytes()),
-                    sha256,
-                }
+                (Cow::Owned(stdlib[i].take_bytes()), sha256)
             }
-            Source::Given(i) => Real {
-                bytes: Cow::Borrowed(given[i].bytes()),
-                sha256: given[i].sha256().to_string(),
-            },
-        });
+            Source::Given(i) => (
+                Cow::Borrowed(given[i].bytes()),
+                given[i].sha256().to_string(),
+            ),
+        };
         // What the linker embedded for a library with WIT metadata (libc).
-        let last = real.last_mut().expect("pushed above");
-        if let Some(stripped) = crate::skeleton::without_metadata(&last.bytes) {
-            last.sha256 = crate::sha256_hex(&stripped);
-            last.bytes = Cow::Owned(stripped);
-        }
+        real.push(Some(match crate::skeleton::without_metadata(&bytes) {
+            Some(stripped) => Real {
+                sha256: crate::sha256_hex(&stripped),
+                bytes: Cow::Owned(stripped),
+            },
+            None => Real { bytes, sha256 },
+        }));
     }
     Ok(Linked {
         component,

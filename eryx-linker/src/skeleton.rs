@@ -443,6 +443,20 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_component_is_an_error_naming_the_problem() {
+        // A component header, then a core module section cut short.
+        let bytes = b"\0asm\x0d\0\x01\0\x01\x10\0asm";
+        let e = fill(bytes, &[], &[]).unwrap_err();
+        assert!(matches!(e, LinkError::Split { .. }), "{e:?}");
+        assert!(e.to_string().contains("runs past the end"), "{e}");
+        let e = marker(b"\0asm\x01\0\0\0\x0a\x05").unwrap_err();
+        assert!(
+            e.to_string().contains("taking the library modules out"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn fill_puts_the_real_modules_back_and_refuses_a_changed_skeleton() {
         let lib = library(false);
         let other = {
