@@ -174,7 +174,8 @@ const UNPACKED_MARK: &str = ".eryx-unpacked";
 /// error either way. A cached copy whose files are missing, or of another
 /// size or modification time than when unpacked, is unpacked again.
 fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error> {
-    let (key, bytes) = wheel_key(wheel)?;
+    let memo = wheels.parent().map(|cache| cache.join("wheel-keys"));
+    let (key, bytes) = wheel_key(wheel, memo.as_deref())?;
     let dir = wheels.join(&key[..32]);
     if intact(&dir) {
         // The LRU clock: the mark's modification time.
@@ -232,31 +233,99 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     Ok(Some(dir))
 }
 
+/// How many wheels' keys [`wheel_key`] remembers on disk (the least
+/// recently written go first).
+const WHEEL_KEYS_KEPT: usize = 256;
+
+/// This process's memo of [`wheel_key`]: path -> (stamp, key).
+type KeyMemo = std::sync::Mutex<std::collections::HashMap<PathBuf, (String, String)>>;
+static WHEEL_KEYS: std::sync::OnceLock<KeyMemo> = std::sync::OnceLock::new();
+
 /// The SHA-256 of a wheel (hex), and its bytes if they were read for it.
-/// Remembered per process while the file's stamp (device, inode, size,
-/// modification and change times, as the component cache uses) is unchanged, so that building sandboxes of one set
-/// again (a pool refilling) does not read and hash every wheel each time.
-fn wheel_key(wheel: &Path) -> Result<(String, Option<Vec<u8>>), Error> {
+/// Remembered while the file's stamp (device, inode, size, modification and
+/// change times, as the component cache uses for its entries) is unchanged:
+/// per process, so that building sandboxes of one set again (a pool
+/// refilling) does not read and hash every wheel each time, and across
+/// processes in `memo` (`<cache>/wheel-keys/`), so that a fresh process
+/// with numpy's 9 MB wheel does not spend ~12 ms reading and hashing it.
+/// Any write to the wheel, a truncation or a replacement changes the stamp,
+/// and the wheel is hashed again.
+fn wheel_key(wheel: &Path, memo: Option<&Path>) -> Result<(String, Option<Vec<u8>>), Error> {
     use sha2::{Digest, Sha256};
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static KEYS: OnceLock<Mutex<HashMap<PathBuf, (String, String)>>> = OnceLock::new();
     let identity = crate::cache::file_stamp(wheel);
-    let keys = KEYS.get_or_init(Default::default);
+    let keys = WHEEL_KEYS.get_or_init(Default::default);
     if let Some(id) = &identity
         && let Some((seen, key)) = keys.lock().unwrap_or_else(|e| e.into_inner()).get(wheel)
         && seen == id
     {
         return Ok((key.clone(), None));
     }
+    // The memo file: named by the wheel's absolute path; holds the stamp
+    // and the key, each on a line.
+    let memo_file = memo.zip(identity.as_ref()).map(|(dir, _)| {
+        let absolute = std::path::absolute(wheel).unwrap_or_else(|_| wheel.to_path_buf());
+        let name = hex::encode(Sha256::digest(absolute.as_os_str().as_encoded_bytes()));
+        dir.join(&name[..32])
+    });
+    let remember = |key: &str| {
+        if let Some(id) = &identity {
+            keys.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(wheel.to_path_buf(), (id.clone(), key.to_owned()));
+        }
+    };
+    if let (Some(file), Some(id)) = (&memo_file, &identity)
+        && let Ok(text) = std::fs::read_to_string(file)
+        && let Some((stamp, key)) = text.split_once('\n')
+        && stamp == id
+        && key.len() == 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        remember(key);
+        return Ok((key.to_owned(), None));
+    }
     let bytes = read(wheel)?;
     let key = hex::encode(Sha256::digest(&bytes));
-    if let Some(id) = identity {
-        keys.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(wheel.to_path_buf(), (id, key.clone()));
+    remember(&key);
+    if let (Some(file), Some(id)) = (&memo_file, &identity)
+        && let Some(dir) = file.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        // Best effort: without the memo the next process hashes again. A
+        // temporary file renamed into place: a reader never sees half of one.
+        let written = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
+            use std::io::Write;
+            tmp.write_all(format!("{id}\n{key}").as_bytes())?;
+            tmp.persist(file).map_err(|e| e.error)
+        });
+        if written.is_ok() {
+            prune_wheel_keys(dir, WHEEL_KEYS_KEPT);
+        }
     }
     Ok((key, Some(bytes)))
+}
+
+/// Keeps the `max` most recently written files of the wheel-key memo.
+fn prune_wheel_keys(dir: &Path, max: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            m.is_file().then(|| (m.modified().ok(), e.path()))
+        })
+        .collect();
+    if files.len() <= max {
+        return;
+    }
+    files.sort();
+    for (_, path) in &files[..files.len() - max] {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// A file's size and modification time (ns), as `<size>:<mtime>`: what a
@@ -511,6 +580,58 @@ mod tests {
             .count();
         assert_eq!(left, WHEELS_KEPT);
         assert!(in_use.exists());
+    }
+
+    #[test]
+    fn a_wheels_key_is_remembered_on_disk_until_the_wheel_changes() {
+        use sha2::{Digest, Sha256};
+        let t = tempfile::tempdir().unwrap();
+        let wheel = t.path().join("w-1.0-py3-none-any.whl");
+        let memo = t.path().join("wheel-keys");
+        std::fs::write(&wheel, b"first").unwrap();
+        let first = hex::encode(Sha256::digest(b"first"));
+        let forget = || {
+            WHEEL_KEYS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap()
+                .remove(&wheel);
+        };
+        // Hashed (bytes read) and written to the memo.
+        let (key, bytes) = wheel_key(&wheel, Some(&memo)).unwrap();
+        assert_eq!(
+            (key.as_str(), bytes.as_deref()),
+            (first.as_str(), Some(&b"first"[..]))
+        );
+        let files: Vec<_> = std::fs::read_dir(&memo).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1);
+        // A new process (the in-process memo forgotten) takes it from disk:
+        // no bytes read.
+        forget();
+        let (key, bytes) = wheel_key(&wheel, Some(&memo)).unwrap();
+        assert_eq!((key.as_str(), bytes), (first.as_str(), None));
+        // A damaged memo file is not believed.
+        forget();
+        let memo_file = files[0].path();
+        let text = std::fs::read_to_string(&memo_file).unwrap();
+        std::fs::write(&memo_file, &text[..text.len() - 1]).unwrap();
+        let (key, bytes) = wheel_key(&wheel, Some(&memo)).unwrap();
+        assert_eq!((key.as_str(), bytes.is_some()), (first.as_str(), true));
+        // A wheel written again (new stamp) is hashed again, in this
+        // process and the next.
+        std::fs::write(&wheel, b"second!").unwrap();
+        let second = hex::encode(Sha256::digest(b"second!"));
+        let (key, bytes) = wheel_key(&wheel, Some(&memo)).unwrap();
+        assert_eq!((key.as_str(), bytes.is_some()), (second.as_str(), true));
+        forget();
+        let (key, bytes) = wheel_key(&wheel, Some(&memo)).unwrap();
+        assert_eq!((key.as_str(), bytes), (second.as_str(), None));
+        // The memo keeps the most recently written files.
+        for i in 0..5 {
+            std::fs::write(memo.join(format!("old{i}")), "x").unwrap();
+        }
+        prune_wheel_keys(&memo, 3);
+        assert_eq!(std::fs::read_dir(&memo).unwrap().count(), 3);
     }
 
     #[test]
