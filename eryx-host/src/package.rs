@@ -88,6 +88,15 @@ pub(crate) enum SitePackages {
     None,
     /// One directory, mounted as it is.
     Dir(PathBuf),
+    /// One wheel, mounted straight from its unpacked copy in the cache
+    /// (no private directory of links to make). The shared lock on the
+    /// copy's mark keeps a prune from removing it while sandboxes use it.
+    Unpacked {
+        /// The unpacked copy.
+        dir: PathBuf,
+        /// Holds the shared lock (see [`lock_unpacked`]).
+        _lock: std::fs::File,
+    },
     /// Several packages or wheels, merged into a private directory that
     /// lives as long as the sandboxes using it.
     Merged(tempfile::TempDir),
@@ -98,14 +107,26 @@ impl SitePackages {
     pub(crate) fn dir(&self) -> Option<&Path> {
         match self {
             SitePackages::None => None,
-            SitePackages::Dir(d) => Some(d),
+            SitePackages::Dir(d) | SitePackages::Unpacked { dir: d, .. } => Some(d),
             SitePackages::Merged(t) => Some(t.path()),
         }
     }
 
+    /// Whether this is a directory eryx owns and may add bytecode to (a
+    /// private merge or an unpacked wheel in the cache; not a user's
+    /// directory).
+    pub(crate) fn owned(&self) -> bool {
+        matches!(
+            self,
+            SitePackages::Merged(_) | SitePackages::Unpacked { .. }
+        )
+    }
+
     /// Builds the view of `packages`. With a cache directory, wheels are
-    /// unpacked once into it (see [`unpacked_wheel`]) and the private
-    /// directory is made of hard links into it.
+    /// unpacked once into it (see [`unpacked_wheel`]); a single wheel is
+    /// mounted from there, several are merged into a private directory made
+    /// of hard links into it (a fresh process with numpy's wheel spent ~12
+    /// ms making ~1,000 links and their directories).
     pub(crate) fn assemble(
         packages: &[PathBuf],
         cache: Option<&Path>,
@@ -124,6 +145,13 @@ impl SitePackages {
             crate::scratch::remove_dead_process_dirs(&dir.join("tmp"), &["site-", "unpack-"]);
             Some(dir)
         });
+        if let ([wheel], Some(wheels)) = (packages, &wheels)
+            && wheel.extension().is_some_and(|e| e == "whl")
+            && let Some(dir) = unpacked_wheel(wheel, wheels)?
+            && let Some(lock) = lock_unpacked(&dir)
+        {
+            return Ok(SitePackages::Unpacked { dir, _lock: lock });
+        }
         let prefix = format!("site-{}-", std::process::id());
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix);
@@ -240,6 +268,17 @@ const WHEEL_KEYS_KEPT: usize = 256;
 /// This process's memo of [`wheel_key`]: path -> (stamp, key).
 type KeyMemo = std::sync::Mutex<std::collections::HashMap<PathBuf, (String, String)>>;
 static WHEEL_KEYS: std::sync::OnceLock<KeyMemo> = std::sync::OnceLock::new();
+
+/// A shared lock on an unpacked wheel's mark, taken while sandboxes mount
+/// the copy directly: [`prune_wheels`] skips an entry whose mark it cannot
+/// lock exclusively, and removes one while holding that lock. The copy is
+/// checked again once locked (a prune may have removed it in between);
+/// `None` if it is no longer whole or the lock cannot be taken.
+fn lock_unpacked(dir: &Path) -> Option<std::fs::File> {
+    let mark = std::fs::File::open(dir.join(UNPACKED_MARK)).ok()?;
+    mark.lock_shared().ok()?;
+    intact(dir).then_some(mark)
+}
 
 /// The SHA-256 of a wheel (hex), and its bytes if they were read for it.
 /// Remembered while the file's stamp (device, inode, size, modification and
@@ -632,6 +671,35 @@ mod tests {
         }
         prune_wheel_keys(&memo, 3);
         assert_eq!(std::fs::read_dir(&memo).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn a_mounted_unpacked_wheel_is_not_pruned_until_its_lock_goes() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        std::fs::create_dir_all(w.join("tmp")).unwrap();
+        // Old enough to go, over any cap, and whole (its listed file there).
+        let mounted = entry(w, "mounted", 1, 3600);
+        std::fs::write(mounted.join("f.py"), "x").unwrap();
+        let listing = format!("{} f.py\n", size_and_mtime(&mounted.join("f.py")).unwrap());
+        std::fs::write(mounted.join(UNPACKED_MARK), listing).unwrap();
+        std::fs::File::options()
+            .append(true)
+            .open(mounted.join(UNPACKED_MARK))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+        let other = entry(w, "other", 1, 3600);
+        let lock = lock_unpacked(&mounted).expect("a whole copy can be locked");
+        prune_wheels(w, &w.join("none"), 0);
+        assert!(mounted.join("f.py").exists(), "a mounted copy was pruned");
+        assert!(!other.exists());
+        drop(lock);
+        prune_wheels(w, &w.join("none"), 0);
+        assert!(!mounted.exists());
+        // A damaged copy is not locked for mounting.
+        let damaged = entry(w, "damaged", 1, 0);
+        assert!(lock_unpacked(&damaged).is_none());
     }
 
     #[test]

@@ -427,9 +427,11 @@ impl SandboxBuilder {
             },
         )?;
         let progress = self.progress.unwrap_or_else(|| Arc::new(|_: &str| {}));
-        if let crate::package::SitePackages::Merged(merged) = &site {
+        if site.owned()
+            && let Some(site_dir) = site.dir()
+        {
             let base = crate::engine::cache_key(&bundle, &[]);
-            crate::bytecode::ensure(merged.path(), &dir, &base, &cache, &progress).await;
+            crate::bytecode::ensure(site_dir, &dir, &base, &cache, &progress).await;
         }
         let extensions = match site.dir() {
             Some(dir) => crate::package::extensions(dir)?,

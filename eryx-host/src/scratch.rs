@@ -327,8 +327,18 @@ pub(crate) fn prune_least_recent(
         if dir == keep || recent || (count <= max_count && total <= max_bytes) {
             continue;
         }
+        // An entry that a live sandbox mounts holds a shared lock on its
+        // mark: it stays. Otherwise the exclusive lock is held while the
+        // entry goes, so nobody starts using it half-removed.
+        let held = std::fs::File::open(dir.join(mark));
+        if let Ok(file) = &held
+            && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
+        {
+            continue;
+        }
         let _ = std::fs::remove_file(dir.join(mark));
         let _ = std::fs::remove_dir_all(&dir);
+        drop(held);
         count -= 1;
         total = total.saturating_sub(bytes);
     }

@@ -1566,3 +1566,63 @@ async fn wheels_without_bytecode_get_it_compiled_once() {
         .collect();
     assert_eq!(cached.len(), 1, "the compiled bytecode is cached once");
 }
+
+/// A set of one wheel mounts the wheel's unpacked copy in the cache
+/// directly (no private directory of links): its bytecode is compiled into
+/// that copy once, the guest cannot write to it, and the copy's files are
+/// what the guest imports.
+#[tokio::test]
+async fn a_single_wheel_is_mounted_from_its_unpacked_copy_read_only() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let unique = format!("solo{}", std::process::id());
+    let whl = pure_wheel(dir.path(), &unique, "VALUE = 41\n");
+    let key: String = Sha256::digest(std::fs::read(&whl).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let copy = support::cache_dir().join("wheels").join(&key[..32]);
+    for round in 0..2 {
+        let mut sb = support::builder()
+            .package(&whl)
+            .build()
+            .await
+            .expect("building");
+        let out = sb
+            .execute(&format!(
+                "import os, {unique} as m\n\
+                 print(m.VALUE + 1, m.__cached__, os.path.exists(m.__cached__))\n\
+                 try:\n    open('/site-packages/{unique}.py', 'a').write('X = 1')\n\
+                 except OSError as e:\n    print('read-only:', type(e).__name__)\n\
+                 try:\n    open('/site-packages/new.py', 'w')\n\
+                 except OSError as e:\n    print('read-only:', type(e).__name__)"
+            ))
+            .await
+            .expect("running");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("42 /site-packages/__pycache__/{unique}.cpython-314.pyc True"),
+            "round {round}: {}",
+            out.stdout
+        );
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("read-only:")) && lines.len() == 3,
+            "round {round}: {}",
+            out.stdout
+        );
+        // What the guest imported is the cache's copy, bytecode included.
+        assert!(copy.join(format!("{unique}.py")).is_file());
+        assert!(
+            copy.join(format!("__pycache__/{unique}.cpython-314.pyc"))
+                .is_file(),
+            "round {round}: no bytecode in {}",
+            copy.display()
+        );
+        assert_eq!(
+            std::fs::read_to_string(copy.join(format!("{unique}.py"))).unwrap(),
+            "VALUE = 41\n"
+        );
+        assert!(!copy.join("new.py").exists());
+    }
+}
