@@ -65,6 +65,10 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<ExitCode> {
     // numpy and pydantic for the package rows.
     let wheels = crate::wheel::requirement_lines(crate::wheel::TEST_PACKAGES);
     crate::wheel::wheel(root, &wheels)?;
+    // The CLI needs eryx-host's `cli` feature (`required-features`):
+    // without it this build skipped the `eryx` binary and the rows that run
+    // it measured whatever `target/debug/eryx` was there, however old (or
+    // failed on a clone where none was built yet).
     let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     build.current_dir(root).args([
         "build",
@@ -73,6 +77,8 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<ExitCode> {
         "eryx-host",
         "-p",
         "eryx-bench",
+        "--features",
+        "eryx-host/cli",
         "--bins",
     ]);
     process::run(&mut build, "building the eryx CLI and eryx-bench")?;
