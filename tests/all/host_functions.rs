@@ -250,7 +250,9 @@ w = time.perf_counter()
 while time.perf_counter() - w < 0.2:
     pass
 t3 = time.process_time()
-print(t1 - t0 < 0.1, t2 - t1 < 0.1, 0.15 < t3 - t2 < 1.0)
+# 0.2 s of busy wall time is less CPU time when the VM's CPU is stolen (under
+# 0.15 s once on a busy VM): the bound only tells counted work from none.
+print(t1 - t0 < 0.1, t2 - t1 < 0.1, 0.05 < t3 - t2 < 1.0)
 print(time.thread_time() >= t3, time.process_time_ns() >= int(t3 * 1e9) - 1000)
 print(abs(os.times().user - time.process_time()) < 0.05)
 print(abs(resource.getrusage(resource.RUSAGE_SELF).ru_utime - time.process_time()) < 0.05)
