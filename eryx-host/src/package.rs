@@ -143,6 +143,7 @@ impl SitePackages {
             std::fs::create_dir_all(dir.join("tmp")).ok()?;
             // What a process killed before its clean-up left there.
             crate::scratch::remove_dead_process_dirs(&dir.join("tmp"), &["site-", "unpack-"]);
+            remove_stale(&dir.join("tmp"));
             Some(dir)
         });
         if let ([wheel], Some(wheels)) = (packages, &wheels)
@@ -248,7 +249,7 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     }
     if dir.exists() && !intact(&dir) {
         // A damaged copy (or one half removed by a prune).
-        let _ = std::fs::remove_dir_all(&dir);
+        retire(&dir, wheels);
     }
     if std::fs::rename(tmp.path(), &dir).is_err() && !intact(&dir) {
         return Ok(None);
@@ -268,6 +269,52 @@ const WHEEL_KEYS_KEPT: usize = 256;
 /// This process's memo of [`wheel_key`]: path -> (stamp, key).
 type KeyMemo = std::sync::Mutex<std::collections::HashMap<PathBuf, (String, String)>>;
 static WHEEL_KEYS: std::sync::OnceLock<KeyMemo> = std::sync::OnceLock::new();
+
+/// Takes a damaged unpacked copy out of the way: removed, unless a live
+/// sandbox mounts it (a shared lock on its mark); then it is moved into
+/// `<wheels>/tmp/stale-*` (the sandbox keeps its view: the mount holds the
+/// directory, not its path) and [`remove_stale`] removes it once nobody
+/// holds it.
+fn retire(dir: &Path, wheels: &Path) {
+    let mark = std::fs::File::open(dir.join(UNPACKED_MARK));
+    if let Ok(file) = &mark
+        && let Err(std::fs::TryLockError::WouldBlock) = file.try_lock()
+    {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let aside = wheels
+            .join("tmp")
+            .join(format!("{STALE}{}-{nanos}", std::process::id()));
+        if std::fs::rename(dir, &aside).is_ok() {
+            return;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Prefix of a damaged copy moved aside while in use (see [`retire`]).
+const STALE: &str = "stale-";
+
+/// Removes the copies [`retire`] moved aside that no sandbox holds any more.
+fn remove_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(STALE) {
+            continue;
+        }
+        let dir = entry.path();
+        let mark = std::fs::File::open(dir.join(UNPACKED_MARK));
+        if let Ok(file) = &mark
+            && file.try_lock().is_err()
+        {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
 
 /// A shared lock on an unpacked wheel's mark, taken while sandboxes mount
 /// the copy directly: [`prune_wheels`] skips an entry whose mark it cannot
@@ -700,6 +747,36 @@ mod tests {
         // A damaged copy is not locked for mounting.
         let damaged = entry(w, "damaged", 1, 0);
         assert!(lock_unpacked(&damaged).is_none());
+    }
+
+    #[test]
+    fn a_damaged_copy_in_use_is_moved_aside_until_its_lock_goes() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        let tmp = w.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        // Not in use: removed at once.
+        let idle = entry(w, "idle", 1, 0);
+        retire(&idle, w);
+        assert!(!idle.exists());
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        // In use (a shared lock on its mark, as a mounted copy holds):
+        // moved aside with its files, kept while locked, then swept.
+        let used = entry(w, "used", 1, 0);
+        std::fs::write(used.join("f.py"), "x").unwrap();
+        let lock = std::fs::File::open(used.join(UNPACKED_MARK)).unwrap();
+        lock.lock_shared().unwrap();
+        retire(&used, w);
+        assert!(!used.exists());
+        let aside: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0].file_name().to_string_lossy().starts_with(STALE));
+        assert!(aside[0].path().join("f.py").exists());
+        remove_stale(&tmp);
+        assert!(aside[0].path().join("f.py").exists(), "swept while in use");
+        drop(lock);
+        remove_stale(&tmp);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     }
 
     #[test]
