@@ -604,11 +604,16 @@ fn unpack_wheel_from(
     Ok(())
 }
 
-/// A content hash of every file under `dir` (relative paths and bytes).
+/// A content hash of every file under `dir` (relative paths and bytes),
+/// but an unpacked wheel's mark (its listing holds the times the copy was
+/// unpacked at, which are not the packages' content).
 pub(crate) fn content_hash(dir: &Path) -> Result<String, Error> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     walk_files(dir, &mut |path, rel| {
+        if rel.as_os_str() == UNPACKED_MARK {
+            return Ok(());
+        }
         h.update(rel.to_string_lossy().as_bytes());
         h.update([0]);
         let bytes = read(path)?;
@@ -777,6 +782,20 @@ mod tests {
         drop(lock);
         remove_stale(&tmp);
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_content_hash_leaves_out_an_unpacked_copys_mark() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir_all(d.join("pkg")).unwrap();
+            std::fs::write(d.join("pkg/m.py"), "x = 1\n").unwrap();
+        }
+        std::fs::write(b.join(UNPACKED_MARK), "6:123 pkg/m.py\n").unwrap();
+        assert_eq!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
+        std::fs::write(b.join("pkg/m.py"), "x = 2\n").unwrap();
+        assert_ne!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
     }
 
     #[test]
