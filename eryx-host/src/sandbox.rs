@@ -434,7 +434,14 @@ impl SandboxBuilder {
             crate::bytecode::ensure(site_dir, &dir, &base, &cache, &progress).await;
         }
         let extensions = match site.dir() {
-            Some(dir) => crate::package::extensions(dir)?,
+            Some(dir) => crate::package::extensions(
+                dir,
+                match &cache {
+                    CacheDir::Dir(d) => Some(d.join("ext-digests")),
+                    CacheDir::Disabled => None,
+                }
+                .as_deref(),
+            )?,
             None => Vec::new(),
         };
         let identity = crate::engine::cache_key(&bundle, &extensions);

@@ -748,3 +748,72 @@ async fn a_missing_module_names_what_this_sandbox_links() {
         .unwrap();
     assert_eq!(out.stdout, "fallback\n");
 }
+
+/// An extension's SHA-256 (the set's cache key is made of them) is
+/// remembered in `<cache>/ext-digests/` by the file's stamp, so a process
+/// that reads the same unchanged file does not hash it again; the memo holds
+/// exactly the digest the linker computes, and a rewritten file (new stamp)
+/// gets an entry of its own.
+#[tokio::test]
+async fn extension_digests_are_remembered_by_the_files_stamp() {
+    let pkg = fastsum_package();
+    let so = pkg.path().join("fastsum.cpython-314-wasm32-wasi.so");
+    // A custom section with a nonce: a digest no other test's file has
+    // (tests run side by side on the same cache).
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let name = b"eryx-test-nonce";
+    let mut bytes = std::fs::read(&so).unwrap();
+    bytes.push(0);
+    bytes.push(u8::try_from(1 + name.len() + nonce.len()).unwrap());
+    bytes.push(u8::try_from(name.len()).unwrap());
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(nonce.as_bytes());
+    std::fs::write(&so, &bytes).unwrap();
+    let digest = Extension::new(
+        "/site-packages/fastsum.cpython-314-wasm32-wasi.so",
+        bytes.clone(),
+    )
+    .unwrap()
+    .sha256()
+    .to_owned();
+    // A remembered digest: only a well-formed one, only once.
+    let ext = Extension::new("/site-packages/fastsum.cpython-314-wasm32-wasi.so", bytes).unwrap();
+    assert!(!ext.remember_sha256("not a digest"));
+    assert!(!ext.remember_sha256(&digest.to_uppercase()));
+    assert!(ext.remember_sha256(&digest));
+    assert!(!ext.remember_sha256(&"0".repeat(64)));
+    assert_eq!(ext.sha256(), digest);
+    let memo = cache_dir().join("ext-digests");
+    let holding = || {
+        std::fs::read_dir(&memo)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t == digest))
+                    .map(|e| e.file_name())
+                    .collect::<std::collections::BTreeSet<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let before = holding();
+    let run = || async {
+        let mut sb = builder().package(pkg.path()).build().await.unwrap();
+        sb.execute("import fastsum\nprint(fastsum.fast_sum(10))")
+            .await
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(run().await, "45\n");
+    let first = holding();
+    assert_eq!(first.difference(&before).count(), 1, "one new memo entry");
+    // The same file again: its entry is used, no new one.
+    assert_eq!(run().await, "45\n");
+    assert_eq!(holding(), first);
+    // The file written again (same bytes, new stamp): a new entry, with
+    // the same digest.
+    let bytes = std::fs::read(&so).unwrap();
+    std::fs::remove_file(&so).unwrap();
+    std::fs::write(&so, bytes).unwrap();
+    assert_eq!(run().await, "45\n");
+    assert_eq!(holding().difference(&first).count(), 1);
+}
