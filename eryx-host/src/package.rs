@@ -63,6 +63,7 @@ const EXTENSION_DIGESTS_KEPT: usize = 1024;
 /// gains (numpy's wheel: ~7 ms per process).
 pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<Vec<Extension>, Error> {
     let mut out = Vec::new();
+    let mut wrote = false;
     walk_files(dir, &mut |path, rel| {
         let name = rel
             .file_name()
@@ -78,51 +79,64 @@ pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<Vec<Extensio
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
         let guest = format!("{SITE_PACKAGES}/{}", rel.join("/"));
-        let memo_file = memo
-            .zip(crate::cache::file_stamp(path))
-            .map(|(dir, stamp)| {
-                use sha2::{Digest, Sha256};
-                let name = hex::encode(Sha256::digest(format!("{stamp}\n{guest}").as_bytes()));
-                dir.join(&name[..32])
-            });
+        let id = memo
+            .and(crate::cache::file_stamp(path))
+            .map(|stamp| format!("{stamp}\n{guest}"));
         let bytes = read(path)?;
         let ext = if eryx_linker::is_library_name(&name) {
             Extension::library(guest, bytes)?
         } else {
             Extension::new(guest, bytes)?
         };
-        if let Some(file) = &memo_file {
-            let known = std::fs::read_to_string(file)
-                .is_ok_and(|digest| ext.remember_sha256(digest.trim()));
+        if let (Some(dir), Some(id)) = (memo, &id) {
+            let known = remembered(dir, id).is_some_and(|digest| ext.remember_sha256(&digest));
             if !known {
-                remember_in(file, ext.sha256(), EXTENSION_DIGESTS_KEPT);
+                remember(dir, id, ext.sha256());
+                wrote = true;
             }
         }
         out.push(ext);
         Ok(())
     })?;
+    if let Some(dir) = memo
+        && wrote
+    {
+        prune_memo(dir, EXTENSION_DIGESTS_KEPT);
+    }
     Ok(out)
 }
 
-/// Writes `text` to the memo file `file` (through a temporary file and a
-/// rename: a reader never sees half of one) and keeps the `max` most
-/// recently written files of its directory. Best effort: without the memo
-/// the next process computes again.
-fn remember_in(file: &Path, text: &str, max: usize) {
-    let Some(dir) = file.parent() else {
-        return;
-    };
+/// A digest remembered in the memo directory `dir` under `id` (a file's
+/// stamp and whatever else the digest depends on): the file named by the
+/// SHA-256 of `id`, holding the digest in hex. `None` if there is none or
+/// the file does not hold a digest (damaged).
+fn remembered(dir: &Path, id: &str) -> Option<String> {
+    let text = std::fs::read_to_string(memo_path(dir, id)).ok()?;
+    let digest = text.trim();
+    let well_formed = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    well_formed.then(|| digest.to_owned())
+}
+
+/// Remembers `digest` under `id` in `dir` (see [`remembered`]), through a
+/// temporary file and a rename (a reader never sees half of one). Best
+/// effort: without it the next process computes the digest again.
+fn remember(dir: &Path, id: &str, digest: &str) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let written = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
+    let _ = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
         use std::io::Write;
-        tmp.write_all(text.as_bytes())?;
-        tmp.persist(file).map_err(|e| e.error)
+        tmp.write_all(digest.as_bytes())?;
+        tmp.persist(memo_path(dir, id)).map_err(|e| e.error)
     });
-    if written.is_ok() {
-        prune_memo(dir, max);
-    }
+}
+
+fn memo_path(dir: &Path, id: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    dir.join(&hex::encode(Sha256::digest(id.as_bytes()))[..32])
 }
 
 /// Total bytes a set of packages may unpack to (a guard against zip bombs).
@@ -195,10 +209,21 @@ impl SitePackages {
         });
         if let ([wheel], Some(wheels)) = (packages, &wheels)
             && wheel.extension().is_some_and(|e| e == "whl")
-            && let Some(dir) = unpacked_wheel(wheel, wheels)?
-            && let Some(lock) = lock_unpacked(&dir)
         {
-            return Ok(SitePackages::Unpacked { dir, _lock: lock });
+            // The copy is checked once, under the lock (a copy seen before:
+            // ~1,000 files with numpy); only a missing or damaged one goes
+            // through `unpacked_wheel`, and is checked again there.
+            let (dir, _) = copy_dir(wheel, wheels)?;
+            let locked = match lock_unpacked(&dir) {
+                Some(lock) => {
+                    mark_used(&dir);
+                    Some(lock)
+                }
+                None => unpacked_wheel(wheel, wheels)?.and_then(|d| lock_unpacked(&d)),
+            };
+            if let Some(lock) = locked {
+                return Ok(SitePackages::Unpacked { dir, _lock: lock });
+            }
         }
         let prefix = format!("site-{}-", std::process::id());
         let mut builder = tempfile::Builder::new();
@@ -250,17 +275,9 @@ const UNPACKED_MARK: &str = ".eryx-unpacked";
 /// error either way. A cached copy whose files are missing, or of another
 /// size or modification time than when unpacked, is unpacked again.
 fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error> {
-    let memo = wheels.parent().map(|cache| cache.join("wheel-keys"));
-    let (key, bytes) = wheel_key(wheel, memo.as_deref())?;
-    let dir = wheels.join(&key[..32]);
+    let (dir, bytes) = copy_dir(wheel, wheels)?;
     if intact(&dir) {
-        // The LRU clock: the mark's modification time.
-        if let Ok(f) = std::fs::File::options()
-            .append(true)
-            .open(dir.join(UNPACKED_MARK))
-        {
-            let _ = f.set_modified(std::time::SystemTime::now());
-        }
+        mark_used(&dir);
         return Ok(Some(dir));
     }
     let Ok(tmp) = tempfile::Builder::new()
@@ -307,6 +324,24 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
     // A quarter of the cache's cap for unpacked wheels.
     prune_wheels(wheels, &dir, crate::cache::max_bytes_from_env() / 4);
     Ok(Some(dir))
+}
+
+/// Where `wheel`'s unpacked copy is (or goes), `<wheels>/<its SHA-256>`,
+/// and the wheel's bytes if they were read for its digest.
+fn copy_dir(wheel: &Path, wheels: &Path) -> Result<(PathBuf, Option<Vec<u8>>), Error> {
+    let memo = wheels.parent().map(|cache| cache.join("wheel-keys"));
+    let (key, bytes) = wheel_key(wheel, memo.as_deref())?;
+    Ok((wheels.join(&key[..32]), bytes))
+}
+
+/// Moves a copy's LRU clock (its mark's modification time) to now.
+fn mark_used(dir: &Path) {
+    if let Ok(f) = std::fs::File::options()
+        .append(true)
+        .open(dir.join(UNPACKED_MARK))
+    {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }
 
 /// How many wheels' keys [`wheel_key`] remembers on disk (the least
@@ -393,37 +428,27 @@ fn wheel_key(wheel: &Path, memo: Option<&Path>) -> Result<(String, Option<Vec<u8
     {
         return Ok((key.clone(), None));
     }
-    // The memo file: named by the wheel's absolute path; holds the stamp
-    // and the key, each on a line.
-    let memo_file = memo.zip(identity.as_ref()).map(|(dir, _)| {
-        let absolute = std::path::absolute(wheel).unwrap_or_else(|_| wheel.to_path_buf());
-        let name = hex::encode(Sha256::digest(absolute.as_os_str().as_encoded_bytes()));
-        dir.join(&name[..32])
-    });
-    let remember = |key: &str| {
+    let remember_here = |key: &str| {
         if let Some(id) = &identity {
             keys.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(wheel.to_path_buf(), (id.clone(), key.to_owned()));
         }
     };
-    if let (Some(file), Some(id)) = (&memo_file, &identity)
-        && let Ok(text) = std::fs::read_to_string(file)
-        && let Some((stamp, key)) = text.split_once('\n')
-        && stamp == id
-        && key.len() == 64
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    // On disk by the stamp alone: device and inode name the file, and the
+    // digest depends on nothing else.
+    if let (Some(dir), Some(id)) = (memo, &identity)
+        && let Some(key) = remembered(dir, id)
     {
-        remember(key);
-        return Ok((key.to_owned(), None));
+        remember_here(&key);
+        return Ok((key, None));
     }
     let bytes = read(wheel)?;
     let key = hex::encode(Sha256::digest(&bytes));
-    remember(&key);
-    if let (Some(file), Some(id)) = (&memo_file, &identity) {
-        remember_in(file, &format!("{id}\n{key}"), WHEEL_KEYS_KEPT);
+    remember_here(&key);
+    if let (Some(dir), Some(id)) = (memo, &identity) {
+        remember(dir, id, &key);
+        prune_memo(dir, WHEEL_KEYS_KEPT);
     }
     Ok((key, Some(bytes)))
 }
