@@ -60,7 +60,9 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     wheelhouse: Vec<PathBuf>,
     /// Import MODULE while pre-initialising, so every run finds it loaded
-    /// (e.g. `--preimport numpy`). Repeatable; ignored with --no-preinit.
+    /// (e.g. `--preimport numpy`); a package's lazily exported names (its
+    /// `__all__`, e.g. pydantic's `BaseModel`) are loaded too. Repeatable;
+    /// ignored with --no-preinit.
     #[arg(long, value_name = "MODULE")]
     preimport: Vec<String>,
     /// Restore the session from FILE if it exists, and save it back after the run.

@@ -256,7 +256,11 @@ impl SandboxBuilder {
     }
 
     /// Modules imported during pre-initialisation (e.g. `["json", "re"]`),
-    /// so that sandboxes find them loaded. Names must be dotted
+    /// so that sandboxes find them loaded. A package that exports its API
+    /// lazily (a module `__getattr__`, as pydantic does for `BaseModel`)
+    /// also has the names in its `__all__` looked up then, except those
+    /// that are submodules (numpy's `f2py`: name them to pre-import them
+    /// too); a lookup that fails is skipped. Names must be dotted
     /// identifiers; one that fails to import fails the build. Ignored with
     /// `.preinit(false)`.
     pub fn preimport<I, S>(mut self, modules: I) -> SandboxBuilder

@@ -1812,3 +1812,42 @@ def restore(payload):
     clear()
     __main__.__dict__.update(new)
     return None
+
+
+def preimport(name):
+    """Imports the module `name` while the sandbox is pre-initialised.
+
+    A package that loads its public names lazily (PEP 562 `__getattr__`, as
+    pydantic does for `BaseModel` and the rest of its API) would otherwise
+    leave the work to every run: the names in its `__all__` that are not
+    bound yet are looked up once here, so the snapshot has them loaded. A
+    name that is also a submodule (numpy's `f2py`, `testing`) is left to be
+    imported on demand, as the package meant (pre-import it by name to have
+    it loaded); one whose lookup fails stays unresolved, silently. Warnings
+    raised by the lookups are not shown (a deprecated alias in `__all__`).
+    """
+    import importlib
+    import importlib.util
+    import warnings
+
+    module = importlib.import_module(name)
+    names = getattr(module, "__all__", None)
+    if isinstance(names, (list, tuple)):
+        package = hasattr(module, "__path__")
+        lazy = [n for n in names if isinstance(n, str) and n not in vars(module)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for attr in lazy:
+                try:
+                    if package and importlib.util.find_spec(f"{name}.{attr}") is not None:
+                        continue
+                    getattr(module, attr)
+                except Exception:
+                    pass
+    # The import system remembers a finder per path entry. Imports that
+    # missed the stdlib also looked in `/site-packages`, which at this point
+    # is absent or another package set's (a snapshot without pre-imports of
+    # the user's own is shared by every set): its entry is dropped, so each
+    # sandbox looks at its own. The stdlib's stays (its listing is part of
+    # what the snapshot saves).
+    sys.path_importer_cache.pop(_SITE_PACKAGES, None)

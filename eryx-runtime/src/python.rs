@@ -522,46 +522,29 @@ fn freeze_startup_objects(py: Python) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Imports the modules named in `ERYX_PREIMPORT` (comma-separated). The
+/// Imports the modules named in `ERYX_PREIMPORT` (comma-separated) through
+/// the prelude's `preimport` (which also loads a package's lazily exported
+/// names and forgets the import system's finder for `/site-packages`). The
 /// host sets it only in the store it pre-initialises a component in (a
 /// sandbox's environment is empty), so that the snapshot has them loaded.
 fn preimport(py: Python, list: &str) -> Result<(), Failure> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: interpreter running, GIL held (token); the prelude is loaded
+    // (in `sys.modules`) and the names are NUL-terminated.
+    let prelude = py.own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })?;
+    // SAFETY: as above; a live module object.
+    let import =
+        py.own(unsafe { ffi::PyObject_GetAttrString(prelude.as_ptr(), c"preimport".as_ptr()) })?;
     #[allow(
         clippy::manual_pattern_char_comparison,
         reason = "`split(',')` searches with `memchr`: ~1 KB more of the runtime"
     )]
     for name in list.split(|c| c == ',').filter(|n| !n.is_empty()) {
-        let c_name = crate::nul_terminated(name)
-            .ok_or_else(|| Failure(["bad module name `", name, "`"].concat()))?;
-        // SAFETY: interpreter running, GIL held (token); NUL-terminated name.
-        let module = unsafe { ffi::PyImport_ImportModule(c_name.as_ptr().cast()) };
-        py.own(module)
+        py.call(&import, vec![py.new_str(name)?])
             .map_err(|e| Failure(["pre-import of `", name, "` raised ", e.message()].concat()))?;
     }
-    if list.is_empty() {
-        return Ok(());
-    }
-    // The import system remembers a finder per path entry. Imports that
-    // missed the stdlib also looked in `/site-packages`, which at this point
-    // is absent or another package set's (a snapshot without pre-imports of
-    // the user's own is shared by every set): its entry is dropped, so each
-    // sandbox looks at its own. The stdlib's stays (its listing is part of
-    // what the snapshot saves).
-    let attr = |obj: &Obj, name: &std::ffi::CStr| {
-        // SAFETY: interpreter running, GIL held (token); a live object and a
-        // NUL-terminated name.
-        py.own(unsafe { ffi::PyObject_GetAttrString(obj.as_ptr(), name.as_ptr()) })
-    };
-    // SAFETY: as above.
-    let sys = py.own(unsafe { ffi::PyImport_ImportModule(c"sys".as_ptr()) })?;
-    let pop = attr(&attr(&sys, c"path_importer_cache")?, c"pop")?;
-    py.call(
-        &pop,
-        vec![
-            py.new_str(crate::world::SITE_PACKAGES)?,
-            py.retain(py.none()),
-        ],
-    )?;
     Ok(())
 }
 

@@ -94,6 +94,64 @@ async fn bad_preimports_fail_the_build_naming_them() {
     assert!(msg.contains("--no-preinit"), "the fix is named: {msg}");
 }
 
+/// A package that exports its API lazily (PEP 562 `__getattr__`, as
+/// pydantic does) has the names in its `__all__` loaded by the pre-import;
+/// a name that is a submodule stays on demand, a lookup that fails is
+/// skipped, and nothing is bound in the sandbox's namespace.
+#[tokio::test]
+async fn preimports_load_a_packages_lazy_exports_but_not_its_submodules() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("lazy_api");
+    std::fs::create_dir(&pkg).unwrap();
+    std::fs::write(
+        pkg.join("__init__.py"),
+        "__all__ = ['Model', 'extras', 'broken', 'Old']\n\
+         def __getattr__(name):\n\
+         \x20   import importlib, warnings\n\
+         \x20   if name == 'Model':\n\
+         \x20       return importlib.import_module('._model', __name__).Model\n\
+         \x20   if name == 'extras':\n\
+         \x20       return importlib.import_module('.extras', __name__)\n\
+         \x20   if name == 'Old':\n\
+         \x20       warnings.warn('Old is deprecated', FutureWarning, stacklevel=2)\n\
+         \x20       return importlib.import_module('._model', __name__).Model\n\
+         \x20   if name == 'broken':\n\
+         \x20       raise RuntimeError('not available here')\n\
+         \x20   raise AttributeError(name)\n",
+    )
+    .unwrap();
+    std::fs::write(pkg.join("_model.py"), "class Model:\n    pass\n").unwrap();
+    std::fs::write(pkg.join("extras.py"), "LOADED = True\n").unwrap();
+    let mut sb = builder()
+        .package(site.path())
+        .preimport(["lazy_api"])
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    let out = sb
+        .execute(
+            "import sys\n\
+             print('lazy_api._model' in sys.modules, 'lazy_api.extras' in sys.modules, \
+             'lazy_api' in globals())\n\
+             from lazy_api import Model, extras\n\
+             print(Model.__name__, extras.LOADED)\n\
+             import warnings\n\
+             with warnings.catch_warnings(record=True) as caught:\n\
+             \x20   warnings.simplefilter('always')\n\
+             \x20   import lazy_api\n\
+             \x20   lazy_api.Old\n\
+             print([str(w.message) for w in caught])",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout, "True False False\nModel True\n['Old is deprecated']\n",
+        "stderr: {}",
+        out.stderr
+    );
+}
+
 /// A new extension set with the default policy: the first sandbox starts
 /// Python itself (no waiting for a snapshot), the snapshot is built on a
 /// background thread, and sandboxes built once it is ready use it.
