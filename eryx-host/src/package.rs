@@ -149,12 +149,17 @@ pub(crate) enum SitePackages {
     None,
     /// One directory, mounted as it is.
     Dir(PathBuf),
-    /// One wheel, mounted straight from its unpacked copy in the cache
-    /// (no private directory of links to make). The shared lock on the
-    /// copy's mark keeps a prune from removing it while sandboxes use it.
+    /// One wheel, mounted straight from its unpacked copy in the cache (no
+    /// private directory of links to make), or several wheels from their
+    /// merged tree in the cache (made once per set, see [`unpacked_set`]).
+    /// The shared lock on the directory's mark keeps a prune from removing
+    /// it while sandboxes use it.
     Unpacked {
-        /// The unpacked copy.
+        /// The unpacked copy or merged tree.
         dir: PathBuf,
+        /// What its content is made from: the wheels' SHA-256s (see
+        /// [`SitePackages::content_key`]).
+        key: String,
         /// Holds the shared lock (see [`lock_unpacked`]).
         _lock: std::fs::File,
     },
@@ -173,6 +178,19 @@ impl SitePackages {
         }
     }
 
+    /// A key for what the mounted files hold, when it is known without
+    /// reading them: an unpacked copy or merged tree holds its wheels'
+    /// files (checked against its listing when it was locked), and the
+    /// bytecode made from them. The pre-imports' snapshot is keyed on it
+    /// instead of [`content_hash`] (which read and hashed every file of
+    /// numpy's copy, ~45 ms of every `--preimport numpy` run).
+    pub(crate) fn content_key(&self) -> Option<&str> {
+        match self {
+            SitePackages::Unpacked { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
     /// Whether this is a directory eryx owns and may add bytecode to (a
     /// private merge or an unpacked wheel in the cache; not a user's
     /// directory).
@@ -185,9 +203,11 @@ impl SitePackages {
 
     /// Builds the view of `packages`. With a cache directory, wheels are
     /// unpacked once into it (see [`unpacked_wheel`]); a single wheel is
-    /// mounted from there, several are merged into a private directory made
-    /// of hard links into it (a fresh process with numpy's wheel spent ~12
-    /// ms making ~1,000 links and their directories).
+    /// mounted from there, several from their merged tree there (made once:
+    /// see [`unpacked_set`]). Sets with directories in them are merged into
+    /// a private directory of hard links into the copies, per process (a
+    /// fresh process with numpy's wheel spent ~12 ms making ~1,000 links
+    /// and their directories).
     pub(crate) fn assemble(
         packages: &[PathBuf],
         cache: Option<&Path>,
@@ -207,22 +227,37 @@ impl SitePackages {
             remove_stale(&dir.join("tmp"));
             Some(dir)
         });
-        if let ([wheel], Some(wheels)) = (packages, &wheels)
-            && wheel.extension().is_some_and(|e| e == "whl")
+        if let Some(wheels) = &wheels
+            && packages.iter().all(|p| is_wheel(p))
         {
-            // The copy is checked once, under the lock (a copy seen before:
-            // ~1,000 files with numpy); only a missing or damaged one goes
-            // through `unpacked_wheel`, and is checked again there.
-            let (dir, _) = copy_dir(wheel, wheels)?;
+            // A copy or tree seen before is checked once, under the lock
+            // (~1,000 files with numpy); only a missing or damaged one is
+            // made again (and checked again there).
+            let (dir, key) = match packages {
+                [wheel] => {
+                    let (dir, _) = copy_dir(wheel, wheels)?;
+                    let key = dir_key(&dir);
+                    (dir, key)
+                }
+                _ => set_dir(packages, wheels)?,
+            };
             let locked = match lock_unpacked(&dir) {
                 Some(lock) => {
                     mark_used(&dir);
                     Some(lock)
                 }
-                None => unpacked_wheel(wheel, wheels)?.and_then(|d| lock_unpacked(&d)),
+                None => match packages {
+                    [wheel] => unpacked_wheel(wheel, wheels)?,
+                    _ => unpacked_set(packages, &dir, wheels)?,
+                }
+                .and_then(|d| lock_unpacked(&d)),
             };
             if let Some(lock) = locked {
-                return Ok(SitePackages::Unpacked { dir, _lock: lock });
+                return Ok(SitePackages::Unpacked {
+                    dir,
+                    key,
+                    _lock: lock,
+                });
             }
         }
         let prefix = format!("site-{}-", std::process::id());
@@ -241,7 +276,7 @@ impl SitePackages {
         for package in packages {
             if package.is_dir() {
                 merge_dir(package, package, package, merged.path(), &mut owners)?;
-            } else if package.extension().is_some_and(|e| e == "whl") {
+            } else if is_wheel(package) {
                 match wheels
                     .as_deref()
                     .and_then(|dir| unpacked_wheel(package, dir).transpose())
@@ -261,9 +296,111 @@ impl SitePackages {
     }
 }
 
-/// How many unpacked wheels the cache keeps at most (least recently used
-/// go first; see [`prune_wheels`] for the size cap).
-const WHEELS_KEPT: usize = 32;
+/// Whether `path` names a wheel (by its extension; a directory is a package
+/// laid out like an unpacked wheel).
+fn is_wheel(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "whl") && !path.is_dir()
+}
+
+/// How many unpacked wheels and merged sets the cache keeps at most (least
+/// recently used go first; see [`prune_wheels`] for the size cap). Room for
+/// a wheelhouse of test packages (45 wheels) and the sets made from it.
+const WHEELS_KEPT: usize = 64;
+
+/// The [`SitePackages::content_key`] of a single wheel's copy
+/// (`<wheels>/<first 32 hex digits of its SHA-256>`).
+fn dir_key(dir: &Path) -> String {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("wheel {name}")
+}
+
+/// Where the merged tree of a set of several wheels is (or goes),
+/// `<wheels>/set-<digest>`, and its content key: a digest of the wheels'
+/// SHA-256s, in sorted order (the merge refuses two wheels shipping one
+/// file, so the order changes nothing in the tree).
+fn set_dir(packages: &[PathBuf], wheels: &Path) -> Result<(PathBuf, String), Error> {
+    use sha2::{Digest, Sha256};
+    let memo = wheels.parent().map(|cache| cache.join("wheel-keys"));
+    let mut keys = packages
+        .iter()
+        .map(|w| Ok(wheel_key(w, memo.as_deref())?.0))
+        .collect::<Result<Vec<_>, Error>>()?;
+    keys.sort();
+    let mut h = Sha256::new();
+    h.update(b"eryx merged wheels v1\n");
+    for key in &keys {
+        h.update(key.as_bytes());
+        h.update(b"\n");
+    }
+    let digest = hex::encode(h.finalize());
+    Ok((
+        wheels.join(format!("{SET_PREFIX}{}", &digest[..32])),
+        format!("wheels {digest}"),
+    ))
+}
+
+/// The name prefix of a merged set's tree in `<wheels>`.
+const SET_PREFIX: &str = "set-";
+
+/// Makes the merged tree of several wheels at `dir` (see [`set_dir`]): the
+/// files of their unpacked copies hard-linked into one directory once (a
+/// wheelhouse of 45 test wheels: ~7,500 links, made and removed again in
+/// every process before), with a listing as a copy has, so that the tree
+/// is checked, locked, pruned and retired as a copy is. Each process then
+/// mounts it as it is; bytecode the first use adds stays in it. `Ok(None)`
+/// if the cache cannot be written (the caller merges privately); two
+/// wheels shipping one file is an error either way.
+fn unpacked_set(packages: &[PathBuf], dir: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error> {
+    let Ok(tmp) = tempfile::Builder::new()
+        .prefix(&format!("site-{}-", std::process::id()))
+        .tempdir_in(wheels.join("tmp"))
+    else {
+        return Ok(None);
+    };
+    let mut owners = std::collections::HashMap::new();
+    for wheel in packages {
+        let Some(copy) = unpacked_wheel(wheel, wheels)? else {
+            return Ok(None);
+        };
+        merge_dir(wheel, &copy, &copy, tmp.path(), &mut owners)?;
+    }
+    finish_unpacked(tmp, owners.into_keys().collect(), dir, wheels)
+}
+
+/// Writes the listing of `files` (relative paths in `tmp`) as `tmp`'s mark
+/// and renames `tmp` to `dir` (retiring a damaged `dir` first); `dir` if it
+/// is whole then (ours, or one a concurrent process put there first).
+fn finish_unpacked(
+    tmp: tempfile::TempDir,
+    mut files: Vec<PathBuf>,
+    dir: &Path,
+    wheels: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    files.sort();
+    let mut listing = String::new();
+    for rel in files {
+        let Some(stamp) = size_and_mtime(&tmp.path().join(&rel)) else {
+            return Ok(None);
+        };
+        listing.push_str(&format!("{stamp} {}\n", rel.display()));
+    }
+    if std::fs::write(tmp.path().join(UNPACKED_MARK), listing).is_err() {
+        return Ok(None);
+    }
+    if dir.exists() && !intact(dir) {
+        // A damaged copy (or one half removed by a prune).
+        retire(dir, wheels);
+    }
+    if std::fs::rename(tmp.path(), dir).is_err() && !intact(dir) {
+        return Ok(None);
+    }
+    // Renamed: nothing left for the guard to remove (a lost race leaves
+    // ours to it).
+    drop(tmp);
+    // A quarter of the cache's cap for unpacked wheels and merged sets.
+    prune_wheels(wheels, dir, crate::cache::max_bytes_from_env() / 4);
+    Ok(Some(dir.to_path_buf()))
+}
 
 /// Marks a completely unpacked wheel in the cache (written last).
 const UNPACKED_MARK: &str = ".eryx-unpacked";
@@ -299,31 +436,7 @@ fn unpacked_wheel(wheel: &Path, wheels: &Path) -> Result<Option<PathBuf>, Error>
         &mut owners,
         &mut total,
     )?;
-    let mut listing = String::new();
-    let mut rels: Vec<_> = owners.into_keys().collect();
-    rels.sort();
-    for rel in rels {
-        let Some(stamp) = size_and_mtime(&tmp.path().join(&rel)) else {
-            return Ok(None);
-        };
-        listing.push_str(&format!("{stamp} {}\n", rel.display()));
-    }
-    if std::fs::write(tmp.path().join(UNPACKED_MARK), listing).is_err() {
-        return Ok(None);
-    }
-    if dir.exists() && !intact(&dir) {
-        // A damaged copy (or one half removed by a prune).
-        retire(&dir, wheels);
-    }
-    if std::fs::rename(tmp.path(), &dir).is_err() && !intact(&dir) {
-        return Ok(None);
-    }
-    // Renamed: nothing left for the guard to remove (a lost race leaves
-    // ours to it).
-    drop(tmp);
-    // A quarter of the cache's cap for unpacked wheels.
-    prune_wheels(wheels, &dir, crate::cache::max_bytes_from_env() / 4);
-    Ok(Some(dir))
+    finish_unpacked(tmp, owners.into_keys().collect(), &dir, wheels)
 }
 
 /// Where `wheel`'s unpacked copy is (or goes), `<wheels>/<its SHA-256>`,

@@ -470,10 +470,12 @@ impl SandboxBuilder {
             imports.sort();
             imports.dedup();
             // Pre-imports may come from the packages, whose Python files
-            // are not part of the component's key: key on their content.
-            let site_hash = match (imports.is_empty(), site.dir()) {
-                (false, Some(dir)) => crate::package::content_hash(dir)?,
-                _ => String::new(),
+            // are not part of the component's key: key on their content
+            // (the wheels' digests when the mount is their checked copy).
+            let site_hash = match (imports.is_empty(), site.content_key(), site.dir()) {
+                (true, ..) | (false, None, None) => String::new(),
+                (false, Some(key), _) => key.to_owned(),
+                (false, None, Some(dir)) => crate::package::content_hash(dir)?,
             };
             Some(crate::engine::Preinit {
                 stdlib: stdlib.clone(),

@@ -1626,3 +1626,78 @@ async fn a_single_wheel_is_mounted_from_its_unpacked_copy_read_only() {
         assert!(!copy.join("new.py").exists());
     }
 }
+
+/// A set of several wheels is mounted from one merged tree in the cache
+/// (`wheels/set-*`), made once and reused by later builds whatever the
+/// order the wheels come in: the same files (inodes), the bytecode the
+/// first build compiled into it, read-only to the guest. A tree whose
+/// files were changed is made again from the wheels.
+#[tokio::test]
+async fn a_set_of_wheels_is_mounted_from_one_merged_tree_made_once() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let a_name = format!("seta{}", std::process::id());
+    let b_name = format!("setb{}", std::process::id());
+    let a = pure_wheel(dir.path(), &a_name, "VALUE = 41\n");
+    let b = pure_wheel(dir.path(), &b_name, "def f():\n    return 1\n");
+    let wheels = support::cache_dir().join("wheels");
+    // The set's tree: the `set-*` directory holding both modules.
+    let tree = || -> Vec<PathBuf> {
+        std::fs::read_dir(&wheels)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().unwrap().to_string_lossy().starts_with("set-")
+                    && p.join(format!("{a_name}.py")).is_file()
+                    && p.join(format!("{b_name}.py")).is_file()
+            })
+            .collect()
+    };
+    let code = format!(
+        "import {a_name} as a, {b_name} as b\n\
+         print(a.VALUE + b.f(), a.__cached__)\n\
+         try:\n    open('/site-packages/new.py', 'w')\n\
+         except OSError as e:\n    print('read-only:', type(e).__name__)"
+    );
+    let run = |first: PathBuf, second: PathBuf| {
+        let code = code.clone();
+        async move {
+            let mut sb = support::builder()
+                .package(&first)
+                .package(&second)
+                .build()
+                .await
+                .expect("building");
+            sb.execute(&code).await.expect("running").stdout
+        }
+    };
+    let expected = format!(
+        "42 /site-packages/__pycache__/{a_name}.cpython-314.pyc\nread-only: PermissionError\n"
+    );
+    assert_eq!(run(a.clone(), b.clone()).await, expected);
+    let made = tree();
+    assert_eq!(made.len(), 1, "one merged tree: {made:?}");
+    let made = made.into_iter().next().unwrap();
+    let source = made.join(format!("{a_name}.py"));
+    let inode = std::fs::metadata(&source).unwrap().ino();
+    let pyc = made.join(format!("__pycache__/{a_name}.cpython-314.pyc"));
+    assert!(pyc.is_file(), "the bytecode stays in {}", made.display());
+    let pyc_inode = std::fs::metadata(&pyc).unwrap().ino();
+
+    // Again, the other way round: the same tree, not made again.
+    assert_eq!(run(b.clone(), a.clone()).await, expected);
+    assert_eq!(tree(), vec![made.clone()]);
+    assert_eq!(std::fs::metadata(&source).unwrap().ino(), inode);
+    assert_eq!(std::fs::metadata(&pyc).unwrap().ino(), pyc_inode);
+    assert!(!made.join("new.py").exists());
+
+    // Changed in place (through the tree: its files are the copies'): the
+    // next build makes the copy and the tree again from the wheel.
+    std::fs::write(&source, "VALUE = 1000\n").unwrap();
+    assert_eq!(run(a.clone(), b.clone()).await, expected);
+    assert_eq!(
+        std::fs::read_to_string(made.join(format!("{a_name}.py"))).unwrap(),
+        "VALUE = 41\n"
+    );
+}
