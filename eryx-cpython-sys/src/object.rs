@@ -43,4 +43,8 @@ unsafe extern "C" {
         o: *mut PyObject,
         name: *const core::ffi::c_char,
     ) -> *mut PyObject;
+    /// `_Py_SetImmortal` (exported, not in the limited API): makes `o`
+    /// immortal (PEP 683: its reference count is no longer written, it is
+    /// never freed) and takes it out of the garbage collector's lists.
+    pub fn _Py_SetImmortal(o: *mut PyObject);
 }

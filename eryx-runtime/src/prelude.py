@@ -1851,3 +1851,33 @@ def preimport(name):
     # sandbox looks at its own. The stdlib's stays (its listing is part of
     # what the snapshot saves).
     sys.path_importer_cache.pop(_SITE_PACKAGES, None)
+
+
+def settle(reachable):
+    """`gc.collect(); gc.freeze()` at the end of start-up (see the runtime's
+    `freeze_startup_objects`). With `reachable`, returns a tuple of every
+    object reachable from the collector's objects (found through
+    `gc.get_referents`: modules, functions, code, types, dicts and the
+    strings, numbers and tuples they hold), which the runtime then makes
+    immortal; it is not among them itself."""
+    import gc
+
+    gc.collect()
+    found = None
+    if reachable:
+        # Breadth first, `found` its own work list: each object is listed
+        # once (what is allocated here stays in the snapshot's heap).
+        found = gc.get_objects()
+        seen = set(map(id, found))
+        i = 0
+        while i < len(found):
+            for obj in gc.get_referents(found[i]):
+                key = id(obj)
+                if key not in seen:
+                    seen.add(key)
+                    found.append(obj)
+            i += 1
+        del seen
+        found = tuple(found)
+    gc.freeze()
+    return found

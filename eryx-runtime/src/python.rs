@@ -504,20 +504,34 @@ fn start() -> Result<Prelude, Failure> {
     Ok(prelude)
 }
 
-/// `gc.collect(); gc.freeze()`: what start-up made (the stdlib's modules,
-/// the pre-imports: ~17,500 tracked objects) leaves the collector's
-/// generations. A pre-initialised snapshot holds them; without this every
-/// collection in every sandbox walked them again (CPython 3.14's
-/// incremental collector scans a slice of the old generation with each
-/// young one), writing their headers and so copying the snapshot's pages
-/// into each sandbox.
+/// The prelude's `settle`: `gc.collect(); gc.freeze()`, so what start-up
+/// made (the stdlib's modules, the pre-imports: ~17,500 tracked objects)
+/// leaves the collector's generations. A pre-initialised snapshot holds
+/// them; without this every collection in every sandbox walked them again
+/// (CPython 3.14's incremental collector scans a slice of the old
+/// generation with each young one), writing their headers and so copying
+/// the snapshot's pages into each sandbox. When pre-initialising, every
+/// object reachable from them is then made immortal (PEP 683), as
+/// pre-fork servers do before forking: a sandbox no longer writes the
+/// reference counts of the objects it uses from the snapshot, each write
+/// of which copied a page of the snapshot's heap into that sandbox.
 fn freeze_startup_objects(py: Python) -> Result<(), Failure> {
-    // SAFETY: interpreter running, GIL held (token).
-    let gc = py.own(unsafe { ffi::PyImport_ImportModule(c"gc".as_ptr()) })?;
-    for name in [c"collect", c"freeze"] {
-        // SAFETY: as above; a live module and a NUL-terminated name.
-        let f = py.own(unsafe { ffi::PyObject_GetAttrString(gc.as_ptr(), name.as_ptr()) })?;
-        py.call(&f, Vec::new())?;
+    // SAFETY: interpreter running, GIL held (token); the prelude is loaded.
+    let prelude = py.own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })?;
+    // SAFETY: as above; a live module object and a NUL-terminated name.
+    let settle =
+        py.own(unsafe { ffi::PyObject_GetAttrString(prelude.as_ptr(), c"settle".as_ptr()) })?;
+    let immortal = ENVIRON_STALE.load(Ordering::Relaxed);
+    let found = py.call(&settle, vec![py.bool_obj(immortal)])?;
+    if !immortal {
+        return Ok(());
+    }
+    // SAFETY: as above; `settle` returned a tuple when asked for objects.
+    let n = unsafe { ffi::PyTuple_Size(found.as_ptr()) };
+    for i in 0..n.max(0) {
+        // SAFETY: as above; `i` is in range, the item is borrowed from the
+        // live tuple and stays alive (immortal from here on).
+        unsafe { ffi::_Py_SetImmortal(ffi::PyTuple_GetItem(found.as_ptr(), i)) };
     }
     Ok(())
 }

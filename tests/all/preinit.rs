@@ -94,6 +94,36 @@ async fn bad_preimports_fail_the_build_naming_them() {
     assert!(msg.contains("--no-preinit"), "the fix is named: {msg}");
 }
 
+/// A pre-initialised snapshot's objects are immortal (PEP 683: a sandbox
+/// does not write their reference counts, so it does not copy their pages);
+/// what a sandbox makes is not, and is freed as usual. Python started in
+/// the sandbox makes nothing immortal.
+#[tokio::test]
+async fn a_snapshots_objects_are_immortal_and_a_sandboxs_own_are_not() {
+    let code = "import sys, json, weakref, gc\n\
+                class Box: pass\n\
+                b = Box(); gone = []\n\
+                r = weakref.ref(b, lambda _: gone.append(1))\n\
+                del b; gc.collect()\n\
+                print(sys._is_immortal(json), sys._is_immortal(json.dumps), \
+                sys._is_immortal(sys.modules), sys._is_immortal(Box), gone)";
+    let mut sb = builder()
+        .snapshot_policy(eryx_host::SnapshotPolicy::Wait)
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    let out = sb.execute(code).await.unwrap();
+    assert_eq!(out.stdout, "True True True False [1]\n", "{}", out.stderr);
+    let mut plain = builder().preinit(false).build().await.unwrap();
+    let out = plain.execute(code).await.unwrap();
+    assert_eq!(
+        out.stdout, "False False False False [1]\n",
+        "{}",
+        out.stderr
+    );
+}
+
 /// A package that exports its API lazily (PEP 562 `__getattr__`, as
 /// pydantic does) has the names in its `__all__` loaded by the pre-import;
 /// a name that is a submodule stays on demand, a lookup that fails is
