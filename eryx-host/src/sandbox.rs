@@ -261,7 +261,9 @@ impl SandboxBuilder {
     /// also has the names in its `__all__` looked up then, except those
     /// that are submodules (numpy's `f2py`: name them to pre-import them
     /// too); a lookup that fails is skipped. Names must be dotted
-    /// identifiers; one that fails to import fails the build. Ignored with
+    /// identifiers; one that fails to import fails the build, and so does
+    /// a package set that cannot be pre-initialised (one with C++
+    /// exception code: see [`Sandbox::snapshottable`]). Ignored with
     /// `.preinit(false)`.
     pub fn preimport<I, S>(mut self, modules: I) -> SandboxBuilder
     where
@@ -484,7 +486,21 @@ impl SandboxBuilder {
                 site_hash,
             })
         };
-        let snapshottable = crate::engine::snapshot_blocker(&extensions).is_none();
+        let blocker = crate::engine::snapshot_blocker(&extensions);
+        if let (Some(ext), false, false) = (blocker, self.no_preinit, self.preimports.is_empty()) {
+            // Pre-imports live in the snapshot; without one they would be
+            // dropped without a word.
+            return Err(Error::Preinit {
+                message: format!(
+                    "cannot pre-import `{}`: this package set cannot be pre-initialised \
+                     ({} has C++ exception code, which wasmtime's wizer cannot snapshot); \
+                     import the modules in the code instead, or leave that package out",
+                    self.preimports.join("`, `"),
+                    ext.guest_path()
+                ),
+            });
+        }
+        let snapshottable = blocker.is_none();
         let prepared = prepare(
             &bundle,
             &extensions,

@@ -322,6 +322,25 @@ async fn kiwisolver_reports_its_cpp_exceptions_as_python_exceptions() {
     // starts no background snapshot build).
     assert!(!sb.snapshottable() && !sb.preinitialised());
     assert!(support::builder().build().await.unwrap().snapshottable());
+    // Pre-imports need the snapshot: asking for them fails the build,
+    // naming the module, the extension and the way out.
+    let Err(err) = support::builder()
+        .package(wheel("kiwisolver-"))
+        .preimport(["kiwisolver"])
+        .build()
+        .await
+    else {
+        panic!("pre-imports in a set without a snapshot must fail the build");
+    };
+    let msg = err.to_string();
+    assert!(matches!(err, eryx_host::Error::Preinit { .. }), "{msg}");
+    assert!(
+        msg.contains("cannot pre-import `kiwisolver`")
+            && msg.contains("/site-packages/kiwisolver/")
+            && msg.contains("C++ exception code")
+            && msg.contains("import the modules in the code instead"),
+        "{msg}"
+    );
     let stdout = run_with(
         &[wheel("kiwisolver-")],
         r#"
