@@ -451,6 +451,21 @@ impl SandboxBuilder {
             None => Vec::new(),
         };
         let identity = crate::engine::cache_key(&bundle, &extensions);
+        let blocker = crate::engine::snapshot_blocker(&extensions);
+        if let (Some(ext), false, false) = (blocker, self.no_preinit, self.preimports.is_empty()) {
+            // Pre-imports live in the snapshot; without one they would be
+            // dropped without a word. Checked before the snapshot key
+            // (which may hash the packages' files) is worked out.
+            return Err(Error::Preinit {
+                message: format!(
+                    "cannot pre-import `{}`: this package set cannot be pre-initialised \
+                     ({} has C++ exception code, which wasmtime's wizer cannot snapshot); \
+                     import the modules in the code instead, or leave that package out",
+                    self.preimports.join("`, `"),
+                    ext.guest_path()
+                ),
+            });
+        }
         let preinit = if self.no_preinit {
             None
         } else {
@@ -486,20 +501,6 @@ impl SandboxBuilder {
                 site_hash,
             })
         };
-        let blocker = crate::engine::snapshot_blocker(&extensions);
-        if let (Some(ext), false, false) = (blocker, self.no_preinit, self.preimports.is_empty()) {
-            // Pre-imports live in the snapshot; without one they would be
-            // dropped without a word.
-            return Err(Error::Preinit {
-                message: format!(
-                    "cannot pre-import `{}`: this package set cannot be pre-initialised \
-                     ({} has C++ exception code, which wasmtime's wizer cannot snapshot); \
-                     import the modules in the code instead, or leave that package out",
-                    self.preimports.join("`, `"),
-                    ext.guest_path()
-                ),
-            });
-        }
         let snapshottable = blocker.is_none();
         let prepared = prepare(
             &bundle,

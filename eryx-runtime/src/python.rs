@@ -504,6 +504,16 @@ fn start() -> Result<Prelude, Failure> {
     Ok(prelude)
 }
 
+/// A function of the loaded prelude (`sys.modules["_eryx_prelude"]`) used
+/// only at start-up, so not kept in [`Prelude`].
+fn prelude_function(py: Python, name: &CStr) -> Result<Obj, Failure> {
+    // SAFETY: interpreter running, GIL held (token); the prelude is loaded
+    // and the names are NUL-terminated.
+    let prelude = py.own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })?;
+    // SAFETY: as above; a live module object.
+    py.own(unsafe { ffi::PyObject_GetAttrString(prelude.as_ptr(), name.as_ptr()) })
+}
+
 /// The prelude's `settle`: `gc.collect(); gc.freeze()`, so what start-up
 /// made (the stdlib's modules, the pre-imports: ~17,500 tracked objects)
 /// leaves the collector's generations. A pre-initialised snapshot holds
@@ -516,11 +526,7 @@ fn start() -> Result<Prelude, Failure> {
 /// reference counts of the objects it uses from the snapshot, each write
 /// of which copied a page of the snapshot's heap into that sandbox.
 fn freeze_startup_objects(py: Python) -> Result<(), Failure> {
-    // SAFETY: interpreter running, GIL held (token); the prelude is loaded.
-    let prelude = py.own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })?;
-    // SAFETY: as above; a live module object and a NUL-terminated name.
-    let settle =
-        py.own(unsafe { ffi::PyObject_GetAttrString(prelude.as_ptr(), c"settle".as_ptr()) })?;
+    let settle = prelude_function(py, c"settle")?;
     let immortal = ENVIRON_STALE.load(Ordering::Relaxed);
     let found = py.call(&settle, vec![py.bool_obj(immortal)])?;
     if !immortal {
@@ -545,12 +551,7 @@ fn preimport(py: Python, list: &str) -> Result<(), Failure> {
     if list.is_empty() {
         return Ok(());
     }
-    // SAFETY: interpreter running, GIL held (token); the prelude is loaded
-    // (in `sys.modules`) and the names are NUL-terminated.
-    let prelude = py.own(unsafe { ffi::PyImport_ImportModule(PRELUDE_MODULE.as_ptr()) })?;
-    // SAFETY: as above; a live module object.
-    let import =
-        py.own(unsafe { ffi::PyObject_GetAttrString(prelude.as_ptr(), c"preimport".as_ptr()) })?;
+    let import = prelude_function(py, c"preimport")?;
     #[allow(
         clippy::manual_pattern_char_comparison,
         reason = "`split(',')` searches with `memchr`: ~1 KB more of the runtime"
