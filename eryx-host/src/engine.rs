@@ -371,6 +371,7 @@ fn preinitialise(
                     ("output-limit".to_string(), Val::U32(0)),
                     ("filename".to_string(), Val::Option(None)),
                     ("argv".to_string(), Val::Option(None)),
+                    ("at-exit".to_string(), Val::Bool(false)),
                 ]),
             ];
             let mut results = vec![Val::Bool(false)];

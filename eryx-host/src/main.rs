@@ -1035,10 +1035,16 @@ async fn run(cli: Cli) -> u8 {
     let start = Instant::now();
     let result = if cli.json {
         sandbox.run_script(&code, &filename, &argv).await
-    } else {
-        // Output appears as the script writes it.
+    } else if cli.inspect {
+        // Output appears as the script writes it; the exit handlers run
+        // when the REPL that follows ends.
         sandbox
             .run_script_streaming(&code, &filename, &argv, print_chunk)
+            .await
+    } else {
+        // The exit handlers run in the same call, unless the script raised.
+        sandbox
+            .run_program_streaming(&code, &filename, &argv, print_chunk)
             .await
     };
     let elapsed = start.elapsed();
@@ -1062,7 +1068,10 @@ async fn run(cli: Cli) -> u8 {
             }
             return repl(&mut sandbox, cli.state.as_deref(), cli.quiet).await;
         }
-        run_exit_handlers(&mut sandbox, &result, true).await;
+        // After the traceback, as `python3` does.
+        if result.is_err() {
+            run_exit_handlers(&mut sandbox, &result, true).await;
+        }
     }
     let status = status_of(&result);
     if snapshot_later {
@@ -1178,15 +1187,12 @@ async fn run_exit_handlers(
     {
         return None;
     }
-    // The prelude's function (compiled into the stdlib's bytecode): only
-    // this line is compiled now.
-    const CODE: &str = "__import__('_eryx_prelude').at_exit()\n";
-    let out = if live {
-        sandbox.execute_streaming(CODE, print_chunk).await
-    } else {
-        sandbox.execute(CODE).await
-    };
-    match out {
+    match sandbox.run_exit_handlers().await {
+        Ok(out) if live => {
+            let printed = Ok(out);
+            print_result(&printed, false, false);
+            printed.ok()
+        }
         Ok(out) => Some(out),
         // A handler that ran into the time limit, or a sandbox failure.
         Err(e) => {

@@ -20,6 +20,7 @@ const STARTUP_OPTIONS: world::ExecuteOptions = world::ExecuteOptions {
     output_limit: 0,
     filename: None,
     argv: None,
+    at_exit: false,
 };
 
 /// How long past its deadline a call blocked in a host call may take before
@@ -928,7 +929,7 @@ impl Sandbox {
     /// calling a fixed snippet in a loop costs about half as much as new
     /// code each time.
     pub async fn execute(&mut self, code: &str) -> Result<Output, Error> {
-        self.execute_with(code, None, None).await
+        self.execute_with(code, None, None, false).await
     }
 
     /// Like [`Sandbox::execute`], and passes the output to `on_output` as
@@ -941,7 +942,7 @@ impl Sandbox {
         on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
     ) -> Result<Output, Error> {
         self.sink = Some(Box::new(on_output));
-        let r = self.execute_with(code, None, None).await;
+        let r = self.execute_with(code, None, None, false).await;
         self.sink = None;
         r
     }
@@ -957,10 +958,47 @@ impl Sandbox {
     ) -> Result<Output, Error> {
         self.sink = Some(Box::new(on_output));
         let r = self
-            .execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()))
+            .execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()), false)
             .await;
         self.sink = None;
         r
+    }
+
+    /// Runs `code` as `python3 FILE ARGS...` runs a program, to its end:
+    /// [`Sandbox::run_script_streaming`], then, in the same call, what
+    /// `python3` does as it exits (the `atexit` handlers run, files left
+    /// open are flushed; what they write is part of the output), unless
+    /// the code raised an exception other than `SystemExit`. After such an
+    /// exception `python3` prints the traceback before the handlers run:
+    /// print it, then call [`Sandbox::run_exit_handlers`]. The handlers
+    /// are unregistered as they run, as in CPython; the session goes on.
+    pub async fn run_program_streaming(
+        &mut self,
+        code: &str,
+        filename: &str,
+        argv: &[String],
+        on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
+    ) -> Result<Output, Error> {
+        self.sink = Some(Box::new(on_output));
+        let r = self
+            .execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()), true)
+            .await;
+        self.sink = None;
+        r
+    }
+
+    /// What `python3` does as it exits, on its own: runs the `atexit`
+    /// handlers registered so far (an exception in one is printed to the
+    /// output's stderr and the rest still run) and flushes the files the
+    /// code left open. For the end of a program that raised (see
+    /// [`Sandbox::run_program_streaming`]) or of an interactive session.
+    pub async fn run_exit_handlers(&mut self) -> Result<Output, Error> {
+        // The prelude's function (compiled into the stdlib's bytecode): only
+        // this line is compiled now.
+        const CODE: &str = "__import__('_eryx_prelude').at_exit()\n";
+        // Named, so not a numbered cell of the session.
+        self.execute_with(CODE, Some("<exit>".to_owned()), None, false)
+            .await
     }
 
     /// Runs `code` as the script `filename` with `sys.argv` set to `argv`
@@ -973,7 +1011,7 @@ impl Sandbox {
         filename: &str,
         argv: &[String],
     ) -> Result<Output, Error> {
-        self.execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()))
+        self.execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()), false)
             .await
     }
 
@@ -1005,7 +1043,7 @@ impl Sandbox {
     /// [`crate::SandboxPool`] does this before it hands a sandbox out.
     pub(crate) async fn warm_up(&mut self) -> Result<(), Error> {
         const WARM_UP: &str = "__import__('linecache').cache.pop('<eryx-warm-up>', None)\nNone\n";
-        self.execute_with(WARM_UP, Some("<eryx-warm-up>".to_owned()), None)
+        self.execute_with(WARM_UP, Some("<eryx-warm-up>".to_owned()), None, false)
             .await
             .map(drop)
     }
@@ -1015,11 +1053,13 @@ impl Sandbox {
         code: &str,
         filename: Option<String>,
         argv: Option<Vec<String>>,
+        at_exit: bool,
     ) -> Result<Output, Error> {
         let options = world::ExecuteOptions {
             output_limit: self.limits.output_chars,
             filename,
             argv,
+            at_exit,
         };
         let (result,) = self
             .call(world::Sandbox::func_execute, (code.to_owned(), options))

@@ -1583,13 +1583,15 @@ def sync_environ(*entries):
             data[name] = value
 
 
-def execute(code, output_limit, filename=None, argv=None, split=None):
+def execute(code, output_limit, filename=None, argv=None, split=None, exiting=False):
     """Runs `code` in `__main__`, keeping `output_limit` characters per stream.
 
     With `filename` the code runs as that script (`__file__`, tracebacks);
     with `argv`, `sys.argv` is set first; `split` is the runtime's reading of
-    the source (see `_compile_cell`). Returns the WIT `output` record as a
-    dict keyed by its field names (the runtime reads it by name, see
+    the source (see `_compile_cell`); with `exiting` (the WIT option
+    `at-exit`), `at_exit` runs after the code unless it raised an exception
+    other than `SystemExit`. Returns the WIT `output` record as a dict keyed
+    by its field names (the runtime reads it by name, see
     `eryx-runtime/src/world.rs`).
     """
     global _counter
@@ -1639,6 +1641,7 @@ def execute(code, output_limit, filename=None, argv=None, split=None):
     except SystemExit as exc:
         exit_code = _exit_code(exc, err)
     except BaseException as exc:
+        exiting = False
         try:
             exception = _describe(exc)
         except MemoryError:
@@ -1646,6 +1649,13 @@ def execute(code, output_limit, filename=None, argv=None, split=None):
             # without formatting a traceback.
             exception = _NO_MEMORY_TO_DESCRIBE
     finally:
+        if exiting:
+            # An exception in a handler is printed by `atexit` itself (as in
+            # CPython); one out of `at_exit` (no memory left) is reported.
+            try:
+                at_exit()
+            except BaseException as exc:
+                err.write(f"Exception ignored while exiting: {exc!r}\n")
         # A stream the code put in place (`TextIOWrapper(sys.stdout.buffer)`)
         # may hold text it has not passed on yet: CPython flushes at exit.
         if sys.stdout is not out or sys.stderr is not err:
@@ -1667,8 +1677,9 @@ def execute(code, output_limit, filename=None, argv=None, split=None):
 
 
 def at_exit():
-    """What `python3` does as it exits, for the `eryx` CLI (which runs
-    `__import__("_eryx_prelude").at_exit()` after a script): runs the
+    """What `python3` does as it exits: `execute` with `exiting` (the WIT
+    option `at-exit`: `Sandbox::run_program_streaming`) calls it after the
+    code, `Sandbox::run_exit_handlers` after code that raised. It runs the
     `atexit` handlers (an exception in one is printed by `atexit` and does
     not stop the rest), then flushes the files the code left open, as
     CPython's finalisation does when it frees them. Compiled with the rest
@@ -1853,15 +1864,48 @@ def preimport(name):
     sys.path_importer_cache.pop(_SITE_PACKAGES, None)
 
 
+#: What `_warm_up` runs: two statements, the last an expression (as the
+#: runtime splits it: `2 * start + 1`), printing.
+_WARM_UP = "pass\nprint(1 + 1)\n", 2 * 5 + 1
+
+
+def _warm_up():
+    """Runs a call as every sandbox's first one does, once, before a
+    pre-initialised snapshot is taken: compiling and running a small cell
+    that prints, and an import that looks along `sys.path` and misses. The
+    state that first use leaves (bytecode the interpreter specialised,
+    type caches, objects made once on demand) is then part of the
+    snapshot instead of being made again by each sandbox, in pages each
+    would copy. It leaves nothing else: a named run (not a numbered
+    cell), no output kept (a limit of 0), the host's functions not bound
+    (they are each sandbox's), no source in `linecache`, no finder for
+    `/site-packages` (see `preimport`)."""
+    global _host_bound
+    import importlib.machinery
+
+    code, split = _WARM_UP
+    _host_bound = True
+    try:
+        execute(code, 0, "<eryx-warm-up>", None, split)
+        importlib.machinery.PathFinder.find_spec("_eryx_warm_up")
+    finally:
+        _host_bound = False
+        linecache.cache.pop("<eryx-warm-up>", None)
+        sys.path_importer_cache.pop(_SITE_PACKAGES, None)
+
+
 def settle(reachable):
     """`gc.collect(); gc.freeze()` at the end of start-up (see the runtime's
-    `freeze_startup_objects`). With `reachable`, returns a tuple of every
+    `freeze_startup_objects`). With `reachable` (when pre-initialising),
+    `_warm_up` runs first, and it returns a tuple of every
     object reachable from the collector's objects (found through
     `gc.get_referents`: modules, functions, code, types, dicts and the
     strings, numbers and tuples they hold), which the runtime then makes
     immortal; it is not among them itself."""
     import gc
 
+    if reachable:
+        _warm_up()
     gc.collect()
     found = None
     if reachable:

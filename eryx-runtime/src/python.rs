@@ -292,7 +292,14 @@ impl Python {
         };
         let r = self.call(
             &self.prelude().execute,
-            vec![code, limit, filename, argv, split],
+            vec![
+                code,
+                limit,
+                filename,
+                argv,
+                split,
+                self.bool_obj(options.at_exit),
+            ],
         )?;
         Output::read_from(&PyFields { py: self, obj: &r })
     }

@@ -120,6 +120,13 @@ pub struct ExecuteOptions {
     pub filename: Option<String>,
     /// `sys.argv` for this run and after it. None: left as it is.
     pub argv: Option<Vec<String>>,
+    /// After the code, unless it raised an exception other than
+    /// `SystemExit`, do what `python3` does as it exits: run the
+    /// `atexit` handlers and flush the files left open; what they
+    /// write is part of this call's output. (After an exception
+    /// `python3` prints the traceback first: the caller does, then
+    /// runs them.)
+    pub at_exit: bool,
 }
 
 impl ExecuteOptions {
@@ -132,6 +139,7 @@ impl ExecuteOptions {
                 self.argv
                     .map(|v| Value::List(v.into_iter().map(|v| Value::String(v)).collect())),
             ),
+            Value::Bool(self.at_exit),
         ])
     }
 
@@ -141,12 +149,14 @@ impl ExecuteOptions {
     where
         Option<String>: Field<S>,
         Option<Vec<String>>: Field<S>,
+        bool: Field<S>,
         u32: Field<S>,
     {
         Ok(ExecuteOptions {
             output_limit: src.field("output_limit")?,
             filename: src.field("filename")?,
             argv: src.field("argv")?,
+            at_exit: src.field("at_exit")?,
         })
     }
 }
@@ -552,6 +562,10 @@ impl ExecuteOptions {
                     other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
                 }),
                 other => eryx_ffi::world::bad_argument(func, "argv", other.as_ref()),
+            },
+            at_exit: match fields.next() {
+                Some(Value::Bool(v)) => v,
+                other => eryx_ffi::world::bad_argument(func, "at-exit", other.as_ref()),
             },
         }
     }

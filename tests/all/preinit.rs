@@ -397,3 +397,37 @@ async fn a_bundle_without_the_prelude_fails_naming_it() {
     let out = builder().build().await.unwrap().execute("print(2)").await;
     assert_eq!(out.unwrap().stdout, "2\n");
 }
+
+/// The snapshot was taken after a warm-up call (so that what a first call
+/// makes once is in it); a sandbox made from it shows no trace of that
+/// call: no variable, no `_`, no source in `linecache`, no cached finder
+/// for `/site-packages`, its first cell `<cell-1>`, its output its own and
+/// the host's functions bound (they are each sandbox's, not the
+/// snapshot's).
+#[tokio::test]
+async fn the_snapshots_warm_up_leaves_no_trace_in_a_sandbox() {
+    let mut sb = builder()
+        .function("ping", |_: serde_json::Value| async move {
+            Ok(serde_json::json!("pong"))
+        })
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    let out = sb
+        .execute(
+            "import sys\n\
+             print(sorted(k for k in globals() if not k.startswith('__')))\n\
+             print(hasattr(__import__('builtins'), '_'))\n\
+             print([k for k in __import__('linecache').cache if 'warm' in k])\n\
+             print('/site-packages' in sys.path_importer_cache)\n\
+             print(ping())",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "['sys']\nFalse\n[]\nFalse\npong\n");
+    let Error::Python(e) = sb.execute("1/0").await.unwrap_err() else {
+        panic!("expected a Python error")
+    };
+    assert!(e.traceback.contains("<cell-2>"), "{}", e.traceback);
+}

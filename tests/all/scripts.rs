@@ -335,6 +335,62 @@ async fn sysconfig_build_arguments_parse() {
     assert_eq!(out, "--build=x86_64-pc-linux-gnu\n");
 }
 
+/// `run_program_streaming` runs the exit handlers in the script's own call
+/// (once: they are unregistered as they run), except after an uncaught
+/// exception, when `run_exit_handlers` runs them after the traceback has
+/// been shown; neither is a numbered cell of the session.
+#[tokio::test]
+async fn a_program_runs_its_exit_handlers_in_its_own_call_unless_it_raised() {
+    let mut sb = sandbox().await;
+    let argv = ["prog.py".to_string()];
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    let out = sb
+        .run_program_streaming(
+            "import atexit\natexit.register(print, 'bye')\nprint('hi')",
+            "prog.py",
+            &argv,
+            move |chunk| sink.lock().unwrap().push_str(chunk.text),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "hi\nbye\n");
+    assert_eq!(*seen.lock().unwrap(), "hi\nbye\n");
+    // `sys.exit` is not an exception here: its message, then the handlers.
+    let out = sb
+        .run_program_streaming(
+            "import atexit, sys\natexit.register(print, 'after', file=sys.stderr)\nsys.exit('stop')",
+            "prog.py",
+            &argv,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.stderr.as_str(), out.exit_code),
+        ("stop\nafter\n", Some(1))
+    );
+    let Error::Python(e) = sb
+        .run_program_streaming(
+            "import atexit\natexit.register(print, 'later')\n1/0",
+            "prog.py",
+            &argv,
+            |_| {},
+        )
+        .await
+        .unwrap_err()
+    else {
+        panic!("expected a Python error")
+    };
+    assert_eq!(e.stdout, "");
+    assert_eq!(sb.run_exit_handlers().await.unwrap().stdout, "later\n");
+    assert_eq!(sb.run_exit_handlers().await.unwrap().stdout, "");
+    let Error::Python(e) = sb.execute("1/0").await.unwrap_err() else {
+        panic!("expected a Python error")
+    };
+    assert!(e.traceback.contains("<cell-1>"), "{}", e.traceback);
+}
+
 #[test]
 fn atexit_handlers_run_when_the_cli_exits_as_in_python3() {
     // After the script, whether it returned, raised or called sys.exit; in
@@ -383,8 +439,25 @@ fn atexit_handlers_run_when_the_cli_exits_as_in_python3() {
         (out.status.code(), text(&out.stdout).as_str()),
         (Some(0), "")
     );
-    // A handler that runs into the time limit is reported; the script's
-    // status stands.
+    // After an uncaught exception on a terminal, the traceback comes first
+    // (the handlers then run in a call of their own).
+    let out = eryx(
+        &[
+            "-c",
+            "import atexit, sys\natexit.register(print, 'bye', file=sys.stderr)\n1/0",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let (traceback, handler) = (
+        stderr.find("ZeroDivisionError").unwrap_or(usize::MAX),
+        stderr.find("bye").unwrap_or(0),
+    );
+    assert!(traceback < handler, "{stderr}");
+    // The handlers are part of the run (they run in the script's call): one
+    // that runs into the time limit ends it as a timeout, after the
+    // script's output.
     let out = eryx(
         &[
             "--timeout",
@@ -394,7 +467,7 @@ fn atexit_handlers_run_when_the_cli_exits_as_in_python3() {
         ],
         None,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "done\n");
     assert!(
         text(&out.stderr).contains("eryx: execution timed out after 1s"),
