@@ -19,6 +19,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, Module};
 
 use crate::cache::{ComponentCache, FunctionCache, max_bytes_from_env};
+use crate::package::ExtensionSet;
 use crate::state::State;
 use crate::{BoxError, Error};
 use eryx_linker::Extension;
@@ -219,12 +220,9 @@ fn hash_parts(h: &mut Sha256, parts: &[&str]) {
 }
 
 /// The cache key of a bundle's compiled component.
-pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &[Extension]) -> String {
+pub(crate) fn cache_key(bundle: &eryx_linker::Bundle, extensions: &ExtensionSet) -> String {
     let mut h = Sha256::new();
-    let mut exts: Vec<(&str, &str)> = extensions
-        .iter()
-        .map(|e| (e.guest_path(), e.sha256()))
-        .collect();
+    let mut exts: Vec<(&str, &str)> = extensions.digests().collect();
     exts.sort();
     for (path, hash) in exts {
         h.update((path.len() as u64).to_le_bytes());
@@ -724,7 +722,7 @@ fn preload(
 fn component_key(
     engine: &Engine,
     bundle: &eryx_linker::Bundle,
-    extensions: &[Extension],
+    extensions: &ExtensionSet,
     preinit: Option<&Preinit>,
 ) -> (String, u64) {
     // The compiled form also depends on the host: wasmtime's compatibility
@@ -759,7 +757,7 @@ fn component_cache(cache: &CacheDir) -> Option<ComponentCache> {
 fn cached(
     engine: &Engine,
     bundle: &eryx_linker::Bundle,
-    extensions: &[Extension],
+    extensions: &ExtensionSet,
     cache: &CacheDir,
     preinit: Option<&Preinit>,
 ) -> Option<Compiled> {
@@ -839,7 +837,7 @@ fn compile(
     engine: &Engine,
     functions: Option<&FunctionCache>,
     bundle: &eryx_linker::Bundle,
-    extensions: &[Extension],
+    extensions: &ExtensionSet,
     cache: &CacheDir,
     preinit: Option<&Preinit>,
     progress: &Progress,
@@ -869,6 +867,8 @@ fn compile(
         _lock = lock;
     }
     let started = std::time::Instant::now();
+    // Read (those the digest memo knew) and validated only now.
+    let extensions = &extensions.load()?;
     progress("linking the component");
     if preinit.is_none() {
         // Linked split: the big modules never go into a component; those
@@ -1002,7 +1002,7 @@ fn pending() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
 
 fn memo_key(
     bundle: &eryx_linker::Bundle,
-    extensions: &[Extension],
+    extensions: &ExtensionSet,
     preinit: Option<&Preinit>,
     pool: Option<u32>,
 ) -> String {
@@ -1019,7 +1019,7 @@ struct Job {
     engine: Engine,
     functions: Option<Arc<FunctionCache>>,
     bundle: eryx_linker::Bundle,
-    extensions: Vec<Extension>,
+    extensions: Arc<ExtensionSet>,
     cache: CacheDir,
     preinit: Option<Preinit>,
     progress: Progress,
@@ -1135,18 +1135,11 @@ fn build_in_background(job: Job, key: String) {
     }
 }
 
-/// The library that keeps a set from being pre-initialised: one that
-/// imports an exception tag (C++ exception code), which wasmtime's wizer
-/// cannot snapshot.
-pub(crate) fn snapshot_blocker(extensions: &[Extension]) -> Option<&Extension> {
-    extensions.iter().find(|e| e.info().imports_tags)
-}
-
 /// The prepared component for a bundle and extension set, compiled (or
 /// loaded) once per process per configuration.
 pub(crate) async fn prepare(
     bundle: &eryx_linker::Bundle,
-    extensions: &[Extension],
+    extensions: &Arc<ExtensionSet>,
     cache: &CacheDir,
     preinit: Option<Preinit>,
     policy: SnapshotPolicy,
@@ -1159,8 +1152,8 @@ pub(crate) async fn prepare(
     // shares libunwind.so's) gets no snapshot: wasmtime's wizer cannot
     // snapshot it, so such a set starts Python in every sandbox, as with
     // `preinit(false)`.
-    let throws = extensions.iter().any(|e| e.info().uses_exceptions());
-    let importer = snapshot_blocker(extensions);
+    let throws = extensions.uses_exceptions();
+    let importer = extensions.snapshot_blocker();
     let unsnapshottable = importer.filter(|_| preinit.is_some());
     let preinit = preinit.filter(|_| importer.is_none());
     let key = memo_key(bundle, extensions, preinit.as_ref(), pool);
@@ -1172,7 +1165,7 @@ pub(crate) async fn prepare(
         progress(&format!(
             "not pre-initialising this set: {} has C++ exception code, which wasmtime's \
              wizer cannot snapshot (each sandbox starts Python itself)",
-            ext.guest_path()
+            ext
         ));
     }
     let functions = match cache {
@@ -1184,7 +1177,7 @@ pub(crate) async fn prepare(
         engine,
         functions,
         bundle: bundle.clone(),
-        extensions: extensions.to_vec(),
+        extensions: extensions.clone(),
         cache: cache.clone(),
         preinit,
         progress,

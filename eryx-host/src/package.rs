@@ -52,17 +52,101 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 /// How many extension digests [`extensions`] remembers on disk.
 const EXTENSION_DIGESTS_KEPT: usize = 1024;
 
-/// Every extension module under `dir`, validated, with its guest path.
+/// An extension module (or needed library) found under a package
+/// directory: what the set's cache key and engine need, and, when this
+/// process read the file, the validated extension itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    /// The file on the host.
+    host: PathBuf,
+    /// Its path in the guest.
+    guest: String,
+    /// SHA-256 of its bytes, lower-case hex.
+    sha256: String,
+    /// It imports an exception tag (C++ exception code: no snapshot).
+    imports_tags: bool,
+    /// It throws or catches wasm exceptions (the engine must collect them).
+    uses_exceptions: bool,
+    /// Read and validated by this process (else [`ExtensionSet::load`]
+    /// reads it when the set is linked).
+    read: Option<Extension>,
+}
+
+/// The extension modules of a package set (see [`extensions`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExtensionSet(Vec<Found>);
+
+impl ExtensionSet {
+    /// Each one's guest path and SHA-256 (what the cache key is made of).
+    pub(crate) fn digests(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|f| (f.guest.as_str(), f.sha256.as_str()))
+    }
+
+    /// The guest path of one that imports an exception tag (C++ exception
+    /// code, which wasmtime's wizer cannot snapshot), if any.
+    pub(crate) fn snapshot_blocker(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|f| f.imports_tags)
+            .map(|f| f.guest.as_str())
+    }
+
+    /// Whether any of them throws or catches wasm exceptions.
+    pub(crate) fn uses_exceptions(&self) -> bool {
+        self.0.iter().any(|f| f.uses_exceptions)
+    }
+
+    /// The validated extensions, for linking: those this process has not
+    /// read yet (known from the digest memo) are read and validated now,
+    /// and must still be what the memo said (else the file changed while
+    /// the sandbox was being built, and the error says so).
+    pub(crate) fn load(&self) -> Result<Vec<Extension>, Error> {
+        self.0
+            .iter()
+            .map(|f| match &f.read {
+                Some(ext) => Ok(ext.clone()),
+                None => {
+                    let ext = validated(&f.host, &f.guest)?;
+                    if ext.sha256() != f.sha256 {
+                        return Err(Error::Package {
+                            path: f.host.clone(),
+                            source: std::io::Error::other(
+                                "the file changed while the sandbox was being built; build it again",
+                            ),
+                        });
+                    }
+                    Ok(ext)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reads and validates the extension (or library) at `path`.
+fn validated(path: &Path, guest: &str) -> Result<Extension, Error> {
+    let name = guest.rsplit('/').next().unwrap_or(guest);
+    let bytes = read(path)?;
+    Ok(if eryx_linker::is_library_name(name) {
+        Extension::library(guest, bytes)?
+    } else {
+        Extension::new(guest, bytes)?
+    })
+}
+
+/// Every extension module under `dir`, with its guest path.
 ///
-/// Each one's SHA-256 (what the set's cache key is made of) is remembered
-/// in `memo` (`<cache>/ext-digests/`) by the file's stamp (device, inode,
-/// size, modification and change times: the rule of the wheel-key memo
-/// and the component cache), so a file read before is not hashed again.
-/// A wheel's copy, a set's merged tree and a directory keep their files'
-/// stamps from run to run (numpy's wheel: ~7 ms per process); a private
-/// merge (a set with a directory in it) makes new links each time, which
-/// moves the change time, so it gains nothing.
-pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<Vec<Extension>, Error> {
+/// Each one's SHA-256 (what the set's cache key is made of) and what the
+/// engine needs to know of it are remembered in `memo`
+/// (`<cache>/ext-digests/`) by the file's stamp (device, inode, size,
+/// modification and change times: the rule of the wheel-key memo and the
+/// component cache) when it is first read and validated; a file known
+/// there is not read at all until its set has to be linked (a cached set's
+/// sandbox never links it). numpy's 19 modules are 9.4 MB: reading them
+/// was ~13 % of a `--preimport numpy` run. A wheel's copy, a set's merged
+/// tree and a directory keep their files' stamps from run to run; a
+/// private merge (a set with a directory in it) makes new links each
+/// time, which moves the change time, so it gains nothing.
+pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<ExtensionSet, Error> {
     let mut out = Vec::new();
     let mut wrote = false;
     walk_files(dir, &mut |path, rel| {
@@ -82,21 +166,37 @@ pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<Vec<Extensio
         let guest = format!("{SITE_PACKAGES}/{}", rel.join("/"));
         let id = memo
             .and(crate::cache::file_stamp(path))
-            .map(|stamp| format!("{stamp}\n{guest}"));
-        let bytes = read(path)?;
-        let ext = if eryx_linker::is_library_name(&name) {
-            Extension::library(guest, bytes)?
-        } else {
-            Extension::new(guest, bytes)?
+            .map(|stamp| format!("{MEMO_VERSION}\n{stamp}\n{guest}"));
+        if let (Some(dir), Some(id)) = (memo, &id)
+            && let Some(known) = remembered_extension(dir, id)
+        {
+            out.push(Found {
+                host: path.to_path_buf(),
+                guest,
+                sha256: known.sha256,
+                imports_tags: known.imports_tags,
+                uses_exceptions: known.uses_exceptions,
+                read: None,
+            });
+            return Ok(());
+        }
+        let ext = validated(path, &guest)?;
+        let found = Found {
+            host: path.to_path_buf(),
+            sha256: ext.sha256().to_string(),
+            imports_tags: ext.info().imports_tags,
+            uses_exceptions: ext.info().uses_exceptions(),
+            guest,
+            read: None,
         };
         if let (Some(dir), Some(id)) = (memo, &id) {
-            let known = remembered(dir, id).is_some_and(|digest| ext.remember_sha256(&digest));
-            if !known {
-                remember(dir, id, ext.sha256());
-                wrote = true;
-            }
+            remember_extension(dir, id, &found);
+            wrote = true;
         }
-        out.push(ext);
+        out.push(Found {
+            read: Some(ext),
+            ..found
+        });
         Ok(())
     })?;
     if let Some(dir) = memo
@@ -104,7 +204,67 @@ pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<Vec<Extensio
     {
         prune_memo(dir, EXTENSION_DIGESTS_KEPT);
     }
-    Ok(out)
+    Ok(ExtensionSet(out))
+}
+
+/// The version of the memo's entries (part of each one's id): v2 entries
+/// hold the engine's flags after the digest.
+const MEMO_VERSION: &str = "v2";
+
+/// What the memo knows of an extension file.
+struct Known {
+    sha256: String,
+    imports_tags: bool,
+    uses_exceptions: bool,
+}
+
+/// What the memo directory `dir` remembers under `id` (a file's stamp and
+/// guest path): the file named by the SHA-256 of `id`, holding the digest
+/// in hex and, on a second line, the flags (`t`: imports an exception tag,
+/// `e`: uses exceptions, `-`: neither). `None` if there is none or it is
+/// not well formed (damaged).
+fn remembered_extension(dir: &Path, id: &str) -> Option<Known> {
+    let text = std::fs::read_to_string(memo_path(dir, id)).ok()?;
+    let mut lines = text.lines();
+    let digest = lines.next()?.trim();
+    let flags = lines.next()?.trim();
+    let well_formed = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && !flags.is_empty()
+        && flags.bytes().all(|b| matches!(b, b't' | b'e' | b'-'))
+        && lines.next().is_none();
+    well_formed.then(|| Known {
+        sha256: digest.to_owned(),
+        imports_tags: flags.contains('t'),
+        uses_exceptions: flags.contains('e'),
+    })
+}
+
+/// Remembers what was found of `found`'s file under `id` in `dir` (see
+/// [`remembered_extension`]), through a temporary file and a rename (a
+/// reader never sees half of one). Best effort: without it the next
+/// process reads the file again.
+fn remember_extension(dir: &Path, id: &str, found: &Found) {
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let mut flags = String::new();
+    if found.imports_tags {
+        flags.push('t');
+    }
+    if found.uses_exceptions {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('-');
+    }
+    let _ = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
+        use std::io::Write;
+        write!(tmp, "{}\n{flags}\n", found.sha256)?;
+        tmp.persist(memo_path(dir, id)).map_err(|e| e.error)
+    });
 }
 
 /// A digest remembered in the memo directory `dir` under `id` (a file's
@@ -801,6 +961,38 @@ pub(crate) fn content_hash(dir: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file the digest memo knows is not read when its set is scanned
+    /// (here: bytes that are no wasm, which validation would refuse): the
+    /// memo's digest and flags stand for it until the set is linked, when
+    /// `load` reads and validates it. A damaged entry is not believed.
+    #[test]
+    fn a_remembered_extension_is_read_only_when_its_set_is_linked() {
+        let t = tempfile::tempdir().unwrap();
+        let (site, memo) = (t.path().join("site"), t.path().join("memo"));
+        std::fs::create_dir_all(&site).unwrap();
+        let file = site.join("m.cpython-314-wasm32-wasi.so");
+        std::fs::write(&file, b"not wasm").unwrap();
+        let guest = "/site-packages/m.cpython-314-wasm32-wasi.so";
+        let stamp = crate::cache::file_stamp(&file).unwrap();
+        let id = format!("{MEMO_VERSION}\n{stamp}\n{guest}");
+        let digest = "ab".repeat(32);
+        std::fs::create_dir_all(&memo).unwrap();
+        std::fs::write(memo_path(&memo, &id), format!("{digest}\nt\n")).unwrap();
+        let set = extensions(&site, Some(&memo)).unwrap();
+        assert_eq!(
+            set.digests().collect::<Vec<_>>(),
+            [(guest, digest.as_str())]
+        );
+        assert_eq!(set.snapshot_blocker(), Some(guest));
+        assert!(!set.uses_exceptions());
+        let err = set.load().unwrap_err().to_string();
+        assert!(err.contains("m.cpython-314-wasm32-wasi.so"), "{err}");
+        // Without the memo, or with a damaged entry, it is read at once.
+        assert!(extensions(&site, None).is_err());
+        std::fs::write(memo_path(&memo, &id), digest).unwrap();
+        assert!(extensions(&site, Some(&memo)).is_err());
+    }
 
     /// A fake unpacked wheel: a mark listing one file of `bytes`, last used
     /// `age` seconds ago.

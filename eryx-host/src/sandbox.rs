@@ -437,7 +437,7 @@ impl SandboxBuilder {
         if site.owned()
             && let Some(site_dir) = site.dir()
         {
-            let base = crate::engine::cache_key(&bundle, &[]);
+            let base = crate::engine::cache_key(&bundle, &Default::default());
             crate::bytecode::ensure(site_dir, &dir, &base, &cache, &progress).await;
         }
         let extensions = match site.dir() {
@@ -449,10 +449,11 @@ impl SandboxBuilder {
                 }
                 .as_deref(),
             )?,
-            None => Vec::new(),
+            None => Default::default(),
         };
+        let extensions = Arc::new(extensions);
         let identity = crate::engine::cache_key(&bundle, &extensions);
-        let blocker = crate::engine::snapshot_blocker(&extensions);
+        let blocker = extensions.snapshot_blocker();
         if let (Some(ext), false, false) = (blocker, self.no_preinit, self.preimports.is_empty()) {
             // Pre-imports live in the snapshot; without one they would be
             // dropped without a word. Checked before the snapshot key
@@ -463,7 +464,7 @@ impl SandboxBuilder {
                      ({} has C++ exception code, which wasmtime's wizer cannot snapshot); \
                      import the modules in the code instead, or leave that package out",
                     self.preimports.join("`, `"),
-                    ext.guest_path()
+                    ext
                 ),
             });
         }

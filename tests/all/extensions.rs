@@ -750,10 +750,11 @@ async fn a_missing_module_names_what_this_sandbox_links() {
 }
 
 /// An extension's SHA-256 (the set's cache key is made of them) is
-/// remembered in `<cache>/ext-digests/` by the file's stamp, so a process
-/// that reads the same unchanged file does not hash it again; the memo holds
-/// exactly the digest the linker computes, and a rewritten file (new stamp)
-/// gets an entry of its own.
+/// remembered in `<cache>/ext-digests/` by the file's stamp, with what the
+/// engine needs to know of it, so a process that finds the same unchanged
+/// file does not read it again; the memo holds exactly the digest the
+/// linker computes, and a rewritten file (new stamp) gets an entry of its
+/// own.
 #[tokio::test]
 async fn extension_digests_are_remembered_by_the_files_stamp() {
     let pkg = fastsum_package();
@@ -789,7 +790,10 @@ async fn extension_digests_are_remembered_by_the_files_stamp() {
             .map(|entries| {
                 entries
                     .flatten()
-                    .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t == digest))
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path())
+                            .is_ok_and(|t| t == format!("{digest}\n-\n"))
+                    })
                     .map(|e| e.file_name())
                     .collect::<std::collections::BTreeSet<_>>()
             })
