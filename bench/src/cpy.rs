@@ -279,19 +279,42 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
             .serialize()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?,
     )?;
-    let mut fresh = Vec::new();
-    for _ in 0..if ctx.quick { 3 } else { 10 } {
+    let fresh_once = || -> Result<f64> {
         let (v, wall) = run_cpy_child(&["--cwasm", path_str(&cwasm)?, "--code", "print(1 + 1)"])?;
         if v["stdout"] != "2\n" {
             bail!("componentize-py printed {}", v["stdout"]);
         }
-        fresh.push(wall);
+        Ok(wall)
+    };
+    let mut fresh = Vec::new();
+    for _ in 0..10 {
+        fresh.push(fresh_once()?);
     }
     report.add(
         "cpy_fresh_process_first_result_ms",
         "componentize-py: fresh process -> first result (precompiled)",
         "ms",
         fresh,
+    );
+    // The two side by side, one run of each in turn: the machine's state
+    // drifts between the rows above, measured minutes apart (on this VM a
+    // fresh process of either moved by 20 % within an hour).
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..if ctx.quick { 10 } else { 30 } {
+        ours.push(crate::eryx_fresh_once(ctx)?);
+        theirs.push(fresh_once()?);
+    }
+    report.add(
+        "fresh_process_interleaved_ms",
+        "fresh process -> first result (`eryx -c`), interleaved with componentize-py's",
+        "ms",
+        ours,
+    );
+    report.add(
+        "cpy_fresh_process_interleaved_ms",
+        "componentize-py: fresh process -> first result, interleaved with eryx's",
+        "ms",
+        theirs,
     );
 
     let pre = pre(&engine, &component)?;

@@ -588,8 +588,9 @@ fn new_set_runs(ctx: &Ctx, report: &mut Report, tmp: &Path, preinit: bool) -> Re
             bail!("the new set printed {}", v["stdout"]);
         }
         if preinit {
-            // The set's snapshot is ready now: a fresh process from it.
-            for _ in 0..if ctx.quick { 3 } else { 10 } {
+            // The set's snapshot is ready now: a fresh process from it
+            // (ten even in --quick, as for the base's fresh process).
+            for _ in 0..10 {
                 let (t, out) = cli_run(ctx, &ctx.cache, std::slice::from_ref(&dir), &[], &code)?;
                 if out.trim() != NEW_SET_EXPECTED {
                     bail!("the pre-initialised set printed {out:?}");
@@ -670,23 +671,30 @@ fn new_set_cold(ctx: &Ctx, report: &mut Report, tmp: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fresh_process(ctx: &Ctx, report: &mut Report) -> Result<()> {
+/// One fresh `eryx -c 'print(1 + 1)'` on the bench's cache: its wall time.
+pub(crate) fn eryx_fresh_once(ctx: &Ctx) -> Result<f64> {
     let cli = ctx.exe.with_file_name("eryx");
-    let runs = if ctx.quick { 3 } else { 10 };
+    let start = Instant::now();
+    let out = Command::new(&cli)
+        .arg("--bundle")
+        .arg(&ctx.bundle)
+        .args(["-c", "print(1 + 1)"])
+        .env("ERYX_CACHE_DIR", &ctx.cache)
+        .output()
+        .with_context(|| format!("running {}", cli.display()))?;
+    let wall = ms(start);
+    if out.stdout != b"2\n" {
+        bail!("eryx -c printed {:?}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(wall)
+}
+
+fn fresh_process(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    // A fresh process takes ~10 ms: ten even in --quick (three gave
+    // medians that moved by 2 ms between runs on this VM).
     let mut times = Vec::new();
-    for _ in 0..runs {
-        let start = Instant::now();
-        let out = Command::new(&cli)
-            .arg("--bundle")
-            .arg(&ctx.bundle)
-            .args(["-c", "print(1 + 1)"])
-            .env("ERYX_CACHE_DIR", &ctx.cache)
-            .output()
-            .with_context(|| format!("running {}", cli.display()))?;
-        times.push(ms(start));
-        if out.stdout != b"2\n" {
-            bail!("eryx -c printed {:?}", String::from_utf8_lossy(&out.stdout));
-        }
+    for _ in 0..10 {
+        times.push(eryx_fresh_once(ctx)?);
     }
     report.add(
         "fresh_process_first_result_ms",
@@ -1151,6 +1159,11 @@ fn write_report(ctx: &Ctx, report: &Report) -> Result<()> {
             "fresh_process_first_result_ms",
             "cpy_fresh_process_first_result_ms",
             "fresh process -> first result",
+        ),
+        (
+            "fresh_process_interleaved_ms",
+            "cpy_fresh_process_interleaved_ms",
+            "fresh process -> first result, the two interleaved",
         ),
         (
             "warm_new_sandbox_first_result_ms",
