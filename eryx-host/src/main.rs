@@ -1034,7 +1034,11 @@ async fn run(cli: Cli) -> u8 {
     };
     let start = Instant::now();
     let result = if cli.json {
-        sandbox.run_script(&code, &filename, &argv).await
+        // The output is printed as one JSON object at the end; the exit
+        // handlers run in the same call unless the script raised.
+        sandbox
+            .run_program_streaming(&code, &filename, &argv, |_| {})
+            .await
     } else if cli.inspect {
         // Output appears as the script writes it; the exit handlers run
         // when the REPL that follows ends.
@@ -1049,7 +1053,10 @@ async fn run(cli: Cli) -> u8 {
     };
     let elapsed = start.elapsed();
     if cli.json {
-        let at_exit = run_exit_handlers(&mut sandbox, &result, false).await;
+        let at_exit = match &result {
+            Ok(_) => None,
+            Err(_) => run_exit_handlers(&mut sandbox, &result, false).await,
+        };
         print_json(&result, at_exit.as_ref(), elapsed, sandbox.preinitialised());
     } else {
         print_result(&result, false, true);
