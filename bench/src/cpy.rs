@@ -350,8 +350,9 @@ pub(crate) fn measure(ctx: &Ctx, command: &Path, report: &mut Report) -> Result<
         calls,
     );
 
-    // CPU-bound kernels in the componentize-py component.
-    let repeats = if ctx.quick { 1 } else { 5 };
+    // CPU-bound kernels in the componentize-py component (best of three
+    // even in --quick, as eryx's).
+    let repeats = if ctx.quick { 3 } else { 5 };
     run_kernels(
         report,
         &mut store,
