@@ -132,13 +132,17 @@ pub(crate) struct FirstArgs {
     /// The code to run.
     #[arg(long)]
     code: String,
+    /// Compile and run with epoch interruption on (with `--wasm`, or a
+    /// `--cwasm` made by such an engine), as eryx always runs.
+    #[arg(long)]
+    epochs: bool,
 }
 
-/// `child cpy-first --wasm FILE | --cwasm FILE --code CODE`: in a fresh
-/// process, compile (or load precompiled) and run once.
+/// `child cpy-first --wasm FILE | --cwasm FILE --code CODE [--epochs]`: in
+/// a fresh process, compile (or load precompiled) and run once.
 pub(crate) fn child_first(args: &FirstArgs) -> Result<()> {
     let code = &args.code;
-    let engine = engine()?;
+    let engine = engine_with_epochs(args.epochs)?;
     let start = Instant::now();
     let component = if let Some(wasm) = &args.wasm {
         Component::from_file(&engine, wasm).map_err(|e| anyhow::anyhow!("{e:?}"))?
