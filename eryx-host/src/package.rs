@@ -990,8 +990,24 @@ mod tests {
         assert!(err.contains("m.cpython-314-wasm32-wasi.so"), "{err}");
         // Without the memo, or with a damaged entry, it is read at once.
         assert!(extensions(&site, None).is_err());
-        std::fs::write(memo_path(&memo, &id), digest).unwrap();
+        std::fs::write(memo_path(&memo, &id), &digest).unwrap();
         assert!(extensions(&site, Some(&memo)).is_err());
+        // A valid module (its `@dylink.0` memory info alone) whose bytes are
+        // not what the memo says: `load` refuses it, naming the file.
+        let mut module = b"\0asm\x01\0\0\0\0\x0f\x08dylink.0\x01\x04".to_vec();
+        module.extend([0; 4]);
+        std::fs::write(&file, &module).unwrap();
+        assert_eq!(extensions(&site, None).unwrap().load().unwrap().len(), 1);
+        let stamp = crate::cache::file_stamp(&file).unwrap();
+        let id = format!("{MEMO_VERSION}\n{stamp}\n{guest}");
+        std::fs::write(memo_path(&memo, &id), format!("{digest}\n-\n")).unwrap();
+        let err = extensions(&site, Some(&memo)).unwrap().load().unwrap_err();
+        let msg = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(
+            msg.contains("m.cpython-314-wasm32-wasi.so")
+                && msg.contains("the file changed while the sandbox was being built"),
+            "{msg}"
+        );
     }
 
     /// A fake unpacked wheel: a mark listing one file of `bytes`, last used

@@ -942,10 +942,7 @@ impl Sandbox {
         code: &str,
         on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
     ) -> Result<Output, Error> {
-        self.sink = Some(Box::new(on_output));
-        let r = self.execute_with(code, None, None, false).await;
-        self.sink = None;
-        r
+        self.streaming(on_output, code, None, None, false).await
     }
 
     /// [`Sandbox::run_script`] with live output, as in
@@ -957,12 +954,8 @@ impl Sandbox {
         argv: &[String],
         on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
     ) -> Result<Output, Error> {
-        self.sink = Some(Box::new(on_output));
-        let r = self
-            .execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()), false)
-            .await;
-        self.sink = None;
-        r
+        let (filename, argv) = (Some(filename.to_owned()), Some(argv.to_vec()));
+        self.streaming(on_output, code, filename, argv, false).await
     }
 
     /// Runs `code` as `python3 FILE ARGS...` runs a program, to its end:
@@ -980,12 +973,8 @@ impl Sandbox {
         argv: &[String],
         on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
     ) -> Result<Output, Error> {
-        self.sink = Some(Box::new(on_output));
-        let r = self
-            .execute_with(code, Some(filename.to_owned()), Some(argv.to_vec()), true)
-            .await;
-        self.sink = None;
-        r
+        let (filename, argv) = (Some(filename.to_owned()), Some(argv.to_vec()));
+        self.streaming(on_output, code, filename, argv, true).await
     }
 
     /// What `python3` does as it exits, on its own: runs the `atexit`
@@ -1047,6 +1036,22 @@ impl Sandbox {
         self.execute_with(WARM_UP, Some("<eryx-warm-up>".to_owned()), None, false)
             .await
             .map(drop)
+    }
+
+    /// [`Sandbox::execute_with`] with `on_output` given each write as it
+    /// happens (the `*_streaming` calls).
+    async fn streaming(
+        &mut self,
+        on_output: impl FnMut(crate::Chunk<'_>) + Send + 'static,
+        code: &str,
+        filename: Option<String>,
+        argv: Option<Vec<String>>,
+        at_exit: bool,
+    ) -> Result<Output, Error> {
+        self.sink = Some(Box::new(on_output));
+        let r = self.execute_with(code, filename, argv, at_exit).await;
+        self.sink = None;
+        r
     }
 
     async fn execute_with(

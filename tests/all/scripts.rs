@@ -389,6 +389,24 @@ async fn a_program_runs_its_exit_handlers_in_its_own_call_unless_it_raised() {
         panic!("expected a Python error")
     };
     assert!(e.traceback.contains("<cell-1>"), "{}", e.traceback);
+    // An exit step that fails as a whole (here: the code broke `atexit`
+    // itself) is reported in the output; the run's outcome stands.
+    let out = sb
+        .run_program_streaming(
+            "import atexit\natexit._run_exitfuncs = None\nprint('ran')",
+            "prog.py",
+            &argv,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "ran\n");
+    assert!(
+        out.stderr
+            .starts_with("Exception ignored while exiting: TypeError("),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
