@@ -61,12 +61,8 @@ pub(crate) struct Found {
     host: PathBuf,
     /// Its path in the guest.
     guest: String,
-    /// SHA-256 of its bytes, lower-case hex.
-    sha256: String,
-    /// It imports an exception tag (C++ exception code: no snapshot).
-    imports_tags: bool,
-    /// It throws or catches wasm exceptions (the engine must collect them).
-    uses_exceptions: bool,
+    /// What the cache key and the engine need of it.
+    known: Known,
     /// Read and validated by this process (else [`ExtensionSet::load`]
     /// reads it when the set is linked).
     read: Option<Extension>,
@@ -79,7 +75,9 @@ pub(crate) struct ExtensionSet(Vec<Found>);
 impl ExtensionSet {
     /// Each one's guest path and SHA-256 (what the cache key is made of).
     pub(crate) fn digests(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|f| (f.guest.as_str(), f.sha256.as_str()))
+        self.0
+            .iter()
+            .map(|f| (f.guest.as_str(), f.known.sha256.as_str()))
     }
 
     /// The guest path of one that imports an exception tag (C++ exception
@@ -87,13 +85,13 @@ impl ExtensionSet {
     pub(crate) fn snapshot_blocker(&self) -> Option<&str> {
         self.0
             .iter()
-            .find(|f| f.imports_tags)
+            .find(|f| f.known.imports_tags)
             .map(|f| f.guest.as_str())
     }
 
     /// Whether any of them throws or catches wasm exceptions.
     pub(crate) fn uses_exceptions(&self) -> bool {
-        self.0.iter().any(|f| f.uses_exceptions)
+        self.0.iter().any(|f| f.known.uses_exceptions)
     }
 
     /// The validated extensions, for linking: those this process has not
@@ -107,7 +105,7 @@ impl ExtensionSet {
                 Some(ext) => Ok(ext.clone()),
                 None => {
                     let ext = validated(&f.host, &f.guest)?;
-                    if ext.sha256() != f.sha256 {
+                    if ext.sha256() != f.known.sha256 {
                         return Err(Error::Package {
                             path: f.host.clone(),
                             source: std::io::Error::other(
@@ -167,35 +165,31 @@ pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<ExtensionSet
         let id = memo
             .and(crate::cache::file_stamp(path))
             .map(|stamp| format!("{MEMO_VERSION}\n{stamp}\n{guest}"));
-        if let (Some(dir), Some(id)) = (memo, &id)
-            && let Some(known) = remembered_extension(dir, id)
-        {
-            out.push(Found {
-                host: path.to_path_buf(),
-                guest,
-                sha256: known.sha256,
-                imports_tags: known.imports_tags,
-                uses_exceptions: known.uses_exceptions,
-                read: None,
-            });
-            return Ok(());
-        }
-        let ext = validated(path, &guest)?;
-        let found = Found {
-            host: path.to_path_buf(),
-            sha256: ext.sha256().to_string(),
-            imports_tags: ext.info().imports_tags,
-            uses_exceptions: ext.info().uses_exceptions(),
-            guest,
-            read: None,
+        let remembered = match (memo, &id) {
+            (Some(dir), Some(id)) => remembered_extension(dir, id),
+            _ => None,
         };
-        if let (Some(dir), Some(id)) = (memo, &id) {
-            remember_extension(dir, id, &found);
-            wrote = true;
-        }
+        let (known, read) = match remembered {
+            Some(known) => (known, None),
+            None => {
+                let ext = validated(path, &guest)?;
+                let known = Known {
+                    sha256: ext.sha256().to_string(),
+                    imports_tags: ext.info().imports_tags,
+                    uses_exceptions: ext.info().uses_exceptions(),
+                };
+                if let (Some(dir), Some(id)) = (memo, &id) {
+                    remember_extension(dir, id, &known);
+                    wrote = true;
+                }
+                (known, Some(ext))
+            }
+        };
         out.push(Found {
-            read: Some(ext),
-            ..found
+            host: path.to_path_buf(),
+            guest,
+            known,
+            read,
         });
         Ok(())
     })?;
@@ -212,6 +206,7 @@ pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<ExtensionSet
 const MEMO_VERSION: &str = "v2";
 
 /// What the memo knows of an extension file.
+#[derive(Debug, Clone)]
 struct Known {
     sha256: String,
     imports_tags: bool,
@@ -242,19 +237,18 @@ fn remembered_extension(dir: &Path, id: &str) -> Option<Known> {
     })
 }
 
-/// Remembers what was found of `found`'s file under `id` in `dir` (see
-/// [`remembered_extension`]), through a temporary file and a rename (a
-/// reader never sees half of one). Best effort: without it the next
-/// process reads the file again.
-fn remember_extension(dir: &Path, id: &str, found: &Found) {
+/// Remembers `known` under `id` in `dir` (see [`remembered_extension`]),
+/// through a temporary file and a rename (a reader never sees half of
+/// one). Best effort: without it the next process reads the file again.
+fn remember_extension(dir: &Path, id: &str, known: &Known) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
     let mut flags = String::new();
-    if found.imports_tags {
+    if known.imports_tags {
         flags.push('t');
     }
-    if found.uses_exceptions {
+    if known.uses_exceptions {
         flags.push('e');
     }
     if flags.is_empty() {
@@ -262,7 +256,7 @@ fn remember_extension(dir: &Path, id: &str, found: &Found) {
     }
     let _ = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
         use std::io::Write;
-        write!(tmp, "{}\n{flags}\n", found.sha256)?;
+        write!(tmp, "{}\n{flags}\n", known.sha256)?;
         tmp.persist(memo_path(dir, id)).map_err(|e| e.error)
     });
 }

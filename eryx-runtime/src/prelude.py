@@ -1651,7 +1651,8 @@ def execute(code, output_limit, filename=None, argv=None, split=None, exiting=Fa
     finally:
         if exiting:
             # An exception in a handler is printed by `atexit` itself (as in
-            # CPython); one out of `at_exit` (no memory left) is reported.
+            # CPython); one out of `at_exit` itself (no memory left, or code
+            # that broke `atexit`) is reported.
             try:
                 at_exit()
             except BaseException as exc:
