@@ -498,6 +498,22 @@ impl ScratchView<'_> {
         }
     }
 
+    /// Whether `fd` lies under a read-only preopen (a read-only mount, the
+    /// standard library, `/site-packages`, `/`), `/dev` aside: Linux's
+    /// `/dev` is writable by root only, and refuses others with `EACCES`
+    /// (`PermissionError`), as wasmtime-wasi's `EPERM` reads in Python.
+    fn read_only(&self, fd: &Fd) -> bool {
+        use wasmtime_wasi::filesystem::Descriptor;
+        if self.handles.dev.contains(&fd.rep()) || self.is_device(fd) {
+            return false;
+        }
+        match self.fs.table.get(fd) {
+            Ok(Descriptor::Dir(d)) => d.perms.write_not_permitted(),
+            Ok(Descriptor::File(f)) => f.perms.write_not_permitted(),
+            Err(_) => false,
+        }
+    }
+
     /// Refuses links and renames between `/tmp` and other directories
     /// (`EXDEV`, as between two filesystems; `shutil.move` copies instead),
     /// so nothing enters `/tmp` without being counted.
@@ -570,6 +586,20 @@ fn again(fd: &Fd) -> Fd {
     Resource::new_borrow(fd.rep())
 }
 
+/// wasmtime-wasi refuses every change under a read-only preopen with
+/// `NotPermitted` (`EPERM`: Python's `PermissionError`); a read-only
+/// filesystem on Linux says `EROFS` (`OSError: [Errno 30] Read-only file
+/// system`), which code checks for (`errno.EROFS`) and which is no
+/// permission matter. `read_only`: the change was asked of such a handle.
+fn on_read_only<T>(read_only: bool, result: FsResult<T>) -> FsResult<T> {
+    match result {
+        Err(e) if read_only && matches!(e.downcast_ref(), Some(types::ErrorCode::NotPermitted)) => {
+            Err(types::ErrorCode::ReadOnly.into())
+        }
+        other => other,
+    }
+}
+
 impl types::HostDescriptor for ScratchView<'_> {
     async fn advise(
         &mut self,
@@ -607,7 +637,11 @@ impl types::HostDescriptor for ScratchView<'_> {
             return Ok(());
         }
         self.reserve(&fd, size)?;
-        types::HostDescriptor::set_size(&mut self.fs, fd, size).await
+        let ro = self.read_only(&fd);
+        on_read_only(
+            ro,
+            types::HostDescriptor::set_size(&mut self.fs, fd, size).await,
+        )
     }
 
     async fn set_times(
@@ -616,7 +650,11 @@ impl types::HostDescriptor for ScratchView<'_> {
         atim: types::NewTimestamp,
         mtim: types::NewTimestamp,
     ) -> FsResult<()> {
-        types::HostDescriptor::set_times(&mut self.fs, fd, atim, mtim).await
+        let ro = self.read_only(&fd);
+        on_read_only(
+            ro,
+            types::HostDescriptor::set_times(&mut self.fs, fd, atim, mtim).await,
+        )
     }
 
     async fn read(
@@ -673,7 +711,11 @@ impl types::HostDescriptor for ScratchView<'_> {
 
     async fn create_directory_at(&mut self, fd: Fd, path: String) -> FsResult<()> {
         self.reserve(&fd, ENTRY_COST)?;
-        types::HostDescriptor::create_directory_at(&mut self.fs, fd, path).await
+        let ro = self.read_only(&fd);
+        on_read_only(
+            ro,
+            types::HostDescriptor::create_directory_at(&mut self.fs, fd, path).await,
+        )
     }
 
     async fn stat(&mut self, fd: Fd) -> FsResult<types::DescriptorStat> {
@@ -701,7 +743,9 @@ impl types::HostDescriptor for ScratchView<'_> {
         atim: types::NewTimestamp,
         mtim: types::NewTimestamp,
     ) -> FsResult<()> {
-        types::HostDescriptor::set_times_at(&mut self.fs, fd, path_flags, path, atim, mtim).await
+        let ro = self.read_only(&fd);
+        let r = types::HostDescriptor::set_times_at(&mut self.fs, fd, path_flags, path, atim, mtim);
+        on_read_only(ro, r.await)
     }
 
     async fn link_at(
@@ -714,15 +758,16 @@ impl types::HostDescriptor for ScratchView<'_> {
     ) -> FsResult<()> {
         self.same_side(&fd, &new_descriptor)?;
         self.reserve(&fd, ENTRY_COST)?;
-        types::HostDescriptor::link_at(
+        let ro = self.read_only(&fd) || self.read_only(&new_descriptor);
+        let r = types::HostDescriptor::link_at(
             &mut self.fs,
             fd,
             old_path_flags,
             old_path,
             new_descriptor,
             new_path,
-        )
-        .await
+        );
+        on_read_only(ro, r.await)
     }
 
     async fn open_at(
@@ -756,6 +801,7 @@ impl types::HostDescriptor for ScratchView<'_> {
             }
             (oflags, flags)
         };
+        let ro = self.read_only(&fd);
         let opened = types::HostDescriptor::open_at(
             &mut self.fs,
             again(&fd),
@@ -763,8 +809,8 @@ impl types::HostDescriptor for ScratchView<'_> {
             path,
             oflags,
             flags,
-        )
-        .await?;
+        );
+        let opened = on_read_only(ro, opened.await)?;
         let rep = opened.rep();
         if scratch {
             self.handles.scratch.insert(rep);
@@ -795,7 +841,11 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn remove_directory_at(&mut self, fd: Fd, path: String) -> FsResult<()> {
-        types::HostDescriptor::remove_directory_at(&mut self.fs, fd, path).await
+        let ro = self.read_only(&fd);
+        on_read_only(
+            ro,
+            types::HostDescriptor::remove_directory_at(&mut self.fs, fd, path).await,
+        )
     }
 
     async fn rename_at(
@@ -806,16 +856,24 @@ impl types::HostDescriptor for ScratchView<'_> {
         new_path: String,
     ) -> FsResult<()> {
         self.same_side(&fd, &new_fd)?;
-        types::HostDescriptor::rename_at(&mut self.fs, fd, old_path, new_fd, new_path).await
+        let ro = self.read_only(&fd) || self.read_only(&new_fd);
+        let r = types::HostDescriptor::rename_at(&mut self.fs, fd, old_path, new_fd, new_path);
+        on_read_only(ro, r.await)
     }
 
     async fn symlink_at(&mut self, fd: Fd, src_path: String, dest_path: String) -> FsResult<()> {
         self.reserve(&fd, ENTRY_COST)?;
-        types::HostDescriptor::symlink_at(&mut self.fs, fd, src_path, dest_path).await
+        let ro = self.read_only(&fd);
+        let r = types::HostDescriptor::symlink_at(&mut self.fs, fd, src_path, dest_path);
+        on_read_only(ro, r.await)
     }
 
     async fn unlink_file_at(&mut self, fd: Fd, path: String) -> FsResult<()> {
-        types::HostDescriptor::unlink_file_at(&mut self.fs, fd, path).await
+        let ro = self.read_only(&fd);
+        on_read_only(
+            ro,
+            types::HostDescriptor::unlink_file_at(&mut self.fs, fd, path).await,
+        )
     }
 
     fn read_via_stream(

@@ -210,7 +210,7 @@ except OSError as e:
         .unwrap();
     assert_eq!(
         out.stdout,
-        "{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler', 'PWD': '/tmp'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ ['dev', 'python', 'tmp']\nstdlib PermissionError\n"
+        "{'TMPDIR': '/tmp', 'HOME': '/tmp', 'USER': 'sandbox', 'PYTEST_ADDOPTS': '--capture=sys -p no:faulthandler', 'PWD': '/tmp'}\n/etc/passwd FileNotFoundError\n/root FileNotFoundError\n/work FileNotFoundError\n/tmp VISIBLE\n/ ['dev', 'python', 'tmp']\nstdlib OSError\n"
     );
 }
 
