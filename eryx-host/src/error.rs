@@ -109,6 +109,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// An extension module (or library) of a package cannot be used: the
+    /// linker's error (which names the file by its guest path, in
+    /// `/site-packages`), with the package it came from.
+    #[error("{} (`{file}` in the package {})", with_causes(.error), package.display())]
+    BadExtension {
+        /// The package (directory or wheel) given to
+        /// [`crate::SandboxBuilder::package`] that holds the file.
+        package: PathBuf,
+        /// The file's path in the package.
+        file: String,
+        /// What is wrong with it (its own causes are part of this error's
+        /// message).
+        error: Box<eryx_linker::LinkError>,
+    },
+
     /// A directory given to [`crate::SandboxBuilder::mount`] cannot be mounted.
     #[error("cannot mount at `{guest}`: {reason}")]
     BadMount {
@@ -300,6 +315,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// An error's message followed by its causes'.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn describe_unpicklable(names: &[Unpicklable]) -> String {

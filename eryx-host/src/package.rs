@@ -120,6 +120,40 @@ impl ExtensionSet {
     }
 }
 
+/// Names the package an extension that cannot be used came from: the
+/// linker's errors know the file only by its guest path
+/// (`/site-packages/...`), which is not where the user put it when
+/// several packages (or a wheel's unpacked copy) make up the mount.
+pub(crate) fn with_origin(err: Error, packages: &[PathBuf]) -> Error {
+    let Error::Link(error) = err else {
+        return err;
+    };
+    let rel = error
+        .file()
+        .and_then(|f| f.strip_prefix(SITE_PACKAGES))
+        .and_then(|f| f.strip_prefix('/'))
+        .map(str::to_owned);
+    match rel.and_then(|rel| Some((packages.iter().find(|p| holds(p, &rel))?, rel))) {
+        Some((package, file)) => Error::BadExtension {
+            package: package.clone(),
+            file,
+            error: Box::new(error),
+        },
+        None => Error::Link(error),
+    }
+}
+
+/// Whether the package (a directory or a wheel) has a file at `rel`.
+fn holds(package: &Path, rel: &str) -> bool {
+    if package.is_dir() {
+        return package.join(rel).is_file();
+    }
+    std::fs::File::open(package)
+        .ok()
+        .and_then(|f| zip::ZipArchive::new(f).ok())
+        .is_some_and(|mut zip| zip.by_name(rel).is_ok())
+}
+
 /// Reads and validates the extension (or library) at `path`.
 fn validated(path: &Path, guest: &str) -> Result<Extension, Error> {
     let name = guest.rsplit('/').next().unwrap_or(guest);

@@ -448,7 +448,8 @@ impl SandboxBuilder {
                     CacheDir::Disabled => None,
                 }
                 .as_deref(),
-            )?,
+            )
+            .map_err(|e| crate::package::with_origin(e, &self.packages))?,
             None => Default::default(),
         };
         let extensions = Arc::new(extensions);
@@ -517,7 +518,8 @@ impl SandboxBuilder {
             self.instance_pool,
             progress,
         )
-        .await?;
+        .await
+        .map_err(|e| crate::package::with_origin(e, &self.packages))?;
         // A mount at `/tmp` replaces the scratch directory.
         let scratch = if self.limits.tmp_bytes == 0
             || self

@@ -180,3 +180,24 @@ pub enum LinkError {
         message: String,
     },
 }
+
+impl LinkError {
+    /// The library or extension module the error is about, as it was named
+    /// to [`crate::Extension::new`] or [`crate::Extension::library`] (an
+    /// extension's guest path), when the error is about one file: it cannot
+    /// be read as a shared library, its name is not an extension's, or it
+    /// needs what the set does not provide.
+    pub fn file(&self) -> Option<&str> {
+        match self {
+            LinkError::NotWasm { name, .. }
+            | LinkError::NotCoreModule { name }
+            | LinkError::NotSharedLibrary { name }
+            | LinkError::Malformed { name, .. }
+            | LinkError::UnknownDylinkSubsection { name, .. }
+            | LinkError::ExtensionName { name, .. }
+            | LinkError::MissingLibrary { name, .. }
+            | LinkError::UnresolvedImports { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}

@@ -107,10 +107,75 @@ async fn a_native_elf_in_a_package_fails_the_build_naming_the_file() {
     )
     .unwrap();
     let err = builder().package(dir.path()).build().await.unwrap_err();
-    let msg = err.to_string();
+    let Error::BadExtension {
+        package,
+        file,
+        error,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (package, file.as_str()),
+        (&dir.path().to_path_buf(), "bad.cpython-314-wasm32-wasi.so")
+    );
+    let msg = error.to_string();
     assert!(
-        msg.contains("/site-packages/bad.cpython-314-wasm32-wasi.so") && msg.contains("ELF"),
+        msg.contains("`/site-packages/bad.cpython-314-wasm32-wasi.so` is not a WebAssembly module")
+            && msg.contains("ELF"),
         "{msg}"
+    );
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
+
+/// With several packages merged into one `/site-packages`, a file that
+/// cannot be linked is named with the wheel it came from, not only by the
+/// guest path the linker knows it by.
+#[tokio::test]
+async fn a_broken_extension_is_named_with_the_wheel_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = wheel(
+        dir.path(),
+        "good-1.0-py3-none-any.whl",
+        &[("good.py", b"X = 1\n")],
+    );
+    let bad = wheel(
+        dir.path(),
+        "bad-1.0-cp314-cp314-wasi_0_0_0_wasm32.whl",
+        &[(
+            "badpkg/_core.cpython-314-wasm32-wasi.so",
+            b"not wasm at all",
+        )],
+    );
+    let err = builder()
+        .package(&good)
+        .package(&bad)
+        .build()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::BadExtension {
+            package,
+            file,
+            error,
+        } => {
+            assert_eq!(package, &bad);
+            assert_eq!(file, "badpkg/_core.cpython-314-wasm32-wasi.so");
+            assert!(matches!(**error, LinkError::NotWasm { .. }), "{error:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`/site-packages/badpkg/_core.cpython-314-wasm32-wasi.so` is not a WebAssembly module \
+             (it starts with 6e 6f 74 20); build it for wasm32-wasi as a shared library \
+             (`badpkg/_core.cpython-314-wasm32-wasi.so` in the package {})",
+            bad.display()
+        )
     );
 }
 
