@@ -349,9 +349,14 @@ fn preinitialise(
     store.limiter(|s| &mut s.limits);
     store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
     store.set_epoch_deadline(1);
+    // wizer cannot read a module that imports a tag (C++ extensions import
+    // libunwind's): those imports are definitions during the run, and
+    // imports again in the snapshot (see `eryx_linker::hide_tag_imports`).
+    let (bytes, hidden) = eryx_linker::hide_tag_imports(bytes)
+        .map_err(|e| err("preparing the exception tag imports for the snapshot", e))?;
     let wizer = wasmtime_wizer::Wizer::new();
     let (cx, instrumented) = wizer
-        .instrument_component(bytes)
+        .instrument_component(&bytes)
         .map_err(|e| err("instrumenting the component", format!("{e:?}")))?;
     let (run, _) = compiler.compile_split(&instrumented)?;
     let pre = instantiate_pre(engine, &run)
@@ -385,9 +390,22 @@ fn preinitialise(
             }
             Ok::<_, wasmtime::Error>((snapshot?, results))
         })
-        .map_err(|e| err("the pre-initialisation run failed", format!("{e:?}")))?;
+        .map_err(|e| {
+            // Only then can a C++ catch miss its exception (see above).
+            let what = if !hidden.is_empty() && e.is::<wasmtime::ThrownException>() {
+                "the pre-initialisation run failed: a C++ exception was thrown and not \
+                 caught (while the snapshot is made, C++ code cannot catch its exceptions: \
+                 see `eryx_linker::hide_tag_imports`); import that module in the code \
+                 instead of pre-importing it"
+            } else {
+                "the pre-initialisation run failed"
+            };
+            err(what, format!("{e:?}"))
+        })?;
     // `execute` returns result<output, error>: start-up failures (e.g. a
     // pre-import that raised) come back as the error's `init` case.
+    let snapshot = eryx_linker::restore_tag_imports(&snapshot, &hidden)
+        .map_err(|e| err("restoring the exception tag imports in the snapshot", e))?;
     match results.first() {
         Some(Val::Result(Ok(_))) => Ok(snapshot),
         Some(Val::Result(Err(Some(e)))) => match &**e {
@@ -1148,25 +1166,12 @@ pub(crate) async fn prepare(
 ) -> Result<Arc<Prepared>, Error> {
     // A set with a library that throws wasm exceptions (C++ built with
     // exceptions, C's `longjmp`) gets the engine whose collector frees
-    // thrown objects. One that imports the exception tag (C++, which
-    // shares libunwind.so's) gets no snapshot: wasmtime's wizer cannot
-    // snapshot it, so such a set starts Python in every sandbox, as with
-    // `preinit(false)`.
+    // thrown objects.
     let throws = extensions.uses_exceptions();
-    let importer = extensions.snapshot_blocker();
-    let unsnapshottable = importer.filter(|_| preinit.is_some());
-    let preinit = preinit.filter(|_| importer.is_none());
     let key = memo_key(bundle, extensions, preinit.as_ref(), pool);
     let mut memo = memo().lock().await;
     if let Some(p) = memo.get(&key) {
         return Ok(p.clone());
-    }
-    if let Some(ext) = unsnapshottable {
-        progress(&format!(
-            "not pre-initialising this set: {} has C++ exception code, which wasmtime's \
-             wizer cannot snapshot (each sandbox starts Python itself)",
-            ext
-        ));
     }
     let functions = match cache {
         CacheDir::Dir(dir) => Some(dir.join("functions")),

@@ -977,10 +977,7 @@ async fn run(cli: Cli) -> u8 {
     }
     // This run starts Python itself: the snapshot is built for the next
     // (unless the set can have none).
-    let snapshot_later = !cli.no_preinit
-        && !sandbox.preinitialised()
-        && sandbox.snapshottable()
-        && snapshot == "later";
+    let snapshot_later = !cli.no_preinit && !sandbox.preinitialised() && snapshot == "later";
     if let Some(path) = &cli.state
         && let Err(e) = restore_state(&mut sandbox, path).await
     {

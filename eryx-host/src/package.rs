@@ -80,15 +80,6 @@ impl ExtensionSet {
             .map(|f| (f.guest.as_str(), f.known.sha256.as_str()))
     }
 
-    /// The guest path of one that imports an exception tag (C++ exception
-    /// code, which wasmtime's wizer cannot snapshot), if any.
-    pub(crate) fn snapshot_blocker(&self) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|f| f.known.imports_tags)
-            .map(|f| f.guest.as_str())
-    }
-
     /// Whether any of them throws or catches wasm exceptions.
     pub(crate) fn uses_exceptions(&self) -> bool {
         self.0.iter().any(|f| f.known.uses_exceptions)
@@ -209,7 +200,6 @@ pub(crate) fn extensions(dir: &Path, memo: Option<&Path>) -> Result<ExtensionSet
                 let ext = validated(path, &guest)?;
                 let known = Known {
                     sha256: ext.sha256().to_string(),
-                    imports_tags: ext.info().imports_tags,
                     uses_exceptions: ext.info().uses_exceptions(),
                 };
                 if let (Some(dir), Some(id)) = (memo, &id) {
@@ -243,15 +233,15 @@ const MEMO_VERSION: &str = "v2";
 #[derive(Debug, Clone)]
 struct Known {
     sha256: String,
-    imports_tags: bool,
     uses_exceptions: bool,
 }
 
 /// What the memo directory `dir` remembers under `id` (a file's stamp and
 /// guest path): the file named by the SHA-256 of `id`, holding the digest
-/// in hex and, on a second line, the flags (`t`: imports an exception tag,
-/// `e`: uses exceptions, `-`: neither). `None` if there is none or it is
-/// not well formed (damaged).
+/// in hex and, on a second line, the flags (`e`: uses exceptions, `-`: it
+/// does not; a `t` that earlier versions wrote for a library importing an
+/// exception tag, then part of the snapshot's decision, is read and
+/// ignored). `None` if there is none or it is not well formed (damaged).
 fn remembered_extension(dir: &Path, id: &str) -> Option<Known> {
     let text = std::fs::read_to_string(memo_path(dir, id)).ok()?;
     let mut lines = text.lines();
@@ -266,7 +256,6 @@ fn remembered_extension(dir: &Path, id: &str) -> Option<Known> {
         && lines.next().is_none();
     well_formed.then(|| Known {
         sha256: digest.to_owned(),
-        imports_tags: flags.contains('t'),
         uses_exceptions: flags.contains('e'),
     })
 }
@@ -279,9 +268,6 @@ fn remember_extension(dir: &Path, id: &str, known: &Known) {
         return;
     }
     let mut flags = String::new();
-    if known.imports_tags {
-        flags.push('t');
-    }
     if known.uses_exceptions {
         flags.push('e');
     }
@@ -1006,14 +992,13 @@ mod tests {
         let id = format!("{MEMO_VERSION}\n{stamp}\n{guest}");
         let digest = "ab".repeat(32);
         std::fs::create_dir_all(&memo).unwrap();
-        std::fs::write(memo_path(&memo, &id), format!("{digest}\nt\n")).unwrap();
+        std::fs::write(memo_path(&memo, &id), format!("{digest}\nte\n")).unwrap();
         let set = extensions(&site, Some(&memo)).unwrap();
         assert_eq!(
             set.digests().collect::<Vec<_>>(),
             [(guest, digest.as_str())]
         );
-        assert_eq!(set.snapshot_blocker(), Some(guest));
-        assert!(!set.uses_exceptions());
+        assert!(set.uses_exceptions());
         let err = set.load().unwrap_err().to_string();
         assert!(err.contains("m.cpython-314-wasm32-wasi.so"), "{err}");
         // Without the memo, or with a damaged entry, it is read at once.

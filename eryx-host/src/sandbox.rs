@@ -262,10 +262,9 @@ impl SandboxBuilder {
     /// also has the names in its `__all__` looked up then, except those
     /// that are submodules (numpy's `f2py`: name them to pre-import them
     /// too); a lookup that fails is skipped. Names must be dotted
-    /// identifiers; one that fails to import fails the build, and so does
-    /// a package set that cannot be pre-initialised (one with C++
-    /// exception code: see [`Sandbox::snapshottable`]). Ignored with
-    /// `.preinit(false)`.
+    /// identifiers; one that fails to import fails the build (so does a
+    /// C++ exception thrown while importing: see
+    /// `eryx_linker::hide_tag_imports`). Ignored with `.preinit(false)`.
     pub fn preimport<I, S>(mut self, modules: I) -> SandboxBuilder
     where
         I: IntoIterator<Item = S>,
@@ -454,21 +453,6 @@ impl SandboxBuilder {
         };
         let extensions = Arc::new(extensions);
         let identity = crate::engine::cache_key(&bundle, &extensions);
-        let blocker = extensions.snapshot_blocker();
-        if let (Some(ext), false, false) = (blocker, self.no_preinit, self.preimports.is_empty()) {
-            // Pre-imports live in the snapshot; without one they would be
-            // dropped without a word. Checked before the snapshot key
-            // (which may hash the packages' files) is worked out.
-            return Err(Error::Preinit {
-                message: format!(
-                    "cannot pre-import `{}`: this package set cannot be pre-initialised \
-                     ({} has C++ exception code, which wasmtime's wizer cannot snapshot); \
-                     import the modules in the code instead, or leave that package out",
-                    self.preimports.join("`, `"),
-                    ext
-                ),
-            });
-        }
         let preinit = if self.no_preinit {
             None
         } else {
@@ -504,7 +488,6 @@ impl SandboxBuilder {
                 site_hash,
             })
         };
-        let snapshottable = blocker.is_none();
         let prepared = prepare(
             &bundle,
             &extensions,
@@ -538,7 +521,6 @@ impl SandboxBuilder {
         };
         let mut sandbox = Sandbox {
             prepared,
-            snapshottable,
             host_fns: Arc::new(self.host_fns),
             sink: None,
             scratch,
@@ -687,8 +669,6 @@ impl CancelHandle {
 /// next call runs on a fresh instance.
 pub struct Sandbox {
     prepared: Arc<Prepared>,
-    /// See [`Sandbox::snapshottable`].
-    snapshottable: bool,
     host_fns: crate::host_fn::HostFns,
     /// Where the next call's output goes as it is written.
     sink: Option<crate::host_fn::Sink>,
@@ -757,13 +737,14 @@ impl Sandbox {
         self.prepared.preinitialised
     }
 
-    /// Whether this sandbox's set of extensions can be pre-initialised at
-    /// all: `false` when one of its libraries has C++ exception code (it
-    /// imports the exception tag, which wasmtime's wizer cannot snapshot),
-    /// so every sandbox of the set starts Python itself whatever the
-    /// snapshot policy (the eryx CLI then builds no snapshot after a run).
+    /// Whether this sandbox's set of extensions can be pre-initialised:
+    /// always, now. Sets with C++ exception code (a library that imports
+    /// the exception tag) could not be, as wasmtime's wizer cannot read
+    /// such a module; their tag imports are now defined while the snapshot
+    /// is made (`eryx_linker::hide_tag_imports`).
+    #[deprecated(note = "every set can be pre-initialised; this is always true")]
     pub fn snapshottable(&self) -> bool {
-        self.snapshottable
+        true
     }
 
     /// A handle that cancels this sandbox's running call from another task.

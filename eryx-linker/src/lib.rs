@@ -25,6 +25,7 @@ mod link;
 mod prune;
 mod skeleton;
 mod split;
+mod tags;
 mod trampolines;
 mod validate;
 
@@ -41,6 +42,7 @@ pub use link::{
 };
 pub use prune::{Pruned, prune_exports};
 pub use split::{ImportedModule, SPLIT_MIN_BYTES, Split, split};
+pub use tags::{HiddenTags, hide_tag_imports, restore_tag_imports};
 pub use validate::{LibraryInfo, validate_library};
 
 /// This crate's version, part of cache keys for linked components.

@@ -183,9 +183,10 @@ struct Recipe {
     #[serde(default)]
     cflags: Vec<String>,
     /// Compile the package's C++ with exceptions (kiwisolver's solver
-    /// reports errors by throwing). Off by default: a set with such a
-    /// library gets no pre-initialised snapshot (wasmtime's wizer cannot
-    /// snapshot modules that import an exception tag).
+    /// reports errors by throwing). Off by default (it was because a set
+    /// with such a library got no pre-initialised snapshot, which
+    /// `eryx_linker::hide_tag_imports` now makes possible; turning it on
+    /// for every package is not measured yet).
     #[serde(default)]
     cxx_exceptions: bool,
 }
