@@ -350,14 +350,17 @@ fn preinitialise(
     store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
     store.set_epoch_deadline(1);
     // wizer cannot read a module that imports a tag (C++ extensions import
-    // libunwind's): those imports are definitions during the run, and
-    // imports again in the snapshot (see `eryx_linker::hide_tag_imports`).
+    // libunwind's): wizer reads a component where those imports are
+    // definitions, and the component that runs and the snapshot import
+    // them again (see `eryx_linker::hide_tag_imports`).
     let (bytes, hidden) = eryx_linker::hide_tag_imports(bytes)
         .map_err(|e| err("preparing the exception tag imports for the snapshot", e))?;
     let wizer = wasmtime_wizer::Wizer::new();
     let (cx, instrumented) = wizer
         .instrument_component(&bytes)
         .map_err(|e| err("instrumenting the component", format!("{e:?}")))?;
+    let instrumented = eryx_linker::restore_tag_imports(&instrumented, &hidden)
+        .map_err(|e| err("restoring the exception tag imports for the run", e))?;
     let (run, _) = compiler.compile_split(&instrumented)?;
     let pre = instantiate_pre(engine, &run)
         .map_err(|e| err("linking the instrumented component", e.to_string()))?;
@@ -390,18 +393,7 @@ fn preinitialise(
             }
             Ok::<_, wasmtime::Error>((snapshot?, results))
         })
-        .map_err(|e| {
-            // Only then can a C++ catch miss its exception (see above).
-            let what = if !hidden.is_empty() && e.is::<wasmtime::ThrownException>() {
-                "the pre-initialisation run failed: a C++ exception was thrown and not \
-                 caught (while the snapshot is made, C++ code cannot catch its exceptions: \
-                 see `eryx_linker::hide_tag_imports`); import that module in the code \
-                 instead of pre-importing it"
-            } else {
-                "the pre-initialisation run failed"
-            };
-            err(what, format!("{e:?}"))
-        })?;
+        .map_err(|e| err("the pre-initialisation run failed", format!("{e:?}")))?;
     // `execute` returns result<output, error>: start-up failures (e.g. a
     // pre-import that raised) come back as the error's `init` case.
     let snapshot = eryx_linker::restore_tag_imports(&snapshot, &hidden)

@@ -262,9 +262,8 @@ impl SandboxBuilder {
     /// also has the names in its `__all__` looked up then, except those
     /// that are submodules (numpy's `f2py`: name them to pre-import them
     /// too); a lookup that fails is skipped. Names must be dotted
-    /// identifiers; one that fails to import fails the build (so does a
-    /// C++ exception thrown while importing: see
-    /// `eryx_linker::hide_tag_imports`). Ignored with `.preinit(false)`.
+    /// identifiers; one that fails to import fails the build. Ignored with
+    /// `.preinit(false)`.
     pub fn preimport<I, S>(mut self, modules: I) -> SandboxBuilder
     where
         I: IntoIterator<Item = S>,

@@ -9,18 +9,14 @@
 //!
 //! Tags have no state to snapshot. [`hide_tag_imports`] turns each tag
 //! import of a top-level module into a tag the module defines (first in its
-//! tag section, so every tag keeps its index) for the pre-initialisation
-//! run, and [`restore_tag_imports`] turns those definitions back into the
-//! same imports in wizer's snapshot, so the snapshot's modules share the
-//! one tag again. The module is instantiated with the same arguments
-//! either way (an instance may offer more than a module imports).
-//!
-//! The cost: during the pre-initialisation run a module's `catch` of a
-//! hidden tag does not match what libunwind throws (`catch_all` cleanups
-//! still run), so a C++ exception thrown while pre-initialising is not
-//! caught where it should be. Start-up and the standard library run no C++
-//! code; a pre-import of a C++ module that throws while it is imported
-//! fails the pre-initialisation (the caller says so).
+//! tag section, so every tag keeps its index), which wizer can read;
+//! [`restore_tag_imports`] turns those definitions back into the same
+//! imports, both in wizer's instrumented component before it runs (so
+//! C++ code shares libunwind's tag while pre-initialising: a pre-import
+//! that throws and catches works) and in wizer's snapshot. Wizer keeps the
+//! modules in order (the instrumented component adds one of its own at the
+//! end), and a module is instantiated with the same arguments either way
+//! (an instance may offer more than a module imports).
 
 use std::ops::Range;
 
@@ -72,9 +68,10 @@ pub fn hide_tag_imports(component: &[u8]) -> Result<(Vec<u8>, HiddenTags), Strin
     Ok((out, hidden))
 }
 
-/// Undoes [`hide_tag_imports`] in `component` (wizer's snapshot of the
-/// component it returned, whose modules are in the same order): the first
-/// tags each changed module defines become the imports they were.
+/// Undoes [`hide_tag_imports`] in `component` (wizer's instrumented
+/// component or its snapshot, made from the component it returned, whose
+/// modules come first and in the same order): the first tags each changed
+/// module defines become the imports they were.
 pub fn restore_tag_imports(component: &[u8], hidden: &HiddenTags) -> Result<Vec<u8>, String> {
     if hidden.is_empty() {
         return Ok(component.to_vec());
