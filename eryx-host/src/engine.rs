@@ -272,6 +272,7 @@ impl Preinit {
     /// v5: made with a frozen monotonic clock and `HOME` set (see
     /// [`crate::state::Clock`]). v6: `USER` set. v7: `PYTEST_ADDOPTS` set.
     /// v8: the exports no module uses pruned ([`eryx_linker::prune_exports`]).
+    /// v9: made with a scratch `/tmp`.
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -279,7 +280,7 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v8:{}:{}:{}:{stdlib_mtime}",
+            "preinit/v9:{}:{}:{}:{stdlib_mtime}",
             STDLIB_PREIMPORTS.join(","),
             self.imports.join(","),
             self.site_hash
@@ -332,10 +333,16 @@ fn preinitialise(
         .collect::<Vec<_>>()
         .join(",");
     let env = [("ERYX_PREIMPORT", imports.as_str())];
+    // A scratch `/tmp` for the run, as sandboxes have: pre-imports may
+    // need a writable directory (matplotlib makes its cache dir in
+    // `$HOME`, `/tmp`, at import). What they write there is gone with it:
+    // every sandbox starts with an empty `/tmp`.
+    let scratch = crate::scratch::Scratch::new(limits.tmp_bytes)
+        .map_err(|e| err("creating the scratch directory for /tmp", e.to_string()))?;
     let state = State::new(
         &spec.stdlib,
         spec.site.as_deref(),
-        None,
+        Some(Arc::new(scratch)),
         &[],
         None,
         &env,

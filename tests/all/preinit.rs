@@ -182,6 +182,49 @@ async fn preimports_load_a_packages_lazy_exports_but_not_its_submodules() {
     );
 }
 
+/// A pre-import may write to `/tmp` (matplotlib makes its cache
+/// directory there at import, and failed the build when pre-initialising
+/// had no `/tmp`): the run has a scratch `/tmp` of its own, and every
+/// sandbox of the snapshot starts with an empty one.
+#[tokio::test]
+async fn a_preimport_may_write_to_tmp_and_sandboxes_start_with_it_empty() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(
+        site.path().join("writes_tmp.py"),
+        "import os, tempfile\n\
+         os.makedirs(os.path.join(os.environ['HOME'], '.cache-dir'), exist_ok=True)\n\
+         with open('/tmp/.cache-dir/list.json', 'w') as f:\n\
+         \x20   f.write('[1, 2, 3]')\n\
+         with open('/tmp/.cache-dir/list.json') as f:\n\
+         \x20   CACHED = f.read()\n\
+         SCRATCH = tempfile.mkdtemp()\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut sb = builder()
+            .package(site.path())
+            .preimport(["writes_tmp"])
+            .build()
+            .await
+            .unwrap();
+        assert!(sb.preinitialised());
+        let out = sb
+            .execute(
+                "import os, sys, writes_tmp\n\
+                 print(writes_tmp.CACHED, os.listdir('/tmp'), writes_tmp.SCRATCH.startswith('/tmp/'))\n\
+                 open('/tmp/mine', 'w').write('x')\n\
+                 print(os.listdir('/tmp'))",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.stdout, "[1, 2, 3] [] True\n['mine']\n",
+            "stderr: {}",
+            out.stderr
+        );
+    }
+}
+
 /// A new extension set with the default policy: the first sandbox starts
 /// Python itself (no waiting for a snapshot), the snapshot is built on a
 /// background thread, and sandboxes built once it is ready use it.
