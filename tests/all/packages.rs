@@ -717,20 +717,19 @@ async fn matplotlib_plots_contours_and_triangulates_with_its_native_code() {
     // degenerate triangulation makes Qhull `longjmp` out of its computation
     // and matplotlib throw a C++ exception that pybind11 turns into the
     // Python one.
-    let stdout = run_with(
-        &wheels(&[
-            "matplotlib-",
-            "contourpy-",
-            "kiwisolver-",
-            "numpy-",
-            "pillow-",
-            "cycler-",
-            "fonttools-",
-            "pyparsing-",
-            "python_dateutil-",
-            "packaging-",
-        ]),
-        r#"
+    let set = wheels(&[
+        "matplotlib-",
+        "contourpy-",
+        "kiwisolver-",
+        "numpy-",
+        "pillow-",
+        "cycler-",
+        "fonttools-",
+        "pyparsing-",
+        "python_dateutil-",
+        "packaging-",
+    ]);
+    let script = r#"
 import io
 import matplotlib
 import matplotlib.pyplot as plt
@@ -778,9 +777,8 @@ for _ in range(3):
         tri.Triangulation([0, 1, 2], [0, 1, 2])
     except Exception as e:
         print(type(e).__name__, str(e).splitlines()[0])
-"#,
-    )
-    .await;
+"#;
+    let stdout = run_with(&set, script).await;
     assert_eq!(
         stdout,
         "3.10.9 agg\n\
@@ -800,6 +798,16 @@ for _ in range(3):
          RuntimeError Error in qhull Delaunay triangulation calculation: singular input data \
          (exitcode=2); use python verbose option (-v) to see original qhull error.\n"
     );
+    // The same figures from a snapshot with pyplot pre-imported: its C++
+    // imports the exception tag, and its import makes a cache directory
+    // in `/tmp` (neither could be snapshotted before).
+    let mut b = support::builder().preimport(["matplotlib.pyplot"]);
+    for w in &set {
+        b = b.package(w);
+    }
+    let mut sb = b.build().await.expect("building from the snapshot");
+    assert!(sb.preinitialised());
+    assert_eq!(sb.execute(script).await.unwrap().stdout, stdout);
 }
 
 #[tokio::test]
