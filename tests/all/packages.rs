@@ -1397,20 +1397,14 @@ fn unsupported_sources_are_refused_with_the_reason() {
     .unwrap();
     let err = refused(c.path());
     assert!(err.contains("eryx_no_such_function"), "{err}");
-    // C++ that throws, and C that needs a system library: the compiler's
-    // error, then what it means here.
-    for (file, source, says) in [
-        (
-            "m.cpp",
-            "int f(int x) { if (x) throw x; return 0; }\n",
-            "uses C++ exceptions",
-        ),
-        (
-            "m.c",
-            "#include <zlib.h>\nint f(void) { return 0; }\n",
-            "needs a system library",
-        ),
-    ] {
+    // C that needs a system library: the compiler's error, then what it
+    // means here. (C++ that throws is built again with exceptions:
+    // `cxx_that_throws_is_built_with_exceptions_and_pre_imported`.)
+    for (file, source, says) in [(
+        "m.c",
+        "#include <zlib.h>\nint f(void) { return 0; }\n",
+        "needs a system library",
+    )] {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(
             d.path().join("setup.py"),
@@ -1431,6 +1425,114 @@ fn unsupported_sources_are_refused_with_the_reason() {
         err.contains("manylinux_2_28_x86_64") && err.contains("not for WASI"),
         "{err}"
     );
+}
+
+/// C++ that throws and catches, from a plain `setup.py` with no recipe:
+/// `cargo xtask wheel` finds that it needs exceptions (clang refuses
+/// `throw` without them) and builds it again with them; the wheel works
+/// in a sandbox that starts Python, and pre-imported, from a snapshot
+/// whose run threw and caught at import.
+#[tokio::test]
+async fn cxx_that_throws_is_built_with_exceptions_and_pre_imported() {
+    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
+        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
+    };
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("setup.py"),
+        "from setuptools import setup, Extension\n\
+         setup(name='cxxthrow', version='1.0', \
+         ext_modules=[Extension('cxxthrow', ['cxxthrow.cpp'], language='c++')])\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.path().join("cxxthrow.cpp"),
+        r#"#include <Python.h>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+static long parse(const char *s) {
+    char *end = nullptr;
+    long v = std::strtol(s, &end, 10);
+    if (end == s) throw std::invalid_argument("no digits");
+    if (*end) throw std::runtime_error(std::string("trailing characters in ") + s);
+    return v;
+}
+
+static PyObject *to_int(PyObject *, PyObject *arg) {
+    const char *s = PyUnicode_AsUTF8(arg);
+    if (!s) return NULL;
+    try {
+        return PyLong_FromLong(parse(s));
+    } catch (const std::invalid_argument &) {
+        PyErr_SetString(PyExc_ValueError, "not a number");
+    } catch (const std::exception &e) {
+        PyErr_SetString(PyExc_ValueError, e.what());
+    }
+    return NULL;
+}
+
+static PyMethodDef methods[] = {{"to_int", to_int, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "cxxthrow", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit_cxxthrow(void) {
+    int caught = 0;
+    try {
+        parse("x");
+    } catch (const std::exception &) {
+        caught = 1;
+    }
+    PyObject *m = PyModule_Create(&def);
+    if (m && PyModule_AddIntConstant(m, "CAUGHT_AT_IMPORT", caught) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+"#,
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(src.path())
+        .output()
+        .unwrap();
+    let said = support::text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("its C++ throws or catches exceptions: building it again with them"),
+        "{said}"
+    );
+    let whl = out_dir
+        .path()
+        .join("cxxthrow-1.0-cp314-cp314-wasi_0_0_0_wasm32.whl");
+    let code = "import cxxthrow\n\
+                print(cxxthrow.CAUGHT_AT_IMPORT, cxxthrow.to_int('42'))\n\
+                for s in ('abc', '12x'):\n\
+                \x20   try:\n\
+                \x20       cxxthrow.to_int(s)\n\
+                \x20   except ValueError as e:\n\
+                \x20       print(e)\n";
+    let expected = "1 42\nnot a number\ntrailing characters in 12x\n";
+    let mut plain = support::builder()
+        .package(&whl)
+        .preinit(false)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(plain.execute(code).await.unwrap().stdout, expected);
+    let mut sb = support::builder()
+        .package(&whl)
+        .preimport(["cxxthrow"])
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    assert_eq!(sb.execute(code).await.unwrap().stdout, expected);
 }
 
 /// What the cross compiler does for C and Cython that are correct natively

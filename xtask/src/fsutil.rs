@@ -14,13 +14,25 @@ pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Recreates the directory tree `from` at `to`, linking or copying files.
+/// When `to` lies inside `from` (`cargo xtask wheel .` with `--work` in
+/// the project), it is left out of the copy instead of copied into itself
+/// without end.
 pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    let skip = to.canonicalize()?;
+    copy_tree_except(from, to, &skip)
+}
+
+fn copy_tree_except(from: &Path, to: &Path, skip: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
         let target = to.join(e.file_name());
         if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &target)?;
+            if e.path().canonicalize().is_ok_and(|p| p == skip) {
+                continue;
+            }
+            copy_tree_except(&e.path(), &target, skip)?;
         } else {
             link_or_copy(&e.path(), &target)?;
         }
@@ -54,4 +66,22 @@ pub(crate) fn write_xtask_script(
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_inside_the_source_is_not_copied_into_itself() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("project");
+        std::fs::create_dir_all(src.join("pkg")).unwrap();
+        std::fs::write(src.join("pkg/m.py"), "X = 1\n").unwrap();
+        std::fs::write(src.join("setup.py"), "").unwrap();
+        let dest = src.join("build/src/project");
+        copy_tree(&src, &dest).unwrap();
+        assert!(dest.join("pkg/m.py").is_file() && dest.join("setup.py").is_file());
+        assert!(!dest.join("build/src/project").exists());
+    }
 }

@@ -452,13 +452,18 @@ pub(crate) fn rewrite(cfg: &CcConfig, cxx: bool, args: &[String]) -> Vec<String>
     flags
 }
 
+/// What clang says of C++ that throws or catches, compiled with
+/// `-fno-exceptions`: the wheel builder then builds the package again with
+/// exceptions.
+pub(crate) const EXCEPTIONS_DISABLED: &str = "with exceptions disabled";
+
 /// What to add to a failed compiler's output.
 fn hint(stderr: &str) -> Option<&'static str> {
-    if stderr.contains("with exceptions disabled") {
+    if stderr.contains(EXCEPTIONS_DISABLED) {
         return Some(
-            "this source uses C++ exceptions, which builds compile without unless the \
-             package's recipe says `cxx-exceptions = true` (xtask/recipes/<name>/recipe.toml; \
-             sets with such a library get no pre-initialised snapshot, see ARCHITECTURE.md)",
+            "this source uses C++ exceptions, which builds compile without unless they need \
+             them: `cargo xtask wheel` builds the package again with them (as a recipe's \
+             `cxx-exceptions = true` in xtask/recipes/<name>/recipe.toml asks)",
         );
     }
     if stderr.contains("fatal error:") && stderr.contains("file not found") {

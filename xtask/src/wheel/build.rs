@@ -854,9 +854,30 @@ impl Builder {
                 if recipe.cxx_exceptions { "1" } else { "0" },
             )
             .envs(&recipe.env);
-        let (status, text) = run_with_progress(&mut pip, name).with_context(|| {
-            format!("cannot run {python} -m pip (Python and pip are needed to run build backends)")
-        })?;
+        let run = |pip: &mut Command| {
+            run_with_progress(pip, name).with_context(|| {
+                format!(
+                    "cannot run {python} -m pip (Python and pip are needed to run build backends)"
+                )
+            })
+        };
+        let (mut status, mut text) = run(&mut pip)?;
+        if !status.success()
+            && !recipe.cxx_exceptions
+            && text.contains(crate::wasmcc::EXCEPTIONS_DISABLED)
+        {
+            // C++ is compiled without exceptions unless it needs them
+            // (code size, and a set with a library that throws gets the
+            // collector that frees thrown objects): this package does.
+            progress!(
+                "{name}: its C++ throws or catches exceptions: building it again with them \
+                 (as a recipe's `cxx-exceptions = true` asks)"
+            );
+            pip.env(crate::wasmcc::CXX_EXCEPTIONS_ENV, "1");
+            let _ = std::fs::remove_dir_all(&dest);
+            std::fs::create_dir_all(&dest)?;
+            (status, text) = run(&mut pip)?;
+        }
         let log = self.work.join(format!("{}-build.log", normalized(name)));
         std::fs::write(&log, &text)?;
         if !status.success() {
