@@ -174,6 +174,37 @@ pub(crate) fn split_by(
 /// What a module section that claims more bytes than the component has is.
 pub(crate) const PAST_THE_END: &str = "a core module section runs past the end of the component";
 
+/// Where the contents of each top-level core module section of
+/// `component` are, in order (not those of nested components). `Err`:
+/// what could not be read.
+pub(crate) fn top_level_modules(component: &[u8]) -> Result<Vec<Range<usize>>, String> {
+    let mut modules = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(component) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::ModuleSection {
+                unchecked_range, ..
+            } => {
+                if depth == 0 {
+                    let (range, _) =
+                        module_bytes(component, &unchecked_range).ok_or(PAST_THE_END)?;
+                    modules.push(range);
+                }
+                depth += 1;
+            }
+            Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => {
+                if depth == 0 {
+                    break;
+                }
+                depth -= 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(modules)
+}
+
 /// The place and bytes of a module section's contents (the parser's
 /// unchecked range), if they are inside `component`.
 pub(crate) fn module_bytes<'a>(

@@ -24,7 +24,7 @@ use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
     ComponentSectionId, Encode, EntityType, ImportSection, TagKind, TagSection, TagType,
 };
-use wasmparser::{BinaryReader, Parser, Payload, TypeRef};
+use wasmparser::{BinaryReader, TypeRef};
 
 /// A tag import: `(module, name, function type index)`.
 type TagImport = (String, String, u32);
@@ -100,30 +100,8 @@ fn rewrite_modules(
     component: &[u8],
     mut f: impl FnMut(usize, &[u8]) -> Result<Option<Vec<u8>>, String>,
 ) -> Result<Vec<u8>, String> {
-    let mut modules: Vec<Range<usize>> = Vec::new();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(component) {
-        match payload.map_err(|e| format!("reading the component: {e}"))? {
-            Payload::ModuleSection {
-                unchecked_range, ..
-            } => {
-                if depth == 0 {
-                    let (range, _) = crate::split::module_bytes(component, &unchecked_range)
-                        .ok_or("a module section lies outside the component")?;
-                    modules.push(range);
-                }
-                depth += 1;
-            }
-            Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => {
-                if depth == 0 {
-                    break;
-                }
-                depth -= 1;
-            }
-            _ => {}
-        }
-    }
+    let modules = crate::split::top_level_modules(component)
+        .map_err(|e| format!("reading the component: {e}"))?;
     let mut out = Vec::with_capacity(component.len());
     let mut copied_to = 0;
     for (index, range) in modules.into_iter().enumerate() {
@@ -308,6 +286,7 @@ fn rebuild(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmparser::{Parser, Payload};
 
     /// A module that imports a tag, defines one of its own, and throws
     /// and catches both (their indices must survive the round trip).

@@ -35,33 +35,13 @@ pub fn rebase(component: &[u8]) -> Result<Vec<u8>, LinkError> {
     // The names the component uses of each module's exports: a trampoline
     // none of whose names is used goes (see [`rebase_module`]).
     let used = crate::prune::used_exports(component);
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(component) {
-        match payload.map_err(|e| err(&e))? {
-            Payload::ModuleSection {
-                unchecked_range, ..
-            } => {
-                if depth == 0 {
-                    let (range, bytes) = crate::split::module_bytes(component, &unchecked_range)
-                        .ok_or_else(|| err(&crate::split::PAST_THE_END))?;
-                    let keep = used
-                        .as_ref()
-                        .and_then(|u| u.iter().find(|(r, _)| *r == range).map(|(_, k)| k));
-                    if let Some(module) = rebase_module(bytes, keep)? {
-                        return replace_module(component, &range, &module)
-                            .ok_or_else(|| err(&"no section header before the module"));
-                    }
-                }
-                depth += 1;
-            }
-            Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => {
-                if depth == 0 {
-                    break;
-                }
-                depth -= 1;
-            }
-            _ => {}
+    for range in crate::split::top_level_modules(component).map_err(|e| err(&e))? {
+        let keep = used
+            .as_ref()
+            .and_then(|u| u.iter().find(|(r, _)| *r == range).map(|(_, k)| k));
+        if let Some(module) = rebase_module(&component[range.clone()], keep)? {
+            return replace_module(component, &range, &module)
+                .ok_or_else(|| err(&"no section header before the module"));
         }
     }
     Ok(component.to_vec())
