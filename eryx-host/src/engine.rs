@@ -401,10 +401,10 @@ fn preinitialise(
             Ok::<_, wasmtime::Error>((snapshot?, results))
         })
         .map_err(|e| err("the pre-initialisation run failed", format!("{e:?}")))?;
-    // `execute` returns result<output, error>: start-up failures (e.g. a
-    // pre-import that raised) come back as the error's `init` case.
     let snapshot = eryx_linker::restore_tag_imports(&snapshot, &hidden)
         .map_err(|e| err("restoring the exception tag imports in the snapshot", e))?;
+    // `execute` returns result<output, error>: start-up failures (e.g. a
+    // pre-import that raised) come back as the error's `init` case.
     match results.first() {
         Some(Val::Result(Ok(_))) => Ok(snapshot),
         Some(Val::Result(Err(Some(e)))) => match &**e {
