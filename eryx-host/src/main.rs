@@ -975,8 +975,7 @@ async fn run(cli: Cli) -> u8 {
     if cli.snapshot_only {
         return 0;
     }
-    // This run starts Python itself: the snapshot is built for the next
-    // (unless the set can have none).
+    // This run starts Python itself: the snapshot is built for the next.
     let snapshot_later = !cli.no_preinit && !sandbox.preinitialised() && snapshot == "later";
     if let Some(path) = &cli.state
         && let Err(e) = restore_state(&mut sandbox, path).await

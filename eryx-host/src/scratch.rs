@@ -498,20 +498,40 @@ impl ScratchView<'_> {
         }
     }
 
-    /// Whether `fd` lies under a read-only preopen (a read-only mount, the
-    /// standard library, `/site-packages`, `/`), `/dev` aside: Linux's
-    /// `/dev` is writable by root only, and refuses others with `EACCES`
-    /// (`PermissionError`), as wasmtime-wasi's `EPERM` reads in Python.
-    fn read_only(&self, fd: &Fd) -> bool {
+    /// wasmtime-wasi refuses every change under a read-only preopen with
+    /// `NotPermitted` (`EPERM`: Python's `PermissionError`); a read-only
+    /// filesystem on Linux says `EROFS` (`OSError: Read-only file
+    /// system`), which code checks for (`errno.EROFS`) and which is no
+    /// permission matter. So a `NotPermitted` for a change asked of a
+    /// handle (`reps`) under a read-only preopen (a read-only mount, the
+    /// standard library, `/site-packages`, `/`) becomes `ReadOnly`. `/dev`
+    /// aside: Linux's `/dev` is writable by root only and refuses others
+    /// with `EACCES` (`PermissionError`), as `EPERM` reads in Python.
+    /// Looked at only when the change failed.
+    fn on_read_only<T>(&self, reps: &[u32], result: FsResult<T>) -> FsResult<T> {
         use wasmtime_wasi::filesystem::Descriptor;
-        if self.handles.dev.contains(&fd.rep()) || self.is_device(fd) {
-            return false;
+        let Err(e) = &result else { return result };
+        if !matches!(e.downcast_ref(), Some(types::ErrorCode::NotPermitted)) {
+            return result;
         }
-        match self.fs.table.get(fd) {
-            Ok(Descriptor::Dir(d)) => d.perms.write_not_permitted(),
-            Ok(Descriptor::File(f)) => f.perms.write_not_permitted(),
-            Err(_) => false,
+        let read_only = |rep: u32| {
+            if self.handles.dev.contains(&rep) || self.handles.devices.contains_key(&rep) {
+                return false;
+            }
+            match self
+                .fs
+                .table
+                .get(&Resource::<types::Descriptor>::new_borrow(rep))
+            {
+                Ok(Descriptor::Dir(d)) => d.perms.write_not_permitted(),
+                Ok(Descriptor::File(f)) => f.perms.write_not_permitted(),
+                Err(_) => false,
+            }
+        };
+        if reps.iter().any(|&rep| read_only(rep)) {
+            return Err(types::ErrorCode::ReadOnly.into());
         }
+        result
     }
 
     /// Refuses links and renames between `/tmp` and other directories
@@ -586,20 +606,6 @@ fn again(fd: &Fd) -> Fd {
     Resource::new_borrow(fd.rep())
 }
 
-/// wasmtime-wasi refuses every change under a read-only preopen with
-/// `NotPermitted` (`EPERM`: Python's `PermissionError`); a read-only
-/// filesystem on Linux says `EROFS` (`OSError: [Errno 30] Read-only file
-/// system`), which code checks for (`errno.EROFS`) and which is no
-/// permission matter. `read_only`: the change was asked of such a handle.
-fn on_read_only<T>(read_only: bool, result: FsResult<T>) -> FsResult<T> {
-    match result {
-        Err(e) if read_only && matches!(e.downcast_ref(), Some(types::ErrorCode::NotPermitted)) => {
-            Err(types::ErrorCode::ReadOnly.into())
-        }
-        other => other,
-    }
-}
-
 impl types::HostDescriptor for ScratchView<'_> {
     async fn advise(
         &mut self,
@@ -637,11 +643,9 @@ impl types::HostDescriptor for ScratchView<'_> {
             return Ok(());
         }
         self.reserve(&fd, size)?;
-        let ro = self.read_only(&fd);
-        on_read_only(
-            ro,
-            types::HostDescriptor::set_size(&mut self.fs, fd, size).await,
-        )
+        let reps = [fd.rep()];
+        let r = types::HostDescriptor::set_size(&mut self.fs, fd, size).await;
+        self.on_read_only(&reps, r)
     }
 
     async fn set_times(
@@ -650,11 +654,9 @@ impl types::HostDescriptor for ScratchView<'_> {
         atim: types::NewTimestamp,
         mtim: types::NewTimestamp,
     ) -> FsResult<()> {
-        let ro = self.read_only(&fd);
-        on_read_only(
-            ro,
-            types::HostDescriptor::set_times(&mut self.fs, fd, atim, mtim).await,
-        )
+        let reps = [fd.rep()];
+        let r = types::HostDescriptor::set_times(&mut self.fs, fd, atim, mtim).await;
+        self.on_read_only(&reps, r)
     }
 
     async fn read(
@@ -711,11 +713,9 @@ impl types::HostDescriptor for ScratchView<'_> {
 
     async fn create_directory_at(&mut self, fd: Fd, path: String) -> FsResult<()> {
         self.reserve(&fd, ENTRY_COST)?;
-        let ro = self.read_only(&fd);
-        on_read_only(
-            ro,
-            types::HostDescriptor::create_directory_at(&mut self.fs, fd, path).await,
-        )
+        let reps = [fd.rep()];
+        let r = types::HostDescriptor::create_directory_at(&mut self.fs, fd, path).await;
+        self.on_read_only(&reps, r)
     }
 
     async fn stat(&mut self, fd: Fd) -> FsResult<types::DescriptorStat> {
@@ -743,9 +743,10 @@ impl types::HostDescriptor for ScratchView<'_> {
         atim: types::NewTimestamp,
         mtim: types::NewTimestamp,
     ) -> FsResult<()> {
-        let ro = self.read_only(&fd);
+        let reps = [fd.rep()];
         let r = types::HostDescriptor::set_times_at(&mut self.fs, fd, path_flags, path, atim, mtim);
-        on_read_only(ro, r.await)
+        let r = r.await;
+        self.on_read_only(&reps, r)
     }
 
     async fn link_at(
@@ -758,7 +759,7 @@ impl types::HostDescriptor for ScratchView<'_> {
     ) -> FsResult<()> {
         self.same_side(&fd, &new_descriptor)?;
         self.reserve(&fd, ENTRY_COST)?;
-        let ro = self.read_only(&fd) || self.read_only(&new_descriptor);
+        let reps = [fd.rep(), new_descriptor.rep()];
         let r = types::HostDescriptor::link_at(
             &mut self.fs,
             fd,
@@ -767,7 +768,8 @@ impl types::HostDescriptor for ScratchView<'_> {
             new_descriptor,
             new_path,
         );
-        on_read_only(ro, r.await)
+        let r = r.await;
+        self.on_read_only(&reps, r)
     }
 
     async fn open_at(
@@ -801,7 +803,7 @@ impl types::HostDescriptor for ScratchView<'_> {
             }
             (oflags, flags)
         };
-        let ro = self.read_only(&fd);
+        let reps = [fd.rep()];
         let opened = types::HostDescriptor::open_at(
             &mut self.fs,
             again(&fd),
@@ -810,7 +812,8 @@ impl types::HostDescriptor for ScratchView<'_> {
             oflags,
             flags,
         );
-        let opened = on_read_only(ro, opened.await)?;
+        let opened = opened.await;
+        let opened = self.on_read_only(&reps, opened)?;
         let rep = opened.rep();
         if scratch {
             self.handles.scratch.insert(rep);
@@ -841,11 +844,9 @@ impl types::HostDescriptor for ScratchView<'_> {
     }
 
     async fn remove_directory_at(&mut self, fd: Fd, path: String) -> FsResult<()> {
-        let ro = self.read_only(&fd);
-        on_read_only(
-            ro,
-            types::HostDescriptor::remove_directory_at(&mut self.fs, fd, path).await,
-        )
+        let reps = [fd.rep()];
+        let r = types::HostDescriptor::remove_directory_at(&mut self.fs, fd, path).await;
+        self.on_read_only(&reps, r)
     }
 
     async fn rename_at(
@@ -856,24 +857,24 @@ impl types::HostDescriptor for ScratchView<'_> {
         new_path: String,
     ) -> FsResult<()> {
         self.same_side(&fd, &new_fd)?;
-        let ro = self.read_only(&fd) || self.read_only(&new_fd);
+        let reps = [fd.rep(), new_fd.rep()];
         let r = types::HostDescriptor::rename_at(&mut self.fs, fd, old_path, new_fd, new_path);
-        on_read_only(ro, r.await)
+        let r = r.await;
+        self.on_read_only(&reps, r)
     }
 
     async fn symlink_at(&mut self, fd: Fd, src_path: String, dest_path: String) -> FsResult<()> {
         self.reserve(&fd, ENTRY_COST)?;
-        let ro = self.read_only(&fd);
+        let reps = [fd.rep()];
         let r = types::HostDescriptor::symlink_at(&mut self.fs, fd, src_path, dest_path);
-        on_read_only(ro, r.await)
+        let r = r.await;
+        self.on_read_only(&reps, r)
     }
 
     async fn unlink_file_at(&mut self, fd: Fd, path: String) -> FsResult<()> {
-        let ro = self.read_only(&fd);
-        on_read_only(
-            ro,
-            types::HostDescriptor::unlink_file_at(&mut self.fs, fd, path).await,
-        )
+        let reps = [fd.rep()];
+        let r = types::HostDescriptor::unlink_file_at(&mut self.fs, fd, path).await;
+        self.on_read_only(&reps, r)
     }
 
     fn read_via_stream(
