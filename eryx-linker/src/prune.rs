@@ -61,30 +61,23 @@ pub fn prune_exports(component: &[u8]) -> Pruned {
     let Some(used) = used_exports(component) else {
         return whole();
     };
-    let mut out = Vec::with_capacity(component.len());
-    let mut copied_to = 0;
     let mut removed = 0;
-    for (range, keep) in used {
-        let Some(start) = crate::split::section_start(component, &range) else {
-            return whole();
-        };
-        let Some((module, dropped)) = without_exports(&component[range.clone()], &keep) else {
-            continue;
-        };
-        out.extend_from_slice(&component[copied_to..start]);
-        out.push(wasm_encoder::ComponentSectionId::CoreModule as u8);
-        module.len().encode(&mut out);
-        out.extend_from_slice(&module);
-        copied_to = range.end;
-        removed += dropped;
-    }
-    if removed == 0 {
-        return whole();
-    }
-    out.extend_from_slice(&component[copied_to..]);
-    Pruned {
-        component: out,
-        removed,
+    let out = crate::split::rewrite_modules(
+        component,
+        |_| (),
+        |_, range, bytes| {
+            let Some((_, keep)) = used.iter().find(|(r, _)| r == range) else {
+                return Ok(None);
+            };
+            Ok(without_exports(bytes, keep).map(|(module, dropped)| {
+                removed += dropped;
+                module
+            }))
+        },
+    );
+    match out {
+        Ok(component) if removed > 0 => Pruned { component, removed },
+        _ => whole(),
     }
 }
 
@@ -224,19 +217,13 @@ fn module_imports(bytes: &[u8]) -> Option<Vec<(String, String)>> {
 /// The module `bytes` with only the exports named in `keep`, and how many
 /// it lost; `None` when it would lose none or would not validate.
 fn without_exports(bytes: &[u8], keep: &HashSet<String>) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(bytes.get(..8)?);
-    let mut at = 8;
+    let mut out = bytes.get(..8)?.to_vec();
     let mut dropped = 0;
-    while at < bytes.len() {
-        let id = bytes[at];
-        let (len, body_start) = read_u32(bytes, at + 1)?;
-        let body_end = body_start.checked_add(usize::try_from(len).ok()?)?;
-        let body = bytes.get(body_start..body_end)?;
+    for (id, whole, body) in crate::split::sections(bytes).ok()? {
         if id == 7 {
             let reader = wasmparser::ExportSectionReader::new(wasmparser::BinaryReader::new(
-                body,
-                u64::try_from(body_start).ok()?,
+                &bytes[body.clone()],
+                u64::try_from(body.start).ok()?,
             ))
             .ok()?;
             let mut exports = ExportSection::new();
@@ -252,9 +239,8 @@ fn without_exports(bytes: &[u8], keep: &HashSet<String>) -> Option<(Vec<u8>, usi
             out.push(7);
             exports.encode(&mut out);
         } else {
-            out.extend_from_slice(&bytes[at..body_end]);
+            out.extend_from_slice(&bytes[whole]);
         }
-        at = body_end;
     }
     if dropped == 0 {
         return None;
@@ -262,17 +248,4 @@ fn without_exports(bytes: &[u8], keep: &HashSet<String>) -> Option<(Vec<u8>, usi
     let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
     validator.validate_all(&out).ok()?;
     Some((out, dropped))
-}
-
-/// A LEB128 `u32` at `at`: its value and the offset after it.
-fn read_u32(bytes: &[u8], at: usize) -> Option<(u32, usize)> {
-    let mut value = 0u32;
-    for i in 0..5 {
-        let b = *bytes.get(at + i)?;
-        value |= u32::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, at + i + 1));
-        }
-    }
-    None
 }

@@ -205,6 +205,63 @@ pub(crate) fn top_level_modules(component: &[u8]) -> Result<Vec<Range<usize>>, S
     Ok(modules)
 }
 
+/// `component` with each top-level core module for which `f` (given its
+/// index among them, where its bytes are, and the bytes) returns new bytes
+/// replaced by them, and all else as it was. `read_err` makes the error
+/// for a component that cannot be read.
+pub(crate) fn rewrite_modules<E>(
+    component: &[u8],
+    read_err: impl Fn(String) -> E,
+    mut f: impl FnMut(usize, &Range<usize>, &[u8]) -> Result<Option<Vec<u8>>, E>,
+) -> Result<Vec<u8>, E> {
+    let mut out = Vec::with_capacity(component.len());
+    let mut copied_to = 0;
+    for (index, range) in top_level_modules(component)
+        .map_err(&read_err)?
+        .into_iter()
+        .enumerate()
+    {
+        let Some(module) = f(index, &range, &component[range.clone()])? else {
+            continue;
+        };
+        let start = section_start(component, &range)
+            .ok_or_else(|| read_err("a module section's header cannot be read".into()))?;
+        out.extend_from_slice(&component[copied_to..start]);
+        out.push(ComponentSectionId::CoreModule as u8);
+        module.encode(&mut out);
+        copied_to = range.end;
+    }
+    out.extend_from_slice(&component[copied_to..]);
+    Ok(out)
+}
+
+/// A core module's section: `(id, whole section range, body range)`.
+pub(crate) type Section = (u8, Range<usize>, Range<usize>);
+
+/// A module's sections: `(id, whole section range, body range)`.
+pub(crate) fn sections(module: &[u8]) -> Result<Vec<Section>, String> {
+    if module.len() < 8 {
+        return Err("a module is shorter than its header".into());
+    }
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at < module.len() {
+        let id = module[at];
+        let mut reader = wasmparser::BinaryReader::new(&module[at + 1..], 0);
+        let len = reader
+            .read_var_u32()
+            .map_err(|e| format!("a section length: {e}"))?;
+        let body_start = at + 1 + reader.original_position() as usize;
+        let body_end = body_start
+            .checked_add(len as usize)
+            .filter(|end| *end <= module.len())
+            .ok_or("a section runs past the module's end")?;
+        out.push((id, at..body_end, body_start..body_end));
+        at = body_end;
+    }
+    Ok(out)
+}
+
 /// The place and bytes of a module section's contents (the parser's
 /// unchecked range), if they are inside `component`.
 pub(crate) fn module_bytes<'a>(

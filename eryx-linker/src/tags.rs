@@ -21,16 +21,13 @@
 use std::ops::Range;
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
-use wasm_encoder::{
-    ComponentSectionId, Encode, EntityType, ImportSection, TagKind, TagSection, TagType,
-};
+use wasm_encoder::{Encode, EntityType, ImportSection, TagKind, TagSection, TagType};
 use wasmparser::{BinaryReader, TypeRef};
+
+use crate::split::Section;
 
 /// A tag import: `(module, name, function type index)`.
 type TagImport = (String, String, u32);
-
-/// A module's section: `(id, whole section range, body range)`.
-type Section = (u8, Range<usize>, Range<usize>);
 
 /// The tag imports [`hide_tag_imports`] turned into definitions: for each
 /// changed top-level module (its position among the component's top-level
@@ -58,7 +55,7 @@ impl HiddenTags {
 /// comes back as it was). `Err` names what could not be rewritten.
 pub fn hide_tag_imports(component: &[u8]) -> Result<(Vec<u8>, HiddenTags), String> {
     let mut hidden = HiddenTags::default();
-    let out = rewrite_modules(component, |index, module| {
+    let out = rewrite_modules(component, |index, _, module| {
         let Some((rewritten, tags)) = hide_in_module(module)? else {
             return Ok(None);
         };
@@ -77,7 +74,7 @@ pub fn restore_tag_imports(component: &[u8], hidden: &HiddenTags) -> Result<Vec<
         return Ok(component.to_vec());
     }
     let mut restored = 0;
-    let out = rewrite_modules(component, |index, module| {
+    let out = rewrite_modules(component, |index, _, module| {
         let Some((_, tags)) = hidden.modules.iter().find(|(i, _)| *i == index) else {
             return Ok(None);
         };
@@ -93,55 +90,12 @@ pub fn restore_tag_imports(component: &[u8], hidden: &HiddenTags) -> Result<Vec<
     Ok(out)
 }
 
-/// Calls `f` with each top-level core module of `component` (its index
-/// among them, its bytes) and puts what `f` returns (`None`: unchanged)
-/// in its place.
+/// [`crate::split::rewrite_modules`] with this module's errors.
 fn rewrite_modules(
     component: &[u8],
-    mut f: impl FnMut(usize, &[u8]) -> Result<Option<Vec<u8>>, String>,
+    f: impl FnMut(usize, &Range<usize>, &[u8]) -> Result<Option<Vec<u8>>, String>,
 ) -> Result<Vec<u8>, String> {
-    let modules = crate::split::top_level_modules(component)
-        .map_err(|e| format!("reading the component: {e}"))?;
-    let mut out = Vec::with_capacity(component.len());
-    let mut copied_to = 0;
-    for (index, range) in modules.into_iter().enumerate() {
-        let Some(module) = f(index, &component[range.clone()])? else {
-            continue;
-        };
-        let start = crate::split::section_start(component, &range)
-            .ok_or("a module section's header cannot be read")?;
-        out.extend_from_slice(&component[copied_to..start]);
-        out.push(ComponentSectionId::CoreModule as u8);
-        module.len().encode(&mut out);
-        out.extend_from_slice(&module);
-        copied_to = range.end;
-    }
-    out.extend_from_slice(&component[copied_to..]);
-    Ok(out)
-}
-
-/// A module's sections: `(id, whole section range, body range)`.
-fn sections(module: &[u8]) -> Result<Vec<Section>, String> {
-    if module.len() < 8 {
-        return Err("a module is shorter than its header".into());
-    }
-    let mut out = Vec::new();
-    let mut at = 8;
-    while at < module.len() {
-        let id = module[at];
-        let mut reader = BinaryReader::new(&module[at + 1..], 0);
-        let len = reader
-            .read_var_u32()
-            .map_err(|e| format!("a section length: {e}"))?;
-        let body_start = at + 1 + reader.original_position() as usize;
-        let body_end = body_start
-            .checked_add(len as usize)
-            .filter(|end| *end <= module.len())
-            .ok_or("a section runs past the module's end")?;
-        out.push((id, at..body_end, body_start..body_end));
-        at = body_end;
-    }
-    Ok(out)
+    crate::split::rewrite_modules(component, |e| format!("reading the component: {e}"), f)
 }
 
 const IMPORT: u8 = 2;
@@ -155,7 +109,7 @@ type Hidden = (Vec<u8>, Vec<TagImport>);
 /// The module with its tag imports defined instead, and those imports;
 /// `None` when it imports no tag.
 fn hide_in_module(module: &[u8]) -> Result<Option<Hidden>, String> {
-    let sections = sections(module)?;
+    let sections = crate::split::sections(module)?;
     let Some((_, _, body)) = sections.iter().find(|(id, ..)| *id == IMPORT) else {
         return Ok(None);
     };
@@ -192,7 +146,7 @@ fn hide_in_module(module: &[u8]) -> Result<Option<Hidden>, String> {
 
 /// The module with its first `tags.len()` defined tags imported again.
 fn restore_in_module(module: &[u8], tags: &[TagImport]) -> Result<Vec<u8>, String> {
-    let sections = sections(module)?;
+    let sections = crate::split::sections(module)?;
     let (_, _, body) = sections
         .iter()
         .find(|(id, ..)| *id == IMPORT)
@@ -286,6 +240,7 @@ fn rebuild(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasm_encoder::ComponentSectionId;
     use wasmparser::{Parser, Payload};
 
     /// A module that imports a tag, defines one of its own, and throws
@@ -364,7 +319,7 @@ mod tests {
 
     fn module_at(component: &[u8], index: usize) -> Vec<u8> {
         let mut modules = Vec::new();
-        rewrite_modules(component, |_, m| {
+        rewrite_modules(component, |_, _, m| {
             modules.push(m.to_vec());
             Ok(None)
         })

@@ -20,10 +20,8 @@
 //! the code, and it is global 0, so that its place in the instance is the
 //! same in every set (all other globals move up by one).
 
-use std::ops::Range;
-
 use wasm_encoder::reencode::{Error as ReencodeError, Reencode, utils};
-use wasm_encoder::{ComponentSectionId, ConstExpr, Encode, GlobalType, ValType};
+use wasm_encoder::{ConstExpr, GlobalType, ValType};
 use wasmparser::{Operator, Parser, Payload, TypeRef};
 
 use crate::LinkError;
@@ -35,16 +33,23 @@ pub fn rebase(component: &[u8]) -> Result<Vec<u8>, LinkError> {
     // The names the component uses of each module's exports: a trampoline
     // none of whose names is used goes (see [`rebase_module`]).
     let used = crate::prune::used_exports(component);
-    for range in crate::split::top_level_modules(component).map_err(|e| err(&e))? {
-        let keep = used
-            .as_ref()
-            .and_then(|u| u.iter().find(|(r, _)| *r == range).map(|(_, k)| k));
-        if let Some(module) = rebase_module(&component[range.clone()], keep)? {
-            return replace_module(component, &range, &module)
-                .ok_or_else(|| err(&"no section header before the module"));
-        }
-    }
-    Ok(component.to_vec())
+    // One module (the env module) has that shape.
+    let mut rebased = false;
+    crate::split::rewrite_modules(
+        component,
+        |e| err(&e),
+        |_, range, bytes| {
+            if rebased {
+                return Ok(None);
+            }
+            let keep = used
+                .as_ref()
+                .and_then(|u| u.iter().find(|(r, _)| r == range).map(|(_, k)| k));
+            let module = rebase_module(bytes, keep)?;
+            rebased = module.is_some();
+            Ok(module)
+        },
+    )
 }
 
 /// The error for a linked component this module cannot read or rewrite.
@@ -52,17 +57,6 @@ fn err(e: &dyn std::fmt::Display) -> LinkError {
     LinkError::Rebase {
         message: e.to_string(),
     }
-}
-
-/// `component` with the module whose bytes are at `range` replaced.
-fn replace_module(component: &[u8], range: &Range<usize>, module: &[u8]) -> Option<Vec<u8>> {
-    let start = crate::split::section_start(component, range)?;
-    let mut out = Vec::with_capacity(component.len() + module.len() + 16);
-    out.extend_from_slice(&component[..start]);
-    out.push(ComponentSectionId::CoreModule as u8);
-    module.encode(&mut out);
-    out.extend_from_slice(&component[range.end..]);
-    Some(out)
 }
 
 /// One trampoline: its parameter count and slot.
