@@ -1383,36 +1383,32 @@ fn unsupported_sources_are_refused_with_the_reason() {
         err.contains("broken-1.0.tar.gz") && err.contains("not a readable sdist"),
         "{err}"
     );
-    // A C source that uses a function no library of the guest has.
-    let c = tempfile::tempdir().unwrap();
-    std::fs::write(
-        c.path().join("setup.py"),
-        "from setuptools import setup, Extension\nsetup(name='missing-sym', version='1.0', ext_modules=[Extension('missingsym', ['m.c'])])\n",
-    )
-    .unwrap();
-    std::fs::write(
-        c.path().join("m.c"),
-        "#include <Python.h>\nint eryx_no_such_function(void);\nstatic struct PyModuleDef d = {PyModuleDef_HEAD_INIT, \"missingsym\"};\nPyMODINIT_FUNC PyInit_missingsym(void) { eryx_no_such_function(); return PyModuleDef_Init(&d); }\n",
-    )
-    .unwrap();
-    let err = refused(c.path());
-    assert!(err.contains("eryx_no_such_function"), "{err}");
-    // C that needs a system library: the compiler's error, then what it
-    // means here. (C++ that throws is built again with exceptions:
+    // C that uses a function no library of the guest has, and C that
+    // needs a system library: the compiler's or linker's error, then what
+    // it means here. (C++ that throws is built again with exceptions:
     // `cxx_that_throws_is_built_with_exceptions_and_pre_imported`.)
-    let d = tempfile::tempdir().unwrap();
-    std::fs::write(
-        d.path().join("setup.py"),
-        "from setuptools import setup, Extension\nsetup(name='hint', version='1.0', ext_modules=[Extension('hint', ['m.c'])])\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.path().join("m.c"),
-        "#include <zlib.h>\nint f(void) { return 0; }\n",
-    )
-    .unwrap();
-    let err = refused(d.path());
-    assert!(err.contains("needs a system library"), "{err}");
+    for (module, source, says) in [
+        (
+            "missingsym",
+            "#include <Python.h>\nint eryx_no_such_function(void);\nstatic struct PyModuleDef d = {PyModuleDef_HEAD_INIT, \"missingsym\"};\nPyMODINIT_FUNC PyInit_missingsym(void) { eryx_no_such_function(); return PyModuleDef_Init(&d); }\n",
+            "eryx_no_such_function",
+        ),
+        (
+            "hint",
+            "#include <zlib.h>\nint f(void) { return 0; }\n",
+            "needs a system library",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("setup.py"),
+            format!("from setuptools import setup, Extension\nsetup(name='{module}', version='1.0', ext_modules=[Extension('{module}', ['m.c'])])\n"),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("m.c"), source).unwrap();
+        let err = refused(d.path());
+        assert!(err.contains(says), "{module}: {err}");
+    }
     // A wheel built for another platform.
     let linux = out_dir
         .path()
