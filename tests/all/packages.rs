@@ -1529,6 +1529,74 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
     assert_eq!(sb.execute(code).await.unwrap().stdout, expected);
 }
 
+/// A Cython module compiled as C++ around a header that throws, built as
+/// an optional extension (`optional=True`, as RapidFuzz's and many
+/// packages' native parts are): the glue that lets Cython's `try`/`catch`
+/// compile without exceptions turned the header's `throw` into a syntax
+/// error, the build went on without the extension and the wheel came out
+/// pure Python without saying why. Now clang is asked again without the
+/// glue, the builder sees that the code needs exceptions and builds it
+/// with them, and the C++ exception reaches Python as Cython maps it.
+#[tokio::test]
+async fn an_optional_cython_extension_whose_cxx_throws_is_built_with_exceptions() {
+    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
+        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
+    };
+    let src = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| std::fs::write(src.path().join(name), text).unwrap();
+    w(
+        "pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools>=70\", \"cython>=3.1\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"halving\"\nversion = \"1.0\"\n",
+    );
+    w(
+        "setup.py",
+        "from setuptools import setup, Extension\nfrom Cython.Build import cythonize\n\
+         exts = cythonize([Extension('halving', ['halving.pyx'], language='c++')])\n\
+         for e in exts:\n    e.optional = True\n\
+         setup(ext_modules=exts)\n",
+    );
+    w(
+        "halving.h",
+        "#include <stdexcept>\n#include <string>\n\
+         inline long checked_half(long v) {\n\
+         \x20   if (v % 2) throw std::invalid_argument(\"odd: \" + std::to_string(v));\n\
+         \x20   return v / 2;\n}\n",
+    );
+    w(
+        "halving.pyx",
+        "cdef extern from \"halving.h\":\n    long checked_half(long v) except +\n\n\
+         def half(long v):\n    return checked_half(v)\n",
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg(src.path())
+        .output()
+        .unwrap();
+    let said = support::text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("its C++ throws or catches exceptions: building it again with them"),
+        "{said}"
+    );
+    let whl = out_dir
+        .path()
+        .join("halving-1.0-cp314-cp314-wasi_0_0_0_wasm32.whl");
+    assert!(whl.is_file(), "no platform wheel: {said}");
+    let mut sb = support::builder().package(&whl).build().await.unwrap();
+    let got = sb
+        .execute(
+            "import halving\n\
+             print(halving.half(42))\n\
+             try:\n    halving.half(7)\nexcept ValueError as e:\n    print('ValueError', e)\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.stdout, "21\nValueError odd: 7\n");
+}
+
 /// What the cross compiler does for C and Cython that are correct natively
 /// but not in wasm: a `METH_NOARGS` method and a getter declared with one
 /// parameter (CPython passes two: in wasm the call trapped with "indirect

@@ -527,7 +527,20 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     print_stderr(&stderr);
     if !out.status.success() {
-        if let Some(h) = hint(&stderr) {
+        let hinted = hint(&stderr).or_else(|| {
+            // The Cython glue turns each `throw` into `(void)0`, so C++
+            // that really throws (a library's headers the `.pyx` wraps)
+            // fails with "expected ';'" instead of clang's word on
+            // exceptions, and neither the wheel builder's retry with
+            // exceptions nor the hint saw why: ask clang without the glue.
+            let unglued = without_glue(&argv, cfg.cython_cxx_glue.as_deref()?)?;
+            let again = run(compiler, &unglued).ok()?;
+            let again = String::from_utf8_lossy(&again.stderr).into_owned();
+            let line = again.lines().find(|l| l.contains(EXCEPTIONS_DISABLED))?;
+            eprintln!("[eryx] without the Cython exception glue: {line}");
+            hint(&again)
+        });
+        if let Some(h) = hinted {
             eprintln!("[eryx] {h}");
         }
         return Ok(crate::exit_code(out.status));
@@ -594,6 +607,18 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `argv` without the `-include GLUE` that force-includes the Cython
+/// glue; `None` if it has none.
+fn without_glue(argv: &[String], glue: &Path) -> Option<Vec<String>> {
+    let glue = glue.display().to_string();
+    let at = argv
+        .windows(2)
+        .position(|w| w[0] == "-include" && w[1] == glue)?;
+    let mut out = argv.to_vec();
+    out.drain(at..at + 2);
+    Some(out)
 }
 
 /// Runs the compiler, its stderr captured.
@@ -924,6 +949,16 @@ mod tests {
         // C sources from Cython are C: no C++ glue.
         let out = rewrite(&cfg(), false, &s(&["-c", &cython.display().to_string()]));
         assert!(!out.contains(&"-include".to_string()), "{out:?}");
+    }
+
+    #[test]
+    fn the_glue_can_be_left_out_to_ask_clang_why_a_compile_failed() {
+        let argv = s(&["-O2", "-include", "/eryx/cython-cxx.h", "-c", "a.cpp"]);
+        let out = without_glue(&argv, Path::new("/eryx/cython-cxx.h")).unwrap();
+        assert_eq!(out, s(&["-O2", "-c", "a.cpp"]));
+        // Another forced include is not the glue.
+        let other = s(&["-include", "config.h", "-c", "a.cpp"]);
+        assert_eq!(without_glue(&other, Path::new("/eryx/cython-cxx.h")), None);
     }
 
     #[test]

@@ -92,6 +92,20 @@ fn native_source(dir: &Path) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_compile_error_is_clangs_first() {
+        let log = "  -- Detecting C compiler ABI info - failed\n\
+                   error: subprocess-exited-with-error\n\
+                   FAILED: [code=1] a.o\n\
+                   \x20 /src/os.hpp:246:8: error: no member named 'this_thread' in namespace 'std'\n\
+                   \x20 /src/b.hpp:1:2: error: later\n";
+        assert_eq!(
+            super::first_compile_error(log),
+            Some("/src/os.hpp:246:8: error: no member named 'this_thread' in namespace 'std'")
+        );
+        assert_eq!(super::first_compile_error("all fine\n"), None);
+    }
+
     use super::*;
 
     #[test]
@@ -725,14 +739,18 @@ impl Builder {
             .file_name()
             .is_some_and(|n| n.to_string_lossy().ends_with("-none-any.whl"));
         if pure && let Some(source) = native_source(&dir) {
+            let log = self.work.join(format!("{}-build.log", normalized(&name)));
+            let first_error = std::fs::read_to_string(&log)
+                .ok()
+                .and_then(|text| first_compile_error(&text).map(str::to_string))
+                .map(|e| format!(" Its first compile error: {e}."))
+                .unwrap_or_default();
             progress!(
                 "  note: {name}'s wheel is pure Python although its source has native code \
                  ({}): its build left that part out (an optional extension, skipped or failed; \
-                 a recipe in xtask/recipes/ can turn it on). Its build output: {}",
+                 a recipe in xtask/recipes/ can turn it on).{first_error} Its build output: {}",
                 source.strip_prefix(&dir).unwrap_or(&source).display(),
-                self.work
-                    .join(format!("{}-build.log", normalized(&name)))
-                    .display()
+                log.display()
             );
         }
         self.add_bytecode(&wheel)
@@ -862,13 +880,13 @@ impl Builder {
             })
         };
         let (mut status, mut text) = run(&mut pip)?;
-        if !status.success()
-            && !recipe.cxx_exceptions
-            && text.contains(crate::wasmcc::EXCEPTIONS_DISABLED)
-        {
+        if !recipe.cxx_exceptions && text.contains(crate::wasmcc::EXCEPTIONS_DISABLED) {
             // C++ is compiled without exceptions unless it needs them
             // (code size, and a set with a library that throws gets the
             // collector that frees thrown objects): this package does.
+            // Also when the build went on without that part (an optional
+            // extension: RapidFuzz 3.14 then made a pure-Python wheel,
+            // many times slower, and said nothing of why).
             progress!(
                 "{name}: its C++ throws or catches exceptions: building it again with them \
                  (as a recipe's `cxx-exceptions = true` asks)"
@@ -1099,6 +1117,15 @@ impl Builder {
 
 /// The lines of a failed build's output that say what failed (compiler
 /// errors, failed build steps, our compiler's diagnoses), then its end.
+/// The first error a compiler reported in a build's output (clang's
+/// `file:line:col: error: ...`), trimmed: what a package's optional native
+/// part failed on when its build went on without it.
+fn first_compile_error(text: &str) -> Option<&str> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.contains(": error: ") && !l.starts_with("error:"))
+}
+
 fn failure_summary(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut picked: Vec<&str> = lines
