@@ -479,6 +479,40 @@ print(np.frombuffer(open("arr.dat", "rb").read()).tolist(), pd.__version__)
     );
 }
 
+/// RapidFuzz from PyPI: Cython wrapping C++ headers that throw, built with
+/// scikit-build-core. Its wheel used to come out pure Python (the C++ failed
+/// to compile and the build went on without it); now its scorers are the
+/// native ones, a bad argument thrown in C++ is a Python exception, and
+/// `rapidfuzz.process` (whose C++ needs threads, left out by the recipe)
+/// runs its Python implementation over the native scorers.
+#[tokio::test]
+async fn rapidfuzz_scores_natively_and_its_cxx_errors_are_python_exceptions() {
+    let stdout = run_with(
+        &[wheel("rapidfuzz-")],
+        r#"
+from rapidfuzz import fuzz, process, utils
+from rapidfuzz.distance import Levenshtein
+print(type(fuzz.ratio).__name__, type(Levenshtein.distance).__name__)
+print(round(fuzz.ratio("this is a test", "this is a test!"), 2), fuzz.partial_ratio("fuzzy wuzzy", "wuzzy"))
+print(Levenshtein.distance("kitten", "sitting"), Levenshtein.editops("ab", "ba").as_list())
+print(process.extractOne("new york jets", ["Atlanta Falcons", "New York Jets"], scorer=fuzz.WRatio, processor=utils.default_process))
+try:
+    Levenshtein.distance("a", "b", weights=(1, 1, -1))
+except OverflowError as e:
+    print("OverflowError", e)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "cython_function_or_method cython_function_or_method\n\
+         96.55 100.0\n\
+         3 [('insert', 0, 0), ('delete', 1, 2)]\n\
+         ('New York Jets', 100.0, 1)\n\
+         OverflowError can't convert negative value to size_t\n"
+    );
+}
+
 #[tokio::test]
 async fn regex_xxhash_and_orjson_run_their_native_code() {
     // regex and xxhash declare METH_NOARGS methods and getters with one
