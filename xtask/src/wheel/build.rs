@@ -32,6 +32,9 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
+/// 13: C++ that Cython's exception glue hid is built with exceptions, also
+/// when the build went on without it (a package whose native part is
+/// optional, as RapidFuzz's, had come out pure Python and stayed cached);
 /// 12: Rust extensions get thin LTO over 16 codegen units, every symbol
 /// hidden but the exports (dist.rs; 11 was thin LTO without hiding, whose
 /// extensions exported std's symbols);
@@ -40,7 +43,7 @@ use crate::{process, progress};
 /// development build); 8: every compile can call `setjmp` (sjlj.rs); 7:
 /// C++ sources get callback adapters too (fpcast.rs); 6 was a development
 /// build that compiled all C++ with exceptions.
-const BUILD_REVISION: u32 = 12;
+const BUILD_REVISION: u32 = 13;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
