@@ -8,7 +8,7 @@
 //! lxml (libxml2 and libxslt, likewise) and aiohttp with multidict, yarl,
 //! frozenlist and propcache (built from sdists although pure wheels exist).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support;
@@ -1378,25 +1378,39 @@ fn the_cli_takes_a_wheelhouse_and_preimports() {
     );
 }
 
+/// Runs `cargo xtask wheel --out OUT SOURCE` (the binary `ERYX_XTASK`
+/// names); returns whether it succeeded and what it said (its stderr).
+fn xtask_wheel(out: &Path, source: &Path) -> (bool, String) {
+    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
+        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
+    };
+    let run = Command::new(xtask)
+        .arg("wheel")
+        .arg("--out")
+        .arg(out)
+        .arg(source)
+        .output()
+        .unwrap();
+    (run.status.success(), support::text(&run.stderr))
+}
+
+/// [`xtask_wheel`], which must succeed: what it said.
+fn built_wheel(out: &Path, source: &Path) -> String {
+    let (built, said) = xtask_wheel(out, source);
+    assert!(built, "{said}");
+    said
+}
+
 /// `cargo xtask wheel` refuses what it cannot build, naming the package
 /// and the reason.
 #[test]
 fn unsupported_sources_are_refused_with_the_reason() {
-    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
-        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
-    };
     let out_dir = tempfile::tempdir().unwrap();
     // `cargo xtask wheel SOURCE` must fail; returns what it said.
     let refused = |source: &std::path::Path| {
-        let out = Command::new(&xtask)
-            .arg("wheel")
-            .arg("--out")
-            .arg(out_dir.path())
-            .arg(source)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{} was built", source.display());
-        support::text(&out.stderr)
+        let (built, said) = xtask_wheel(out_dir.path(), source);
+        assert!(!built, "{} was built", source.display());
+        said
     };
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -1462,9 +1476,6 @@ fn unsupported_sources_are_refused_with_the_reason() {
 /// whose run threw and caught at import.
 #[tokio::test]
 async fn cxx_that_throws_is_built_with_exceptions_and_pre_imported() {
-    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
-        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
-    };
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("setup.py"),
@@ -1522,15 +1533,7 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
     )
     .unwrap();
     let out_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&xtask)
-        .arg("wheel")
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(src.path())
-        .output()
-        .unwrap();
-    let said = support::text(&out.stderr);
-    assert!(out.status.success(), "{said}");
+    let said = built_wheel(out_dir.path(), src.path());
     assert!(
         said.contains("its C++ throws or catches exceptions: building it again with them"),
         "{said}"
@@ -1573,9 +1576,6 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
 /// with them, and the C++ exception reaches Python as Cython maps it.
 #[tokio::test]
 async fn an_optional_cython_extension_whose_cxx_throws_is_built_with_exceptions() {
-    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
-        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
-    };
     let src = tempfile::tempdir().unwrap();
     let w = |name: &str, text: &str| std::fs::write(src.path().join(name), text).unwrap();
     w(
@@ -1602,15 +1602,7 @@ async fn an_optional_cython_extension_whose_cxx_throws_is_built_with_exceptions(
          def half(long v):\n    return checked_half(v)\n",
     );
     let out_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&xtask)
-        .arg("wheel")
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(src.path())
-        .output()
-        .unwrap();
-    let said = support::text(&out.stderr);
-    assert!(out.status.success(), "{said}");
+    let said = built_wheel(out_dir.path(), src.path());
     assert!(
         said.contains("its C++ throws or catches exceptions: building it again with them"),
         "{said}"
@@ -1640,9 +1632,6 @@ async fn an_optional_cython_extension_whose_cxx_throws_is_built_with_exceptions(
 /// the next call go on).
 #[tokio::test]
 async fn short_callbacks_get_adapters_and_cython_cxx_builds_without_exceptions() {
-    let Some(xtask) = std::env::var_os("ERYX_XTASK") else {
-        panic!("ERYX_XTASK is not set: run the tests with `cargo xtask test`");
-    };
     let src = tempfile::tempdir().unwrap();
     let w = |name: &str, text: &str| std::fs::write(src.path().join(name), text).unwrap();
     w(
@@ -1706,15 +1695,7 @@ PyMODINIT_FUNC PyInit_shortcb(void) {
          def at(values, Py_ssize_t i):\n    cdef vector[double] v = values\n    return v.at(i)\n",
     );
     let out_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&xtask)
-        .arg("wheel")
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(src.path())
-        .output()
-        .unwrap();
-    let said = support::text(&out.stderr);
-    assert!(out.status.success(), "{said}");
+    let said = built_wheel(out_dir.path(), src.path());
     assert!(
         said.contains("`counter_bump` takes 1 parameter(s) but is called as `PyCFunction` with 2")
             && said
