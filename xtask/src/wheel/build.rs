@@ -95,6 +95,8 @@ fn native_source(dir: &Path) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_first_compile_error_is_clangs_first() {
         let log = "  -- Detecting C compiler ABI info - failed\n\
@@ -103,13 +105,11 @@ mod tests {
                    \x20 /src/os.hpp:246:8: error: no member named 'this_thread' in namespace 'std'\n\
                    \x20 /src/b.hpp:1:2: error: later\n";
         assert_eq!(
-            super::first_compile_error(log),
+            first_compile_error(log),
             Some("/src/os.hpp:246:8: error: no member named 'this_thread' in namespace 'std'")
         );
-        assert_eq!(super::first_compile_error("all fine\n"), None);
+        assert_eq!(first_compile_error("all fine\n"), None);
     }
-
-    use super::*;
 
     #[test]
     fn native_sources_are_the_packages_own_not_its_tests() {
@@ -1118,8 +1118,6 @@ impl Builder {
     }
 }
 
-/// The lines of a failed build's output that say what failed (compiler
-/// errors, failed build steps, our compiler's diagnoses), then its end.
 /// The first error a compiler reported in a build's output (clang's
 /// `file:line:col: error: ...`), trimmed: what a package's optional native
 /// part failed on when its build went on without it.
@@ -1129,6 +1127,8 @@ fn first_compile_error(text: &str) -> Option<&str> {
         .find(|l| l.contains(": error: ") && !l.starts_with("error:"))
 }
 
+/// The lines of a failed build's output that say what failed (compiler
+/// errors, failed build steps, our compiler's diagnoses), then its end.
 fn failure_summary(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut picked: Vec<&str> = lines
