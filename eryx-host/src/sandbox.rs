@@ -565,6 +565,7 @@ impl Live {
         state.deadline = Some(deadline);
         state.stopped = None;
         state.exiting = None;
+        state.new_call();
         let cancel = state.cancel_flag();
         let cpu = state.cpu.clone();
         // The epoch callback stops guest *code*; a guest blocked in a host
@@ -635,6 +636,17 @@ impl Live {
             };
         }
         let raw = state.raw_stderr();
+        // A C++ exception that no native frame caught leaves the guest as
+        // a wasm exception (natively, `std::terminate` would end the
+        // process); wasmtime says only "thrown Wasm exception".
+        let e = if e.downcast_ref::<wasmtime::ThrownException>().is_some() {
+            e.context(
+                "native code threw a C++ exception that nothing caught (natively, \
+                 std::terminate would end the process): catch it in the extension",
+            )
+        } else {
+            e
+        };
         let mut source = e.into_boxed_dyn_error();
         if !raw.trim().is_empty() {
             source = format!("{source:?}\nguest stderr:\n{}", raw.trim_end()).into();

@@ -379,9 +379,16 @@ impl State {
         }
     }
 
-    /// Whether the guest was refused memory since it started.
+    /// Whether the guest was refused memory since the current call began
+    /// (a refusal an earlier call survived, e.g. as a `MemoryError` it
+    /// caught, does not make a later trap a memory one).
     pub(crate) fn limits_hit(&self) -> bool {
         self.limits.hit
+    }
+
+    /// Forgets refusals of earlier calls (at the start of a call).
+    pub(crate) fn new_call(&mut self) {
+        self.limits.hit = false;
     }
 
     /// The latest of what the guest wrote to its raw stderr, lossily

@@ -1566,6 +1566,116 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
     assert_eq!(sb.execute(code).await.unwrap().stdout, expected);
 }
 
+/// What libc++ itself throws reaches the C++ that catches it: `std::stol`'s
+/// `invalid_argument` and `out_of_range` (out-of-line in libc++) and
+/// `operator new`'s `bad_alloc` when the sandbox's memory limit refuses
+/// the allocation. The bundle's libc++ is built without exceptions, where
+/// each of these aborted the call (a trap naming
+/// `__libcpp_verbose_abort`); `libunwind.so` now carries those parts of
+/// libc++ compiled with them.
+#[tokio::test]
+async fn what_libcxx_throws_is_caught_by_the_extension() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("setup.py"),
+        "from setuptools import setup, Extension\n\
+         setup(name='cxxstd', version='1.0', \
+         ext_modules=[Extension('cxxstd', ['cxxstd.cpp'], language='c++')])\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.path().join("cxxstd.cpp"),
+        r#"#include <Python.h>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+static PyObject *parse(PyObject *, PyObject *arg) {
+    const char *s = PyUnicode_AsUTF8(arg);
+    if (!s) return NULL;
+    try {
+        return PyLong_FromLong(std::stol(std::string(s)));
+    } catch (const std::invalid_argument &e) {
+        PyErr_Format(PyExc_ValueError, "invalid_argument: %s", e.what());
+    } catch (const std::out_of_range &e) {
+        PyErr_Format(PyExc_OverflowError, "out_of_range: %s", e.what());
+    }
+    return NULL;
+}
+
+static PyObject *filled(PyObject *, PyObject *arg) {
+    size_t n = PyLong_AsSize_t(arg);
+    if (PyErr_Occurred()) return NULL;
+    try {
+        std::vector<char> v(n, 'x');
+        return PyLong_FromSize_t(v.size());
+    } catch (const std::bad_alloc &) {
+        return PyErr_NoMemory();
+    }
+}
+
+static PyMethodDef methods[] = {
+    {"parse", parse, METH_O, NULL},
+    {"filled", filled, METH_O, NULL},
+    {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "cxxstd", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit_cxxstd(void) { return PyModule_Create(&def); }
+"#,
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    built_wheel(out_dir.path(), src.path());
+    let whl = out_dir
+        .path()
+        .join("cxxstd-1.0-cp314-cp314-wasi_0_0_0_wasm32.whl");
+    let mut sb = support::builder()
+        .package(&whl)
+        .memory_limit(256 << 20)
+        .build()
+        .await
+        .unwrap();
+    let out = sb
+        .execute(
+            "import cxxstd\n\
+             print(cxxstd.parse('-42'))\n\
+             for s in ('abc', '9' * 30):\n\
+             \x20   try:\n\
+             \x20       cxxstd.parse(s)\n\
+             \x20   except (ValueError, OverflowError) as e:\n\
+             \x20       print(type(e).__name__, e)\n\
+             try:\n\
+             \x20   cxxstd.filled(1 << 30)\n\
+             except MemoryError:\n\
+             \x20   print('MemoryError')\n\
+             print(cxxstd.filled(1 << 20))\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "-42\n\
+         ValueError invalid_argument: stol: no conversion\n\
+         OverflowError out_of_range: stol: out of range\n\
+         MemoryError\n\
+         1048576\n"
+    );
+    // More than a vector<char> can hold: `length_error`, which the
+    // extension does not catch.
+    let err = sb
+        .execute("cxxstd.filled(3_000_000_000)")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, eryx_host::Error::Trap { .. }), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("native code threw a C++ exception that nothing caught"),
+        "{err:?}"
+    );
+    let out = sb.execute("import cxxstd; print(cxxstd.parse('7'))").await;
+    assert_eq!(out.unwrap().stdout, "7\n");
+}
+
 /// A Cython module compiled as C++ around a header that throws, built as
 /// an optional extension (`optional=True`, as RapidFuzz's and many
 /// packages' native parts are): the glue that lets Cython's `try`/`catch`

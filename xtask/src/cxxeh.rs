@@ -16,6 +16,12 @@
 //!   library's exception code imports (wit-component's linker resolves it
 //!   like a function). It is a base library, listed before libc++abi.so so
 //!   that its exception-pointer functions win over libc++abi's stubs.
+//! - What the bundle's libc++ throws itself would abort there (`std::stol`'s
+//!   `invalid_argument`, `operator new`'s `bad_alloc`, `basic_string`'s
+//!   out-of-line members' `out_of_range`), so `libunwind.so` also carries
+//!   those parts of libc++ ([`LIBCXX_SOURCES`]) compiled with exceptions:
+//!   listed before `libc++abi.so` and `libc++.so`, its definitions win, and
+//!   C++ that catches what they throw gets the exception.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,6 +49,9 @@ const LLVM_MEMBERS: &[&str] = &[
     "*/libcxxabi/include/*",
     "*/libcxxabi/src/*",
     "*/libcxx/src/include/*",
+    "*/libcxx/src/string.cpp",
+    "*/libcxx/src/new.cpp",
+    "*/libcxx/src/new_helpers.cpp",
 ];
 
 /// libc++abi's exception machinery: throwing, catching, the personality
@@ -54,6 +63,14 @@ const LIBCXXABI_SOURCES: &[&str] = &[
     "fallback_malloc.cpp",
     "cxa_handlers.cpp",
 ];
+
+/// libc++'s sources whose throws must reach C++ that catches them, compiled
+/// with exceptions: `basic_string<char>`'s and `<wchar_t>`'s out-of-line
+/// members and the `sto*` conversions (`string.cpp`), `operator new` and
+/// `delete` (`new.cpp`, replacing libc++abi's) and `std::__throw_bad_alloc`
+/// (`new_helpers.cpp`). Everything they define with default visibility is
+/// exported ([`public_symbols`]).
+const LIBCXX_SOURCES: &[&str] = &["string.cpp", "new.cpp", "new_helpers.cpp"];
 
 /// The exception tag, defined here: LLVM 19's libunwind only imports it.
 const TAG_ASM: &str = "\
@@ -259,15 +276,24 @@ pub(crate) struct Built {
 /// (part of the dist stamp).
 pub(crate) fn fingerprint() -> String {
     format!(
-        "{BINARYEN} {LLVM_MEMBERS:?} {LIBCXXABI_SOURCES:?} {TAG_ASM:?} {EXPORTS:?} \
-         {DEFINES:?} {WASM_OPT_FLAGS:?}"
+        "{BINARYEN} {LLVM_MEMBERS:?} {LIBCXXABI_SOURCES:?} {LIBCXX_SOURCES:?} {TAG_ASM:?} \
+         {EXPORTS:?} {DEFINES:?} {WASM_OPT_FLAGS:?}"
     )
 }
 
 /// Builds `libunwind.so` (or reuses the last build of the same inputs).
 pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
-    let (top, origin) =
-        crate::stdlib_ext::debian_sources(root, LLVM_SOURCE, LLVM_SOURCE, None, LLVM_MEMBERS)?;
+    let fetch =
+        || crate::stdlib_ext::debian_sources(root, LLVM_SOURCE, LLVM_SOURCE, None, LLVM_MEMBERS);
+    let (mut top, mut origin) = fetch()?;
+    if LIBCXX_SOURCES
+        .iter()
+        .any(|s| !top.join("libcxx/src").join(s).is_file())
+    {
+        // Unpacked before libc++'s sources were among the members.
+        std::fs::remove_dir_all(root.join("target/fetch/src").join(LLVM_SOURCE))?;
+        (top, origin) = fetch()?;
+    }
     let wasm_opt = wasm_opt(root)?;
     let sysroot = crate::sysroot::sysroot(root)?;
     let work = root.join("target/wasm/eh");
@@ -293,7 +319,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
         common.push(format!("-I{}", top.join(inc).display()));
     }
     let mut objects = Vec::new();
-    let mut compile = |src: &Path, extra: &[String]| -> Result<()> {
+    let mut compile = |src: &Path, extra: &[String]| -> Result<PathBuf> {
         let obj = work.join(format!("{:02}.o", objects.len()));
         let mut cc = Command::new(&tools.clang);
         cc.args(&common)
@@ -303,8 +329,8 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
             .arg("-o")
             .arg(&obj);
         process::capture(&mut cc, &format!("compiling {}", src.display()))?;
-        objects.push(obj);
-        Ok(())
+        objects.push(obj.clone());
+        Ok(obj)
     };
     let tag = work.join("tag.s");
     std::fs::write(&tag, TAG_ASM)?;
@@ -323,13 +349,21 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
     for src in LIBCXXABI_SOURCES {
         compile(&top.join("libcxxabi/src").join(src), &cxx)?;
     }
-    let exports: Vec<&str> = EXPORTS.to_vec();
+    let mut libcxx_exports = Vec::new();
+    for src in LIBCXX_SOURCES {
+        let obj = compile(&top.join("libcxx/src").join(src), &cxx)?;
+        let bytes = std::fs::read(&obj)?;
+        libcxx_exports
+            .extend(public_symbols(&bytes).with_context(|| format!("reading {}", obj.display()))?);
+    }
+    let mut exports: Vec<&str> = EXPORTS.to_vec();
+    exports.extend(libcxx_exports.iter().map(String::as_str));
     crate::cext::link(
         tools,
         &objects,
         &exports,
         &crate::fetch::fetch_dir(root).join("lib"),
-        &["c++abi".to_string(), "c".to_string()],
+        &["c++".to_string(), "c++abi".to_string(), "c".to_string()],
         sysroot.builtins.as_deref(),
         &so,
     )?;
@@ -339,6 +373,48 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
     translate(&wasm_opt, &so)?;
     std::fs::write(&stamp, &key)?;
     Ok(Built { path: so, origin })
+}
+
+/// The functions and data an object file (`clang -c` for wasm) defines
+/// with default visibility: what a shared library linked from it exports
+/// to the others. Read from its `linking` section's symbol table.
+fn public_symbols(object: &[u8]) -> Result<Vec<String>> {
+    use wasmparser::{KnownCustom, Linking, Payload, SymbolFlags, SymbolInfo};
+    let mut names = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(object) {
+        let Payload::CustomSection(c) = payload? else {
+            continue;
+        };
+        let KnownCustom::Linking(reader) = c.as_known() else {
+            continue;
+        };
+        for sub in reader {
+            let Linking::SymbolTable(symbols) = sub? else {
+                continue;
+            };
+            for symbol in symbols {
+                let (flags, name) = match symbol? {
+                    SymbolInfo::Func {
+                        flags,
+                        name: Some(name),
+                        ..
+                    } => (flags, name),
+                    SymbolInfo::Data { flags, name, .. } => (flags, name),
+                    _ => continue,
+                };
+                let private = SymbolFlags::UNDEFINED
+                    | SymbolFlags::BINDING_LOCAL
+                    | SymbolFlags::VISIBILITY_HIDDEN;
+                if !flags.intersects(private) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        bail!("the object defines no public symbol (or has no linking section)");
+    }
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -405,6 +481,13 @@ mod tests {
             err.contains("no-wasm-opt (binaryen's wasm-opt; ERYX_WASM_OPT overrides it)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_module_without_a_symbol_table_has_no_public_symbols_to_export() {
+        let linked = module(&[], &[]);
+        let err = public_symbols(&linked).unwrap_err().to_string();
+        assert!(err.contains("no public symbol"), "{err}");
     }
 
     #[test]
