@@ -1690,7 +1690,9 @@ def at_exit():
 
     atexit._run_exitfuncs()
     kinds = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
-    for f in [o for o in gc.get_objects() if isinstance(o, kinds)]:
+    # `type`, not `isinstance`: asking a dead `weakref.proxy` for its class
+    # raises `ReferenceError` (protobuf leaves such proxies behind).
+    for f in [o for o in gc.get_objects() if issubclass(type(o), kinds)]:
         try:
             f.closed or f.flush()
         except Exception:
