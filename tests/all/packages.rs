@@ -1600,9 +1600,10 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
 }
 
 /// What libc++ itself throws reaches the C++ that catches it: `std::stol`'s
-/// `invalid_argument` and `out_of_range` (out-of-line in libc++) and
+/// `invalid_argument` and `out_of_range` (out-of-line in libc++),
 /// `operator new`'s `bad_alloc` when the sandbox's memory limit refuses
-/// the allocation. The bundle's libc++ is built without exceptions, where
+/// the allocation, a failed `dynamic_cast`'s `bad_cast` (libc++abi) and
+/// the `runtime_error` of libc++'s out-of-line `__throw_runtime_error`. The bundle's libc++ is built without exceptions, where
 /// each of these aborted the call (a trap naming
 /// `__libcpp_verbose_abort`); `libunwind.so` now carries those parts of
 /// libc++ compiled with them.
@@ -1619,9 +1620,11 @@ async fn what_libcxx_throws_is_caught_by_the_extension() {
     std::fs::write(
         src.path().join("cxxstd.cpp"),
         r#"#include <Python.h>
+#include <locale>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 static PyObject *parse(PyObject *, PyObject *arg) {
@@ -1648,9 +1651,32 @@ static PyObject *filled(PyObject *, PyObject *arg) {
     }
 }
 
+struct Base { virtual ~Base() {} };
+struct Derived : Base {};
+struct Facet : std::locale::facet { static std::locale::id id; };
+std::locale::id Facet::id;
+
+static PyObject *caught(PyObject *, PyObject *) {
+    std::string seen;
+    Base base;
+    Base &ref = base;
+    try {
+        (void)dynamic_cast<Derived &>(ref);
+    } catch (const std::bad_cast &) {
+        seen += "bad_cast";
+    }
+    try {
+        std::locale::classic().combine<Facet>(std::locale::classic());
+    } catch (const std::runtime_error &e) {
+        seen += std::string(" runtime_error: ") + e.what();
+    }
+    return PyUnicode_FromString(seen.c_str());
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_O, NULL},
     {"filled", filled, METH_O, NULL},
+    {"caught", caught, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "cxxstd", NULL, -1, methods};
 
@@ -1682,7 +1708,8 @@ PyMODINIT_FUNC PyInit_cxxstd(void) { return PyModule_Create(&def); }
              \x20   cxxstd.filled(1 << 30)\n\
              except MemoryError:\n\
              \x20   print('MemoryError')\n\
-             print(cxxstd.filled(1 << 20))\n",
+             print(cxxstd.filled(1 << 20))\n\
+             print(cxxstd.caught())\n",
         )
         .await
         .unwrap();
@@ -1692,7 +1719,8 @@ PyMODINIT_FUNC PyInit_cxxstd(void) { return PyModule_Create(&def); }
          ValueError invalid_argument: stol: no conversion\n\
          OverflowError out_of_range: stol: out of range\n\
          MemoryError\n\
-         1048576\n"
+         1048576\n\
+         bad_cast runtime_error: locale::combine: locale missing facet\n"
     );
     // More than a vector<char> can hold: `length_error`, which the
     // extension does not catch.

@@ -18,10 +18,13 @@
 //!   that its exception-pointer functions win over libc++abi's stubs.
 //! - What the bundle's libc++ throws itself would abort there (`std::stol`'s
 //!   `invalid_argument`, `operator new`'s `bad_alloc`, `basic_string`'s
-//!   out-of-line members' `out_of_range`), so `libunwind.so` also carries
-//!   those parts of libc++ ([`LIBCXX_SOURCES`]) compiled with exceptions:
-//!   listed before `libc++abi.so` and `libc++.so`, its definitions win, and
-//!   C++ that catches what they throw gets the exception.
+//!   out-of-line members' `out_of_range`, a failed `dynamic_cast`'s
+//!   `bad_cast`), so `libunwind.so` also carries those parts of libc++ and
+//!   libc++abi ([`LIBCXX_SOURCES`], `cxa_aux_runtime.cpp`,
+//!   [`THROW_HELPERS`]) compiled with exceptions: listed before
+//!   `libc++abi.so` and `libc++.so`, its definitions win (libc++'s own
+//!   calls to them go through imports too), and C++ that catches what they
+//!   throw gets the exception.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,6 +65,7 @@ const LIBCXXABI_SOURCES: &[&str] = &[
     "abort_message.cpp",
     "fallback_malloc.cpp",
     "cxa_handlers.cpp",
+    "cxa_aux_runtime.cpp",
 ];
 
 /// libc++'s sources whose throws must reach C++ that catches them, compiled
@@ -71,6 +75,22 @@ const LIBCXXABI_SOURCES: &[&str] = &[
 /// (`new_helpers.cpp`). Everything they define with default visibility is
 /// exported ([`public_symbols`]).
 const LIBCXX_SOURCES: &[&str] = &["string.cpp", "new.cpp", "new_helpers.cpp"];
+
+/// libc++'s two other out-of-line throw helpers that its headers call
+/// (`<locale>`'s conversions, `<print>`, `unique_lock`, `<chrono>`), here
+/// rather than from their sources, which also define the exception
+/// classes: a second copy of a class's `type_info` would make `catch`
+/// miss it (type_info is compared by address).
+const THROW_HELPERS: &str = r#"#include <stdexcept>
+#include <system_error>
+
+_LIBCPP_BEGIN_NAMESPACE_STD
+void __throw_runtime_error(const char *message) { throw runtime_error(message); }
+void __throw_system_error(int value, const char *message) {
+    throw system_error(error_code(value, system_category()), message);
+}
+_LIBCPP_END_NAMESPACE_STD
+"#;
 
 /// The exception tag, defined here: LLVM 19's libunwind only imports it.
 const TAG_ASM: &str = "\
@@ -88,6 +108,8 @@ const EXPORTS: &[&str] = &[
     "__gxx_personality_wasm0",
     "__cxa_allocate_dependent_exception",
     "__cxa_allocate_exception",
+    "__cxa_bad_cast",
+    "__cxa_bad_typeid",
     "__cxa_begin_catch",
     "__cxa_call_terminate",
     "__cxa_call_unexpected",
@@ -103,6 +125,7 @@ const EXPORTS: &[&str] = &[
     "__cxa_rethrow",
     "__cxa_rethrow_primary_exception",
     "__cxa_throw",
+    "__cxa_throw_bad_array_new_length",
     "__cxa_uncaught_exception",
     "__cxa_uncaught_exceptions",
     "_Unwind_CallPersonality",
@@ -276,8 +299,8 @@ pub(crate) struct Built {
 /// (part of the dist stamp).
 pub(crate) fn fingerprint() -> String {
     format!(
-        "{BINARYEN} {LLVM_MEMBERS:?} {LIBCXXABI_SOURCES:?} {LIBCXX_SOURCES:?} {TAG_ASM:?} \
-         {EXPORTS:?} {DEFINES:?} {WASM_OPT_FLAGS:?}"
+        "{BINARYEN} {LLVM_MEMBERS:?} {LIBCXXABI_SOURCES:?} {LIBCXX_SOURCES:?} \
+         {THROW_HELPERS:?} {TAG_ASM:?} {EXPORTS:?} {DEFINES:?} {WASM_OPT_FLAGS:?}"
     )
 }
 
@@ -349,9 +372,14 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
     for src in LIBCXXABI_SOURCES {
         compile(&top.join("libcxxabi/src").join(src), &cxx)?;
     }
+    let helpers = work.join("throw_helpers.cpp");
+    std::fs::write(&helpers, THROW_HELPERS)?;
     let mut libcxx_exports = Vec::new();
-    for src in LIBCXX_SOURCES {
-        let obj = compile(&top.join("libcxx/src").join(src), &cxx)?;
+    let libcxx = LIBCXX_SOURCES
+        .iter()
+        .map(|src| top.join("libcxx/src").join(src));
+    for src in libcxx.chain([helpers]) {
+        let obj = compile(&src, &cxx)?;
         let bytes = std::fs::read(&obj)?;
         libcxx_exports
             .extend(public_symbols(&bytes).with_context(|| format!("reading {}", obj.display()))?);
