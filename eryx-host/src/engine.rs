@@ -176,6 +176,9 @@ pub(crate) struct Prepared {
     pub(crate) exports: crate::world::SandboxIndices,
     /// Python is already started in every instance (see [`Preinit`]).
     pub(crate) preinitialised: bool,
+    /// What the pre-initialisation left in its `/tmp`: each sandbox's
+    /// `/tmp` starts with it.
+    pub(crate) tmp_seed: Option<Arc<crate::tmp_seed::TmpSeed>>,
 }
 
 /// Where compiled components are kept.
@@ -272,7 +275,8 @@ impl Preinit {
     /// v5: made with a frozen monotonic clock and `HOME` set (see
     /// [`crate::state::Clock`]). v6: `USER` set. v7: `PYTEST_ADDOPTS` set.
     /// v8: the exports no module uses pruned ([`eryx_linker::prune_exports`]).
-    /// v9: made with a scratch `/tmp`.
+    /// v9: made with a scratch `/tmp`. v10: what the run left in `/tmp`
+    /// kept with the snapshot ([`crate::tmp_seed`]).
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -280,7 +284,7 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v9:{}:{}:{}:{stdlib_mtime}",
+            "preinit/v10:{}:{}:{}:{stdlib_mtime}",
             STDLIB_PREIMPORTS.join(","),
             self.imports.join(","),
             self.site_hash
@@ -313,7 +317,7 @@ fn preinitialise(
     compiler: &mut Compiler<'_>,
     bytes: &[u8],
     spec: &Preinit,
-) -> Result<Vec<u8>, Error> {
+) -> Result<(Vec<u8>, Option<crate::tmp_seed::TmpSeed>), Error> {
     use wasmtime::component::Val;
 
     let err = |what: &str, e: String| Error::Preinit {
@@ -335,14 +339,17 @@ fn preinitialise(
     let env = [("ERYX_PREIMPORT", imports.as_str())];
     // A scratch `/tmp` for the run, as sandboxes have: pre-imports may
     // need a writable directory (matplotlib makes its cache dir in
-    // `$HOME`, `/tmp`, at import). What they write there is gone with it:
-    // every sandbox starts with an empty `/tmp`.
-    let scratch = crate::scratch::Scratch::new(limits.tmp_bytes)
-        .map_err(|e| err("creating the scratch directory for /tmp", e.to_string()))?;
+    // `$HOME`, `/tmp`, at import). What they leave there is kept with the
+    // snapshot: every sandbox of it starts with those files in its `/tmp`
+    // (the snapshot's Python state may name them).
+    let scratch = Arc::new(
+        crate::scratch::Scratch::new(limits.tmp_bytes)
+            .map_err(|e| err("creating the scratch directory for /tmp", e.to_string()))?,
+    );
     let state = State::new(
         &spec.stdlib,
         spec.site.as_deref(),
-        Some(Arc::new(scratch)),
+        Some(scratch.clone()),
         &[],
         None,
         &env,
@@ -406,7 +413,11 @@ fn preinitialise(
     // `execute` returns result<output, error>: start-up failures (e.g. a
     // pre-import that raised) come back as the error's `init` case.
     match results.first() {
-        Some(Val::Result(Ok(_))) => Ok(snapshot),
+        Some(Val::Result(Ok(_))) => {
+            let seed = crate::tmp_seed::TmpSeed::collect(scratch.path())
+                .map_err(|e| err("reading what the pre-imports left in /tmp", e.to_string()))?;
+            Ok((snapshot, seed))
+        }
         Some(Val::Result(Err(Some(e)))) => match &**e {
             Val::Variant(case, Some(payload)) => match &**payload {
                 Val::String(msg) => Err(err(&format!("start-up failed ({case})"), msg.clone())),
@@ -516,6 +527,8 @@ impl<T: Send> wasmtime_wizer::ComponentInstanceState for SnapshotReader<'_, T> {
 pub(crate) struct Compiled {
     component: Component,
     modules: Vec<(String, Module)>,
+    /// A snapshot's `/tmp` (see [`crate::tmp_seed`]).
+    tmp: Option<Arc<crate::tmp_seed::TmpSeed>>,
 }
 
 /// What a compilation did, for the progress line.
@@ -544,22 +557,35 @@ fn module_key(sha256: &str, host: u64) -> String {
 /// A note in a component's check file: "this import is that module entry".
 const IMPORT_NOTE: &str = "import";
 
+/// The note in a snapshot's check file naming the entry of the `/tmp` its
+/// pre-initialisation left (`tmp <key>`).
+const TMP_NOTE: &str = "tmp";
+
 /// The cached component for `key` with every module it imports, or `None`
 /// if any part is missing or damaged.
 fn load_cached(cache: &ComponentCache, engine: &Engine, key: &str) -> Option<Compiled> {
     let (component, notes) = cache.load::<Component>(engine, key)?;
     let mut modules = Vec::new();
+    let mut tmp = None;
     for note in notes {
         let mut words = note.split(' ');
-        let (Some(IMPORT_NOTE), Some(name), Some(module_key), None) =
-            (words.next(), words.next(), words.next(), words.next())
-        else {
-            return None;
-        };
-        let (module, _) = cache.load::<Module>(engine, module_key)?;
-        modules.push((name.to_string(), module));
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some(IMPORT_NOTE), Some(name), Some(module_key), None) => {
+                let (module, _) = cache.load::<Module>(engine, module_key)?;
+                modules.push((name.to_string(), module));
+            }
+            (Some(TMP_NOTE), Some(seed_key), None, None) => {
+                let (seed, _) = cache.load::<crate::tmp_seed::TmpSeed>(engine, seed_key)?;
+                tmp = Some(Arc::new(seed));
+            }
+            _ => return None,
+        }
     }
-    Some(Compiled { component, modules })
+    Some(Compiled {
+        component,
+        modules,
+        tmp,
+    })
 }
 
 fn compile_err(e: wasmtime::Error) -> Error {
@@ -651,7 +677,14 @@ impl Compiler<'_> {
         self.work.modules += 1;
         self.work.module_bytes += component.len();
         let component = Component::new(self.engine, component).map_err(compile_err)?;
-        Ok((Compiled { component, modules }, notes))
+        Ok((
+            Compiled {
+                component,
+                modules,
+                tmp: None,
+            },
+            notes,
+        ))
     }
 }
 
@@ -911,9 +944,12 @@ fn compile(
     if let Some(functions) = functions {
         functions.start();
     }
+    let mut tmp = None;
     if let Some(spec) = preinit {
         progress("pre-initialising Python (start-up and imports, snapshotted once)");
-        bytes = preinitialise(&mut compiler, &bytes, spec)?;
+        let seed;
+        (bytes, seed) = preinitialise(&mut compiler, &bytes, spec)?;
+        tmp = seed.map(Arc::new);
         // Compiled whole and never linked again: the exports no module
         // uses go (fewer names for every fresh process to read back).
         bytes = eryx_linker::prune_exports(&bytes).component;
@@ -928,11 +964,22 @@ fn compile(
     let component = Component::new(engine, &bytes).map_err(compile_err)?;
     compiler.work.modules += 1;
     compiler.work.module_bytes += bytes.len();
+    let mut notes = Vec::new();
+    if let (Some(seed), Some(cache)) = (&tmp, &compiler.cache) {
+        // Its own entry, stored first: the snapshot's check file names it.
+        let seed_key = format!("{key}-tmp");
+        cache.store_untrimmed(&seed_key, &**seed, &[])?;
+        compiler
+            .keep
+            .extend(<[PathBuf; 2]>::from(cache.entry(&seed_key)));
+        notes.push(format!("{TMP_NOTE} {seed_key}"));
+    }
     let compiled = Compiled {
         component,
         modules: Vec::new(),
+        tmp,
     };
-    finish(&mut compiler, functions, started, &key, compiled, &[])
+    finish(&mut compiler, functions, started, &key, compiled, &notes)
 }
 
 /// The progress line before compiling.
@@ -1079,6 +1126,7 @@ impl Job {
             pre,
             exports,
             preinitialised: self.preinit.is_some(),
+            tmp_seed: compiled.tmp.clone(),
         }))
     }
 

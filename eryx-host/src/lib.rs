@@ -82,6 +82,7 @@ mod sandbox;
 mod scratch;
 mod snapshot;
 mod state;
+mod tmp_seed;
 mod world;
 
 pub use engine::SnapshotPolicy;

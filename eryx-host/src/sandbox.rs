@@ -262,8 +262,9 @@ impl SandboxBuilder {
     /// also has the names in its `__all__` looked up then, except those
     /// that are submodules (numpy's `f2py`: name them to pre-import them
     /// too); a lookup that fails is skipped. Names must be dotted
-    /// identifiers; one that fails to import fails the build. Ignored with
-    /// `.preinit(false)`.
+    /// identifiers; one that fails to import fails the build. What the
+    /// imports write to `/tmp` is in every sandbox's `/tmp` (counted
+    /// against its limit). Ignored with `.preinit(false)`.
     pub fn preimport<I, S>(mut self, modules: I) -> SandboxBuilder
     where
         I: IntoIterator<Item = S>,
@@ -516,6 +517,13 @@ impl SandboxBuilder {
                     source: format!("cannot create the scratch directory for /tmp: {e}").into(),
                 }
             })?;
+            // What the snapshot's pre-imports left in their `/tmp`.
+            if prepared.preinitialised
+                && let Some(seed) = &prepared.tmp_seed
+            {
+                s.plant(seed)
+                    .map_err(|e| Error::Instantiate { source: e.into() })?;
+            }
             Some(Arc::new(s))
         };
         let mut sandbox = Sandbox {

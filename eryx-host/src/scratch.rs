@@ -177,6 +177,23 @@ impl Scratch {
         *used += bytes;
         true
     }
+
+    /// Fills the (new, empty) directory with what a pre-initialisation
+    /// left in its `/tmp`, counted against the limit; `Err` says why not.
+    pub(crate) fn plant(&self, seed: &crate::tmp_seed::TmpSeed) -> Result<(), String> {
+        let (bytes, entries) = seed.size();
+        let cost = bytes.saturating_add(entries.saturating_mul(ENTRY_COST));
+        if !self.reserve(cost) {
+            return Err(format!(
+                "the pre-imports left {bytes} bytes in {entries} files and directories in \
+                 /tmp, more than this sandbox's /tmp limit of {} bytes: raise it \
+                 (`SandboxBuilder::tmp_limit`, `--tmp-size`)",
+                self.limit
+            ));
+        }
+        seed.plant(self.path())
+            .map_err(|e| format!("cannot copy what the pre-imports left in /tmp: {e}"))
+    }
 }
 
 /// The prefix of every process's directory: `eryx-scratch-<pid>-<random>`.

@@ -223,3 +223,47 @@ fn a_dead_builders_lock_is_taken_over() {
         "and the lock released"
     );
 }
+
+/// The `/tmp` a pre-import left is its own entry next to the snapshot's
+/// (named in the snapshot's check file): damaged (a flipped byte) or
+/// foreign (garbage with a matching check line), the snapshot is made
+/// again and the sandbox still finds the file where the pre-import put it.
+#[test]
+fn a_damaged_tmp_seed_entry_makes_the_snapshot_again() {
+    let cache = private_cache();
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(
+        site.path().join("seeded.py"),
+        "import os, tempfile\nD = tempfile.mkdtemp()\n\
+         open(os.path.join(D, 'x'), 'w').write('seeded')\n",
+    )
+    .unwrap();
+    let site = site.path().to_str().unwrap();
+    let args = [
+        "--package",
+        site,
+        "--preimport",
+        "seeded",
+        "-c",
+        "import os, seeded; print(open(os.path.join(seeded.D, 'x')).read())",
+    ];
+    assert_eq!(eryx_ok(cache.path(), &args), "seeded\n");
+    let seeds: Vec<PathBuf> = entries(cache.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-tmp.cwasm"))
+        .collect();
+    assert_eq!(seeds.len(), 1, "{seeds:?}");
+    let seed = &seeds[0];
+    let good = std::fs::read(seed).unwrap();
+    assert!(good.starts_with(b"ERYXTMP1"));
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 0xff;
+    std::fs::write(seed, &flipped).unwrap();
+    assert_eq!(eryx_ok(cache.path(), &args), "seeded\n");
+    // Made again (by a new run: `mkdtemp` picked another name).
+    let again = std::fs::read(seed).unwrap();
+    assert!(again.starts_with(b"ERYXTMP1") && again != flipped);
+    replace_with_valid_check(seed, b"not a seed");
+    assert_eq!(eryx_ok(cache.path(), &args), "seeded\n");
+    assert!(std::fs::read(seed).unwrap().starts_with(b"ERYXTMP1"));
+}

@@ -184,10 +184,14 @@ async fn preimports_load_a_packages_lazy_exports_but_not_its_submodules() {
 
 /// A pre-import may write to `/tmp` (matplotlib makes its cache
 /// directory there at import, and failed the build when pre-initialising
-/// had no `/tmp`): the run has a scratch `/tmp` of its own, and every
-/// sandbox of the snapshot starts with an empty one.
+/// had no `/tmp`): the run has a scratch `/tmp` of its own, and what it
+/// leaves there is where the snapshot's Python state expects it: every
+/// sandbox of the snapshot starts with its own copy (a directory made by
+/// `tempfile.mkdtemp()` at import and kept in a global is usable). What
+/// one sandbox changes there, the next does not see; a `/tmp` limit too
+/// small for those files fails the build, naming the limit.
 #[tokio::test]
-async fn a_preimport_may_write_to_tmp_and_sandboxes_start_with_it_empty() {
+async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
     let site = tempfile::tempdir().unwrap();
     std::fs::write(
         site.path().join("writes_tmp.py"),
@@ -195,9 +199,12 @@ async fn a_preimport_may_write_to_tmp_and_sandboxes_start_with_it_empty() {
          os.makedirs(os.path.join(os.environ['HOME'], '.cache-dir'), exist_ok=True)\n\
          with open('/tmp/.cache-dir/list.json', 'w') as f:\n\
          \x20   f.write('[1, 2, 3]')\n\
-         with open('/tmp/.cache-dir/list.json') as f:\n\
-         \x20   CACHED = f.read()\n\
-         SCRATCH = tempfile.mkdtemp()\n",
+         SCRATCH = tempfile.mkdtemp()\n\
+         with open(os.path.join(SCRATCH, 'state'), 'w') as f:\n\
+         \x20   f.write('made at import')\n\
+         def state():\n\
+         \x20   with open(os.path.join(SCRATCH, 'state')) as f:\n\
+         \x20       return f.read()\n",
     )
     .unwrap();
     for _ in 0..2 {
@@ -210,19 +217,34 @@ async fn a_preimport_may_write_to_tmp_and_sandboxes_start_with_it_empty() {
         assert!(sb.preinitialised());
         let out = sb
             .execute(
-                "import os, sys, writes_tmp\n\
-                 print(writes_tmp.CACHED, os.listdir('/tmp'), writes_tmp.SCRATCH.startswith('/tmp/'))\n\
+                "import os, writes_tmp\n\
+                 print(open('/tmp/.cache-dir/list.json').read(), writes_tmp.state())\n\
+                 print(sorted(os.listdir('/tmp')) == sorted(['.cache-dir', os.path.basename(writes_tmp.SCRATCH)]))\n\
                  open('/tmp/mine', 'w').write('x')\n\
-                 print(os.listdir('/tmp'))",
+                 os.remove('/tmp/.cache-dir/list.json')\n\
+                 print(len(os.listdir('/tmp')), os.listdir('/tmp/.cache-dir'))",
             )
             .await
             .unwrap();
         assert_eq!(
-            out.stdout, "[1, 2, 3] [] True\n['mine']\n",
+            out.stdout, "[1, 2, 3] made at import\nTrue\n3 []\n",
             "stderr: {}",
             out.stderr
         );
     }
+    let err = builder()
+        .package(site.path())
+        .preimport(["writes_tmp"])
+        .tmp_limit(4096)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/tmp limit of 4096 bytes: raise it")
+            || format!("{err:?}").contains("/tmp limit of 4096 bytes: raise it"),
+        "{err:?}"
+    );
 }
 
 /// A new extension set with the default policy: the first sandbox starts
