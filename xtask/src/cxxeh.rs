@@ -22,9 +22,12 @@
 //!   `bad_cast`), so `libunwind.so` also carries those parts of libc++ and
 //!   libc++abi ([`LIBCXX_SOURCES`], `cxa_aux_runtime.cpp`,
 //!   [`THROW_HELPERS`]) compiled with exceptions: listed before
-//!   `libc++abi.so` and `libc++.so`, its definitions win (libc++'s own
-//!   calls to them go through imports too), and C++ that catches what they
-//!   throw gets the exception.
+//!   `libc++abi.so` and `libc++.so`, its definitions win for every other
+//!   library, and C++ that catches what they throw gets the exception.
+//!   Inside `libc++.so`, calls to weak definitions (`basic_string`'s
+//!   members, `operator new`) go through imports and reach these too;
+//!   calls to its own strong ones (the `std::locale` constructor's
+//!   `__throw_runtime_error`) stay inside it and still abort.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
