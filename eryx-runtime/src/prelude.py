@@ -1572,7 +1572,8 @@ def sync_environ(*entries):
     (libc has them already). Called by the runtime before the first call of
     an instance made from a pre-initialised snapshot: CPython filled the
     dict when the snapshot's Python started, with the environment of that
-    start."""
+    start. Then it opens again the files the pre-imports left open
+    (`_reattach_files`)."""
     import os
 
     data = os.environ._data  # the dict behind both mappings (`posix.environ`)
@@ -1581,6 +1582,8 @@ def sync_environ(*entries):
         name, eq, value = entry.partition(b"=")
         if eq and name not in data:  # as CPython: the first of a name wins
             data[name] = value
+    if _detached:
+        _reattach_files()
 
 
 def execute(code, output_limit, filename=None, argv=None, split=None, exiting=False):
@@ -1897,6 +1900,86 @@ def _warm_up():
         sys.path_importer_cache.pop(_SITE_PACKAGES, None)
 
 
+#: Files the pre-imports left open, as `(raw FileIO, path, mode, position)`:
+#: closed before the snapshot and opened again in each instance made from
+#: it (see `_detach_files`).
+_detached = []
+
+
+def _detach_files():
+    """Before a pre-initialised snapshot: a file descriptor does not survive
+    it. In the instances made from the snapshot its number names nothing,
+    or, worse, the next file the sandbox opens (a pre-import's logging
+    `FileHandler` wrote its lines into a file the sandbox's code had just
+    opened). So each file object still open (descriptor above 2) is
+    flushed, its position noted, and closed; `_reattach_files` opens it
+    again by name (what the pre-imports wrote to `/tmp` is in every
+    sandbox's `/tmp`). One opened from a bare descriptor stays closed:
+    using it raises `ValueError`, not a write elsewhere."""
+    import gc
+    import os
+
+    objects = gc.get_objects()
+    writers = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
+    for o in objects:
+        if issubclass(type(o), writers):
+            try:
+                o.closed or o.flush()
+            except Exception:
+                pass
+    for o in objects:
+        if not issubclass(type(o), io.FileIO) or o.closed:
+            continue
+        try:
+            fd = o.fileno()
+        except Exception:
+            continue
+        if fd <= 2:
+            continue
+        name = getattr(o, "name", None)
+        try:
+            position = os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError:
+            position = None
+        if isinstance(name, str):
+            _detached.append((o, name, o.mode, position))
+        try:
+            o.close()
+        except OSError:
+            pass
+
+
+def _reattach_files():
+    """In an instance made from a pre-initialised snapshot, before its first
+    call: opens again what `_detach_files` closed (same object, path, mode
+    and position; append mode appends). A file that is gone stays closed."""
+    import os
+
+    for raw, name, mode, position in _detached:
+        if "+" in mode:
+            flags = os.O_RDWR
+        elif mode.startswith("r"):
+            flags = os.O_RDONLY
+        else:
+            flags = os.O_WRONLY
+        if mode.startswith("a"):
+            flags |= os.O_APPEND
+        try:
+            fd = os.open(name, flags)
+        except OSError:
+            continue
+        try:
+            # A closed FileIO may be initialised again; given a descriptor,
+            # "w" does not truncate.
+            raw.__init__(fd, mode, closefd=True)
+            raw.name = name
+            if position is not None and not mode.startswith("a"):
+                os.lseek(fd, position, os.SEEK_SET)
+        except Exception:
+            os.close(fd)
+    _detached.clear()
+
+
 def settle(reachable):
     """`gc.collect(); gc.freeze()` at the end of start-up (see the runtime's
     `freeze_startup_objects`). With `reachable` (when pre-initialising),
@@ -1909,6 +1992,7 @@ def settle(reachable):
 
     if reachable:
         _warm_up()
+        _detach_files()
     gc.collect()
     found = None
     if reachable:

@@ -247,6 +247,62 @@ async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
     );
 }
 
+/// A file a pre-import opened and kept (a logging `FileHandler`, a data
+/// file read line by line) is open in every sandbox of the snapshot, at
+/// its position: its descriptor did not survive the snapshot, and a
+/// handler's lines went into the next file the sandbox's code opened
+/// instead. One opened from a bare descriptor is closed there (a
+/// `ValueError`, not a write elsewhere).
+#[tokio::test]
+async fn files_a_preimport_keeps_open_are_open_in_its_sandboxes() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("lines.txt"), "one\ntwo\nthree\n").unwrap();
+    std::fs::write(
+        site.path().join("keeps_files.py"),
+        "import logging, os\n\
+         log = logging.getLogger('keeps_files')\n\
+         log.addHandler(logging.FileHandler('/tmp/app.log'))\n\
+         log.setLevel(logging.INFO)\n\
+         log.info('at import')\n\
+         DATA = open(os.path.join(os.path.dirname(__file__), 'lines.txt'))\n\
+         FIRST = DATA.readline()\n\
+         RAW = os.fdopen(os.open('/tmp/raw.bin', os.O_WRONLY | os.O_CREAT), 'wb')\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let mut sb = builder()
+            .package(site.path())
+            .preimport(["keeps_files"])
+            .build()
+            .await
+            .unwrap();
+        assert!(sb.preinitialised());
+        let out = sb
+            .execute(
+                "import keeps_files as k\n\
+                 mine = [open(f'/tmp/mine{i}.txt', 'w') for i in range(4)]\n\
+                 k.log.info('in the sandbox')\n\
+                 for f in mine: f.close()\n\
+                 print([open(f'/tmp/mine{i}.txt').read() for i in range(4)])\n\
+                 print(repr(open('/tmp/app.log').read()))\n\
+                 print(repr(k.FIRST), repr(k.DATA.readline()))\n\
+                 try:\n\
+                 \x20   k.RAW.write(b'x')\n\
+                 except ValueError as e:\n\
+                 \x20   print('ValueError', e)\n",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.stdout,
+            "['', '', '', '']\n'at import\\nin the sandbox\\n'\n'one\\n' 'two\\n'\n\
+             ValueError write to closed file\n",
+            "stderr: {}",
+            out.stderr
+        );
+    }
+}
+
 /// A new extension set with the default policy: the first sandbox starts
 /// Python itself (no waiting for a snapshot), the snapshot is built on a
 /// background thread, and sandboxes built once it is ready use it.
