@@ -1915,7 +1915,8 @@ def _detach_files():
     flushed, its position noted, and closed; `_reattach_files` opens it
     again by name (what the pre-imports wrote to `/tmp` is in every
     sandbox's `/tmp`). One opened from a bare descriptor stays closed:
-    using it raises `ValueError`, not a write elsewhere."""
+    using it raises `ValueError`, not a write elsewhere; so does a SQLite
+    connection to a database file."""
     import gc
     import os
 
@@ -1947,6 +1948,24 @@ def _detach_files():
             o.close()
         except OSError:
             pass
+    # SQLite keeps its own descriptor, which cannot be opened again here: a
+    # connection to a database file is closed (using it raises
+    # `ProgrammingError`; before, it read another file as its database).
+    # One to an in-memory database has none and stays as it is.
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None:
+        for o in objects:
+            if not issubclass(type(o), sqlite3.Connection):
+                continue
+            try:
+                files = [row[2] for row in o.execute("pragma database_list")]
+            except Exception:
+                continue
+            if any(files):
+                try:
+                    o.close()
+                except Exception:
+                    pass
 
 
 def _reattach_files():

@@ -252,7 +252,9 @@ async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
 /// its position: its descriptor did not survive the snapshot, and a
 /// handler's lines went into the next file the sandbox's code opened
 /// instead. One opened from a bare descriptor is closed there (a
-/// `ValueError`, not a write elsewhere).
+/// `ValueError`, not a write elsewhere), and so is a SQLite connection to
+/// a database file (it read another file as its database); one to an
+/// in-memory database keeps working.
 #[tokio::test]
 async fn files_a_preimport_keeps_open_are_open_in_its_sandboxes() {
     let site = tempfile::tempdir().unwrap();
@@ -266,7 +268,12 @@ async fn files_a_preimport_keeps_open_are_open_in_its_sandboxes() {
          log.info('at import')\n\
          DATA = open(os.path.join(os.path.dirname(__file__), 'lines.txt'))\n\
          FIRST = DATA.readline()\n\
-         RAW = os.fdopen(os.open('/tmp/raw.bin', os.O_WRONLY | os.O_CREAT), 'wb')\n",
+         RAW = os.fdopen(os.open('/tmp/raw.bin', os.O_WRONLY | os.O_CREAT), 'wb')\n\
+         import sqlite3\n\
+         DB = sqlite3.connect('/tmp/cache.db')\n\
+         DB.execute('create table t(x)'); DB.commit()\n\
+         MEM = sqlite3.connect(':memory:')\n\
+         MEM.execute('create table t(x)'); MEM.execute('insert into t values (7)')\n",
     )
     .unwrap();
     for _ in 0..2 {
@@ -289,14 +296,20 @@ async fn files_a_preimport_keeps_open_are_open_in_its_sandboxes() {
                  try:\n\
                  \x20   k.RAW.write(b'x')\n\
                  except ValueError as e:\n\
-                 \x20   print('ValueError', e)\n",
+                 \x20   print('ValueError', e)\n\
+                 try:\n\
+                 \x20   k.DB.execute('select * from t')\n\
+                 except Exception as e:\n\
+                 \x20   print(type(e).__name__, e)\n\
+                 print(k.MEM.execute('select x from t').fetchall())\n",
             )
             .await
             .unwrap();
         assert_eq!(
             out.stdout,
             "['', '', '', '']\n'at import\\nin the sandbox\\n'\n'one\\n' 'two\\n'\n\
-             ValueError write to closed file\n",
+             ValueError write to closed file\n\
+             ProgrammingError Cannot operate on a closed database.\n[(7,)]\n",
             "stderr: {}",
             out.stderr
         );
