@@ -1502,6 +1502,23 @@ fn unsupported_sources_are_refused_with_the_reason() {
     );
 }
 
+/// A source directory of one C++ extension module `name`: a plain
+/// `setup.py` and `name.cpp` holding `code`.
+fn cxx_extension_source(name: &str, code: &str) -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("setup.py"),
+        format!(
+            "from setuptools import setup, Extension\n\
+             setup(name='{name}', version='1.0', \
+             ext_modules=[Extension('{name}', ['{name}.cpp'], language='c++')])\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(src.path().join(format!("{name}.cpp")), code).unwrap();
+    src
+}
+
 /// C++ that throws and catches, from a plain `setup.py` with no recipe:
 /// `cargo xtask wheel` finds that it needs exceptions (clang refuses
 /// `throw` without them) and builds it again with them; the wheel works
@@ -1509,16 +1526,8 @@ fn unsupported_sources_are_refused_with_the_reason() {
 /// whose run threw and caught at import.
 #[tokio::test]
 async fn cxx_that_throws_is_built_with_exceptions_and_pre_imported() {
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("setup.py"),
-        "from setuptools import setup, Extension\n\
-         setup(name='cxxthrow', version='1.0', \
-         ext_modules=[Extension('cxxthrow', ['cxxthrow.cpp'], language='c++')])\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.path().join("cxxthrow.cpp"),
+    let src = cxx_extension_source(
+        "cxxthrow",
         r#"#include <Python.h>
 #include <cstdlib>
 #include <stdexcept>
@@ -1563,8 +1572,7 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
     return m;
 }
 "#,
-    )
-    .unwrap();
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let said = built_wheel(out_dir.path(), src.path());
     assert!(
@@ -1603,22 +1611,14 @@ PyMODINIT_FUNC PyInit_cxxthrow(void) {
 /// `invalid_argument` and `out_of_range` (out-of-line in libc++),
 /// `operator new`'s `bad_alloc` when the sandbox's memory limit refuses
 /// the allocation, a failed `dynamic_cast`'s `bad_cast` (libc++abi) and
-/// the `runtime_error` of libc++'s out-of-line `__throw_runtime_error`. The bundle's libc++ is built without exceptions, where
-/// each of these aborted the call (a trap naming
-/// `__libcpp_verbose_abort`); `libunwind.so` now carries those parts of
-/// libc++ compiled with them.
+/// the `runtime_error` of libc++'s out-of-line `__throw_runtime_error`.
+/// The bundle's libc++ is built without exceptions, where each of these
+/// aborted the call (a trap naming `__libcpp_verbose_abort`);
+/// `libunwind.so` now carries those parts of libc++ compiled with them.
 #[tokio::test]
 async fn what_libcxx_throws_is_caught_by_the_extension() {
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("setup.py"),
-        "from setuptools import setup, Extension\n\
-         setup(name='cxxstd', version='1.0', \
-         ext_modules=[Extension('cxxstd', ['cxxstd.cpp'], language='c++')])\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.path().join("cxxstd.cpp"),
+    let src = cxx_extension_source(
+        "cxxstd",
         r#"#include <Python.h>
 #include <locale>
 #include <new>
@@ -1682,8 +1682,7 @@ static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "cxxstd", NULL, -1, meth
 
 PyMODINIT_FUNC PyInit_cxxstd(void) { return PyModule_Create(&def); }
 "#,
-    )
-    .unwrap();
+    );
     let out_dir = tempfile::tempdir().unwrap();
     built_wheel(out_dir.path(), src.path());
     let whl = out_dir

@@ -182,6 +182,19 @@ async fn preimports_load_a_packages_lazy_exports_but_not_its_submodules() {
     );
 }
 
+/// A sandbox of the package directory `site` with `module` pre-imported,
+/// from its snapshot.
+async fn preimported(site: &std::path::Path, module: &str) -> eryx_host::Sandbox {
+    let sb = builder()
+        .package(site)
+        .preimport([module])
+        .build()
+        .await
+        .unwrap();
+    assert!(sb.preinitialised());
+    sb
+}
+
 /// A pre-import may write to `/tmp` (matplotlib makes its cache
 /// directory there at import, and failed the build when pre-initialising
 /// had no `/tmp`): the run has a scratch `/tmp` of its own, and what it
@@ -208,13 +221,7 @@ async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
     )
     .unwrap();
     for _ in 0..2 {
-        let mut sb = builder()
-            .package(site.path())
-            .preimport(["writes_tmp"])
-            .build()
-            .await
-            .unwrap();
-        assert!(sb.preinitialised());
+        let mut sb = preimported(site.path(), "writes_tmp").await;
         let out = sb
             .execute(
                 "import os, writes_tmp\n\
@@ -277,13 +284,7 @@ async fn files_a_preimport_keeps_open_are_open_in_its_sandboxes() {
     )
     .unwrap();
     for _ in 0..2 {
-        let mut sb = builder()
-            .package(site.path())
-            .preimport(["keeps_files"])
-            .build()
-            .await
-            .unwrap();
-        assert!(sb.preinitialised());
+        let mut sb = preimported(site.path(), "keeps_files").await;
         let out = sb
             .execute(
                 "import keeps_files as k\n\
