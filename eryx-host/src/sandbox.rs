@@ -518,9 +518,7 @@ impl SandboxBuilder {
                 }
             })?;
             // What the snapshot's pre-imports left in their `/tmp`.
-            if prepared.preinitialised
-                && let Some(seed) = &prepared.tmp_seed
-            {
+            if let Some(seed) = &prepared.tmp_seed {
                 s.plant(seed)
                     .map_err(|e| Error::Instantiate { source: e.into() })?;
             }

@@ -1692,10 +1692,15 @@ def at_exit():
     import gc
 
     atexit._run_exitfuncs()
+    _flush_writers(gc.get_objects())
+
+
+def _flush_writers(objects):
+    """Flushes the open text and buffered writers among `objects`."""
     kinds = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
     # `type`, not `isinstance`: asking a dead `weakref.proxy` for its class
     # raises `ReferenceError` (protobuf leaves such proxies behind).
-    for f in [o for o in gc.get_objects() if issubclass(type(o), kinds)]:
+    for f in [o for o in objects if issubclass(type(o), kinds)]:
         try:
             f.closed or f.flush()
         except Exception:
@@ -1921,13 +1926,7 @@ def _detach_files():
     import os
 
     objects = gc.get_objects()
-    writers = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
-    for o in objects:
-        if issubclass(type(o), writers):
-            try:
-                o.closed or o.flush()
-            except Exception:
-                pass
+    _flush_writers(objects)
     for o in objects:
         if not issubclass(type(o), io.FileIO) or o.closed:
             continue

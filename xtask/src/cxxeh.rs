@@ -309,17 +309,8 @@ pub(crate) fn fingerprint() -> String {
 
 /// Builds `libunwind.so` (or reuses the last build of the same inputs).
 pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
-    let fetch =
-        || crate::stdlib_ext::debian_sources(root, LLVM_SOURCE, LLVM_SOURCE, None, LLVM_MEMBERS);
-    let (mut top, mut origin) = fetch()?;
-    if LIBCXX_SOURCES
-        .iter()
-        .any(|s| !top.join("libcxx/src").join(s).is_file())
-    {
-        // Unpacked before libc++'s sources were among the members.
-        std::fs::remove_dir_all(root.join("target/fetch/src").join(LLVM_SOURCE))?;
-        (top, origin) = fetch()?;
-    }
+    let (top, origin) =
+        crate::stdlib_ext::debian_sources(root, LLVM_SOURCE, LLVM_SOURCE, None, LLVM_MEMBERS)?;
     let wasm_opt = wasm_opt(root)?;
     let sysroot = crate::sysroot::sysroot(root)?;
     let work = root.join("target/wasm/eh");

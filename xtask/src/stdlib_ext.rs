@@ -294,10 +294,21 @@ pub(crate) fn debian_sources(
 ) -> Result<(PathBuf, String)> {
     let dir = root.join("target/fetch/src").join(dir_name);
     let origin_file = dir.join("ORIGIN");
+    // A tree unpacked from an earlier, shorter list of members is unpacked
+    // again: each member named exactly (`*/path` without other wildcards)
+    // must be there.
+    let complete = |top: &Path| {
+        members
+            .iter()
+            .filter_map(|m| m.strip_prefix("*/"))
+            .filter(|m| !m.contains(['*', '?', '[']))
+            .all(|m| top.join(m).exists())
+    };
     if let Ok(origin) = std::fs::read_to_string(&origin_file)
         && let Some(top) = std::fs::read_dir(dir.join("src"))?
             .flatten()
             .find(|e| e.path().is_dir())
+        && complete(&top.path())
     {
         return Ok((top.path(), origin));
     }
