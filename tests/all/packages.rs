@@ -1209,6 +1209,85 @@ asyncio.run(main())
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn tiktoken_counts_tokens_with_its_rust_core_and_batches_on_threads() {
+    // What an agent counts tokens with: tiktoken's byte-pair encoder is Rust
+    // (pyo3, built by setuptools-rust) and its batch API runs a thread pool.
+    // Its published encodings are downloaded on first use, which a sandbox
+    // cannot do: that fails as a Python exception naming the host.
+    let stdout = run_with(
+        &wheels(&[
+            "tiktoken-",
+            "regex-",
+            "requests-",
+            "urllib3-",
+            "idna-",
+            "certifi-",
+            "charset_normalizer-",
+        ]),
+        r#"
+import tiktoken
+ranks = {bytes([i]): i for i in range(256)}
+ranks.update({b"he": 256, b"ll": 257, b"hell": 258, b"hello": 259})
+enc = tiktoken.Encoding("toy", pat_str=r"'s|'t| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+                        mergeable_ranks=ranks, special_tokens={"<|end|>": 1000})
+t = enc.encode("hello world <|end|>", allowed_special="all")
+print(t, repr(enc.decode(t)), enc.n_vocab)
+print(enc.encode_batch(["hello", "hell", "héllo"]))
+try:
+    enc.encode("<|end|>")
+except ValueError:
+    print("ValueError")
+try:
+    tiktoken.get_encoding("cl100k_base")
+except Exception as e:
+    print(type(e).__name__, "openaipublic.blob.core.windows.net" in str(e))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "[259, 32, 119, 111, 114, 108, 100, 32, 1000] 'hello world <|end|>' 1001\n\
+         [[259], [258], [104, 195, 169, 257, 111]]\n\
+         ValueError\n\
+         ConnectionError True\n"
+    );
+}
+
+#[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn msgspec_decodes_validates_and_packs_in_c() {
+    let stdout = run_with(
+        &wheels(&["msgspec-"]),
+        r#"
+import msgspec
+class User(msgspec.Struct):
+    name: str
+    age: int
+    tags: list[str] = []
+u = msgspec.json.decode(b'{"name": "a", "age": 3}', type=User)
+print(u, msgspec.json.encode(u), msgspec.msgpack.decode(msgspec.msgpack.encode([1, 2.5, "x", None])))
+for bad in (b'{"name": "a", "age": "x"}', b'{"name": "a"'):
+    try:
+        msgspec.json.decode(bad, type=User)
+    except msgspec.ValidationError as e:
+        print("ValidationError", e)
+    except msgspec.DecodeError as e:
+        print("DecodeError", e)
+print(msgspec.to_builtins(User("b", 4, ["t"])), msgspec.json.schema(User)["$defs"]["User"]["required"])
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "User(name='a', age=3, tags=[]) b'{\"name\":\"a\",\"age\":3,\"tags\":[]}' [1, 2.5, 'x', None]\n\
+         ValidationError Expected `int`, got `str` - at `$.age`\n\
+         DecodeError Input data was truncated\n\
+         {'name': 'b', 'age': 4, 'tags': ['t']} ['name', 'age']\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
