@@ -276,7 +276,8 @@ impl Preinit {
     /// [`crate::state::Clock`]). v6: `USER` set. v7: `PYTEST_ADDOPTS` set.
     /// v8: the exports no module uses pruned ([`eryx_linker::prune_exports`]).
     /// v9: made with a scratch `/tmp`. v10: what the run left in `/tmp`
-    /// kept with the snapshot ([`crate::tmp_seed`]).
+    /// kept with the snapshot ([`crate::tmp_seed`]). v11: its symbolic
+    /// links too (v10's seeds left them out).
     fn tag(&self) -> String {
         let stdlib_mtime = std::fs::metadata(&self.stdlib)
             .and_then(|m| m.modified())
@@ -284,7 +285,7 @@ impl Preinit {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         format!(
-            "preinit/v10:{}:{}:{}:{stdlib_mtime}",
+            "preinit/v11:{}:{}:{}:{stdlib_mtime}",
             STDLIB_PREIMPORTS.join(","),
             self.imports.join(","),
             self.site_hash

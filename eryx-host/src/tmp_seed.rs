@@ -5,14 +5,17 @@
 //! may name files it wrote to `/tmp` (a cache directory made at import, a
 //! `tempfile.mkdtemp()` kept in a module global). A sandbox of the snapshot
 //! starts from that state, so its own scratch `/tmp` starts with those
-//! files too. Directories and regular files are kept; anything else (links,
-//! devices) is left out.
+//! files too. Directories, regular files and symbolic links whose target
+//! stays inside `/tmp` (a `current -> v2` link in a cache; the guest can
+//! only make relative ones) are kept; anything else (devices, links out of
+//! `/tmp`) is left out.
 //!
 //! The seed is stored next to the snapshot in the cache (as its own entry,
 //! with the same integrity check), in this format: `ERYXTMP1`, then per
-//! entry a kind byte (`d` directory, `f` file), the path relative to `/tmp`
-//! (u32 little-endian length, UTF-8), and for a file its contents (u64
-//! little-endian length, bytes). Parents come before their children.
+//! entry a kind byte (`d` directory, `f` file, `l` link), the path relative
+//! to `/tmp` (u32 little-endian length, UTF-8), for a file its contents
+//! (u64 little-endian length, bytes) and for a link its target (u32
+//! little-endian length, UTF-8). Parents come before their children.
 
 use std::io;
 use std::path::{Component, Path};
@@ -27,6 +30,8 @@ const MAGIC: &[u8; 8] = b"ERYXTMP1";
 enum Entry {
     Dir(String),
     File(String, Vec<u8>),
+    /// A symbolic link and its target, relative to the link's directory.
+    Link(String, String),
 }
 
 /// The directories and files a pre-initialisation left in `/tmp`.
@@ -50,7 +55,7 @@ impl TmpSeed {
             .iter()
             .map(|e| match e {
                 Entry::File(_, data) => data.len() as u64,
-                Entry::Dir(_) => 0,
+                Entry::Dir(_) | Entry::Link(..) => 0,
             })
             .sum();
         (bytes, self.entries.len() as u64)
@@ -62,6 +67,7 @@ impl TmpSeed {
             match entry {
                 Entry::Dir(path) => std::fs::create_dir_all(dir.join(path))?,
                 Entry::File(path, data) => std::fs::write(dir.join(path), data)?,
+                Entry::Link(path, target) => symlink(target, &dir.join(path))?,
             }
         }
         Ok(())
@@ -70,16 +76,24 @@ impl TmpSeed {
     fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         for entry in &self.entries {
-            let (kind, path, data) = match entry {
-                Entry::Dir(path) => (b'd', path, None),
-                Entry::File(path, data) => (b'f', path, Some(data)),
+            let (kind, path) = match entry {
+                Entry::Dir(path) => (b'd', path),
+                Entry::File(path, _) => (b'f', path),
+                Entry::Link(path, _) => (b'l', path),
             };
             out.push(kind);
             out.extend_from_slice(&(path.len() as u32).to_le_bytes());
             out.extend_from_slice(path.as_bytes());
-            if let Some(data) = data {
-                out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-                out.extend_from_slice(data);
+            match entry {
+                Entry::Dir(_) => {}
+                Entry::File(_, data) => {
+                    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+                    out.extend_from_slice(data);
+                }
+                Entry::Link(_, target) => {
+                    out.extend_from_slice(&(target.len() as u32).to_le_bytes());
+                    out.extend_from_slice(target.as_bytes());
+                }
             }
         }
         out
@@ -101,10 +115,13 @@ impl TmpSeed {
         let mut entries = Vec::new();
         while let Ok(kind) = take(1) {
             let kind = kind[0];
-            let len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
-            let path = std::str::from_utf8(take(len as usize)?)
-                .map_err(|_| "a /tmp seed path is not UTF-8".to_string())?
-                .to_string();
+            let mut text = || -> Result<String, String> {
+                let len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
+                std::str::from_utf8(take(len as usize)?)
+                    .map(str::to_string)
+                    .map_err(|_| "a /tmp seed path is not UTF-8".to_string())
+            };
+            let path = text()?;
             if !is_relative_inside(&path) {
                 return Err(format!("a /tmp seed path leaves the directory: {path:?}"));
             }
@@ -114,6 +131,15 @@ impl TmpSeed {
                     let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
                     let len = usize::try_from(len).map_err(|_| "a /tmp seed file is too big")?;
                     Entry::File(path, take(len)?.to_vec())
+                }
+                b'l' => {
+                    let target = text()?;
+                    if !link_stays_inside(&path, &target) {
+                        return Err(format!(
+                            "a /tmp seed link leaves the directory: {path:?} -> {target:?}"
+                        ));
+                    }
+                    Entry::Link(path, target)
                 }
                 other => return Err(format!("a /tmp seed entry of unknown kind {other}")),
             });
@@ -129,6 +155,34 @@ fn is_relative_inside(path: &str) -> bool {
         && Path::new(path)
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Whether the link at `path` (relative to the seed's root) to `target`
+/// points inside the root: `target` relative, and its `..` never above it.
+fn link_stays_inside(path: &str, target: &str) -> bool {
+    // The link's own directory: its depth below the root.
+    let mut depth = Path::new(path).components().count().saturating_sub(1);
+    !target.is_empty()
+        && Path::new(target).components().all(|c| match c {
+            Component::Normal(_) => {
+                depth += 1;
+                true
+            }
+            Component::CurDir => true,
+            Component::ParentDir => depth.checked_sub(1).map(|d| depth = d).is_some(),
+            Component::RootDir | Component::Prefix(_) => false,
+        })
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+/// Only Unix hosts have scratch directories to plant a link in.
+#[cfg(not(unix))]
+fn symlink(_: &str, _: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Adds what `dir` holds to `out` (`prefix` is its path relative to the
@@ -151,6 +205,12 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<Entry>) -> io::Result<()> {
             walk(&child.path(), &path, out)?;
         } else if kind.is_file() {
             out.push(Entry::File(path, std::fs::read(child.path())?));
+        } else if kind.is_symlink()
+            && let Some(target) = std::fs::read_link(child.path())?.to_str()
+            && link_stays_inside(&path, target)
+        {
+            let target = target.to_string();
+            out.push(Entry::Link(path, target));
         }
     }
     Ok(())
@@ -195,6 +255,50 @@ mod tests {
     }
 
     #[test]
+    fn links_inside_the_directory_are_kept_and_others_left_out() {
+        let from = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(from.path().join("cache/v1")).unwrap();
+        std::fs::write(from.path().join("cache/v1/data"), b"one").unwrap();
+        std::os::unix::fs::symlink("v1", from.path().join("cache/current")).unwrap();
+        std::os::unix::fs::symlink("../../cache/v1/data", from.path().join("cache/v1/self"))
+            .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", from.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", from.path().join("up")).unwrap();
+        let seed = TmpSeed::collect(from.path()).unwrap().unwrap();
+        let back = TmpSeed::decode(&seed.encode()).unwrap();
+        assert_eq!(back, seed);
+        let links: Vec<_> = seed
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Link(path, target) => Some((path.as_str(), target.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("cache/current", "v1"),
+                ("cache/v1/self", "../../cache/v1/data")
+            ]
+        );
+        let to = tempfile::tempdir().unwrap();
+        back.plant(to.path()).unwrap();
+        assert_eq!(
+            std::fs::read(to.path().join("cache/current/data")).unwrap(),
+            b"one"
+        );
+        assert_eq!(
+            std::fs::read_link(to.path().join("cache/current")).unwrap(),
+            Path::new("v1")
+        );
+        assert_eq!(
+            std::fs::read(to.path().join("cache/v1/self")).unwrap(),
+            b"one"
+        );
+    }
+
+    #[test]
     fn damaged_or_escaping_seeds_are_refused() {
         let seed = TmpSeed {
             entries: vec![Entry::File("a".into(), b"xyz".to_vec())],
@@ -209,6 +313,19 @@ mod tests {
             };
             let err = TmpSeed::decode(&evil.encode()).unwrap_err();
             assert!(err.contains("leaves the directory"), "{path}: {err}");
+        }
+        for (path, target) in [
+            ("a", "/etc"),
+            ("a", ".."),
+            ("d/a", "../../b"),
+            ("d/a", "./../x/../../b"),
+            ("a", ""),
+        ] {
+            let evil = TmpSeed {
+                entries: vec![Entry::Link(path.into(), target.into())],
+            };
+            let err = TmpSeed::decode(&evil.encode()).unwrap_err();
+            assert!(err.contains("link leaves the directory"), "{target}: {err}");
         }
     }
 }

@@ -200,7 +200,8 @@ async fn preimported(site: &std::path::Path, module: &str) -> eryx_host::Sandbox
 /// had no `/tmp`): the run has a scratch `/tmp` of its own, and what it
 /// leaves there is where the snapshot's Python state expects it: every
 /// sandbox of the snapshot starts with its own copy (a directory made by
-/// `tempfile.mkdtemp()` at import and kept in a global is usable). What
+/// `tempfile.mkdtemp()` at import and kept in a global is usable), links
+/// between its files included. What
 /// one sandbox changes there, the next does not see; a `/tmp` limit too
 /// small for those files fails the build, naming the limit.
 #[tokio::test]
@@ -212,6 +213,7 @@ async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
          os.makedirs(os.path.join(os.environ['HOME'], '.cache-dir'), exist_ok=True)\n\
          with open('/tmp/.cache-dir/list.json', 'w') as f:\n\
          \x20   f.write('[1, 2, 3]')\n\
+         os.symlink('list.json', '/tmp/.cache-dir/latest')\n\
          SCRATCH = tempfile.mkdtemp()\n\
          with open(os.path.join(SCRATCH, 'state'), 'w') as f:\n\
          \x20   f.write('made at import')\n\
@@ -226,6 +228,7 @@ async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
             .execute(
                 "import os, writes_tmp\n\
                  print(open('/tmp/.cache-dir/list.json').read(), writes_tmp.state())\n\
+                 print(os.readlink('/tmp/.cache-dir/latest'), open('/tmp/.cache-dir/latest').read())\n\
                  print(sorted(os.listdir('/tmp')) == sorted(['.cache-dir', os.path.basename(writes_tmp.SCRATCH)]))\n\
                  open('/tmp/mine', 'w').write('x')\n\
                  os.remove('/tmp/.cache-dir/list.json')\n\
@@ -234,7 +237,7 @@ async fn a_preimports_tmp_files_are_in_every_sandbox_of_its_snapshot() {
             .await
             .unwrap();
         assert_eq!(
-            out.stdout, "[1, 2, 3] made at import\nTrue\n3 []\n",
+            out.stdout, "[1, 2, 3] made at import\nlist.json [1, 2, 3]\nTrue\n3 ['latest']\n",
             "stderr: {}",
             out.stderr
         );
