@@ -76,23 +76,26 @@ impl TmpSeed {
     fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         for entry in &self.entries {
-            let (kind, path) = match entry {
-                Entry::Dir(path) => (b'd', path),
-                Entry::File(path, _) => (b'f', path),
-                Entry::Link(path, _) => (b'l', path),
+            // A path or a link's target: u32 length, then its bytes.
+            let text = |out: &mut Vec<u8>, s: &str| {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
             };
-            out.push(kind);
-            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            out.extend_from_slice(path.as_bytes());
             match entry {
-                Entry::Dir(_) => {}
-                Entry::File(_, data) => {
+                Entry::Dir(path) => {
+                    out.push(b'd');
+                    text(&mut out, path);
+                }
+                Entry::File(path, data) => {
+                    out.push(b'f');
+                    text(&mut out, path);
                     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
                     out.extend_from_slice(data);
                 }
-                Entry::Link(_, target) => {
-                    out.extend_from_slice(&(target.len() as u32).to_le_bytes());
-                    out.extend_from_slice(target.as_bytes());
+                Entry::Link(path, target) => {
+                    out.push(b'l');
+                    text(&mut out, path);
+                    text(&mut out, target);
                 }
             }
         }
@@ -179,10 +182,17 @@ fn symlink(target: &str, link: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
 
-/// Only Unix hosts have scratch directories to plant a link in.
+/// Elsewhere a link is not made up as something else: planting fails,
+/// and with it the sandbox's build, saying why.
 #[cfg(not(unix))]
-fn symlink(_: &str, _: &Path) -> io::Result<()> {
-    Ok(())
+fn symlink(target: &str, link: &Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "{} -> {target}: symbolic links are planted on Unix hosts only",
+            link.display()
+        ),
+    ))
 }
 
 /// Adds what `dir` holds to `out` (`prefix` is its path relative to the
