@@ -43,6 +43,34 @@ fn copy_tree_except(from: &Path, to: &Path, skip: &Path) -> Result<()> {
 /// Writes an executable `/bin/sh` script `dir/name` that runs this xtask
 /// binary's `subcommand` with the script's arguments (the `cargo`, `cc` and
 /// `c++` a package build runs); `purpose` goes into its comment line.
+/// Writes `contents` to `path` so that a process reading it meanwhile
+/// sees the old file or the new one, never a truncated one: the wheel
+/// builder's shared files (the compiler configuration, the cross files, the
+/// compiler scripts) are rewritten by every build, and the tests run
+/// several builds at once. A file that already holds `contents` is left
+/// alone. `mode` is the new file's Unix permission bits.
+pub(crate) fn write_shared(path: &Path, contents: impl AsRef<[u8]>, mode: u32) -> Result<()> {
+    let contents = contents.as_ref();
+    if std::fs::read(path).is_ok_and(|old| old == contents) {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, contents)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 pub(crate) fn write_xtask_script(
     dir: &Path,
     name: &str,
@@ -53,18 +81,14 @@ pub(crate) fn write_xtask_script(
     std::fs::create_dir_all(dir)?;
     let path = dir.join(name);
     let quoted = xtask.display().to_string().replace('\'', r"'\''");
-    std::fs::write(
+    write_shared(
         &path,
         format!(
             "#!/bin/sh\n# Written by `cargo xtask wheel` (eryx): {purpose}.\n\
              exec '{quoted}' {subcommand} \"$@\"\n"
         ),
+        0o755,
     )?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    }
     Ok(path)
 }
 
@@ -83,5 +107,46 @@ mod tests {
         copy_tree(&src, &dest).unwrap();
         assert!(dest.join("pkg/m.py").is_file() && dest.join("setup.py").is_file());
         assert!(!dest.join("build/src/project").exists());
+    }
+
+    #[test]
+    fn a_shared_file_being_rewritten_is_never_seen_truncated() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("cc.json");
+        let a = vec![b'a'; 64 << 10];
+        let b = vec![b'b'; 96 << 10];
+        write_shared(&path, &a, 0o644).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..200 {
+                    write_shared(&path, if i % 2 == 0 { &b } else { &a }, 0o644).unwrap();
+                }
+            });
+            for _ in 0..2000 {
+                let seen = std::fs::read(&path).unwrap();
+                assert!(seen == a || seen == b, "a reader saw {} bytes", seen.len());
+            }
+        });
+        // Nothing left behind but the file itself.
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_shared_file_with_the_same_contents_is_left_alone() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("eryx-wasm-cc");
+        write_shared(&path, "#!/bin/sh\n", 0o755).unwrap();
+        let before = std::fs::metadata(&path).unwrap();
+        assert_eq!(before.permissions().mode() & 0o777, 0o755);
+        write_shared(&path, "#!/bin/sh\n", 0o755).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), before.ino());
+        write_shared(&path, "#!/bin/sh\nexit 1\n", 0o755).unwrap();
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), before.ino());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "#!/bin/sh\nexit 1\n"
+        );
     }
 }

@@ -49,11 +49,18 @@ __c_longjmp:
 
 /// Writes [`TAG_ARCHIVE`] into `dir` (assembled with `clang`, archived with
 /// `ar`) and returns its path.
+///
+/// Wheel builds running side by side share `dir` (the tests build several
+/// at once): each assembles in a scratch directory of its own and renames
+/// the archive into place, so a build linking the archive never sees it
+/// missing or half written (removing it first, then archiving in place,
+/// failed a link with "cannot open .../liberyx-sjlj.a").
 pub(crate) fn tag_archive(clang: &Path, ar: &Path, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let asm = dir.join("c-longjmp-tag.s");
-    let obj = dir.join("c-longjmp-tag.o");
-    let archive = dir.join(TAG_ARCHIVE);
+    let scratch = tempfile::Builder::new().prefix(".sjlj-").tempdir_in(dir)?;
+    let asm = scratch.path().join("c-longjmp-tag.s");
+    let obj = scratch.path().join("c-longjmp-tag.o");
+    let fresh = scratch.path().join(TAG_ARCHIVE);
     std::fs::write(&asm, TAG_ASM)?;
     process::capture(
         Command::new(clang)
@@ -65,11 +72,12 @@ pub(crate) fn tag_archive(clang: &Path, ar: &Path, dir: &Path) -> Result<PathBuf
             .arg(&obj),
         "assembling the setjmp/longjmp tag",
     )?;
-    let _ = std::fs::remove_file(&archive);
     process::capture(
-        Command::new(ar).arg("rcs").arg(&archive).arg(&obj),
+        Command::new(ar).arg("rcs").arg(&fresh).arg(&obj),
         "archiving the setjmp/longjmp tag",
     )?;
+    let archive = dir.join(TAG_ARCHIVE);
+    std::fs::rename(&fresh, &archive)?;
     Ok(archive)
 }
 

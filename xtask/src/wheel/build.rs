@@ -454,7 +454,7 @@ impl Builder {
         exports.sort();
         exports.dedup();
         let base_exports = work.join("base-exports.txt");
-        std::fs::write(&base_exports, exports.join("\n"))?;
+        crate::fsutil::write_shared(&base_exports, exports.join("\n"), 0o644)?;
         let clangxx = tools.clang.with_file_name(
             tools
                 .clang
@@ -463,10 +463,10 @@ impl Builder {
                 .unwrap_or_else(|| "clang++".into()),
         );
         let cython_cxx_glue = work.join("eryx-cython-cxx.h");
-        std::fs::write(&cython_cxx_glue, crate::wasmcc::CYTHON_CXX_GLUE)?;
+        crate::fsutil::write_shared(&cython_cxx_glue, crate::wasmcc::CYTHON_CXX_GLUE, 0o644)?;
         let cxx_shim = work.join("cxx-shim");
         std::fs::create_dir_all(&cxx_shim)?;
-        std::fs::write(cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM)?;
+        crate::fsutil::write_shared(&cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM, 0o644)?;
         let ar = on_path("llvm-ar-19")
             .or_else(|| on_path("llvm-ar"))
             .unwrap_or_else(|| "ar".into());
@@ -487,7 +487,7 @@ impl Builder {
             sjlj_tag: Some(sjlj_tag),
         };
         let cc_config = work.join("cc.json");
-        std::fs::write(&cc_config, serde_json::to_vec_pretty(&cfg)?)?;
+        crate::fsutil::write_shared(&cc_config, serde_json::to_vec_pretty(&cfg)?, 0o644)?;
         let exe = std::env::current_exe()?;
         let cross = format!(
             "# Written by `cargo xtask wheel`: meson's view of the guest.\n\
@@ -517,23 +517,25 @@ impl Builder {
         // memo's key: the same objects come out in any order.
         let setuptools_config = work.join("setuptools-extra.cfg");
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-        std::fs::write(
+        crate::fsutil::write_shared(
             &setuptools_config,
             format!(
                 "# Written by `cargo xtask wheel` (DIST_EXTRA_CONFIG).\n\
                  [build_ext]\nparallel = {jobs}\n"
             ),
+            0o644,
         )?;
         let cross_file = work.join("wasm32-wasi.meson.cross");
-        std::fs::write(&cross_file, cross)?;
+        crate::fsutil::write_shared(&cross_file, cross, 0o644)?;
         let cmake_toolchain = work.join("wasm32-wasi.cmake");
-        std::fs::write(
+        crate::fsutil::write_shared(
             &cmake_toolchain,
             cmake_toolchain_file(
                 &compiler_scripts(&work.join("bin"), &exe)?,
                 &ar,
                 &sysroot.dir,
             ),
+            0o644,
         )?;
         Ok(Builder {
             root: root.to_path_buf(),
@@ -622,8 +624,9 @@ impl Builder {
         Ok(wheel)
     }
 
-    /// Unpacks an sdist into a fresh directory; returns its top directory.
-    fn unpack(&self, sdist: &Path) -> Result<PathBuf> {
+    /// Unpacks an sdist into a fresh directory under `work/src`; returns
+    /// that directory and the sdist's top directory in it.
+    fn unpack(&self, sdist: &Path) -> Result<(PathBuf, PathBuf)> {
         let name = sdist
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -661,14 +664,14 @@ impl Builder {
             .filter(|p| p.is_dir())
             .collect();
         match dirs.as_slice() {
-            [one] => Ok(one.clone()),
-            _ => Ok(dest),
+            [one] => Ok((dest.clone(), one.clone())),
+            _ => Ok((dest.clone(), dest)),
         }
     }
 
     /// Builds an sdist file or a source directory into a guest wheel.
     pub(crate) fn build_source(&mut self, path: &Path) -> Result<PathBuf> {
-        let dir = if path.is_dir() {
+        let (tree, dir) = if path.is_dir() {
             // Build a copy: builds write into the tree.
             let name = path
                 .canonicalize()?
@@ -678,10 +681,29 @@ impl Builder {
             let dest = self.work.join("src").join(name);
             let _ = std::fs::remove_dir_all(&dest);
             crate::fsutil::copy_tree(path, &dest)?;
-            dest
+            (dest.clone(), dest)
         } else {
             self.unpack(path)?
         };
+        let wheel = self.build_tree(path, &dir)?;
+        // The unpacked tree and its build's objects are of no more use once
+        // the wheel is written (a rebuild unpacks afresh); they took ~1 GB
+        // over tests/packages.txt, and a CI machine short of disk ran out
+        // half-way through those builds. A failed build's tree stays for
+        // a look (the next build of the package replaces it).
+        if let Err(e) = std::fs::remove_dir_all(&tree) {
+            progress!(
+                "  note: could not remove the build tree {}: {e}",
+                tree.display()
+            );
+        }
+        Ok(wheel)
+    }
+
+    /// Builds the unpacked source tree `dir` (from `path`) into a guest
+    /// wheel.
+    fn build_tree(&mut self, path: &Path, dir: &Path) -> Result<PathBuf> {
+        let dir = dir.to_path_buf();
         let pyproject = read_pyproject(&dir)?;
         let name = project_name(&dir, pyproject.as_ref());
         let recipe = self.apply_recipe(&name, &dir)?;
