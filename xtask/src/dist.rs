@@ -427,12 +427,25 @@ pub(crate) struct GuestCrate<'a> {
     pub(crate) package: &'a str,
     /// Its library target name (the staticlib is `lib<lib>.a`).
     pub(crate) lib: &'a str,
-    /// The C compiler and flags for the C its dependencies compile through
-    /// the `cc` crate (`CC_wasm32_wasip1`, `CFLAGS_wasm32_wasip1`), if any.
-    pub(crate) c_compiler: Option<(PathBuf, Vec<String>)>,
+    /// The compilers and flags for the C and C++ its dependencies compile
+    /// through the `cc` crate, if any.
+    pub(crate) c_compiler: Option<GuestCc>,
     /// Cargo's feature arguments for the build, verbatim (`--features`,
     /// `--no-default-features`, `--all-features` and their values).
     pub(crate) feature_args: &'a [String],
+}
+
+/// The guest's C and C++ compilers as the `cc` crate takes them
+/// (`CC_wasm32_wasip1`, `CFLAGS_wasm32_wasip1`, `CXX_...`, `CXXFLAGS_...`).
+pub(crate) struct GuestCc {
+    /// The C compiler.
+    pub(crate) cc: PathBuf,
+    /// Its flags.
+    pub(crate) cflags: Vec<String>,
+    /// The C++ compiler.
+    pub(crate) cxx: PathBuf,
+    /// Its flags.
+    pub(crate) cxxflags: Vec<String>,
 }
 
 /// The `-p` spec for `krate`: its name alone is ambiguous when a
@@ -512,11 +525,12 @@ pub(crate) fn build_staticlib(
         .env("PYO3_CONFIG_FILE", &pyo3_config)
         .envs(GUEST_PROFILE.iter().copied())
         .envs(tuning_profile(tuning));
-    if let Some((cc, flags)) = &krate.c_compiler {
-        cmd.env(format!("CC_{}", TARGET.replace('-', "_")), cc).env(
-            format!("CFLAGS_{}", TARGET.replace('-', "_")),
-            flags.join(" "),
-        );
+    if let Some(c) = &krate.c_compiler {
+        let target = TARGET.replace('-', "_");
+        cmd.env(format!("CC_{target}"), &c.cc)
+            .env(format!("CFLAGS_{target}"), c.cflags.join(" "))
+            .env(format!("CXX_{target}"), &c.cxx)
+            .env(format!("CXXFLAGS_{target}"), c.cxxflags.join(" "));
         if let Some(ar) = ["llvm-ar-19", "llvm-ar"]
             .iter()
             .find_map(|n| crate::wheel::on_path(n))

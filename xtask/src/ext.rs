@@ -99,12 +99,16 @@ pub(crate) fn build_module(
         .iter()
         .filter_map(|l| std::fs::read_to_string(l).ok())
         .any(|lock| lock.contains("name = \"cc\"\n"));
+    // And its C++ (tokenizers' esaxx-rs): clang++ with the guest's libc++
+    // headers, without exceptions as the bundle's libc++ is built.
     let c_compiler = if uses_cc {
         let sysroot = crate::sysroot::sysroot(root)?;
-        Some((
-            tools.clang.clone(),
-            crate::wasmcc::compile_flags(&sysroot.dir, None),
-        ))
+        Some(crate::dist::GuestCc {
+            cc: tools.clang.clone(),
+            cflags: crate::wasmcc::compile_flags(&sysroot.dir, None),
+            cxx: crate::wasmcc::clangxx(&tools.clang),
+            cxxflags: crate::wasmcc::compile_flags(&sysroot.dir, sysroot.cxx_include.as_deref()),
+        })
     } else {
         None
     };

@@ -322,6 +322,17 @@ fn host_only(arg: &str, ours: &Path) -> bool {
     EXACT.contains(&arg) || PREFIXES.iter().any(|p| arg.starts_with(p))
 }
 
+/// The C++ driver beside the C compiler `clang` (`clang-19` ->
+/// `clang++-19`).
+pub(crate) fn clangxx(clang: &Path) -> PathBuf {
+    clang.with_file_name(
+        clang
+            .file_name()
+            .map(|n| n.to_string_lossy().replace("clang", "clang++"))
+            .unwrap_or_else(|| "clang++".into()),
+    )
+}
+
 /// What every compile for the guest needs: the target the bundle's
 /// libpython and libc were built for, the sysroot, position-independent
 /// code, the WASI emulation switches libpython was built with and, for C++,

@@ -112,6 +112,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_builds_summary_names_meson_and_cmake_errors() {
+        let mut log = String::from("  Run-time dependency python found: YES 3.11\n\n");
+        log.push_str(
+            "  ../meson.build:29:2: ERROR: Problem encountered: Minimum supported Python \
+             version is 3.12, found 3.11\n",
+        );
+        log.push_str("  CMake Error at CMakeLists.txt:12 (find_package):\n\n");
+        log.push_str("    Could not find a package configuration file provided by \"Arrow\"\n");
+        log.push_str(&"  noise\n".repeat(40));
+        let summary = failure_summary(&log);
+        assert!(
+            summary.contains("Minimum supported Python version is 3.12"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("CMake Error at CMakeLists.txt:12"),
+            "{summary}"
+        );
+        assert!(summary.contains("provided by \"Arrow\""), "{summary}");
+    }
+
+    #[test]
     fn native_sources_are_the_packages_own_not_its_tests() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -455,13 +477,7 @@ impl Builder {
         exports.dedup();
         let base_exports = work.join("base-exports.txt");
         crate::fsutil::write_shared(&base_exports, exports.join("\n"), 0o644)?;
-        let clangxx = tools.clang.with_file_name(
-            tools
-                .clang
-                .file_name()
-                .map(|n| n.to_string_lossy().replace("clang", "clang++"))
-                .unwrap_or_else(|| "clang++".into()),
-        );
+        let clangxx = crate::wasmcc::clangxx(&tools.clang);
         let cython_cxx_glue = work.join("eryx-cython-cxx.h");
         crate::fsutil::write_shared(&cython_cxx_glue, crate::wasmcc::CYTHON_CXX_GLUE, 0o644)?;
         let cxx_shim = work.join("cxx-shim");
@@ -1150,20 +1166,37 @@ fn first_compile_error(text: &str) -> Option<&str> {
 }
 
 /// The lines of a failed build's output that say what failed (compiler
-/// errors, failed build steps, our compiler's diagnoses), then its end.
+/// errors, failed build steps, meson's and CMake's errors, our compiler's
+/// diagnoses), then its end.
 fn failure_summary(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let mut picked: Vec<&str> = lines
-        .iter()
-        .filter(|l| {
-            l.contains("FAILED:")
-                || l.contains("error:")
-                || l.contains("[eryx]")
-                || l.contains("undefined symbol")
-        })
-        .take(30)
-        .copied()
-        .collect();
+    let mut picked: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() && picked.len() < 30 {
+        let l = lines[i];
+        if l.contains("CMake Error") {
+            // CMake says what went wrong on the lines after its heading.
+            picked.extend(
+                lines[i..]
+                    .iter()
+                    .filter(|l| !l.trim().is_empty())
+                    .take(4)
+                    .copied(),
+            );
+            i += 4;
+            continue;
+        }
+        if l.contains("FAILED:")
+            || l.contains("error:")
+            // meson: `meson.build:29:2: ERROR: Problem encountered: ...`
+            || l.contains("ERROR:")
+            || l.contains("[eryx]")
+            || l.contains("undefined symbol")
+        {
+            picked.push(l);
+        }
+        i += 1;
+    }
     picked.push("...");
     picked.extend(lines.iter().rev().take(12).rev().copied());
     picked.join("\n")
