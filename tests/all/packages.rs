@@ -1256,6 +1256,58 @@ except Exception as e:
 
 #[tokio::test]
 #[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn tokenizers_trains_encodes_and_awaits_in_the_guest() {
+    // Hugging Face's tokenizers: PyO3 over a Rust core whose dependencies
+    // compile C (oniguruma) and C++ (esaxx, the Unigram trainer's suffix
+    // arrays) with the `cc` crate; training runs on rayon, which falls back
+    // to the calling thread. Its async methods need tokio's threaded
+    // runtime, which WASI cannot have: its recipe runs them inline. Every
+    // printed value is what tokenizers 0.23.3 prints natively (checked).
+    let stdout = run_with(
+        &wheels(&["tokenizers-"]),
+        r#"
+import asyncio
+from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, normalizers
+corpus = ["the quick brown fox jumps over the lazy dog"] * 50 + ["hello world, hello sandbox"] * 50
+tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+tok.normalizer = normalizers.NFKC()
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = decoders.ByteLevel()
+tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"], show_progress=False))
+enc = tok.encode("hello quick fox")
+print(enc.tokens, enc.offsets[:2], tok.decode(enc.ids))
+print([e.tokens for e in tok.encode_batch(["the dog", "world"])])
+tok.save("/tmp/tok.json")
+print(Tokenizer.from_file("/tmp/tok.json").encode("lazy dog").ids == tok.encode("lazy dog").ids)
+uni = Tokenizer(models.Unigram())
+uni.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=60, show_progress=False, special_tokens=["<unk>"], unk_token="<unk>"))
+print(uni.encode("hello fox").tokens)
+async def main():
+    e = await tok.async_encode("hello fox")
+    b = await tok.async_encode_batch(["the dog", "world"])
+    d = await tok.async_decode_batch([e.ids])
+    return e.tokens, [x.tokens for x in b], d
+print(asyncio.run(main()))
+try:
+    Tokenizer.from_str("{not json")
+except Exception as e:
+    print(type(e).__name__, e)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "['hello', 'Ġquick', 'Ġfox'] [(0, 5), (5, 11)] hello quick fox\n\
+         [['the', 'Ġdog'], ['wor', 'ld']]\n\
+         True\n\
+         ['hello ', 'f', 'ox']\n\
+         (['hello', 'Ġfox'], [['the', 'Ġdog'], ['wor', 'ld']], ['hello fox'])\n\
+         Exception key must be a string at line 1 column 2\n"
+    );
+}
+
+#[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn msgspec_decodes_validates_and_packs_in_c() {
     let stdout = run_with(
         &wheels(&["msgspec-"]),
