@@ -380,8 +380,9 @@ impl State {
     }
 
     /// Whether the guest was refused memory since the current call began
-    /// (a refusal an earlier call survived, e.g. as a `MemoryError` it
-    /// caught, does not make a later trap a memory one).
+    /// and has not been granted any since (a refusal the guest survived,
+    /// e.g. as a `MemoryError` it caught and then allocated on, does not
+    /// make a later trap a memory one).
     pub(crate) fn limits_hit(&self) -> bool {
         self.limits.hit
     }
@@ -434,6 +435,11 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             }
             return Ok(false);
         }
+        // Memory granted after a refusal: the guest got past it (Python
+        // caught the `MemoryError` and went on allocating), so a trap that
+        // follows is not the refusal's. A trap that a refusal causes (an
+        // abort where an allocation failed) comes before any further grow.
+        self.hit = false;
         Ok(true)
     }
 

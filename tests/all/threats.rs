@@ -84,6 +84,46 @@ async fn memory_bomb_gets_memory_error_and_the_host_lives() {
     );
 }
 
+/// A refusal the guest got past is not what a later trap was: Python
+/// caught the `MemoryError`, allocated on (memory granted again), then
+/// aborted: that is a trap, not the memory limit (it was reported as "ran
+/// out of memory"). An abort straight after a refusal, with nothing granted
+/// since, is still the memory limit's (as where C's failed allocation
+/// aborts).
+#[tokio::test]
+async fn a_trap_after_a_caught_memory_error_is_not_the_memory_limit() {
+    let mut sb = builder().memory_limit(256 << 20).build().await.unwrap();
+    let err = sb
+        .execute(
+            "import os\n\
+             try:\n    b = bytearray(1 << 30)\nexcept MemoryError:\n    print('caught', flush=True)\n\
+             x = bytes(96 << 20)\n\
+             print(len(x), flush=True)\n\
+             os.abort()\n",
+        )
+        .await
+        .unwrap_err();
+    let Error::Trap { output, .. } = &err else {
+        panic!("expected a trap, got {err:?}")
+    };
+    assert_eq!(output.stdout, "caught\n100663296\n");
+    let err = sb
+        .execute(
+            "import os\n\
+             try:\n    b = bytearray(1 << 30)\nexcept MemoryError:\n    os.abort()\n",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::MemoryLimit { limit, .. } if limit == 256 << 20),
+        "{err:?}"
+    );
+    assert_eq!(
+        sb.execute("print('alive')").await.unwrap().stdout,
+        "alive\n"
+    );
+}
+
 #[tokio::test]
 async fn resource_reports_the_memory_limit_and_a_lower_one_set_inside_is_enforced() {
     // What an evaluation harness does before running untrusted code
