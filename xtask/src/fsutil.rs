@@ -40,9 +40,6 @@ fn copy_tree_except(from: &Path, to: &Path, skip: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes an executable `/bin/sh` script `dir/name` that runs this xtask
-/// binary's `subcommand` with the script's arguments (the `cargo`, `cc` and
-/// `c++` a package build runs); `purpose` goes into its comment line.
 /// Writes `contents` to `path` so that a process reading it meanwhile
 /// sees the old file or the new one, never a truncated one: the wheel
 /// builder's shared files (the compiler configuration, the cross files, the
@@ -71,6 +68,9 @@ pub(crate) fn write_shared(path: &Path, contents: impl AsRef<[u8]>, mode: u32) -
     Ok(())
 }
 
+/// Writes an executable `/bin/sh` script `dir/name` that runs this xtask
+/// binary's `subcommand` with the script's arguments (the `cargo`, `cc` and
+/// `c++` a package build runs); `purpose` goes into its comment line.
 pub(crate) fn write_xtask_script(
     dir: &Path,
     name: &str,
@@ -107,6 +107,17 @@ mod tests {
         copy_tree(&src, &dest).unwrap();
         assert!(dest.join("pkg/m.py").is_file() && dest.join("setup.py").is_file());
         assert!(!dest.join("build/src/project").exists());
+    }
+
+    #[test]
+    fn a_shared_file_in_a_missing_directory_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("no-such-dir");
+        let err = write_shared(&dir.join("cc.json"), "{}", 0o644).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot create a file in {}", dir.display())
+        );
     }
 
     #[test]

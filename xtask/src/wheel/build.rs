@@ -701,7 +701,7 @@ impl Builder {
         } else {
             self.unpack(path)?
         };
-        let wheel = self.build_tree(path, &dir)?;
+        let wheel = self.build_tree(path, dir)?;
         // The unpacked tree and its build's objects are of no more use once
         // the wheel is written (a rebuild unpacks afresh); they took ~1 GB
         // over tests/packages.txt, and a CI machine short of disk ran out
@@ -718,8 +718,7 @@ impl Builder {
 
     /// Builds the unpacked source tree `dir` (from `path`) into a guest
     /// wheel.
-    fn build_tree(&mut self, path: &Path, dir: &Path) -> Result<PathBuf> {
-        let dir = dir.to_path_buf();
+    fn build_tree(&mut self, path: &Path, dir: PathBuf) -> Result<PathBuf> {
         let pyproject = read_pyproject(&dir)?;
         let name = project_name(&dir, pyproject.as_ref());
         let recipe = self.apply_recipe(&name, &dir)?;
@@ -1175,15 +1174,18 @@ fn failure_summary(text: &str) -> String {
     while i < lines.len() && picked.len() < 30 {
         let l = lines[i];
         if l.contains("CMake Error") {
-            // CMake says what went wrong on the lines after its heading.
-            picked.extend(
-                lines[i..]
-                    .iter()
-                    .filter(|l| !l.trim().is_empty())
-                    .take(4)
-                    .copied(),
-            );
-            i += 4;
+            // CMake says what went wrong on the (non-blank) lines after its
+            // heading: the heading and three of them.
+            picked.push(l);
+            let mut taken = 0;
+            i += 1;
+            while i < lines.len() && taken < 3 {
+                if !lines[i].trim().is_empty() {
+                    picked.push(lines[i]);
+                    taken += 1;
+                }
+                i += 1;
+            }
             continue;
         }
         if l.contains("FAILED:")
