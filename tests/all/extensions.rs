@@ -681,6 +681,33 @@ async fn a_c_extension_on_the_limited_api_runs() {
     assert_eq!(e.type_name, "TypeError");
 }
 
+/// The `sigmask` example: C that blocks every signal around its work (as
+/// xz does in the threads it starts) compiles for the guest, whose libc
+/// declares no signal sets or masks, and runs: the sets answer as POSIX
+/// says, a mask change is accepted, and mistakes get `EINVAL`.
+#[tokio::test]
+async fn c_that_masks_signals_builds_and_runs() {
+    let pkg = tempfile::tempdir().unwrap();
+    let file = "sigmask.cpython-314-wasm32-wasi.so";
+    std::fs::copy(example_file(file), pkg.path().join(file)).unwrap();
+    let mut sb = builder().package(pkg.path()).build().await.unwrap();
+    let out = sb
+        .execute(
+            "import errno, sigmask\n\
+             print(sigmask.guarded(lambda: 6 * 7))\n\
+             print(sigmask.sets())\n\
+             print(sigmask.errors() == (errno.EINVAL,) * 3)\n\
+             try:\n    sigmask.guarded(lambda: 1 / 0)\n\
+             except ZeroDivisionError as e:\n    print('raised', e)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "(42, True, True)\n(0, 1, 1, 0)\nTrue\nraised division by zero\n"
+    );
+}
+
 /// The `ctors` example: a static constructor that calls the Python API runs
 /// when the module is first imported, with the interpreter running, and
 /// only once (natively `dlopen` runs it then; the component's start-up,

@@ -1256,6 +1256,59 @@ except Exception as e:
 
 #[tokio::test]
 #[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn cramjam_round_trips_every_codec_and_agrees_with_the_stdlib() {
+    // cramjam: PyO3 over snappy, lz4, zstd, brotli, bzip2, xz (liblzma
+    // with POSIX threads, which needs signal masks), deflate, gzip and
+    // zlib, most of them C built by the cc crate. What the stdlib
+    // compresses cramjam decompresses and the other way round; an xz
+    // preset that needs more memory than the sandbox has (preset 9: ~674
+    // MiB) is a CompressionError and the session goes on, as natively
+    // with too little memory.
+    let stdout = run_with(
+        &wheels(&["cramjam-"]),
+        r#"
+import bz2, gzip, lzma, zlib, cramjam
+data = b"".join(b"eryx %d sandbox line\n" % i for i in range(20000))
+ok = []
+for name in ["snappy", "lz4", "zstd", "brotli", "gzip", "zlib", "deflate", "bzip2", "xz"]:
+    m = getattr(cramjam, name)
+    c = bytes(m.compress(data))
+    ok.append(bytes(m.decompress(c)) == data and len(c) < len(data) // 4)
+print(ok)
+print(bytes(cramjam.gzip.decompress(gzip.compress(data))) == data,
+      gzip.decompress(bytes(cramjam.gzip.compress(data))) == data,
+      zlib.decompress(bytes(cramjam.zlib.compress(data))) == data,
+      bytes(cramjam.bzip2.decompress(bz2.compress(data))) == data,
+      lzma.decompress(bytes(cramjam.xz.compress(data))) == data,
+      bytes(cramjam.xz.decompress(lzma.compress(data))) == data)
+out = cramjam.Buffer()
+n = cramjam.snappy.compress_into(data, out)
+print(n == len(bytes(out)), bytes(cramjam.snappy.decompress(bytes(out))) == data)
+try:
+    cramjam.zstd.decompress(b"not zstd at all")
+except cramjam.DecompressionError as e:
+    print("DecompressionError")
+try:
+    cramjam.xz.compress(data, preset=9)
+except cramjam.CompressionError as e:
+    print("CompressionError", e)
+print(bytes(cramjam.xz.decompress(cramjam.xz.compress(b"still here"))))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "[True, True, True, True, True, True, True, True, True]\n\
+         True True True True True True\n\
+         True True\n\
+         DecompressionError\n\
+         CompressionError can't allocate memory\n\
+         b'still here'\n"
+    );
+}
+
+#[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
 async fn tokenizers_trains_encodes_and_awaits_in_the_guest() {
     // Hugging Face's tokenizers: PyO3 over a Rust core whose dependencies
     // compile C (oniguruma) and C++ (esaxx, the Unigram trainer's suffix

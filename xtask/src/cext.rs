@@ -169,11 +169,12 @@ fn compile(
     tools: &Toolchain,
     include: &Path,
     sysroot: &crate::sysroot::Sysroot,
+    shim: &Path,
     src: &Path,
     obj: &Path,
 ) -> Result<()> {
     let mut cc = Command::new(&tools.clang);
-    cc.args(crate::wasmcc::compile_flags(&sysroot.dir, None))
+    cc.args(crate::wasmcc::compile_flags(&sysroot.dir, None, Some(shim)))
         .args(["-O2", "-c"])
         .arg("-I")
         .arg(include)
@@ -243,6 +244,7 @@ pub(crate) fn build(
     let file = initfn::module_file(module, limited);
     let include = include_dir(root)?;
     let sysroot = crate::sysroot::sysroot(root)?;
+    let shim = crate::sysroot::c_shim(root)?;
     let objects = root.join("target/wasm/c").join(module);
     std::fs::create_dir_all(&objects)?;
     std::fs::create_dir_all(out_dir)?;
@@ -265,7 +267,7 @@ pub(crate) fn build(
             .map(|s| s.to_string_lossy().into_owned())
             .context("a library source has no name")?;
         let obj = objects.join(format!("lib{name}.o"));
-        compile(tools, &include, &sysroot, src, &obj)?;
+        compile(tools, &include, &sysroot, &shim, src, &obj)?;
         let so = out_dir.join(format!("lib{name}.so"));
         link(
             tools,
@@ -283,7 +285,7 @@ pub(crate) fn build(
     let mut objs = Vec::new();
     for src in &files {
         let obj = object(src);
-        compile(tools, &include, &sysroot, src, &obj)?;
+        compile(tools, &include, &sysroot, &shim, src, &obj)?;
         objs.push(obj);
     }
     let out = out_dir.join(&file);

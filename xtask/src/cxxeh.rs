@@ -325,7 +325,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Built> {
         "building libunwind.so (C++ exceptions) from {}",
         origin.lines().next().unwrap_or(LLVM_SOURCE)
     );
-    let mut common = crate::wasmcc::compile_flags(&sysroot.dir, None);
+    let mut common = crate::wasmcc::compile_flags(&sysroot.dir, None, None);
     common.extend(
         ["-O2", "-fwasm-exceptions", "-fvisibility=hidden"]
             .iter()

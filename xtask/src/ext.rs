@@ -49,6 +49,22 @@ pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
     build_module(root, path, None, &[], &root.join("target/ext"))
 }
 
+/// The init functions the module may be built around: the one of the
+/// module `wanted` (its last dotted component) or, unless asked for
+/// another, of the crate's library `lib`, as maturin names the module, if
+/// the crate has it; otherwise every one `found`. A crate whose
+/// `#[pymodule]` adds submodules that are `#[pymodule]`s of their own
+/// (cramjam's `xz`, `zstd`, ...) has a `PyInit_` for each.
+fn init_candidates(found: Vec<String>, wanted: Option<&str>, lib: &str) -> Vec<String> {
+    let name = wanted.map_or(lib, |w| w.rsplit('.').next().unwrap_or(w));
+    let init = format!("PyInit_{name}");
+    if found.contains(&init) {
+        vec![init]
+    } else {
+        found
+    }
+}
+
 /// Like `build`, choosing the module `wanted` (its last dotted component)
 /// when the crate defines several init functions (PyO3 submodules each get
 /// one; a maturin package names the real module in `module-name`), and
@@ -103,11 +119,16 @@ pub(crate) fn build_module(
     // headers, without exceptions as the bundle's libc++ is built.
     let c_compiler = if uses_cc {
         let sysroot = crate::sysroot::sysroot(root)?;
+        let shim = crate::sysroot::c_shim(root)?;
         Some(crate::dist::GuestCc {
             cc: tools.clang.clone(),
-            cflags: crate::wasmcc::compile_flags(&sysroot.dir, None),
+            cflags: crate::wasmcc::compile_flags(&sysroot.dir, None, Some(&shim)),
             cxx: crate::wasmcc::clangxx(&tools.clang),
-            cxxflags: crate::wasmcc::compile_flags(&sysroot.dir, sysroot.cxx_include.as_deref()),
+            cxxflags: crate::wasmcc::compile_flags(
+                &sysroot.dir,
+                sysroot.cxx_include.as_deref(),
+                Some(&shim),
+            ),
         })
     } else {
         None
@@ -123,11 +144,7 @@ pub(crate) fn build_module(
     let archive = std::fs::read(&staticlib)
         .with_context(|| format!("the build did not produce {}", staticlib.display()))?;
     let found = initfn::init_symbols(&archive);
-    let wanted_init = wanted.map(|w| format!("PyInit_{}", w.rsplit('.').next().unwrap_or(w)));
-    let candidates: Vec<String> = match wanted_init {
-        Some(w) if found.contains(&w) => vec![w],
-        _ => found,
-    };
+    let candidates = init_candidates(found, wanted, &lib);
     let init = initfn::the_one(
         &candidates,
         &package,
@@ -144,6 +161,32 @@ pub(crate) fn build_module(
     if !info.exports.contains(&init) {
         bail!("{} does not export `{init}`", out.display());
     }
+    // What the module imports must be in the bundle it will be linked
+    // with, or the sandbox refuses it at its first use: say so now.
+    let lib_dir = root.join("target/dist/lib");
+    if lib_dir.is_dir() {
+        let (imports, own) = crate::wasmcc::symbols(&bytes)?;
+        let mut provided: std::collections::HashSet<String> =
+            crate::wasmcc::bundle_exports(&lib_dir)?
+                .into_iter()
+                .collect();
+        provided.extend(own);
+        let missing = crate::wasmcc::missing_imports(imports, &provided);
+        if !missing.is_empty() {
+            bail!(
+                "{} imports {} that nothing in the eryx bundle provides: {} (a C \
+                 dependency compiled for another wasm target, or a library that is not \
+                 linked; define them in the crate or link what defines them)",
+                out.display(),
+                if missing.len() == 1 {
+                    "a symbol"
+                } else {
+                    "symbols"
+                },
+                missing.join(", ")
+            );
+        }
+    }
     progress!("built {} ({} bytes)", out.display(), bytes.len());
     Ok(out)
 }
@@ -156,4 +199,36 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "examples/extensions/cvec",
     "examples/extensions/checksum",
     "examples/extensions/ctors",
+    "examples/extensions/sigmask",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_module_is_the_one_asked_for_then_the_crates_library() {
+        let found = names(&["PyInit_xz", "PyInit_cramjam", "PyInit_zstd"]);
+        // The library's own, among its submodules'.
+        assert_eq!(
+            init_candidates(found.clone(), None, "cramjam"),
+            names(&["PyInit_cramjam"])
+        );
+        // A module named by the build (maturin's module-name), dotted.
+        assert_eq!(
+            init_candidates(found.clone(), Some("cramjam.xz"), "cramjam"),
+            names(&["PyInit_xz"])
+        );
+        // Neither defined: every one found, for the caller to choose from
+        // or to name in its error.
+        assert_eq!(init_candidates(found.clone(), None, "other"), found);
+        assert_eq!(
+            init_candidates(names(&["PyInit__rust"]), None, "pkg_core"),
+            names(&["PyInit__rust"])
+        );
+    }
+}

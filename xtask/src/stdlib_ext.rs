@@ -334,7 +334,7 @@ pub(crate) fn library_flags(
     top: &Path,
     work: &Path,
 ) -> Result<Vec<String>> {
-    let mut flags = crate::wasmcc::compile_flags(sysroot, None);
+    let mut flags = crate::wasmcc::compile_flags(sysroot, None, None);
     flags.extend(
         [
             "-O2",

@@ -92,6 +92,13 @@ fn find_file(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
         .find_map(|d| find_file(d, name, depth.saturating_sub(1)))
 }
 
+/// The directory of headers every guest compile of a package's C finds
+/// before the sysroot's ([`crate::wasmcc::SIGNAL_SHIM`]), written under
+/// `target/fetch`.
+pub(crate) fn c_shim(root: &Path) -> Result<PathBuf> {
+    crate::wasmcc::write_c_shim(&root.join("target/fetch/c-shim"))
+}
+
 /// The sysroot, fetched into `target/fetch/wasi-sysroot` on first use.
 pub(crate) fn sysroot(root: &Path) -> Result<Sysroot> {
     if let Some(custom) = std::env::var_os("ERYX_WASI_SYSROOT").filter(|v| !v.is_empty()) {

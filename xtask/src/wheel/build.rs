@@ -466,15 +466,7 @@ impl Builder {
         let lib_dir = bundle.join("lib");
         // Every symbol the bundle's libraries export: what a built library
         // may import.
-        let mut exports = Vec::new();
-        for e in std::fs::read_dir(&lib_dir)? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "so") {
-                exports.extend(crate::wasmcc::symbols(&std::fs::read(&p)?)?.1);
-            }
-        }
-        exports.sort();
-        exports.dedup();
+        let exports = crate::wasmcc::bundle_exports(&lib_dir)?;
         let base_exports = work.join("base-exports.txt");
         crate::fsutil::write_shared(&base_exports, exports.join("\n"), 0o644)?;
         let clangxx = crate::wasmcc::clangxx(&tools.clang);
@@ -498,6 +490,7 @@ impl Builder {
             base_exports,
             cython_cxx_glue: Some(cython_cxx_glue),
             cxx_shim: Some(cxx_shim),
+            c_shim: Some(crate::wasmcc::write_c_shim(&work.join("c-shim"))?),
             wasm_opt: Some(crate::cxxeh::wasm_opt(root)?),
             cxx_exceptions: false,
             sjlj_tag: Some(sjlj_tag),
