@@ -984,6 +984,114 @@ print(lz4.library_version_string(), xxhash.xxh64(b"a").hexdigest(), zstandard.de
 }
 
 #[tokio::test]
+async fn sqlalchemy_orm_runs_with_its_compiled_extensions() {
+    // SQLAlchemy's sdist (its recipe passes over the pure wheel) with its
+    // Cython extensions, the ORM on the stdlib's sqlite3 over a file in
+    // /tmp: a join with grouping, and a unique constraint's IntegrityError
+    // rolled back. The same output as SQLAlchemy 2.1.9 natively (checked).
+    let stdout = run_with(
+        &[wheel("sqlalchemy-"), wheel("typing_extensions-")],
+        r#"
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, Session
+from sqlalchemy.exc import IntegrityError
+print(sa.util.has_compiled_ext())
+class Base(DeclarativeBase): pass
+class Author(Base):
+    __tablename__ = "author"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    books: Mapped[list["Book"]] = relationship(back_populates="author")
+class Book(Base):
+    __tablename__ = "book"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id"))
+    author: Mapped[Author] = relationship(back_populates="books")
+engine = sa.create_engine("sqlite:////tmp/library.db")
+Base.metadata.create_all(engine)
+with Session(engine) as s:
+    for i in range(50):
+        a = Author(name=f"author{i}")
+        a.books = [Book(title=f"book{i}-{j}") for j in range(i % 4)]
+        s.add(a)
+    s.commit()
+    q = (sa.select(Author.name, sa.func.count(Book.id).label("n"))
+         .join(Book, isouter=True).group_by(Author.id).having(sa.func.count(Book.id) == 3)
+         .order_by(Author.name).limit(3))
+    print(s.execute(q).all())
+    s.add(Author(name="author7"))
+    try:
+        s.commit()
+    except IntegrityError as e:
+        s.rollback()
+        print("IntegrityError", type(e.orig).__name__)
+    print(s.scalar(sa.select(sa.func.count()).select_from(Author)), s.get(Author, 8).books[1].title)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "True\n\
+         [('author11', 3), ('author15', 3), ('author19', 3)]\n\
+         IntegrityError IntegrityError\n\
+         50 book7-1\n"
+    );
+}
+
+#[tokio::test]
+async fn pynacl_runs_the_libsodium_its_own_configure_built() {
+    // PyNaCl's setup.py runs libsodium's autoconf configure and make; the
+    // wheel builder's CONFIG_SITE makes that configure cross-compile (it
+    // stopped at "cannot run C compiled programs"). Every value is what
+    // PyNaCl 1.6.2 prints natively for the same keys and nonces (checked);
+    // randomness comes from WASI's random source.
+    let stdout = run_with(
+        &[wheel("cffi-"), wheel("pycparser-"), wheel("pynacl-")],
+        r#"
+import nacl.secret, nacl.utils, nacl.signing, nacl.public, nacl.pwhash, nacl.hash, nacl.encoding, nacl.exceptions
+key = bytes(range(32))
+box = nacl.secret.SecretBox(key)
+nonce = bytes(24)
+ct = box.encrypt(b"attack at dawn", nonce)
+print(ct.ciphertext.hex())
+print(box.decrypt(ct))
+sk = nacl.signing.SigningKey(bytes(range(32)))
+sig = sk.sign(b"msg")
+print(sig.signature.hex()[:32], sk.verify_key.verify(sig) == b"msg")
+try:
+    sk.verify_key.verify(b"msg", bytes(64))
+except nacl.exceptions.BadSignatureError as e:
+    print("BadSignatureError")
+print(nacl.hash.sha256(b"abc", encoder=nacl.encoding.HexEncoder))
+print(nacl.hash.blake2b(b"abc", digest_size=16, encoder=nacl.encoding.HexEncoder))
+a = nacl.public.PrivateKey(bytes(range(1, 33))); b = nacl.public.PrivateKey(bytes(range(2, 34)))
+m = nacl.public.Box(a, b.public_key).encrypt(b"hi", bytes(24))
+print(nacl.public.Box(b, a.public_key).decrypt(m))
+print(len(nacl.utils.random(16)), nacl.utils.random(16) != nacl.utils.random(16))
+h = nacl.pwhash.argon2id.kdf(32, b"password", bytes(16), opslimit=2, memlimit=8 * 1024 * 1024)
+print(h.hex())
+sealed = nacl.public.SealedBox(b.public_key).encrypt(b"sealed")
+print(nacl.public.SealedBox(b).decrypt(sealed))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "3b6a7f37a97507eea2853c318db6a9ab2b7a8420fbc19f522874166e5228\n\
+         b'attack at dawn'\n\
+         3aa2d21173b6552c8e5f73049c7be163 True\n\
+         BadSignatureError\n\
+         b'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'\n\
+         b'cf4ab791c62b8d2b2109c90275287816'\n\
+         b'hi'\n\
+         16 True\n\
+         effb46da30008e1b2cbc743aa960279408b62bf9cf606d083a0cd4c27f9e65a9\n\
+         b'sealed'\n"
+    );
+}
+
+#[tokio::test]
 async fn cffi_modules_run_on_eryxs_libffi() {
     // cffi's _cffi_backend links eryx's libffi (xtask/clibs/ffi); argon2's
     // C is compiled by cffi's API mode. The Argon2i hash is the reference

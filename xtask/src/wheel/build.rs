@@ -263,7 +263,22 @@ pub(crate) struct Builder {
     tools: crate::toolchain::Toolchain,
     /// setuptools' extra configuration file (`DIST_EXTRA_CONFIG`).
     setuptools_config: PathBuf,
+    /// autoconf's site file (`CONFIG_SITE`, [`AUTOCONF_SITE`]).
+    autoconf_site: PathBuf,
 }
+
+/// autoconf's site file for package builds: a build that runs a configure
+/// script of its own (PyNaCl runs libsodium's) compiles for the guest with
+/// eryx's `CC`, but the script takes the compiler's programs for this
+/// machine's and stops at "cannot run C compiled programs" unless told it
+/// cross-compiles (as `--host` would, which such builds do not pass).
+pub(crate) const AUTOCONF_SITE: &str = "\
+# Written by `cargo xtask wheel` (CONFIG_SITE): configure scripts that a
+# package's build runs cross-compile for the guest.
+cross_compiling=yes
+host_alias=wasm32-unknown-wasi
+ac_cv_host=wasm32-unknown-wasi
+";
 
 fn read_pyproject(dir: &Path) -> Result<Option<toml::Value>> {
     let p = dir.join("pyproject.toml");
@@ -534,6 +549,8 @@ impl Builder {
             ),
             0o644,
         )?;
+        let autoconf_site = work.join("config.site");
+        crate::fsutil::write_shared(&autoconf_site, AUTOCONF_SITE, 0o644)?;
         let cross_file = work.join("wasm32-wasi.meson.cross");
         crate::fsutil::write_shared(&cross_file, cross, 0o644)?;
         let cmake_toolchain = work.join("wasm32-wasi.cmake");
@@ -556,6 +573,7 @@ impl Builder {
             bundle,
             cli: None,
             setuptools_config,
+            autoconf_site,
             tools,
         })
     }
@@ -900,6 +918,7 @@ impl Builder {
             .env("PIP_CACHE_DIR", self.work.join("pip-cache"))
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env("DIST_EXTRA_CONFIG", &self.setuptools_config)
+            .env("CONFIG_SITE", &self.autoconf_site)
             .env(
                 crate::wasmcc::CXX_EXCEPTIONS_ENV,
                 if recipe.cxx_exceptions { "1" } else { "0" },
