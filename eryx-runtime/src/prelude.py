@@ -649,6 +649,9 @@ class _PatchOnImport:
         "sqlite3.dbapi2": _sqlite_readers_share,
         "zoneinfo._common": _tzif_reader_checked,
         "_cffi_backend": _cffi_paths_normalized,
+        # Third-party, but under half the async web stack: see _eryx_anyio.
+        "anyio._backends._asyncio": lambda m: __import__("_eryx_anyio").install_worker_threads(m),
+        "anyio.from_thread": lambda m: __import__("_eryx_anyio").install_portals(m),
     }
 
     @classmethod

@@ -984,6 +984,159 @@ print(lz4.library_version_string(), xxhash.xxh64(b"a").hexdigest(), zstandard.de
 }
 
 #[tokio::test]
+async fn anyio_worker_threads_and_blocking_portals_run_inline() {
+    // anyio starts threads of its own for `to_thread.run_sync` and
+    // `from_thread.start_blocking_portal`: neither ran here (a deadlock, and
+    // "This portal is not running"). The sandbox's versions (_eryx_anyio)
+    // run them on the one thread. The same output as anyio 4.16 natively
+    // (checked): context variables and the limiter, exceptions, a portal's
+    // start_task, call, wrap_async_context_manager, tasks waited for at its
+    // end and cancelled when its body raises.
+    let stdout = run_with(
+        &wheels(&["anyio-", "idna-", "typing_extensions-"]),
+        r#"
+import asyncio, contextlib, contextvars, anyio, anyio.to_thread, anyio.from_thread
+var = contextvars.ContextVar("v", default="unset")
+def blocking(x):
+    return x * 2, var.get()
+async def main():
+    var.set("outer")
+    r = await anyio.to_thread.run_sync(blocking, 21, limiter=anyio.CapacityLimiter(1))
+    try:
+        await anyio.to_thread.run_sync(lambda: 1 / 0)
+    except ZeroDivisionError:
+        r += ("ZeroDivisionError",)
+    return r
+print(anyio.run(main), asyncio.run(main()))
+async def ready(task_status=anyio.TASK_STATUS_IGNORED):
+    task_status.started("ready")
+    await anyio.sleep(0.01)
+    return "done"
+@contextlib.asynccontextmanager
+async def resource():
+    yield "opened"
+    log.append("closed")
+log = []
+with anyio.from_thread.start_blocking_portal() as portal:
+    fut, value = portal.start_task(ready)
+    print(value, fut.result(), portal.call(anyio.sleep, 0), portal.call(lambda: "sync"))
+    with portal.wrap_async_context_manager(resource()) as r:
+        print(r)
+    try:
+        portal.call(anyio.to_thread.run_sync, lambda: [][0])
+    except IndexError:
+        print("IndexError")
+    background = portal.start_task_soon(anyio.sleep, 0.01)
+print(log, background.done())
+try:
+    with anyio.from_thread.start_blocking_portal() as portal:
+        forever = portal.start_task_soon(anyio.sleep_forever)
+        raise KeyError("body")
+except KeyError:
+    print("KeyError", forever.cancelled())
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "(42, 'outer', 'ZeroDivisionError') (42, 'outer', 'ZeroDivisionError')\n\
+         ready done None sync\n\
+         opened\n\
+         IndexError\n\
+         ['closed'] True\n\
+         KeyError True\n"
+    );
+}
+
+#[tokio::test]
+async fn fastapi_sync_endpoints_and_its_test_client_work() {
+    // FastAPI runs sync endpoints through anyio's worker threads and its
+    // TestClient through a blocking portal (see the test above): path and
+    // body validation, 404s, a lifespan, background tasks, a streaming
+    // response, and a TestClient used inside a running event loop. The
+    // same output as FastAPI 0.165 natively (checked).
+    let stdout = run_with(
+        &wheels(&[
+            "fastapi-",
+            "starlette-",
+            "annotated_doc-",
+            "opentelemetry_api-",
+            "anyio-",
+            "idna-",
+            "pydantic-",
+            "pydantic_core-",
+            "typing_extensions-",
+            "typing_inspection-",
+            "annotated_types-",
+            "httpx-",
+            "httpcore-",
+            "h11-",
+            "certifi-",
+        ]),
+        r#"
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+app = FastAPI()
+class Item(BaseModel):
+    name: str
+    price: float
+items = {}
+@app.post("/items/{item_id}")
+def create(item_id: int, item: Item):
+    items[item_id] = item
+    return {"id": item_id, **item.model_dump()}
+@app.get("/items/{item_id}")
+async def read(item_id: int):
+    if item_id not in items:
+        raise HTTPException(404, "no such item")
+    return items[item_id]
+client = TestClient(app)
+print(client.post("/items/1", json={"name": "pen", "price": 1.5}).json())
+print(client.get("/items/1").json())
+r = client.get("/items/2"); print(r.status_code, r.json())
+r = client.post("/items/x", json={"name": 3}); print(r.status_code, [e["loc"] for e in r.json()["detail"]])
+print(client.get("/openapi.json").json()["paths"].keys())
+import asyncio, contextlib
+from fastapi import BackgroundTasks, Request
+from fastapi.responses import StreamingResponse
+log = []
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    log.append("startup"); yield {"db": "ready"}; log.append("shutdown")
+app2 = FastAPI(lifespan=lifespan)
+@app2.get("/state")
+def state(request: Request): return {"db": request.state.db}
+@app2.post("/work")
+def work(bt: BackgroundTasks):
+    bt.add_task(log.append, "background"); return "queued"
+@app2.get("/stream")
+def stream():
+    return StreamingResponse((f"{i}," for i in range(5)), media_type="text/plain")
+with TestClient(app2) as c:
+    print(c.get("/state").json(), c.post("/work").json(), c.get("/stream").text)
+print(log)
+async def in_async_test():
+    with TestClient(app2) as c:
+        return c.get("/state").json()
+print(asyncio.run(in_async_test()))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "{'id': 1, 'name': 'pen', 'price': 1.5}\n\
+         {'name': 'pen', 'price': 1.5}\n\
+         404 {'detail': 'no such item'}\n\
+         422 [['path', 'item_id'], ['body', 'name'], ['body', 'price']]\n\
+         dict_keys(['/items/{item_id}'])\n\
+         {'db': 'ready'} queued 0,1,2,3,4,\n\
+         ['startup', 'background', 'shutdown']\n\
+         {'db': 'ready'}\n"
+    );
+}
+
+#[tokio::test]
 async fn sqlalchemy_orm_runs_with_its_compiled_extensions() {
     // SQLAlchemy's sdist (its recipe passes over the pure wheel) with its
     // Cython extensions, the ORM on the stdlib's sqlite3 over a file in
