@@ -1049,6 +1049,48 @@ except KeyError:
 }
 
 #[tokio::test]
+async fn a_blocking_portal_says_what_it_cannot_do() {
+    // The sandbox's portals (_eryx_anyio) run asyncio only; a call from the
+    // portal's own loop is refused as anyio refuses it; a call that waits
+    // for what nothing will do gets the loop's deadlock error (natively it
+    // would hang), its task is cancelled and the portal goes on.
+    let stdout = run_with(
+        &wheels(&["anyio-", "idna-", "typing_extensions-"]),
+        r#"
+import anyio, anyio.from_thread
+try:
+    with anyio.from_thread.start_blocking_portal("trio"):
+        pass
+except NotImplementedError as e:
+    print("NotImplementedError", e)
+with anyio.from_thread.start_blocking_portal() as portal:
+    async def reenter():
+        return portal.call(anyio.sleep, 0)
+    try:
+        portal.call(reenter)
+    except RuntimeError as e:
+        print("RuntimeError", e)
+    async def wait_forever():
+        await anyio.Event().wait()
+    try:
+        portal.call(wait_forever)
+    except RuntimeError as e:
+        print("RuntimeError", str(e).split(":")[0])
+    print(portal.call(lambda: "still usable"))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "NotImplementedError the 'trio' backend: the sandbox's blocking portals run \
+         asyncio on the calling thread (it has no threads)\n\
+         RuntimeError This method cannot be called from the event loop thread\n\
+         RuntimeError deadlock\n\
+         still usable\n"
+    );
+}
+
+#[tokio::test]
 async fn fastapi_sync_endpoints_and_its_test_client_work() {
     // FastAPI runs sync endpoints through anyio's worker threads and its
     // TestClient through a blocking portal (see the test above): path and

@@ -165,30 +165,37 @@ pub(crate) fn build_module(
     // with, or the sandbox refuses it at its first use: say so now.
     let lib_dir = root.join("target/dist/lib");
     if lib_dir.is_dir() {
-        let (imports, own) = crate::wasmcc::symbols(&bytes)?;
-        let mut provided: std::collections::HashSet<String> =
-            crate::wasmcc::bundle_exports(&lib_dir)?
-                .into_iter()
-                .collect();
-        provided.extend(own);
-        let missing = crate::wasmcc::missing_imports(imports, &provided);
-        if !missing.is_empty() {
-            bail!(
-                "{} imports {} that nothing in the eryx bundle provides: {} (a C \
-                 dependency compiled for another wasm target, or a library that is not \
-                 linked; define them in the crate or link what defines them)",
-                out.display(),
-                if missing.len() == 1 {
-                    "a symbol"
-                } else {
-                    "symbols"
-                },
-                missing.join(", ")
-            );
-        }
+        check_imports(&out, &bytes, &lib_dir)?;
     }
     progress!("built {} ({} bytes)", out.display(), bytes.len());
     Ok(out)
+}
+
+/// Fails naming the symbols the library `out` (its `bytes`) imports that
+/// neither the bundle's libraries in `lib_dir` nor the library itself
+/// provide.
+fn check_imports(out: &Path, bytes: &[u8], lib_dir: &Path) -> Result<()> {
+    let (imports, own) = crate::wasmcc::symbols(bytes)?;
+    let mut provided: std::collections::HashSet<String> = crate::wasmcc::bundle_exports(lib_dir)?
+        .into_iter()
+        .collect();
+    provided.extend(own);
+    let missing = crate::wasmcc::missing_imports(imports, &provided);
+    if !missing.is_empty() {
+        bail!(
+            "{} imports {} that nothing in the eryx bundle provides: {} (a C \
+             dependency compiled for another wasm target, or a library that is not \
+             linked; define them in the crate or link what defines them)",
+            out.display(),
+            if missing.len() == 1 {
+                "a symbol"
+            } else {
+                "symbols"
+            },
+            missing.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The example extensions that `cargo xtask test` builds.
@@ -208,6 +215,62 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A module importing the functions `names` from `env`.
+    fn importing(names: &[&str]) -> Vec<u8> {
+        use wasm_encoder::{EntityType, FuncType, ImportSection, Module, TypeSection};
+        let mut types = TypeSection::new();
+        types.ty().func_type(&FuncType::new([], []));
+        let mut imports = ImportSection::new();
+        for n in names {
+            imports.import("env", n, EntityType::Function(0));
+        }
+        let mut m = Module::new();
+        m.section(&types).section(&imports);
+        m.finish()
+    }
+
+    #[test]
+    fn a_module_importing_what_the_bundle_lacks_is_refused_by_name() {
+        let bundle = tempfile::tempdir().unwrap();
+        // The bundle's one library exports `malloc`.
+        let mut lib = wasm_encoder::Module::new();
+        let mut exports = wasm_encoder::ExportSection::new();
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().func_type(&wasm_encoder::FuncType::new([], []));
+        let mut funcs = wasm_encoder::FunctionSection::new();
+        funcs.function(0);
+        exports.export("malloc", wasm_encoder::ExportKind::Func, 0);
+        let mut code = wasm_encoder::CodeSection::new();
+        let mut f = wasm_encoder::Function::new([]);
+        f.instructions().end();
+        code.function(&f);
+        lib.section(&types)
+            .section(&funcs)
+            .section(&exports)
+            .section(&code);
+        std::fs::write(bundle.path().join("libc.so"), lib.finish()).unwrap();
+        let out = Path::new("/x/m.cpython-314-wasm32-wasi.so");
+        check_imports(out, &importing(&["malloc"]), bundle.path()).unwrap();
+        let err = check_imports(
+            out,
+            &importing(&[
+                "malloc",
+                "rust_lz4_wasm_shim_free",
+                "rust_lz4_wasm_shim_malloc",
+            ]),
+            bundle.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "/x/m.cpython-314-wasm32-wasi.so imports symbols that nothing in the eryx \
+                 bundle provides: rust_lz4_wasm_shim_free, rust_lz4_wasm_shim_malloc ("
+            ),
+            "{err}"
+        );
     }
 
     #[test]

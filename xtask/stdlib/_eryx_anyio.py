@@ -115,8 +115,12 @@ class BlockingPortal:
             self._drive(lambda: asyncio.shield(asyncio.wrap_future(future, loop=self._loop)))
         except BaseException:
             # The outcome is the future's, read by the caller; only a
-            # failure of the loop itself goes on from here.
+            # failure of the loop itself goes on from here (its deadlock
+            # error: the call's task waits for what nothing will do). The
+            # caller gives the call up, so its task is cancelled, or the
+            # portal's end would wait for it too.
             if not future.done():
+                future.cancel()
                 raise
 
     async def _finish(self):

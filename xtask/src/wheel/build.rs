@@ -272,7 +272,7 @@ pub(crate) struct Builder {
 /// eryx's `CC`, but the script takes the compiler's programs for this
 /// machine's and stops at "cannot run C compiled programs" unless told it
 /// cross-compiles (as `--host` would, which such builds do not pass).
-pub(crate) const AUTOCONF_SITE: &str = "\
+const AUTOCONF_SITE: &str = "\
 # Written by `cargo xtask wheel` (CONFIG_SITE): configure scripts that a
 # package's build runs cross-compile for the guest.
 cross_compiling=yes
