@@ -357,6 +357,7 @@ fn preinitialise(
         &limits,
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
         None,
+        None,
         crate::state::Clock::Frozen,
     )
     .map_err(|e| err("setting up WASI", e.to_string()))?;

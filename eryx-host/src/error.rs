@@ -142,6 +142,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An entry given to [`crate::SandboxBuilder::allow_net`] is not a host
+    /// or address.
+    #[error("cannot allow network access to {entry:?}: {reason}")]
+    BadNetwork {
+        /// The entry, as given.
+        entry: String,
+        /// Why, and what to give instead.
+        reason: String,
+    },
+
     /// A name given to [`crate::SandboxBuilder::function`] cannot name a
     /// host function.
     #[error("cannot offer the host function {name:?}: {reason}")]

@@ -75,6 +75,7 @@ mod host_fn;
 #[cfg(unix)]
 mod host_stdin;
 mod mount;
+mod net;
 mod package;
 mod pool;
 mod raw_output;
@@ -82,6 +83,7 @@ mod sandbox;
 mod scratch;
 mod snapshot;
 mod state;
+mod tls;
 mod tmp_seed;
 mod world;
 

@@ -97,6 +97,12 @@ struct Cli {
     /// host is visible otherwise.
     #[arg(long, value_name = "HOST:GUEST[:ro|rw]", value_parser = parse_mount)]
     mount: Vec<Mount>,
+    /// Let the guest connect to a host over TCP: `HOST[:PORT]`,
+    /// `*.DOMAIN[:PORT]`, an IP address, `IP:PORT` or `[IPv6]:PORT`, e.g.
+    /// `--allow-net api.github.com:443`. Repeatable. The host resolves the
+    /// names; nothing else is reachable (no network otherwise).
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    allow_net: Vec<String>,
     /// The guest's working directory: `/tmp` or a directory in a mount.
     /// Default: this process's working directory when a mount shows it
     /// (`--mount .:/app` runs in `/app`, as `python3` runs in the shell's
@@ -887,6 +893,9 @@ async fn run(cli: Cli) -> u8 {
     }
     for m in &cli.mount {
         builder = builder.mount(m.guest.clone(), m.host.clone(), m.access);
+    }
+    for host in &cli.allow_net {
+        builder = builder.allow_net(host);
     }
     let workdir = working_dir(&cli);
     if let Some(dir) = &workdir {

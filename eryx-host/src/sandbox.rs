@@ -131,6 +131,7 @@ pub struct SandboxBuilder {
     preimports: Vec<String>,
     instance_pool: Option<u32>,
     host_fns: std::collections::BTreeMap<String, crate::host_fn::HostFn>,
+    allow_net: Vec<String>,
 }
 
 impl std::fmt::Debug for SandboxBuilder {
@@ -299,6 +300,30 @@ impl SandboxBuilder {
         self
     }
 
+    /// Lets the guest open TCP connections to `host` (repeatable; none by
+    /// default: no network). An entry is `HOST` (every port),
+    /// `HOST:PORT`, `*.DOMAIN[:PORT]` (every name below the domain), an
+    /// IP address, `IPv4:PORT` or `[IPv6]:PORT`. Names are resolved by
+    /// the host, only names on the list (the guest's `getaddrinfo` asks
+    /// it), and a connection goes through only to an address on the list
+    /// or one a listed name resolved to, on the entry's port. No listening
+    /// sockets, no UDP. Checked when the sandbox is built
+    /// ([`Error::BadNetwork`]).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), eryx_host::Error> {
+    /// let mut sandbox = eryx_host::Sandbox::builder()
+    ///     .allow_net("api.example.com:443")
+    ///     .allow_net("10.0.0.7:8080")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn allow_net(mut self, host: impl Into<String>) -> SandboxBuilder {
+        self.allow_net.push(host.into());
+        self
+    }
+
     /// Sets the environment variable `name` to `value` in the guest
     /// (`os.environ`, `os.getenv`, C code's `getenv`), in every instance of
     /// the sandbox, pre-initialised ones too. Repeatable; a later value of
@@ -416,6 +441,10 @@ impl SandboxBuilder {
                 reason: "a name must be non-empty, without NUL characters".into(),
             });
         }
+        let net = match self.allow_net.is_empty() {
+            true => None,
+            false => Some(Arc::new(crate::net::NetPolicy::new(&self.allow_net)?)),
+        };
         let mut env = self.env;
         if let Some(dir) = &self.working_dir {
             check_working_dir(dir, &self.mounts, self.limits.tmp_bytes > 0)?;
@@ -527,6 +556,7 @@ impl SandboxBuilder {
         let mut sandbox = Sandbox {
             prepared,
             host_fns: Arc::new(self.host_fns),
+            net,
             sink: None,
             scratch,
             stdlib,
@@ -687,6 +717,8 @@ impl CancelHandle {
 pub struct Sandbox {
     prepared: Arc<Prepared>,
     host_fns: crate::host_fn::HostFns,
+    /// The network allow-list, if the sandbox has one.
+    net: Option<Arc<crate::net::NetPolicy>>,
     /// Where the next call's output goes as it is written.
     sink: Option<crate::host_fn::Sink>,
     scratch: Option<Arc<crate::scratch::Scratch>>,
@@ -789,6 +821,7 @@ impl Sandbox {
                 &self.limits,
                 self.cancel.clone(),
                 Some(self.host_fns.clone()),
+                self.net.clone(),
                 crate::state::Clock::Running,
             )
             .map_err(|source| Error::Instantiate { source })?;

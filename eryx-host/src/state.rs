@@ -15,6 +15,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use eryx_linker::layout::{GUEST_STDLIB, SITE_PACKAGES};
 
 use crate::host_fn::{Emitted, HostFns, InFlight};
+use crate::net::NetPolicy;
 use crate::raw_output::RawOutput;
 use crate::scratch::{GUEST_DEV, GUEST_TMP, Handles, Scratch, ScratchView};
 use crate::{Access, BoxError, Limits, Mount};
@@ -58,6 +59,10 @@ pub(crate) struct State {
     pub(crate) exiting: Option<i32>,
     /// The host functions the guest may call.
     pub(crate) host_fns: HostFns,
+    /// The network allow-list, if the sandbox has one.
+    net: Option<Arc<NetPolicy>>,
+    /// The guest's TLS connections (see `tls.rs`).
+    tls: crate::tls::Sessions,
     /// Calls per host function in the running `execute`.
     pub(crate) host_calls: HashMap<String, u32>,
     /// Output of the running call, as the guest wrote it.
@@ -84,6 +89,33 @@ impl crate::world::SandboxImports for State {
         if name == crate::files::PRIVATE_CALL {
             let scratch = self.scratch.as_deref();
             return Ok(crate::files::private(&arguments, scratch, &self.mounts));
+        }
+        if name == crate::tls::TLS_CALL {
+            if self.net.is_none() {
+                return Err(crate::world::HostError {
+                    kind: "no-network".into(),
+                    message: String::new(),
+                });
+            }
+            return self.tls.call(&arguments);
+        }
+        if name == crate::net::REFUSED_CALL {
+            return match &self.net {
+                Some(policy) => Ok(policy.refused(&arguments)),
+                None => Err(crate::world::HostError {
+                    kind: "no-network".into(),
+                    message: String::new(),
+                }),
+            };
+        }
+        if name == crate::net::LOOKUP_CALL {
+            let Some(policy) = self.net.clone() else {
+                return Err(crate::world::HostError {
+                    kind: "no-network".into(),
+                    message: String::new(),
+                });
+            };
+            return policy.lookup(&arguments).await;
         }
         crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
     }
@@ -220,6 +252,7 @@ impl State {
         limits: &Limits,
         cancel: Arc<AtomicBool>,
         host_fns: Option<HostFns>,
+        net: Option<Arc<NetPolicy>>,
         clock: Clock,
     ) -> Result<State, BoxError> {
         let raw = RawOutput::default();
@@ -249,7 +282,10 @@ impl State {
         builder
             .stdout(raw.stream(1))
             .stderr(raw.stream(2))
-            .allow_tcp(false)
+            // TCP only with an allow-list, every address checked against
+            // it; names are resolved by the host (`LOOKUP_CALL`), never
+            // through WASI (see `net.rs`).
+            .allow_tcp(net.is_some())
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             // File operations run on the calling thread instead of a
@@ -293,6 +329,13 @@ impl State {
         }
         for (k, v) in vars {
             builder.env(k, v);
+        }
+        if let Some(policy) = &net {
+            let policy = policy.clone();
+            builder.socket_addr_check(move |addr, usage| {
+                let ok = policy.permits(addr, usage);
+                Box::pin(std::future::ready(ok))
+            });
         }
         if let Clock::Frozen = clock {
             builder.monotonic_clock(FrozenClock);
@@ -344,6 +387,8 @@ impl State {
             stopped: None,
             exiting: None,
             host_fns: host_fns.unwrap_or_default(),
+            net,
+            tls: Default::default(),
             host_calls: HashMap::new(),
             emitted: Emitted::default(),
             inflight: InFlight::default(),

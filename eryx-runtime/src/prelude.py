@@ -635,6 +635,58 @@ def _cffi_paths_normalized(backend):
     backend.load_library = load
 
 
+def _connect_says_why(module):
+    """A connection the sandbox refuses (its address not on the network
+    allow-list, or no network at all) raised WASI's bare `PermissionError:
+    [Errno 2] Permission denied`; it now names the address and what the
+    host can do. `connect_ex` still returns the errno."""
+    cls = module.socket
+    connect = cls.connect
+
+    def connect_or_say_why(self, address):
+        try:
+            return connect(self, address)
+        except PermissionError as e:
+            if not (isinstance(address, tuple) and len(address) >= 2):
+                raise
+            host, port = address[0], address[1]
+            ok, *answer = _host.call("\0refused", f"{host} {port}")
+            if ok:
+                message = answer[0]
+            else:
+                message = (
+                    f"no network in this sandbox (connecting to {host}:{port}); the host can "
+                    "allow hosts (`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`)"
+                )
+            raise PermissionError(e.errno, message) from None
+
+    init = cls.__init__
+
+    def init_or_say_why(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except PermissionError as e:
+            ok, *_ = _host.call("\0refused", "")
+            if ok:
+                message = (
+                    "only TCP sockets are available in this sandbox (its network allows "
+                    "TCP connections to the hosts on its allow-list)"
+                )
+            else:
+                message = (
+                    "no network in this sandbox (creating a socket); the host can allow "
+                    "hosts (`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`)"
+                )
+            raise PermissionError(e.errno, message) from None
+
+    for fn, original in ((connect_or_say_why, connect), (init_or_say_why, init)):
+        fn.__name__ = original.__name__
+        fn.__qualname__ = f"socket.{original.__name__}"
+        fn.__doc__ = original.__doc__
+    cls.connect = connect_or_say_why
+    cls.__init__ = init_or_say_why
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -649,6 +701,7 @@ class _PatchOnImport:
         "sqlite3.dbapi2": _sqlite_readers_share,
         "zoneinfo._common": _tzif_reader_checked,
         "_cffi_backend": _cffi_paths_normalized,
+        "socket": _connect_says_why,
         # Third-party, but under half the async web stack: see _eryx_anyio.
         "anyio._backends._asyncio": lambda m: __import__("_eryx_anyio").install_worker_threads(m),
         "anyio.from_thread": lambda m: __import__("_eryx_anyio").install_portals(m),
@@ -677,6 +730,8 @@ class _PatchOnImport:
 sys.meta_path.insert(0, _PatchOnImport)
 if "threading" in sys.modules:
     _threads_deferred(sys.modules["threading"])
+if "socket" in sys.modules:
+    _connect_says_why(sys.modules["socket"])
 # Built into this libpython (and imported by asyncio at start-up anyway).
 import select as _select
 
@@ -684,11 +739,106 @@ _select_without_forever(_select)
 del _select
 
 
-def _lookups_say_no_network(module):
-    """The sandbox has no network: every name lookup fails, and WASI's
-    error read "[Errno -4] Non-recoverable error" (what `requests`, `httpx`
-    and `urllib` showed for any URL). The lookups keep their exception
-    class and errno, with a message that says why."""
+def _lookups_by_the_host(module):
+    """Name lookups go to the host. WASI's own lookup is off (a lookup of
+    any name would leak data through DNS; its error read "[Errno -4]
+    Non-recoverable error", what `requests`, `httpx` and `urllib` showed for
+    any URL, even `127.0.0.1`): the host resolves names on the sandbox's
+    network allow-list (`SandboxBuilder::allow_net`, `eryx --allow-net`),
+    and says why it will not otherwise. IP literals and `None` are answered
+    here, as libc does without asking a resolver. The reverse lookups
+    (`gethostbyaddr`, `getnameinfo` of a name) keep WASI's error, with the
+    same explanation."""
+
+    eai_fail = getattr(module, "EAI_FAIL", -4)
+    eai_noname = getattr(module, "EAI_NONAME", -2)
+    services = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25,
+                "domain": 53, "pop3": 110, "imap": 143, "ldap": 389,
+                "submission": 587, "imaps": 993, "pop3s": 995, "postgresql": 5432,
+                "mysql": 3306, "redis": 6379, "http-alt": 8080}
+    no_network = (
+        "no network in this sandbox ({}); the host can allow names "
+        "(`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`) or offer "
+        "what the code needs as host functions"
+    )
+
+    def numeric(host):
+        for family in (module.AF_INET, module.AF_INET6):
+            try:
+                module.inet_pton(family, host)
+            except (OSError, ValueError):
+                continue
+            return family
+        return None
+
+    def resolve(host, port, flags):
+        """[(family, address)] of `host` (a str)."""
+        if host is None:
+            passive = flags & module.AI_PASSIVE
+            return [(module.AF_INET6, "::" if passive else "::1"),
+                    (module.AF_INET, "0.0.0.0" if passive else "127.0.0.1")]
+        literal = host.split("%", 1)[0]
+        family = numeric(literal)
+        if family is not None:
+            return [(family, literal)]
+        if flags & module.AI_NUMERICHOST:
+            raise module.gaierror(eai_noname, "Name or service not known")
+        ok, *answer = _host.call("\0lookup", f"{host}\n{'' if port is None else port}")
+        if not ok:
+            kind, message = answer
+            if kind == "no-network":
+                raise module.gaierror(eai_fail, no_network.format(f"looking up {host!r}"))
+            if kind == "denied":
+                raise module.gaierror(eai_fail, message)
+            raise module.gaierror(eai_noname, message)
+        return [(module.AF_INET6 if ":" in a else module.AF_INET, a)
+                for a in answer[0].split("\n") if a]
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if isinstance(host, (bytes, bytearray)):
+            host = bytes(host).decode("ascii")
+        elif isinstance(host, str) and not host.isascii():
+            host = host.encode("idna").decode("ascii")
+        elif host is not None and not isinstance(host, str):
+            raise TypeError("getaddrinfo() argument 1 must be string or None")
+        if isinstance(port, (bytes, bytearray)):
+            port = bytes(port).decode("ascii")
+        if isinstance(port, str):
+            if port.isdigit():
+                port = int(port)
+            elif port in services:
+                port = services[port]
+            else:
+                raise module.gaierror(getattr(module, "EAI_SERVICE", -8),
+                                      "Servname not supported for ai_socktype")
+        elif port is not None and not isinstance(port, int):
+            raise OSError("Int or String expected")
+        if family not in (0, module.AF_INET, module.AF_INET6):
+            raise module.gaierror(getattr(module, "EAI_FAMILY", -6),
+                                  "ai_family not supported")
+        kinds = [(module.SOCK_STREAM, module.IPPROTO_TCP),
+                 (module.SOCK_DGRAM, module.IPPROTO_UDP)]
+        out = []
+        for fam, address in resolve(host, port, flags):
+            if family and fam != family:
+                continue
+            for kind, kind_proto in kinds:
+                if (type and type != kind) or (proto and kind_proto and proto != kind_proto):
+                    continue
+                sockaddr = (address, port or 0) if fam == module.AF_INET else (address, port or 0, 0, 0)
+                canon = host if (flags & module.AI_CANONNAME and not out) else ""
+                out.append((fam, kind, proto or kind_proto, canon or "", sockaddr))
+        if not out:
+            raise module.gaierror(getattr(module, "EAI_ADDRFAMILY", -9),
+                                  "Address family for hostname not supported")
+        return out
+
+    def gethostbyname(host):
+        return getaddrinfo(host, None, module.AF_INET, module.SOCK_STREAM)[0][4][0]
+
+    def gethostbyname_ex(host):
+        found = getaddrinfo(host, None, module.AF_INET, module.SOCK_STREAM)
+        return (host, [], [r[4][0] for r in found])
 
     def denied(lookup):
         def wrapper(*args, **kwargs):
@@ -696,30 +846,29 @@ def _lookups_say_no_network(module):
                 return lookup(*args, **kwargs)
             except OSError as e:
                 what = f"looking up {args[0]!r}" if args else "a name lookup"
-                raise type(e)(
-                    e.errno,
-                    f"no network in this sandbox ({what}); the host can offer "
-                    "what the code needs as host functions",
-                ) from None
+                raise type(e)(e.errno, no_network.format(what)) from None
 
-        wrapper.__name__ = wrapper.__qualname__ = lookup.__name__
-        wrapper.__doc__ = lookup.__doc__
         return wrapper
 
     socket = sys.modules.get("socket")
-    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"):
+    for name, fn in (("getaddrinfo", getaddrinfo), ("gethostbyname", gethostbyname),
+                     ("gethostbyname_ex", gethostbyname_ex),
+                     ("gethostbyaddr", denied(module.gethostbyaddr)),
+                     ("getnameinfo", denied(module.getnameinfo))):
         original = getattr(module, name)
-        setattr(module, name, denied(original))
+        fn.__name__ = fn.__qualname__ = name
+        fn.__doc__ = original.__doc__
+        setattr(module, name, fn)
         # `socket` copied these from `_socket` if it was imported first
         # (its `getaddrinfo` calls `_socket`'s at each call).
         if socket is not None and getattr(socket, name, None) is original:
-            setattr(socket, name, getattr(module, name))
+            setattr(socket, name, fn)
 
 
 # Built in, and imported by asyncio at start-up.
 import _socket
 
-_lookups_say_no_network(_socket)
+_lookups_by_the_host(_socket)
 
 
 def _host_name(_socket):

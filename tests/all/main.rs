@@ -13,6 +13,7 @@ mod extensions;
 mod host_functions;
 mod linker;
 mod mounts;
+mod network;
 mod packages;
 mod pool;
 mod preinit;

@@ -1830,7 +1830,80 @@ except httpx.ConnectError as e:
         stdout,
         "{'path': '/v1/models', 'auth': 'Bearer k'}\n([1, 2, 3], '/async')\n\
          ConnectError: [Errno -4] no network in this sandbox (looking up 'example.com'); \
-         the host can offer what the code needs as host functions\n"
+         the host can allow names (`SandboxBuilder::allow_net`, `eryx --allow-net \
+         HOST:PORT`) or offer what the code needs as host functions\n"
+    );
+}
+
+#[tokio::test]
+async fn http_clients_fetch_from_an_allowed_https_host() {
+    // requests (urllib3 on `ssl.SSLSocket`), httpx sync and async (httpcore
+    // on anyio's TLS streams) and aiohttp (asyncio's `wrap_bio`) against a
+    // real HTTPS server: TLS runs on the host under the guest's `ssl`, the
+    // certificate checked against the CA the code names, as on any
+    // machine; each client's own error for an unknown issuer.
+    let (port, ca) = crate::network::https_server();
+    let mut b = support::builder().allow_net(format!("localhost:{port}"));
+    for w in wheels(&[
+        "requests-",
+        "urllib3-",
+        "charset_normalizer-",
+        "certifi-",
+        "idna-",
+        "httpx-",
+        "httpcore-",
+        "anyio-",
+        "typing_extensions-",
+        "h11-",
+        "aiohttp-",
+        "multidict-",
+        "yarl-",
+        "frozenlist-",
+        "propcache-",
+        "aiosignal-",
+        "aiohappyeyeballs-",
+        "attrs-",
+    ]) {
+        b = b.package(w);
+    }
+    let mut sb = b.build().await.expect("building the sandbox");
+    sb.write_file("/tmp/ca.pem", ca.as_bytes()).unwrap();
+    let out = sb
+        .execute(&format!(
+            r#"
+import asyncio, ssl, aiohttp, httpx, requests
+url = "https://localhost:{port}"
+print(requests.get(url + "/requests", verify="/tmp/ca.pem").text)
+with requests.Session() as s:
+    print([s.get(f"{{url}}/s{{i}}", verify="/tmp/ca.pem").status_code for i in range(3)])
+try:
+    requests.get(url)
+except requests.exceptions.SSLError as e:
+    print("requests:", "CERTIFICATE_VERIFY_FAILED" in str(e))
+print(httpx.get(url + "/httpx", verify="/tmp/ca.pem").text)
+try:
+    httpx.get(url)
+except httpx.ConnectError as e:
+    print("httpx:", e)
+ctx = ssl.create_default_context(cafile="/tmp/ca.pem")
+async def main():
+    async with httpx.AsyncClient(verify=ctx) as c:
+        rs = await asyncio.gather(*(c.get(f"{{url}}/a{{i}}") for i in range(3)))
+        print(sorted(r.text for r in rs))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url + "/aiohttp", ssl=ctx) as r:
+            print(r.status, await r.text())
+asyncio.run(main())
+"#
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "hello /requests\n[200, 200, 200]\nrequests: True\nhello /httpx\n\
+         httpx: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get \
+         local issuer certificate\n\
+         ['hello /a0', 'hello /a1', 'hello /a2']\n200 hello /aiohttp\n"
     );
 }
 

@@ -439,10 +439,12 @@ print(os.system('ls > /tmp/listing'), os.path.exists('/tmp/listing'))
     assert_eq!(
         out.stdout,
         "connect True\nresolve True\nspawn True\nthread True\nfork True\n\
-         True no network in this sandbox (looking up 'pypi.org'); the host can offer what \
-         the code needs as host functions\n\
+         True no network in this sandbox (looking up 'pypi.org'); the host can allow names \
+         (`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`) or offer what the code \
+         needs as host functions\n\
          URLError [Errno -4] no network in this sandbox (looking up 'example.com'); the host \
-         can offer what the code needs as host functions\n\
+         can allow names (`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`) or offer \
+         what the code needs as host functions\n\
          32512 False\n"
     );
     assert_eq!(
