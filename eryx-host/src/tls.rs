@@ -14,7 +14,14 @@
 //! calls carry strings.
 //!
 //! The call's arguments are `OP\nID\n...`:
-//! - `open\n\n{config JSON}`: a new client connection; answers its id;
+//! - `config\n\n{settings JSON}`: a client configuration (a context's
+//!   settings: protocols, verification, CA certificates, ALPN); answers
+//!   its id (the guest sends a context's settings once, not its CA bundle
+//!   with every connection);
+//! - `open\nCONFIG\nHOST`: a new client connection of that configuration
+//!   to `HOST` (empty: no name sent or checked); answers its id, or the
+//!   error kind `no-config` when the configuration was let go (the guest
+//!   sends it again);
 //! - `step\nID\nEOF\nN\nDATA`: the first `N` characters of `DATA` are
 //!   ciphertext from the peer, the rest plaintext to send; `EOF` is `1`
 //!   when the peer closed its side. Answers `HS CLOSED P\n` then `P`
@@ -34,7 +41,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
 use crate::world::HostError;
@@ -50,8 +57,8 @@ const MAX_CONFIGS: usize = 16;
 /// A guest context's settings, as its `_ssl` sends them.
 #[derive(Debug)]
 struct Settings {
-    /// The name to send (SNI) and check; `None`: neither.
-    host: Option<String>,
+    /// Whether connections send a name (SNI) and may check it.
+    named: bool,
     alpn: Vec<Vec<u8>>,
     /// `verify_mode != CERT_NONE`.
     verify: bool,
@@ -61,6 +68,10 @@ struct Settings {
     default_roots: bool,
     /// PEM certificates the context loaded.
     cas: String,
+    /// The client's certificate chain and private key (PEM), for servers
+    /// that ask for one (`load_cert_chain`).
+    client_chain: String,
+    client_key: String,
     /// Lowest and highest version: `1.2` or `1.3`.
     min: Option<String>,
     max: Option<String>,
@@ -91,12 +102,14 @@ impl Settings {
             None => Vec::new(),
         };
         Ok(Settings {
-            host: string("host"),
+            named: flag("named"),
             alpn,
             verify: flag("verify"),
             check_hostname: flag("check_hostname"),
             default_roots: flag("default_roots"),
             cas: string("cas").unwrap_or_default(),
+            client_chain: string("client_chain").unwrap_or_default(),
+            client_key: string("client_key").unwrap_or_default(),
             min: string("min"),
             max: string("max"),
         })
@@ -146,7 +159,7 @@ impl Settings {
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .map_err(|e| failed("tls", e.to_string()))?;
-            if self.check_hostname && self.host.is_some() {
+            if self.check_hostname && self.named {
                 webpki
             } else {
                 Arc::new(AnyName(webpki))
@@ -154,12 +167,36 @@ impl Settings {
         } else {
             Arc::new(NoVerify(provider.clone()))
         };
-        let mut config = builder
+        let builder = builder
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let mut config = if self.client_chain.is_empty() {
+            builder.with_no_client_auth()
+        } else {
+            let chain = CertificateDer::pem_slice_iter(self.client_chain.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| failed("tls", format!("the client certificate: {e}")))?;
+            if chain.is_empty() {
+                return Err(failed(
+                    "tls",
+                    "the client certificate file holds no certificate",
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_slice(self.client_key.as_bytes()).map_err(|e| {
+                failed(
+                    "tls",
+                    format!(
+                        "the client's private key: {e} (give it unencrypted, PKCS#8, PKCS#1 \
+                         or SEC1 PEM)"
+                    ),
+                )
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| failed("tls", format!("the client certificate and key: {e}")))?
+        };
         config.alpn_protocols = self.alpn.clone();
-        config.enable_sni = self.host.is_some();
+        config.enable_sni = self.named;
         Ok(config)
     }
 }
@@ -324,7 +361,9 @@ pub(crate) struct Sessions {
     next: u32,
     /// Each connection with the name it was opened for.
     conns: HashMap<u32, (ClientConnection, String)>,
-    configs: Vec<(String, Arc<ClientConfig>)>,
+    next_config: u32,
+    /// The newest configurations, by id.
+    configs: Vec<(u32, Arc<ClientConfig>)>,
 }
 
 impl Sessions {
@@ -334,12 +373,21 @@ impl Sessions {
         let op = parts.next().unwrap_or_default();
         let id = parts.next().unwrap_or_default();
         let rest = parts.next().unwrap_or_default();
-        if op == "open" {
-            return self.open(rest);
+        if op == "config" {
+            let config = Arc::new(Settings::parse(rest)?.config(&provider())?);
+            if self.configs.len() >= MAX_CONFIGS {
+                self.configs.remove(0);
+            }
+            self.next_config = self.next_config.wrapping_add(1);
+            self.configs.push((self.next_config, config));
+            return Ok(self.next_config.to_string());
         }
         let id: u32 = id
             .parse()
-            .map_err(|_| failed("internal", format!("TLS call `{op}`: no connection id")))?;
+            .map_err(|_| failed("internal", format!("TLS call `{op}`: no id")))?;
+        if op == "open" {
+            return self.open(id, rest);
+        }
         if op == "drop" {
             self.conns.remove(&id);
             return Ok(String::new());
@@ -363,7 +411,7 @@ impl Sessions {
         }
     }
 
-    fn open(&mut self, settings: &str) -> Result<String, HostError> {
+    fn open(&mut self, config: u32, host: &str) -> Result<String, HostError> {
         if self.conns.len() >= MAX_CONNECTIONS {
             return Err(failed(
                 "tls",
@@ -373,29 +421,16 @@ impl Sessions {
                 ),
             ));
         }
-        let parsed = Settings::parse(settings)?;
-        // The config is per context, not per name: key it without the name.
-        let key = {
-            let mut v: serde_json::Value =
-                serde_json::from_str(settings).map_err(|e| failed("internal", e.to_string()))?;
-            if let Some(o) = v.as_object_mut() {
-                o.remove("host");
-            }
-            v.to_string()
+        let Some((_, config)) = self.configs.iter().find(|(id, _)| *id == config) else {
+            return Err(failed("no-config", format!("TLS configuration {config}")));
         };
-        let config = match self.configs.iter().find(|(k, _)| *k == key) {
-            Some((_, c)) => c.clone(),
-            None => {
-                let config = Arc::new(parsed.config(&provider())?);
-                if self.configs.len() >= MAX_CONFIGS {
-                    self.configs.remove(0);
-                }
-                self.configs.push((key, config.clone()));
-                config
-            }
-        };
+        let config = config.clone();
         // Without a name (no SNI, no name check) rustls still wants one.
-        let host = parsed.host.as_deref().unwrap_or("unnamed.invalid");
+        let host = if host.is_empty() {
+            "unnamed.invalid"
+        } else {
+            host
+        };
         let name = ServerName::try_from(host.trim_end_matches('.').to_string())
             .map_err(|_| failed("tls", format!("`{host}` is not a server name")))?;
         let conn = ClientConnection::new(config, name).map_err(|e| protocol_error(e, host))?;
@@ -564,7 +599,7 @@ mod tests {
     fn a_context_without_roots_says_how_to_give_it_some() {
         let mut s = Sessions::default();
         let err = s
-            .call("open\n\n{\"host\": \"example.com\", \"verify\": true, \"check_hostname\": true}")
+            .call("config\n\n{\"named\": true, \"verify\": true, \"check_hostname\": true}")
             .unwrap_err();
         assert_eq!(err.kind, "verify");
         assert!(
@@ -572,9 +607,14 @@ mod tests {
             "{}",
             err.message
         );
-        let id = s
-            .call("open\n\n{\"host\": \"example.com\", \"verify\": true, \"default_roots\": true}")
+        let config = s
+            .call("config\n\n{\"named\": true, \"verify\": true, \"default_roots\": true}")
             .unwrap();
+        assert_eq!(
+            s.call("open\n99\nexample.com").unwrap_err().kind,
+            "no-config"
+        );
+        let id = s.call(&format!("open\n{config}\nexample.com")).unwrap();
         // A client hello to send, nothing received yet.
         let out = s.call(&format!("step\n{id}\n0\n0\n")).unwrap();
         let (head, body) = out.split_once('\n').unwrap();

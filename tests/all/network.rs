@@ -61,6 +61,23 @@ fn silent_server() -> u16 {
 /// An HTTPS server on 127.0.0.1 whose certificate (for `localhost` only)
 /// a new test CA signed: its port and the CA's PEM.
 pub fn https_server() -> (u16, String) {
+    let server = tls_server(false);
+    (server.port, server.ca)
+}
+
+/// A test HTTPS server and the PEM files a client needs.
+struct TlsServer {
+    port: u16,
+    /// The CA that signed the server's and the client's certificates.
+    ca: String,
+    /// A client certificate and its key (PKCS#8), both PEM.
+    client_cert: String,
+    client_key: String,
+}
+
+/// An HTTPS server as [`https_server`]'s, which with `require_client`
+/// accepts only clients with a certificate of its CA.
+fn tls_server(require_client: bool) -> TlsServer {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -77,15 +94,32 @@ pub fn https_server() -> (u16, String) {
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "Eryx");
     let cert = params.signed_by(&key, &ca).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sandbox client");
+    let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
     #[allow(
         deprecated,
         reason = "the test server needs no post-quantum key exchange"
     )]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let builder = if require_client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.as_ref().der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
         .with_single_cert(
             vec![cert.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -109,7 +143,12 @@ pub fn https_server() -> (u16, String) {
             });
         }
     });
-    (port, ca.as_ref().pem())
+    TlsServer {
+        port,
+        ca: ca.as_ref().pem(),
+        client_cert: client_cert.pem(),
+        client_key: client_key.serialize_pem(),
+    }
 }
 
 #[tokio::test]
@@ -260,6 +299,45 @@ asyncio.run(main())
          '127.0.0.1'.\n\
          b'hello /unverified'\n\
          b'hello /asyncio' http/1.1 (('commonName', 'localhost'),)\n"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_asks_for_a_client_certificate_gets_the_contexts() {
+    let server = tls_server(true);
+    let port = server.port;
+    let mut sb = builder()
+        .allow_net(format!("localhost:{port}"))
+        .build()
+        .await
+        .unwrap();
+    sb.write_file("/tmp/ca.pem", server.ca.as_bytes()).unwrap();
+    sb.write_file("/tmp/client.pem", server.client_cert.as_bytes())
+        .unwrap();
+    sb.write_file("/tmp/client.key", server.client_key.as_bytes())
+        .unwrap();
+    let out = sb
+        .execute(&format!(
+            r#"
+import ssl, urllib.request
+ctx = ssl.create_default_context(cafile="/tmp/ca.pem")
+try:
+    urllib.request.urlopen("https://localhost:{port}/anonymous", context=ctx).read()
+except OSError as e:
+    print("without:", type(e).__name__)
+ctx.load_cert_chain("/tmp/client.pem", "/tmp/client.key")
+print(urllib.request.urlopen("https://localhost:{port}/with-cert", context=ctx).read())
+try:
+    ctx.load_cert_chain("/tmp/ca.pem")
+except ssl.SSLError as e:
+    print(e)
+"#
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        "without: SSLError\nb'hello /with-cert'\n[SSL] PEM lib: no private key in the file\n"
     );
 }
 

@@ -196,12 +196,24 @@ def _no_tls(what):
     return err
 
 
+class _NoConfig(Exception):
+    """The host let a context's configuration go: send it again."""
+
+
+def _settings_version(context):
+    """A value that changes whenever the context's settings do."""
+    s = context._eryx_settings
+    return tuple(v if not isinstance(v, list) else len(v) for v in s.values())
+
+
 def _tls(op, cid, rest=""):
     """A TLS operation of the host (see eryx-host's `tls.rs`)."""
     ok, *answer = _host.call("\0tls", f"{op}\n{cid}\n{rest}")
     if ok:
         return answer[0]
     kind, message = answer
+    if kind == "no-config":
+        raise _NoConfig(message)
     if kind == "no-network":
         raise _no_tls("TLS to a peer")
     if kind == "verify":
@@ -499,14 +511,29 @@ class _SSLSocket:
         while wire:
             alpn.append(wire[1:1 + wire[0]].decode("latin-1"))
             wire = wire[1 + wire[0]:]
-        import json
+        # The host keeps the context's configuration (its CA bundle may be
+        # certifi's 300 KB): sent once per state of the settings.
+        named = bool(server_hostname)
+        key = (_settings_version(context), named)
+        cached = context.__dict__.get("_eryx_host_config")
+        for attempt in (0, 1):
+            if cached is None or cached[0] != key:
+                import json
 
-        config = json.dumps({
-            "host": server_hostname, "alpn": alpn, "verify": verify,
-            "check_hostname": s["check_hostname"], "default_roots": s["default_roots"],
-            "cas": "".join(s["cas"]), "min": lo, "max": hi,
-        })
-        self._id = int(_tls("open", "", config))
+                config = json.dumps({
+                    "named": named, "alpn": alpn, "verify": verify,
+                    "check_hostname": s["check_hostname"], "default_roots": s["default_roots"],
+                    "cas": "".join(s["cas"]), "min": lo, "max": hi,
+                    "client_chain": s.get("client_chain", ""),
+                    "client_key": s.get("client_key", ""),
+                })
+                cached = (key, _tls("config", "", config))
+                context.__dict__["_eryx_host_config"] = cached
+            try:
+                self._id = int(_tls("open", cached[1], server_hostname or ""))
+                break
+            except _NoConfig:
+                cached = None
         _weakref.finalize(self, _drop, self._id)
         self._sock = None if sock is None else _weakref.ref(sock)
         self._bios = bios
@@ -839,11 +866,26 @@ class _SSLContext:
                 self._add_pem(_pem_of_der(memoryview(cadata).tobytes()))
 
     def load_cert_chain(self, certfile, keyfile=None, password=None):
-        """Checks that the files can be read (no key is ever used here)."""
-        for path in (certfile, keyfile):
-            if path is not None:
-                with open(path, "rb"):
-                    pass
+        """The certificate chain and private key a server that asks for a
+        client certificate gets (PEM; the host uses them)."""
+        with open(certfile, "rb") as f:
+            chain = f.read().decode("latin-1")
+        key = chain
+        if keyfile is not None:
+            with open(keyfile, "rb") as f:
+                key = f.read().decode("latin-1")
+        if "-----BEGIN CERTIFICATE-----" not in chain:
+            raise SSLError(SSL_ERROR_SSL, "[SSL] PEM lib: no certificate in the file")
+        if "PRIVATE KEY-----" not in key:
+            raise SSLError(SSL_ERROR_SSL, "[SSL] PEM lib: no private key in the file")
+        if "ENCRYPTED PRIVATE KEY" in key or "Proc-Type: 4,ENCRYPTED" in key:
+            raise SSLError(
+                SSL_ERROR_SSL,
+                "[SSL] encrypted private keys are not supported in the eryx sandbox: "
+                "give the key unencrypted",
+            )
+        self._eryx_settings["client_chain"] = chain
+        self._eryx_settings["client_key"] = key
 
     def load_default_certs(self, purpose=None):
         """Mozilla's CA certificates (the host's copy, as certifi ships them)."""
