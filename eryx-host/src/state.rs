@@ -120,6 +120,27 @@ impl crate::world::SandboxImports for State {
         crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
     }
 
+    fn call_host_bytes(
+        &mut self,
+        name: String,
+        arguments: String,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, crate::world::HostError> {
+        if name != crate::tls::TLS_CALL {
+            return Err(crate::world::HostError {
+                kind: "not-found".into(),
+                message: format!("no host call `{name}` takes bytes"),
+            });
+        }
+        if self.net.is_none() {
+            return Err(crate::world::HostError {
+                kind: "no-network".into(),
+                message: String::new(),
+            });
+        }
+        self.tls.call_bytes(&arguments, &data)
+    }
+
     fn start_host_call(&mut self, name: String, arguments: String) -> u32 {
         self.inflight
             .start(&self.host_fns, &mut self.host_calls, &name, &arguments)

@@ -10,10 +10,9 @@
 //! the roots the guest's context loaded (its `cafile`/`cadata`, or
 //! Mozilla's, the `webpki-roots` crate, for `load_default_certs`).
 //!
-//! Bytes cross as text, one character per byte (`latin-1`), since host
-//! calls carry strings.
-//!
-//! The call's arguments are `OP\nID\n...`:
+//! The call's arguments are `OP\nID\n...` (`call-host`, text answers) or,
+//! for the records, `OP\nID\n...` with bytes beside them and bytes back
+//! (`call-host-bytes`):
 //! - `config\n\n{settings JSON}`: a client configuration (a context's
 //!   settings: protocols, verification, CA certificates, ALPN); answers
 //!   its id (the guest sends a context's settings once, not its CA bundle
@@ -22,13 +21,13 @@
 //!   to `HOST` (empty: no name sent or checked); answers its id, or the
 //!   error kind `no-config` when the configuration was let go (the guest
 //!   sends it again);
-//! - `step\nID\nEOF\nN\nDATA`: the first `N` characters of `DATA` are
+//! - bytes: `step\nID\nEOF\nN` with data: its first `N` bytes are
 //!   ciphertext from the peer, the rest plaintext to send; `EOF` is `1`
 //!   when the peer closed its side. Answers `HS CLOSED P\n` then `P`
-//!   characters of plaintext received, then ciphertext to send (`HS`: `1`
+//!   bytes of plaintext received, then ciphertext to send (`HS`: `1`
 //!   while handshaking; `CLOSED`: 0 open, 1 the peer's clean close, 2 the
 //!   peer closed without a `close_notify`);
-//! - `close\nID`: the ciphertext of a `close_notify`;
+//! - bytes: `close\nID`: the ciphertext of a `close_notify`;
 //! - `info\nID`: JSON of the negotiated version, cipher, ALPN protocol and
 //!   the peer's certificates (hex DER);
 //! - `drop\nID`: forget the connection.
@@ -312,19 +311,6 @@ fn provider() -> Arc<CryptoProvider> {
     PROVIDER.get_or_init(make).clone()
 }
 
-/// The guest's text as bytes (one character per byte).
-fn bytes_of(text: &str) -> Result<Vec<u8>, HostError> {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)))
-        .collect::<Result<_, _>>()
-        .map_err(|_| failed("internal", "TLS data: a character above U+00FF"))
-}
-
-/// Appends bytes to text, one character per byte.
-fn push_bytes(text: &mut String, bytes: &[u8]) {
-    text.extend(bytes.iter().map(|&b| char::from(b)));
-}
-
 /// The guest's `SSLError` for a rustls error with the peer `host`: a
 /// certificate that does not verify is kind `verify`, its message
 /// `CODE\ncertificate verify failed: REASON` with OpenSSL's code and words
@@ -392,21 +378,41 @@ impl Sessions {
             self.conns.remove(&id);
             return Ok(String::new());
         }
+        let (conn, _) = self
+            .conns
+            .get(&id)
+            .ok_or_else(|| failed("internal", format!("TLS connection {id} is gone")))?;
+        match op {
+            "info" => Ok(info(conn)),
+            _ => Err(failed("internal", format!("unknown TLS call `{op}`"))),
+        }
+    }
+
+    /// Answers a [`TLS_CALL`] made with bytes (`call-host-bytes`).
+    pub(crate) fn call_bytes(
+        &mut self,
+        arguments: &str,
+        data: &[u8],
+    ) -> Result<Vec<u8>, HostError> {
+        let mut parts = arguments.splitn(3, '\n');
+        let op = parts.next().unwrap_or_default();
+        let id: u32 = parts
+            .next()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| failed("internal", format!("TLS call `{op}`: no id")))?;
+        let rest = parts.next().unwrap_or_default();
         let (conn, host) = self
             .conns
             .get_mut(&id)
             .ok_or_else(|| failed("internal", format!("TLS connection {id} is gone")))?;
         match op {
-            "step" => step(conn, host, rest),
+            "step" => step(conn, host, rest, data),
             "close" => {
                 conn.send_close_notify();
                 let mut out = Vec::new();
                 write_out(conn, &mut out)?;
-                let mut text = String::new();
-                push_bytes(&mut text, &out);
-                Ok(text)
+                Ok(out)
             }
-            "info" => Ok(info(conn)),
             _ => Err(failed("internal", format!("unknown TLS call `{op}`"))),
         }
     }
@@ -450,18 +456,20 @@ fn write_out(conn: &mut ClientConnection, out: &mut Vec<u8>) -> Result<(), HostE
 }
 
 /// One exchange (see the module's documentation).
-fn step(conn: &mut ClientConnection, host: &str, rest: &str) -> Result<String, HostError> {
-    let mut fields = rest.splitn(3, '\n');
+fn step(
+    conn: &mut ClientConnection,
+    host: &str,
+    rest: &str,
+    data: &[u8],
+) -> Result<Vec<u8>, HostError> {
+    let mut fields = rest.splitn(2, '\n');
     let eof = fields.next() == Some("1");
     let n: usize = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let data = fields.next().unwrap_or_default();
-    let split = data.char_indices().nth(n).map_or(data.len(), |(i, _)| i);
-    let incoming = bytes_of(&data[..split])?;
-    let outgoing = bytes_of(&data[split..])?;
+    let (incoming, outgoing) = data.split_at(n.min(data.len()));
 
     let mut plain = Vec::new();
     let mut closed = 0;
-    let mut input = &incoming[..];
+    let mut input = incoming;
     loop {
         if !input.is_empty() {
             conn.read_tls(&mut input)
@@ -502,20 +510,19 @@ fn step(conn: &mut ClientConnection, host: &str, rest: &str) -> Result<String, H
     }
     if !outgoing.is_empty() {
         conn.writer()
-            .write_all(&outgoing)
+            .write_all(outgoing)
             .map_err(|e| failed("tls", format!("writing: {e}")))?;
     }
-    let mut out = Vec::new();
-    write_out(conn, &mut out)?;
-    let mut text = format!(
+    let mut answer = format!(
         "{} {} {}\n",
         u8::from(conn.is_handshaking()),
         closed,
         plain.len()
-    );
-    push_bytes(&mut text, &plain);
-    push_bytes(&mut text, &out);
-    Ok(text)
+    )
+    .into_bytes();
+    answer.extend_from_slice(&plain);
+    write_out(conn, &mut answer)?;
+    Ok(answer)
 }
 
 /// The negotiated parameters, as JSON.
@@ -587,15 +594,6 @@ mod tests {
     }
 
     #[test]
-    fn bytes_cross_as_one_character_each() {
-        let all: Vec<u8> = (0..=255).collect();
-        let mut text = String::new();
-        push_bytes(&mut text, &all);
-        assert_eq!(bytes_of(&text).unwrap(), all);
-        assert!(bytes_of("\u{100}").is_err());
-    }
-
-    #[test]
     fn a_context_without_roots_says_how_to_give_it_some() {
         let mut s = Sessions::default();
         let err = s
@@ -616,12 +614,11 @@ mod tests {
         );
         let id = s.call(&format!("open\n{config}\nexample.com")).unwrap();
         // A client hello to send, nothing received yet.
-        let out = s.call(&format!("step\n{id}\n0\n0\n")).unwrap();
-        let (head, body) = out.split_once('\n').unwrap();
-        assert_eq!(head, "1 0 0");
-        assert_eq!(bytes_of(body).unwrap()[0], 22, "a handshake record");
+        let out = s.call_bytes(&format!("step\n{id}\n0\n0"), &[]).unwrap();
+        assert_eq!(&out[..6], b"1 0 0\n");
+        assert_eq!(out[6], 22, "a handshake record");
         let err = s
-            .call(&format!("step\n{id}\n0\n7\n\u{17}\u{3}\u{3}\0\u{2}ab"))
+            .call_bytes(&format!("step\n{id}\n0\n7"), b"\x17\x03\x03\x00\x02ab")
             .unwrap_err();
         assert_eq!(err.kind, "tls", "{}", err.message);
         s.call(&format!("drop\n{id}")).unwrap();

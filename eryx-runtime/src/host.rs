@@ -4,6 +4,9 @@
 //!
 //! - `call(name, arguments_json)` → `(True, result_json)` or
 //!   `(False, kind, message)`;
+//! - `call_bytes(name, arguments, data)` → `(True, bytes)` or `(False,
+//!   kind, message)`: a reserved call of the host's whose payload is bytes
+//!   (`_ssl`'s TLS records), without a text encoding either way;
 //! - `start(name, arguments_json)` → an id, and `wait(ids, timeout_ms)` →
 //!   the finished ones (awaited calls, so that several run at once);
 //! - `functions()` → a tuple of the host function names;
@@ -110,6 +113,50 @@ unsafe extern "C" fn call(
         };
         match world::call_host(name.to_string(), arguments.to_string()) {
             Ok(result) => tuple(&[ffi::PyBool_FromLong(1), new_str(&result)]),
+            Err(e) => tuple(&[
+                ffi::PyBool_FromLong(0),
+                new_str(&e.kind),
+                new_str(&e.message),
+            ]),
+        }
+    }
+}
+
+/// `_host.call_bytes(name, arguments, data)`: `data` a `bytes`.
+unsafe extern "C" fn call_bytes(
+    _module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this with the GIL held and `args` a tuple of
+    // borrowed items (METH_VARARGS; checked by the size); the bytes'
+    // buffer lives as long as the tuple holds it, and is copied before
+    // the call.
+    unsafe {
+        if ffi::PyTuple_Size(args) != 3 {
+            ffi::PyErr_SetString(
+                ffi::PyExc_TypeError,
+                c"call_bytes(name, arguments, data)".as_ptr(),
+            );
+            return std::ptr::null_mut();
+        }
+        let Some(name) = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str") else {
+            return std::ptr::null_mut();
+        };
+        let Some(arguments) = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")
+        else {
+            return std::ptr::null_mut();
+        };
+        let mut buf: *mut c_char = std::ptr::null_mut();
+        let mut len: ffi::Py_ssize_t = 0;
+        if ffi::PyBytes_AsStringAndSize(ffi::PyTuple_GetItem(args, 2), &mut buf, &mut len) != 0 {
+            return std::ptr::null_mut();
+        }
+        let data = std::slice::from_raw_parts(buf.cast::<u8>(), len as usize).to_vec();
+        match world::call_host_bytes(name.to_string(), arguments.to_string(), data) {
+            Ok(result) => tuple(&[
+                ffi::PyBool_FromLong(1),
+                ffi::PyBytes_FromStringAndSize(result.as_ptr().cast(), result.len() as isize),
+            ]),
             Err(e) => tuple(&[
                 ffi::PyBool_FromLong(0),
                 new_str(&e.kind),
@@ -322,10 +369,16 @@ unsafe extern "C" fn constructors(
 }
 
 /// The module's functions (CPython keeps pointers to them).
-static mut METHODS: [ffi::PyMethodDef; 8] = [
+static mut METHODS: [ffi::PyMethodDef; 9] = [
     ffi::PyMethodDef {
         ml_name: c"call".as_ptr(),
         ml_meth: Some(call),
+        ml_flags: ffi::METH_VARARGS,
+        ml_doc: std::ptr::null(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"call_bytes".as_ptr(),
+        ml_meth: Some(call_bytes),
         ml_flags: ffi::METH_VARARGS,
         ml_doc: std::ptr::null(),
     },

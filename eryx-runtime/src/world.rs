@@ -455,6 +455,34 @@ pub fn wait_host_calls(ids: Vec<u32>, timeout_ms: Option<u64>) -> Vec<HostCallDo
     }
 }
 
+/// A call of the host's own (a reserved name: the guest's TLS records)
+/// whose payload is bytes: as `call-host`, with `data` beside the
+/// text arguments and bytes back (no text encoding on either side).
+pub fn call_host_bytes(
+    name: String,
+    arguments: String,
+    data: Vec<u8>,
+) -> Result<Vec<u8>, HostError> {
+    let r = eryx_ffi::call_import(
+        import("call-host-bytes"),
+        vec![
+            Value::String(name),
+            Value::String(arguments),
+            Value::Bytes(data),
+        ],
+    );
+    match r {
+        Some(Value::Variant(0, Some(v))) => Ok(match Some(*v) {
+            Some(Value::Bytes(v)) => v,
+            other => eryx_ffi::world::bad_argument("call-host-bytes", "result", other.as_ref()),
+        }),
+        Some(Value::Variant(1, Some(e))) => {
+            Err(HostError::from_value(Some(*e), "call-host-bytes", "result"))
+        }
+        other => eryx_ffi::world::bad_argument("call-host-bytes", "result", other.as_ref()),
+    }
+}
+
 /// The names of the host functions this sandbox may call.
 pub fn host_functions() -> Vec<String> {
     let r = eryx_ffi::call_import(import("host-functions"), vec![]);

@@ -208,7 +208,16 @@ def _settings_version(context):
 
 def _tls(op, cid, rest=""):
     """A TLS operation of the host (see eryx-host's `tls.rs`)."""
-    ok, *answer = _host.call("\0tls", f"{op}\n{cid}\n{rest}")
+    return _tls_answer(_host.call("\0tls", f"{op}\n{cid}\n{rest}"))
+
+
+def _tls_bytes(op, cid, rest, data):
+    """A TLS operation of the host on bytes (records in, records out)."""
+    return _tls_answer(_host.call_bytes("\0tls", f"{op}\n{cid}\n{rest}", data))
+
+
+def _tls_answer(outcome):
+    ok, *answer = outcome
     if ok:
         return answer[0]
     kind, message = answer
@@ -591,17 +600,17 @@ class _SSLSocket:
         return data, not data
 
     def _exchange(self, incoming=b"", plain=b"", eof=False):
-        data = incoming.decode("latin-1") + plain.decode("latin-1")
-        text = _tls("step", self._id, f"{int(eof)}\n{len(incoming)}\n{data}")
-        head, _, body = text.partition("\n")
-        hs, closed, n = map(int, head.split())
+        answer = _tls_bytes("step", self._id, f"{int(eof)}\n{len(incoming)}", incoming + plain)
+        at = answer.index(b"\n")
+        hs, closed, n = map(int, answer[:at].split())
         self._handshaking = bool(hs)
         if closed and not self._closed:
             self._closed = closed
+        at += 1
         if n:
-            self._plain += body[:n].encode("latin-1")
-        if len(body) > n:
-            self._unsent += body[n:].encode("latin-1")
+            self._plain += answer[at:at + n]
+        if len(answer) > at + n:
+            self._unsent += answer[at + n:]
         self._flush()
 
     def _receive_more(self):
@@ -667,7 +676,7 @@ class _SSLSocket:
     def shutdown(self):
         if not self._close_sent:
             self._close_sent = True
-            self._unsent += _tls("close", self._id).encode("latin-1")
+            self._unsent += _tls_bytes("close", self._id, "", b"")
         self._flush()
         if self._bios is None:
             return self._sock()
