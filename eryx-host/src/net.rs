@@ -33,6 +33,10 @@ pub(crate) const LOOKUP_CALL: &str = "\0lookup";
 /// the address as the guest gave it (`HOST PORT`); answer the message.
 pub(crate) const REFUSED_CALL: &str = "\0refused";
 
+/// Addresses one sandbox's lookups may record (a `*.DOMAIN` entry lets the
+/// guest ask for any number of names).
+const MAX_RESOLVED: usize = 4096;
+
 /// What a rule's host part matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostPattern {
@@ -239,6 +243,15 @@ impl NetPolicy {
             });
         };
         let allowed_port = rule.port;
+        if self.resolved().len() >= MAX_RESOLVED {
+            return Err(HostError {
+                kind: "denied".into(),
+                message: format!(
+                    "this sandbox resolved {MAX_RESOLVED} addresses already (the limit); \
+                     looking up {host} was refused"
+                ),
+            });
+        }
         let found = tokio::net::lookup_host((name.as_str(), port.unwrap_or(0)))
             .await
             .map_err(|e| HostError {
