@@ -138,7 +138,7 @@ impl Settings {
         let verifier: Arc<dyn ServerCertVerifier> = if self.verify {
             let mut roots = rustls::RootCertStore::empty();
             if self.default_roots {
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                roots.roots.extend(default_roots().iter().cloned());
             }
             for cert in CertificateDer::pem_slice_iter(self.cas.as_bytes()) {
                 let cert = cert.map_err(|e| failed("tls", format!("a CA certificate: {e}")))?;
@@ -297,6 +297,24 @@ impl ServerCertVerifier for NoVerify {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// The CA certificates of `load_default_certs()`: the host's trust store,
+/// as CPython's OpenSSL reads it (`SSL_CERT_FILE`, `SSL_CERT_DIR`, the
+/// system's), or Mozilla's (webpki-roots) where the host has none. Read once
+/// per process.
+fn default_roots() -> &'static [rustls::pki_types::TrustAnchor<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::TrustAnchor<'static>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut store = rustls::RootCertStore::empty();
+        let (added, _) =
+            store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        if added == 0 {
+            store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        store.roots
+    })
 }
 
 /// The process's crypto provider.
