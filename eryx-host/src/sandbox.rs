@@ -105,7 +105,8 @@ pub struct Output {
 ///   [`SandboxBuilder::package`]s at `/site-packages` and
 ///   [`SandboxBuilder::mount`]s, when given; `/` and the directories
 ///   above these list them, read-only): no other files, no
-///   arguments, no stdin, no host functions, no network; no environment
+///   arguments, no stdin, no host functions, no network (see
+///   [`SandboxBuilder::allow_net`]); no environment
 ///   but `TMPDIR`, `HOME`, `USER=sandbox`, `PWD` and `PYTEST_ADDOPTS`
 ///   (pytest's output capture without `os.dup`, which WASI lacks) and the
 ///   variables given to [`SandboxBuilder::env`]; `/tmp` the working

@@ -264,7 +264,7 @@ def fails(f):
     except OSError as e:
         e = e.reason  # urllib's URLError wraps it
         print(type(e).__name__, e.verify_code, e.verify_message)
-# Mozilla's roots do not know the test CA.
+# The default roots (the host's trust store) do not know the test CA.
 fails(lambda: urllib.request.urlopen("https://localhost:{port}/"))
 # The certificate names `localhost` only.
 fails(lambda: urllib.request.urlopen("https://127.0.0.1:{port}/", context=ctx))
