@@ -1452,6 +1452,19 @@ print(etree.LIBXML_VERSION, etree.LIBXSLT_VERSION)
     );
 }
 
+/// aiohttp's wheel and those of what it needs.
+const AIOHTTP: &[&str] = &[
+    "aiohttp-",
+    "multidict-",
+    "yarl-",
+    "frozenlist-",
+    "propcache-",
+    "aiosignal-",
+    "aiohappyeyeballs-",
+    "attrs-",
+    "idna-",
+];
+
 #[tokio::test]
 async fn aiohttp_and_its_dependencies_run_their_c_code_built_from_sdists() {
     // aiohttp, multidict, yarl, frozenlist and propcache each publish a
@@ -1459,17 +1472,7 @@ async fn aiohttp_and_its_dependencies_run_their_c_code_built_from_sdists() {
     // so the guest gets the C (and Cython) code, aiohttp's llhttp parser
     // among it (its recipe patch).
     let stdout = run_with(
-        &wheels(&[
-            "aiohttp-",
-            "multidict-",
-            "yarl-",
-            "frozenlist-",
-            "propcache-",
-            "aiosignal-",
-            "aiohappyeyeballs-",
-            "attrs-",
-            "idna-",
-        ]),
+        &wheels(AIOHTTP),
         r#"
 import asyncio, multidict, yarl, frozenlist, propcache
 from unittest import mock
@@ -1844,26 +1847,18 @@ async fn http_clients_fetch_from_an_allowed_https_host() {
     // machine; each client's own error for an unknown issuer.
     let (port, ca) = crate::network::https_server();
     let mut b = support::builder().allow_net(format!("localhost:{port}"));
-    for w in wheels(&[
+    let clients = [
         "requests-",
         "urllib3-",
         "charset_normalizer-",
         "certifi-",
-        "idna-",
         "httpx-",
         "httpcore-",
         "anyio-",
         "typing_extensions-",
         "h11-",
-        "aiohttp-",
-        "multidict-",
-        "yarl-",
-        "frozenlist-",
-        "propcache-",
-        "aiosignal-",
-        "aiohappyeyeballs-",
-        "attrs-",
-    ]) {
+    ];
+    for w in wheels(&[&clients[..], AIOHTTP].concat()) {
         b = b.package(w);
     }
     let mut sb = b.build().await.expect("building the sandbox");
