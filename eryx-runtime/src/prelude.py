@@ -679,12 +679,27 @@ def _connect_says_why(module):
                 )
             raise PermissionError(e.errno, message) from None
 
-    for fn, original in ((connect_or_say_why, connect), (init_or_say_why, init)):
+    def no_server(method):
+        def server_or_say_why(self, *args):
+            try:
+                return method(self, *args)
+            except PermissionError as e:
+                raise PermissionError(
+                    e.errno,
+                    f"{method.__name__}: this sandbox cannot accept connections (no "
+                    "listening sockets, no binding to an address); it connects out only, "
+                    "to the hosts on its network allow-list",
+                ) from None
+
+        return server_or_say_why
+
+    patched = [(connect_or_say_why, connect), (init_or_say_why, init)]
+    patched += [(no_server(cls.bind), cls.bind), (no_server(cls.listen), cls.listen)]
+    for fn, original in patched:
         fn.__name__ = original.__name__
         fn.__qualname__ = f"socket.{original.__name__}"
         fn.__doc__ = original.__doc__
-    cls.connect = connect_or_say_why
-    cls.__init__ = init_or_say_why
+        setattr(cls, original.__name__, fn)
 
 
 class _PatchOnImport:

@@ -202,7 +202,9 @@ print(socket.getaddrinfo("10.1.2.3", "https")[0][4], socket.gethostbyname("127.0
              network allow-list {list}, nor an address a name on it resolved to; {add}\n\
              PermissionError False [Errno 2] only TCP sockets are available in this sandbox \
              (its network allows TCP connections to the hosts on its allow-list)\n\
-             PermissionError False [Errno 2] Permission denied\n\
+             PermissionError False [Errno 2] bind: this sandbox cannot accept connections (no \
+             listening sockets, no binding to an address); it connects out only, to the hosts \
+             on its network allow-list\n\
              ('10.1.2.3', 443) 127.0.0.1\n",
             other = port + 1
         )
