@@ -120,25 +120,43 @@ impl crate::world::SandboxImports for State {
         crate::host_fn::call(&self.host_fns, &mut self.host_calls, &name, &arguments).await
     }
 
-    fn call_host_bytes(
-        &mut self,
-        name: String,
-        arguments: String,
-        data: Vec<u8>,
-    ) -> Result<Vec<u8>, crate::world::HostError> {
-        if name != crate::tls::TLS_CALL {
-            return Err(crate::world::HostError {
+    fn call_host_bytes(&mut self, name: String, data: Vec<u8>) -> Vec<u8> {
+        let outcome = if name != crate::tls::TLS_CALL {
+            Err(crate::world::HostError {
                 kind: "not-found".into(),
                 message: format!("no host call `{name}` takes bytes"),
-            });
-        }
-        if self.net.is_none() {
-            return Err(crate::world::HostError {
+            })
+        } else if self.net.is_none() {
+            Err(crate::world::HostError {
                 kind: "no-network".into(),
                 message: String::new(),
-            });
+            })
+        } else {
+            // The text arguments, a NUL, the payload (see the WIT).
+            let at = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+            match std::str::from_utf8(&data[..at]) {
+                Ok(arguments) => self
+                    .tls
+                    .call_bytes(arguments, data.get(at + 1..).unwrap_or(&[])),
+                Err(_) => Err(crate::world::HostError {
+                    kind: "internal".into(),
+                    message: "call-host-bytes: the arguments are not UTF-8".into(),
+                }),
+            }
+        };
+        match outcome {
+            Ok(mut result) => {
+                result.insert(0, 0);
+                result
+            }
+            Err(e) => {
+                let mut answer = vec![1];
+                answer.extend_from_slice(e.kind.as_bytes());
+                answer.push(b'\n');
+                answer.extend_from_slice(e.message.as_bytes());
+                answer
+            }
         }
-        self.tls.call_bytes(&arguments, &data)
     }
 
     fn start_host_call(&mut self, name: String, arguments: String) -> u32 {

@@ -3,10 +3,11 @@
 //! sees it directly; the prelude wraps it (`eryx` module, `_Capture`).
 //!
 //! - `call(name, arguments_json)` → `(True, result_json)` or
-//!   `(False, kind, message)`;
-//! - `call_bytes(name, arguments, data)` → `(True, bytes)` or `(False,
-//!   kind, message)`: a reserved call of the host's whose payload is bytes
-//!   (`_ssl`'s TLS records), without a text encoding either way;
+//!   `(False, kind, message)`; `call(name, "", data)` with `data` bytes
+//!   (the arguments, a NUL, the payload) → the bytes of
+//!   `call-host-bytes`'s answer (a 0 byte and the result, or a 1 byte and
+//!   `kind\nmessage`): a reserved call of the host's whose payload is
+//!   bytes (`_ssl`'s TLS records), without a text encoding either way;
 //! - `start(name, arguments_json)` → an id, and `wait(ids, timeout_ms)` →
 //!   the finished ones (awaited calls, so that several run at once);
 //! - `functions()` → a tuple of the host function names;
@@ -79,7 +80,8 @@ unsafe fn tuple(items: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
     }
 }
 
-/// The `(name: str, arguments: str)` of `call` and `start`, or None with
+/// The `(name: str, arguments: str)` of `call` and `start` (and up to
+/// `extra` more items, whose count is left to the caller), or None with
 /// `TypeError` set.
 ///
 /// # Safety
@@ -87,10 +89,11 @@ unsafe fn tuple(items: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
 unsafe fn name_and_arguments<'a>(
     args: *mut ffi::PyObject,
     usage: &CStr,
+    extra: isize,
 ) -> Option<(&'a str, &'a str)> {
     // SAFETY: forwarded to the caller; items are borrowed from `args`.
     unsafe {
-        if ffi::PyTuple_Size(args) != 2 {
+        if !(2..=2 + extra).contains(&ffi::PyTuple_Size(args)) {
             ffi::PyErr_SetString(ffi::PyExc_TypeError, usage.as_ptr());
             return None;
         }
@@ -100,30 +103,9 @@ unsafe fn name_and_arguments<'a>(
     }
 }
 
-/// `_host.call(name, arguments)`.
+/// `_host.call(name, arguments[, data])`: with `data` (a `bytes`), the
+/// host's `call-host-bytes`, whose answer is `bytes`.
 unsafe extern "C" fn call(
-    _module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls this with the GIL held and `args` a tuple of
-    // two borrowed items (METH_VARARGS; checked by the size).
-    unsafe {
-        let Some((name, arguments)) = name_and_arguments(args, c"call(name, arguments)") else {
-            return std::ptr::null_mut();
-        };
-        match world::call_host(name.to_string(), arguments.to_string()) {
-            Ok(result) => tuple(&[ffi::PyBool_FromLong(1), new_str(&result)]),
-            Err(e) => tuple(&[
-                ffi::PyBool_FromLong(0),
-                new_str(&e.kind),
-                new_str(&e.message),
-            ]),
-        }
-    }
-}
-
-/// `_host.call_bytes(name, arguments, data)`: `data` a `bytes`.
-unsafe extern "C" fn call_bytes(
     _module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
@@ -132,31 +114,23 @@ unsafe extern "C" fn call_bytes(
     // buffer lives as long as the tuple holds it, and is copied before
     // the call.
     unsafe {
-        if ffi::PyTuple_Size(args) != 3 {
-            ffi::PyErr_SetString(
-                ffi::PyExc_TypeError,
-                c"call_bytes(name, arguments, data)".as_ptr(),
-            );
-            return std::ptr::null_mut();
-        }
-        let Some(name) = text(ffi::PyTuple_GetItem(args, 0), c"name must be a str") else {
-            return std::ptr::null_mut();
-        };
-        let Some(arguments) = text(ffi::PyTuple_GetItem(args, 1), c"arguments must be a str")
+        let Some((name, arguments)) = name_and_arguments(args, c"call(name, arguments[, data])", 1)
         else {
             return std::ptr::null_mut();
         };
-        let mut buf: *mut c_char = std::ptr::null_mut();
-        let mut len: ffi::Py_ssize_t = 0;
-        if ffi::PyBytes_AsStringAndSize(ffi::PyTuple_GetItem(args, 2), &mut buf, &mut len) != 0 {
-            return std::ptr::null_mut();
+        if ffi::PyTuple_Size(args) == 3 {
+            let mut buf: *mut c_char = std::ptr::null_mut();
+            let mut len: ffi::Py_ssize_t = 0;
+            if ffi::PyBytes_AsStringAndSize(ffi::PyTuple_GetItem(args, 2), &mut buf, &mut len) != 0
+            {
+                return std::ptr::null_mut();
+            }
+            let data = std::slice::from_raw_parts(buf.cast::<u8>(), len as usize).to_vec();
+            let r = world::call_host_bytes(name.to_string(), data);
+            return ffi::PyBytes_FromStringAndSize(r.as_ptr().cast(), r.len() as isize);
         }
-        let data = std::slice::from_raw_parts(buf.cast::<u8>(), len as usize).to_vec();
-        match world::call_host_bytes(name.to_string(), arguments.to_string(), data) {
-            Ok(result) => tuple(&[
-                ffi::PyBool_FromLong(1),
-                ffi::PyBytes_FromStringAndSize(result.as_ptr().cast(), result.len() as isize),
-            ]),
+        match world::call_host(name.to_string(), arguments.to_string()) {
+            Ok(result) => tuple(&[ffi::PyBool_FromLong(1), new_str(&result)]),
             Err(e) => tuple(&[
                 ffi::PyBool_FromLong(0),
                 new_str(&e.kind),
@@ -173,7 +147,7 @@ unsafe extern "C" fn start(
 ) -> *mut ffi::PyObject {
     // SAFETY: as in `call`.
     unsafe {
-        let Some((name, arguments)) = name_and_arguments(args, c"start(name, arguments)") else {
+        let Some((name, arguments)) = name_and_arguments(args, c"start(name, arguments)", 0) else {
             return std::ptr::null_mut();
         };
         let id = world::start_host_call(name.to_string(), arguments.to_string());
@@ -369,16 +343,10 @@ unsafe extern "C" fn constructors(
 }
 
 /// The module's functions (CPython keeps pointers to them).
-static mut METHODS: [ffi::PyMethodDef; 9] = [
+static mut METHODS: [ffi::PyMethodDef; 8] = [
     ffi::PyMethodDef {
         ml_name: c"call".as_ptr(),
         ml_meth: Some(call),
-        ml_flags: ffi::METH_VARARGS,
-        ml_doc: std::ptr::null(),
-    },
-    ffi::PyMethodDef {
-        ml_name: c"call_bytes".as_ptr(),
-        ml_meth: Some(call_bytes),
         ml_flags: ffi::METH_VARARGS,
         ml_doc: std::ptr::null(),
     },

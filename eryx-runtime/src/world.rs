@@ -456,29 +456,17 @@ pub fn wait_host_calls(ids: Vec<u32>, timeout_ms: Option<u64>) -> Vec<HostCallDo
 }
 
 /// A call of the host's own (a reserved name: the guest's TLS records)
-/// whose payload is bytes: as `call-host`, with `data` beside the
-/// text arguments and bytes back (no text encoding on either side).
-pub fn call_host_bytes(
-    name: String,
-    arguments: String,
-    data: Vec<u8>,
-) -> Result<Vec<u8>, HostError> {
+/// whose payload is bytes, without a text encoding on either side.
+/// `data` is the call's text arguments, a NUL byte, then the payload;
+/// the answer is a 0 byte then the result, or a 1 byte then the
+/// error's `kind`, a newline and its message (as `host-error`'s).
+pub fn call_host_bytes(name: String, data: Vec<u8>) -> Vec<u8> {
     let r = eryx_ffi::call_import(
         import("call-host-bytes"),
-        vec![
-            Value::String(name),
-            Value::String(arguments),
-            Value::Bytes(data),
-        ],
+        vec![Value::String(name), Value::Bytes(data)],
     );
     match r {
-        Some(Value::Variant(0, Some(v))) => Ok(match Some(*v) {
-            Some(Value::Bytes(v)) => v,
-            other => eryx_ffi::world::bad_argument("call-host-bytes", "result", other.as_ref()),
-        }),
-        Some(Value::Variant(1, Some(e))) => {
-            Err(HostError::from_value(Some(*e), "call-host-bytes", "result"))
-        }
+        Some(Value::Bytes(v)) => v,
         other => eryx_ffi::world::bad_argument("call-host-bytes", "result", other.as_ref()),
     }
 }

@@ -221,6 +221,10 @@ for f in (socket.socket, lambda: socket.getaddrinfo("example.com", 443)):
         f()
     except OSError as e:
         print(type(e).__name__, e)
+# The host's bytes calls (TLS records) answer only their reserved name,
+# and the TLS one only with network.
+import _host
+print(_host.call("\0tls", "", b"step\n1\n0\n0\0"), _host.call("tool", "", b"x"))
 "#,
     )
     .await;
@@ -230,7 +234,8 @@ for f in (socket.socket, lambda: socket.getaddrinfo("example.com", 443)):
          allow hosts (`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`)\n\
          gaierror [Errno -4] no network in this sandbox (looking up 'example.com'); the host \
          can allow names (`SandboxBuilder::allow_net`, `eryx --allow-net HOST:PORT`) or offer \
-         what the code needs as host functions\n"
+         what the code needs as host functions\n\
+         b'\\x01no-network\\n' b'\\x01not-found\\nno host call `tool` takes bytes'\n"
     );
 }
 

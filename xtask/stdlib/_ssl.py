@@ -213,7 +213,11 @@ def _tls(op, cid, rest=""):
 
 def _tls_bytes(op, cid, rest, data):
     """A TLS operation of the host on bytes (records in, records out)."""
-    return _tls_answer(_host.call_bytes("\0tls", f"{op}\n{cid}\n{rest}", data))
+    answer = _host.call("\0tls", "", f"{op}\n{cid}\n{rest}\0".encode() + data)
+    if answer[0] == 0:
+        return answer[1:]
+    kind, _, message = answer[1:].decode("utf-8", "replace").partition("\n")
+    return _tls_answer((False, kind, message))
 
 
 def _tls_answer(outcome):
