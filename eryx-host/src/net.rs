@@ -393,6 +393,23 @@ mod tests {
         assert_eq!(err.kind, "denied");
         let err = err.message;
         assert!(err.starts_with("example.com is not on"), "{err}");
+        // A full record of addresses refuses further lookups.
+        {
+            let mut resolved = p.resolved();
+            for i in 0..MAX_RESOLVED as u32 {
+                resolved.insert((IpAddr::from(i.to_be_bytes()), None));
+            }
+        }
+        let err = p.clone().lookup("localhost\n8080").await.unwrap_err();
+        assert_eq!(
+            (err.kind.as_str(), err.message.as_str()),
+            (
+                "denied",
+                "this sandbox resolved 4096 addresses already (the limit); looking up \
+                 localhost was refused"
+            )
+        );
+        p.resolved().clear();
         // Listed, but no such name (`.invalid` never resolves).
         let err = p.clone().lookup("nothing.invalid\n443").await.unwrap_err();
         assert_eq!(err.kind, "unresolved");

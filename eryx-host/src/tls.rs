@@ -612,6 +612,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_say_what_they_are() {
+        let mut s = Sessions::default();
+        let err = s
+            .call("config\n\n{\"min\": \"1.3\", \"max\": \"1.2\"}")
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "no protocols available: only TLS 1.2 and 1.3 are offered here"
+        );
+        let config = s.call("config\n\n{}").unwrap();
+        for _ in 0..MAX_CONNECTIONS {
+            s.call(&format!("open\n{config}\nexample.com")).unwrap();
+        }
+        let err = s.call(&format!("open\n{config}\nexample.com")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "too many TLS connections open in this sandbox (the limit is 256); close some"
+        );
+    }
+
+    #[test]
     fn a_context_without_roots_says_how_to_give_it_some() {
         let mut s = Sessions::default();
         let err = s
