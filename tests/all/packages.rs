@@ -1699,6 +1699,59 @@ print(msgspec.to_builtins(User("b", 4, ["t"])), msgspec.json.schema(User)["$defs
 }
 
 #[tokio::test]
+async fn the_guests_lapack_and_blas_solve_factor_and_decompose() {
+    // tests/lapack-check: a C extension calling reference LAPACK, BLAS and
+    // CBLAS (translated from Fortran for the guest, xtask/src/lapack.rs) as
+    // scipy's C does: gfortran's names, no CHARACTER lengths, `void`
+    // subroutines. Matrices are column-major lists.
+    let mut sb = support::builder()
+        .package(wheel("eryx_lapack_check-"))
+        .build()
+        .await
+        .expect("building the sandbox");
+    let out = sb
+        .execute(
+            r#"
+import lapack_check as lc
+h = lc.helpers()
+print(h["eps"] == 2.0**-53, h["nb"], h["nrm2"], h["rotation"], h["zdotc"])
+print(lc.solve(2, [4, 2, 1, 3], [1, 2]))
+print(lc.solve(2, [1, 2, 2, 4], [1, 2])[1])
+print(lc.solve(-1, [], []))
+print([round(v, 12) for v in lc.eigh(3, [2, -1, 0, -1, 2, -1, 0, -1, 2])])
+print([round(v, 12) for v in lc.zeigh(2, [2, 0, 0, 2], [0, 1, -1, 0])])
+print([round(v, 12) for v in lc.singular_values(3, 2, [3, 0, 0, 0, 4, 0])])
+print(lc.eig(2, [0, 1, -1, 0]))
+print(lc.cholesky_info(2, [1, 2, 2, 1]), lc.cholesky_info(2, [2, 1, 1, 2]))
+print(lc.matmul(2, 2, 2, [1, 3, 2, 4], [5, 7, 6, 8]))
+"#,
+        )
+        .await
+        .expect("the LAPACK calls run");
+    assert_eq!(
+        out.stdout,
+        "True 64 1.4142135623730952e+300 (0.6, 0.8, 5.0) (70.0, -8.0)\n\
+         ([0.1, 0.6], 0)\n\
+         2\n\
+         ([], -1)\n\
+         [0.585786437627, 2.0, 3.414213562373]\n\
+         [1.0, 3.0]\n\
+         [4.0, 3.0]\n\
+         ([0.0, 0.0], [1.0, -1.0])\n\
+         2 0\n\
+         [19.0, 43.0, 22.0, 50.0]\n"
+    );
+    // An argument LAPACK refuses reaches XERBLA, which says which and
+    // returns (the reference one would stop the interpreter).
+    assert!(
+        out.stderr
+            .contains("** On entry to DGESV parameter number 1 had an illegal value"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),

@@ -789,6 +789,60 @@ const CLIBS: &[CLib] = &[
         deps: &[],
         extra_sources: &[],
     },
+    // Reference LAPACK 3.12 with its BLAS and CBLAS, translated from Fortran
+    // by f2c (`crate::lapack`): one archive, named by the `lapack`, `blas`
+    // and `cblas` modules that numpy's and scipy's builds look for.
+    CLib {
+        name: "lapack",
+        upstream_version: "3.12.1",
+        library: Library {
+            package: "lapack",
+            version: "3.12.1-8",
+            sources: unused,
+            includes: &["eryx-f2c"],
+            defines: &[crate::lapack::TRANSLATION],
+            config_h: None,
+        },
+        archives: &[Archive {
+            link_name: "lapack",
+            sources: crate::lapack::sources,
+        }],
+        pkg_config: &[
+            PkgConfig {
+                module: "lapack",
+                libs: "-llapack",
+                requires: "",
+                include_subdir: "",
+                version: "",
+            },
+            PkgConfig {
+                module: "blas",
+                libs: "-llapack",
+                requires: "",
+                include_subdir: "",
+                version: "",
+            },
+            PkgConfig {
+                module: "cblas",
+                libs: "-llapack",
+                requires: "",
+                include_subdir: "",
+                version: "",
+            },
+        ],
+        headers: &[
+            ("eryx-f2c/cblas.h", ""),
+            ("eryx-f2c/cblas_64.h", ""),
+            ("eryx-f2c/cblas_mangling.h", ""),
+        ],
+        generated: &[],
+        deps: &[],
+        extra_sources: &[
+            "lapack/lapack_f90.c",
+            "lapack/f2c_runtime.c",
+            "lapack/xerbla.c",
+        ],
+    },
     // eryx's own libffi (`xtask/clibs/ffi/`): libffi has no WASI port.
     CLib {
         name: "ffi",

@@ -32,6 +32,7 @@ mod fetch;
 mod fpcast;
 mod fsutil;
 mod initfn;
+mod lapack;
 mod numpy_include;
 mod numpy_tests;
 mod process;
@@ -308,6 +309,9 @@ fn test(args: &[String]) -> Result<ExitCode> {
     // tests/packages.txt, and with `--all-packages` tests/packages-all.txt
     // (whose tests are `#[ignore]`d otherwise).
     let mut wheels = wheel::requirement_lines(wheel::TEST_PACKAGES);
+    // eryx's own check of the guest's LAPACK (a C extension built with the
+    // `lapack` C library, as scipy is; tests/lapack-check).
+    wheels.push(root.join("tests/lapack-check").display().to_string());
     if all_packages {
         wheels.extend(wheel::requirement_lines(wheel::ALL_TEST_PACKAGES));
     }

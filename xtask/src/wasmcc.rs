@@ -185,8 +185,47 @@ static inline int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
 pub(crate) fn write_c_shim(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     crate::fsutil::write_shared(&dir.join("signal.h"), SIGNAL_SHIM, 0o644)?;
+    crate::fsutil::write_shared(&dir.join("fenv.h"), FENV_SHIM, 0o644)?;
     Ok(dir.to_path_buf())
 }
+
+/// The guest's `<fenv.h>` (as [`SIGNAL_SHIM`]): wasm rounds to nearest
+/// only, and WASI's libc defines `FE_TONEAREST` alone, so C that names the
+/// other rounding modes (scipy's tests of rounding, behind a check of
+/// `fesetround`'s result) does not compile. They are defined here with
+/// the values x86 gives them; `fesetround` refuses them (returns
+/// non-zero), as it refuses any mode but the one there is.
+pub(crate) const FENV_SHIM: &str = r#"/* Written by eryx's guest compilers: <fenv.h> naming the rounding modes
+   wasm does not have (fesetround refuses them). */
+#include_next <fenv.h>
+#ifndef FE_DOWNWARD
+#define FE_DOWNWARD 0x400
+#endif
+#ifndef FE_UPWARD
+#define FE_UPWARD 0x800
+#endif
+#ifndef FE_TOWARDZERO
+#define FE_TOWARDZERO 0xc00
+#endif
+"#;
+
+/// The guest's `<fstream>`, written into [`CcConfig::cxx_shim`]: libc++
+/// configured without filesystem support (as the bundle's is) declares no
+/// file streams, so C++ that reads or writes files with them (HiGHS's
+/// model readers in scipy) does not compile. These are file streams over C
+/// stdio (`fopen`, `fread`, `fseeko`), templates that need nothing from the
+/// bundle's `libc++.so`.
+pub(crate) const FSTREAM_SHIM: &str = include_str!("fstream_shim.hpp");
+
+/// The guest's `<thread>` and `<condition_variable>` (as [`FSTREAM_SHIM`]):
+/// libc++ without threads declares neither, and C++ that runs on one
+/// thread when told to (HiGHS in scipy, with `HIGHS_NO_DEFAULT_THREADS`)
+/// still names `std::thread`, `std::this_thread` and condition variables.
+/// One thread: starting another fails as `pthread_create` would, waits
+/// that nothing could end trap saying so.
+pub(crate) const THREAD_SHIM: &str = include_str!("thread_shim.hpp");
+/// See [`THREAD_SHIM`].
+pub(crate) const CONDVAR_SHIM: &str = include_str!("condvar_shim.hpp");
 
 /// The guest's `<mutex>`, written into [`CcConfig::cxx_shim`]: libc++
 /// configured without threads (as the bundle's is) declares no `mutex`,

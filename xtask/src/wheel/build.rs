@@ -490,6 +490,13 @@ impl Builder {
         let cxx_shim = work.join("cxx-shim");
         std::fs::create_dir_all(&cxx_shim)?;
         crate::fsutil::write_shared(&cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM, 0o644)?;
+        for (name, text) in [
+            ("fstream", crate::wasmcc::FSTREAM_SHIM),
+            ("thread", crate::wasmcc::THREAD_SHIM),
+            ("condition_variable", crate::wasmcc::CONDVAR_SHIM),
+        ] {
+            crate::fsutil::write_shared(&cxx_shim.join(name), text, 0o644)?;
+        }
         let ar = on_path("llvm-ar-19")
             .or_else(|| on_path("llvm-ar"))
             .unwrap_or_else(|| "ar".into());
