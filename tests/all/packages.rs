@@ -1752,6 +1752,75 @@ print(lc.matmul(2, 2, 2, [1, 3, 2, 4], [5, 7, 6, 8]))
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn scipy_runs_its_compiled_modules_on_the_guests_lapack() {
+    // scipy 1.18 on the guest's LAPACK (f2c-translated reference LAPACK,
+    // xtask/src/lapack.rs): its Cython, C and C++ (Boost.Math, HiGHS,
+    // SuperLU, DUCC, qhull) through each subpackage users reach for.
+    let stdout = run_with(
+        &wheels(&["scipy-", "numpy-"]),
+        r#"
+import numpy as np
+from scipy import linalg, optimize, integrate, interpolate, stats, special, fft, sparse, spatial, signal
+from scipy.sparse.linalg import spsolve, eigsh
+rng = np.random.default_rng(1)
+a = rng.standard_normal((6, 6)); b = rng.standard_normal(6)
+print("linalg", np.allclose(a @ linalg.solve(a, b), b), np.allclose(linalg.inv(a) @ a, np.eye(6)),
+      np.isclose(linalg.det(a), np.prod(linalg.eigvals(a)).real))
+p, l, u = linalg.lu(a); q, r = linalg.qr(a); s = linalg.svdvals(a)
+spd = a @ a.T + 6 * np.eye(6); c = linalg.cholesky(spd)
+print("decomp", np.allclose(p @ l @ u, a), np.allclose(q @ r, a), np.allclose(c.T @ c, spd),
+      np.allclose(s, np.linalg.svd(a, compute_uv=False)))
+w, v = linalg.eigh(spd); print("eigh", np.allclose(spd @ v, v * w))
+print("expm", np.allclose(linalg.expm(np.zeros((3, 3))), np.eye(3)), np.allclose(linalg.logm(linalg.expm(np.diag([1., 2.]))), np.diag([1., 2.])))
+res = optimize.minimize(optimize.rosen, [1.3, 0.7, 0.8], method="BFGS")
+print("minimize", res.success, np.allclose(res.x, 1, atol=1e-4))
+lp = optimize.linprog([-1, -2], A_ub=[[1, 1], [3, 1]], b_ub=[4, 6], bounds=[(0, None)] * 2)
+print("linprog", lp.status, np.allclose(lp.x, [0, 4]), lp.fun)
+print("root", round(optimize.brentq(lambda x: x**3 - 2, 0, 2), 10))
+print("quad", round(integrate.quad(np.sin, 0, np.pi)[0], 10))
+sol = integrate.solve_ivp(lambda t, y: -y, (0, 1), [1.0], rtol=1e-8)
+print("ivp", abs(sol.y[0, -1] - np.exp(-1)) < 1e-6)
+cs = interpolate.CubicSpline([0, 1, 2, 3], [0, 1, 8, 27]); print("spline", round(float(cs(1.5)), 6))
+print("stats", round(stats.norm.cdf(1.96), 6), round(stats.ttest_ind([1, 2, 3, 4], [2, 3, 4, 5]).pvalue, 6))
+print("special", special.gamma(5), round(special.erf(0.5), 10), round(special.jv(0, 1.0), 10))
+print("fft", np.allclose(fft.ifft(fft.fft(b)).real, b))
+m = sparse.csr_matrix(spd); print("sparse", np.allclose(m @ spsolve(m.tocsc(), b), b),
+      np.allclose(sorted(eigsh(m, k=2, which="LM")[0]), sorted(w)[-2:]))
+pts = rng.random((50, 2)); tree = spatial.cKDTree(pts); d, i = tree.query([0.5, 0.5])
+print("spatial", np.isclose(d, spatial.distance.cdist([[0.5, 0.5]], pts).min()), spatial.ConvexHull(pts).vertices.size > 2)
+bb, aa = signal.butter(4, 0.2); y = signal.filtfilt(bb, aa, np.sin(np.linspace(0, 10, 200)))
+print("signal", y.shape, bool(np.all(np.isfinite(y))))
+try:
+    linalg.solve(np.zeros((2, 2)), [1, 2])
+except linalg.LinAlgError as e:
+    print("LinAlgError", e)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "linalg True True True\n\
+         decomp True True True True\n\
+         eigh True\n\
+         expm True True\n\
+         minimize True True\n\
+         linprog 0 True -8.0\n\
+         root 1.2599210499\n\
+         quad 2.0\n\
+         ivp True\n\
+         spline 3.375\n\
+         stats 0.975002 0.288765\n\
+         special 24.0 0.5204998778 0.7651976866\n\
+         fft True\n\
+         sparse True True\n\
+         spatial True True\n\
+         signal (200,) True\n\
+         LinAlgError Matrix is singular.\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),

@@ -209,15 +209,20 @@ pub(crate) const FENV_SHIM: &str = r#"/* Written by eryx's guest compilers: <fen
 #endif
 "#;
 
-/// The guest's `<fstream>`, written into [`CcConfig::cxx_shim`]: libc++
-/// configured without filesystem support (as the bundle's is) declares no
-/// file streams, so C++ that reads or writes files with them (HiGHS's
-/// model readers in scipy) does not compile. These are file streams over C
-/// stdio (`fopen`, `fread`, `fseeko`), templates that need nothing from the
-/// bundle's `libc++.so`.
-pub(crate) const FSTREAM_SHIM: &str = include_str!("fstream_shim.hpp");
+/// The guest's `<__config_site>` (libc++'s configuration), written into
+/// [`CcConfig::cxx_shim`]: the libc++ headers here are Debian's, configured
+/// without filesystem support (no `<fstream>` file streams, no
+/// `std::filesystem`), but the bundle's `libc++.so` (built by wasi-sdk)
+/// has both, so C++ that opens files with them (HiGHS's model readers in
+/// scipy) compiles and links against it. (A file stream written into the
+/// headers instead clashed with `libc++.so`'s `basic_filebuf<char>`.)
+pub(crate) const CONFIG_SITE_SHIM: &str = r#"// Written by `cargo xtask wheel` (eryx): libc++'s configuration as the
+// bundle's libc++.so has it (file streams and std::filesystem).
+#include_next <__config_site>
+#undef _LIBCPP_HAS_NO_FILESYSTEM
+"#;
 
-/// The guest's `<thread>` and `<condition_variable>` (as [`FSTREAM_SHIM`]):
+/// The guest's `<thread>` and `<condition_variable>` (as [`CONFIG_SITE_SHIM`]):
 /// libc++ without threads declares neither, and C++ that runs on one
 /// thread when told to (HiGHS in scipy, with `HIGHS_NO_DEFAULT_THREADS`)
 /// still names `std::thread`, `std::this_thread` and condition variables.
@@ -319,6 +324,20 @@ void lock(L1& a, L2& b, Ls&... rest) {
   b.lock();
   int locked[] = {0, (rest.lock(), 0)...};
   (void)locked;
+}
+// -1 when every lock was taken (in order), else the 0-based index of the
+// first that was not, with those before it released again.
+inline int __eryx_try_locks(int) { return -1; }
+template <class L, class... Ls>
+int __eryx_try_locks(int index, L& first, Ls&... rest) {
+  if (!first.try_lock()) return index;
+  int failed = __eryx_try_locks(index + 1, rest...);
+  if (failed != -1) first.unlock();
+  return failed;
+}
+template <class L1, class L2, class... Ls>
+int try_lock(L1& a, L2& b, Ls&... rest) {
+  return __eryx_try_locks(0, a, b, rest...);
 }
 _LIBCPP_END_NAMESPACE_STD
 #endif
@@ -614,6 +633,66 @@ fn hint(stderr: &str) -> Option<&'static str> {
 }
 
 /// `xtask wasm-cc|wasm-c++ ARGS`.
+/// `args` with each `@FILE` replaced by the arguments FILE holds (meson
+/// passes a long link line as a response file): the rewrite must see the
+/// host-only options in it too (`-Wl,--version-script=...`, `--as-needed`).
+/// Arguments are split at white space outside quotes; a backslash escapes
+/// the next character, as GCC and clang read such files. An `@` argument
+/// that names no file is left as it is (clang would take it literally too).
+fn expand_response_files(args: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        let Some(file) = a.strip_prefix('@') else {
+            out.push(a.clone());
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            out.push(a.clone());
+            continue;
+        };
+        out.extend(split_response_file(&text));
+    }
+    Ok(out)
+}
+
+fn split_response_file(text: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut in_arg = false;
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, quote) {
+            ('\\', q) if q != Some('\'') => {
+                if let Some(next) = chars.next() {
+                    cur.push(next);
+                }
+                in_arg = true;
+            }
+            (c, Some(q)) if c == q => quote = None,
+            (c, Some(_)) => cur.push(c),
+            ('"' | '\'', None) => {
+                quote = Some(c);
+                in_arg = true;
+            }
+            (c, None) if c.is_whitespace() => {
+                if in_arg {
+                    args.push(std::mem::take(&mut cur));
+                    in_arg = false;
+                }
+            }
+            (c, None) => {
+                cur.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if in_arg {
+        args.push(cur);
+    }
+    args
+}
+
 pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
     let path = std::env::var_os(CONFIG_ENV).with_context(|| {
         format!("{CONFIG_ENV} is not set: this compiler is run by `cargo xtask wheel`")
@@ -629,7 +708,8 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
         .unwrap_or(Path::new("."))
         .join("numpy-include");
     std::fs::create_dir_all(&numpy_cache)?;
-    let args = crate::numpy_include::rewrite_args(args, &numpy_cache)?;
+    let args = expand_response_files(args)?;
+    let args = crate::numpy_include::rewrite_args(&args, &numpy_cache)?;
     let argv = rewrite(&cfg, cxx, &args);
     if std::env::var_os("ERYX_CC_LOG").is_some() {
         eprintln!("[eryx-cc] {} {}", compiler.display(), argv.join(" "));
@@ -927,6 +1007,36 @@ pub(crate) fn bundle_exports(lib_dir: &Path) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn response_files_split_like_clangs() {
+        assert_eq!(
+            super::split_response_file(
+                "-o 'a b.so'  x.o \"-Wl,--version-script=v.map\"\n-DX=\\\"y\\\" c\\ d\n"
+            ),
+            [
+                "-o",
+                "a b.so",
+                "x.o",
+                "-Wl,--version-script=v.map",
+                "-DX=\"y\"",
+                "c d"
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let rsp = dir.path().join("link.rsp");
+        std::fs::write(&rsp, "-shared -Wl,--as-needed x.o").unwrap();
+        let args = super::expand_response_files(&[
+            "-O2".into(),
+            format!("@{}", rsp.display()),
+            "@missing".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            args,
+            ["-O2", "-shared", "-Wl,--as-needed", "x.o", "@missing"]
+        );
+    }
+
     use super::*;
 
     fn cfg() -> CcConfig {

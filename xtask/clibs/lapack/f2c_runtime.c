@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "f2c.h"
+/* Defined under the internal names the translations call
+ * (xtask/src/lapack.rs, F2C_RUNTIME). */
+#include "eryx_f2c_names.h"
 
 #undef abs
 #undef min

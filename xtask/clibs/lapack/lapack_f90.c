@@ -106,6 +106,11 @@ int eryx_f2c_xerbla_array__(char *srname_array, integer *srname_len, integer *in
     return xerbla_(name, info);
 }
 
+/* XERBLA_ARRAY under gfortran's name (scipy's cython_lapack exports it). */
+void xerbla_array_(char *srname_array, integer *srname_len, integer *info) {
+    eryx_f2c_xerbla_array__(srname_array, srname_len, info, 1);
+}
+
 /* ---- plane rotations (xLARTG, LAPACK 3.10 semantics) ----------------- */
 
 /* Real: c*f + s*g = r, -s*f + c*g = 0, c >= 0, r with the sign of f. */

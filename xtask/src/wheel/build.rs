@@ -491,7 +491,7 @@ impl Builder {
         std::fs::create_dir_all(&cxx_shim)?;
         crate::fsutil::write_shared(&cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM, 0o644)?;
         for (name, text) in [
-            ("fstream", crate::wasmcc::FSTREAM_SHIM),
+            ("__config_site", crate::wasmcc::CONFIG_SITE_SHIM),
             ("thread", crate::wasmcc::THREAD_SHIM),
             ("condition_variable", crate::wasmcc::CONDVAR_SHIM),
         ] {
