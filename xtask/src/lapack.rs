@@ -47,7 +47,7 @@ use crate::{process, progress};
 /// The translation's own version, a definition in the library's compile
 /// flags (so in the keys of the library and of every wheel built with it):
 /// a change to the rewriting or the wrappers must bump it.
-pub(crate) const TRANSLATION: &str = "-DERYX_F2C_TRANSLATION=4";
+pub(crate) const TRANSLATION: &str = "-DERYX_F2C_TRANSLATION=5";
 
 /// Routines whose Fortran 90 is replaced by eryx's C (the files are not
 /// translated): `xtask/clibs/lapack/lapack_f90.c`.
@@ -400,16 +400,21 @@ fn wrappers(protos: &[(String, BTreeSet<String>)]) -> Result<(String, String)> {
             .with_context(|| format!("an f2c prototype not understood: {line}"))?;
         let (ret, name, params) = (&c[1], &c[2], &c[3]);
         renamed.insert(name.to_string());
-        if ret == "H_f" {
-            // A CHARACTER function (its result's length comes first):
-            // LAPACK's own helper, not exported.
-            continue;
-        }
-        let params: Vec<&str> = params
+        let mut params: Vec<&str> = params
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .collect();
+        // A CHARACTER*1 function (`CHLA_TRANSTYPE`): f2c passes the result's
+        // buffer and length first; C callers (scipy's cython_lapack) take
+        // the `char` it returns.
+        let character = ret == "H_f";
+        if character {
+            if params.len() < 2 || !params[1].starts_with("ftnlen") {
+                bail!("a CHARACTER function f2c declared another way: {line}");
+            }
+            params.drain(..2);
+        }
         let export = match name.strip_suffix("__") {
             Some(base) => format!("{base}_"),
             None => name.to_string(),
@@ -440,6 +445,22 @@ fn wrappers(protos: &[(String, BTreeSet<String>)]) -> Result<(String, String)> {
             } else {
                 "(ftnlen)1".to_string()
             });
+        }
+        if character {
+            code.push_str(&format!(
+                "extern void {inner}(char *ret_val, ftnlen ret_val_len{}{});\n\
+                 char {export}({}) {{ char r = ' '; {inner}(&r, (ftnlen)1{}{}); return r; }}\n",
+                if params.is_empty() { "" } else { ", " },
+                params.join(", "),
+                if keep.is_empty() {
+                    "void".to_string()
+                } else {
+                    keep.join(", ")
+                },
+                if call_args.is_empty() { "" } else { ", " },
+                call_args.join(", "),
+            ));
+            continue;
         }
         let inner_ret = if matches!(ret, "Z_f" | "C_f" | "VOID") {
             "void"
@@ -737,6 +758,11 @@ mod tests {
                 "extern int dorhr_col__(integer *m, doublereal *a);".to_string(),
                 BTreeSet::new(),
             ),
+            (
+                "extern H_f chla_transtype__(char *ret_val, ftnlen ret_val_len, integer *trans);"
+                    .to_string(),
+                BTreeSet::new(),
+            ),
         ];
         let (names, code) = wrappers(&protos).unwrap();
         assert!(names.contains("#define dpotrf_ eryx_f2c_dpotrf_\n"));
@@ -749,6 +775,9 @@ mod tests {
         ));
         assert!(code.contains(
             "void dorhr_col_(integer *m, doublereal *a) { eryx_f2c_dorhr_col__(m, a); }"
+        ));
+        assert!(code.contains(
+            "char chla_transtype_(integer *trans) { char r = ' '; eryx_f2c_chla_transtype__(&r, (ftnlen)1, trans); return r; }"
         ));
     }
 }
