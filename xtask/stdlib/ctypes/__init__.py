@@ -1231,6 +1231,10 @@ def _address_of(arg):
         return arg._address()
     if isinstance(arg, _SimpleCData) and arg._type_ in ("P", "z", "Z"):
         return _u32(arg._mem, arg._off)
+    if isinstance(arg, _CFuncPtr):
+        # A function pointer stands for the function's address (scipy's
+        # LowLevelCallable casts one to c_void_p).
+        return _u32(arg._mem, arg._off)
     if isinstance(arg, _CData):
         return addressof(arg)
     raise ArgumentError(f"don't know how to convert {type(arg).__name__} to a pointer")
@@ -1290,7 +1294,7 @@ def memoryview_at(ptr, size, readonly=False):
 
 def cast(obj, typ):
     """`obj` (an instance, pointer or address) as a pointer of type `typ`."""
-    if not (isinstance(typ, _PointerType) or (
+    if not (isinstance(typ, (_PointerType, _FuncPtrType)) or (
             isinstance(typ, _SimpleType) and typ._type_ in ("P", "z", "Z"))):
         raise TypeError("cast() argument 2 must be a pointer type, not " + getattr(typ, "__name__", str(typ)))
     address = _address_of(obj)
