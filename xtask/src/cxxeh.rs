@@ -179,22 +179,14 @@ pub(crate) fn wasm_opt(root: &Path) -> Result<PathBuf> {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !(has("node") && has("npm")) {
-        if crate::toolchain::is_debian_root() {
-            progress!("installing Node.js and npm with apt (for binaryen's wasm-opt)");
-            process::run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-q", "nodejs", "npm"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-                "apt-get install nodejs npm",
-            )?;
-        } else {
-            bail!(
-                "C++ exceptions need binaryen's wasm-opt: install Node.js and npm (it is \
-                 fetched from the npm registry as {BINARYEN}), or set {WASM_OPT_ENV} to a \
-                 wasm-opt of binaryen 119 or later"
-            );
-        }
+    let have_node = has("node") && has("npm");
+    if !have_node && !crate::toolchain::apt_install(&["nodejs", "npm"], "for binaryen's wasm-opt")?
+    {
+        bail!(
+            "C++ exceptions need binaryen's wasm-opt: install Node.js and npm (it is \
+             fetched from the npm registry as {BINARYEN}), or set {WASM_OPT_ENV} to a \
+             wasm-opt of binaryen 119 or later"
+        );
     }
     progress!("fetching {BINARYEN} from the npm registry (wasm-opt, for C++ exceptions)");
     std::fs::create_dir_all(&dir)?;

@@ -115,15 +115,10 @@ fn f2c_tools() -> Result<PathBuf> {
             && header.is_file()
     };
     if !found() {
-        if crate::toolchain::is_debian_root() {
-            progress!("installing f2c with apt (LAPACK for the guest is translated from Fortran)");
-            process::run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-q", "f2c", "libf2c2-dev"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-                "apt-get install f2c libf2c2-dev",
-            )?;
-        }
+        crate::toolchain::apt_install(
+            &["f2c", "libf2c2-dev"],
+            "LAPACK for the guest is translated from Fortran",
+        )?;
         if !found() {
             bail!(
                 "LAPACK for the guest is translated from Fortran with f2c, which is not \
@@ -779,5 +774,29 @@ mod tests {
         assert!(code.contains(
             "char chla_transtype_(integer *trans) { char r = ' '; eryx_f2c_chla_transtype__(&r, (ftnlen)1, trans); return r; }"
         ));
+    }
+
+    #[test]
+    fn wrappers_name_the_prototype_they_do_not_understand() {
+        let fails = |line: &str| {
+            wrappers(&[(line.to_string(), BTreeSet::new())])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = fails("int dgesv_(integer *n);");
+        assert!(
+            e.contains("an f2c prototype not understood: int dgesv_(integer *n);"),
+            "{e}"
+        );
+        let e = fails("extern H_f xfun_(integer *n, char *r);");
+        assert!(
+            e.contains("a CHARACTER function f2c declared another way"),
+            "{e}"
+        );
+        let e = fails("extern int xrou_(char *a, ftnlen a_length);");
+        assert!(
+            e.contains("a length parameter not understood: ftnlen a_length"),
+            "{e}"
+        );
     }
 }

@@ -110,22 +110,31 @@ pub(crate) fn is_debian_root() -> bool {
     root && Path::new("/etc/debian_version").exists()
 }
 
+/// Installs Debian `packages` with apt (`why` says what for) when this is
+/// Debian and we are root; `Ok(false)` when it cannot (the caller then
+/// says how to install them).
+pub(crate) fn apt_install(packages: &[&str], why: &str) -> Result<bool> {
+    if !is_debian_root() {
+        return Ok(false);
+    }
+    progress!("installing {} with apt ({why})", packages.join(" "));
+    process::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("apt-get install {}", packages.join(" ")),
+    )?;
+    Ok(true)
+}
+
 fn install_with_apt() -> Result<()> {
-    progress!(
-        "installing the wasm toolchain with apt: {}",
-        APT_PACKAGES.join(" ")
-    );
     process::run(
         Command::new("apt-get").args(["update", "-q"]),
         "apt-get update",
     )?;
-    process::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q"])
-            .args(APT_PACKAGES)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        "apt-get install",
-    )
+    apt_install(APT_PACKAGES, "the wasm toolchain")?;
+    Ok(())
 }
 
 /// Locates the toolchain, installing it with apt where possible.

@@ -632,7 +632,40 @@ fn hint(stderr: &str) -> Option<&'static str> {
     None
 }
 
-/// `xtask wasm-cc|wasm-c++ ARGS`.
+/// What wasm-ld's "function signature mismatch" warnings in `stderr`
+/// mean, one sentence per function. Natively a call through a declaration
+/// of another type mostly works; in wasm every call must match its
+/// callee's type exactly, and wasm-ld links such a call to a stub that
+/// traps ("unreachable") or, in a shared library, to code that fails
+/// validation: a package whose C declares a function (often a Fortran
+/// routine: `int` for a subroutine, an extra CHARACTER length) otherwise
+/// than its definition builds but fails when it calls it. The wheel build
+/// shows these lines.
+fn signature_mismatches(stderr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = stderr.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((_, name)) = line.split_once("function signature mismatch: ") else {
+            continue;
+        };
+        let mut defs = Vec::new();
+        while let Some(d) = lines.peek().and_then(|l| l.strip_prefix(">>> defined as ")) {
+            defs.push(d.trim().to_string());
+            lines.next();
+        }
+        let text = format!(
+            "`{}` is declared with another type than it is defined with ({}): in wasm a call \
+             through the wrong type traps; make the declarations agree (a recipe patch)",
+            name.trim(),
+            defs.join("; ")
+        );
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
+}
+
 /// `args` with each `@FILE` replaced by the arguments FILE holds (meson
 /// passes a long link line as a response file): the rewrite must see the
 /// host-only options in it too (`-Wl,--version-script=...`, `--as-needed`).
@@ -693,6 +726,7 @@ fn split_response_file(text: &str) -> Vec<String> {
     args
 }
 
+/// `xtask wasm-cc|wasm-c++ ARGS`.
 pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
     let path = std::env::var_os(CONFIG_ENV).with_context(|| {
         format!("{CONFIG_ENV} is not set: this compiler is run by `cargo xtask wheel`")
@@ -766,6 +800,9 @@ pub(crate) fn main(cxx: bool, args: &[String]) -> Result<ExitCode> {
     if links(&args)
         && let Some(output) = output_file(&args)
     {
+        for m in signature_mismatches(&stderr) {
+            eprintln!("[eryx] warning: {}: {m}", output.display());
+        }
         if let Some(init) = extension_init(&output)
             && let Ok(bytes) = std::fs::read(&output)
             && !symbols(&bytes)?.1.contains(&init)
@@ -1007,6 +1044,25 @@ pub(crate) fn bundle_exports(lib_dir: &Path) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signature_mismatches_name_the_function_and_its_types() {
+        let stderr = "wasm-ld: warning: function signature mismatch: dlagtm_\n\
+                      >>> defined as (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> void in trlib.o\n\
+                      >>> defined as (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> void in liblapack.so\n\
+                      clang: note: something else\n";
+        let m = signature_mismatches(stderr);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with(
+                "`dlagtm_` is declared with another type than it is defined with ((i32"
+            ),
+            "{}",
+            m[0]
+        );
+        assert!(m[0].contains("-> void in trlib.o; (i32"), "{}", m[0]);
+        assert!(signature_mismatches("wasm-ld: warning: creating shared libraries\n").is_empty());
+    }
+
     #[test]
     fn response_files_split_like_clangs() {
         assert_eq!(
