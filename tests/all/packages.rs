@@ -1757,13 +1757,14 @@ async fn scipy_runs_its_compiled_modules_on_the_guests_lapack() {
     // scipy 1.18 on the guest's LAPACK (f2c-translated reference LAPACK,
     // xtask/src/lapack.rs): its Cython, C and C++ (Boost.Math, HiGHS,
     // ARPACK, DUCC, qhull) through each subpackage users reach for.
-    // Not here: `scipy.sparse.linalg.spsolve` (SuperLU) still traps.
+    // SuperLU (spsolve, splu) also on its error path: a singular matrix
+    // makes it `longjmp` out of the factorisation to a Python error.
     let stdout = run_with(
         &wheels(&["scipy-", "numpy-"]),
         r#"
 import numpy as np
 from scipy import linalg, optimize, integrate, interpolate, stats, special, fft, sparse, spatial, signal
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import eigsh, spsolve, splu
 rng = np.random.default_rng(1)
 a = rng.standard_normal((6, 6)); b = rng.standard_normal(6)
 print("linalg", np.allclose(a @ linalg.solve(a, b), b), np.allclose(linalg.inv(a) @ a, np.eye(6)),
@@ -1788,6 +1789,12 @@ print("special", special.gamma(5), round(special.erf(0.5), 10), round(special.jv
 print("fft", np.allclose(fft.ifft(fft.fft(b)).real, b))
 m = sparse.csr_matrix(spd); print("sparse", np.allclose((m @ m).toarray(), spd @ spd),
       np.allclose(sorted(eigsh(m, k=2, which="LM")[0]), sorted(w)[-2:]))
+x = spsolve(sparse.csc_matrix(spd), b); lu = splu(sparse.csc_matrix(a))
+print("superlu", np.allclose(spd @ x, b), np.allclose(a @ lu.solve(b), b))
+try:
+    splu(sparse.csc_matrix(np.zeros((3, 3))))
+except RuntimeError as e:
+    print("RuntimeError", e)
 pts = rng.random((50, 2)); tree = spatial.cKDTree(pts); d, i = tree.query([0.5, 0.5])
 print("spatial", np.isclose(d, spatial.distance.cdist([[0.5, 0.5]], pts).min()), spatial.ConvexHull(pts).vertices.size > 2)
 bb, aa = signal.butter(4, 0.2); y = signal.filtfilt(bb, aa, np.sin(np.linspace(0, 10, 200)))
@@ -1815,6 +1822,8 @@ except linalg.LinAlgError as e:
          special 24.0 0.5204998778 0.7651976866\n\
          fft True\n\
          sparse True True\n\
+         superlu True True\n\
+         RuntimeError Factor is exactly singular\n\
          spatial True True\n\
          signal (200,) True\n\
          LinAlgError A singular matrix detected: slice(s) [0] are singular.\n"

@@ -34,7 +34,7 @@ mod fsutil;
 mod initfn;
 mod lapack;
 mod numpy_include;
-mod numpy_tests;
+mod package_tests;
 mod process;
 mod pyo3;
 mod sjlj;
@@ -72,9 +72,10 @@ commands:
                      build wheels for the guest into target/wheels: requirements resolved on
                      PyPI (pure-Python wheels as they are, others built from their sdists),
                      local sdists, source directories or wheels
-  numpy-tests [MODULE...]
-                     numpy's own test modules under pytest in the sandbox (numpy, pytest and
-                     hypothesis built with `wheel`); writes target/numpy-tests/report.md
+  package-tests PACKAGE [MODULE...]
+                     a package's own test modules (numpy, scipy) under pytest in the sandbox
+                     (the package, pytest and hypothesis built with `wheel`); writes
+                     target/package-tests/PACKAGE/report.md. `numpy-tests` = `package-tests numpy`
   ext build PATH     build an extension: a Rust crate (eryx-cpython-sys or PyO3, unchanged) or
                      C sources (a .c file or a directory); prints the built .so's path";
 
@@ -133,7 +134,11 @@ fn real_main() -> Result<ExitCode> {
         },
         "run" => run(&rest),
         "wheel" => wheel::wheel(&root(), &rest),
-        "numpy-tests" => numpy_tests::numpy_tests(&root(), &rest),
+        "package-tests" => package_tests::package_tests(&root(), &rest),
+        "numpy-tests" => {
+            let args: Vec<String> = ["numpy".to_string()].into_iter().chain(rest).collect();
+            package_tests::package_tests(&root(), &args)
+        }
         // The cross compiler that package builds call (see wasmcc.rs).
         "wasm-cc" => wasmcc::main(false, &raw_rest),
         "wasm-c++" => wasmcc::main(true, &raw_rest),

@@ -1,0 +1,178 @@
+//! `cargo xtask package-tests PACKAGE [MODULE...]` (`numpy-tests` is
+//! `package-tests numpy`): a package's own test modules, run by pytest
+//! inside the sandbox on the wheels `cargo xtask wheel` builds. Writes
+//! `target/package-tests/PACKAGE/report.md`.
+//!
+//! pytest needs three things the guest does not give by default, so the
+//! run supplies them: a working directory (a read-write mount at `/work`,
+//! `chdir`ed into), no fd-level capture (`-s`: `os.dup` is unsupported),
+//! and no logging plugin (it opens `/dev/null`, which does not exist).
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{progress, wheel};
+
+/// A package whose tests this runs: the pinned requirement (the version
+/// the recipes build), what else its tests import, and the modules run
+/// when none is named.
+struct Suite {
+    name: &'static str,
+    requirements: &'static [&'static str],
+    modules: &'static [&'static str],
+}
+
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "numpy",
+        requirements: &["numpy==2.5.5", "pytest", "hypothesis"],
+        // The core, linear algebra, FFT, random, `lib` and masked arrays.
+        modules: &[
+            "numpy._core.tests.test_numeric",
+            "numpy._core.tests.test_umath",
+            "numpy._core.tests.test_einsum",
+            "numpy._core.tests.test_shape_base",
+            "numpy._core.tests.test_indexing",
+            "numpy._core.tests.test_scalarmath",
+            "numpy.linalg.tests.test_linalg",
+            "numpy.fft.tests.test_pocketfft",
+            "numpy.random.tests.test_generator_mt19937",
+            "numpy.lib.tests.test_function_base",
+            "numpy.lib.tests.test_shape_base",
+            "numpy.ma.tests.test_core",
+        ],
+    },
+    Suite {
+        name: "scipy",
+        requirements: &["scipy==1.18.1", "numpy==2.5.5", "pytest", "hypothesis"],
+        // One or two modules of each subpackage users reach for, LAPACK's
+        // and SuperLU's callers first.
+        modules: &[
+            "scipy.linalg.tests.test_basic",
+            "scipy.linalg.tests.test_decomp",
+            "scipy.linalg.tests.test_decomp_cholesky",
+            "scipy.linalg.tests.test_matfuncs",
+            "scipy.sparse.linalg._dsolve.tests.test_linsolve",
+            "scipy.sparse.linalg._eigen.arpack.tests.test_arpack",
+            "scipy.sparse.tests.test_csr",
+            "scipy.optimize.tests.test_optimize",
+            "scipy.optimize.tests.test_linprog",
+            "scipy.integrate.tests.test_quadpack",
+            "scipy.integrate._ivp.tests.test_ivp",
+            "scipy.interpolate.tests.test_bsplines",
+            "scipy.special.tests.test_basic",
+            "scipy.stats.tests.test_morestats",
+            "scipy.fft.tests.test_basic",
+            "scipy.spatial.tests.test_kdtree",
+            "scipy.spatial.tests.test_qhull",
+            "scipy.signal.tests.test_filter_design",
+            "scipy.ndimage.tests.test_filters",
+        ],
+    },
+];
+
+/// The pytest summary line (`12 passed, 1 skipped in 3.2s`), if any.
+fn summary(text: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .find(|l| {
+            (l.contains(" passed") || l.contains(" failed") || l.contains(" error"))
+                && l.contains(" in ")
+        })
+        .map(|l| l.trim().trim_matches('=').trim().to_string())
+}
+
+pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
+    let names = || SUITES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+    let Some((package, modules)) = args.split_first() else {
+        bail!(
+            "usage: cargo xtask package-tests PACKAGE [MODULE...] (PACKAGE: {})",
+            names()
+        );
+    };
+    let Some(suite) = SUITES.iter().find(|s| s.name == package) else {
+        bail!(
+            "no test suite for `{package}`: this runs the tests of {}",
+            names()
+        );
+    };
+    let modules: Vec<String> = if modules.is_empty() {
+        suite.modules.iter().map(|m| m.to_string()).collect()
+    } else {
+        modules.to_vec()
+    };
+    let out_dir = root.join("target/package-tests").join(suite.name);
+    // The suite's own wheelhouse (its package and what its tests import,
+    // nothing else linked in); a wheel another suite built is a cache hit.
+    let wheels = out_dir.join("wheels");
+    std::fs::create_dir_all(&wheels)?;
+    let mut wheel_args = vec!["--out".to_string(), wheels.display().to_string()];
+    wheel_args.extend(suite.requirements.iter().map(|r| r.to_string()));
+    wheel::wheel(root, &wheel_args)?;
+    let bundle = crate::dist::dist(root)?;
+    let cli = crate::build_cli(root)?;
+    let mut md = format!(
+        "# {}'s tests in the sandbox\n\n| module | result | wall time |\n|---|---|---:|\n",
+        suite.name
+    );
+    for m in &modules {
+        let work = tempfile::tempdir()?;
+        let code = format!(
+            "import os, sys\nos.chdir('/work')\nimport pytest\n\
+             sys.exit(pytest.main(['-q', '-s', '-p', 'no:cacheprovider', '-p', 'no:faulthandler', \
+             '-p', 'no:logging', '--tb=line', '-W', 'ignore', '--pyargs', '{m}']))"
+        );
+        progress!("{m}");
+        let started = Instant::now();
+        let out = Command::new(&cli)
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--wheelhouse")
+            .arg(&wheels)
+            .arg("--mount")
+            .arg(format!("{}:/work:rw", work.path().display()))
+            .args(["--timeout", "1200", "-c", &code])
+            .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
+            .output()
+            .context("running the eryx CLI")?;
+        let secs = started.elapsed().as_secs_f64();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(out_dir.join(format!("{m}.log")), &text)?;
+        let result = summary(&text).unwrap_or_else(|| {
+            let last = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            format!("no summary (exit {:?}): {}", out.status.code(), last.trim())
+        });
+        progress!("  {result} ({secs:.0} s)");
+        md.push_str(&format!("| `{m}` | {result} | {secs:.0} s |\n"));
+    }
+    std::fs::write(out_dir.join("report.md"), &md)?;
+    progress!("wrote {}", out_dir.join("report.md").display());
+    print!("{md}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_pytests_summary_line() {
+        let text = "....\n449 passed, 21 skipped, 2 xfailed in 37.90s\n";
+        assert_eq!(
+            summary(text).as_deref(),
+            Some("449 passed, 21 skipped, 2 xfailed in 37.90s")
+        );
+        assert_eq!(summary("Traceback ...\nImportError: x\n"), None);
+    }
+}
