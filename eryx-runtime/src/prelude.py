@@ -398,6 +398,10 @@ def _threads_deferred(threading):
     named), which keys its data on `current_thread()`: `_thread._local` keys
     it on the OS thread, which every thread here shares."""
 
+    if not hasattr(threading, "get_native_id"):
+        # Imported before `_thread` had it (below): the function at least.
+        threading.get_native_id = _native_thread_id
+
     def first_start(self):
         import _eryx_threads
 
@@ -742,6 +746,23 @@ class _PatchOnImport:
         return spec
 
 
+def _native_thread_id():
+    """`threading.get_native_id()`, which CPython for WASI leaves out (it
+    has no threads): the sandbox runs on one OS thread, so every thread has
+    one native id, as the main thread on Linux has: the process id. Code
+    that names files or logs by it (scipy's tests, logging's
+    `%(thread)d`-style formats) runs unchanged."""
+    import os
+
+    return os.getpid()
+
+
+import _thread
+
+if not hasattr(_thread, "get_native_id"):
+    # Before `threading` is imported: it then has `get_native_id` and
+    # `Thread.native_id`, as on Linux.
+    _thread.get_native_id = _native_thread_id
 sys.meta_path.insert(0, _PatchOnImport)
 if "threading" in sys.modules:
     _threads_deferred(sys.modules["threading"])

@@ -893,7 +893,8 @@ async fn started_threads_run_when_joined_or_at_the_end_of_the_execution() {
     // if non-daemon, before the starter would block (a queue's get, a
     // sleep in a polling loop) or at the end of the execution; its
     // exception goes to threading.excepthook. A refresher that loops until
-    // an event is set (rich's pattern) ends when stopped and joined.
+    // an event is set (rich's pattern) ends when stopped and joined. WASI's
+    // CPython has no `get_native_id`: one OS thread, one id (the pid).
     let code = r#"
 import threading, queue
 out = []
@@ -928,6 +929,10 @@ print("poller saw", flag)
 ready = threading.Event()
 threading.Thread(target=ready.set).start()
 print("event", ready.wait(), threading.Event().wait(0.01))
+import os
+seen = []
+n = threading.Thread(target=lambda: seen.append(threading.current_thread().native_id)); n.start(); n.join()
+print("native ids", {threading.get_native_id(), threading.main_thread().native_id, n.native_id, *seen} == {os.getpid()})
 threading.Thread(target=lambda: print("non-daemon ran at the end")).start()
 threading.Thread(target=lambda: print("daemon never ran"), daemon=True).start()
 print("main done")
@@ -943,6 +948,7 @@ print("main done")
          consumer got [0, 1, 4]\n\
          poller saw ['set']\n\
          event True False\n\
+         native ids True\n\
          main done\n\
          non-daemon ran at the end\n"
     );

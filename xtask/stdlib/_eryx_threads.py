@@ -95,6 +95,8 @@ def install(threading):
         ident = threading.get_ident()
         previous = threading._active.get(ident)
         self._ident = ident
+        if hasattr(self, "_native_id"):
+            self._native_id = threading.get_native_id()
         threading._active[ident] = self
         running.append(self)
         try:
