@@ -706,6 +706,28 @@ def _connect_says_why(module):
         setattr(cls, original.__name__, fn)
 
 
+def _dllist_of_loaded_extensions(module):
+    """`ctypes.util.dllist()` (new in 3.14), which CPython defines through
+    `dl_iterate_phdr` and so not for WASI: the shared libraries loaded so
+    far, here the extension modules imported (the component's own libraries,
+    libpython and libc, are not files). threadpoolctl lists libraries with
+    it and otherwise warns "Could not find dl_iterate_phdr" on every
+    scikit-learn `KMeans`."""
+    if hasattr(module, "dllist"):
+        return
+
+    def dllist():
+        """Return a list of loaded shared libraries in the current process."""
+        seen = []
+        for m in list(sys.modules.values()):
+            path = getattr(m, "__file__", None)
+            if isinstance(path, str) and path.endswith(".so") and path not in seen:
+                seen.append(path)
+        return seen
+
+    module.dllist = dllist
+
+
 class _PatchOnImport:
     """Patches a few stdlib modules when they are first imported (so that
     sessions that never use them do not pay for importing them)."""
@@ -721,6 +743,7 @@ class _PatchOnImport:
         "zoneinfo._common": _tzif_reader_checked,
         "_cffi_backend": _cffi_paths_normalized,
         "socket": _connect_says_why,
+        "ctypes.util": _dllist_of_loaded_extensions,
         # Third-party, but under half the async web stack: see _eryx_anyio.
         "anyio._backends._asyncio": lambda m: __import__("_eryx_anyio").install_worker_threads(m),
         "anyio.from_thread": lambda m: __import__("_eryx_anyio").install_portals(m),

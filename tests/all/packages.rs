@@ -1831,6 +1831,67 @@ except linalg.LinAlgError as e:
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn scikit_learn_fits_and_scores_its_estimators() {
+    // scikit-learn 1.9 from its sdist with no recipe (Cython, C++ of
+    // libsvm/liblinear, no OpenMP) on scipy and numpy; joblib runs
+    // sequentially and threadpoolctl finds no thread pools to limit (and no
+    // longer warns: `ctypes.util.dllist`). The numbers are native
+    // scikit-learn 1.9.1's on x86-64 Linux.
+    let stdout = run_with(
+        &wheels(&[
+            "scikit_learn-",
+            "scipy-",
+            "numpy-",
+            "joblib-",
+            "threadpoolctl-",
+            "narwhals-",
+        ]),
+        r#"
+import warnings
+warnings.simplefilter("error", RuntimeWarning)
+import numpy as np
+from sklearn.datasets import load_iris, make_regression
+from sklearn.model_selection import train_test_split, cross_val_score, GridSearchCV
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.ensemble import RandomForestClassifier, HistGradientBoostingClassifier
+from sklearn.svm import SVC
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.neighbors import KNeighborsClassifier
+X, y = load_iris(return_X_y=True)
+Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+for m in [make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+          RandomForestClassifier(n_estimators=20, random_state=0), SVC(),
+          KNeighborsClassifier(), HistGradientBoostingClassifier(max_iter=20)]:
+    print(type(m).__name__, m.fit(Xtr, ytr).score(Xte, yte) > 0.9)
+print("kmeans", sorted(np.bincount(KMeans(3, n_init=3, random_state=0).fit(X).labels_).tolist()))
+print("pca", PCA(2).fit(X).explained_variance_ratio_.round(3).tolist())
+Xr, yr = make_regression(100, 5, noise=0.1, random_state=0)
+print("ridge", Ridge().fit(Xr, yr).score(Xr, yr) > 0.999)
+print("cv", cross_val_score(LogisticRegression(max_iter=500), X, y, cv=3, n_jobs=2).round(2).tolist())
+g = GridSearchCV(SVC(), {"C": [0.1, 1, 10]}, cv=3).fit(X, y); print("grid", g.best_params_)
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "Pipeline True\n\
+         RandomForestClassifier True\n\
+         SVC True\n\
+         KNeighborsClassifier True\n\
+         HistGradientBoostingClassifier True\n\
+         kmeans [39, 50, 61]\n\
+         pca [0.925, 0.053]\n\
+         ridge True\n\
+         cv [0.98, 0.96, 0.98]\n\
+         grid {'C': 10}\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),

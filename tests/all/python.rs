@@ -1226,6 +1226,10 @@ try:
     c_int.from_address(0x10)
 except ValueError as e:
     print("ValueError", "ctypes objects only" in str(e))
+# `dllist()` (3.14; threadpoolctl's way to list libraries): the extension
+# modules loaded, as CPython's has no WASI version.
+import _bz2
+print([p for p in ctypes.util.dllist() if "_bz2" in p])
 "#;
     assert_eq!(
         stdout_of(code).await,
@@ -1244,7 +1248,8 @@ except ValueError as e:
          AttributeError function 'printf' not found: the eryx sandbox has no C symbols for ctypes to call\n\
          AttributeError function 'Py_IncRef' not found\n\
          AttributeError function 'PyBytes_FromStringAndSize' not found\n\
-         ValueError True\n"
+         ValueError True\n\
+         ['/python/lib/python3.14/_bz2.cpython-314-wasm32-wasi.so']\n"
     );
 }
 

@@ -186,100 +186,88 @@ static integer first_index(integer n, integer incx) {
     return incx < 0 ? -(n - 1) * incx : 0;
 }
 
-int dlassq_(integer *n, doublereal *x, integer *incx, doublereal *scale,
-            doublereal *sumsq) {
+/* What a vector's elements are: each is summed as doubles (a complex
+ * element as its two parts). */
+enum element { DREAL, SREAL, DCOMPLEX, SCOMPLEX };
+
+static void ssq_vector(integer n, const void *x, integer incx, enum element e,
+                       doublereal *scale, doublereal *sumsq) {
     integer i, ix;
-    if (*scale != *scale || *sumsq != *sumsq) return 0;
-    if (*sumsq == 0.0) *scale = 1.0;
-    if (*scale == 0.0) { *scale = 1.0; *sumsq = 0.0; }
-    if (*n <= 0) return 0;
-    for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx)
-        ssq_add(x[ix], scale, sumsq);
-    return 0;
+    for (i = 0, ix = first_index(n, incx); i < n; i++, ix += incx) {
+        switch (e) {
+        case DREAL: ssq_add(((const doublereal *)x)[ix], scale, sumsq); break;
+        case SREAL: ssq_add(((const real *)x)[ix], scale, sumsq); break;
+        case DCOMPLEX:
+            ssq_add(((const doublecomplex *)x)[ix].r, scale, sumsq);
+            ssq_add(((const doublecomplex *)x)[ix].i, scale, sumsq);
+            break;
+        case SCOMPLEX:
+            ssq_add(((const complex *)x)[ix].r, scale, sumsq);
+            ssq_add(((const complex *)x)[ix].i, scale, sumsq);
+            break;
+        }
+    }
 }
 
-int slassq_(integer *n, real *x, integer *incx, real *scale, real *sumsq) {
-    doublereal sc = *scale, sq = *sumsq;
-    integer i, ix;
-    if (sc != sc || sq != sq) return 0;
-    if (sq == 0.0) sc = 1.0;
-    if (sc == 0.0) { sc = 1.0; sq = 0.0; }
-    if (*n > 0)
-        for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx)
-            ssq_add(x[ix], &sc, &sq);
-    *scale = (real)sc; *sumsq = (real)sq;
+/* xLASSQ in double precision: a NaN scale or sum is returned as it is, a
+ * zero sum restarts at scale 1. */
+static void lassq(integer n, const void *x, integer incx, enum element e,
+                  doublereal *scale, doublereal *sumsq) {
+    if (*scale != *scale || *sumsq != *sumsq) return;
+    if (*sumsq == 0.0) *scale = 1.0;
+    if (*scale == 0.0) { *scale = 1.0; *sumsq = 0.0; }
+    if (n > 0) ssq_vector(n, x, incx, e, scale, sumsq);
+}
+
+int dlassq_(integer *n, doublereal *x, integer *incx, doublereal *scale,
+            doublereal *sumsq) {
+    lassq(*n, x, *incx, DREAL, scale, sumsq);
     return 0;
 }
 
 int zlassq_(integer *n, doublecomplex *x, integer *incx, doublereal *scale,
             doublereal *sumsq) {
-    integer i, ix;
-    if (*scale != *scale || *sumsq != *sumsq) return 0;
-    if (*sumsq == 0.0) *scale = 1.0;
-    if (*scale == 0.0) { *scale = 1.0; *sumsq = 0.0; }
-    if (*n <= 0) return 0;
-    for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx) {
-        ssq_add(x[ix].r, scale, sumsq);
-        ssq_add(x[ix].i, scale, sumsq);
-    }
+    lassq(*n, x, *incx, DCOMPLEX, scale, sumsq);
+    return 0;
+}
+
+int slassq_(integer *n, real *x, integer *incx, real *scale, real *sumsq) {
+    doublereal sc = *scale, sq = *sumsq;
+    lassq(*n, x, *incx, SREAL, &sc, &sq);
+    *scale = (real)sc; *sumsq = (real)sq;
     return 0;
 }
 
 int classq_(integer *n, complex *x, integer *incx, real *scale, real *sumsq) {
     doublereal sc = *scale, sq = *sumsq;
-    integer i, ix;
-    if (sc != sc || sq != sq) return 0;
-    if (sq == 0.0) sc = 1.0;
-    if (sc == 0.0) { sc = 1.0; sq = 0.0; }
-    if (*n > 0)
-        for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx) {
-            ssq_add(x[ix].r, &sc, &sq);
-            ssq_add(x[ix].i, &sc, &sq);
-        }
+    lassq(*n, x, *incx, SCOMPLEX, &sc, &sq);
     *scale = (real)sc; *sumsq = (real)sq;
     return 0;
 }
 
 /* ---- Euclidean norms (xNRM2) ------------------------------------------- */
 
-doublereal dnrm2_(integer *n, doublereal *x, integer *incx) {
+static doublereal nrm2(integer n, const void *x, integer incx, enum element e) {
     doublereal scale = 0.0, ssq = 1.0;
-    integer i, ix;
-    if (*n <= 0) return 0.0;
-    for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx)
-        ssq_add(x[ix], &scale, &ssq);
+    if (n <= 0) return 0.0;
+    ssq_vector(n, x, incx, e, &scale, &ssq);
     return scale * sqrt(ssq);
+}
+
+doublereal dnrm2_(integer *n, doublereal *x, integer *incx) {
+    return nrm2(*n, x, *incx, DREAL);
 }
 
 real snrm2_(integer *n, real *x, integer *incx) {
-    doublereal scale = 0.0, ssq = 1.0;
-    integer i, ix;
-    if (*n <= 0) return 0.0f;
-    for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx)
-        ssq_add(x[ix], &scale, &ssq);
-    return (real)(scale * sqrt(ssq));
+    return (real)nrm2(*n, x, *incx, SREAL);
 }
 
 doublereal dznrm2_(integer *n, doublecomplex *x, integer *incx) {
-    doublereal scale = 0.0, ssq = 1.0;
-    integer i, ix;
-    if (*n <= 0) return 0.0;
-    for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx) {
-        ssq_add(x[ix].r, &scale, &ssq);
-        ssq_add(x[ix].i, &scale, &ssq);
-    }
-    return scale * sqrt(ssq);
+    return nrm2(*n, x, *incx, DCOMPLEX);
 }
 
 real scnrm2_(integer *n, complex *x, integer *incx) {
-    doublereal scale = 0.0, ssq = 1.0;
-    integer i, ix;
-    if (*n <= 0) return 0.0f;
-    for (i = 0, ix = first_index(*n, *incx); i < *n; i++, ix += *incx) {
-        ssq_add(x[ix].r, &scale, &ssq);
-        ssq_add(x[ix].i, &scale, &ssq);
-    }
-    return (real)(scale * sqrt(ssq));
+    return (real)nrm2(*n, x, *incx, SCOMPLEX);
 }
 
 /* ---- Givens rotations (xROTG) ------------------------------------------ */
