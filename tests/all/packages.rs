@@ -1892,6 +1892,45 @@ g = GridSearchCV(SVC(), {"C": [0.1, 1, 10]}, cv=3).fit(X, y); print("grid", g.be
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn statsmodels_fits_formulas_logits_and_arima() {
+    // statsmodels 0.15 (Cython on scipy's cython_lapack) from its sdist with
+    // no recipe, on pandas and patsy; the numbers are native statsmodels
+    // 0.15.0's on x86-64 Linux, to the digits printed.
+    let stdout = run_with(
+        &wheels(&[
+            "statsmodels-",
+            "patsy-",
+            "pandas-",
+            "python_dateutil-",
+            "tzdata-",
+            "packaging-",
+            "scipy-",
+            "numpy-",
+        ]),
+        r#"
+import numpy as np, pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from statsmodels.tsa.arima.model import ARIMA
+from statsmodels.tsa.stattools import adfuller
+rng = np.random.default_rng(0)
+df = pd.DataFrame({"x": rng.normal(size=200)}); df["y"] = 2 + 3 * df.x + rng.normal(scale=0.5, size=200)
+res = smf.ols("y ~ x", data=df).fit(); print(res.params.round(3).to_dict(), round(res.rsquared, 3))
+logit = sm.Logit((df.y > 2).astype(int), sm.add_constant(df.x)).fit(disp=0); print(logit.params.round(2).tolist())
+ts = pd.Series(np.cumsum(rng.normal(size=120)))
+print(ARIMA(ts, order=(1, 1, 0)).fit().params.round(3).tolist())
+print(round(adfuller(ts, result_object=False)[1], 3))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "{'Intercept': 1.956, 'x': 2.965} 0.969\n[0.57, 12.85]\n[-0.077, 1.158]\n0.384\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
