@@ -2289,6 +2289,39 @@ fn unsupported_sources_are_refused_with_the_reason() {
     );
 }
 
+/// C that declares a function with another type than its definition
+/// builds (wasm-ld only warns) but would trap when called: the wheel build
+/// says which function, with both types.
+#[test]
+fn a_declaration_of_another_type_is_reported_by_the_build() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("setup.py"),
+        "from setuptools import setup, Extension\n\
+         setup(name='mismatched', version='1.0', ext_modules=[Extension('mismatched', ['a.c', 'b.c'])])\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.path().join("a.c"),
+        "#include <Python.h>\nint helper(int a);\n\
+         static PyObject *f(PyObject *s, PyObject *a) { return PyLong_FromLong(helper(1)); }\n\
+         static PyMethodDef m[] = {{\"f\", f, METH_NOARGS, 0}, {0}};\n\
+         static struct PyModuleDef d = {PyModuleDef_HEAD_INIT, \"mismatched\", 0, -1, m};\n\
+         PyMODINIT_FUNC PyInit_mismatched(void) { return PyModule_Create(&d); }\n",
+    )
+    .unwrap();
+    std::fs::write(src.path().join("b.c"), "void helper(int a, int b) {}\n").unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let said = built_wheel(out_dir.path(), src.path());
+    assert!(
+        said.contains(
+            "`helper` is declared with another type than it is defined with ((i32) -> i32 in "
+        ) && said.contains("(i32, i32) -> void in ")
+            && said.contains("make the declarations agree"),
+        "{said}"
+    );
+}
+
 /// A source directory of one C++ extension module `name`: a plain
 /// `setup.py` and `name.cpp` holding `code`.
 fn cxx_extension_source(name: &str, code: &str) -> tempfile::TempDir {
