@@ -773,8 +773,7 @@ def _native_thread_id():
     """`threading.get_native_id()`, which CPython for WASI leaves out (it
     has no threads): the sandbox runs on one OS thread, so every thread has
     one native id, as the main thread on Linux has: the process id. Code
-    that names files or logs by it (scipy's tests, logging's
-    `%(thread)d`-style formats) runs unchanged."""
+    that names files by it (scipy's tests) or reports it runs unchanged."""
     import os
 
     return os.getpid()
