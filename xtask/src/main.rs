@@ -73,9 +73,10 @@ commands:
                      PyPI (pure-Python wheels as they are, others built from their sdists),
                      local sdists, source directories or wheels
   package-tests PACKAGE [MODULE...]
-                     a package's own test modules (numpy, scipy) under pytest in the sandbox
-                     (the package, pytest and hypothesis built with `wheel`); writes
-                     target/package-tests/PACKAGE/report.md. `numpy-tests` = `package-tests numpy`
+                     a package's own test modules (numpy, scipy, scikit-learn, statsmodels)
+                     under pytest in the sandbox (the package and what its tests import
+                     built with `wheel`); writes target/package-tests/PACKAGE/report.md.
+                     `numpy-tests` = `package-tests numpy`
   ext build PATH     build an extension: a Rust crate (eryx-cpython-sys or PyO3, unchanged) or
                      C sources (a .c file or a directory); prints the built .so's path";
 

@@ -72,6 +72,47 @@ const SUITES: &[Suite] = &[
             "scipy.ndimage.tests.test_filters",
         ],
     },
+    Suite {
+        name: "scikit-learn",
+        requirements: &[
+            "scikit-learn==1.9.1",
+            "scipy==1.18.1",
+            "numpy==2.5.5",
+            "pytest",
+        ],
+        // The estimators users fit first, model selection and metrics.
+        modules: &[
+            "sklearn.linear_model.tests.test_logistic",
+            "sklearn.linear_model.tests.test_ridge",
+            "sklearn.ensemble.tests.test_forest",
+            "sklearn.ensemble._hist_gradient_boosting.tests.test_gradient_boosting",
+            "sklearn.svm.tests.test_svm",
+            "sklearn.tree.tests.test_tree",
+            "sklearn.cluster.tests.test_k_means",
+            "sklearn.decomposition.tests.test_pca",
+            "sklearn.neighbors.tests.test_neighbors",
+            "sklearn.preprocessing.tests.test_data",
+            "sklearn.model_selection.tests.test_search",
+            "sklearn.metrics.tests.test_classification",
+        ],
+    },
+    Suite {
+        name: "statsmodels",
+        requirements: &[
+            "statsmodels==0.15.0",
+            "scipy==1.18.1",
+            "numpy==2.5.5",
+            "pandas==3.1.1",
+            "pytest",
+        ],
+        modules: &[
+            "statsmodels.regression.tests.test_regression",
+            "statsmodels.discrete.tests.test_discrete",
+            "statsmodels.tsa.tests.test_stattools",
+            "statsmodels.tsa.arima.tests.test_model",
+            "statsmodels.stats.tests.test_weightstats",
+        ],
+    },
 ];
 
 /// The pytest summary line (`12 passed, 1 skipped in 3.2s`), if any.
