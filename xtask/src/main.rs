@@ -72,7 +72,7 @@ commands:
                      build wheels for the guest into target/wheels: requirements resolved on
                      PyPI (pure-Python wheels as they are, others built from their sdists),
                      local sdists, source directories or wheels
-  package-tests PACKAGE [MODULE...]
+  package-tests PACKAGE [--memory SIZE] [MODULE...]
                      a package's own test modules (numpy, scipy, scikit-learn, statsmodels)
                      under pytest in the sandbox (the package and what its tests import
                      built with `wheel`); writes target/package-tests/PACKAGE/report.md.

@@ -1,4 +1,4 @@
-//! `cargo xtask package-tests PACKAGE [MODULE...]` (`numpy-tests` is
+//! `cargo xtask package-tests PACKAGE [--memory SIZE] [MODULE...]` (`numpy-tests` is
 //! `package-tests numpy`): a package's own test modules, run by pytest
 //! inside the sandbox on the wheels `cargo xtask wheel` builds. Writes
 //! `target/package-tests/PACKAGE/report.md`.
@@ -130,7 +130,7 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
     let names = || SUITES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
     let Some((package, modules)) = args.split_first() else {
         bail!(
-            "usage: cargo xtask package-tests PACKAGE [MODULE...] (PACKAGE: {})",
+            "usage: cargo xtask package-tests PACKAGE [--memory SIZE] [MODULE...] (PACKAGE: {})",
             names()
         );
     };
@@ -139,6 +139,12 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
             "no test suite for `{package}`: this runs the tests of {}",
             names()
         );
+    };
+    // `--memory SIZE` first (the sandbox's limit; the CLI's default
+    // otherwise, 256 MiB): a few tests allocate more.
+    let (memory, modules) = match modules {
+        [flag, size, rest @ ..] if flag == "--memory" => (size.clone(), rest),
+        _ => ("256M".to_string(), modules),
     };
     let modules: Vec<String> = if modules.is_empty() {
         suite.modules.iter().map(|m| m.to_string()).collect()
@@ -175,7 +181,7 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
             .arg(&wheels)
             .arg("--mount")
             .arg(format!("{}:/work:rw", work.path().display()))
-            .args(["--timeout", "1200", "-c", &code])
+            .args(["--timeout", "1200", "--memory", &memory, "-c", &code])
             .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
             .output()
             .context("running the eryx CLI")?;

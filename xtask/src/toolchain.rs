@@ -112,27 +112,38 @@ pub(crate) fn is_debian_root() -> bool {
 
 /// Installs Debian `packages` with apt (`why` says what for) when this is
 /// Debian and we are root; `Ok(false)` when it cannot (the caller then
-/// says how to install them).
+/// says how to install them). A failed install is tried once more after
+/// `apt-get update`: images often ship without package lists.
 pub(crate) fn apt_install(packages: &[&str], why: &str) -> Result<bool> {
     if !is_debian_root() {
         return Ok(false);
     }
     progress!("installing {} with apt ({why})", packages.join(" "));
-    process::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        &format!("apt-get install {}", packages.join(" ")),
-    )?;
+    let install = || {
+        process::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q"])
+                .args(packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            &format!("apt-get install {}", packages.join(" ")),
+        )
+    };
+    if install().is_err() {
+        apt_update()?;
+        install()?;
+    }
     Ok(true)
 }
 
-fn install_with_apt() -> Result<()> {
+fn apt_update() -> Result<()> {
     process::run(
         Command::new("apt-get").args(["update", "-q"]),
         "apt-get update",
-    )?;
+    )
+}
+
+fn install_with_apt() -> Result<()> {
+    apt_update()?;
     apt_install(APT_PACKAGES, "the wasm toolchain")?;
     Ok(())
 }
