@@ -24,6 +24,7 @@
 pub mod cell;
 mod deadlock;
 pub mod exports;
+mod fenv;
 mod host;
 mod libc_fix;
 mod pyalloc;

@@ -249,6 +249,50 @@ with open("raw.bin", "rb") as f:
     );
 }
 
+/// numpy's errors that it raises itself through the floating-point flags
+/// (wasm has none; eryx-runtime/src/fenv.rs keeps them in software, shared
+/// by all libraries): LAPACK's singular and non-positive-definite matrices
+/// (raised in `_umath_linalg`, read in `_multiarray_umath`) and integer
+/// division by zero, as natively. Float arithmetic's own flags stay
+/// unraised (wasm cannot report them).
+#[tokio::test]
+async fn numpy_linalg_errors_and_integer_division_by_zero_are_reported() {
+    let stdout = run_with(
+        &[wheel("numpy-")],
+        r#"
+import numpy as np, warnings
+for name, f in [("inv", lambda: np.linalg.inv(np.zeros((2, 2)))),
+                ("solve", lambda: np.linalg.solve(np.zeros((2, 2)), [1.0, 2.0])),
+                ("cholesky", lambda: np.linalg.cholesky(np.array([[1.0, 3.0], [2.0, 4.0]]))),
+                ("det", lambda: np.linalg.det(np.zeros((2, 2))))]:
+    try:
+        print(name, f())
+    except np.linalg.LinAlgError as e:
+        print(name, "LinAlgError:", e)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    print(np.array([1, 2]) // 0, [str(w.message) for w in caught])
+with np.errstate(divide="raise"):
+    try:
+        np.array([7]) % 0
+    except FloatingPointError as e:
+        print("FloatingPointError:", e)
+print(np.linalg.inv(np.eye(2) * 2).tolist())
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "inv LinAlgError: Singular matrix\n\
+         solve LinAlgError: Singular matrix\n\
+         cholesky LinAlgError: Matrix is not positive definite\n\
+         det 0.0\n\
+         [0 0] ['divide by zero encountered in floor_divide']\n\
+         FloatingPointError: divide by zero encountered in remainder\n\
+         [[0.5, 0.0], [0.0, 0.5]]\n"
+    );
+}
+
 /// numpy reads ctypes types as dtypes (through `_ctypes`, whose base class
 /// it checks) and ctypes arrays through their typed buffers; both gave
 /// bytes or object dtypes before.

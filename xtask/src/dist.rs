@@ -70,6 +70,12 @@ pub(crate) const LIBC_OVERRIDES: &[&str] = &[
     "ctime_r",
     "mktime",
     "fcntl",
+    // Floating-point exception flags in software (eryx-runtime/src/fenv.rs).
+    "feraiseexcept",
+    "fetestexcept",
+    "feclearexcept",
+    "fegetexceptflag",
+    "fesetexceptflag",
 ];
 
 /// Second names added to libc.so's exports, (alias, libc's function): the

@@ -194,7 +194,9 @@ pub(crate) fn write_c_shim(dir: &Path) -> Result<PathBuf> {
 /// other rounding modes (scipy's tests of rounding, behind a check of
 /// `fesetround`'s result) does not compile. They are defined here with
 /// the values x86 gives them; `fesetround` refuses them (returns
-/// non-zero), as it refuses any mode but the one there is.
+/// non-zero), as it refuses any mode but the one there is. The exception
+/// flags get x86's values too: the runtime keeps them in software
+/// (eryx-runtime/src/fenv.rs) for code that raises them itself.
 pub(crate) const FENV_SHIM: &str = r#"/* Written by eryx's guest compilers: <fenv.h> naming the rounding modes
    wasm does not have (fesetround refuses them). */
 #include_next <fenv.h>
@@ -206,6 +208,18 @@ pub(crate) const FENV_SHIM: &str = r#"/* Written by eryx's guest compilers: <fen
 #endif
 #ifndef FE_TOWARDZERO
 #define FE_TOWARDZERO 0xc00
+#endif
+/* wasm has no exception flags; eryx's runtime keeps them in software for
+   the code that raises them itself (numpy's LAPACK errors), with x86's
+   values. */
+#if FE_ALL_EXCEPT == 0
+#undef FE_ALL_EXCEPT
+#define FE_INVALID 1
+#define FE_DIVBYZERO 4
+#define FE_OVERFLOW 8
+#define FE_UNDERFLOW 16
+#define FE_INEXACT 32
+#define FE_ALL_EXCEPT 63
 #endif
 "#;
 
