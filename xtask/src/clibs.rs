@@ -905,6 +905,9 @@ fn own_headers(root: &Path, lib: &CLib) -> Result<String> {
 /// the libraries it depends on), for the keys of wheels built with it: a
 /// change here must rebuild them. Cheap: nothing is built.
 pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
+    if name == crate::openssl::NAME {
+        return Ok(crate::openssl::definition());
+    }
     let lib = find(name)?;
     let l = &lib.library;
     let mut out = format!(
@@ -946,7 +949,21 @@ fn find(name: &str) -> Result<&'static CLib> {
 
 /// The names recipes may use.
 pub(crate) fn known() -> Vec<&'static str> {
-    CLIBS.iter().map(|c| c.name).collect()
+    let mut names: Vec<&'static str> = CLIBS.iter().map(|c| c.name).collect();
+    // Built by its own build system (`crate::openssl`).
+    names.push(crate::openssl::NAME);
+    names
+}
+
+/// The environment a Rust build (`cargo xtask ext build`, maturin
+/// packages) needs to link library `name`, built at `prefix`, through its
+/// `-sys` crate: empty for libraries found through pkg-config alone.
+pub(crate) fn cargo_env(name: &str, prefix: &Path) -> Vec<(String, String)> {
+    if name == crate::openssl::NAME {
+        crate::openssl::cargo_env(prefix)
+    } else {
+        Vec::new()
+    }
 }
 
 /// `template` with every `@NAME@` replaced; an `@NAME@` left without a
@@ -999,18 +1016,22 @@ fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String> {
 /// Builds library `name` for the guest (or reuses the last build of the same
 /// inputs); returns its prefix.
 pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathBuf> {
-    let lib = find(name)?;
+    let openssl = name == crate::openssl::NAME;
+    let lib = if openssl { None } else { Some(find(name)?) };
     // Two wheel builds at once (`cargo xtask test` runs two) may need the
     // same library (zlib: Pillow and lxml): one fetches and builds it while
     // the other waits here, then finds it up to date. One lock per library,
     // so building a dependency inside this call takes another lock.
     let locks = root.join("target/wasm/clibs/.build");
     std::fs::create_dir_all(&locks)?;
-    let lock_path = locks.join(format!("{}.lock", lib.name));
+    let lock_path = locks.join(format!("{name}.lock"));
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let Some(lib) = lib else {
+        return crate::openssl::prefix(root, tools);
+    };
     let sysroot = crate::sysroot::sysroot(root)?;
     let (top, origin) = if own(lib) {
         (

@@ -439,6 +439,9 @@ pub(crate) struct GuestCrate<'a> {
     /// Cargo's feature arguments for the build, verbatim (`--features`,
     /// `--no-default-features`, `--all-features` and their values).
     pub(crate) feature_args: &'a [String],
+    /// More environment for the build (a `-sys` crate's `OPENSSL_DIR`),
+    /// set after everything else.
+    pub(crate) env: &'a [(String, String)],
 }
 
 /// The guest's C and C++ compilers as the `cc` crate takes them
@@ -552,6 +555,7 @@ pub(crate) fn build_staticlib(
     {
         cmd.env("RUSTDOC", rustdoc);
     }
+    cmd.envs(krate.env.iter().map(|(k, v)| (k, v)));
     process::run(
         &mut cmd,
         &format!(
@@ -604,6 +608,7 @@ fn build_runtime(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
         lib: "eryx_runtime",
         c_compiler: None,
         feature_args: &[],
+        env: &[],
     };
     let staticlib = build_staticlib(root, tools, &krate, Tuning::Size)?;
     link_shared(tools, &staticlib, &runtime_exports(), &so, Tuning::Size)?;
@@ -1186,6 +1191,7 @@ mod tests {
             lib: "blake3",
             c_compiler: None,
             feature_args: &[],
+            env: &[],
         };
         let spec = package_spec(&krate);
         let canonical = dir.path().canonicalize().unwrap();

@@ -46,7 +46,7 @@ fn crate_names(manifest: &str) -> Result<(String, String)> {
 /// Builds the extension crate at `path` into `target/ext`; returns the
 /// `.so` path.
 pub(crate) fn build(root: &Path, path: &Path) -> Result<PathBuf> {
-    build_module(root, path, None, &[], &root.join("target/ext"))
+    build_module(root, path, None, &[], &[], &root.join("target/ext"))
 }
 
 /// The init functions the module may be built around: the one of the
@@ -77,6 +77,7 @@ pub(crate) fn build_module(
     path: &Path,
     wanted: Option<&str>,
     feature_args: &[String],
+    extra_env: &[(String, String)],
     out_dir: &Path,
 ) -> Result<PathBuf> {
     let dir = if path.is_absolute() {
@@ -111,9 +112,12 @@ pub(crate) fn build_module(
     let tools = toolchain::locate()?;
     // C that dependencies compile with the `cc` crate (orjson's, zstd's...)
     // needs the guest's C compiler and sysroot.
-    let uses_cc = [dir.join("Cargo.lock"), dir.join("../Cargo.lock")]
-        .iter()
-        .filter_map(|l| std::fs::read_to_string(l).ok())
+    // (The lock file of the workspace the crate is in: cryptography's is two
+    // directories up.)
+    let uses_cc = dir
+        .ancestors()
+        .take(4)
+        .filter_map(|d| std::fs::read_to_string(d.join("Cargo.lock")).ok())
         .any(|lock| lock.contains("name = \"cc\"\n"));
     // And its C++ (tokenizers' esaxx-rs): clang++ with the guest's libc++
     // headers, without exceptions as the bundle's libc++ is built.
@@ -133,12 +137,24 @@ pub(crate) fn build_module(
     } else {
         None
     };
+    // A build script that compiles C against Python's headers (cryptography's
+    // cffi bindings) asks the host's Python for its include directory unless
+    // PyO3's cross-compiling variable names the target's library directory:
+    // give it a layout whose `include/python3.14` is the guest's headers.
+    let mut env = extra_env.to_vec();
+    if uses_cc {
+        env.push((
+            "PYO3_CROSS_LIB_DIR".into(),
+            cross_python_layout(root)?.display().to_string(),
+        ));
+    }
     let krate = GuestCrate {
         manifest: &manifest_path,
         package: &package,
         lib: &lib,
         c_compiler,
         feature_args,
+        env: &env,
     };
     let staticlib = build_staticlib(root, &tools, &krate, Tuning::Speed)?;
     let archive = std::fs::read(&staticlib)
@@ -294,4 +310,23 @@ mod tests {
             names(&["PyInit__rust"])
         );
     }
+}
+
+/// `target/wasm/pyo3-cross/lib/python3.14`, beside an
+/// `include/python3.14` that links to the guest's CPython headers, as
+/// `PYO3_CROSS_LIB_DIR` describes a target's installation (PyO3 itself
+/// reads the config file `crate::pyo3` writes, which takes precedence).
+fn cross_python_layout(root: &Path) -> Result<PathBuf> {
+    let base = root.join("target/wasm/pyo3-cross");
+    let lib = base.join("lib/python3.14");
+    std::fs::create_dir_all(&lib)?;
+    std::fs::create_dir_all(base.join("include"))?;
+    let include = base.join("include/python3.14");
+    let headers = crate::cext::include_dir(root)?;
+    if std::fs::read_link(&include).ok().as_deref() != Some(headers.as_path()) {
+        let _ = std::fs::remove_file(&include);
+        std::os::unix::fs::symlink(&headers, &include)
+            .with_context(|| format!("cannot link {} to {}", include.display(), headers.display()))?;
+    }
+    Ok(lib)
 }

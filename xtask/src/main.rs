@@ -34,6 +34,7 @@ mod fsutil;
 mod initfn;
 mod lapack;
 mod numpy_include;
+mod openssl;
 mod package_tests;
 mod process;
 mod pyo3;

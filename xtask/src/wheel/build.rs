@@ -985,6 +985,79 @@ impl Builder {
             .with_context(|| format!("pip wheel wrote no wheel for {name}"))
     }
 
+    /// The environment of a maturin package's Rust build: its recipe's C
+    /// libraries (pkg-config, and what their `-sys` crates read), its
+    /// recipe's variables, and the Python packages its build scripts import
+    /// (`[build-system] requires` other than maturin, installed for the
+    /// host's Python into a directory of their own on `PYTHONPATH`:
+    /// cryptography's generates its cffi bindings).
+    fn maturin_env(
+        &self,
+        name: &str,
+        pyproject: Option<&toml::Value>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut env = Vec::new();
+        let recipe = read_recipe(&self.root, &normalized(name))?.unwrap_or_default();
+        let mut pkg_config_dirs = Vec::new();
+        for lib in &recipe.c_libraries {
+            let prefix = crate::clibs::prefix(&self.root, &self.tools, lib)
+                .with_context(|| format!("{name}'s recipe needs the C library {lib}"))?;
+            pkg_config_dirs.push(prefix.join("lib/pkgconfig"));
+            env.extend(crate::clibs::cargo_env(lib, &prefix));
+        }
+        if !pkg_config_dirs.is_empty() {
+            env.push((
+                "PKG_CONFIG_LIBDIR".into(),
+                std::env::join_paths(&pkg_config_dirs)?
+                    .to_string_lossy()
+                    .into_owned(),
+            ));
+            env.push(("PKG_CONFIG_ALLOW_CROSS".into(), "1".into()));
+        }
+        let requires: Vec<String> = pyproject
+            .and_then(|p| p.get("build-system"))
+            .and_then(|b| b.get("requires"))
+            .and_then(|r| r.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str())
+                    .filter(|r| {
+                        let n = normalized(
+                            r.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
+                                .next()
+                                .unwrap_or(""),
+                        );
+                        n != "maturin" && n != "puccinialin"
+                    })
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !requires.is_empty() {
+            let deps = self.work.join("build-deps").join(eryx_linker::sha256_hex(
+                requires.join("\n").as_bytes(),
+            ));
+            if !deps.join(".complete").is_file() {
+                let _ = std::fs::remove_dir_all(&deps);
+                let python =
+                    std::env::var("ERYX_HOST_PYTHON").unwrap_or_else(|_| "python3".into());
+                let mut pip = Command::new(&python);
+                pip.args(["-m", "pip", "install", "--quiet", "--target"])
+                    .arg(&deps)
+                    .args(&requires)
+                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+                process::run(
+                    &mut pip,
+                    &format!("installing {name}'s build requirements for the host's Python"),
+                )?;
+                std::fs::write(deps.join(".complete"), requires.join("\n"))?;
+            }
+            env.push(("PYTHONPATH".into(), deps.display().to_string()));
+        }
+        env.extend(recipe.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(env)
+    }
+
     /// maturin/PyO3: the Rust crate through `cargo xtask ext build`.
     fn maturin(&mut self, dir: &Path, pyproject: Option<&toml::Value>) -> Result<PathBuf> {
         let tool = pyproject
@@ -1015,11 +1088,13 @@ impl Builder {
             .filter(|f| !f.is_empty())
             .map(|f| vec!["--features".to_string(), f.join(",")])
             .unwrap_or_default();
+        let env = self.maturin_env(&meta.name, pyproject)?;
         let so = crate::ext::build_module(
             &self.root,
             &crate_dir,
             get("module-name"),
             &features,
+            &env,
             &out_dir,
         )
         .with_context(|| format!("building {}'s Rust extension", meta.name))?;
