@@ -1975,6 +1975,76 @@ print(round(adfuller(ts, result_object=False)[1], 3))
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn cryptography_encrypts_signs_and_issues_certificates_on_openssl() {
+    // cryptography 50 (Rust, with its cffi bindings) on OpenSSL 3.6 built
+    // for the guest (xtask/src/openssl.rs); every deterministic line is
+    // native cryptography 50.0.2's on x86-64 Linux, byte for byte, and the
+    // random keys (RSA, ECDH) round-trip through an encrypted PEM.
+    let stdout = run_with(
+        &wheels(&["cryptography-", "cffi-", "pycparser-"]),
+        r#"
+import base64, datetime
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, padding, ec
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.exceptions import InvalidSignature
+
+key = base64.urlsafe_b64encode(bytes(range(32)))
+f = Fernet(key)
+token = f._encrypt_from_parts(b"agent secret", 1_700_000_000, bytes(16))
+print(token.decode())
+print(f.decrypt(token))
+try:
+    Fernet(Fernet.generate_key()).decrypt(token)
+except InvalidToken:
+    print("InvalidToken")
+h = hmac.HMAC(b"k", hashes.SHA256()); h.update(b"msg"); print(h.finalize().hex()[:32])
+print(HKDF(hashes.SHA256(), 16, b"salt", b"info").derive(b"ikm").hex())
+print(PBKDF2HMAC(hashes.SHA256(), 16, b"salt", 1000).derive(b"pw").hex())
+print(AESGCM(bytes(16)).encrypt(bytes(12), b"hello", b"ad").hex())
+print(ChaCha20Poly1305(bytes(32)).encrypt(bytes(12), b"hello", None).hex())
+sk = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+sig = sk.sign(b"m"); print(sig.hex()[:32])
+try:
+    sk.public_key().verify(sig, b"n")
+except InvalidSignature:
+    print("InvalidSignature")
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eryx.test")])
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(sk.public_key()).serial_number(7)
+        .not_valid_before(datetime.datetime(2026, 1, 1))
+        .not_valid_after(datetime.datetime(2027, 1, 1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("eryx.test")]), critical=False)
+        .sign(sk, None))
+pem = cert.public_bytes(serialization.Encoding.PEM)
+again = x509.load_pem_x509_certificate(pem)
+print(again.fingerprint(hashes.SHA256()).hex()[:32], again.subject.rfc4514_string(),
+      again.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+rk = rsa.generate_private_key(65537, 2048)
+pem = rk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                       serialization.BestAvailableEncryption(b"pw"))
+rk2 = serialization.load_pem_private_key(pem, b"pw")
+s = rk2.sign(b"d", padding.PKCS1v15(), hashes.SHA256())
+rk.public_key().verify(s, b"d", padding.PKCS1v15(), hashes.SHA256())
+ek = ec.generate_private_key(ec.SECP384R1())
+shared = ek.exchange(ec.ECDH(), ec.generate_private_key(ec.SECP384R1()).public_key())
+print(rk2.key_size, len(s), len(shared))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "gAAAAABlU_EAAAAAAAAAAAAAAAAAAAAAAAxQLtdlqwMS7CvUIDNM4jOqvQ6OllKYawkiEVVUN_t5uO6pTGSIfr_5kNZJrBE8FQ==\nb'agent secret'\nInvalidToken\nbf1a0c1242929b6464a6c0a9ac6298a6\nfe8f9615d2374c0d17f77d1aeaf408c2\n0a38253555ce37f5c72a6b703f996814\n6bedb6a20f83f9a4efcd4ee4aa6f473087004abd1a\nf7628bd23adce962340b6fd6a0a4d1fe736f29456f\na7c6928397a3841f5fc8cc71f44d0023\nInvalidSignature\n965c85007fb58fad528139d6bdac1652 CN=eryx.test ['eryx.test']\n2048 256 48\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),

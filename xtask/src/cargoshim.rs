@@ -147,8 +147,9 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<ExitCode> {
                 "setuptools-rust asked cargo to build {}: building it for the guest",
                 manifest.display()
             );
-            let so = crate::ext::build_module(root, dir, None, &request.feature_args, &[], &out_dir)
-                .with_context(|| format!("building {} for the guest", manifest.display()))?;
+            let so =
+                crate::ext::build_module(root, dir, None, &request.feature_args, &[], &out_dir)
+                    .with_context(|| format!("building {} for the guest", manifest.display()))?;
             println!("{}", artifact_message(&id, &so));
             Ok(ExitCode::SUCCESS)
         }

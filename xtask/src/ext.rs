@@ -225,6 +225,26 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "examples/extensions/sigmask",
 ];
 
+/// `target/wasm/pyo3-cross/lib/python3.14`, beside an
+/// `include/python3.14` that links to the guest's CPython headers, as
+/// `PYO3_CROSS_LIB_DIR` describes a target's installation (PyO3 itself
+/// reads the config file `crate::pyo3` writes, which takes precedence).
+fn cross_python_layout(root: &Path) -> Result<PathBuf> {
+    let base = root.join("target/wasm/pyo3-cross");
+    let lib = base.join("lib/python3.14");
+    std::fs::create_dir_all(&lib)?;
+    std::fs::create_dir_all(base.join("include"))?;
+    let include = base.join("include/python3.14");
+    let headers = crate::cext::include_dir(root)?;
+    if std::fs::read_link(&include).ok().as_deref() != Some(headers.as_path()) {
+        let _ = std::fs::remove_file(&include);
+        std::os::unix::fs::symlink(&headers, &include).with_context(|| {
+            format!("cannot link {} to {}", include.display(), headers.display())
+        })?;
+    }
+    Ok(lib)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,23 +330,4 @@ mod tests {
             names(&["PyInit__rust"])
         );
     }
-}
-
-/// `target/wasm/pyo3-cross/lib/python3.14`, beside an
-/// `include/python3.14` that links to the guest's CPython headers, as
-/// `PYO3_CROSS_LIB_DIR` describes a target's installation (PyO3 itself
-/// reads the config file `crate::pyo3` writes, which takes precedence).
-fn cross_python_layout(root: &Path) -> Result<PathBuf> {
-    let base = root.join("target/wasm/pyo3-cross");
-    let lib = base.join("lib/python3.14");
-    std::fs::create_dir_all(&lib)?;
-    std::fs::create_dir_all(base.join("include"))?;
-    let include = base.join("include/python3.14");
-    let headers = crate::cext::include_dir(root)?;
-    if std::fs::read_link(&include).ok().as_deref() != Some(headers.as_path()) {
-        let _ = std::fs::remove_file(&include);
-        std::os::unix::fs::symlink(&headers, &include)
-            .with_context(|| format!("cannot link {} to {}", include.display(), headers.display()))?;
-    }
-    Ok(lib)
 }

@@ -19,9 +19,9 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use eryx_linker::sha256_hex;
 
+use crate::progress;
 use crate::stdlib_ext::debian_sources;
 use crate::toolchain::Toolchain;
-use crate::progress;
 
 /// The name recipes use.
 pub(crate) const NAME: &str = "openssl";
@@ -149,7 +149,11 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
     logged(&mut make, &log_path, "compiling OpenSSL")?;
     let mut install = Command::new("make");
     install.current_dir(&work).arg("install_dev");
-    logged(&mut install, &log_path, "installing OpenSSL's headers and libraries")?;
+    logged(
+        &mut install,
+        &log_path,
+        "installing OpenSSL's headers and libraries",
+    )?;
     for lib in ["libcrypto.a", "libssl.a"] {
         if !prefix.join("lib").join(lib).is_file() {
             bail!(
@@ -216,7 +220,12 @@ fn errors(text: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if line.contains("error:") || line.contains("*** ") {
-            out.extend(lines.iter().skip(i).take(if line.contains("error:") { 3 } else { 1 }));
+            out.extend(
+                lines
+                    .iter()
+                    .skip(i)
+                    .take(if line.contains("error:") { 3 } else { 1 }),
+            );
         }
         if out.len() >= 40 {
             break;
@@ -236,10 +245,16 @@ mod tests {
     fn a_failed_builds_errors_are_picked_out_of_its_output() {
         let log = "clang -c a.c\nclang -c b.c\nb.c:3:9: error: call to undeclared function 'x'\n    3 | x();\n      | ^\nclang -c c.c\nmake[1]: *** [Makefile:9: b.o] Error 1\n";
         let e = errors(log);
-        assert!(e.starts_with("b.c:3:9: error: call to undeclared function 'x'\n    3 | x();"), "{e}");
+        assert!(
+            e.starts_with("b.c:3:9: error: call to undeclared function 'x'\n    3 | x();"),
+            "{e}"
+        );
         assert!(e.ends_with("make[1]: *** [Makefile:9: b.o] Error 1"), "{e}");
         assert!(!e.contains("clang -c a.c"), "{e}");
-        let perl = (0..30).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
+        let perl = (0..30)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(errors(&perl).starts_with("line 10\n"));
     }
 

@@ -23,6 +23,9 @@ struct Suite {
     name: &'static str,
     requirements: &'static [&'static str],
     modules: &'static [&'static str],
+    /// `(name, version)` of the project whose sdist holds the tests (its
+    /// wheels have none): `modules` are then paths in it.
+    sdist: Option<(&'static str, &'static str)>,
 }
 
 const SUITES: &[Suite] = &[
@@ -44,6 +47,7 @@ const SUITES: &[Suite] = &[
             "numpy.lib.tests.test_shape_base",
             "numpy.ma.tests.test_core",
         ],
+        sdist: None,
     },
     Suite {
         name: "scipy",
@@ -71,6 +75,7 @@ const SUITES: &[Suite] = &[
             "scipy.signal.tests.test_filter_design",
             "scipy.ndimage.tests.test_filters",
         ],
+        sdist: None,
     },
     Suite {
         name: "scikit-learn",
@@ -95,6 +100,7 @@ const SUITES: &[Suite] = &[
             "sklearn.model_selection.tests.test_search",
             "sklearn.metrics.tests.test_classification",
         ],
+        sdist: None,
     },
     Suite {
         name: "statsmodels",
@@ -112,6 +118,38 @@ const SUITES: &[Suite] = &[
             "statsmodels.tsa.arima.tests.test_model",
             "statsmodels.stats.tests.test_weightstats",
         ],
+        sdist: None,
+    },
+    Suite {
+        name: "cryptography",
+        requirements: &[
+            "cryptography==50.0.2",
+            "cryptography_vectors==50.0.2",
+            "pytest",
+            "pytest-benchmark",
+            "pretend",
+            "certifi",
+        ],
+        // Its whole suite, by directory (the tests are in the sdist only;
+        // the Wycheproof and x509-limbo vectors are not on PyPI, so those
+        // tests skip). `test_meta` starts subprocesses: the sandbox has none.
+        modules: &[
+            "tests/hazmat/primitives",
+            "tests/hazmat/backends",
+            "tests/hazmat/bindings",
+            "tests/hazmat/asn1",
+            "tests/hazmat/test_oid.py",
+            "tests/x509",
+            "tests/test_fernet.py",
+            "tests/test_utils.py",
+            "tests/test_cryptography_utils.py",
+            "tests/test_warnings.py",
+            "tests/test_doubles.py",
+            "tests/test_cobblestone.py",
+            "tests/bench",
+            "tests/test_meta.py",
+        ],
+        sdist: Some(("cryptography", "50.0.2")),
     },
 ];
 
@@ -159,6 +197,15 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
     let mut wheel_args = vec!["--out".to_string(), wheels.display().to_string()];
     wheel_args.extend(suite.requirements.iter().map(|r| r.to_string()));
     wheel::wheel(root, &wheel_args)?;
+    // Tests shipped in the sdist only: unpacked beside the wheelhouse and
+    // shown to the guest read-only at /src.
+    let src = match suite.sdist {
+        Some((name, version)) => {
+            let archive = wheel::fetch_sdist(name, version, &wheels.join(".downloads"))?;
+            Some(wheel::unpack_sdist(&archive, &out_dir.join("src"))?)
+        }
+        None => None,
+    };
     let bundle = crate::dist::dist(root)?;
     let cli = crate::build_cli(root)?;
     let mut md = format!(
@@ -167,11 +214,19 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
     );
     for m in &modules {
         let work = tempfile::tempdir()?;
-        let code = format!(
-            "import os, sys\nos.chdir('/work')\nimport pytest\n\
-             sys.exit(pytest.main(['-q', '-s', '-p', 'no:cacheprovider', '-p', 'no:faulthandler', \
-             '-p', 'no:logging', '--tb=line', '-W', 'ignore', '--pyargs', '{m}']))"
-        );
+        let options = "'-q', '-s', '-p', 'no:cacheprovider', '-p', 'no:faulthandler', \
+                       '-p', 'no:logging', '--tb=line', '-W', 'ignore'";
+        let code = if src.is_some() {
+            format!(
+                "import os, sys\nos.chdir('/src')\nsys.path.insert(0, '/src')\nimport pytest\n\
+                 sys.exit(pytest.main([{options}, '{m}']))"
+            )
+        } else {
+            format!(
+                "import os, sys\nos.chdir('/work')\nimport pytest\n\
+                 sys.exit(pytest.main([{options}, '--pyargs', '{m}']))"
+            )
+        };
         progress!("{m}");
         let started = Instant::now();
         let out = Command::new(&cli)
@@ -181,6 +236,10 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
             .arg(&wheels)
             .arg("--mount")
             .arg(format!("{}:/work:rw", work.path().display()))
+            .args(
+                src.iter()
+                    .flat_map(|s| ["--mount".to_string(), format!("{}:/src", s.display())]),
+            )
             .args(["--timeout", "1200", "--memory", &memory, "-c", &code])
             .env("ERYX_CACHE_DIR", root.join("target/eryx-cache"))
             .output()
@@ -191,7 +250,7 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::write(out_dir.join(format!("{m}.log")), &text)?;
+        std::fs::write(out_dir.join(format!("{}.log", m.replace('/', "."))), &text)?;
         let result = summary(&text).unwrap_or_else(|| {
             let last = text
                 .lines()

@@ -1034,13 +1034,13 @@ impl Builder {
             })
             .unwrap_or_default();
         if !requires.is_empty() {
-            let deps = self.work.join("build-deps").join(eryx_linker::sha256_hex(
-                requires.join("\n").as_bytes(),
-            ));
+            let deps = self
+                .work
+                .join("build-deps")
+                .join(eryx_linker::sha256_hex(requires.join("\n").as_bytes()));
             if !deps.join(".complete").is_file() {
                 let _ = std::fs::remove_dir_all(&deps);
-                let python =
-                    std::env::var("ERYX_HOST_PYTHON").unwrap_or_else(|_| "python3".into());
+                let python = std::env::var("ERYX_HOST_PYTHON").unwrap_or_else(|_| "python3".into());
                 let mut pip = Command::new(&python);
                 pip.args(["-m", "pip", "install", "--quiet", "--target"])
                     .arg(&deps)
