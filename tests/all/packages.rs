@@ -2045,6 +2045,63 @@ print(rk2.key_size, len(s), len(shared))
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn pyopenssl_completes_a_tls_handshake_on_the_guests_libssl() {
+    // pyOpenSSL drives the guest's libssl (cryptography's bindings): a
+    // client and a server in one sandbox, their records passed through
+    // memory BIOs, agree on TLS 1.3 with a certificate cryptography made.
+    let stdout = run_with(
+        &wheels(&["pyopenssl-", "cryptography-", "cffi-", "pycparser-"]),
+        r#"
+import datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL, crypto
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eryx.test")])
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(datetime.datetime(2026, 1, 1))
+        .not_valid_after(datetime.datetime(2030, 1, 1)).sign(key, hashes.SHA256()))
+server_ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+server_ctx.use_certificate(cert)
+server_ctx.use_privatekey(key)
+client_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+client_ctx.set_verify(SSL.VERIFY_PEER)
+client_ctx.get_cert_store().add_cert(crypto.X509.from_cryptography(cert))
+server = SSL.Connection(server_ctx, None)
+server.set_accept_state()
+client = SSL.Connection(client_ctx, None)
+client.set_connect_state()
+def pump():
+    for a, b in ((client, server), (server, client)):
+        try:
+            b.bio_write(a.bio_read(65536))
+        except SSL.WantReadError:
+            pass
+for _ in range(10):
+    for c in (client, server):
+        try:
+            c.do_handshake()
+        except SSL.WantReadError:
+            pass
+    pump()
+client.sendall(b"hello over TLS")
+pump()
+print(server.get_protocol_version_name(), server.get_cipher_name(), server.recv(100))
+print(client.get_peer_certificate().to_cryptography().subject.rfc4514_string())
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "TLSv1.3 TLS_AES_256_GCM_SHA384 b'hello over TLS'\nCN=eryx.test\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
