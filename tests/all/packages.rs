@@ -2102,6 +2102,50 @@ print(client.get_peer_certificate().to_cryptography().subject.rfc4514_string())
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn scikit_image_filters_segments_and_transforms_as_natively() {
+    // scikit-image 0.26 (meson, Cython and C++) from its sdist with no
+    // recipe, on scipy and Pillow; the output is native scikit-image
+    // 0.26.0's on x86-64 Linux (its numpy 2.4 and scipy 1.17), line for line.
+    let stdout = run_with(
+        &wheels(&[
+            "scikit_image-",
+            "scipy-",
+            "numpy-",
+            "pillow-",
+            "imageio-",
+            "tifffile-",
+            "networkx-",
+            "lazy_loader-",
+            "packaging-",
+        ]),
+        r#"
+import numpy as np
+from skimage import data, filters, measure, morphology, transform, feature, exposure, segmentation, color, io, util
+img = data.camera()
+print(img.shape, img.dtype, int(img.sum()))
+t = filters.threshold_otsu(img); print("otsu", t)
+labels = measure.label(morphology.remove_small_objects(img > t, max_size=64))
+print("regions", labels.max(), sorted(r.area for r in measure.regionprops(labels))[-3:])
+print("sobel", round(float(filters.sobel(img).mean()), 6))
+print("canny", int(feature.canny(img, sigma=2).sum()))
+small = transform.resize(img, (128, 128), anti_aliasing=True); print("resize", round(float(small.mean()), 6))
+print("rotate", round(float(transform.rotate(img, 30).mean()), 6))
+print("equalize", round(float(exposure.equalize_hist(img).mean()), 6))
+rgb = data.astronaut(); seg = segmentation.slic(rgb, n_segments=50, start_label=1)
+print("slic", seg.max(), round(float(color.rgb2gray(rgb).mean()), 6))
+print("hog", feature.hog(small, pixels_per_cell=(16, 16)).shape)
+io.imsave("/tmp/cam.png", img); print("png", bool((io.imread("/tmp/cam.png") == img).all()))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "(512, 512) uint8 33832495\notsu 102\nregions 11 [np.float64(11559.0), np.float64(20986.0), np.float64(138953.0)]\nsobel 0.034217\ncanny 7347\nresize 0.506114\nrotate 0.415761\nequalize 0.504347\nslic 31 0.441954\nhog (2916,)\npng True\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
