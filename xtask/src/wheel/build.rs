@@ -100,6 +100,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_maturin_projects_build_requirements_leave_out_maturin() {
+        let pyproject: toml::Value = toml::from_str(
+            "[build-system]\nrequires = [\"maturin>=1.14.1,<2\", \
+             \"cffi>=2.0.0; platform_python_implementation != 'PyPy'\", \"setuptools\", \
+             \"puccinialin\"]\n",
+        )
+        .expect("valid TOML");
+        assert_eq!(
+            build_requirements(Some(&pyproject)),
+            [
+                "cffi>=2.0.0; platform_python_implementation != 'PyPy'",
+                "setuptools"
+            ]
+        );
+        assert!(build_requirements(None).is_empty());
+    }
+
+    #[test]
     fn the_first_compile_error_is_clangs_first() {
         let log = "  -- Detecting C compiler ABI info - failed\n\
                    error: subprocess-exited-with-error\n\
@@ -230,6 +248,30 @@ struct Recipe {
     /// for every package is not measured yet).
     #[serde(default)]
     cxx_exceptions: bool,
+}
+
+/// A maturin project's `[build-system] requires` other than maturin itself
+/// (and puccinialin, which only fetches a Rust toolchain): what its build
+/// scripts import on the host's Python.
+fn build_requirements(pyproject: Option<&toml::Value>) -> Vec<String> {
+    pyproject
+        .and_then(|p| p.get("build-system"))
+        .and_then(|b| b.get("requires"))
+        .and_then(|r| r.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str())
+                .filter(|r| {
+                    let name = r
+                        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
+                        .next()
+                        .unwrap_or("");
+                    !matches!(normalized(name).as_str(), "maturin" | "puccinialin")
+                })
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The recipe of project `name`, if it has one.
@@ -1014,25 +1056,7 @@ impl Builder {
             ));
             env.push(("PKG_CONFIG_ALLOW_CROSS".into(), "1".into()));
         }
-        let requires: Vec<String> = pyproject
-            .and_then(|p| p.get("build-system"))
-            .and_then(|b| b.get("requires"))
-            .and_then(|r| r.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| r.as_str())
-                    .filter(|r| {
-                        let n = normalized(
-                            r.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
-                                .next()
-                                .unwrap_or(""),
-                        );
-                        n != "maturin" && n != "puccinialin"
-                    })
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let requires = build_requirements(pyproject);
         if !requires.is_empty() {
             let deps = self
                 .work
