@@ -194,6 +194,15 @@ pub(crate) fn package_tests(root: &Path, args: &[String]) -> Result<ExitCode> {
     // nothing else linked in); a wheel another suite built is a cache hit.
     let wheels = out_dir.join("wheels");
     std::fs::create_dir_all(&wheels)?;
+    // Resolved afresh each run: a wheel of an earlier run's version (a
+    // newer pytest or hypothesis since) would be a second copy of its
+    // package, which the sandbox refuses. Builds come from the builder's
+    // cache and downloads from `.downloads`, so this costs little.
+    for entry in std::fs::read_dir(&wheels)?.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "whl") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
     let mut wheel_args = vec!["--out".to_string(), wheels.display().to_string()];
     wheel_args.extend(suite.requirements.iter().map(|r| r.to_string()));
     wheel::wheel(root, &wheel_args)?;
