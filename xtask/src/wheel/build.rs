@@ -1069,7 +1069,8 @@ impl Builder {
                 pip.args(["-m", "pip", "install", "--quiet", "--target"])
                     .arg(&deps)
                     .args(&requires)
-                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+                    .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+                    .env("PIP_ROOT_USER_ACTION", "ignore");
                 process::run(
                     &mut pip,
                     &format!("installing {name}'s build requirements for the host's Python"),
