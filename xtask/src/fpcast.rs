@@ -148,7 +148,13 @@ fn casts_by_file(diagnostics: &str) -> Vec<(String, Vec<Cast>)> {
         else {
             continue;
         };
-        if params.is_empty() || params.len() >= target_params.len() {
+        // Fewer parameters than CPython passes; or more, for a method-table
+        // entry (`PyCFunction`) that `rewrite` finds flagged `METH_NOARGS`
+        // or `METH_O`, which CPython calls with two.
+        if params.is_empty()
+            || params.len() == target_params.len()
+            || (params.len() > target_params.len() && target != "PyCFunction")
+        {
             continue;
         }
         let cast = Cast {
@@ -255,6 +261,19 @@ pub(crate) fn rewrite(source: &str, path: &str, casts: &[Cast]) -> Option<(Strin
         let Some((len, name)) = cast_expr(text, c.column - 1, &c.target) else {
             continue;
         };
+        // A function with more parameters than the cast's type is right for
+        // `METH_VARARGS | METH_KEYWORDS` (CPython calls it with three): only
+        // an entry flagged with two-argument calling conventions is wrong.
+        if c.params.len() > c.target_params.len() {
+            let rest = format!(
+                "{} {}",
+                &text[(c.column - 1 + len).min(text.len())..],
+                plain.get(c.line).copied().unwrap_or("")
+            );
+            if !two_argument_flags(&rest) {
+                continue;
+            }
+        }
         let adapter = format!("__eryx_fpcast_{k}_{name}");
         let params: Vec<String> = c
             .target_params
@@ -262,11 +281,19 @@ pub(crate) fn rewrite(source: &str, path: &str, casts: &[Cast]) -> Option<(Strin
             .enumerate()
             .map(|(i, t)| format!("{t} a{i}"))
             .collect();
+        // Parameters CPython does not pass get zero (a `METH_NOARGS`
+        // function's unused `kwds`: natively, whatever was in the register).
         let args: Vec<String> = c
             .params
             .iter()
             .enumerate()
-            .map(|(i, t)| format!("({t})a{i}"))
+            .map(|(i, t)| {
+                if i < c.target_params.len() {
+                    format!("({t})a{i}")
+                } else {
+                    format!("({t})0")
+                }
+            })
             .collect();
         let body = if c.target_ret == "void" {
             format!("{name}({});", args.join(", "))
@@ -309,6 +336,29 @@ pub(crate) fn rewrite(source: &str, path: &str, casts: &[Cast]) -> Option<(Strin
         out.push_str(&line);
     }
     Some((out, done))
+}
+
+/// Whether the method-table flags that follow a cast (`, METH_NOARGS,
+/// doc}` up to the entry's end) are a two-argument convention
+/// (`METH_NOARGS` or `METH_O`, alone or with `METH_CLASS`/`METH_STATIC`/
+/// `METH_COEXIST`).
+fn two_argument_flags(rest: &str) -> bool {
+    let flags = rest
+        .trim_start()
+        .strip_prefix(',')
+        .map(|r| r.split([',', '}']).next().unwrap_or(""))
+        .unwrap_or("");
+    let names: Vec<&str> = flags
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    names.iter().any(|n| matches!(*n, "METH_NOARGS" | "METH_O"))
+        && names.iter().all(|n| {
+            matches!(
+                *n,
+                "METH_NOARGS" | "METH_O" | "METH_CLASS" | "METH_STATIC" | "METH_COEXIST"
+            )
+        })
 }
 
 /// A source compiled with adapters.
@@ -496,9 +546,10 @@ static PyMethodDef methods[] = {
 ";
 
     #[test]
-    fn only_casts_to_callbacks_with_fewer_parameters_in_the_file_count() {
+    fn only_casts_to_callbacks_with_other_parameter_counts_in_the_file_count() {
         let c = casts(DIAG, "src/_m.c");
-        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c.len(), 3, "{c:?}");
+        assert_eq!(c[2].params.len(), 3);
         assert_eq!(
             (c[0].line, c[0].column, c[0].target.as_str()),
             (7, 14, "getter")
@@ -539,6 +590,43 @@ static PyMethodDef methods[] = {
         );
         // Three-parameter methods are CPython's flags at work: unchanged.
         assert!(out.contains("(PyCFunction)m_sub, METH_VARARGS"), "{out}");
+    }
+
+    #[test]
+    fn a_noargs_method_with_three_parameters_is_called_with_a_null_third() {
+        // astropy's `_wcs._sanity_check(self, args, kwds)` in a
+        // `METH_NOARGS` entry: CPython calls it with two, which trapped.
+        let src = SRC.replace(
+            "(PyCFunction)m_sub, METH_VARARGS | METH_KEYWORDS",
+            "(PyCFunction)m_sub, METH_NOARGS, \"\"",
+        );
+        let c = casts(DIAG, "src/_m.c");
+        let (out, notes) = rewrite(&src, "src/_m.c", &c).unwrap();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[2].contains("`m_sub` takes 3 parameter(s) but is called as `PyCFunction` with 2"),
+            "{notes:?}"
+        );
+        assert!(
+            out.contains(
+                "return (struct _object *)m_sub((MatchObject *)a0, (PyObject *)a1, (PyObject *)0); }"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("(PyCFunction)__eryx_fpcast_2_m_sub, METH_NOARGS"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn method_flags_are_read_up_to_the_entrys_end() {
+        assert!(two_argument_flags(", METH_NOARGS, \"\"},"));
+        assert!(two_argument_flags(" , METH_O | METH_CLASS, doc},"));
+        assert!(!two_argument_flags(", METH_VARARGS | METH_KEYWORDS, doc},"));
+        assert!(!two_argument_flags(", METH_FASTCALL | METH_KEYWORDS},"));
+        assert!(!two_argument_flags(", flags_of_a_macro},"));
+        assert!(!two_argument_flags(");"));
     }
 
     #[test]
@@ -607,7 +695,7 @@ static PyMethodDef methods[] = {
         assert_eq!(
             files,
             [
-                ("src/_m.c".to_string(), 2),
+                ("src/_m.c".to_string(), 3),
                 ("include/x.h".to_string(), 1),
                 ("c-ext/part.c".to_string(), 1)
             ]

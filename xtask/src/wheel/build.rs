@@ -32,6 +32,9 @@ use crate::wasmcc::{CONFIG_ENV, CcConfig};
 use crate::{process, progress};
 
 /// Bumped when a change to the build logic must rebuild cached wheels.
+/// 15: a `METH_NOARGS`/`METH_O` method defined with a third parameter is
+/// called through an adapter (fpcast.rs; astropy's `_wcs._sanity_check`
+/// trapped);
 /// 14: `<fenv.h>` names the exception flags (the runtime keeps them in
 /// software: eryx-runtime/src/fenv.rs), so numpy's own raises are seen;
 /// 13: C++ that Cython's exception glue hid is built with exceptions, also
@@ -45,7 +48,7 @@ use crate::{process, progress};
 /// development build); 8: every compile can call `setjmp` (sjlj.rs); 7:
 /// C++ sources get callback adapters too (fpcast.rs); 6 was a development
 /// build that compiled all C++ with exceptions.
-const BUILD_REVISION: u32 = 14;
+const BUILD_REVISION: u32 = 15;
 
 /// Backends whose wheels are pure Python (any compiler use is a mistake).
 const PURE_BACKENDS: &[&str] = &[
