@@ -2146,6 +2146,58 @@ io.imsave("/tmp/cam.png", img); print("png", bool((io.imread("/tmp/cam.png") == 
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn astropy_converts_units_coordinates_times_and_writes_fits() {
+    // astropy 8 (C, Cython and wcslib) and pyerfa from their sdists with no
+    // recipe. Before wheel revision 15 `import astropy.cosmology` trapped:
+    // `_wcs._sanity_check(self, args, kwds)` sits in a `METH_NOARGS` entry
+    // and CPython calls it with two arguments (fpcast.rs now adapts it).
+    // The output is native astropy 8.0.2's on x86-64 Linux, line for line.
+    let stdout = run_with(
+        &wheels(&[
+            "astropy-",
+            "astropy_iers_data-",
+            "pyerfa-",
+            "pyyaml-",
+            "packaging-",
+            "scipy-",
+            "numpy-",
+        ]),
+        r#"
+import numpy as np
+import astropy, astropy.units as u
+from astropy.coordinates import SkyCoord, EarthLocation, AltAz
+from astropy.time import Time
+from astropy.table import Table
+from astropy.io import fits
+from astropy.cosmology import Planck18
+from astropy.utils import iers
+iers.conf.auto_download = False
+iers.conf.auto_max_age = None
+from astropy import constants as c
+print(astropy.__version__)
+print((3 * u.km / (2 * u.s)).to(u.m / u.s), (1 * u.lyr).to(u.pc).round(6))
+a = SkyCoord(ra=10.68458 * u.deg, dec=41.26917 * u.deg, frame="icrs")
+b = SkyCoord("05h35m17.3s -05d23m28s")
+print(a.galactic.to_string(precision=4), round(a.separation(b).deg, 6))
+t = Time("2026-12-07T12:00:00", scale="utc")
+print(t.jd, t.tt.iso, round(t.sidereal_time("mean", longitude=0).hour, 3))
+print(round(Planck18.luminosity_distance(1.0).value, 3), c.G.si)
+tab = Table({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]}); tab["c"] = tab["a"] * tab["b"]
+tab.write("/tmp/t.fits", overwrite=True); back = Table.read("/tmp/t.fits"); print(list(back["c"]))
+hdu = fits.PrimaryHDU(np.arange(12.0).reshape(3, 4)); hdu.header["OBJECT"] = "eryx"; hdu.writeto("/tmp/i.fits", overwrite=True)
+with fits.open("/tmp/i.fits") as f: print(f[0].header["OBJECT"], f[0].data.sum())
+tab.write("/tmp/t.ecsv", overwrite=True); print(open("/tmp/t.ecsv").read().splitlines()[-1])
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "8.0.2\n1500.0 m / s 0.306601 pc\n121.1742 -21.5729 81.07796\n2461382.0 2026-12-07 12:01:09.184 17.085\n6791.269   Name   = Gravitational constant\n  Value  = 6.6743e-11\n  Uncertainty  = 1.5e-15\n  Unit  = m3 / (kg s2)\n  Reference = CODATA 2022\n[np.float64(0.5), np.float64(3.0), np.float64(7.5)]\neryx 66.0\n3 2.5 7.5\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
