@@ -6,7 +6,11 @@
 //! parameter, works on native targets: the caller's extra argument is
 //! ignored. In wasm every indirect call checks the callee's exact type, so
 //! calling it traps with "indirect call type mismatch" (regex, bitarray and
-//! brotli from PyPI all have such methods). The cross compiler finds these
+//! brotli from PyPI all have such methods). The opposite, a `METH_NOARGS`
+//! or `METH_O` entry whose function declares a third parameter (astropy's
+//! `(self, args, kwds)`), traps the same way; its adapter passes `0` for
+//! the parameter CPython does not (natively: whatever the register held).
+//! The cross compiler finds these
 //! casts with clang's `-Wcast-function-type-strict` in a syntax-only pass,
 //! and compiles copies in which each cast names an adapter with the type
 //! CPython calls (`static PyObject *adapter(PyObject *a0, PyObject *a1) {
