@@ -112,13 +112,8 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
         return Ok(prefix);
     }
-    for (what, name) in [("perl", "perl"), ("make", "make")] {
-        if crate::wheel::on_path(name).is_none() {
-            bail!(
-                "building OpenSSL for the guest needs {what} (`{name}` is not on PATH; \
-                 Debian: apt-get install {name})"
-            );
-        }
+    if let Some(message) = missing_build_tool(|t| crate::wheel::on_path(t).is_some()) {
+        bail!(message);
     }
     let _ = std::fs::remove_dir_all(&prefix);
     let _ = std::fs::remove_dir_all(&work);
@@ -171,6 +166,16 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain) -> Result<PathBuf> {
         prefix.display()
     );
     Ok(prefix)
+}
+
+/// What OpenSSL's build lacks, if `found` says a tool it runs is missing.
+fn missing_build_tool(found: impl Fn(&str) -> bool) -> Option<String> {
+    ["perl", "make"].into_iter().find(|t| !found(t)).map(|t| {
+        format!(
+            "building OpenSSL for the guest needs {t} (`{t}` is not on PATH; \
+             Debian: apt-get install {t})"
+        )
+    })
 }
 
 /// The first of `names` on PATH.
@@ -256,6 +261,19 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(errors(&perl).starts_with("line 10\n"));
+    }
+
+    #[test]
+    fn a_missing_build_tool_is_named_with_its_package() {
+        assert_eq!(missing_build_tool(|_| true), None);
+        assert_eq!(
+            missing_build_tool(|t| t != "perl").as_deref(),
+            Some(
+                "building OpenSSL for the guest needs perl (`perl` is not on PATH; \
+                 Debian: apt-get install perl)"
+            )
+        );
+        assert!(missing_build_tool(|t| t != "make").is_some_and(|m| m.contains("needs make")));
     }
 
     #[test]

@@ -277,6 +277,44 @@ fn build_requirements(pyproject: Option<&toml::Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Unpacks the sdist `sdist` (`.tar.gz` or `.zip`) into `dest` (emptied
+/// first); returns its one top directory (`name-version/`), or `dest` when
+/// the archive has none or several.
+pub(crate) fn unpack_sdist(sdist: &Path, dest: &Path) -> Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest)?;
+    let zip = sdist.extension().is_some_and(|e| e == "zip");
+    let unpacked = (|| -> Result<()> {
+        if zip {
+            zip::ZipArchive::new(std::fs::File::open(sdist)?)?.extract(dest)?;
+        } else {
+            let gz = flate2::read::GzDecoder::new(std::fs::File::open(sdist)?);
+            for entry in tar::Archive::new(gz).entries()? {
+                // `unpack_in` refuses paths that leave `dest`.
+                if !entry?.unpack_in(dest)? {
+                    bail!("an entry tries to leave the archive");
+                }
+            }
+        }
+        Ok(())
+    })();
+    unpacked.with_context(|| {
+        format!(
+            "{} is not a readable sdist (a .tar.gz or .zip source distribution)",
+            sdist.display()
+        )
+    })?;
+    let dirs: Vec<PathBuf> = std::fs::read_dir(dest)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    Ok(match dirs.as_slice() {
+        [one] => one.clone(),
+        _ => dest.to_path_buf(),
+    })
+}
+
 /// The recipe of project `name`, if it has one.
 fn read_recipe(root: &Path, name: &str) -> Result<Option<Recipe>> {
     let path = root
@@ -714,40 +752,8 @@ impl Builder {
             .unwrap_or_default();
         let stem = name.trim_end_matches(".tar.gz").trim_end_matches(".zip");
         let dest = self.work.join("src").join(stem);
-        let _ = std::fs::remove_dir_all(&dest);
-        std::fs::create_dir_all(&dest)?;
-        let unpacked = (|| -> Result<()> {
-            if name.ends_with(".zip") {
-                let mut zip = zip::ZipArchive::new(std::fs::File::open(sdist)?)?;
-                zip.extract(&dest)?;
-            } else {
-                let gz = flate2::read::GzDecoder::new(std::fs::File::open(sdist)?);
-                let mut tar = tar::Archive::new(gz);
-                for entry in tar.entries()? {
-                    let mut entry = entry?;
-                    // `unpack_in` refuses paths that leave `dest`.
-                    if !entry.unpack_in(&dest)? {
-                        bail!("an entry tries to leave the archive");
-                    }
-                }
-            }
-            Ok(())
-        })();
-        unpacked.with_context(|| {
-            format!(
-                "{} is not a readable sdist (a .tar.gz or .zip source distribution)",
-                sdist.display()
-            )
-        })?;
-        let dirs: Vec<PathBuf> = std::fs::read_dir(&dest)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        match dirs.as_slice() {
-            [one] => Ok((dest.clone(), one.clone())),
-            _ => Ok((dest.clone(), dest)),
-        }
+        let top = unpack_sdist(sdist, &dest)?;
+        Ok((dest, top))
     }
 
     /// Builds an sdist file or a source directory into a guest wheel.
@@ -920,9 +926,7 @@ impl Builder {
         cflags.extend(recipe.cflags.iter().cloned());
         let mut ldflags = Vec::new();
         let mut pkg_config_dirs = Vec::new();
-        for lib in &recipe.c_libraries {
-            let prefix = crate::clibs::prefix(&self.root, &self.tools, lib)
-                .with_context(|| format!("{name}'s recipe needs the C library {lib}"))?;
+        for (_, prefix) in self.c_libraries(name, recipe)? {
             cflags.push(format!("-I{}", prefix.join("include").display()));
             ldflags.push(format!("-L{}", prefix.join("lib").display()));
             pkg_config_dirs.push(prefix.join("lib/pkgconfig"));
@@ -1030,6 +1034,19 @@ impl Builder {
             .with_context(|| format!("pip wheel wrote no wheel for {name}"))
     }
 
+    /// The C libraries `recipe` names, built for the guest: (name, prefix).
+    fn c_libraries(&self, name: &str, recipe: &Recipe) -> Result<Vec<(String, PathBuf)>> {
+        recipe
+            .c_libraries
+            .iter()
+            .map(|lib| {
+                crate::clibs::prefix(&self.root, &self.tools, lib)
+                    .map(|prefix| (lib.clone(), prefix))
+                    .with_context(|| format!("{name}'s recipe needs the C library {lib}"))
+            })
+            .collect()
+    }
+
     /// The environment of a maturin package's Rust build: its recipe's C
     /// libraries (pkg-config, and what their `-sys` crates read), its
     /// recipe's variables, and the Python packages its build scripts import
@@ -1044,11 +1061,9 @@ impl Builder {
         let mut env = Vec::new();
         let recipe = read_recipe(&self.root, &normalized(name))?.unwrap_or_default();
         let mut pkg_config_dirs = Vec::new();
-        for lib in &recipe.c_libraries {
-            let prefix = crate::clibs::prefix(&self.root, &self.tools, lib)
-                .with_context(|| format!("{name}'s recipe needs the C library {lib}"))?;
+        for (lib, prefix) in self.c_libraries(name, &recipe)? {
             pkg_config_dirs.push(prefix.join("lib/pkgconfig"));
-            env.extend(crate::clibs::cargo_env(lib, &prefix));
+            env.extend(crate::clibs::cargo_env(&lib, &prefix));
         }
         if !pkg_config_dirs.is_empty() {
             env.push((

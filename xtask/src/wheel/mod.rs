@@ -202,7 +202,6 @@ struct Chosen {
     wanted_by: String,
 }
 
-/// `cargo xtask wheel ARGS`.
 /// The source distribution of `name` `version` from the package index,
 /// downloaded (once, its SHA-256 checked) into `downloads`: for tests that
 /// a project ships in its sdist but not in its wheels.
@@ -222,29 +221,9 @@ pub(crate) fn fetch_sdist(name: &str, version: &str, downloads: &Path) -> Result
     }
 }
 
-/// Unpacks the sdist `archive` (a `.tar.gz`) into `dest` (emptied first);
-/// returns its top directory (`name-version/`).
-pub(crate) fn unpack_sdist(archive: &Path, dest: &Path) -> Result<PathBuf> {
-    let _ = std::fs::remove_dir_all(dest);
-    std::fs::create_dir_all(dest)?;
-    let gz = flate2::read::GzDecoder::new(std::fs::File::open(archive)?);
-    let mut tar = tar::Archive::new(gz);
-    for entry in tar
-        .entries()
-        .with_context(|| format!("{} is not a .tar.gz", archive.display()))?
-    {
-        // `unpack_in` refuses paths that leave `dest`.
-        if !entry?.unpack_in(dest)? {
-            bail!("{}: an entry tries to leave the archive", archive.display());
-        }
-    }
-    std::fs::read_dir(dest)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-        .with_context(|| format!("{} has no top directory", archive.display()))
-}
+pub(crate) use build::unpack_sdist;
 
+/// `cargo xtask wheel ARGS`.
 pub(crate) fn wheel(root: &Path, args: &[String]) -> Result<ExitCode> {
     let Args {
         specs,
