@@ -2198,6 +2198,73 @@ tab.write("/tmp/t.ecsv", overwrite=True); print(open("/tmp/t.ecsv").read().split
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn spacy_tokenizes_matches_and_trains_on_blis() {
+    // spaCy 3.8 (Cython C++ with exceptions) on thinc and blis (its BLAS,
+    // the portable kernels: recipe): tokenizer exceptions in two languages,
+    // the rule matcher, Doc serialisation, and a text classifier and entity
+    // recogniser trained for twenty steps. Every line, the losses included,
+    // is native spaCy 3.8.18's on x86-64 Linux (its AVX kernels).
+    // `import spacy` loads its CLI too: typer, weasel, requests, jinja2.
+    let stdout = run_with(
+        &wheels(&[
+            "spacy-", "spacy_legacy-", "spacy_loggers-", "thinc-", "blis-", "cymem-",
+            "preshed-", "murmurhash-", "srsly-", "catalogue-", "wasabi-", "confection-",
+            "pydantic-", "pydantic_core-", "typing_extensions-", "typing_inspection-",
+            "annotated_types-", "numpy-", "packaging-", "tqdm-", "requests-", "urllib3-",
+            "idna-", "certifi-", "charset_normalizer-", "typer-", "annotated_doc-",
+            "shellingham-", "click-", "rich-", "markdown_it_py-", "mdurl-", "pygments-",
+            "weasel-", "cloudpathlib-", "smart_open-", "wrapt-", "httpx-", "httpcore-",
+            "h11-", "anyio-", "jinja2-", "markupsafe-",
+        ]),
+        r#"
+import spacy
+from spacy.training import Example
+from spacy.util import fix_random_seed
+from spacy.matcher import Matcher
+from spacy.tokens import Doc
+nlp = spacy.blank("en")
+doc = nlp("Apple isn't buying U.K. startups for $1 billion. Dr. Smith e-mailed foo@bar.com at 9:30am!")
+print("|".join(t.text for t in doc))
+print(" ".join(t.shape_ for t in doc if t.like_num or t.like_email))
+m = Matcher(nlp.vocab)
+m.add("MONEY", [[{"ORTH": "$"}, {"LIKE_NUM": True}, {"LOWER": {"IN": ["million", "billion"]}}]])
+print([doc[s:e].text for _, s, e in m(doc)])
+print(Doc(nlp.vocab).from_bytes(doc.to_bytes()).text == doc.text)
+print("|".join(t.text for t in spacy.blank("de")("Wir treffen uns z.B. um 10 Uhr in der Bahnhofstr. 5.")))
+fix_random_seed(0)
+tc = nlp.add_pipe("textcat")
+tc.add_label("POS"); tc.add_label("NEG")
+ner = nlp.add_pipe("ner")
+ner.add_label("FRUIT")
+data = [
+    ("I love apples", {"cats": {"POS": 1.0, "NEG": 0.0}, "entities": [(7, 13, "FRUIT")]}),
+    ("bananas are awful", {"cats": {"POS": 0.0, "NEG": 1.0}, "entities": [(0, 7, "FRUIT")]}),
+    ("what a great pear", {"cats": {"POS": 1.0, "NEG": 0.0}, "entities": [(13, 17, "FRUIT")]}),
+    ("I hate rotten plums", {"cats": {"POS": 0.0, "NEG": 1.0}, "entities": [(14, 19, "FRUIT")]}),
+]
+examples = [Example.from_dict(nlp.make_doc(t), a) for t, a in data]
+opt = nlp.initialize(lambda: examples)
+for i in range(20):
+    losses = {}
+    nlp.update(examples, sgd=opt, losses=losses, drop=0.0)
+    if i < 3:
+        print(i, {k: f"{float(v):.3f}" for k, v in losses.items()})
+docs = list(nlp.pipe(["I love pears", "rotten bananas are awful"]))
+print([{k: f"{v:.2f}" for k, v in d.cats.items()} for d in docs], [[(e.text, e.label_) for e in d.ents] for d in docs])
+again = spacy.blank("en"); again.add_pipe("textcat"); again.add_pipe("ner")
+again.from_bytes(nlp.to_bytes())
+print(f'{again("I love pears").cats["POS"]:.2f}')
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "Apple|is|n't|buying|U.K.|startups|for|$|1|billion|.|Dr.|Smith|e|-|mailed|foo@bar.com|at|9:30am|!\nd xxxx xxx@xxx.xxx\n['$1 billion']\nTrue\nWir|treffen|uns|z.B.|um|10|Uhr|in|der|Bahnhofstr|.|5.\n0 {'textcat': '0.250', 'ner': '10.167'}\n1 {'textcat': '0.235', 'ner': '11.489'}\n2 {'textcat': '0.197', 'ner': '10.993'}\n[{'POS': '1.00', 'NEG': '0.00'}, {'POS': '0.00', 'NEG': '1.00'}] [[('pears', 'FRUIT')], [('bananas', 'FRUIT')]]\n1.00\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),
