@@ -2265,6 +2265,54 @@ print(f'{again("I love pears").cats["POS"]:.2f}')
 }
 
 #[tokio::test]
+#[ignore = "in tests/packages-all.txt: run with `cargo xtask test --all-packages`"]
+async fn shapely_runs_geos_operations_as_natively() {
+    // shapely 2.2 on GEOS 3.13 built for the guest (C++ with exceptions,
+    // xtask/src/clibs.rs): every line is native shapely 2.2.0's (on its
+    // bundled GEOS 3.14.1) on x86-64 Linux; an invalid WKT raises what
+    // GEOS throws as `GEOSException`.
+    let stdout = run_with(
+        &wheels(&["shapely-", "numpy-"]),
+        r#"
+import shapely
+from shapely import wkt, wkb
+from shapely.geometry import Point, Polygon, LineString, MultiPoint, box, mapping, shape
+from shapely.ops import unary_union, transform, nearest_points
+from shapely.strtree import STRtree
+import numpy as np
+print(shapely.geos_version[:2] in ((3, 13), (3, 14)))
+a = box(0, 0, 2, 2); b = Point(2, 1).buffer(1, quad_segs=8)
+print(round(a.area, 6), round(b.area, 6), round(a.intersection(b).area, 6), round(a.union(b).area, 6))
+print(a.intersects(b), a.contains(Point(1, 1)), a.touches(box(2, 0, 3, 1)), a.within(box(-1, -1, 3, 3)))
+print(wkt.dumps(a.symmetric_difference(box(1, 1, 3, 3)).normalize(), rounding_precision=3))
+line = LineString([(0, 0), (1, 1), (2, 0), (3, 1)])
+print(round(line.length, 6), wkt.dumps(line.simplify(0.5), rounding_precision=3), line.interpolate(1.5).wkt)
+print(MultiPoint([(0, 0), (2, 0), (1, 2), (1, 1)]).convex_hull.wkt)
+print(unary_union([box(0, 0, 1, 1), box(1, 0, 2, 1), box(5, 5, 6, 6)]).normalize().wkt)
+bad = Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+print(bad.is_valid, shapely.is_valid_reason(bad), shapely.make_valid(bad).normalize().wkt)
+pts = shapely.points(np.arange(5.0), np.arange(5.0))
+print(shapely.distance(pts, Point(0, 0)).round(3).tolist(), shapely.get_x(pts).tolist())
+tree = STRtree([box(i, 0, i + 0.5, 0.5) for i in range(10)])
+print(sorted(tree.query(box(2.2, 0, 4.2, 1)).tolist()), int(tree.nearest(Point(7.9, 0.2))))
+print(wkb.loads(wkb.dumps(a, hex=True), hex=True).equals(a), shape(mapping(b)).equals(b))
+print([p.wkt for p in nearest_points(a, Point(5, 5))])
+print(shapely.transform(a, lambda c: c * [1, 2] + [10, 0]).bounds)
+try:
+    wkt.loads("POLYGON ((0 0, 1 1")
+except shapely.errors.ShapelyError as e:
+    print(type(e).__name__)
+print(shapely.voronoi_polygons(MultiPoint([(0, 0), (1, 0), (0, 1)])).geoms.__len__(), len(shapely.delaunay_triangles(MultiPoint([(0, 0), (1, 0), (0, 1), (1, 1)])).geoms))
+"#,
+    )
+    .await;
+    assert_eq!(
+        stdout,
+        "True\n4.0 3.121445 1.560723 5.560723\nTrue True True True\nMULTIPOLYGON (((1.000 2.000, 1.000 3.000, 3.000 3.000, 3.000 1.000, 2.000 1.000, 2.000 2.000, 1.000 2.000)), ((0.000 0.000, 0.000 2.000, 1.000 2.000, 1.000 1.000, 2.000 1.000, 2.000 0.000, 0.000 0.000)))\n4.242641 LINESTRING (0.000 0.000, 1.000 1.000, 2.000 0.000, 3.000 1.000) POINT (1.0606601717798212 0.9393398282201788)\nPOLYGON ((0 0, 1 2, 2 0, 0 0))\nMULTIPOLYGON (((0 0, 0 1, 1 1, 2 1, 2 0, 1 0, 0 0)), ((5 5, 5 6, 6 6, 6 5, 5 5)))\nFalse Self-intersection[1 1] MULTIPOLYGON (((1 1, 2 2, 2 0, 1 1)), ((0 0, 0 2, 1 1, 0 0)))\n[0.0, 1.414, 2.828, 4.243, 5.657] [0.0, 1.0, 2.0, 3.0, 4.0]\n[2, 3, 4] 8\nTrue True\n['POINT (2 2)', 'POINT (5 5)']\n(10.0, 0.0, 12.0, 4.0)\nGEOSException\n3 2\n"
+    );
+}
+
+#[tokio::test]
 async fn every_package_at_once() {
     let stdout = run_with(
         &[vec![wheel("markupsafe-"), wheel("msgpack-"), wheel("numpy-")], pydantic_wheels()].concat(),

@@ -90,6 +90,8 @@ struct CLib {
     generated: &'static [Generated],
     /// Libraries whose headers the compile needs.
     deps: &'static [&'static str],
+    /// Whether it is C++ ([`CXX_FLAGS`] for its `.cpp` files).
+    cxx: bool,
     /// eryx's own C files compiled into the first archive (`xtask/clibs/`).
     extra_sources: &'static [&'static str],
 }
@@ -336,6 +338,39 @@ fn c_files_in(dir: PathBuf) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Every file under `dir` (recursively) whose extension is one of `exts`,
+/// sorted.
+fn files_under(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("{}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| exts.iter().any(|x| e == *x))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// GEOS's C++ library: every C++ file of `src/` and its vendored `ryu`
+/// (C, double-to-text).
+fn geos_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    files_under(&top.join("src"), &["cpp", "c"])
+}
+
+/// GEOS's C API (`libgeos_c`, what shapely links).
+fn geos_c_sources(top: &Path) -> Result<Vec<PathBuf>> {
+    Ok(files(top, "capi", &["geos_c.cpp", "geos_ts_c.cpp"]))
+}
+
 fn libxslt_sources(top: &Path) -> Result<Vec<PathBuf>> {
     c_files_in(top.join("libxslt"))
 }
@@ -472,6 +507,31 @@ const FREETYPE_HIDDEN_API: &str = "\
 #define FT_PUBLIC_FUNCTION_ATTRIBUTE
 ";
 
+/// How a C++ library's `.cpp` files are compiled, after libc++'s headers.
+const CXX_FLAGS: &[&str] = &[
+    "-std=c++17",
+    "-fwasm-exceptions",
+    // libc++'s classes have default visibility, so the members the
+    // compiler defines for them (a string stream's destructor) would be
+    // exported by every extension that links the library, and two such
+    // extensions could not be linked together (shapely has three).
+    "-fvisibility-inlines-hidden",
+];
+
+/// `Version.txt` of GEOS 3.13.1, as its CMake build fills its headers (the
+/// C API's version is CURRENT-AGE . AGE . REVISION: 20-19, 19, 2).
+const GEOS_VERSION_VALUES: &[(&str, &str)] = &[
+    ("VERSION_MAJOR", "3"),
+    ("VERSION_MINOR", "13"),
+    ("VERSION_PATCH", "1"),
+    ("VERSION", "3.13.1"),
+    ("JTS_PORT", "1.18.0"),
+    ("CAPI_VERSION_MAJOR", "1"),
+    ("CAPI_VERSION_MINOR", "19"),
+    ("CAPI_VERSION_PATCH", "2"),
+    ("CAPI_VERSION", "1.19.2"),
+];
+
 const CLIBS: &[CLib] = &[
     CLib {
         name: "zlib",
@@ -497,6 +557,7 @@ const CLIBS: &[CLib] = &[
         }],
         headers: &[("zlib.h", ""), ("zconf.h", "")],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &[],
     },
@@ -529,6 +590,7 @@ const CLIBS: &[CLib] = &[
         }],
         headers: &[("include/yaml.h", "")],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &[],
     },
@@ -566,6 +628,7 @@ const CLIBS: &[CLib] = &[
             output: "include/libxml/xmlversion.h",
             values: LIBXML2_VERSION_H,
         }],
+        cxx: false,
         deps: &[],
         extra_sources: &["libxml2-dup.c"],
     },
@@ -619,6 +682,7 @@ const CLIBS: &[CLib] = &[
                 values: LIBEXSLT_VERSION_H,
             },
         ],
+        cxx: false,
         deps: &["xml2"],
         extra_sources: &[],
     },
@@ -667,6 +731,7 @@ const CLIBS: &[CLib] = &[
                 values: &[("COPYRIGHT_YEAR", "1991-2025")],
             },
         ],
+        cxx: false,
         deps: &[],
         extra_sources: &[],
     },
@@ -699,6 +764,7 @@ const CLIBS: &[CLib] = &[
             ("include/freetype/config/", "freetype2/freetype/config"),
         ],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &[],
     },
@@ -756,6 +822,7 @@ const CLIBS: &[CLib] = &[
         ],
         headers: &[("src/webp/", "webp")],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &[],
     },
@@ -786,6 +853,7 @@ const CLIBS: &[CLib] = &[
         }],
         headers: &[("src/libqhull_r/", "libqhull_r")],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &[],
     },
@@ -836,12 +904,76 @@ const CLIBS: &[CLib] = &[
             ("eryx-f2c/cblas_mangling.h", ""),
         ],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &[
             "lapack/lapack_f90.c",
             "lapack/f2c_runtime.c",
             "lapack/xerbla.c",
         ],
+    },
+    // GEOS (shapely's geometry engine), C++ with exceptions: its C API
+    // catches what the C++ throws (a topology error, an invalid geometry)
+    // and reports it as an error. 3.13 from Debian's stable release: the
+    // archive reachable here answers 404 for sid's 3.15 tarball.
+    CLib {
+        name: "geos",
+        upstream_version: "3.13.1",
+        library: Library {
+            package: "geos",
+            version: "3.13.1-1",
+            sources: unused,
+            includes: &["include", "src/deps"],
+            // As its CMake build: no asserts, its C++ API usable from its C
+            // API, no fused multiply-add (its double-double arithmetic
+            // relies on separate roundings).
+            defines: &[
+                "-DNDEBUG",
+                "-DUSE_UNSTABLE_GEOS_CPP_API",
+                "-ffp-contract=off",
+            ],
+            config_h: None,
+        },
+        archives: &[
+            Archive {
+                link_name: "geos",
+                sources: geos_sources,
+            },
+            Archive {
+                link_name: "geos_c",
+                sources: geos_c_sources,
+            },
+        ],
+        pkg_config: &[PkgConfig {
+            module: "geos",
+            // Static archives: the C API needs the C++ library and libc++
+            // (the bundle's; the guest compilers add libunwind for a
+            // package built with exceptions).
+            libs: "-lgeos_c -lgeos -lc++",
+            requires: "",
+            include_subdir: "",
+            version: "",
+        }],
+        headers: &[
+            ("capi/geos_c.h", ""),
+            ("include/geos/export.h", "geos"),
+            ("include/geos/version.h", "geos"),
+        ],
+        generated: &[
+            Generated {
+                template: "include/geos/version.h.in",
+                output: "include/geos/version.h",
+                values: GEOS_VERSION_VALUES,
+            },
+            Generated {
+                template: "capi/geos_c.h.in",
+                output: "capi/geos_c.h",
+                values: GEOS_VERSION_VALUES,
+            },
+        ],
+        cxx: true,
+        deps: &[],
+        extra_sources: &[],
     },
     // eryx's own libffi (`xtask/clibs/ffi/`): libffi has no WASI port.
     CLib {
@@ -868,6 +1000,7 @@ const CLIBS: &[CLib] = &[
         }],
         headers: &[("ffi/ffi.h", "")],
         generated: &[],
+        cxx: false,
         deps: &[],
         extra_sources: &["ffi/ffi.c"],
     },
@@ -931,6 +1064,9 @@ pub(crate) fn definition(root: &Path, name: &str) -> Result<String> {
         ));
     }
     out.push_str(&own_headers(root, lib)?);
+    if lib.cxx {
+        out.push_str(&format!(" C++ {CXX_FLAGS:?}"));
+    }
     for dep in lib.deps {
         out.push_str(&definition(root, dep)?);
     }
@@ -1090,6 +1226,37 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         key_input.push_str(&p.describe());
         key_input.push('\n');
     }
+    // C++ (GEOS): libc++'s headers, behind the ones libc++ without threads
+    // lacks (`<mutex>`), with wasm exceptions (rewritten into the form
+    // wasmtime runs when the package's extension is linked).
+    let mut cxx_flags = Vec::new();
+    if lib.cxx {
+        let libcxx = sysroot
+            .cxx_include
+            .as_ref()
+            .context("the WASI sysroot has no libc++ headers, which C++ libraries need")?;
+        let shim = crate::wasmcc::write_cxx_shim(&work.join("cxx-shim"))?;
+        cxx_flags.extend(
+            [
+                "-nostdinc++",
+                "-isystem",
+                &shim.display().to_string(),
+                "-isystem",
+                &libcxx.display().to_string(),
+            ]
+            .map(String::from),
+        );
+        cxx_flags.extend(CXX_FLAGS.iter().map(|f| f.to_string()));
+        key_input.push_str(&cxx_flags.join(" "));
+        for text in [
+            crate::wasmcc::MUTEX_SHIM,
+            crate::wasmcc::CONFIG_SITE_SHIM,
+            crate::wasmcc::THREAD_SHIM,
+            crate::wasmcc::CONDVAR_SHIM,
+        ] {
+            key_input.push_str(&sha256_hex(text.as_bytes()));
+        }
+    }
     key_input.push_str(&own_headers(root, lib)?);
     let key = sha256_hex(
         format!(
@@ -1114,16 +1281,25 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         .find(|a| Command::new(a).arg("--version").output().is_ok())
         .context("llvm-ar is needed to archive C libraries for the guest (Debian: llvm-19)")?;
     for (link_name, sources) in &archives {
+        let cxx = sources
+            .iter()
+            .filter(|p| crate::stdlib_ext::is_cxx(p))
+            .count();
         progress!(
-            "building lib{link_name} for the guest ({} C files, {})",
+            "building lib{link_name} for the guest ({} files, {}{})",
             sources.len(),
+            if cxx > 0 {
+                format!("{cxx} of them C++, ")
+            } else {
+                "C, ".to_string()
+            },
             if own(lib) {
                 "eryx's own".to_string()
             } else {
                 format!("Debian's {} {}", lib.library.package, lib.library.version)
             }
         );
-        let objects = compile(tools, &flags, sources, &work)?;
+        let objects = compile(tools, &flags, &cxx_flags, sources, &work)?;
         let archive = libdir.join(format!("lib{link_name}.a"));
         // Captured: the command names every object.
         process::capture(
@@ -1260,6 +1436,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("@WITH_X@"), "{err}");
+    }
+
+    #[test]
+    fn geos_headers_get_every_version_value_they_name() {
+        // The `@...@` lines of GEOS 3.13.1's `version.h.in` and `geos_c.h.in`.
+        let t = "#define GEOS_VERSION_MAJOR @VERSION_MAJOR@\n\
+                 #define GEOS_VERSION_MINOR @VERSION_MINOR@\n\
+                 #define GEOS_VERSION_PATCH @VERSION_PATCH@\n\
+                 #define GEOS_VERSION \"@VERSION@\"\n\
+                 #define GEOS_JTS_PORT \"@JTS_PORT@\"\n\
+                 #define GEOS_CAPI_VERSION_MAJOR @CAPI_VERSION_MAJOR@\n\
+                 #define GEOS_CAPI_VERSION_MINOR @CAPI_VERSION_MINOR@\n\
+                 #define GEOS_CAPI_VERSION_PATCH @CAPI_VERSION_PATCH@\n\
+                 #define GEOS_CAPI_VERSION \"@VERSION@-CAPI-@CAPI_VERSION@\"\n";
+        let filled = fill_template(t, GEOS_VERSION_VALUES).unwrap();
+        assert!(
+            filled.contains("#define GEOS_CAPI_VERSION \"3.13.1-CAPI-1.19.2\"\n"),
+            "{filled}"
+        );
+        let geos = find("geos").unwrap();
+        assert_eq!(geos.upstream_version, "3.13.1");
+        assert!(geos.library.version.starts_with("3.13.1-"));
+    }
+
+    #[test]
+    fn sources_under_a_tree_are_found_by_extension_and_cxx_by_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        for f in ["x.cpp", "a/y.c", "a/b/z.cpp", "a/b/w.h", "a/v.cc"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let found = files_under(dir.path(), &["cpp", "c"]).unwrap();
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a/b/z.cpp", "a/y.c", "x.cpp"]);
+        assert!(crate::stdlib_ext::is_cxx(Path::new("a/v.cc")));
+        assert!(!crate::stdlib_ext::is_cxx(Path::new("a/y.c")));
     }
 
     #[test]

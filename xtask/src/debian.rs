@@ -137,17 +137,26 @@ pub(crate) fn find_source(
     best
 }
 
-/// Debian's `Sources` index, downloaded (into `work`) once per process:
-/// a build that fetches several source packages reads one 12 MB index.
-fn source_index(work: &Path) -> Result<&'static str> {
-    static INDEX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    if let Some(index) = INDEX.get() {
+/// The suite searched for a source package's pinned version when
+/// [`SUITE`] does not list it: the stable release. (The archive reachable
+/// here has answered 404 for sid's newest upstream tarballs of some
+/// packages, GEOS 3.15 among them; stable's are there.)
+pub(crate) const STABLE: &str = "trixie";
+
+/// Debian's `Sources` index of `suite`, downloaded (into `work`) once per
+/// process: a build that fetches several source packages reads one 12 MB
+/// index.
+fn source_index(work: &Path, suite: &'static str) -> Result<&'static str> {
+    static SID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static STABLE_INDEX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let cell = if suite == SUITE { &SID } else { &STABLE_INDEX };
+    if let Some(index) = cell.get() {
         return Ok(index);
     }
-    let index_xz = work.join("Sources.xz");
-    progress!("fetching Debian {SUITE}'s source index");
+    let index_xz = work.join(format!("Sources-{suite}.xz"));
+    progress!("fetching Debian {suite}'s source index");
     download(
-        &format!("{DEBIAN}/dists/{SUITE}/main/source/Sources.xz"),
+        &format!("{DEBIAN}/dists/{suite}/main/source/Sources.xz"),
         &index_xz,
     )?;
     let index = process::capture(
@@ -155,12 +164,13 @@ fn source_index(work: &Path) -> Result<&'static str> {
         "decompressing Debian's source index (xz)",
     )?;
     let text = String::from_utf8_lossy(&index.stdout).into_owned();
-    Ok(INDEX.get_or_init(|| text))
+    Ok(cell.get_or_init(|| text))
 }
 
 /// Downloads the upstream sources of Debian source `package` (its
 /// `.orig.tar.*`, checked against the `Sources` index) and unpacks the
 /// members matching `members` (tar wildcards; all when empty) into `work`.
+/// A pinned `version` that sid does not list is looked for in [`STABLE`].
 /// Returns the directory the tarball's top folder was unpacked to.
 pub(crate) fn fetch_source(
     package: &str,
@@ -169,14 +179,26 @@ pub(crate) fn fetch_source(
     work: &Path,
 ) -> Result<Unpacked> {
     std::fs::create_dir_all(work)?;
-    let index = source_index(work)?;
-    let (file, sha, v) = find_source(index, package, version).with_context(|| {
+    let mut found = None;
+    let suites: &[&'static str] = if version.is_some() {
+        &[SUITE, STABLE]
+    } else {
+        &[SUITE]
+    };
+    for &suite in suites {
+        if let Some(hit) = find_source(source_index(work, suite)?, package, version) {
+            found = Some((hit, suite));
+            break;
+        }
+    }
+    let ((file, sha, v), suite) = found.with_context(|| {
         format!(
-            "Debian {SUITE} lists no source package {package}{}",
+            "Debian {} lists no source package {package}{}",
+            suites.join(" or "),
             version.map(|v| format!(" {v}")).unwrap_or_default()
         )
     })?;
-    progress!("fetching the sources of {package} {v} from Debian {SUITE}");
+    progress!("fetching the sources of {package} {v} from Debian {suite}");
     let name = file.rsplit('/').next().unwrap_or("orig.tar");
     let tarball = work.join(name);
     download(&format!("{DEBIAN}/{file}"), &tarball)?;
@@ -199,7 +221,7 @@ pub(crate) fn fetch_source(
         .with_context(|| format!("{name} has no top-level directory"))?;
     Ok(Unpacked {
         dir: top,
-        origin: format!("Debian {SUITE} source {package} {v}\n{file}\nsha256 {sha}\n"),
+        origin: format!("Debian {suite} source {package} {v}\n{file}\nsha256 {sha}\n"),
     })
 }
 

@@ -151,6 +151,34 @@ const SUITES: &[Suite] = &[
         ],
         sdist: Some(("cryptography", "50.0.2")),
     },
+    Suite {
+        name: "shapely",
+        requirements: &["shapely==2.2.0", "numpy==2.5.5", "pytest"],
+        // Its whole suite (it ships in the wheel): GEOS's operations through
+        // the C API, the geometry classes, I/O, the STRtree.
+        modules: &[
+            "shapely.tests.geometry",
+            "shapely.tests.legacy",
+            "shapely.tests.test_constructive",
+            "shapely.tests.test_coordinates",
+            "shapely.tests.test_coverage",
+            "shapely.tests.test_creation",
+            "shapely.tests.test_creation_indices",
+            "shapely.tests.test_decorators",
+            "shapely.tests.test_geometry",
+            "shapely.tests.test_io",
+            "shapely.tests.test_linear",
+            "shapely.tests.test_measurement",
+            "shapely.tests.test_misc",
+            "shapely.tests.test_plotting",
+            "shapely.tests.test_predicates",
+            "shapely.tests.test_ragged_array",
+            "shapely.tests.test_set_operations",
+            "shapely.tests.test_strtree",
+            "shapely.tests.test_testing",
+        ],
+        sdist: None,
+    },
 ];
 
 /// The pytest summary line (`12 passed, 1 skipped in 3.2s`), if any.

@@ -356,10 +356,19 @@ pub(crate) fn library_flags(
     Ok(flags)
 }
 
-/// Compiles `sources` with `flags` into numbered objects in `work`.
+/// Whether `source` is C++ by its extension (clang's rule).
+pub(crate) fn is_cxx(source: &Path) -> bool {
+    source
+        .extension()
+        .is_some_and(|e| e == "cpp" || e == "cc" || e == "cxx")
+}
+
+/// Compiles `sources` with `flags` (and, for C++ sources, `cxx_flags` after
+/// them) into numbered objects in `work`.
 pub(crate) fn compile(
     tools: &Toolchain,
     flags: &[String],
+    cxx_flags: &[String],
     sources: &[PathBuf],
     work: &Path,
 ) -> Result<Vec<PathBuf>> {
@@ -379,10 +388,19 @@ pub(crate) fn compile(
                             return Ok(());
                         };
                         let mut cc = Command::new(&tools.clang);
-                        cc.args(flags).arg("-c").arg(src).arg("-o").arg(obj);
+                        cc.args(flags);
+                        if is_cxx(src) {
+                            cc.args(cxx_flags);
+                        }
+                        cc.arg("-c").arg(src).arg("-o").arg(obj);
                         // Captured: 80 files would flood the log; a failure
                         // shows the command and the compiler's message.
                         process::capture(&mut cc, &format!("compiling {}", src.display()))?;
+                        // A big library (GEOS: 437 files, minutes) says how
+                        // far it is.
+                        if sources.len() >= 200 && (i + 1) % 50 == 0 {
+                            progress!("  {}/{} files compiled", i + 1, sources.len());
+                        }
                     }
                 })
             })
@@ -459,7 +477,7 @@ pub(crate) fn build(root: &Path, tools: &Toolchain) -> Result<Vec<Built>> {
             ),
             None => progress!("building {} (eryx's module)", m.name),
         }
-        let objects = compile(tools, &flags, &sources, &work)?;
+        let objects = compile(tools, &flags, &[], &sources, &work)?;
         let init = format!("PyInit_{}", m.name);
         crate::cext::link(
             tools,

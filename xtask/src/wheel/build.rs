@@ -572,16 +572,7 @@ impl Builder {
         let clangxx = crate::wasmcc::clangxx(&tools.clang);
         let cython_cxx_glue = work.join("eryx-cython-cxx.h");
         crate::fsutil::write_shared(&cython_cxx_glue, crate::wasmcc::CYTHON_CXX_GLUE, 0o644)?;
-        let cxx_shim = work.join("cxx-shim");
-        std::fs::create_dir_all(&cxx_shim)?;
-        crate::fsutil::write_shared(&cxx_shim.join("mutex"), crate::wasmcc::MUTEX_SHIM, 0o644)?;
-        for (name, text) in [
-            ("__config_site", crate::wasmcc::CONFIG_SITE_SHIM),
-            ("thread", crate::wasmcc::THREAD_SHIM),
-            ("condition_variable", crate::wasmcc::CONDVAR_SHIM),
-        ] {
-            crate::fsutil::write_shared(&cxx_shim.join(name), text, 0o644)?;
-        }
+        let cxx_shim = crate::wasmcc::write_cxx_shim(&work.join("cxx-shim"))?;
         let ar = on_path("llvm-ar-19")
             .or_else(|| on_path("llvm-ar"))
             .unwrap_or_else(|| "ar".into());
@@ -605,6 +596,10 @@ impl Builder {
         let cc_config = work.join("cc.json");
         crate::fsutil::write_shared(&cc_config, serde_json::to_vec_pretty(&cfg)?, 0o644)?;
         let exe = std::env::current_exe()?;
+        // `numpy-config`: the build environment's numpy, for meson's
+        // `dependency('numpy')` (shapely; a cross build finds config tools
+        // only here); its include directory is rewritten by the guest
+        // compilers to headers with the guest's type sizes.
         let cross = format!(
             "# Written by `cargo xtask wheel`: meson's view of the guest.\n\
              [binaries]\n\
@@ -612,7 +607,8 @@ impl Builder {
              cpp = ['{exe}', 'wasm-c++']\n\
              ar = '{ar}'\n\
              strip = 'true'\n\
-             pkg-config = 'pkg-config'\n\n\
+             pkg-config = 'pkg-config'\n\
+             numpy-config = 'numpy-config'\n\n\
              [host_machine]\n\
              system = 'wasi'\n\
              cpu_family = 'wasm32'\n\
