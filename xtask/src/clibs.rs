@@ -516,6 +516,16 @@ const CXX_FLAGS: &[&str] = &[
     // exported by every extension that links the library, and two such
     // extensions could not be linked together (shapely has three).
     "-fvisibility-inlines-hidden",
+    // Its classes' type_info, names and vtables stay visible though: each
+    // extension linking the library has a copy of it, and objects pass
+    // between them (shapely's `_geometry_helpers` works on geometries its
+    // `lib` made). With hidden copies, a `dynamic_cast` in one copy failed
+    // on an object of the other's ("must be a Surface"); visible, the
+    // component's linker binds them all to one copy (exported duplicates
+    // of these are allowed: `eryx_linker`'s C++ vague linkage), as a
+    // native dynamic linker does.
+    "-Xclang",
+    "-ftype-visibility=default",
 ];
 
 /// `Version.txt` of GEOS 3.13.1, as its CMake build fills its headers (the

@@ -154,8 +154,9 @@ const SUITES: &[Suite] = &[
     Suite {
         name: "shapely",
         requirements: &["shapely==2.2.0", "numpy==2.5.5", "pytest"],
-        // Its whole suite (it ships in the wheel): GEOS's operations through
-        // the C API, the geometry classes, I/O, the STRtree.
+        // Its whole suite (it ships in the wheel) but the plotting tests
+        // (matplotlib): GEOS's operations through the C API, the geometry
+        // classes, I/O, the STRtree.
         modules: &[
             "shapely.tests.geometry",
             "shapely.tests.legacy",
@@ -170,7 +171,6 @@ const SUITES: &[Suite] = &[
             "shapely.tests.test_linear",
             "shapely.tests.test_measurement",
             "shapely.tests.test_misc",
-            "shapely.tests.test_plotting",
             "shapely.tests.test_predicates",
             "shapely.tests.test_ragged_array",
             "shapely.tests.test_set_operations",
