@@ -398,7 +398,7 @@ pub(crate) fn compile(
                         process::capture(&mut cc, &format!("compiling {}", src.display()))?;
                         // A big library (GEOS: 437 files, minutes) says how
                         // far it is.
-                        if sources.len() >= 200 && (i + 1) % 50 == 0 {
+                        if sources.len() >= 200 && (i + 1).is_multiple_of(50) {
                             progress!("  {}/{} files compiled", i + 1, sources.len());
                         }
                     }
