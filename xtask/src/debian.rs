@@ -83,6 +83,14 @@ pub(crate) fn fetch(packages: &[&str], work: &Path, hint: &str) -> Result<Vec<Un
     Ok(out)
 }
 
+/// The upstream part of a Debian version: without its epoch (`1:`) and
+/// its Debian revision (`-3`). Every revision of one upstream version has
+/// the same `.orig` tarball.
+pub(crate) fn upstream_version(v: &str) -> &str {
+    let v = v.split_once(':').map_or(v, |(_, rest)| rest);
+    v.rsplit_once('-').map_or(v, |(up, _)| up)
+}
+
 /// One source package's upstream tarball (`.orig.tar.*`) in Debian's
 /// `Sources` index: its archive path and SHA-256, for the highest version
 /// listed (or exactly `version` when given).
@@ -90,6 +98,15 @@ pub(crate) fn find_source(
     index: &str,
     package: &str,
     version: Option<&str>,
+) -> Option<(String, String, String)> {
+    find_source_matching(index, package, |v| version.is_none_or(|want| want == v))
+}
+
+/// [`find_source`] for the highest version that `wanted` accepts.
+fn find_source_matching(
+    index: &str,
+    package: &str,
+    wanted: impl Fn(&str) -> bool,
 ) -> Option<(String, String, String)> {
     let mut best: Option<(String, String, String)> = None;
     for stanza in index.split("\n\n") {
@@ -105,7 +122,7 @@ pub(crate) fn find_source(
         let (Some(v), Some(dir)) = (field("Version"), field("Directory")) else {
             continue;
         };
-        if version.is_some_and(|want| want != v) {
+        if !wanted(&v) {
             continue;
         }
         // The `Checksums-Sha256:` block: " <sha> <size> <file>" lines.
@@ -170,7 +187,8 @@ fn source_index(work: &Path, suite: &'static str) -> Result<&'static str> {
 /// Downloads the upstream sources of Debian source `package` (its
 /// `.orig.tar.*`, checked against the `Sources` index) and unpacks the
 /// members matching `members` (tar wildcards; all when empty) into `work`.
-/// A pinned `version` that sid does not list is looked for in [`STABLE`].
+/// A pinned `version` that sid does not list is looked for in [`STABLE`],
+/// then as another Debian revision of its upstream version in either.
 /// Returns the directory the tarball's top folder was unpacked to.
 pub(crate) fn fetch_source(
     package: &str,
@@ -189,6 +207,26 @@ pub(crate) fn fetch_source(
         if let Some(hit) = find_source(source_index(work, suite)?, package, version) {
             found = Some((hit, suite));
             break;
+        }
+    }
+    // A pinned version whose Debian revision has moved on (sid lists
+    // 2.14.3+dfsg-4 where 2.14.3+dfsg-3 was pinned): another revision of
+    // the same upstream version has the same upstream tarball.
+    if found.is_none()
+        && let Some(want) = version
+    {
+        for &suite in suites {
+            let index = source_index(work, suite)?;
+            let same = |v: &str| upstream_version(v) == upstream_version(want);
+            if let Some(hit) = find_source_matching(index, package, same) {
+                progress!(
+                    "Debian {suite} no longer lists {package} {want}; {} has the same upstream \
+                     tarball",
+                    hit.2
+                );
+                found = Some((hit, suite));
+                break;
+            }
         }
     }
     let ((file, sha, v), suite) = found.with_context(|| {
@@ -263,5 +301,37 @@ mod tests {
             Some("bb".into())
         );
         assert_eq!(find_source(index, "python3.13", None), None);
+        // Another Debian revision of the same upstream version.
+        let same = |v: &str| upstream_version(v) == upstream_version("3.14.10-3");
+        assert_eq!(
+            find_source_matching(index, "python3.14", same).map(|f| f.2),
+            Some("3.14.10-1".into())
+        );
+    }
+
+    #[test]
+    #[ignore = "downloads Debian's source indexes and a 7 MB tarball"]
+    fn a_pinned_revision_no_suite_lists_falls_back_to_its_upstream_tarball() {
+        // GEOS 3.13.1 is in trixie as 3.13.1-1 only.
+        let work = tempfile::tempdir().unwrap();
+        let got = fetch_source("geos", Some("3.13.1-7"), &["*/Version.txt"], work.path()).unwrap();
+        assert!(got.origin.contains("geos 3.13.1-1"), "{}", got.origin);
+        assert!(got.dir.join("Version.txt").is_file());
+        let err = fetch_source("geos", Some("0.0.1-1"), &[], work.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("lists no source package geos 0.0.1-1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_upstream_version_drops_the_epoch_and_the_debian_revision() {
+        assert_eq!(upstream_version("2.14.3+dfsg-3"), "2.14.3+dfsg");
+        assert_eq!(upstream_version("1:1.3.1-1"), "1.3.1");
+        assert_eq!(upstream_version("2.0.1-rc1-2"), "2.0.1-rc1");
+        assert_eq!(upstream_version("3.12"), "3.12");
     }
 }
