@@ -1258,12 +1258,7 @@ pub(crate) fn prefix(root: &Path, tools: &Toolchain, name: &str) -> Result<PathB
         );
         cxx_flags.extend(CXX_FLAGS.iter().map(|f| f.to_string()));
         key_input.push_str(&cxx_flags.join(" "));
-        for text in [
-            crate::wasmcc::MUTEX_SHIM,
-            crate::wasmcc::CONFIG_SITE_SHIM,
-            crate::wasmcc::THREAD_SHIM,
-            crate::wasmcc::CONDVAR_SHIM,
-        ] {
+        for (_, text) in crate::wasmcc::CXX_SHIM_FILES {
             key_input.push_str(&sha256_hex(text.as_bytes()));
         }
     }

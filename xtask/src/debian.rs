@@ -92,18 +92,9 @@ pub(crate) fn upstream_version(v: &str) -> &str {
 }
 
 /// One source package's upstream tarball (`.orig.tar.*`) in Debian's
-/// `Sources` index: its archive path and SHA-256, for the highest version
-/// listed (or exactly `version` when given).
-pub(crate) fn find_source(
-    index: &str,
-    package: &str,
-    version: Option<&str>,
-) -> Option<(String, String, String)> {
-    find_source_matching(index, package, |v| version.is_none_or(|want| want == v))
-}
-
-/// [`find_source`] for the highest version that `wanted` accepts.
-fn find_source_matching(
+/// `Sources` index: its archive path, SHA-256 and version, for the highest
+/// version that `wanted` accepts.
+fn find_source(
     index: &str,
     package: &str,
     wanted: impl Fn(&str) -> bool,
@@ -197,35 +188,32 @@ pub(crate) fn fetch_source(
     work: &Path,
 ) -> Result<Unpacked> {
     std::fs::create_dir_all(work)?;
-    let mut found = None;
     let suites: &[&'static str] = if version.is_some() {
         &[SUITE, STABLE]
     } else {
         &[SUITE]
     };
-    for &suite in suites {
-        if let Some(hit) = find_source(source_index(work, suite)?, package, version) {
-            found = Some((hit, suite));
-            break;
-        }
-    }
-    // A pinned version whose Debian revision has moved on (sid lists
-    // 2.14.3+dfsg-4 where 2.14.3+dfsg-3 was pinned): another revision of
-    // the same upstream version has the same upstream tarball.
-    if found.is_none()
-        && let Some(want) = version
-    {
+    let exact = |v: &str| version.is_none_or(|want| want == v);
+    // Then, for a pinned version whose Debian revision has moved on (sid
+    // lists 2.14.3+dfsg-4 where 2.14.3+dfsg-3 was pinned): another revision
+    // of the same upstream version has the same upstream tarball.
+    let same_upstream =
+        |v: &str| version.is_some_and(|want| upstream_version(v) == upstream_version(want));
+    let passes: [&dyn Fn(&str) -> bool; 2] = [&exact, &same_upstream];
+    let mut found = None;
+    'search: for (pass, wanted) in passes.into_iter().enumerate() {
         for &suite in suites {
-            let index = source_index(work, suite)?;
-            let same = |v: &str| upstream_version(v) == upstream_version(want);
-            if let Some(hit) = find_source_matching(index, package, same) {
-                progress!(
-                    "Debian {suite} no longer lists {package} {want}; {} has the same upstream \
-                     tarball",
-                    hit.2
-                );
+            if let Some(hit) = find_source(source_index(work, suite)?, package, wanted) {
+                if pass > 0 {
+                    progress!(
+                        "Debian lists no {package} {}; {} in {suite} has the same upstream \
+                         tarball",
+                        version.unwrap_or_default(),
+                        hit.2
+                    );
+                }
                 found = Some((hit, suite));
-                break;
+                break 'search;
             }
         }
     }
@@ -289,7 +277,7 @@ mod tests {
             " ee 3 python3.14_3.14.10.orig.tar.xz.asc\nDirectory: pool/main/p/python3.14\n",
         );
         assert_eq!(
-            find_source(index, "python3.14", None),
+            find_source(index, "python3.14", |_| true),
             Some((
                 "pool/main/p/python3.14/python3.14_3.14.10.orig.tar.xz".into(),
                 "dd".into(),
@@ -297,14 +285,14 @@ mod tests {
             ))
         );
         assert_eq!(
-            find_source(index, "python3.14", Some("3.14.9-1")).map(|f| f.1),
+            find_source(index, "python3.14", |v| v == "3.14.9-1").map(|f| f.1),
             Some("bb".into())
         );
-        assert_eq!(find_source(index, "python3.13", None), None);
+        assert_eq!(find_source(index, "python3.13", |_| true), None);
         // Another Debian revision of the same upstream version.
         let same = |v: &str| upstream_version(v) == upstream_version("3.14.10-3");
         assert_eq!(
-            find_source_matching(index, "python3.14", same).map(|f| f.2),
+            find_source(index, "python3.14", same).map(|f| f.2),
             Some("3.14.10-1".into())
         );
     }

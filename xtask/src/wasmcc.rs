@@ -194,16 +194,19 @@ pub(crate) fn write_c_shim(dir: &Path) -> Result<PathBuf> {
 /// (left alone when unchanged) and returns it.
 pub(crate) fn write_cxx_shim(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, text) in [
-        ("mutex", MUTEX_SHIM),
-        ("__config_site", CONFIG_SITE_SHIM),
-        ("thread", THREAD_SHIM),
-        ("condition_variable", CONDVAR_SHIM),
-    ] {
+    for (name, text) in CXX_SHIM_FILES {
         crate::fsutil::write_shared(&dir.join(name), text, 0o644)?;
     }
     Ok(dir.to_path_buf())
 }
+
+/// The files [`write_cxx_shim`] writes: `(name, text)`.
+pub(crate) const CXX_SHIM_FILES: &[(&str, &str)] = &[
+    ("mutex", MUTEX_SHIM),
+    ("__config_site", CONFIG_SITE_SHIM),
+    ("thread", THREAD_SHIM),
+    ("condition_variable", CONDVAR_SHIM),
+];
 
 /// The guest's `<fenv.h>` (as [`SIGNAL_SHIM`]): wasm rounds to nearest
 /// only, and WASI's libc defines `FE_TONEAREST` alone, so C that names the
